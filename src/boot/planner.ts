@@ -1,0 +1,69 @@
+import type { UnknownMachinePolicy } from '../config/config.js';
+import type { Machine } from '../machines/model.js';
+import type { Transition } from '../machines/state.js';
+import type { BootSpec, Profile, ProfileSet } from '../profiles/profile.js';
+
+/**
+ * The one answer to "what does this machine boot now?" (DESIGN.md). Pure: it reads the
+ * machine, its profile and the policy for unknown machines, and says what to boot and which
+ * state move serving it causes. DHCP, TFTP and HTTP ask this; they never decide it themselves.
+ */
+export type BootDecision =
+  | { kind: 'boot'; stage: 'precache' | 'install'; profile: Profile; spec: Exclude<BootSpec, { kind: 'local' }>; transition?: Transition; reason: string }
+  | { kind: 'local'; reason: string; transition?: undefined }
+  | { kind: 'wait'; reason: string; transition?: undefined }
+  | { kind: 'error'; reason: string; transition?: undefined };
+
+export interface PlanInput {
+  machine: Machine | undefined;
+  profiles: ProfileSet;
+  unknownMachines: UnknownMachinePolicy;
+}
+
+export function planBoot({ machine, profiles, unknownMachines }: PlanInput): BootDecision {
+  if (!machine || machine.state === 'discovered' || machine.profile === undefined) {
+    return planUnknown(profiles, unknownMachines);
+  }
+  const profile = profiles.get(machine.profile);
+  if (!profile) return { kind: 'error', reason: `profile ${machine.profile} is not loaded on the server` };
+  const liveName = profile.flow?.precache === undefined ? undefined : (machine.precache?.liveProfile ?? profile.flow.precache);
+  const installName = profile.flow?.install ?? profile.name;
+
+  switch (machine.state) {
+    case 'registered':
+    case 'precaching':
+      if (liveName !== undefined) return stage('precache', liveName, profiles, { kind: 'precache-served' });
+      if (machine.state === 'precaching') {
+        return { kind: 'error', reason: `machine is precaching but profile ${profile.name} has no precache stage; reset it` };
+      }
+      return stage('install', installName, profiles, { kind: 'install-served', precacheRequired: false });
+    case 'precached':
+    case 'installing':
+      return stage('install', installName, profiles, { kind: 'install-served', precacheRequired: liveName !== undefined });
+    case 'installed':
+      return { kind: 'local', reason: 'installed: booting from the local disk' };
+    case 'failed':
+      return { kind: 'wait', reason: 'provisioning failed: reset it on the server to retry' };
+  }
+}
+
+function planUnknown(profiles: ProfileSet, policy: UnknownMachinePolicy): BootDecision {
+  if (policy === 'exit') return { kind: 'local', reason: 'no profile assigned (boot.unknownMachines: exit)' };
+  if (policy === 'wait') return { kind: 'wait', reason: 'no profile assigned yet: waiting for an admin to assign one' };
+  // A profile for unknown machines boots its install stage without moving any state.
+  const p = profiles.get(policy.profile);
+  if (!p) return { kind: 'error', reason: `boot.unknownMachines names profile ${policy.profile}, which is not loaded` };
+  const target = p.flow ? profiles.get(p.flow.install) : p;
+  if (!target?.boot) return { kind: 'error', reason: `profile ${policy.profile} has no boot stage for unknown machines` };
+  if (target.boot.kind === 'local') return { kind: 'local', reason: `unknown machine: profile ${target.name} boots the local disk` };
+  return { kind: 'boot', stage: 'install', profile: target, spec: target.boot, reason: `no profile assigned: booting ${target.name} (boot.unknownMachines)` };
+}
+
+function stage(which: 'precache' | 'install', name: string, profiles: ProfileSet, transition: Transition): BootDecision {
+  const p = profiles.get(name);
+  if (!p) return { kind: 'error', reason: `the ${which} stage needs profile ${name}, which is not loaded` };
+  if (!p.boot) return { kind: 'error', reason: `profile ${name} is a flow and cannot be the ${which} stage of another` };
+  // Booting the local disk serves no installer: no state moves.
+  if (p.boot.kind === 'local') return { kind: 'local', reason: `profile ${name} boots the local disk` };
+  return { kind: 'boot', stage: which, profile: p, spec: p.boot, transition, reason: `${which} stage: ${name}` };
+}

@@ -1,0 +1,114 @@
+import type { Mac } from '../machines/mac.js';
+import type { MachineState } from '../machines/state.js';
+import { fillTemplate, type MachinePlaceholder } from '../profiles/template.js';
+import type { BootDecision } from './planner.js';
+import { ipxeToken, safeUrl } from './safe.js';
+
+/** What the renderer needs besides the decision: all of it already validated. */
+export interface ScriptContext {
+  /** `http://host:port` that this machine reaches edgeboot at. */
+  baseUrl: string;
+  mac?: Mac;
+  state?: MachineState;
+  /** Values of the machine placeholders; absent: the machine has none. */
+  values: Partial<Record<MachinePlaceholder, string>>;
+  recheckSeconds: number;
+}
+
+export class RenderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RenderError';
+  }
+}
+
+/** Text for `echo`: only characters iPXE prints as they are. */
+export function echoText(s: string): string {
+  return s.replace(/[^A-Za-z0-9 .,:()/_=+@-]/g, '?');
+}
+
+export function artifactUrl(baseUrl: string, profile: string, artifact: string): string {
+  return `${baseUrl}/assets/${profile}/${artifact}`;
+}
+
+/**
+ * The entry script (`GET /boot.ipxe`). It lists the MAC of every NIC iPXE knows (`netX` is the
+ * one that booted; `${net0/mac}` alone is wrong on multi-NIC hosts) and asks `/ipxe` what this
+ * machine boots now. A server that cannot be reached is retried, never given up on.
+ */
+export function renderEntryScript(baseUrl: string): string {
+  const base = safeUrl('server URL', baseUrl);
+  return `#!ipxe
+# edgeboot entry script: identify this machine by every NIC, then ask what it boots now.
+set edgeboot-macs
+set edgeboot-idx:int32 0
+:edgeboot-nic
+isset \${net\${edgeboot-idx}/mac} || goto edgeboot-ask
+set edgeboot-macs \${edgeboot-macs}\${net\${edgeboot-idx}/mac:hexhyp},
+inc edgeboot-idx
+goto edgeboot-nic
+:edgeboot-ask
+chain --replace --autofree ${base}/ipxe?mac=\${netX/mac:hexhyp}&macs=\${edgeboot-macs}&uuid=\${uuid}&serial=\${serial:uristring}&arch=\${buildarch}&platform=\${platform} || goto edgeboot-retry
+:edgeboot-retry
+echo edgeboot: cannot reach ${base}/ipxe, retrying in 10 s
+sleep 10
+goto edgeboot-ask
+`;
+}
+
+/** The script for one machine now. Pure; throws RenderError for a value the machine lacks. */
+export function renderScript(d: BootDecision, ctx: ScriptContext): string {
+  const base = safeUrl('server URL', ctx.baseUrl);
+  const who = ctx.mac ? `${ctx.mac}` : 'this machine';
+  const state = ctx.state ? ` (state ${ctx.state})` : '';
+  const head = `#!ipxe\necho edgeboot: ${echoText(who)}: ${echoText(d.reason)}${echoText(state)}\n`;
+  switch (d.kind) {
+    case 'local':
+      // UEFI: `exit` hands back to the firmware's next boot entry. BIOS: boot the first disk,
+      // and if that fails, leave to the BIOS boot order.
+      return `${head}iseq \${platform} pcbios || exit\nsanboot --no-describe --drive 0x80 || exit\n`;
+    case 'wait':
+    case 'error':
+      return `${head}${recheck(base, ctx.recheckSeconds)}`;
+    case 'boot':
+      break;
+  }
+  const profile = d.profile.name;
+  const fill = (t: Parameters<typeof fillTemplate>[0], what: string): string => {
+    const r = fillTemplate(
+      t,
+      (name) => ctx.values[name],
+      (a) => artifactUrl(base, profile, a),
+    );
+    if (!r.ok) throw new RenderError(`profile ${profile} needs ${r.missing} in ${what}, and this machine has none`);
+    return r.text.replace(/\s+/g, ' ').trim();
+  };
+  if (d.spec.kind === 'chain') {
+    const url = safeUrl(`chain URL of profile ${profile}`, fill(d.spec.url, 'chain'));
+    // An assisted hub answers 404 once the host is installed: leave to the local disk then.
+    return `${head}chain --replace --autofree ${url} || exit\n`;
+  }
+  const spec = d.spec;
+  const initrdArgs = spec.initrds.map((n) => `initrd=${n}`);
+  const args = fill(spec.args, 'boot.args')
+    .split(' ')
+    .filter((a) => a !== '')
+    .map((a) => ipxeToken(`kernel argument of profile ${profile}`, a));
+  const lines = [
+    `kernel ${artifactUrl(base, profile, spec.kernel)} ${[...initrdArgs, ...args].join(' ')}`.trimEnd() + ' || goto edgeboot-failed',
+    ...spec.initrds.map((n) => `initrd --name ${n} ${artifactUrl(base, profile, n)} || goto edgeboot-failed`),
+    'boot || goto edgeboot-failed',
+    ':edgeboot-failed',
+    'echo edgeboot: the boot failed, asking the server again',
+    recheck(base, ctx.recheckSeconds).trimEnd(),
+  ];
+  return `${head}${lines.join('\n')}\n`;
+}
+
+function recheck(base: string, seconds: number): string {
+  return `:edgeboot-recheck
+echo edgeboot: checking again in ${seconds} s
+sleep ${seconds}
+chain --replace --autofree ${base}/boot.ipxe || goto edgeboot-recheck
+`;
+}

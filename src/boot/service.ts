@@ -1,0 +1,149 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { ApiError } from '../errors.js';
+import { macHyphenated, type Mac, type Uuid } from '../machines/mac.js';
+import type { Machine, NewEvent, Observed } from '../machines/model.js';
+import type { MachineService } from '../machines/service.js';
+import type { ProfileSet } from '../profiles/profile.js';
+import type { MachinePlaceholder } from '../profiles/template.js';
+import type { MachineChange, Store } from '../store/store.js';
+import { renderIgnition, type IgnitionConfig } from './ignition.js';
+import { staticIpKarg } from './kargs.js';
+import { planBoot, type BootDecision } from './planner.js';
+import { RenderError, renderScript } from './render.js';
+import { UnsafeValueError } from './safe.js';
+import { checkMachineToken, machineToken } from './tokens.js';
+
+/** How long a signed Ignition URL stays good: a slow live boot still makes it. */
+export const IGNITION_URL_TTL_SECONDS = 2 * 3600;
+
+/** What a booting machine told `/ipxe`, parsed and validated. */
+export interface BootQuery {
+  mac: Mac;
+  macs: Mac[];
+  uuid?: Uuid;
+  observed: Omit<Observed, 'lastSeenAt'>;
+}
+
+export interface BootServiceDeps {
+  store: Store;
+  machines: MachineService;
+  profiles: () => ProfileSet;
+  config: Pick<Config, 'boot' | 'dhcp'>;
+  secret: string;
+  log: Logger;
+  now?: () => Date;
+}
+
+/**
+ * The shell around the planner: finds the machine by any MAC or its UUID, records what it
+ * reported (a `discovered` machine when unknown), applies the state move that serving the
+ * script causes, and renders the script — all of it in one transaction per request.
+ */
+export class BootService {
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: BootServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async script(q: BootQuery, baseUrl: string): Promise<{ script: string; machine: Machine; decision: BootDecision }> {
+    const { store, machines, config } = this.deps;
+    const known = await store.findMachine({ macs: [q.mac, ...q.macs], uuid: q.uuid });
+    const key = known?.mac ?? q.mac;
+    let decision: BootDecision | undefined;
+    const res = await store.mutateMachine(key, (cur): MachineChange => {
+      const time = this.now().toISOString();
+      const observed: Observed = { ...cur?.observed, ...q.observed, ...(q.uuid && { uuid: q.uuid }), lastSeenAt: time };
+      if (!cur) {
+        const machine: Machine = {
+          mac: q.mac,
+          macs: q.macs.filter((m) => m !== q.mac),
+          labels: {},
+          state: 'discovered',
+          observed,
+          createdAt: time,
+          updatedAt: time,
+        };
+        decision = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
+        return { kind: 'save', machine, events: [{ type: 'discovered', source: 'http', to: 'discovered', data: { ...q.observed, macs: q.macs, uuid: q.uuid ?? null } }, served(decision)] };
+      }
+      let machine: Machine = { ...cur, observed };
+      const d = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
+      decision = d;
+      const events: NewEvent[] = [];
+      if (d.transition) {
+        const change = machines.transition(machine, d.transition, 'http', d.reason);
+        if (change.kind === 'save') {
+          machine = change.machine;
+          events.push(...(change.events ?? []));
+        }
+      }
+      events.push(served(d));
+      return { kind: 'save', machine, events };
+    });
+    const machine = res.machine as Machine;
+    const d = decision as BootDecision;
+    try {
+      return { script: renderScript(d, this.context(machine, baseUrl)), machine, decision: d };
+    } catch (err) {
+      if (!(err instanceof RenderError || err instanceof UnsafeValueError)) throw err;
+      this.deps.log.error({ mac: machine.mac, err: err.message }, 'boot script could not be rendered');
+      await store.appendEvents(machine.mac, [{ type: 'boot-error', source: 'http', message: err.message }]);
+      const failed: BootDecision = { kind: 'error', reason: 'the server cannot render this machine\'s boot script: see its events' };
+      return { script: renderScript(failed, this.context(machine, baseUrl)), machine, decision: failed };
+    }
+  }
+
+  /** What `GET /api/v1/machines/{mac}/boot` reports: the decision without side effects. */
+  preview(machine: Machine): BootDecision {
+    return planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: this.deps.config.boot.unknownMachines });
+  }
+
+  eventsUrl(baseUrl: string, mac: Mac): string {
+    return `${baseUrl}/api/v1/machines/${macHyphenated(mac)}/events?token=${machineToken(this.deps.secret, mac, 'events')}`;
+  }
+
+  ignitionUrl(baseUrl: string, mac: Mac): string {
+    const exp = Math.floor(this.now().getTime() / 1000) + IGNITION_URL_TTL_SECONDS;
+    return `${baseUrl}/api/v1/machines/${macHyphenated(mac)}/ignition?exp=${exp}&sig=${machineToken(this.deps.secret, mac, 'ignition', exp)}`;
+  }
+
+  checkEventsToken(mac: Mac, token: string): boolean {
+    return checkMachineToken(this.deps.secret, mac, 'events', token);
+  }
+
+  async ignition(mac: Mac, exp: number, sig: string, baseUrl: string): Promise<IgnitionConfig> {
+    if (exp * 1000 < this.now().getTime()) throw new ApiError('url_expired', 'this Ignition URL has expired: boot the machine again for a new one', 403);
+    if (!checkMachineToken(this.deps.secret, mac, 'ignition', sig, exp)) {
+      throw new ApiError('bad_signature', 'this Ignition URL is not signed for this machine', 403);
+    }
+    const m = await this.deps.machines.mustGet(mac);
+    return renderIgnition({ eventsUrl: this.eventsUrl(baseUrl, m.mac), ...(m.hostname && { hostname: m.hostname }) });
+  }
+
+  private context(m: Machine, baseUrl: string) {
+    const ignitionUrl = this.ignitionUrl(baseUrl, m.mac);
+    const values: Partial<Record<MachinePlaceholder, string>> = {
+      'server.url': baseUrl,
+      'machine.mac': m.mac,
+      'machine.eventsUrl': this.eventsUrl(baseUrl, m.mac),
+      'machine.ignitionUrl': ignitionUrl,
+      'kargs.ignition': `ignition.config.url=${ignitionUrl}`,
+      'kargs.staticIp': m.ip ? staticIpKarg(m.ip, m.hostname, this.deps.config.dhcp.subnets) : '',
+      ...(m.hostname && { 'machine.hostname': m.hostname }),
+      ...(m.ip && { 'machine.ip': m.ip }),
+      ...(m.assisted && { 'machine.assistedScriptUrl': m.assisted.ipxeScriptUrl }),
+    };
+    return { baseUrl, mac: m.mac, state: m.state, values, recheckSeconds: this.deps.config.boot.recheckSeconds };
+  }
+}
+
+function served(d: BootDecision): NewEvent {
+  const data: Record<string, unknown> = { kind: d.kind };
+  if (d.kind === 'boot') {
+    data.stage = d.stage;
+    data.profile = d.profile.name;
+  }
+  return { type: 'script-served', source: 'http', message: d.reason, data };
+}

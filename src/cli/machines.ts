@@ -1,0 +1,147 @@
+import { Command, Option } from 'commander';
+import type { Machine, MachineEvent } from '../machines/model.js';
+import { MACHINE_STATES } from '../machines/state.js';
+import { macHyphenated, parseMac, type Mac } from '../machines/mac.js';
+import { api, ClientError, type ClientOptions } from './client.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function clientOptions(cmd: Command): ClientOptions {
+  return cmd.optsWithGlobals<ClientOptions>();
+}
+
+function macArg(s: string): Mac {
+  const m = parseMac(s);
+  if (!m) throw new ClientError(`${JSON.stringify(s)} is not a MAC address (aa:bb:cc:dd:ee:ff, aa-bb-… or aabb…)`);
+  return m;
+}
+
+function labelsOf(list: string[]): Record<string, string> {
+  return Object.fromEntries(
+    list.map((l) => {
+      const i = l.indexOf('=');
+      if (i <= 0) throw new ClientError(`--label ${l}: expected key=value`);
+      return [l.slice(0, i), l.slice(i + 1)];
+    }),
+  );
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+const path = (mac: Mac, rest = '') => `/api/v1/machines/${macHyphenated(mac)}${rest}`;
+
+export function machinesCommand(print: (s: string) => void): Command {
+  const cmd = new Command('machines').description('manage machine reservations on a running server');
+
+  cmd
+    .command('add')
+    .description('create or replace the reservation of a machine (PUT)')
+    .argument('<mac>', 'primary MAC address')
+    .option('--profile <name>', 'boot profile (a machine without one stays discovered)')
+    .option('--hostname <name>', 'host name')
+    .option('--ip <address>', 'fixed IPv4 address')
+    .option('--uuid <uuid>', 'SMBIOS UUID')
+    .option('--mac <mac>', 'a further MAC of the same machine (repeatable)', collect, [])
+    .option('--label <key=value>', 'a label (repeatable)', collect, [])
+    .option('--assisted-url <url>', "the InfraEnv's ipxeScript URL")
+    .option('--release <image>', 'precache: OpenShift release image')
+    .option('--image <ref>', 'precache: an extra image (repeatable)', collect, [])
+    .option('--size-gib <n>', 'precache: partition size in GiB', (v) => Number(v))
+    .option('--disk <device>', 'precache: install disk, e.g. /dev/sda')
+    .option('--live-profile <name>', 'precache: live-environment profile')
+    .action(async (macText: string, o: Record<string, unknown>, self: Command) => {
+      const mac = macArg(macText);
+      const body: Record<string, unknown> = { macs: (o.mac as string[]).map(macArg), labels: labelsOf(o.label as string[]) };
+      for (const k of ['profile', 'hostname', 'ip', 'uuid'] as const) if (o[k] !== undefined) body[k] = o[k];
+      if (o.assistedUrl) body.assisted = { ipxeScriptUrl: o.assistedUrl };
+      const precache: Record<string, unknown> = {};
+      if (o.release) precache.release = o.release;
+      if ((o.image as string[]).length) precache.images = o.image;
+      if (o.sizeGib !== undefined) precache.sizeGiB = o.sizeGib;
+      if (o.disk) precache.disk = o.disk;
+      if (o.liveProfile) precache.liveProfile = o.liveProfile;
+      if (Object.keys(precache).length) body.precache = precache;
+      const m = await api<Machine>(clientOptions(self), 'PUT', path(mac), body);
+      print(clientOptions(self).json ? JSON.stringify(m, null, 2) : `${m.mac} saved: state ${m.state}${m.profile ? `, profile ${m.profile}` : ''}`);
+    });
+
+  cmd
+    .command('list')
+    .description('list machines')
+    .addOption(new Option('--state <state>', 'only machines in this state').choices(MACHINE_STATES))
+    .option('--profile <name>', 'only machines with this profile')
+    .option('--label <key=value>', 'only machines with this label (repeatable)', collect, [])
+    .action(async (o: { state?: string; profile?: string; label: string[] }, self: Command) => {
+      const q = new URLSearchParams();
+      if (o.state) q.set('state', o.state);
+      if (o.profile) q.set('profile', o.profile);
+      for (const l of o.label) q.append('label', l);
+      const { machines } = await api<{ machines: Machine[] }>(clientOptions(self), 'GET', `/api/v1/machines${q.size ? `?${q}` : ''}`);
+      if (clientOptions(self).json) return print(JSON.stringify(machines, null, 2));
+      if (machines.length === 0) return print('no machines');
+      print(
+        table([
+          ['MAC', 'STATE', 'PROFILE', 'HOSTNAME', 'IP', 'LAST SEEN'],
+          ...machines.map((m) => [m.mac, m.state, m.profile ?? '-', m.hostname ?? '-', m.ip ?? '-', m.observed.lastSeenAt ?? '-']),
+        ]),
+      );
+    });
+
+  cmd
+    .command('show')
+    .description('show one machine and its latest events')
+    .argument('<mac>', 'any MAC of the machine')
+    .option('--events <n>', 'how many recent events to show', (v) => Number(v), 20)
+    .action(async (macText: string, o: { events: number }, self: Command) => {
+      const mac = macArg(macText);
+      const c = clientOptions(self);
+      const m = await api<Machine>(c, 'GET', path(mac));
+      const { events } = await api<{ events: MachineEvent[] }>(c, 'GET', path(mac, '/events?limit=5000'));
+      const recent = events.slice(-o.events);
+      if (c.json) return print(JSON.stringify({ machine: m, events: recent }, null, 2));
+      const fields: [string, string | undefined][] = [
+        ['mac', [m.mac, ...m.macs].join(', ')],
+        ['state', m.state],
+        ['profile', m.profile],
+        ['hostname', m.hostname],
+        ['ip', m.ip],
+        ['uuid', m.uuid],
+        ['labels', Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(', ') || undefined],
+        ['assisted', m.assisted?.ipxeScriptUrl.replace(/api_key=[^&]*/, 'api_key=<redacted>')],
+        ['precache', m.precache ? JSON.stringify(m.precache) : undefined],
+        ['arch', m.observed.arch],
+        ['serial', m.observed.serial],
+        ['last seen', m.observed.lastSeenAt],
+      ];
+      print(fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(11)}${v}`).join('\n'));
+      if (recent.length) {
+        print('\nevents:');
+        print(table(recent.map((e) => [e.time, e.source, e.type, e.from ? `${e.from} -> ${e.to}` : '', e.message ?? ''])));
+      }
+    });
+
+  cmd
+    .command('rm')
+    .description('forget a machine and its events')
+    .argument('<mac>', 'any MAC of the machine')
+    .action(async (macText: string, _o: unknown, self: Command) => {
+      const mac = macArg(macText);
+      await api(clientOptions(self), 'DELETE', path(mac));
+      print(`${mac} removed`);
+    });
+
+  cmd
+    .command('reset')
+    .description('reset a failed or installed machine')
+    .argument('<mac>', 'any MAC of the machine')
+    .addOption(new Option('--to <state>', 'registered: redo everything; precached: reinstall, keep the precache partition').choices(['registered', 'precached']).default('registered'))
+    .action(async (macText: string, o: { to: string }, self: Command) => {
+      const m = await api<Machine>(clientOptions(self), 'POST', path(macArg(macText), '/reset'), { to: o.to });
+      print(clientOptions(self).json ? JSON.stringify(m, null, 2) : `${m.mac} is now ${m.state}`);
+    });
+
+  return cmd;
+}

@@ -1,0 +1,37 @@
+/** The validated, normalised configuration every layer below `main.ts` receives. */
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+export interface SubnetConfig {
+  cidr: string;
+  pool?: [string, string];
+  router?: string;
+  dns?: string[];
+  domain?: string;
+  leaseSeconds: number;
+}
+
+export type UnknownMachinePolicy = 'exit' | 'wait' | { profile: string };
+
+export interface Config {
+  server: { advertiseAddress: 'auto' | string; dataDir: string };
+  http: { listen: Listen };
+  tftp: { listen: Listen; roots: string[] };
+  dhcp: { mode: 'off' | 'proxy' | 'full'; interfaces: string[]; proxyPort: number; subnets: SubnetConfig[] };
+  store: { url: string };
+  cache: { dir: string; maxBytes: number };
+  registry: { pullSecret: string; insecureRegistries: string[] };
+  auth: { adminTokens: string[] };
+  profiles: { dirs: string[] };
+  boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number };
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[], source?: string) {
+    super(`invalid configuration${source ? ` (${source})` : ''}:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}

@@ -1,0 +1,214 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, type Config, type Listen, type UnknownMachinePolicy } from './config.js';
+import { configSchema } from './schema.js';
+
+// ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
+addFormats(ajv);
+const validate = ajv.compile(configSchema);
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type JsonObject = { [k: string]: Json };
+
+export const ENV_PREFIX = 'EDGEBOOT_';
+/** Variables of the CLI client, not config keys. */
+const CLIENT_ENV = new Set(['EDGEBOOT_URL', 'EDGEBOOT_TOKEN', 'EDGEBOOT_CONFIG']);
+
+export interface LoadOptions {
+  /** Path of a YAML or JSON file; absent: embedded defaults only. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** `section.key=value` overrides from the command line, applied last. */
+  sets?: string[];
+}
+
+export interface Loaded {
+  config: Config;
+  /** Non-fatal notes (unknown EDGEBOOT_ variables), for the log. */
+  warnings: string[];
+}
+
+export function loadConfig(opts: LoadOptions = {}): Loaded {
+  const warnings: string[] = [];
+  const raw: JsonObject = opts.file ? readConfigFile(opts.file) : {};
+  const source = opts.file ?? 'embedded defaults';
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(opts.env ?? {})) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || CLIENT_ENV.has(name)) continue;
+    const key = ENV_KEYS.get(name);
+    if (!key) {
+      warnings.push(`ignoring ${name}: no such config key (see edgeboot serve --help)`);
+      continue;
+    }
+    applyOverride(raw, key, value, name, problems);
+  }
+  for (const set of opts.sets ?? []) {
+    const eq = set.indexOf('=');
+    const key = eq > 0 ? KEYS.get(set.slice(0, eq)) : undefined;
+    if (!key) {
+      problems.push(`--set ${set}: expected section.key=value with a known key (see edgeboot serve --help)`);
+      continue;
+    }
+    applyOverride(raw, key, set.slice(eq + 1), `--set ${key.path}`, problems);
+  }
+  if (problems.length > 0) throw new ConfigError(problems, source);
+  return { config: checkConfig(raw, source), warnings };
+}
+
+/** Validates a parsed document (defaults filled in place) and normalises it. */
+export function checkConfig(raw: JsonObject, source = 'config'): Config {
+  if (!validate(raw)) throw new ConfigError(describeErrors(raw, validate.errors ?? []), source);
+  return normalise(raw as unknown as RawConfig);
+}
+
+function readConfigFile(file: string): JsonObject {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read ${file}: ${(err as Error).message}`], file);
+  }
+  let doc: unknown;
+  try {
+    doc = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`cannot parse ${file}: ${(err as Error).message}`], file);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError([`the top level must be a mapping of sections, got ${describeValue(doc)}`], file);
+  }
+  return doc as JsonObject;
+}
+
+interface KeyInfo {
+  section: string;
+  key: string;
+  path: string;
+  env: string;
+  schema: SchemaNode;
+}
+interface SchemaNode {
+  type?: string;
+  description?: string;
+  items?: SchemaNode;
+  oneOf?: readonly SchemaNode[];
+  default?: unknown;
+  properties?: Record<string, SchemaNode>;
+}
+
+const upperSnake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+
+/** Every `section.key` of the schema, with its environment variable name. */
+export const CONFIG_KEYS: readonly KeyInfo[] = Object.entries(configSchema.properties as Record<string, SchemaNode>).flatMap(
+  ([section, s]) =>
+    Object.entries(s.properties ?? {}).map(([key, schema]) => ({
+      section,
+      key,
+      path: `${section}.${key}`,
+      env: `${ENV_PREFIX}${upperSnake(section)}_${upperSnake(key)}`,
+      schema,
+    })),
+);
+const ENV_KEYS = new Map(CONFIG_KEYS.map((k) => [k.env, k]));
+const KEYS = new Map(CONFIG_KEYS.map((k) => [k.path, k]));
+
+/** Environment and flag values are text: turn them into what the schema expects. */
+function applyOverride(raw: JsonObject, k: KeyInfo, text: string, origin: string, problems: string[]): void {
+  let value: Json;
+  const type = k.schema.type;
+  if (type === 'integer' || type === 'number') {
+    value = /^-?[0-9]+(\.[0-9]+)?$/.test(text.trim()) ? Number(text) : text;
+  } else if (type === 'boolean') {
+    value = text === 'true' ? true : text === 'false' ? false : text;
+  } else if (type === 'array' && k.schema.items?.type === 'string') {
+    value = text.trim() === '' ? [] : text.split(',').map((s) => s.trim());
+  } else if (type === 'array' || type === 'object') {
+    try {
+      value = JSON.parse(text) as Json;
+    } catch {
+      problems.push(`${origin}: got ${JSON.stringify(text)}, expected JSON for ${k.schema.description ?? type}`);
+      return;
+    }
+  } else if (k.schema.oneOf) {
+    value = /^[0-9]+$/.test(text.trim()) ? Number(text) : text.trim();
+  } else {
+    value = text;
+  }
+  const section = raw[k.section];
+  const target: JsonObject = section && typeof section === 'object' && !Array.isArray(section) ? section : {};
+  target[k.key] = value;
+  raw[k.section] = target;
+}
+
+function describeErrors(raw: JsonObject, errors: ErrorObject[]): string[] {
+  // A oneOf failure repeats itself once per branch; keep the oneOf line only.
+  const oneOfPaths = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
+  const out = new Set<string>();
+  for (const e of errors) {
+    if (e.keyword !== 'oneOf' && oneOfPaths.has(e.instancePath)) continue;
+    const key = e.instancePath.slice(1).replaceAll('/', '.') || '(top level)';
+    if (e.keyword === 'additionalProperties') {
+      const extra = String((e.params as { additionalProperty: string }).additionalProperty);
+      const where = key === '(top level)' ? extra : `${key}.${extra}`;
+      const known = Object.keys((e.parentSchema as SchemaNode | undefined)?.properties ?? {}).join(', ');
+      out.add(`${where}: unknown key; expected one of ${known}`);
+      continue;
+    }
+    const expected = (e.parentSchema as SchemaNode | undefined)?.description ?? e.message ?? 'something else';
+    out.add(`${key}: got ${describeValue(e.data)}, expected ${expected}`);
+  }
+  return [...out];
+}
+
+function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+// ---- normalisation: the schema has already checked every shape below ----
+
+type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
+  http: { listen: string };
+  tftp: { listen: string; roots: string[] };
+  cache: { dir: string; maxBytes: number | string };
+  boot: { unknownMachines: string; recheckSeconds: number };
+};
+
+function normalise(c: RawConfig): Config {
+  return {
+    ...c,
+    http: { listen: parseListen(c.http.listen) },
+    tftp: { ...c.tftp, listen: parseListen(c.tftp.listen) },
+    cache: { dir: c.cache.dir, maxBytes: parseByteSize(c.cache.maxBytes) },
+    boot: { unknownMachines: parsePolicy(c.boot.unknownMachines), recheckSeconds: c.boot.recheckSeconds },
+  };
+}
+
+export function parseListen(s: string): Listen {
+  const i = s.lastIndexOf(':');
+  let host = s.slice(0, i);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  return { host: host === '' ? '0.0.0.0' : host, port: Number(s.slice(i + 1)) };
+}
+
+const UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+
+export function parseByteSize(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$/.exec(v.trim());
+  const unit = UNITS[(m?.[2] || 'B').toUpperCase()];
+  if (!m || unit === undefined) throw new ConfigError([`cannot read size ${JSON.stringify(v)}`]);
+  return Math.round(Number(m[1]) * unit);
+}
+
+function parsePolicy(s: string): UnknownMachinePolicy {
+  return s === 'exit' || s === 'wait' ? s : { profile: s };
+}

@@ -1,0 +1,160 @@
+/**
+ * The JSON Schema of the config file, with the embedded defaults (DESIGN.md). `description`
+ * doubles as the "expected …" half of a validation error, so keep it a short noun phrase.
+ */
+const listen = (port: number) => ({
+  type: 'string',
+  pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]*):[0-9]{1,5}$',
+  description: `host:port, e.g. 0.0.0.0:${port} or [::]:${port}`,
+  default: `0.0.0.0:${port}`,
+});
+
+const ipv4 = { type: 'string', format: 'ipv4', description: 'an IPv4 address such as 10.77.0.1' };
+const byteSize = {
+  description: 'a byte count, or a size such as 200GiB or 512MiB',
+  oneOf: [
+    { type: 'integer', minimum: 0 },
+    { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B)?$' },
+  ],
+};
+
+export const configSchema = {
+  $id: 'https://edgeboot.dev/schemas/config.json',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        advertiseAddress: {
+          type: 'string',
+          pattern: '^(auto|[0-9A-Za-z.-]+)$',
+          description: '"auto" or the address (IP or host name) machines reach this server at',
+          default: 'auto',
+        },
+        dataDir: { type: 'string', minLength: 1, description: 'a directory path', default: './var' },
+      },
+    },
+    http: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { listen: listen(8080) },
+    },
+    tftp: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        listen: listen(69),
+        roots: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'a list of directories', default: ['/usr/lib/ipxe'] },
+      },
+    },
+    dhcp: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        mode: { type: 'string', enum: ['off', 'proxy', 'full'], description: 'one of off, proxy, full', default: 'proxy' },
+        interfaces: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'a list of interface names (empty: all)', default: [] },
+        proxyPort: { type: 'integer', minimum: 1, maximum: 65535, description: 'a UDP port number', default: 4011 },
+        subnets: {
+          type: 'array',
+          description: 'a list of subnets',
+          default: [
+            { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 },
+          ],
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cidr'],
+            properties: {
+              cidr: { type: 'string', pattern: '^[0-9.]+/[0-9]{1,2}$', description: 'an IPv4 CIDR such as 10.77.0.0/24' },
+              pool: { type: 'array', items: ipv4, minItems: 2, maxItems: 2, description: 'the first and last address of the pool' },
+              router: ipv4,
+              dns: { type: 'array', items: ipv4, description: 'a list of IPv4 addresses' },
+              domain: { type: 'string', pattern: '^[A-Za-z0-9.-]+$', description: 'a DNS domain name' },
+              leaseSeconds: { type: 'integer', minimum: 60, description: 'a lease time in seconds, at least 60', default: 3600 },
+            },
+          },
+        },
+      },
+    },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        url: {
+          type: 'string',
+          pattern: '^(sqlite:.+|postgres(ql)?://.+)$',
+          description: 'sqlite:<path> or postgres://…',
+          default: 'sqlite:./var/edgeboot.db',
+        },
+      },
+    },
+    cache: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        dir: { type: 'string', minLength: 1, description: 'a directory path', default: './var/cache' },
+        maxBytes: { ...byteSize, default: '200GiB' },
+      },
+    },
+    registry: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        pullSecret: { type: 'string', description: 'a path to a pull secret (auth.json), or empty', default: '' },
+        insecureRegistries: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'a list of registry hosts', default: [] },
+      },
+    },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        adminTokens: {
+          type: 'array',
+          items: { type: 'string', minLength: 16, pattern: '^[\\x21-\\x7e]+$' },
+          description: 'a list of tokens of at least 16 printable characters',
+          default: [],
+        },
+      },
+    },
+    profiles: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        dirs: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'a list of directories', default: [] },
+      },
+    },
+    boot: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        unknownMachines: {
+          type: 'string',
+          pattern: '^[a-z0-9][a-z0-9-]*$',
+          description: 'exit, wait or a profile name',
+          default: 'exit',
+        },
+        recheckSeconds: { type: 'integer', minimum: 5, maximum: 3600, description: 'seconds between re-checks of a waiting machine, 5 to 3600', default: 30 },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'one of fatal, error, warn, info, debug, trace, silent', default: 'info' },
+      },
+    },
+  },
+} as const;

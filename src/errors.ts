@@ -1,0 +1,12 @@
+/** An error that crosses the API: a stable code, a sentence for people, the status to send. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly statusCode: number,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}

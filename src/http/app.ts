@@ -1,0 +1,80 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { BootService } from '../boot/service.js';
+import type { MachineService } from '../machines/service.js';
+import type { ProfileSet } from '../profiles/profile.js';
+import type { Store } from '../store/store.js';
+import { baseUrlOf } from './base-url.js';
+import { installErrorHandling } from './errors.js';
+import { bootRoutes } from './routes/boot.js';
+import { healthRoutes } from './routes/health.js';
+import { machineRoutes } from './routes/machines.js';
+import { profileRoutes } from './routes/profiles.js';
+import { reservationBody } from './schemas.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+export interface AppDeps {
+  store: Store;
+  machines: MachineService;
+  boot: BootService;
+  profiles: () => ProfileSet;
+  adminTokens: readonly string[];
+  advertiseAddress: string;
+  httpPort: number;
+  log: Logger;
+}
+
+const SECRET_QUERY = /([?&](?:token|sig|api_key)=)[^&]*/gi;
+export const redactUrl = (url: string): string => url.replace(SECRET_QUERY, '$1<redacted>');
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    // One line per request of our own (onResponse below), with secrets taken out of the URL.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, allErrors: true }, plugins: [addFormats as never] },
+  });
+  installErrorHandling(app);
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (err) {
+      (err as Error & { statusCode?: number }).statusCode = 400;
+      done(err as Error, undefined);
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'edgeboot', description: 'PXE/iPXE provisioning server: machines, profiles, boot scripts', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const baseUrl = (req: FastifyRequest) => baseUrlOf(req, deps.advertiseAddress, deps.httpPort);
+  const checker = new Ajv({ allErrors: true, strict: false });
+  addFormats(checker);
+  const checkReservation = checker.compile(reservationBody);
+
+  await app.register(healthRoutes, { store: deps.store, profiles: deps.profiles });
+  await app.register(bootRoutes, { boot: deps.boot, baseUrl });
+  await app.register(machineRoutes, {
+    machines: deps.machines,
+    boot: deps.boot,
+    adminTokens: deps.adminTokens,
+    baseUrl,
+    checkReservation: (doc) => (checkReservation(doc) ? undefined : checker.errorsText(checkReservation.errors, { dataVar: 'machine' })),
+  });
+  await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });
+  return app;
+}

@@ -1,0 +1,25 @@
+import type { FastifyRequest } from 'fastify';
+import { matchesAny } from '../boot/tokens.js';
+import { ApiError } from '../errors.js';
+
+export function bearerToken(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m?.[1];
+}
+
+export function isAdmin(req: FastifyRequest, tokens: readonly string[]): boolean {
+  const t = bearerToken(req);
+  return t !== undefined && matchesAny(t, tokens);
+}
+
+/** An onRequest hook for the admin API. */
+export function requireAdmin(tokens: readonly string[]) {
+  return async (req: FastifyRequest): Promise<void> => {
+    if (!bearerToken(req)) {
+      throw new ApiError('unauthorized', 'this endpoint needs an admin token: send Authorization: Bearer <token>', 401);
+    }
+    if (!isAdmin(req, tokens)) throw new ApiError('unauthorized', 'the token is not an admin token of this server', 401);
+  };
+}

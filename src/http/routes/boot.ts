@@ -1,0 +1,99 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { BootQuery, BootService } from '../../boot/service.js';
+import { renderEntryScript } from '../../boot/render.js';
+import { parseMac, parseUuid, type Mac } from '../../machines/mac.js';
+import { ApiError } from '../../errors.js';
+import { errors, macParams } from '../schemas.js';
+
+export interface BootRoutesOptions {
+  boot: BootService;
+  baseUrl: (req: FastifyRequest) => string;
+}
+
+interface IpxeQuery {
+  mac?: string;
+  macs?: string;
+  uuid?: string;
+  serial?: string;
+  arch?: string;
+  platform?: string;
+}
+
+const text = { type: 'string' } as const;
+
+/** Firmware cannot authenticate: these routes are open, and everything they echo is checked. */
+export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { boot, baseUrl }) => {
+  app.get('/boot.ipxe', { schema: { summary: 'The iPXE entry script', tags: ['boot'], produces: ['text/plain'] } }, async (req, reply) => {
+    reply.type('text/plain; charset=utf-8');
+    return renderEntryScript(baseUrl(req));
+  });
+
+  app.get<{ Querystring: IpxeQuery }>(
+    '/ipxe',
+    {
+      schema: {
+        summary: 'The iPXE script for one machine now',
+        tags: ['boot'],
+        querystring: {
+          type: 'object',
+          properties: { mac: text, macs: text, uuid: text, serial: text, arch: text, platform: text },
+        },
+      },
+    },
+    async (req, reply) => {
+      const q = parseBootQuery(req.query);
+      reply.type('text/plain; charset=utf-8');
+      if (!q) {
+        // iPXE's chain fails on a 400 and the entry script retries; the body says why.
+        reply.code(400);
+        return `#!ipxe\necho edgeboot: /ipxe needs mac= with a MAC address (aa-bb-cc-dd-ee-ff)\nexit 1\n`;
+      }
+      const r = await boot.script(q, baseUrl(req));
+      req.log.info({ mac: r.machine.mac, state: r.machine.state, decision: r.decision.kind, reason: r.decision.reason }, 'boot script served');
+      return r.script;
+    },
+  );
+
+  app.get<{ Params: { mac: string }; Querystring: { exp: number; sig: string } }>(
+    '/api/v1/machines/:mac/ignition',
+    {
+      schema: {
+        summary: 'The Ignition config of a machine (signed, expiring URL from its boot script)',
+        tags: ['boot'],
+        params: macParams,
+        querystring: { type: 'object', required: ['exp', 'sig'], properties: { exp: { type: 'integer' }, sig: { type: 'string', maxLength: 64 } } },
+        response: errors(403, 404),
+      },
+    },
+    async (req) => boot.ignition(macOf(req.params.mac), req.query.exp, req.query.sig, baseUrl(req)),
+  );
+};
+
+export function macOf(s: string): Mac {
+  const m = parseMac(s);
+  if (!m) throw new ApiError('invalid_mac', `${JSON.stringify(s)} is not a MAC address`, 400);
+  return m;
+}
+
+const ARCH = /^[a-z0-9_]{1,16}$/;
+
+/** Parses what iPXE expanded into the query; a value in the wrong shape is dropped, not echoed. */
+export function parseBootQuery(q: IpxeQuery): BootQuery | undefined {
+  const mac = q.mac === undefined ? undefined : parseMac(q.mac);
+  const macs = (q.macs ?? '')
+    .split(',')
+    .map((s) => parseMac(s))
+    .filter((m): m is Mac => m !== undefined);
+  const first = mac ?? macs[0];
+  if (!first) return undefined;
+  const parsed = q.uuid ? parseUuid(q.uuid) : undefined;
+  // Blank SMBIOS UUIDs are shared by every board that has one: they identify nothing.
+  const uuid = parsed && !/^[0-]+$|^[f-]+$/.test(parsed) ? parsed : undefined;
+  const observed: BootQuery['observed'] = {};
+  if (q.arch && ARCH.test(q.arch)) observed.arch = q.arch;
+  if (q.platform && ARCH.test(q.platform)) observed.platform = q.platform;
+  // Serial numbers are free text from SMBIOS; keep a printable, bounded copy for the inventory.
+  const serial = q.serial?.replace(/[^\x20-\x7e]/g, '').trim().slice(0, 64);
+  if (serial) observed.serial = serial;
+  return { mac: first, macs: [...new Set(macs)], ...(uuid && { uuid }), observed };
+}

@@ -1,0 +1,262 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { BootService } from '../../boot/service.js';
+import { ApiError } from '../../errors.js';
+import { macHyphenated, parseMac, parseUuid, type Mac, type Uuid } from '../../machines/mac.js';
+import type { Machine, Reservation } from '../../machines/model.js';
+import type { MachineService } from '../../machines/service.js';
+import { MACHINE_STATES, type MachineState } from '../../machines/state.js';
+import { isAdmin, requireAdmin } from '../auth.js';
+import { errors, eventBody, eventResponse, machineResponse, macParams, reservationBody } from '../schemas.js';
+import { macOf } from './boot.js';
+
+export interface MachineRoutesOptions {
+  machines: MachineService;
+  boot: BootService;
+  adminTokens: readonly string[];
+  baseUrl: (req: FastifyRequest) => string;
+  /** Validates a merged PATCH document against the PUT schema. */
+  checkReservation: (doc: unknown) => string | undefined;
+}
+
+type Body = Record<string, unknown>;
+interface MacParams {
+  mac: string;
+}
+
+const tags = ['machines'];
+const security = [{ bearer: [] }];
+
+export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (app, opts) => {
+  const { machines, boot, adminTokens } = opts;
+  const admin = requireAdmin(adminTokens);
+
+  app.get<{ Querystring: { state?: MachineState; label?: string[]; profile?: string } }>(
+    '/api/v1/machines',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'List machines, filtered by state, profile and labels (label=key=value, repeatable)',
+        tags,
+        security,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', enum: MACHINE_STATES },
+            profile: { type: 'string' },
+            label: { type: 'array', items: { type: 'string', pattern: '^[^=]+=.*$' } },
+          },
+        },
+        response: { 200: { type: 'object', properties: { machines: { type: 'array', items: machineResponse } } }, ...errors(400, 401) },
+      },
+    },
+    async (req) => {
+      const labels = Object.fromEntries((req.query.label ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      return { machines: await machines.list({ state: req.query.state, profile: req.query.profile, labels }) };
+    },
+  );
+
+  app.get<{ Params: MacParams }>(
+    '/api/v1/machines/:mac',
+    { onRequest: admin, schema: { summary: 'One machine, by any of its MACs', tags, security, params: macParams, response: { 200: machineResponse, ...errors(400, 401, 404) } } },
+    async (req) => machines.mustGet(macOf(req.params.mac)),
+  );
+
+  app.put<{ Params: MacParams; Body: Body }>(
+    '/api/v1/machines/:mac',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Create or replace the reservation of the machine with this primary MAC',
+        tags,
+        security,
+        params: macParams,
+        body: reservationBody,
+        response: { 200: machineResponse, 201: machineResponse, ...errors(400, 401, 409) },
+      },
+    },
+    async (req, reply) => {
+      const r = toReservation(macOf(req.params.mac), req.body);
+      const { machine, created } = await machines.put(r);
+      req.log.info({ mac: machine.mac, created, profile: machine.profile, state: machine.state }, created ? 'machine created' : 'machine replaced');
+      return reply.code(created ? 201 : 200).send(machine);
+    },
+  );
+
+  app.patch<{ Params: MacParams; Body: Body }>(
+    '/api/v1/machines/:mac',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Change some fields (JSON merge patch, RFC 7396: null removes a field)',
+        tags,
+        security,
+        params: macParams,
+        body: { type: 'object' },
+        response: { 200: machineResponse, ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (req) => {
+      const cur = await machines.mustGet(macOf(req.params.mac));
+      const merged = mergePatch(reservationOf(cur), req.body) as Body;
+      const problem = opts.checkReservation(merged);
+      if (problem) throw new ApiError('invalid_request', `invalid patch: ${problem}`, 400);
+      if (merged.mac !== undefined && parseMac(String(merged.mac)) !== cur.mac) {
+        throw new ApiError('invalid_request', `the primary MAC of ${cur.mac} cannot change; DELETE and PUT the machine instead`, 400);
+      }
+      const { machine } = await machines.put(toReservation(cur.mac, merged));
+      req.log.info({ mac: machine.mac, fields: Object.keys(req.body) }, 'machine patched');
+      return machine;
+    },
+  );
+
+  app.delete<{ Params: MacParams }>(
+    '/api/v1/machines/:mac',
+    { onRequest: admin, schema: { summary: 'Forget a machine and its events', tags, security, params: macParams, response: { 204: { type: 'null' }, ...errors(400, 401, 404) } } },
+    async (req, reply) => {
+      const mac = macOf(req.params.mac);
+      await machines.remove(mac);
+      req.log.info({ mac }, 'machine deleted');
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: MacParams; Body: { to?: 'registered' | 'precached' } }>(
+    '/api/v1/machines/:mac/reset',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Reset a failed or installed machine: to registered (full redo) or precached (reinstall, keep the partition)',
+        tags,
+        security,
+        params: macParams,
+        body: { type: ['object', 'null'], additionalProperties: false, properties: { to: { type: 'string', enum: ['registered', 'precached'] } } },
+        response: { 200: machineResponse, ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (req) => {
+      const m = await machines.reset(macOf(req.params.mac), req.body?.to ?? 'registered');
+      req.log.info({ mac: m.mac, state: m.state }, 'machine reset');
+      return m;
+    },
+  );
+
+  app.get<{ Params: MacParams; Querystring: { after?: number; limit?: number } }>(
+    '/api/v1/machines/:mac/events',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'The timeline of a machine, oldest first (page with after=<last id>)',
+        tags,
+        security,
+        params: macParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { after: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 5000 } } },
+        response: { 200: { type: 'object', properties: { events: { type: 'array', items: eventResponse } } }, ...errors(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const m = await machines.mustGet(macOf(req.params.mac));
+      return { events: await machines.events(m.mac, { afterId: req.query.after, limit: req.query.limit }) };
+    },
+  );
+
+  app.post<{ Params: MacParams; Body: { type: string; message?: string; data?: Record<string, unknown> }; Querystring: { token?: string } }>(
+    '/api/v1/machines/:mac/events',
+    {
+      bodyLimit: 64 * 1024,
+      schema: {
+        summary: 'Post an event: from the machine (its token from {{ machine.eventsUrl }}) or an admin',
+        tags,
+        params: macParams,
+        querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 64 } } },
+        body: eventBody,
+        response: { 201: { type: 'object', properties: { events: { type: 'array', items: eventResponse } } }, ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const mac = macOf(req.params.mac);
+      const source = isAdmin(req, adminTokens) ? 'api' : machineTokenOk(req, mac) ? 'machine' : undefined;
+      if (!source) throw new ApiError('unauthorized', 'posting events needs this machine\'s token (?token=) or an admin token', 401);
+      const events = await machines.postEvent(mac, req.body, source);
+      req.log.info({ mac, type: req.body.type, source }, 'machine event');
+      return reply.code(201).send({ events });
+    },
+  );
+
+  app.get<{ Params: MacParams }>(
+    '/api/v1/machines/:mac/boot',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'What hub automation needs: state, what the next boot serves, and the boot URLs',
+        tags,
+        security,
+        params: macParams,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              mac: { type: 'string' },
+              state: { type: 'string' },
+              profile: { type: 'string' },
+              next: { type: 'object', properties: { kind: { type: 'string' }, stage: { type: 'string' }, profile: { type: 'string' }, reason: { type: 'string' } } },
+              scriptUrl: { type: 'string' },
+              entryUrl: { type: 'string' },
+            },
+          },
+          ...errors(400, 401, 404),
+        },
+      },
+    },
+    async (req) => {
+      const m = await machines.mustGet(macOf(req.params.mac));
+      const d = boot.preview(m);
+      const base = opts.baseUrl(req);
+      return {
+        mac: m.mac,
+        state: m.state,
+        profile: m.profile,
+        next: { kind: d.kind, reason: d.reason, ...(d.kind === 'boot' && { stage: d.stage, profile: d.profile.name }) },
+        scriptUrl: `${base}/ipxe?mac=${macHyphenated(m.mac)}`,
+        entryUrl: `${base}/boot.ipxe`,
+      };
+    },
+  );
+
+  function machineTokenOk(req: FastifyRequest<{ Querystring: { token?: string } }>, mac: Mac): boolean {
+    const token = req.query.token ?? /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    return token !== undefined && boot.checkEventsToken(mac, token);
+  }
+};
+
+/** Body (already schema-checked) → a reservation keyed by the path MAC. */
+function toReservation(pathMac: Mac, b: Body): Reservation {
+  if (b.mac !== undefined && parseMac(String(b.mac)) !== pathMac) {
+    throw new ApiError('invalid_request', `body mac ${String(b.mac)} differs from the MAC in the path (${pathMac})`, 400);
+  }
+  const macs = [...new Set(((b.macs as string[] | undefined) ?? []).map((s) => parseMac(s) as Mac))].filter((m) => m !== pathMac);
+  const r: Reservation = { mac: pathMac, macs, labels: (b.labels as Record<string, string> | undefined) ?? {} };
+  if (b.uuid !== undefined) r.uuid = parseUuid(String(b.uuid)) as Uuid;
+  if (b.hostname !== undefined) r.hostname = String(b.hostname).toLowerCase();
+  if (b.ip !== undefined) r.ip = String(b.ip);
+  if (b.profile !== undefined) r.profile = String(b.profile);
+  if (b.assisted !== undefined) r.assisted = b.assisted as Reservation['assisted'];
+  if (b.precache !== undefined) r.precache = b.precache as Reservation['precache'];
+  return r;
+}
+
+function reservationOf(m: Machine): Body {
+  const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, ...r } = m;
+  return r as unknown as Body;
+}
+
+/** RFC 7396 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}

@@ -1,0 +1,128 @@
+import { DISK_PATTERN, HOSTNAME_PATTERN, NAME_PATTERN, SAFE_URL_PATTERN } from '../boot/safe.js';
+import { MACHINE_STATES } from '../machines/state.js';
+import { EVENT_SOURCES } from '../machines/model.js';
+import { EVENT_TYPE_PATTERN } from '../machines/events.js';
+
+/** `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` or `aabbccddeeff`, any case. */
+export const MAC_PATTERN = '^([0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\\2[0-9A-Fa-f]{2}){4})$';
+const mac = { type: 'string', pattern: MAC_PATTERN, description: 'a MAC address: aa:bb:cc:dd:ee:ff, aa-bb-… or aabb…' };
+const uuid = { type: 'string', pattern: '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$' };
+const LABEL_KEY = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$';
+const LABEL_VALUE = '^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$';
+const IMAGE_REF = '^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$';
+const state = { type: 'string', enum: MACHINE_STATES };
+
+const labels = {
+  type: 'object',
+  maxProperties: 64,
+  propertyNames: { pattern: LABEL_KEY },
+  additionalProperties: { type: 'string', pattern: LABEL_VALUE },
+};
+
+const precache = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    release: { type: 'string', pattern: IMAGE_REF, description: 'a release image reference' },
+    images: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: IMAGE_REF } },
+    sizeGiB: { type: 'integer', minimum: 1, maximum: 65536 },
+    disk: { type: 'string', pattern: DISK_PATTERN, maxLength: 255 },
+    liveProfile: { type: 'string', pattern: NAME_PATTERN },
+  },
+};
+
+const assisted = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ipxeScriptUrl'],
+  properties: { ipxeScriptUrl: { type: 'string', maxLength: 4096, pattern: SAFE_URL_PATTERN, description: 'an http(s) URL without spaces, quotes, #, $, braces, | or ;' } },
+};
+
+const observed = {
+  type: 'object',
+  properties: {
+    uuid: { type: 'string' },
+    arch: { type: 'string' },
+    platform: { type: 'string' },
+    serial: { type: 'string' },
+    vendorClass: { type: 'string' },
+    lastSeenAt: { type: 'string' },
+  },
+};
+
+/** The operator-owned fields of a reservation; every one that reaches a script is pattern-checked. */
+const reservationProperties = {
+  mac,
+  macs: { type: 'array', maxItems: 32, items: mac },
+  uuid,
+  hostname: { type: 'string', pattern: HOSTNAME_PATTERN, maxLength: 253, description: 'an RFC 1123 host name' },
+  ip: { type: 'string', format: 'ipv4' },
+  profile: { type: 'string', pattern: NAME_PATTERN },
+  labels,
+  assisted,
+  precache,
+};
+
+/**
+ * PUT body. The server-owned fields a GET returns are accepted and ignored, so that a GET,
+ * an edit and a PUT round-trip.
+ */
+export const reservationBody = {
+  $id: 'reservation',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...reservationProperties,
+    state,
+    observed,
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    precachedAt: { type: 'string' },
+  },
+} as const;
+
+export const machineResponse = {
+  type: 'object',
+  required: ['mac', 'macs', 'labels', 'state', 'createdAt', 'updatedAt'],
+  properties: { ...reservationProperties, state, observed, precachedAt: { type: 'string' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } },
+} as const;
+
+export const eventResponse = {
+  type: 'object',
+  required: ['id', 'time', 'source', 'type'],
+  properties: {
+    id: { type: 'integer' },
+    time: { type: 'string' },
+    source: { type: 'string', enum: EVENT_SOURCES },
+    type: { type: 'string' },
+    message: { type: 'string' },
+    from: state,
+    to: state,
+    data: { type: 'object', additionalProperties: true },
+  },
+} as const;
+
+export const eventBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { type: 'string', pattern: EVENT_TYPE_PATTERN, description: 'a lower-case event type such as booted or precache-done' },
+    message: { type: 'string', maxLength: 4096 },
+    data: { type: 'object', additionalProperties: true, maxProperties: 256 },
+  },
+} as const;
+
+export const errorResponse = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' }, details: {} },
+} as const;
+
+export const macParams = {
+  type: 'object',
+  required: ['mac'],
+  properties: { mac },
+} as const;
+
+export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, errorResponse]));

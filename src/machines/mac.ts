@@ -1,0 +1,40 @@
+/** A MAC address in the one form edgeboot stores and compares: `aa:bb:cc:dd:ee:ff`. */
+export type Mac = string & { readonly __brand: 'Mac' };
+
+const HEX12 = /^[0-9a-f]{12}$/;
+
+/**
+ * Accepts `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`, `aabbccddeeff` (iPXE's `:hex`, `:hexhyp`
+ * and `:hexraw` formats), in any case. Mixed separators are refused: they are typos.
+ */
+export function parseMac(input: string): Mac | undefined {
+  const s = input.trim().toLowerCase();
+  let hex: string;
+  if (s.length === 17) {
+    const sep = s[2];
+    if (sep !== ':' && sep !== '-') return undefined;
+    for (let i = 2; i < 17; i += 3) if (s[i] !== sep) return undefined;
+    hex = s.split(sep).join('');
+  } else if (s.length === 12) {
+    hex = s;
+  } else {
+    return undefined;
+  }
+  if (!HEX12.test(hex)) return undefined;
+  return hex.replace(/(..)(?!$)/g, '$1:') as Mac;
+}
+
+/** `aa-bb-cc-dd-ee-ff`: the form iPXE's `:hexhyp` prints, safe in a URL path and query. */
+export function macHyphenated(mac: Mac): string {
+  return mac.replaceAll(':', '-');
+}
+
+/** A SMBIOS UUID, lower case with hyphens, as iPXE prints `${uuid}`. */
+export type Uuid = string & { readonly __brand: 'Uuid' };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function parseUuid(input: string): Uuid | undefined {
+  const s = input.trim().toLowerCase();
+  return UUID.test(s) ? (s as Uuid) : undefined;
+}

@@ -1,0 +1,187 @@
+import { ApiError } from '../errors.js';
+import type { ProfileSet } from '../profiles/profile.js';
+import type { MachinePlaceholder } from '../profiles/template.js';
+import { StoreConflictError, type MachineChange, type MachineFilter, type Store } from '../store/store.js';
+import { TRANSITION_EVENTS } from './events.js';
+import type { Mac } from './mac.js';
+import { type Machine, type MachineEvent, type NewEvent, type Reservation } from './model.js';
+import { applyTransition, type MachineState, type Transition } from './state.js';
+
+/** The operations of the admin API on machines: validation beyond the schemas, then one transaction. */
+export class MachineService {
+  constructor(
+    private readonly store: Store,
+    private readonly profiles: () => ProfileSet,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  get(mac: Mac): Promise<Machine | undefined> {
+    return this.store.getMachine(mac);
+  }
+
+  async mustGet(mac: Mac): Promise<Machine> {
+    const m = await this.store.getMachine(mac);
+    if (!m) throw notFound(mac);
+    return m;
+  }
+
+  list(filter: MachineFilter): Promise<Machine[]> {
+    return this.store.listMachines(filter);
+  }
+
+  /** PUT: create, or replace the reservation of, the machine whose primary MAC is `r.mac`. */
+  async put(r: Reservation): Promise<{ machine: Machine; created: boolean }> {
+    this.checkReservation(r);
+    let created = false;
+    const res = await this.mutate(r.mac, (cur) => {
+      const time = this.now().toISOString();
+      if (cur && cur.mac !== r.mac) {
+        throw new ApiError('mac_in_use', `MAC ${r.mac} is a further MAC of machine ${cur.mac}; change that machine instead`, 409, { owner: cur.mac });
+      }
+      if (!cur) {
+        created = true;
+        const state: MachineState = r.profile ? 'registered' : 'discovered';
+        const machine: Machine = { ...r, state, observed: {}, createdAt: time, updatedAt: time };
+        const events: NewEvent[] = [{ type: 'reservation-created', source: 'api', to: state, data: { profile: r.profile ?? null } }];
+        return { kind: 'save', machine, events };
+      }
+      return this.replace(cur, r, time);
+    });
+    return { machine: res.machine as Machine, created };
+  }
+
+  async remove(mac: Mac): Promise<void> {
+    let found = false;
+    await this.mutate(mac, (cur) => {
+      found = cur !== undefined;
+      return cur ? { kind: 'delete' } : { kind: 'keep' };
+    });
+    if (!found) throw notFound(mac);
+  }
+
+  async reset(mac: Mac, to: 'registered' | 'precached'): Promise<Machine> {
+    const res = await this.mutate(mac, (cur) => {
+      if (!cur) throw notFound(mac);
+      return this.transition(cur, { kind: 'reset', to, precacheKept: cur.precachedAt !== undefined }, 'api', `reset to ${to}`);
+    });
+    return res.machine as Machine;
+  }
+
+  /** An event from the machine itself or an admin; some types move the state (machines/events.ts). */
+  async postEvent(mac: Mac, e: { type: string; message?: string; data?: Record<string, unknown> }, source: 'machine' | 'api'): Promise<MachineEvent[]> {
+    const res = await this.mutate(mac, (cur) => {
+      if (!cur) throw notFound(mac);
+      const posted: NewEvent = { type: e.type, source, ...(e.message !== undefined && { message: e.message }), ...(e.data !== undefined && { data: e.data }) };
+      const toTransition = TRANSITION_EVENTS[e.type];
+      if (!toTransition) return { kind: 'keep', events: [posted] };
+      const change = this.transition(cur, toTransition(e.message), source, e.message);
+      if (change.kind !== 'save') return { kind: 'keep', events: [posted] };
+      return { ...change, events: [posted, ...(change.events ?? [])] };
+    });
+    return res.events;
+  }
+
+  events(mac: Mac, opts: { afterId?: number; limit?: number }): Promise<MachineEvent[]> {
+    return this.store.listEvents(mac, opts);
+  }
+
+  /**
+   * A state move as a store change: refused moves become a 409 that names the rule, accepted
+   * ones an event with from/to. Used by the API and by the boot service.
+   */
+  transition(cur: Machine, t: Transition, source: NewEvent['source'], message?: string): MachineChange {
+    const step = applyTransition(cur.state, t);
+    if (!step.ok) throw new ApiError('invalid_transition', step.reason, 409, { state: cur.state, transition: t.kind });
+    if (!step.changed) return { kind: 'keep' };
+    const time = this.now().toISOString();
+    const machine: Machine = { ...cur, state: step.to, updatedAt: time };
+    if (step.to === 'precached' && t.kind === 'precache-succeeded') machine.precachedAt = time;
+    if (t.kind === 'reset' && t.to === 'registered') delete machine.precachedAt;
+    const reason = t.kind === 'error' ? t.reason : message;
+    return {
+      kind: 'save',
+      machine,
+      events: [{ type: 'state-changed', source, from: cur.state, to: step.to, ...(reason !== undefined && { message: reason }), data: { cause: t.kind } }],
+    };
+  }
+
+  private replace(cur: Machine, r: Reservation, time: string): MachineChange {
+    const machine: Machine = {
+      ...r,
+      state: cur.state,
+      observed: cur.observed,
+      createdAt: cur.createdAt,
+      updatedAt: time,
+      ...(cur.precachedAt !== undefined && { precachedAt: cur.precachedAt }),
+    };
+    const events: NewEvent[] = [{ type: 'reservation-updated', source: 'api', data: { profile: r.profile ?? null } }];
+    if (r.profile === undefined && cur.state !== 'discovered') {
+      throw new ApiError('profile_required', `machine ${cur.mac} is ${cur.state}: it keeps a profile; assign another one, or DELETE the machine`, 409);
+    }
+    if (r.profile !== undefined && cur.state === 'discovered') {
+      const step = applyTransition(cur.state, { kind: 'profile-assigned' });
+      if (step.ok) {
+        machine.state = step.to;
+        events.push({ type: 'state-changed', source: 'api', from: cur.state, to: step.to, message: `profile ${r.profile} assigned`, data: { cause: 'profile-assigned' } });
+      }
+    }
+    return { kind: 'save', machine, events };
+  }
+
+  /** Profile exists, and the machine has every value the profile's templates need. */
+  private checkReservation(r: Reservation): void {
+    if (r.profile === undefined) return;
+    const profiles = this.profiles();
+    const p = profiles.get(r.profile);
+    if (!p) {
+      throw new ApiError('unknown_profile', `no profile named ${r.profile} is loaded`, 400, { profiles: profiles.list().map((x) => x.name) });
+    }
+    const live = r.precache?.liveProfile;
+    if (live !== undefined) {
+      const lp = profiles.get(live);
+      if (!lp || lp.boot?.kind !== 'kernel') {
+        throw new ApiError('unknown_profile', `precache.liveProfile ${live} is not a loaded profile that boots a kernel`, 400);
+      }
+    }
+    const stages = p.flow ? [p.flow.precache, p.flow.install].filter((n): n is string => n !== undefined) : [];
+    const requires = new Set([...p.requires, ...stages.flatMap((n) => profiles.get(n)?.requires ?? [])]);
+    const missing = [...requires].filter((k) => machineValue(r, k) === undefined);
+    if (missing.length > 0) {
+      throw new ApiError('missing_field', `profile ${r.profile} needs ${missing.map(fieldOf).join(', ')}`, 400, { missing: missing.map(fieldOf) });
+    }
+  }
+
+  private async mutate(mac: Mac, change: (cur: Machine | undefined) => MachineChange) {
+    try {
+      return await this.store.mutateMachine(mac, change);
+    } catch (err) {
+      if (err instanceof StoreConflictError) {
+        throw new ApiError('mac_in_use', err.message, 409, { owner: err.owner, mac: err.conflicting });
+      }
+      throw err;
+    }
+  }
+}
+
+const notFound = (mac: Mac) => new ApiError('machine_not_found', `no machine has MAC ${mac}`, 404);
+
+/** A reservation's value for a machine placeholder that depends on the reservation alone. */
+export function machineValue(r: Reservation, name: MachinePlaceholder): string | undefined {
+  switch (name) {
+    case 'machine.hostname':
+      return r.hostname;
+    case 'machine.ip':
+      return r.ip;
+    case 'machine.assistedScriptUrl':
+      return r.assisted?.ipxeScriptUrl;
+    case 'machine.mac':
+      return r.mac;
+    default:
+      return '';
+  }
+}
+
+function fieldOf(p: MachinePlaceholder): string {
+  return p === 'machine.assistedScriptUrl' ? 'assisted.ipxeScriptUrl' : p.replace('machine.', '');
+}
+

@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { stringify } from 'yaml';
+import { machinesCommand } from './cli/machines.js';
+import { ClientError } from './cli/client.js';
+import { ConfigError } from './config/config.js';
+import { CONFIG_KEYS, loadConfig } from './config/load.js';
+import { createLogger } from './log.js';
+import { describeStart, reportProfiles, startServer } from './server.js';
+
+const print = (s: string) => process.stdout.write(`${s}\n`);
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function envHelp(): string {
+  const width = Math.max(...CONFIG_KEYS.map((k) => k.env.length));
+  return [
+    '',
+    'Every config key can be set in the environment (lists comma-separated, lists of objects as JSON)',
+    'or with --set section.key=value. Precedence: defaults < file < environment < --set.',
+    '',
+    ...CONFIG_KEYS.map((k) => `  ${k.env.padEnd(width)}  ${k.path}: ${k.schema.description ?? ''} (default ${JSON.stringify(k.schema.default)})`),
+  ].join('\n');
+}
+
+const program = new Command('edgeboot')
+  .description('PXE/iPXE provisioning server: machines, profiles, boot scripts, a local cache, the precache flow')
+  .option('--server <url>', 'server of the client commands (env EDGEBOOT_URL, default http://127.0.0.1:8080)')
+  .option('--token <token>', 'admin token (env EDGEBOOT_TOKEN, default: ./var/admin-token)')
+  .option('--json', 'machine-readable output')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the server (with no config file: embedded defaults, HTTP on 0.0.0.0:8080, data under ./var)')
+  .option('-c, --config <file>', 'YAML or JSON config file (env EDGEBOOT_CONFIG)')
+  .option('--set <key=value>', 'override one config key, e.g. --set http.listen=127.0.0.1:9000 (repeatable)', collect, [])
+  .addHelpText('after', envHelp)
+  .action(async (o: { config?: string; set: string[] }) => {
+    const { config, warnings } = loadConfig({ file: o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
+    const log = createLogger(config.log.level);
+    for (const w of warnings) log.warn(w);
+    const running = await startServer(config, log);
+    describeStart(config, running, log);
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'shutting down');
+      running.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGHUP', () => reportProfiles(running.profiles.reload(), log));
+  });
+
+const configCmd = program.command('config').description('check or show configuration');
+configCmd
+  .command('check')
+  .description('validate a config file (with the environment applied) without starting')
+  .argument('<file>', 'YAML or JSON config file')
+  .action((file: string) => {
+    loadConfig({ file, env: process.env });
+    print(`${file}: valid`);
+  });
+configCmd
+  .command('show')
+  .description('print the effective configuration: defaults, file and environment merged')
+  .argument('[file]', 'YAML or JSON config file')
+  .action((file: string | undefined) => {
+    const { config } = loadConfig({ file, env: process.env });
+    print(program.opts<{ json?: boolean }>().json ? JSON.stringify(config, null, 2) : stringify(config));
+  });
+
+program.addCommand(machinesCommand(print));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof ClientError) {
+    process.stderr.write(`edgeboot: ${err.message}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  }
+  process.stderr.write(`edgeboot: ${(err as Error).message}\n`);
+  process.exit(1);
+});

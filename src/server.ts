@@ -1,0 +1,134 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { BootService } from './boot/service.js';
+import { newSecret } from './boot/tokens.js';
+import { ConfigError, type Config } from './config/config.js';
+import { buildApp } from './http/app.js';
+import { createHttpServer } from './http/server.js';
+import { MachineService } from './machines/service.js';
+import { BUILTIN_PROFILES_DIR, loadProfiles } from './profiles/load.js';
+import type { ProfileSet } from './profiles/profile.js';
+import type { ProtocolServer } from './protocol.js';
+import { openSqliteStore } from './store/sqlite.js';
+import type { Store } from './store/store.js';
+
+export interface Running {
+  servers: ProtocolServer[];
+  store: Store;
+  profiles: ProfileHolder;
+  adminTokenFile: string | undefined;
+  stop(): Promise<void>;
+}
+
+export function openStore(url: string): Store {
+  if (url.startsWith('sqlite:')) return openSqliteStore({ path: url.slice('sqlite:'.length) });
+  throw new ConfigError([`store.url: got ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//<credentials>@'))}, expected sqlite:<path>; the PostgreSQL store is not available in this version`]);
+}
+
+/** The loaded profiles, replaced whole on reload (SIGHUP) so readers never see half a set. */
+export class ProfileHolder {
+  private set: ProfileSet;
+  constructor(private readonly dirs: string[]) {
+    this.set = this.load();
+  }
+  readonly current = (): ProfileSet => this.set;
+  reload(): ProfileSet {
+    this.set = this.load();
+    return this.set;
+  }
+  private load(): ProfileSet {
+    return loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }, ...this.dirs.map((dir) => ({ dir, builtin: false }))]);
+  }
+}
+
+/** Tokens from config, else the one in `<dataDir>/admin-token`, made at first start (0600). */
+export function adminTokens(config: Config): { tokens: string[]; file?: string } {
+  if (config.auth.adminTokens.length > 0) return { tokens: config.auth.adminTokens };
+  const file = resolve(config.server.dataDir, 'admin-token');
+  if (!existsSync(file)) {
+    mkdirSync(config.server.dataDir, { recursive: true });
+    writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  }
+  chmodSync(file, 0o600);
+  const token = readFileSync(file, 'utf8').trim();
+  if (token.length < 16) throw new Error(`${file} holds no usable token (16 characters at least); delete it to have a new one made`);
+  return { tokens: [token], file };
+}
+
+export async function startServer(config: Config, log: Logger): Promise<Running> {
+  mkdirSync(config.server.dataDir, { recursive: true });
+  const store = openStore(config.store.url);
+  const profiles = new ProfileHolder(config.profiles.dirs);
+  reportProfiles(profiles.current(), log);
+  const policy = config.boot.unknownMachines;
+  if (typeof policy === 'object' && !profiles.current().get(policy.profile)) {
+    await store.close();
+    throw new ConfigError([`boot.unknownMachines: got ${JSON.stringify(policy.profile)}, expected exit, wait or the name of a loaded profile`]);
+  }
+  const { tokens, file } = adminTokens(config);
+  const secret = await store.initSetting('machine-token-secret', newSecret());
+  const machines = new MachineService(store, profiles.current);
+  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log });
+  const app = await buildApp({
+    store,
+    machines,
+    boot,
+    profiles: profiles.current,
+    adminTokens: tokens,
+    advertiseAddress: config.server.advertiseAddress,
+    httpPort: config.http.listen.port,
+    log,
+  });
+  const http = createHttpServer(app, config.http.listen);
+  try {
+    await http.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const servers = [http];
+  let stopped: Promise<void> | undefined;
+  return {
+    servers,
+    store,
+    profiles,
+    adminTokenFile: file,
+    stop() {
+      stopped ??= (async () => {
+        for (const s of [...servers].reverse()) await s.stop();
+        await store.close();
+      })();
+      return stopped;
+    },
+  };
+}
+
+export function reportProfiles(set: ProfileSet, log: Logger): void {
+  for (const p of set.problems) log.warn({ file: p.file, problem: p.message }, 'profile not loaded');
+  log.info({ profiles: set.list().map((p) => p.name) }, 'profiles loaded');
+}
+
+export function describeStart(config: Config, r: Running, log: Logger): void {
+  const http = r.servers.find((s) => s.name === 'http')?.addresses[0];
+  const port = http?.port ?? config.http.listen.port;
+  const host = config.server.advertiseAddress === 'auto' ? '<this host>' : config.server.advertiseAddress;
+  log.info(
+    {
+      http: `${config.http.listen.host}:${port}`,
+      entryScript: `http://${host}:${port}/boot.ipxe`,
+      api: `http://${host}:${port}/api/v1`,
+      docs: `http://${host}:${port}/docs`,
+      dataDir: resolve(config.server.dataDir),
+      store: config.store.url,
+      ...(r.adminTokenFile ? { adminTokenFile: r.adminTokenFile } : { adminTokens: 'from config' }),
+    },
+    'edgeboot serving',
+  );
+  if (config.dhcp.mode !== 'off') {
+    log.info({ mode: config.dhcp.mode }, 'DHCP and TFTP are not part of this version yet: point your DHCP server at the entry script');
+  }
+}
+
+export const adminTokenPath = (dataDir: string): string => join(dataDir, 'admin-token');

@@ -1,0 +1,37 @@
+/** Forward-only schema steps; each runs once, in its own transaction. Never edit a released one. */
+export const MIGRATIONS: readonly { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE machines (
+        mac TEXT PRIMARY KEY,
+        uuid TEXT,
+        state TEXT NOT NULL,
+        profile TEXT,
+        doc TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX machines_uuid ON machines (uuid);
+      CREATE INDEX machines_state ON machines (state);
+      CREATE TABLE machine_macs (
+        mac TEXT PRIMARY KEY,
+        machine TEXT NOT NULL REFERENCES machines (mac) ON DELETE CASCADE
+      );
+      CREATE INDEX machine_macs_machine ON machine_macs (machine);
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        machine TEXT NOT NULL REFERENCES machines (mac) ON DELETE CASCADE,
+        time TEXT NOT NULL,
+        source TEXT NOT NULL,
+        type TEXT NOT NULL,
+        from_state TEXT,
+        to_state TEXT,
+        message TEXT,
+        data TEXT
+      );
+      CREATE INDEX events_machine ON events (machine, id);
+      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `,
+  },
+];

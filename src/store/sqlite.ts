@@ -1,0 +1,233 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Mac, Uuid } from '../machines/mac.js';
+import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../machines/model.js';
+import type { MachineState } from '../machines/state.js';
+import { MIGRATIONS } from './migrations.js';
+import { StoreConflictError, type MachineChange, type MachineFilter, type MutationResult, type Store } from './store.js';
+
+/** Events kept per machine; older ones are pruned in the transaction that appends. */
+export const EVENTS_KEPT_PER_MACHINE = 5000;
+
+interface EventRow {
+  id: number;
+  machine: string;
+  time: string;
+  source: MachineEvent['source'];
+  type: string;
+  from_state: MachineState | null;
+  to_state: MachineState | null;
+  message: string | null;
+  data: string | null;
+}
+
+export interface SqliteStoreOptions {
+  /** A file path, or `:memory:`. */
+  path: string;
+  now?: () => Date;
+}
+
+export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
+  if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+  const db = new Database(opts.path);
+  // WAL: readers never block the writer; FULL: a committed transaction survives power loss too.
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return new SqliteStore(db, opts.now ?? (() => new Date()));
+}
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+  const applied = new Set(
+    db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version),
+  );
+  const record = db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      record.run(m.version, new Date().toISOString());
+    })();
+  }
+}
+
+export class SqliteStore implements Store {
+  private readonly q;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => Date,
+  ) {
+    this.q = {
+      machineByMac: db.prepare<[string], { doc: string }>(
+        'SELECT m.doc FROM machine_macs x JOIN machines m ON m.mac = x.machine WHERE x.mac = ?',
+      ),
+      machinesByUuid: db.prepare<[string], { doc: string }>('SELECT doc FROM machines WHERE uuid = ? LIMIT 2'),
+      allMachines: db.prepare<[], { doc: string }>('SELECT doc FROM machines ORDER BY mac'),
+      machinesByState: db.prepare<[string], { doc: string }>('SELECT doc FROM machines WHERE state = ? ORDER BY mac'),
+      upsertMachine: db.prepare(
+        `INSERT INTO machines (mac, uuid, state, profile, doc, created_at, updated_at)
+         VALUES (@mac, @uuid, @state, @profile, @doc, @createdAt, @updatedAt)
+         ON CONFLICT (mac) DO UPDATE SET uuid = excluded.uuid, state = excluded.state,
+           profile = excluded.profile, doc = excluded.doc, updated_at = excluded.updated_at`,
+      ),
+      deleteMachine: db.prepare<[string]>('DELETE FROM machines WHERE mac = ?'),
+      macOwner: db.prepare<[string], { machine: string }>('SELECT machine FROM machine_macs WHERE mac = ?'),
+      clearMacs: db.prepare<[string]>('DELETE FROM machine_macs WHERE machine = ?'),
+      addMac: db.prepare<[string, string]>('INSERT INTO machine_macs (mac, machine) VALUES (?, ?)'),
+      insertEvent: db.prepare(
+        `INSERT INTO events (machine, time, source, type, from_state, to_state, message, data)
+         VALUES (@machine, @time, @source, @type, @from, @to, @message, @data)`,
+      ),
+      pruneEvents: db.prepare<[string, string, number]>(
+        `DELETE FROM events WHERE machine = ? AND id <= (
+           SELECT id FROM events WHERE machine = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+      ),
+      eventsAfter: db.prepare<[string, number, number], EventRow>(
+        'SELECT * FROM events WHERE machine = ? AND id > ? ORDER BY id LIMIT ?',
+      ),
+      getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
+      initSetting: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      ping: db.prepare('SELECT 1'),
+    };
+  }
+
+  async getMachine(mac: Mac): Promise<Machine | undefined> {
+    return this.readMachine(mac);
+  }
+
+  async findMachine(key: { macs: readonly Mac[]; uuid?: Uuid }): Promise<Machine | undefined> {
+    for (const mac of key.macs) {
+      const m = this.readMachine(mac);
+      if (m) return m;
+    }
+    if (key.uuid) {
+      const rows = this.q.machinesByUuid.all(key.uuid);
+      // Two machines with one UUID (cloned or blank SMBIOS): the UUID identifies neither.
+      if (rows.length === 1 && rows[0]) return parseDoc(rows[0].doc);
+    }
+    return undefined;
+  }
+
+  async listMachines(filter: MachineFilter = {}): Promise<Machine[]> {
+    const rows = filter.state ? this.q.machinesByState.all(filter.state) : this.q.allMachines.all();
+    const labels = Object.entries(filter.labels ?? {});
+    return rows
+      .map((r) => parseDoc(r.doc))
+      .filter((m) => (filter.profile === undefined || m.profile === filter.profile) && labels.every(([k, v]) => m.labels[k] === v));
+  }
+
+  async mutateMachine(mac: Mac, change: (current: Machine | undefined) => MachineChange): Promise<MutationResult> {
+    return this.db.transaction((): MutationResult => {
+      const current = this.readMachine(mac);
+      const c = change(current);
+      switch (c.kind) {
+        case 'keep':
+          return { machine: current, events: current && c.events ? this.insertEvents(current.mac, c.events) : [] };
+        case 'delete':
+          if (current) this.q.deleteMachine.run(current.mac);
+          return { machine: undefined, events: [] };
+        case 'save':
+          if (current && current.mac !== c.machine.mac) {
+            throw new Error(`store: a save must keep the primary MAC ${current.mac}`);
+          }
+          this.writeMachine(c.machine);
+          return { machine: c.machine, events: c.events ? this.insertEvents(c.machine.mac, c.events) : [] };
+      }
+    }).immediate();
+  }
+
+  async appendEvents(mac: Mac, events: readonly NewEvent[]): Promise<MachineEvent[]> {
+    return this.db.transaction(() => {
+      const m = this.readMachine(mac);
+      return m ? this.insertEvents(m.mac, events) : [];
+    }).immediate();
+  }
+
+  async listEvents(mac: Mac, opts: { afterId?: number; limit?: number } = {}): Promise<MachineEvent[]> {
+    const m = this.readMachine(mac);
+    if (!m) return [];
+    return this.q.eventsAfter.all(m.mac, opts.afterId ?? 0, opts.limit ?? 1000).map(toEvent);
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    return this.q.getSetting.get(key)?.value;
+  }
+
+  async initSetting(key: string, value: string): Promise<string> {
+    this.q.initSetting.run(key, value);
+    const stored = this.q.getSetting.get(key);
+    if (!stored) throw new Error(`store: setting ${key} vanished after insert`);
+    return stored.value;
+  }
+
+  async ping(): Promise<void> {
+    this.q.ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private readMachine(mac: Mac): Machine | undefined {
+    const row = this.q.machineByMac.get(mac);
+    return row ? parseDoc(row.doc) : undefined;
+  }
+
+  private writeMachine(m: Machine): void {
+    const macs = allMacs(m);
+    for (const x of macs) {
+      const owner = this.q.macOwner.get(x)?.machine;
+      if (owner !== undefined && owner !== m.mac) {
+        throw new StoreConflictError(`MAC ${x} already belongs to machine ${owner}`, owner as Mac, x);
+      }
+    }
+    this.q.upsertMachine.run({
+      mac: m.mac,
+      uuid: m.uuid ?? null,
+      state: m.state,
+      profile: m.profile ?? null,
+      doc: JSON.stringify(m),
+      createdAt: m.createdAt,
+      updatedAt: m.updatedAt,
+    });
+    this.q.clearMacs.run(m.mac);
+    for (const x of macs) this.q.addMac.run(x, m.mac);
+  }
+
+  private insertEvents(machine: Mac, events: readonly NewEvent[]): MachineEvent[] {
+    const time = this.now().toISOString();
+    const out = events.map((e): MachineEvent => {
+      const info = this.q.insertEvent.run({
+        machine,
+        time,
+        source: e.source,
+        type: e.type,
+        from: e.from ?? null,
+        to: e.to ?? null,
+        message: e.message ?? null,
+        data: e.data === undefined ? null : JSON.stringify(e.data),
+      });
+      return { ...e, id: Number(info.lastInsertRowid), mac: machine, time };
+    });
+    if (out.length > 0) this.q.pruneEvents.run(machine, machine, EVENTS_KEPT_PER_MACHINE);
+    return out;
+  }
+}
+
+function parseDoc(doc: string): Machine {
+  return JSON.parse(doc) as Machine;
+}
+
+function toEvent(r: EventRow): MachineEvent {
+  const e: MachineEvent = { id: r.id, mac: r.machine as Mac, time: r.time, source: r.source, type: r.type };
+  if (r.from_state) e.from = r.from_state;
+  if (r.to_state) e.to = r.to_state;
+  if (r.message !== null) e.message = r.message;
+  if (r.data !== null) e.data = JSON.parse(r.data) as Record<string, unknown>;
+  return e;
+}

@@ -1,0 +1,62 @@
+import type { Mac, Uuid } from '../machines/mac.js';
+import type { Machine, MachineEvent, NewEvent } from '../machines/model.js';
+import type { MachineState } from '../machines/state.js';
+
+export interface MachineFilter {
+  state?: MachineState;
+  /** Every label given must match exactly. */
+  labels?: Record<string, string>;
+  profile?: string;
+}
+
+/**
+ * What a mutation decides, given the machine as it is now (undefined: absent). Returning
+ * `keep` writes nothing; throwing aborts the transaction and reaches the caller unchanged.
+ */
+export type MachineChange =
+  | { kind: 'keep'; events?: NewEvent[] }
+  | { kind: 'save'; machine: Machine; events?: NewEvent[] }
+  | { kind: 'delete' };
+
+export interface MutationResult {
+  machine: Machine | undefined;
+  events: MachineEvent[];
+}
+
+/** A MAC (or UUID) already belongs to another machine. */
+export class StoreConflictError extends Error {
+  constructor(
+    message: string,
+    readonly owner: Mac,
+    readonly conflicting: string,
+  ) {
+    super(message);
+    this.name = 'StoreConflictError';
+  }
+}
+
+/**
+ * The one persistence interface. Every method is async so that a PostgreSQL store fits the
+ * same callers; every multi-row change happens inside one transaction of the implementation.
+ */
+export interface Store {
+  /** By any of the machine's MACs. */
+  getMachine(mac: Mac): Promise<Machine | undefined>;
+  /** The first machine that owns any of these MACs, else the one with this UUID. */
+  findMachine(key: { macs: readonly Mac[]; uuid?: Uuid }): Promise<Machine | undefined>;
+  listMachines(filter?: MachineFilter): Promise<Machine[]>;
+  /**
+   * Read-modify-write of one machine (looked up by any of its MACs) in one transaction:
+   * `change` sees the current row and returns what to write. It must be pure and synchronous.
+   */
+  mutateMachine(mac: Mac, change: (current: Machine | undefined) => MachineChange): Promise<MutationResult>;
+  appendEvents(mac: Mac, events: readonly NewEvent[]): Promise<MachineEvent[]>;
+  /** Oldest first; `afterId` pages forward. */
+  listEvents(mac: Mac, opts?: { afterId?: number; limit?: number }): Promise<MachineEvent[]>;
+  getSetting(key: string): Promise<string | undefined>;
+  /** Sets the value only if the key is absent; returns the value that is stored afterwards. */
+  initSetting(key: string, value: string): Promise<string>;
+  /** A cheap round trip, for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
