@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1
+# Build: compile TypeScript and the native SQLite binding with the full toolchain.
+FROM node:20-bookworm AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+RUN npm ci && npm prune --omit=dev
+
+# Run: a slim Debian with Node 20 and Debian's iPXE binaries for TFTP.
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ipxe ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/edgeboot
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY profiles ./profiles
+ENV EDGEBOOT_SERVER_DATA_DIR=/var/lib/edgeboot \
+    EDGEBOOT_STORE_URL=sqlite:/var/lib/edgeboot/edgeboot.db \
+    EDGEBOOT_CACHE_DIR=/var/lib/edgeboot/cache
+VOLUME /var/lib/edgeboot
+EXPOSE 8080/tcp 69/udp 67/udp 4011/udp
+ENTRYPOINT ["node", "/opt/edgeboot/dist/main.js"]
+CMD ["serve"]
