@@ -54,11 +54,12 @@ export class BootService {
     let decision: BootDecision | undefined;
     const res = await store.mutateMachine(key, (cur): MachineChange => {
       const time = this.now().toISOString();
-      const observed: Observed = { ...cur?.observed, ...q.observed, ...(q.uuid && { uuid: q.uuid }), lastSeenAt: time };
+      const observed: Observed = { ...cur?.observed, ...q.observed, ...(q.uuid && { uuid: q.uuid }), ...(q.macs.length > 0 && { nics: q.macs }), lastSeenAt: time };
       if (!cur) {
         const machine: Machine = {
           mac: q.mac,
-          macs: q.macs.filter((m) => m !== q.mac),
+          // Only the booting NIC: the others stay free for a reservation to claim (observed.nics).
+          macs: [],
           labels: {},
           state: 'discovered',
           observed,

@@ -42,6 +42,7 @@ const observed = {
   type: 'object',
   properties: {
     uuid: { type: 'string' },
+    nics: { type: 'array', items: { type: 'string' } },
     arch: { type: 'string' },
     platform: { type: 'string' },
     serial: { type: 'string' },

@@ -26,6 +26,8 @@ export interface Reservation {
 export interface Observed {
   /** The SMBIOS UUID the machine reported (the reservation's `uuid` is the operator's). */
   uuid?: string;
+  /** Every NIC MAC iPXE listed on its last boot. */
+  nics?: string[];
   arch?: string;
   platform?: string;
   serial?: string;

@@ -4,7 +4,7 @@ import type { MachinePlaceholder } from '../profiles/template.js';
 import { StoreConflictError, type MachineChange, type MachineFilter, type Store } from '../store/store.js';
 import { TRANSITION_EVENTS } from './events.js';
 import type { Mac } from './mac.js';
-import { type Machine, type MachineEvent, type NewEvent, type Reservation } from './model.js';
+import { allMacs, type Machine, type MachineEvent, type NewEvent, type Reservation } from './model.js';
 import { applyTransition, type MachineState, type Transition } from './state.js';
 
 /** The operations of the admin API on machines: validation beyond the schemas, then one transaction. */
@@ -32,6 +32,8 @@ export class MachineService {
   /** PUT: create, or replace the reservation of, the machine whose primary MAC is `r.mac`. */
   async put(r: Reservation): Promise<{ machine: Machine; created: boolean }> {
     this.checkReservation(r);
+    const absorbed = await this.absorbDiscovered(r);
+    const merged = absorbed.map((d): NewEvent => ({ type: 'discovered-record-merged', source: 'api', message: `the discovered record of ${d.mac} now belongs to this machine`, data: { mac: d.mac, observed: d.observed } }));
     let created = false;
     const res = await this.mutate(r.mac, (cur) => {
       const time = this.now().toISOString();
@@ -41,13 +43,32 @@ export class MachineService {
       if (!cur) {
         created = true;
         const state: MachineState = r.profile ? 'registered' : 'discovered';
-        const machine: Machine = { ...r, state, observed: {}, createdAt: time, updatedAt: time };
-        const events: NewEvent[] = [{ type: 'reservation-created', source: 'api', to: state, data: { profile: r.profile ?? null } }];
+        const machine: Machine = { ...r, state, observed: absorbed[0]?.observed ?? {}, createdAt: time, updatedAt: time };
+        const events: NewEvent[] = [{ type: 'reservation-created', source: 'api', to: state, data: { profile: r.profile ?? null } }, ...merged];
         return { kind: 'save', machine, events };
       }
-      return this.replace(cur, r, time);
+      const change = this.replace(cur, r, time);
+      return change.kind === 'save' ? { ...change, events: [...(change.events ?? []), ...merged] } : change;
     });
     return { machine: res.machine as Machine, created };
+  }
+
+  /**
+   * A machine that PXE-booted before it was registered left a `discovered` record under the
+   * MAC it booted from. A reservation that names that MAC, under another primary, takes it
+   * over: the record goes, what it observed comes along.
+   */
+  private async absorbDiscovered(r: Reservation): Promise<Machine[]> {
+    const absorbed: Machine[] = [];
+    for (const mac of allMacs(r)) {
+      const owner = await this.store.getMachine(mac);
+      if (!owner || owner.mac === r.mac || owner.state !== 'discovered' || owner.profile !== undefined) continue;
+      const res = await this.store.mutateMachine(owner.mac, (cur) =>
+        cur && cur.mac === owner.mac && cur.state === 'discovered' && cur.profile === undefined ? { kind: 'delete' } : { kind: 'keep' },
+      );
+      if (res.machine === undefined) absorbed.push(owner);
+    }
+    return absorbed;
   }
 
   async remove(mac: Mac): Promise<void> {
