@@ -2,7 +2,7 @@ import type { Mac } from '../machines/mac.js';
 import type { MachineState } from '../machines/state.js';
 import { fillTemplate, type MachinePlaceholder } from '../profiles/template.js';
 import type { BootDecision } from './planner.js';
-import { ipxeToken, safeUrl } from './safe.js';
+import { ipxeToken, safeUrl, UnsafeValueError } from './safe.js';
 
 /** What the renderer needs besides the decision: all of it already validated. */
 export interface ScriptContext {
@@ -77,7 +77,12 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
   const fill = (t: Parameters<typeof fillTemplate>[0], what: string): string => {
     const r = fillTemplate(
       t,
-      (name) => ctx.values[name],
+      (name) => {
+        // A value is one argument: whitespace in it would be split below into arguments of its own.
+        const v = ctx.values[name];
+        if (v !== undefined && /\s/.test(v)) throw new UnsafeValueError(`the value of ${name}`, v);
+        return v;
+      },
       (a) => artifactUrl(base, profile, a),
     );
     if (!r.ok) throw new RenderError(`profile ${profile} needs ${r.missing} in ${what}, and this machine has none`);
