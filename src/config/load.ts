@@ -57,14 +57,31 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
     }
     applyOverride(raw, key, set.slice(eq + 1), `--set ${key.path}`, problems);
   }
+  // Report the file's problems along with those of the environment and flags, all at once.
+  problems.push(...configProblems(raw));
   if (problems.length > 0) throw new ConfigError(problems, source);
-  return { config: checkConfig(raw, source), warnings };
+  return { config: normalise(raw as unknown as RawConfig), warnings };
 }
 
 /** Validates a parsed document (defaults filled in place) and normalises it. */
 export function checkConfig(raw: JsonObject, source = 'config'): Config {
-  if (!validate(raw)) throw new ConfigError(describeErrors(raw, validate.errors ?? []), source);
+  const problems = configProblems(raw);
+  if (problems.length > 0) throw new ConfigError(problems, source);
   return normalise(raw as unknown as RawConfig);
+}
+
+/** Schema errors, then what the listen pattern cannot say: a port stops at 65535. */
+function configProblems(raw: JsonObject): string[] {
+  const problems = validate(raw) ? [] : describeErrors(raw, validate.errors ?? []);
+  for (const k of CONFIG_KEYS) {
+    if (k.key !== 'listen' || problems.some((p) => p.startsWith(`${k.path}:`))) continue;
+    const section = raw[k.section];
+    const v = section && typeof section === 'object' && !Array.isArray(section) ? section[k.key] : undefined;
+    if (typeof v === 'string' && Number(v.slice(v.lastIndexOf(':') + 1)) > 65535) {
+      problems.push(`${k.path}: got ${describeValue(v)}, expected ${k.schema.description ?? 'host:port'}, with a port up to 65535`);
+    }
+  }
+  return problems;
 }
 
 function readConfigFile(file: string): JsonObject {
