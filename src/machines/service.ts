@@ -59,10 +59,21 @@ export class MachineService {
    * over: the record goes, what it observed comes along.
    */
   private async absorbDiscovered(r: Reservation): Promise<Machine[]> {
-    const absorbed: Machine[] = [];
+    const owners = new Map<Mac, Machine>();
     for (const mac of allMacs(r)) {
       const owner = await this.store.getMachine(mac);
-      if (!owner || owner.mac === r.mac || owner.state !== 'discovered' || owner.profile !== undefined) continue;
+      if (owner) owners.set(owner.mac, owner);
+    }
+    // A PUT that is going to be refused (a MAC in use by a machine that is not a discovered
+    // record, or a profile taken from a registered machine) must take over nothing either.
+    const own = owners.get(r.mac);
+    const refused =
+      [...owners.values()].some((o) => o.mac !== r.mac && (o.state !== 'discovered' || o.profile !== undefined)) ||
+      (own !== undefined && r.profile === undefined && own.state !== 'discovered');
+    if (refused) return [];
+    const absorbed: Machine[] = [];
+    for (const owner of owners.values()) {
+      if (owner.mac === r.mac) continue;
       const res = await this.store.mutateMachine(owner.mac, (cur) =>
         cur && cur.mac === owner.mac && cur.state === 'discovered' && cur.profile === undefined ? { kind: 'delete' } : { kind: 'keep' },
       );

@@ -473,6 +473,37 @@ t.test('409s: MACs in use, profile removal, refused reset', async (t) => {
   t.equal(machine(await get(ta, path(MAC))).state, 'registered');
 });
 
+t.test('a discovered record is taken over by a reservation that names its MAC; a refused PUT takes over nothing', async (t) => {
+  const ta = await app(t);
+  const D = '02:00:00:00:00:0d';
+  t.equal((await put(ta, MAC, assistedMachine({ macs: [MAC2] }))).statusCode, 201);
+  const booted = await ta.app.inject({ method: 'GET', url: '/ipxe?mac=02-00-00-00-00-0d&arch=x86_64' });
+  t.equal(booted.statusCode, 200);
+  t.equal(machine(await get(ta, path(D))).state, 'discovered', 'the booted NIC left a discovered record');
+  const eventsOfD = (await get(ta, path(D, '/events'))).json<{ events: unknown[] }>().events.length;
+
+  // Refused: another MAC of the body belongs to a registered machine.
+  isError(t, await put(ta, MAC3, { macs: [D, MAC2] }), 409, 'mac_in_use');
+  isError(t, await put(ta, MAC3, { macs: [MAC2, D] }), 409, 'mac_in_use');
+  // Refused: the path MAC is a further MAC of another machine.
+  isError(t, await put(ta, MAC2, { macs: [D] }), 409, 'mac_in_use');
+  // Refused: the replace would drop the profile of a registered machine.
+  isError(t, await put(ta, MAC, { macs: [MAC2, D] }), 409, 'profile_required');
+  const d = await get(ta, path(D));
+  t.equal(d.statusCode, 200, 'the refused PUTs left the discovered record alone');
+  t.equal(machine(d).mac, D);
+  t.equal((await get(ta, path(D, '/events'))).json<{ events: unknown[] }>().events.length, eventsOfD, 'with its timeline');
+  t.equal((await get(ta, path(MAC3))).statusCode, 404);
+
+  // Accepted: the reservation takes the record over, with what it observed.
+  const res = await put(ta, MAC3, { macs: [D.replaceAll(':', '-')], profile: 'local-disk' });
+  t.equal(res.statusCode, 201, res.body);
+  const m = machine(res);
+  t.same(m.macs, [D]);
+  t.equal(m.observed?.arch, 'x86_64', 'what the discovered record observed comes along');
+  t.equal(machine(await get(ta, path(D))).mac, MAC3, 'the MAC now finds the reservation');
+});
+
 t.test('reset: failed → registered; to precached only after a completed precache', async (t) => {
   const ta = await app(t);
   const post = (mac: string, payload: Record<string, unknown>) => ta.app.inject({ method: 'POST', url: path(mac, '/events'), headers: ta.auth, payload });
