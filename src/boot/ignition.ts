@@ -16,7 +16,9 @@ export interface IgnitionConfig {
 
 export function renderIgnition(input: IgnitionInput): IgnitionConfig {
   const body = JSON.stringify({ type: 'booted', message: 'live environment reached multi-user' });
-  // systemd expands % specifiers in ExecStart: the URL and body carry none (base64url token).
+  // systemd expands % specifiers in ExecStart: the body carries none, and a % of the URL (an
+  // IPv6 zone, a percent escape) is written %% so that systemd hands curl a plain %.
+  const url = input.eventsUrl.replaceAll('%', '%%');
   const unit = [
     '[Unit]',
     'Description=Report the live environment to edgeboot',
@@ -25,7 +27,7 @@ export function renderIgnition(input: IgnitionInput): IgnitionConfig {
     '',
     '[Service]',
     'Type=oneshot',
-    `ExecStart=/usr/bin/curl -fsS --retry 10 --retry-connrefused --retry-delay 3 -H "Content-Type: application/json" -d '${body}' "${input.eventsUrl}"`,
+    `ExecStart=/usr/bin/curl -fsS --retry 10 --retry-connrefused --retry-delay 3 -H "Content-Type: application/json" -d '${body}' "${url}"`,
     '',
     '[Install]',
     'WantedBy=multi-user.target',

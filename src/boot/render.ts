@@ -73,7 +73,8 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
     case 'boot':
       break;
   }
-  const profile = d.profile.name;
+  // Names come from validated profile files; re-checked like every value that reaches a script.
+  const profile = ipxeToken('profile name', d.profile.name);
   const fill = (t: Parameters<typeof fillTemplate>[0], what: string): string => {
     const r = fillTemplate(
       t,
@@ -94,14 +95,16 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
     return `${head}chain --replace --autofree ${url} || exit\n`;
   }
   const spec = d.spec;
-  const initrdArgs = spec.initrds.map((n) => `initrd=${n}`);
+  const kernel = ipxeToken(`kernel name of profile ${profile}`, spec.kernel);
+  const initrds = spec.initrds.map((n) => ipxeToken(`initrd name of profile ${profile}`, n));
+  const initrdArgs = initrds.map((n) => `initrd=${n}`);
   const args = fill(spec.args, 'boot.args')
     .split(' ')
     .filter((a) => a !== '')
     .map((a) => ipxeToken(`kernel argument of profile ${profile}`, a));
   const lines = [
-    `kernel ${artifactUrl(base, profile, spec.kernel)} ${[...initrdArgs, ...args].join(' ')}`.trimEnd() + ' || goto edgeboot-failed',
-    ...spec.initrds.map((n) => `initrd --name ${n} ${artifactUrl(base, profile, n)} || goto edgeboot-failed`),
+    `kernel ${artifactUrl(base, profile, kernel)} ${[...initrdArgs, ...args].join(' ')}`.trimEnd() + ' || goto edgeboot-failed',
+    ...initrds.map((n) => `initrd --name ${n} ${artifactUrl(base, profile, n)} || goto edgeboot-failed`),
     'boot || goto edgeboot-failed',
     ':edgeboot-failed',
     'echo edgeboot: the boot failed, asking the server again',

@@ -15,8 +15,11 @@ export const HOSTNAME_PATTERN = '^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[
  */
 export const SAFE_URL_PATTERN = "^https?://[A-Za-z0-9._~:/?&=%+,@!*()\\[\\]-]+$";
 
-/** Tokens of a kernel command line or an iPXE argument: no whitespace, quotes or iPXE syntax. */
-export const IPXE_TOKEN_PATTERN = '^[A-Za-z0-9._~:/?&=%+,@!*()\\[\\]-]*$';
+/**
+ * Tokens of a kernel command line or an iPXE argument: no whitespace, quotes or iPXE syntax.
+ * `&` is plain text inside a token, but a token that is exactly `&&` ends an iPXE command.
+ */
+export const IPXE_TOKEN_PATTERN = '^(?!&&$)[A-Za-z0-9._~:/?&=%+,@!*()\\[\\]-]*$';
 
 /** A name of a profile, label key or artifact. */
 export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';

@@ -1,0 +1,156 @@
+import AjvDraft04Module from 'ajv-draft-04';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { renderIgnition, type IgnitionConfig, type IgnitionInput } from '../../../src/boot/ignition.js';
+
+// ajv-draft-04 is CommonJS; under NodeNext its class arrives as the module's `default` member
+// (at run time module.exports is the class and carries itself as `.default`).
+const AjvDraft04 = AjvDraft04Module.default;
+
+// shared/ sits beside the repository (in CI too): ../shared/testdata from the repository root.
+const SCHEMA_PATH = fileURLToPath(new URL('../../../../shared/testdata/ignition-v3_4.schema.json', import.meta.url));
+const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as Record<string, unknown>;
+const ajv = new AjvDraft04({ allErrors: true, strict: true });
+const validate = ajv.compile(schema);
+
+const EVENTS_URL = 'http://10.77.0.1:8080/api/v1/machines/52-54-00-ab-cd-ef/events?token=EVTTOK0123456789abcdefABCDEF_-xy';
+
+/**
+ * Splits a systemd command line into its arguments the way systemd does for ExecStart:
+ * whitespace separates, double or single quotes group, `%%` is a literal `%`. Any other `%`
+ * specifier or `$` expansion is reported, since systemd would replace it.
+ */
+function systemdArgv(line: string): { argv: string[]; specifiers: string[]; expansions: string[] } {
+  const specifiers = [...line.matchAll(/%(.)/g)].map((m) => m[0]).filter((s) => s !== '%%');
+  const expansions = [...line.matchAll(/\$\{?[A-Za-z_]/g)].map((m) => m[0]);
+  const argv: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] ?? '';
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else cur += c;
+      continue;
+    }
+    if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === ' ' || c === '\t') {
+      if (inWord) argv.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw new Error(`unbalanced ${quote} in ${line}`);
+  if (inWord) argv.push(cur);
+  return { argv: argv.map((a) => a.replaceAll('%%', '%')), specifiers, expansions };
+}
+
+function unit(config: IgnitionConfig): { name: string; enabled: boolean; contents: string } {
+  const units = config.systemd.units;
+  if (units.length !== 1 || !units[0]) throw new Error(`expected one unit, got ${units.length}`);
+  return units[0];
+}
+
+function execStart(config: IgnitionConfig): string {
+  const lines = unit(config).contents.split('\n').filter((l) => l.startsWith('ExecStart='));
+  if (lines.length !== 1 || lines[0] === undefined) throw new Error(`expected one ExecStart, got ${lines.length}`);
+  return lines[0].slice('ExecStart='.length);
+}
+
+/** What curl is asked to do, from its argv. */
+function curlCall(argv: string[]): { url: string | undefined; body: string | undefined; headers: string[] } {
+  const headers: string[] = [];
+  let body: string | undefined;
+  const positional: string[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === '-H') headers.push(argv[++i] ?? '');
+    else if (a === '-d' || a === '--data') body = argv[++i];
+    else if (a === '--retry' || a === '--retry-delay') i++;
+    else if (!a.startsWith('-')) positional.push(a);
+  }
+  return { url: positional.length === 1 ? positional[0] : undefined, body, headers };
+}
+
+const inputs: [string, IgnitionInput][] = [
+  ['no hostname', { eventsUrl: EVENTS_URL }],
+  ['a hostname', { eventsUrl: EVENTS_URL, hostname: 'sno-1' }],
+  ['a dotted hostname', { eventsUrl: EVENTS_URL, hostname: 'sno-1.lab.example' }],
+  ['a URL with percent escapes', { eventsUrl: 'http://[fe80::1%25eth0]:8080/api/v1/machines/52-54-00-ab-cd-ef/events?token=a%2Fb' }],
+];
+
+t.test('the schema is the Ignition 3.4 draft-04 schema, and it bites', async (t) => {
+  t.equal(schema.$schema, 'http://json-schema.org/draft-04/schema#');
+  t.ok(validate({ ignition: { version: '3.4.0' } }), 'a minimal config is valid');
+  t.notOk(validate({}), 'ignition is required');
+  t.notOk(validate({ ignition: { version: '3.4.0' }, systemd: { units: [{ enabled: true }] } }), 'a unit needs a name');
+  t.notOk(validate({ ignition: { version: '3.4.0' }, storage: { files: [{ path: '/etc/hostname', mode: '0644' }] } }), 'mode is an integer');
+});
+
+t.test('renderIgnition validates against the Ignition 3.4 schema', async (t) => {
+  for (const [what, input] of inputs) {
+    const config = renderIgnition(input);
+    const ok = validate(config);
+    t.ok(ok, what, { errors: validate.errors });
+    t.equal(config.ignition.version, '3.4.0', `${what}: spec version 3.4.0`);
+    // What is served is JSON: it must survive the round trip unchanged.
+    t.same(JSON.parse(JSON.stringify(config)), config, `${what}: plain JSON`);
+  }
+});
+
+t.test('the unit reports to the events URL', async (t) => {
+  for (const [what, input] of inputs) {
+    const config = renderIgnition(input);
+    const u = unit(config);
+    t.match(u.name, /^[A-Za-z0-9:_.\\-]+\.service$/, `${what}: a service unit name`);
+    t.equal(u.enabled, true, `${what}: enabled`);
+    t.match(u.contents, /^\[Unit\]\n/, `${what}: starts with [Unit]`);
+    t.match(u.contents, /\n\[Service\]\nType=oneshot\n/, `${what}: a oneshot service`);
+    t.match(u.contents, /\n\[Install\]\nWantedBy=multi-user\.target\n/, `${what}: wanted by multi-user.target (enabled needs [Install])`);
+    t.match(u.contents, /\nAfter=network-online\.target\n/, `${what}: after the network is up`);
+    t.match(u.contents, /\nWants=network-online\.target\n/, `${what}: pulls in network-online`);
+
+    const cmd = systemdArgv(execStart(config));
+    t.same(cmd.specifiers, [], `${what}: no % specifier systemd would expand`);
+    t.same(cmd.expansions, [], `${what}: no $ variable systemd would expand`);
+    t.equal(cmd.argv[0], '/usr/bin/curl', `${what}: an absolute path to curl`);
+    const call = curlCall(cmd.argv);
+    t.equal(call.url, input.eventsUrl, `${what}: posts to the events URL, once`);
+    t.ok(call.headers.includes('Content-Type: application/json'), `${what}: as JSON`);
+    t.ok(cmd.argv.includes('-f') || cmd.argv.some((a) => /^-[a-zA-Z]*f/.test(a)), `${what}: fails on an HTTP error`);
+    t.ok(cmd.argv.includes('--retry'), `${what}: retries`);
+    if (call.body === undefined) {
+      t.fail(`${what}: no body`);
+      continue;
+    }
+    const body = JSON.parse(call.body) as { type?: unknown; message?: unknown };
+    t.equal(body.type, 'booted', `${what}: a booted event`);
+    t.type(body.message, 'string');
+  }
+});
+
+t.test('the hostname file is written only with a hostname', async (t) => {
+  const none = renderIgnition({ eventsUrl: EVENTS_URL });
+  t.equal(none.storage, undefined, 'no storage without a hostname');
+  t.equal(renderIgnition({ eventsUrl: EVENTS_URL, hostname: '' }).storage, undefined, 'an empty hostname writes nothing');
+
+  for (const hostname of ['sno-1', 'sno-1.lab.example']) {
+    const config = renderIgnition({ eventsUrl: EVENTS_URL, hostname });
+    const files = config.storage?.files ?? [];
+    t.equal(files.length, 1, `${hostname}: one file`);
+    const f = files[0];
+    if (!f) continue;
+    t.equal(f.path, '/etc/hostname');
+    t.equal(f.mode, 0o644, 'mode 0644 (decimal 420)');
+    t.equal(f.overwrite, true, 'replaces the live image hostname');
+    t.match(f.contents.source, /^data:,/, 'a data URL');
+    t.equal(decodeURIComponent(f.contents.source.slice('data:,'.length)), hostname, 'holding the hostname');
+  }
+});
