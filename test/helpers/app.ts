@@ -1,0 +1,77 @@
+import type { FastifyInstance } from 'fastify';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BootService } from '../../src/boot/service.js';
+import type { Config } from '../../src/config/config.js';
+import { checkConfig } from '../../src/config/load.js';
+import { buildApp } from '../../src/http/app.js';
+import { createLogger } from '../../src/log.js';
+import { MachineService } from '../../src/machines/service.js';
+import { ProfileHolder } from '../../src/server.js';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const SECRET = 'test-secret';
+
+export interface TestApp {
+  app: FastifyInstance;
+  store: SqliteStore;
+  machines: MachineService;
+  boot: BootService;
+  profiles: ProfileHolder;
+  config: Config;
+  dir: string;
+  /** Headers of an authorised admin request. */
+  auth: { authorization: string };
+  close(): Promise<void>;
+}
+
+export function tempDir(prefix = 'edgeboot-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Parses a config document the way `edgeboot serve` does (defaults filled in). */
+export function testConfig(doc: Record<string, unknown> = {}): Config {
+  return checkConfig(structuredClone(doc) as Parameters<typeof checkConfig>[0]);
+}
+
+/**
+ * The whole HTTP app on a real SQLite store in a temp dir, ready for `app.inject()`.
+ * `profileDirs` adds user profile folders; `config` is merged into the defaults.
+ */
+export async function startTestApp(opts: { config?: Record<string, unknown>; profileDirs?: string[]; now?: () => Date } = {}): Promise<TestApp> {
+  const dir = tempDir();
+  const config = testConfig({ ...opts.config, server: { dataDir: dir } });
+  const store = openSqliteStore({ path: join(dir, 'edgeboot.db'), ...(opts.now && { now: opts.now }) });
+  const profiles = new ProfileHolder(opts.profileDirs ?? []);
+  const log = createLogger('silent');
+  const machines = new MachineService(store, profiles.current, opts.now);
+  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret: SECRET, log, ...(opts.now && { now: opts.now }) });
+  const app = await buildApp({
+    store,
+    machines,
+    boot,
+    profiles: profiles.current,
+    adminTokens: [ADMIN_TOKEN],
+    advertiseAddress: 'auto',
+    httpPort: 8080,
+    log,
+  });
+  await app.ready();
+  return {
+    app,
+    store,
+    machines,
+    boot,
+    profiles,
+    config,
+    dir,
+    auth: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    async close() {
+      await app.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
