@@ -48,52 +48,42 @@ export class BootService {
   }
 
   async script(q: BootQuery, baseUrl: string): Promise<{ script: string; machine: Machine; decision: BootDecision }> {
-    const { store, machines, config } = this.deps;
+    const { store, config } = this.deps;
     const known = await store.findMachine({ macs: [q.mac, ...q.macs], uuid: q.uuid });
-    const key = known?.mac ?? q.mac;
-    let decision: BootDecision | undefined;
-    const res = await store.mutateMachine(key, (cur): MachineChange => {
+    let out: { script: string; decision: BootDecision } | undefined;
+    const res = await store.mutateMachine(known?.mac ?? q.mac, (cur): MachineChange => {
       const time = this.now().toISOString();
       const observed: Observed = { ...cur?.observed, ...q.observed, ...(q.uuid && { uuid: q.uuid }), ...(q.macs.length > 0 && { nics: q.macs }), lastSeenAt: time };
-      if (!cur) {
-        const machine: Machine = {
-          mac: q.mac,
-          // Only the booting NIC: the others stay free for a reservation to claim (observed.nics).
-          macs: [],
-          labels: {},
-          state: 'discovered',
-          observed,
-          createdAt: time,
-          updatedAt: time,
-        };
-        decision = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
-        return { kind: 'save', machine, events: [{ type: 'discovered', source: 'http', to: 'discovered', data: { ...q.observed, macs: q.macs, uuid: q.uuid ?? null } }, served(decision)] };
-      }
-      let machine: Machine = { ...cur, observed };
-      const d = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
-      decision = d;
       const events: NewEvent[] = [];
-      if (d.transition) {
-        const change = machines.transition(machine, d.transition, 'http', d.reason);
-        if (change.kind === 'save') {
-          machine = change.machine;
-          events.push(...(change.events ?? []));
-        }
+      let machine: Machine;
+      if (cur) {
+        machine = { ...cur, observed };
+      } else {
+        // Only the booting NIC: the others stay free for a reservation to claim (observed.nics).
+        machine = { mac: q.mac, macs: [], labels: {}, state: 'discovered', observed, createdAt: time, updatedAt: time };
+        events.push({ type: 'discovered', source: 'http', to: 'discovered', data: { ...q.observed, macs: q.macs, uuid: q.uuid ?? null } });
       }
-      events.push(served(d));
-      return { kind: 'save', machine, events };
+      const d = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
+      // Render before committing the state move: a script that cannot be rendered moves nothing.
+      const moved = d.transition ? this.deps.machines.transition(machine, d.transition, 'http', d.reason) : undefined;
+      const next = moved?.kind === 'save' ? moved.machine : machine;
+      try {
+        out = { script: renderScript(d, this.context(next, baseUrl)), decision: d };
+        if (moved?.kind === 'save') events.push(...(moved.events ?? []));
+        events.push(served(d));
+        return { kind: 'save', machine: next, events };
+      } catch (err) {
+        if (!(err instanceof RenderError || err instanceof UnsafeValueError)) throw err;
+        const failed: BootDecision = { kind: 'error', reason: "the server cannot render this machine's boot script: see its events" };
+        out = { script: renderScript(failed, this.context(machine, baseUrl)), decision: failed };
+        events.push({ type: 'boot-error', source: 'http', message: err.message }, served(failed));
+        return { kind: 'save', machine, events };
+      }
     });
     const machine = res.machine as Machine;
-    const d = decision as BootDecision;
-    try {
-      return { script: renderScript(d, this.context(machine, baseUrl)), machine, decision: d };
-    } catch (err) {
-      if (!(err instanceof RenderError || err instanceof UnsafeValueError)) throw err;
-      this.deps.log.error({ mac: machine.mac, err: err.message }, 'boot script could not be rendered');
-      await store.appendEvents(machine.mac, [{ type: 'boot-error', source: 'http', message: err.message }]);
-      const failed: BootDecision = { kind: 'error', reason: 'the server cannot render this machine\'s boot script: see its events' };
-      return { script: renderScript(failed, this.context(machine, baseUrl)), machine, decision: failed };
-    }
+    const r = out as { script: string; decision: BootDecision };
+    if (r.decision.kind === 'error') this.deps.log.error({ mac: machine.mac, reason: r.decision.reason }, 'machine cannot boot: configuration error');
+    return { ...r, machine };
   }
 
   /** What `GET /api/v1/machines/{mac}/boot` reports: the decision without side effects. */

@@ -37,7 +37,7 @@ export interface Loaded {
 export function loadConfig(opts: LoadOptions = {}): Loaded {
   const warnings: string[] = [];
   const raw: JsonObject = opts.file ? readConfigFile(opts.file) : {};
-  const source = opts.file ?? 'embedded defaults';
+  const source = opts.file ?? 'defaults, environment and flags';
   const problems: string[] = [];
   for (const [name, value] of Object.entries(opts.env ?? {})) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined || CLIENT_ENV.has(name)) continue;

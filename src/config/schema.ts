@@ -14,7 +14,7 @@ const byteSize = {
   description: 'a byte count, or a size such as 200GiB or 512MiB',
   oneOf: [
     { type: 'integer', minimum: 0 },
-    { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B)?$' },
+    { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?\\s*([KkMmGgTt][Ii]?[Bb]|[Bb])?$' },
   ],
 };
 

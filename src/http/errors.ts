@@ -12,7 +12,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (err.validation) {
       const where = err.validationContext ?? 'request';
       const details = err.validation.map((v) => ({ path: `${where}${v.instancePath}`, problem: v.message, params: v.params }));
-      return reply.code(400).send({ error: 'invalid_request', message: `invalid ${where}: ${err.validation.map((v) => `${v.instancePath || where} ${v.message}`).join('; ')}`, details });
+      return reply.code(400).send({ error: 'invalid_request', message: `invalid ${where}: ${err.validation.map(describeProblem(where)).join('; ')}`, details });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) {
@@ -25,3 +25,11 @@ export function installErrorHandling(app: FastifyInstance): void {
     reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` }),
   );
 }
+
+type Problem = NonNullable<FastifyError['validation']>[number];
+
+const describeProblem = (where: string) => (v: Problem): string => {
+  const at = v.instancePath || where;
+  const extra = (v.params as { additionalProperty?: unknown }).additionalProperty;
+  return extra === undefined ? `${at} ${v.message ?? 'is invalid'}` : `${at} has unknown field ${JSON.stringify(extra)}`;
+};
