@@ -10,9 +10,23 @@ import { createLogger } from '../../src/log.js';
 import { MachineService } from '../../src/machines/service.js';
 import { ProfileHolder } from '../../src/server.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+import type { Teardown } from './process.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const SECRET = 'test-secret';
+
+/** The body of every API error: `{ error, message, details? }`. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+  details?: unknown;
+}
+
+export interface TestAppOptions {
+  config?: Record<string, unknown>;
+  profileDirs?: string[];
+  now?: () => Date;
+}
 
 export interface TestApp {
   app: FastifyInstance;
@@ -40,7 +54,7 @@ export function testConfig(doc: Record<string, unknown> = {}): Config {
  * The whole HTTP app on a real SQLite store in a temp dir, ready for `app.inject()`.
  * `profileDirs` adds user profile folders; `config` is merged into the defaults.
  */
-export async function startTestApp(opts: { config?: Record<string, unknown>; profileDirs?: string[]; now?: () => Date } = {}): Promise<TestApp> {
+export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const dir = tempDir();
   const config = testConfig({ ...opts.config, server: { dataDir: dir } });
   const store = openSqliteStore({ path: join(dir, 'edgeboot.db'), ...(opts.now && { now: opts.now }) });
@@ -74,4 +88,11 @@ export async function startTestApp(opts: { config?: Record<string, unknown>; pro
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** `startTestApp`, closed in `tt`'s teardown. */
+export async function testApp(tt: Teardown, opts: TestAppOptions = {}): Promise<TestApp> {
+  const ta = await startTestApp(opts);
+  tt.teardown(() => ta.close());
+  return ta;
 }

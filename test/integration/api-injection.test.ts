@@ -10,28 +10,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Mac } from '../../src/machines/mac.js';
 import type { Machine } from '../../src/machines/model.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
-
-interface ErrorBody {
-  error: string;
-  message: string;
-  details?: unknown;
-}
-
-interface MachineBody {
-  mac: string;
-  macs: string[];
-  hostname?: string;
-  ip?: string;
-  profile?: string;
-  labels: Record<string, string>;
-  assisted?: { ipxeScriptUrl: string };
-  precache?: Record<string, unknown>;
-  state: string;
-  observed: Record<string, string>;
-  createdAt: string;
-  updatedAt: string;
-}
+import { testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
 
 interface EventBody {
   id: number;
@@ -42,10 +21,6 @@ interface EventBody {
 
 /** The `t` of a subtest. */
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 const MAC = '52:54:00:ab:cd:ef';
 const NEW_MAC = '52:54:00:ab:cd:99';
@@ -114,12 +89,6 @@ const FIELDS: Field[] = [
   { name: 'uuid', set: (x) => ({ uuid: `4c4c4544-0042-3510-8052-b4c04f333532${x}` }) },
 ];
 
-async function app(tt: Teardown, opts: Parameters<typeof startTestApp>[0] = {}): Promise<TestApp> {
-  const ta = await startTestApp(opts);
-  tt.teardown(() => ta.close());
-  return ta;
-}
-
 const path = (mac: string, rest = '') => `/api/v1/machines/${mac}${rest}`;
 
 async function getMachine(ta: TestApp, mac: string): Promise<LightMyRequestResponse> {
@@ -146,10 +115,10 @@ function assertClean(tt: Tap, script: string, what: string): void {
 }
 
 t.test('every hostile value in every reservation field is refused with 400, stored nowhere, and never reaches /ipxe', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const created = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: ORIGINAL });
   t.equal(created.statusCode, 201, created.body);
-  const before = (await getMachine(ta, MAC)).json<MachineBody>();
+  const before = (await getMachine(ta, MAC)).json<Machine>();
   const eventsBefore = (await events(ta, MAC)).length;
 
   for (const field of FIELDS) {
@@ -174,7 +143,7 @@ t.test('every hostile value in every reservation field is refused with 400, stor
     }
   }
 
-  t.same((await getMachine(ta, MAC)).json<MachineBody>(), before, 'the machine is exactly as before, updatedAt included');
+  t.same((await getMachine(ta, MAC)).json<Machine>(), before, 'the machine is exactly as before, updatedAt included');
   t.equal((await getMachine(ta, NEW_MAC)).statusCode, 404, 'no refused create stored a machine');
   t.equal((await events(ta, MAC)).length, eventsBefore, 'no refused request left an event');
 
@@ -196,7 +165,7 @@ t.test('a URL may keep & in its query: no whitespace, so iPXE sees one argument'
   // iPXE splits a command line on whitespace and treats `&&` only as a whole token: inside a
   // URL it is query text. The URL pattern keeps `&` (query strings need it) and refuses the
   // whitespace that would make `&&` a token.
-  const ta = await app(t);
+  const ta = await testApp(t);
   const url = `${HUB}&&x=1`;
   const res = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: url } } });
   t.equal(res.statusCode, 201, res.body);
@@ -209,7 +178,7 @@ t.test('a URL may keep & in its query: no whitespace, so iPXE sees one argument'
 t.test('the renderer refuses a value that slipped into the store unchecked', async (t) => {
   // Defence in depth: a row written behind the API's back (another tool, a shared database)
   // must not make the renderer write whitespace-split extra arguments or commands.
-  const ta = await app(t);
+  const ta = await testApp(t);
   const put = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, ip: '10.77.0.50', hostname: 'sno-1' } });
   t.equal(put.statusCode, 201);
   const cases: { name: string; change: (m: Machine) => Machine }[] = [
@@ -238,7 +207,7 @@ t.test('the renderer refuses a value that slipped into the store unchecked', asy
 });
 
 t.test('hostile query values on /ipxe are dropped; the script stays clean', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const hyphen = MAC.replaceAll(':', '-');
   const q = new URLSearchParams({
     mac: hyphen,
@@ -254,7 +223,7 @@ t.test('hostile query values on /ipxe are dropped; the script stays clean', asyn
   t.match(res.body, /^#!ipxe\n/);
   assertClean(t, res.body, 'unknown machine script');
 
-  const m = (await getMachine(ta, MAC)).json<MachineBody>();
+  const m = (await getMachine(ta, MAC)).json<Machine>();
   t.equal(m.state, 'discovered');
   t.same(m.macs, [], 'no garbage MAC recorded');
   t.equal(m.observed.arch, undefined, 'arch with a space dropped');
@@ -274,7 +243,7 @@ t.test('hostile query values on /ipxe are dropped; the script stays clean', asyn
   // Arch and platform in the right shape are kept, so the drops above are not blanket ones.
   const ok = await ipxe(ta, `mac=${hyphen}&arch=arm64&platform=efi&uuid=4C4C4544-0042-3510-8052-B4C04F333532`);
   t.equal(ok.statusCode, 200);
-  const m2 = (await getMachine(ta, MAC)).json<MachineBody>();
+  const m2 = (await getMachine(ta, MAC)).json<Machine>();
   t.equal(m2.observed.arch, 'arm64');
   t.equal(m2.observed.platform, 'efi');
   t.equal(m2.observed.uuid, '4c4c4544-0042-3510-8052-b4c04f333532');
@@ -286,11 +255,11 @@ t.test('hostile query values on /ipxe are dropped; the script stays clean', asyn
     assertClean(t, bad.body, `mac=${JSON.stringify(mac)}`);
   }
   const list = await ta.app.inject({ method: 'GET', url: '/api/v1/machines', headers: ta.auth });
-  t.same(list.json<{ machines: MachineBody[] }>().machines.map((x) => x.mac), [MAC], 'no machine made from a hostile MAC');
+  t.same(list.json<{ machines: Machine[] }>().machines.map((x) => x.mac), [MAC], 'no machine made from a hostile MAC');
 });
 
 t.test('a hostile Host header is not echoed into scripts; the socket address is used instead', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB } } })).statusCode, 201);
   // app.inject has no real socket: the fallback is 127.0.0.1 and the configured port.
   const fallback = 'http://127.0.0.1:8080';
@@ -318,7 +287,7 @@ t.test('a hostile Host header is not echoed into scripts; the socket address is 
 });
 
 t.test('over a real loopback socket, a hostile Host header falls back to the address the request came in on', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   await ta.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = ta.app.server.address() as AddressInfo;
   const raw = (host: string) =>

@@ -5,37 +5,11 @@
  */
 import t from 'tap';
 import type { LightMyRequestResponse } from 'fastify';
-import { startTestApp, type TestApp } from '../helpers/app.js';
-
-interface ErrorBody {
-  error: string;
-  message: string;
-  details?: unknown;
-}
-
-interface MachineBody {
-  mac: string;
-  macs: string[];
-  uuid?: string;
-  hostname?: string;
-  ip?: string;
-  profile?: string;
-  labels: Record<string, string>;
-  assisted?: { ipxeScriptUrl: string };
-  precache?: { release?: string; images?: string[]; sizeGiB?: number; disk?: string; liveProfile?: string };
-  state: string;
-  observed?: Record<string, string>;
-  precachedAt?: string;
-  createdAt: string;
-  updatedAt: string;
-}
+import type { Machine } from '../../src/machines/model.js';
+import { testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
 
 /** The `t` of a subtest. */
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 const MAC = '52:54:00:ab:cd:ef';
 /** The three separators in lower and upper case: every form the API must take. */
@@ -48,12 +22,6 @@ function macForm(mac: string, i: number): string {
 const MAC2 = '52:54:00:ab:cd:f0';
 const MAC3 = '52:54:00:00:00:03';
 const HUB = 'https://hub.example.com/api/assisted-install/v2/infra-envs/1234/downloads/files?file_name=ipxe-script&api_key=abc.def';
-
-async function app(tt: Teardown, opts: Parameters<typeof startTestApp>[0] = {}): Promise<TestApp> {
-  const ta = await startTestApp(opts);
-  tt.teardown(() => ta.close());
-  return ta;
-}
 
 const path = (mac: string, rest = '') => `/api/v1/machines/${mac}${rest}`;
 
@@ -69,8 +37,8 @@ function get(ta: TestApp, url: string): Promise<LightMyRequestResponse> {
   return ta.app.inject({ method: 'GET', url, headers: ta.auth });
 }
 
-function machine(res: LightMyRequestResponse): MachineBody {
-  return res.json<MachineBody>();
+function machine(res: LightMyRequestResponse): Machine {
+  return res.json<Machine>();
 }
 
 function apiError(res: LightMyRequestResponse): ErrorBody {
@@ -94,7 +62,7 @@ function isError(tt: Tap, res: LightMyRequestResponse, status: number, code: str
 const assistedMachine = (extra: Record<string, unknown> = {}) => ({ profile: 'assisted', assisted: { ipxeScriptUrl: HUB }, ...extra });
 
 t.test('PUT creates (201) and replaces (200), MACs in every form stored normalised', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   for (let i = 0; i < FORMS.length; i++) {
     // A fresh primary per round: path in one form, body mac in another, the secondary in a third.
     const primary = `52:54:00:10:00:0${i}`;
@@ -121,21 +89,21 @@ t.test('PUT creates (201) and replaces (200), MACs in every form stored normalis
   }
   const list = await get(ta, '/api/v1/machines');
   t.same(
-    list.json<{ machines: MachineBody[] }>().machines.map((m) => m.mac),
+    list.json<{ machines: Machine[] }>().machines.map((m) => m.mac),
     FORMS.map((_, i) => `52:54:00:10:00:0${i}`),
     'one machine per primary, none made from another form',
   );
 });
 
 t.test('PUT: the primary listed in macs is dropped, duplicates in other forms collapse', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const res = await put(ta, MAC, { macs: [MAC.toUpperCase(), MAC2, MAC2.replaceAll(':', '-'), MAC2.replaceAll(':', '').toUpperCase()] });
   t.equal(res.statusCode, 201);
   t.same(machine(res).macs, [MAC2]);
 });
 
 t.test('GET by primary and by a secondary MAC, in any form', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await put(ta, MAC, assistedMachine({ macs: [MAC2], hostname: 'sno-1' }))).statusCode, 201);
   for (const m of [MAC, MAC.replaceAll(':', '-').toUpperCase(), MAC2, MAC2.replaceAll(':', ''), MAC2.toUpperCase()]) {
     const res = await get(ta, path(m));
@@ -151,7 +119,7 @@ t.test('GET by primary and by a secondary MAC, in any form', async (t) => {
 });
 
 t.test('list with filters: state, profile, labels (repeatable, all must match)', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const mk = (mac: string, body: Record<string, unknown>) => put(ta, mac, body).then((r) => t.equal(r.statusCode, 201, `create ${mac}`));
   await mk('02:00:00:00:00:01', assistedMachine({ labels: { site: 'f1', rack: 'r1' } }));
   await mk('02:00:00:00:00:02', assistedMachine({ labels: { site: 'f1', rack: 'r2' } }));
@@ -161,7 +129,7 @@ t.test('list with filters: state, profile, labels (repeatable, all must match)',
   const macs = async (query: string) => {
     const res = await get(ta, `/api/v1/machines${query}`);
     t.equal(res.statusCode, 200, `list ${query} (${res.body})`);
-    return res.json<{ machines: MachineBody[] }>().machines.map((m) => m.mac).sort();
+    return res.json<{ machines: Machine[] }>().machines.map((m) => m.mac).sort();
   };
   t.same(await macs(''), ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:04']);
   t.same(await macs('?state=registered'), ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03']);
@@ -183,7 +151,7 @@ t.test('list with filters: state, profile, labels (repeatable, all must match)',
 });
 
 t.test('PATCH is a JSON merge patch', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const created = machine(await put(ta, MAC, assistedMachine({ hostname: 'sno-1', ip: '10.77.0.50', labels: { site: 'f1', rack: 'r1' }, precache: { disk: '/dev/sda', sizeGiB: 100 } })));
   t.equal(created.state, 'registered');
 
@@ -260,7 +228,7 @@ t.test('PATCH is a JSON merge patch', async (t) => {
 });
 
 t.test('PATCH with a __proto__ or constructor member is refused, whatever the JSON content type', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await put(ta, MAC, assistedMachine({ hostname: 'sno-1' }))).statusCode, 201);
   const payloads = [
     '{"__proto__": {"precache": {"disk": "/dev/sdb"}}, "labels": {"a": "b"}}',
@@ -282,7 +250,7 @@ t.test('PATCH with a __proto__ or constructor member is refused, whatever the JS
 });
 
 t.test('DELETE: 204, then 404; the secondary MAC is free again', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await put(ta, MAC, { macs: [MAC2] })).statusCode, 201);
   const del = await ta.app.inject({ method: 'DELETE', url: path(MAC.replaceAll(':', '-')), headers: ta.auth });
   t.equal(del.statusCode, 204);
@@ -301,7 +269,7 @@ t.test('DELETE: 204, then 404; the secondary MAC is free again', async (t) => {
 });
 
 t.test('read-only fields of a GET body round-trip through PUT unchanged', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await put(ta, MAC, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', labels: { site: 'f1' } })).statusCode, 201);
   // Give it observed data, a state beyond registered and a precachedAt.
   const boot = await ta.app.inject({ method: 'GET', url: `/ipxe?mac=${MAC.replaceAll(':', '-')}&uuid=4c4c4544-0042-3510-8052-b4c04f333532&arch=x86_64&platform=efi&serial=SN123` });
@@ -331,7 +299,7 @@ t.test('read-only fields of a GET body round-trip through PUT unchanged', async 
 });
 
 t.test('401 without a token, with a wrong token, with a malformed header', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await put(ta, MAC, {})).statusCode, 201);
   const routes: { method: 'GET' | 'PUT' | 'PATCH' | 'DELETE' | 'POST'; url: string; payload?: Record<string, unknown> }[] = [
     { method: 'GET', url: '/api/v1/machines' },
@@ -365,7 +333,7 @@ t.test('401 without a token, with a wrong token, with a malformed header', async
 });
 
 t.test('400s: invalid input, each with a message that says what is wrong', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await put(ta, MAC, assistedMachine({ hostname: 'sno-1' }))).statusCode, 201);
 
   for (const bad of ['52:54:00:ab:cd', '52:54:00:ab:cd:eg', '52:54-00:ab:cd:ef', '5254.00ab.cdef', 'not-a-mac', '52:54:00:ab:cd:ef:01']) {
@@ -421,7 +389,7 @@ t.test('400s: invalid input, each with a message that says what is wrong', async
 });
 
 t.test('404 for an unknown machine on every route', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const unknown = '02:99:99:99:99:99';
   isError(t, await get(ta, path(unknown)), 404, 'machine_not_found', /no machine has MAC 02:99:99:99:99:99/);
   isError(t, await patch(ta, unknown, { hostname: 'x' }), 404, 'machine_not_found');
@@ -431,11 +399,11 @@ t.test('404 for an unknown machine on every route', async (t) => {
   isError(t, await ta.app.inject({ method: 'POST', url: path(unknown, '/events'), headers: ta.auth, payload: { type: 'booted' } }), 404, 'machine_not_found');
   isError(t, await get(ta, path(unknown, '/boot')), 404, 'machine_not_found');
   isError(t, await get(ta, '/api/v1/nothing-here'), 404, 'not_found', /no route for GET \/api\/v1\/nothing-here/);
-  t.equal((await get(ta, '/api/v1/machines')).json<{ machines: MachineBody[] }>().machines.length, 0, 'the PATCH of an unknown machine created none');
+  t.equal((await get(ta, '/api/v1/machines')).json<{ machines: Machine[] }>().machines.length, 0, 'the PATCH of an unknown machine created none');
 });
 
 t.test('409s: MACs in use, profile removal, refused reset', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   t.equal((await put(ta, MAC, assistedMachine({ macs: [MAC2] }))).statusCode, 201);
 
   // A secondary MAC that already belongs to another machine, on create and on replace.
@@ -474,7 +442,7 @@ t.test('409s: MACs in use, profile removal, refused reset', async (t) => {
 });
 
 t.test('a discovered record is taken over by a reservation that names its MAC; a refused PUT takes over nothing', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const D = '02:00:00:00:00:0d';
   t.equal((await put(ta, MAC, assistedMachine({ macs: [MAC2] }))).statusCode, 201);
   const booted = await ta.app.inject({ method: 'GET', url: '/ipxe?mac=02-00-00-00-00-0d&arch=x86_64' });
@@ -505,7 +473,7 @@ t.test('a discovered record is taken over by a reservation that names its MAC; a
 });
 
 t.test('reset: failed → registered; to precached only after a completed precache', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const post = (mac: string, payload: Record<string, unknown>) => ta.app.inject({ method: 'POST', url: path(mac, '/events'), headers: ta.auth, payload });
   const reset = (mac: string, payload?: Record<string, unknown>) => ta.app.inject({ method: 'POST', url: path(mac, '/reset'), headers: ta.auth, ...(payload && { payload }) });
 

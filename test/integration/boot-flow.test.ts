@@ -9,26 +9,8 @@ import type { LightMyRequestResponse } from 'fastify';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Mac } from '../../src/machines/mac.js';
-import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
-
-interface ErrorBody {
-  error: string;
-  message: string;
-  details?: unknown;
-}
-
-interface MachineBody {
-  mac: string;
-  macs: string[];
-  uuid?: string;
-  hostname?: string;
-  profile?: string;
-  state: string;
-  observed: { uuid?: string; arch?: string; platform?: string; serial?: string; lastSeenAt?: string };
-  precachedAt?: string;
-  createdAt: string;
-  updatedAt: string;
-}
+import type { Machine } from '../../src/machines/model.js';
+import { tempDir, testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
 
 interface EventBody {
   id: number;
@@ -67,10 +49,6 @@ interface ProfileBody {
   requires: string[];
 }
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
 const MAC = '52:54:00:ab:cd:ef';
 const MAC_HYP = '52-54-00-ab-cd-ef';
 const MAC2 = '52:54:00:ab:cd:f0';
@@ -80,12 +58,6 @@ const HUB = 'https://hub.example.com/api/assisted-install/v2/infra-envs/1234/dow
 const HOST = '10.77.0.2:8080';
 const BASE = `http://${HOST}`;
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
-async function app(tt: Teardown, opts: Parameters<typeof startTestApp>[0] = {}): Promise<TestApp> {
-  const ta = await startTestApp(opts);
-  tt.teardown(() => ta.close());
-  return ta;
-}
 
 const path = (mac: string, rest = '') => `/api/v1/machines/${mac}${rest}`;
 
@@ -97,10 +69,10 @@ function adminGet(ta: TestApp, url: string): Promise<LightMyRequestResponse> {
   return ta.app.inject({ method: 'GET', url, headers: { ...ta.auth, host: HOST } });
 }
 
-async function machine(ta: TestApp, mac: string): Promise<MachineBody> {
+async function machine(ta: TestApp, mac: string): Promise<Machine> {
   const res = await adminGet(ta, path(mac));
   if (res.statusCode !== 200) throw new Error(`GET ${mac}: ${res.statusCode} ${res.body}`);
-  return res.json<MachineBody>();
+  return res.json<Machine>();
 }
 
 async function timeline(ta: TestApp, mac: string): Promise<EventBody[]> {
@@ -131,7 +103,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
     clock += seconds * 1000;
     return new Date(clock).toISOString();
   };
-  const ta = await app(t, { now: () => new Date(clock) });
+  const ta = await testApp(t, { now: () => new Date(clock) });
   const times: string[] = [];
 
   // 1. An unknown machine boots: discovered, told to boot its disk (boot.unknownMachines: exit).
@@ -146,13 +118,13 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.equal(m.profile, undefined);
   t.same(m.observed, { uuid: UUID, arch: 'x86_64', platform: 'efi', serial: 'ABC', lastSeenAt: times[0] }, 'what the machine reported is recorded');
   t.equal(m.createdAt, times[0]);
-  t.same((await adminGet(ta, '/api/v1/machines?state=discovered')).json<{ machines: MachineBody[] }>().machines.map((x) => x.mac), [MAC]);
+  t.same((await adminGet(ta, '/api/v1/machines?state=discovered')).json<{ machines: Machine[] }>().machines.map((x) => x.mac), [MAC]);
 
   // 2. An admin assigns the profile: registered.
   times.push(tick());
   res = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1' } });
   t.equal(res.statusCode, 200, `the discovered machine is replaced, not created (${res.body})`);
-  m = res.json<MachineBody>();
+  m = res.json<Machine>();
   t.equal(m.state, 'registered');
   t.same(m.observed, { uuid: UUID, arch: 'x86_64', platform: 'efi', serial: 'ABC', lastSeenAt: times[0] }, 'observed survives the PUT');
 
@@ -279,8 +251,8 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   times.push(tick());
   res = await ta.app.inject({ method: 'POST', url: path(MAC, '/reset'), headers: ta.auth, payload: { to: 'precached' } });
   t.equal(res.statusCode, 200, res.body);
-  t.equal(res.json<MachineBody>().state, 'precached');
-  t.equal(res.json<MachineBody>().precachedAt, times[4], 'the precache is kept');
+  t.equal(res.json<Machine>().state, 'precached');
+  t.equal(res.json<Machine>().precachedAt, times[4], 'the precache is kept');
 
   // The signed Ignition URL expires.
   tick(2 * 3600 + 1);
@@ -330,7 +302,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
 });
 
 t.test('boot.unknownMachines: wait — re-check until a profile is assigned, then boot it', async (t) => {
-  const ta = await app(t, { config: { boot: { unknownMachines: 'wait', recheckSeconds: 7 } } });
+  const ta = await testApp(t, { config: { boot: { unknownMachines: 'wait', recheckSeconds: 7 } } });
   for (let i = 0; i < 3; i++) {
     const res = await ipxe(ta, `mac=${MAC_HYP}`);
     t.equal(res.statusCode, 200);
@@ -347,14 +319,14 @@ t.test('boot.unknownMachines: wait — re-check until a profile is assigned, the
 
   const put = await ta.app.inject({ method: 'PUT', url: path(MAC_HYP), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB } } });
   t.equal(put.statusCode, 200);
-  t.equal(put.json<MachineBody>().state, 'registered');
+  t.equal(put.json<Machine>().state, 'registered');
   const res = await ipxe(ta, `mac=${MAC_HYP}`);
   t.ok(res.body.endsWith(`\nchain --replace --autofree ${HUB} || exit\n`), 'the assigned profile boots: no precache, straight to the installer');
   t.equal((await machine(ta, MAC)).state, 'installing');
 });
 
 t.test('boot.unknownMachines: local-disk — an unknown machine boots its disk and stays discovered', async (t) => {
-  const ta = await app(t, { config: { boot: { unknownMachines: 'local-disk' } } });
+  const ta = await testApp(t, { config: { boot: { unknownMachines: 'local-disk' } } });
   const res = await ipxe(ta, `mac=${MAC_HYP}&arch=i386&platform=pcbios`);
   t.equal(res.statusCode, 200);
   t.match(res.body, /^#!ipxe\necho edgeboot: 52:54:00:ab:cd:ef: unknown machine: profile local-disk boots the local disk \(state discovered\)\n/);
@@ -366,7 +338,7 @@ t.test('boot.unknownMachines: local-disk — an unknown machine boots its disk a
 });
 
 t.test('a multi-NIC machine booting from its second NIC is the same machine', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   const put = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { macs: [MAC2.toUpperCase()], profile: 'assisted', assisted: { ipxeScriptUrl: HUB } } });
   t.equal(put.statusCode, 201);
   // The entry script sends netX (the NIC that booted) as mac= and every NIC, comma-ended, as macs=.
@@ -380,7 +352,7 @@ t.test('a multi-NIC machine booting from its second NIC is the same machine', as
   t.equal(m.state, 'installing');
   t.equal(m.observed.arch, 'x86_64');
   t.match(m.observed.lastSeenAt ?? '', ISO);
-  const all = (await adminGet(ta, '/api/v1/machines')).json<{ machines: MachineBody[] }>().machines;
+  const all = (await adminGet(ta, '/api/v1/machines')).json<{ machines: Machine[] }>().machines;
   t.equal(all.length, 1, 'no second machine for the second NIC');
 
   // Only the second NIC, without the list: still found.
@@ -392,11 +364,11 @@ t.test('a multi-NIC machine booting from its second NIC is the same machine', as
   const viaUuid = await ipxe(ta, 'mac=02-00-00-00-00-0b&uuid=11111111-2222-3333-4444-555555555555');
   t.match(viaUuid.body, /02:00:00:00:00:0a: profile local-disk boots the local disk/);
   t.equal((await adminGet(ta, path('02:00:00:00:00:0b'))).statusCode, 404, 'the unknown NIC made no machine of its own');
-  t.equal((await adminGet(ta, '/api/v1/machines')).json<{ machines: MachineBody[] }>().machines.length, 2);
+  t.equal((await adminGet(ta, '/api/v1/machines')).json<{ machines: Machine[] }>().machines.length, 2);
 });
 
 t.test('GET /boot.ipxe: the entry script with the base URL from the Host header', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   for (const host of ['edgeboot.lab.example:8080', '10.77.0.2', '[fd00::2]:8080']) {
     const res = await ta.app.inject({ method: 'GET', url: '/boot.ipxe', headers: { host } });
     t.equal(res.statusCode, 200);
@@ -421,7 +393,7 @@ t.test('profiles: list, one, 404', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'site-disk.yaml'), 'name: site-disk\ndescription: a user profile\nlocal: true\n');
   writeFileSync(join(dir, 'broken.yaml'), 'name: broken\nchain: "{{ machine.nope }}"\n');
-  const ta = await app(t, { profileDirs: [dir] });
+  const ta = await testApp(t, { profileDirs: [dir] });
 
   let res = await adminGet(ta, '/api/v1/profiles');
   t.equal(res.statusCode, 200);
@@ -465,7 +437,7 @@ t.test('profiles: list, one, 404', async (t) => {
 });
 
 t.test('/healthz and /readyz', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   let res = await ta.app.inject({ method: 'GET', url: '/healthz' });
   t.equal(res.statusCode, 200);
   t.same(res.json<{ status: string }>(), { status: 'ok' });
@@ -485,7 +457,7 @@ t.test('/healthz and /readyz', async (t) => {
 });
 
 t.test('/docs serves the OpenAPI UI; /docs/json lists the machine routes', async (t) => {
-  const ta = await app(t);
+  const ta = await testApp(t);
   let res = await ta.app.inject({ method: 'GET', url: '/docs' });
   t.equal(res.statusCode, 200);
   t.match(res.headers['content-type'], /^text\/html/);

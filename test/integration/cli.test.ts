@@ -9,17 +9,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { CONFIG_KEYS } from '../../src/config/load.js';
+import type { Machine } from '../../src/machines/model.js';
 import { closedPort, runCli, startServer, tempDir, type CliResult } from '../helpers/process.js';
-
-interface MachineJson {
-  mac: string;
-  macs: string[];
-  hostname?: string;
-  ip?: string;
-  profile?: string;
-  labels: Record<string, string>;
-  state: string;
-}
 
 const srv = await startServer(t);
 const conn = ['--server', srv.url, '--token', srv.token];
@@ -52,7 +43,7 @@ t.test('machines add with EDGEBOOT_URL and EDGEBOOT_TOKEN in the environment', a
     env: { EDGEBOOT_URL: srv.url, EDGEBOOT_TOKEN: srv.token },
   });
   t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr})`);
-  const m = JSON.parse(r.stdout) as MachineJson;
+  const m = JSON.parse(r.stdout) as Machine;
   t.equal(m.mac, M2, '--json prints the saved machine');
   t.equal(m.state, 'discovered', 'no profile: discovered');
   t.same(m.labels, { site: 'f2' }, 'with its label');
@@ -84,7 +75,7 @@ t.test('machines list --json and the filters', async (t) => {
     cli(['machines', 'list', '--state', 'sleeping']),
   ]);
   t.equal(all.code, 0, 'exit 0');
-  const machines = JSON.parse(all.stdout) as MachineJson[];
+  const machines = JSON.parse(all.stdout) as Machine[];
   t.same(
     machines.map((m) => m.mac),
     [M1, M2],
@@ -93,14 +84,14 @@ t.test('machines list --json and the filters', async (t) => {
   t.same(machines[0]?.macs, [M1b], 'the further MAC, normalised');
 
   t.same(
-    (JSON.parse(registered.stdout) as MachineJson[]).map((m) => m.mac),
+    (JSON.parse(registered.stdout) as Machine[]).map((m) => m.mac),
     [M1],
     '--state registered',
   );
   t.match(discovered.stdout, M2, '--state discovered shows the other one');
   t.notMatch(discovered.stdout, M1, 'and not the registered one');
   t.same(
-    (JSON.parse(f1.stdout) as MachineJson[]).map((m) => m.mac),
+    (JSON.parse(f1.stdout) as Machine[]).map((m) => m.mac),
     [M1],
     '--label site=f1',
   );
@@ -121,7 +112,7 @@ t.test('machines show by the further MAC', async (t) => {
   t.match(r.stdout, /^labels:\s+site=f1$/m, 'labels');
   t.match(r.stdout, /^events:\n\S+Z\s+api\s+reservation-created/m, 'the events, with the creation');
 
-  const doc = JSON.parse(json.stdout) as { machine: MachineJson; events: { type: string }[] };
+  const doc = JSON.parse(json.stdout) as { machine: Machine; events: { type: string }[] };
   t.equal(doc.machine.mac, M1, '--json: the machine');
   t.same(
     doc.events.map((e) => e.type),

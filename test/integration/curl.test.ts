@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import t from 'tap';
+import type { Machine } from '../../src/machines/model.js';
 import { startServer } from '../helpers/process.js';
 
 interface CurlResult {
@@ -81,14 +82,14 @@ t.test('the admin API with curl and a bearer token', async (t) => {
   t.equal(put.code, 0, `PUT succeeds (stderr: ${put.stderr})`);
   const [json, status] = put.stdout.split('\n');
   t.equal(status, '201', '201 Created');
-  const m = JSON.parse(json ?? '') as { mac: string; macs: string[]; state: string; labels: Record<string, string> };
+  const m = JSON.parse(json ?? '') as Machine;
   t.equal(m.mac, '52:54:00:cc:00:01', 'the machine');
   t.same(m.macs, ['52:54:00:cc:00:02'], 'its further MAC');
   t.equal(m.state, 'registered', 'registered with its profile');
 
   const get = await curl(['-fsS', '-H', `Authorization: Bearer ${srv.token}`, `${base}/api/v1/machines/52:54:00:cc:00:02`]);
   t.equal(get.code, 0, 'GET by the further MAC succeeds');
-  t.equal((JSON.parse(get.stdout) as { hostname: string }).hostname, 'curl-1', 'and returns it');
+  t.equal((JSON.parse(get.stdout) as Machine).hostname, 'curl-1', 'and returns it');
 
   const script = await curl(['-fsS', `${base}/ipxe?mac=525400CC0002`]);
   t.match(script.stdout, /^#!ipxe\necho edgeboot: 52:54:00:cc:00:01: /, 'the boot script finds it by the further MAC in another form');

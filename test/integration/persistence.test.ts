@@ -8,21 +8,8 @@ import Database from 'better-sqlite3';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import type { Machine } from '../../src/machines/model.js';
 import { startServer, tempDir, type ServerProcess } from '../helpers/process.js';
-
-interface MachineBody {
-  mac: string;
-  macs: string[];
-  uuid?: string;
-  hostname?: string;
-  ip?: string;
-  profile?: string;
-  labels: Record<string, string>;
-  state: string;
-  observed: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
-}
 
 interface EventBody {
   id: number;
@@ -58,8 +45,8 @@ async function call<T>(srv: ServerProcess, method: string, path: string, body?: 
 
 const hyp = (mac: string) => mac.replaceAll(':', '-');
 
-async function listMachines(srv: ServerProcess): Promise<MachineBody[]> {
-  const r = await call<{ machines: MachineBody[] }>(srv, 'GET', '/api/v1/machines');
+async function listMachines(srv: ServerProcess): Promise<Machine[]> {
+  const r = await call<{ machines: Machine[] }>(srv, 'GET', '/api/v1/machines');
   if (r.status !== 200) throw new Error(`GET /api/v1/machines: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.machines;
 }
@@ -79,7 +66,7 @@ t.test('a SIGTERM restart on the same data dir keeps machines, MACs, labels, eve
   const n2 = { mac: '52:54:00:aa:01:01', macs: ['52:54:00:aa:01:02'] };
   const gone = { mac: '52:54:00:aa:02:01', macs: ['52:54:00:aa:02:02'] };
 
-  const p1 = await call<MachineBody>(first, 'PUT', `/api/v1/machines/${hyp(n1.mac)}`, {
+  const p1 = await call<Machine>(first, 'PUT', `/api/v1/machines/${hyp(n1.mac)}`, {
     macs: ['52-54-00-AA-00-02', '525400aa0003'],
     uuid: '4c4c4544-0042-3510-8056-b4c04f4e3232',
     hostname: 'n1',
@@ -89,10 +76,10 @@ t.test('a SIGTERM restart on the same data dir keeps machines, MACs, labels, eve
   });
   t.equal(p1.status, 201, 'n1 created');
   t.same(p1.body.macs, n1.macs, 'n1 MACs normalised');
-  const p2 = await call<MachineBody>(first, 'PUT', `/api/v1/machines/${hyp(n2.mac)}`, { macs: n2.macs, labels: { site: 'f2' } });
+  const p2 = await call<Machine>(first, 'PUT', `/api/v1/machines/${hyp(n2.mac)}`, { macs: n2.macs, labels: { site: 'f2' } });
   t.equal(p2.status, 201, 'n2 created');
   t.equal(p2.body.state, 'discovered', 'n2 has no profile yet');
-  const patched = await call<MachineBody>(first, 'PATCH', `/api/v1/machines/${hyp(n2.macs[0] ?? '')}`, { profile: 'local-disk', labels: { role: 'worker' } });
+  const patched = await call<Machine>(first, 'PATCH', `/api/v1/machines/${hyp(n2.macs[0] ?? '')}`, { profile: 'local-disk', labels: { role: 'worker' } });
   t.equal(patched.status, 200, 'n2 patched through its second MAC');
   t.equal(patched.body.state, 'registered', 'n2 registered by the patch');
   t.same(patched.body.labels, { site: 'f2', role: 'worker' }, 'merge patch kept the old label');
@@ -144,7 +131,7 @@ t.test('a SIGTERM restart on the same data dir keeps machines, MACs, labels, eve
   for (const m of before) {
     t.same(await eventsOf(second, m.mac), eventsBefore.get(m.mac), `events of ${m.mac} as they were`);
     for (const mac of [m.mac, ...m.macs]) {
-      const r = await call<MachineBody>(second, 'GET', `/api/v1/machines/${hyp(mac)}`);
+      const r = await call<Machine>(second, 'GET', `/api/v1/machines/${hyp(mac)}`);
       t.equal(r.status, 200, `${mac} resolves after the restart`);
       t.equal(r.body.mac, m.mac, `${mac} belongs to ${m.mac}`);
     }
@@ -247,7 +234,7 @@ for (const [run, killAfter] of [
     const again = await startServer(t, { dataDir, cwd: home });
     t.equal(again.token, srv.token, 'same admin token after the crash');
     const listed = await listMachines(again);
-    const byMac = new Map(listed.map((m) => [m.mac, m]));
+    const byMac = new Map<string, Machine>(listed.map((m) => [m.mac, m]));
     t.ok(listed.length >= r.acked.size, `${listed.length} machines listed, ${r.acked.size} acknowledged`);
     t.ok(listed.length <= r.issued, `no more machines than PUTs issued (${r.issued})`);
 
@@ -257,7 +244,7 @@ for (const [run, killAfter] of [
       const [primary, ...more] = macsOf(run, i);
       if (!byMac.has(primary)) missing++;
       for (const mac of more) {
-        const g = await call<MachineBody>(again, 'GET', `/api/v1/machines/${hyp(mac)}`);
+        const g = await call<Machine>(again, 'GET', `/api/v1/machines/${hyp(mac)}`);
         if (g.status !== 200 || g.body.mac !== primary) unresolved++;
       }
     }
@@ -274,7 +261,7 @@ for (const [run, killAfter] of [
         continue;
       }
       const [primary, ...more] = macsOf(run, i);
-      if (m.mac !== primary || m.macs.length !== 2 || more.some((x) => !m.macs.includes(x)) || m.hostname !== `k${run}-${i}` || m.state !== 'registered') {
+      if (m.mac !== primary || m.macs.length !== 2 || more.some((x) => !(m.macs as string[]).includes(x)) || m.hostname !== `k${run}-${i}` || m.state !== 'registered') {
         halfWritten++;
       }
       // A machine whose primary MAC does not resolve is half-written too (its MAC rows are missing).

@@ -10,10 +10,10 @@ import {
   SAFE_URL_PATTERN,
   UnsafeValueError,
 } from '../../../src/boot/safe.js';
-import { parseMac, type Mac } from '../../../src/machines/mac.js';
-import { parseProfile } from '../../../src/profiles/load.js';
+import type { Mac } from '../../../src/machines/mac.js';
 import type { Profile } from '../../../src/profiles/profile.js';
 import type { MachinePlaceholder } from '../../../src/profiles/template.js';
+import { mustMac, mustProfile } from '../../helpers/fixtures.js';
 
 /**
  * iPXE has no quoting and expands `${…}` before it splits a line: any value that reaches a
@@ -25,18 +25,6 @@ const BASE = 'http://10.77.0.1:8080';
 const MAC = mustMac('52:54:00:ab:cd:ef');
 const IGNITION_URL = `${BASE}/api/v1/machines/52-54-00-ab-cd-ef/ignition?exp=1700007200&sig=abc`;
 const ASSISTED_URL = 'https://assisted-image-service.example.com/byapikey/eyJhbGciOi.J9/4.14/x86_64/ipxe-script?api_key=abc&mac=x';
-
-function mustMac(s: string): Mac {
-  const m = parseMac(s);
-  if (!m) throw new Error(`bad test MAC ${s}`);
-  return m;
-}
-
-function mustProfile(doc: unknown): Profile {
-  const r = parseProfile(doc, 'test.yaml', false);
-  if (!r.ok) throw new Error(`test profile does not parse: ${r.message}`);
-  return r.profile;
-}
 
 /** A kernel profile whose args use every machine placeholder. */
 const kernelProfile = mustProfile({

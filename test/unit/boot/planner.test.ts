@@ -1,40 +1,17 @@
 import t from 'tap';
 import { planBoot, type BootDecision } from '../../../src/boot/planner.js';
 import type { UnknownMachinePolicy } from '../../../src/config/config.js';
-import { parseMac, type Mac } from '../../../src/machines/mac.js';
 import type { Machine, PrecacheSettings } from '../../../src/machines/model.js';
 import { applyTransition, MACHINE_STATES, type MachineState } from '../../../src/machines/state.js';
-import { BUILTIN_PROFILES_DIR, loadProfiles, parseProfile, profileSet } from '../../../src/profiles/load.js';
+import { BUILTIN_PROFILES_DIR, loadProfiles, profileSet } from '../../../src/profiles/load.js';
 import type { Profile, ProfileSet } from '../../../src/profiles/profile.js';
+import { machineFixture, mustProfile } from '../../helpers/fixtures.js';
 
 const builtins = loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }]);
 
-function mustMac(s: string): Mac {
-  const m = parseMac(s);
-  if (!m) throw new Error(`bad test MAC ${s}`);
-  return m;
-}
-
-const MAC = mustMac('52:54:00:ab:cd:ef');
-
+/** A stored machine in `state` with `profile` and, if given, precache settings. */
 function machine(state: MachineState, profile: string | undefined, precache?: PrecacheSettings): Machine {
-  return {
-    mac: MAC,
-    macs: [],
-    labels: {},
-    state,
-    observed: {},
-    createdAt: '2024-01-01T00:00:00.000Z',
-    updatedAt: '2024-01-01T00:00:00.000Z',
-    ...(profile !== undefined && { profile }),
-    ...(precache && { precache }),
-  };
-}
-
-function mustProfile(doc: unknown, file = 'test.yaml'): Profile {
-  const r = parseProfile(doc, file, false);
-  if (!r.ok) throw new Error(`test profile does not parse: ${r.message}`);
-  return r.profile;
+  return machineFixture(state, { ...(profile !== undefined && { profile }), ...(precache && { precache }) });
 }
 
 /** The built-ins plus extra profiles, without the flow checks of loadProfiles. */

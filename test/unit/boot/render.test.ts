@@ -5,11 +5,10 @@ import { staticIpKarg } from '../../../src/boot/kargs.js';
 import { planBoot, type BootDecision } from '../../../src/boot/planner.js';
 import { renderEntryScript, renderScript, type ScriptContext } from '../../../src/boot/render.js';
 import type { SubnetConfig, UnknownMachinePolicy } from '../../../src/config/config.js';
-import { parseMac, type Mac } from '../../../src/machines/mac.js';
 import type { Machine } from '../../../src/machines/model.js';
-import type { MachineState } from '../../../src/machines/state.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.js';
 import type { MachinePlaceholder } from '../../../src/profiles/template.js';
+import { machineFixture } from '../../helpers/fixtures.js';
 
 /**
  * Golden tests of the iPXE scripts: each rendered script is compared byte for byte with a file
@@ -20,7 +19,6 @@ const GOLDEN_DIR = fileURLToPath(new URL('../../golden/', import.meta.url));
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 const BASE = 'http://10.77.0.1:8080';
-const MAC = mustMac('52:54:00:ab:cd:ef');
 const HOSTNAME = 'sno-1';
 const IP = '10.77.0.50';
 const IGNITION_URL = `${BASE}/api/v1/machines/52-54-00-ab-cd-ef/ignition?exp=1700007200&sig=IGNSIG0123456789abcdefABCDEF_-xy`;
@@ -35,35 +33,6 @@ const RECHECK = 30;
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const profiles = loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }]);
-
-function mustMac(s: string): Mac {
-  const m = parseMac(s);
-  if (!m) throw new Error(`bad test MAC ${s}`);
-  return m;
-}
-
-interface MachineOpts {
-  profile?: string;
-  ip?: string;
-  hostname?: string;
-  assisted?: boolean;
-}
-
-function machine(state: MachineState, o: MachineOpts): Machine {
-  return {
-    mac: MAC,
-    macs: [],
-    labels: {},
-    state,
-    observed: {},
-    createdAt: '2024-01-01T00:00:00.000Z',
-    updatedAt: '2024-01-01T00:00:00.000Z',
-    ...(o.profile !== undefined && { profile: o.profile }),
-    ...(o.hostname !== undefined && { hostname: o.hostname }),
-    ...(o.ip !== undefined && { ip: o.ip }),
-    ...(o.assisted && { assisted: { ipxeScriptUrl: ASSISTED_URL } }),
-  };
-}
 
 /** The context BootService builds for a machine, with fixed URLs instead of signed ones. */
 function context(m: Machine): ScriptContext {
@@ -89,27 +58,28 @@ interface Case {
   expect: { kind: BootDecision['kind']; profile?: string; stage?: 'precache' | 'install' };
 }
 
-const full: MachineOpts = { profile: 'precache-assisted', hostname: HOSTNAME, assisted: true };
+const ASSISTED = { ipxeScriptUrl: ASSISTED_URL };
+const full: Partial<Machine> = { profile: 'precache-assisted', hostname: HOSTNAME, assisted: ASSISTED };
 
 const CASES: Case[] = [
-  { file: 'precache-assisted.registered.ipxe', machine: machine('registered', full), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' } },
-  { file: 'precache-assisted.precaching.ipxe', machine: machine('precaching', full), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' } },
-  { file: 'precache-assisted.precached.ipxe', machine: machine('precached', full), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
-  { file: 'precache-assisted.installing.ipxe', machine: machine('installing', full), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
-  { file: 'precache-assisted.installed.ipxe', machine: machine('installed', full), expect: { kind: 'local' } },
-  { file: 'precache-assisted.failed.ipxe', machine: machine('failed', full), expect: { kind: 'wait' } },
-  { file: 'rhcos-live.registered.ipxe', machine: machine('registered', { profile: 'rhcos-live', hostname: HOSTNAME }), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' } },
+  { file: 'precache-assisted.registered.ipxe', machine: machineFixture('registered', full), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' } },
+  { file: 'precache-assisted.precaching.ipxe', machine: machineFixture('precaching', full), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' } },
+  { file: 'precache-assisted.precached.ipxe', machine: machineFixture('precached', full), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
+  { file: 'precache-assisted.installing.ipxe', machine: machineFixture('installing', full), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
+  { file: 'precache-assisted.installed.ipxe', machine: machineFixture('installed', full), expect: { kind: 'local' } },
+  { file: 'precache-assisted.failed.ipxe', machine: machineFixture('failed', full), expect: { kind: 'wait' } },
+  { file: 'rhcos-live.registered.ipxe', machine: machineFixture('registered', { profile: 'rhcos-live', hostname: HOSTNAME }), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' } },
   {
     file: 'rhcos-live.registered.static-ip.ipxe',
-    machine: machine('registered', { profile: 'rhcos-live', hostname: HOSTNAME, ip: IP }),
+    machine: machineFixture('registered', { profile: 'rhcos-live', hostname: HOSTNAME, ip: IP }),
     expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' },
   },
-  { file: 'assisted.registered.ipxe', machine: machine('registered', { profile: 'assisted', assisted: true }), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
-  { file: 'local-disk.registered.ipxe', machine: machine('registered', { profile: 'local-disk' }), expect: { kind: 'local' } },
-  { file: 'unknown.exit.ipxe', machine: machine('discovered', {}), unknownMachines: 'exit', expect: { kind: 'local' } },
-  { file: 'unknown.wait.ipxe', machine: machine('discovered', {}), unknownMachines: 'wait', expect: { kind: 'wait' } },
-  { file: 'unknown.profile.ipxe', machine: machine('discovered', {}), unknownMachines: { profile: 'rhcos-live' }, expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' } },
-  { file: 'error.profile-missing.ipxe', machine: machine('registered', { profile: 'vanished' }), expect: { kind: 'error' } },
+  { file: 'assisted.registered.ipxe', machine: machineFixture('registered', { profile: 'assisted', assisted: ASSISTED }), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
+  { file: 'local-disk.registered.ipxe', machine: machineFixture('registered', { profile: 'local-disk' }), expect: { kind: 'local' } },
+  { file: 'unknown.exit.ipxe', machine: machineFixture('discovered'), unknownMachines: 'exit', expect: { kind: 'local' } },
+  { file: 'unknown.wait.ipxe', machine: machineFixture('discovered'), unknownMachines: 'wait', expect: { kind: 'wait' } },
+  { file: 'unknown.profile.ipxe', machine: machineFixture('discovered'), unknownMachines: { profile: 'rhcos-live' }, expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' } },
+  { file: 'error.profile-missing.ipxe', machine: machineFixture('registered', { profile: 'vanished' }), expect: { kind: 'error' } },
 ];
 
 function decide(c: Case): BootDecision {
