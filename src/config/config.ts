@@ -19,7 +19,16 @@ export interface Config {
   server: { advertiseAddress: 'auto' | string; dataDir: string };
   http: { listen: Listen };
   tftp: { listen: Listen; roots: string[] };
-  dhcp: { mode: 'off' | 'proxy' | 'full'; interfaces: string[]; proxyPort: number; subnets: SubnetConfig[] };
+  dhcp: {
+    mode: 'off' | 'proxy' | 'full';
+    interfaces: string[];
+    proxyPort: number;
+    listenPort: number;
+    pxeLeaseSeconds: number;
+    declineSeconds: number;
+    efiBinary: 'ipxe.efi' | 'snponly.efi';
+    subnets: SubnetConfig[];
+  };
   store: { url: string };
   cache: { dir: string; maxBytes: number };
   registry: { pullSecret: string; insecureRegistries: string[] };

@@ -60,6 +60,10 @@ export const configSchema = {
         mode: { type: 'string', enum: ['off', 'proxy', 'full'], description: 'one of off, proxy, full', default: 'proxy' },
         interfaces: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'a list of interface names (empty: all)', default: [] },
         proxyPort: { type: 'integer', minimum: 1, maximum: 65535, description: 'a UDP port number', default: 4011 },
+        listenPort: { type: 'integer', minimum: 1, maximum: 65535, description: 'a UDP port number (67 for real clients)', default: 67 },
+        pxeLeaseSeconds: { type: 'integer', minimum: 60, description: 'a lease time in seconds for PXE and iPXE clients, at least 60', default: 600 },
+        declineSeconds: { type: 'integer', minimum: 60, description: 'seconds a declined address stays quarantined, at least 60', default: 600 },
+        efiBinary: { type: 'string', enum: ['ipxe.efi', 'snponly.efi'], description: 'ipxe.efi (own drivers) or snponly.efi (firmware network driver)', default: 'ipxe.efi' },
         subnets: {
           type: 'array',
           description: 'a list of subnets',

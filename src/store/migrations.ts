@@ -34,4 +34,17 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE leases (
+        ip TEXT PRIMARY KEY,
+        mac TEXT NOT NULL,
+        state TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        hostname TEXT
+      );
+      CREATE INDEX leases_mac ON leases (mac);
+    `,
+  },
 ];

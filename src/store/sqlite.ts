@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { Mac, Uuid } from '../machines/mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../machines/model.js';
 import type { MachineState } from '../machines/state.js';
+import type { Lease } from '../dhcp/leases.js';
 import { MIGRATIONS } from './migrations.js';
 import { StoreConflictError, type MachineChange, type MachineFilter, type MutationResult, type Store } from './store.js';
 
@@ -93,6 +94,12 @@ export class SqliteStore implements Store {
       getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
       initSetting: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       ping: db.prepare('SELECT 1'),
+      allLeases: db.prepare<[], { ip: string; mac: string; state: Lease['state']; expires_at: number; hostname: string | null }>('SELECT * FROM leases'),
+      upsertLease: db.prepare(
+        `INSERT INTO leases (ip, mac, state, expires_at, hostname) VALUES (@ip, @mac, @state, @expiresAt, @hostname)
+         ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at, hostname = excluded.hostname`,
+      ),
+      deleteLease: db.prepare<[string]>('DELETE FROM leases WHERE ip = ?'),
     };
   }
 
@@ -152,6 +159,17 @@ export class SqliteStore implements Store {
     const m = this.readMachine(mac);
     if (!m) return [];
     return this.q.eventsAfter.all(m.mac, opts.afterId ?? 0, opts.limit ?? 1000).map(toEvent);
+  }
+
+  async listLeases(): Promise<Lease[]> {
+    return this.q.allLeases.all().map((r) => ({ ip: r.ip, mac: r.mac, state: r.state, expiresAt: r.expires_at, ...(r.hostname !== null && { hostname: r.hostname }) }));
+  }
+
+  async writeLeases(save: readonly Lease[], remove: readonly string[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const ip of remove) this.q.deleteLease.run(ip);
+      for (const l of save) this.q.upsertLease.run({ ip: l.ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt, hostname: l.hostname ?? null });
+    }).immediate();
   }
 
   async getSetting(key: string): Promise<string | undefined> {

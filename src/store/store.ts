@@ -1,6 +1,7 @@
 import type { Mac, Uuid } from '../machines/mac.js';
 import type { Machine, MachineEvent, NewEvent } from '../machines/model.js';
 import type { MachineState } from '../machines/state.js';
+import type { Lease } from '../dhcp/leases.js';
 
 export interface MachineFilter {
   state?: MachineState;
@@ -53,6 +54,10 @@ export interface Store {
   appendEvents(mac: Mac, events: readonly NewEvent[]): Promise<MachineEvent[]>;
   /** Oldest first; `afterId` pages forward. */
   listEvents(mac: Mac, opts?: { afterId?: number; limit?: number }): Promise<MachineEvent[]>;
+  /** Every DHCP lease (full mode keeps them in memory and journals them here). */
+  listLeases(): Promise<Lease[]>;
+  /** Saves and removes leases (by IP) in one transaction. */
+  writeLeases(save: readonly Lease[], remove: readonly string[]): Promise<void>;
   getSetting(key: string): Promise<string | undefined>;
   /** Sets the value only if the key is absent; returns the value that is stored afterwards. */
   initSetting(key: string, value: string): Promise<string>;
