@@ -86,6 +86,26 @@ export class BootService {
     return { ...r, machine };
   }
 
+  /**
+   * A PXE client's DHCP exchange: what it said about itself goes on its machine (a
+   * `discovered` one when unknown) and the reply onto its timeline.
+   */
+  async observeDhcp(mac: Mac, seen: Omit<Observed, 'lastSeenAt' | 'nics'>, event: NewEvent): Promise<void> {
+    await this.deps.store.mutateMachine(mac, (cur): MachineChange => {
+      const time = this.now().toISOString();
+      const observed: Observed = { ...cur?.observed, ...seen, lastSeenAt: time };
+      if (cur) return { kind: 'save', machine: { ...cur, observed }, events: [event] };
+      const machine: Machine = { mac, macs: [], labels: {}, state: 'discovered', observed, createdAt: time, updatedAt: time };
+      return { kind: 'save', machine, events: [{ type: 'discovered', source: event.source, to: 'discovered', data: { ...seen } }, event] };
+    });
+  }
+
+  /** The reservation DHCP needs in full mode: fixed address and host name. */
+  async reservation(mac: Mac): Promise<{ ip?: string; hostname?: string } | undefined> {
+    const m = await this.deps.store.getMachine(mac);
+    return m ? { ...(m.ip && { ip: m.ip }), ...(m.hostname && { hostname: m.hostname }) } : undefined;
+  }
+
   /** What `GET /api/v1/machines/{mac}/boot` reports: the decision without side effects. */
   preview(machine: Machine): BootDecision {
     return planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: this.deps.config.boot.unknownMachines });

@@ -100,6 +100,7 @@ export class SqliteStore implements Store {
          ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at, hostname = excluded.hostname`,
       ),
       deleteLease: db.prepare<[string]>('DELETE FROM leases WHERE ip = ?'),
+      deleteOtherLeases: db.prepare<[string, string]>('DELETE FROM leases WHERE mac = ? AND ip != ?'),
     };
   }
 
@@ -168,7 +169,11 @@ export class SqliteStore implements Store {
   async writeLeases(save: readonly Lease[], remove: readonly string[]): Promise<void> {
     this.db.transaction(() => {
       for (const ip of remove) this.q.deleteLease.run(ip);
-      for (const l of save) this.q.upsertLease.run({ ip: l.ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt, hostname: l.hostname ?? null });
+      for (const l of save) {
+        // One address per client: a new binding ends the client's older ones.
+        if (l.mac) this.q.deleteOtherLeases.run(l.mac, l.ip);
+        this.q.upsertLease.run({ ip: l.ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt, hostname: l.hostname ?? null });
+      }
     }).immediate();
   }
 

@@ -1,0 +1,234 @@
+import type { Logger } from 'pino';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/config.js';
+import { parseMac, type Mac } from '../machines/mac.js';
+import type { NewEvent, Observed } from '../machines/model.js';
+import type { ProtocolServer } from '../protocol.js';
+import type { Store } from '../store/store.js';
+import { decodeDhcp, hardwareAddress, type DropReason } from './codec.js';
+import { inSubnet, LeasePool, parseSubnet, type Lease, type Subnet } from './leases.js';
+import { messageType } from './options.js';
+import { ARCH_NAMES, DEFAULT_BINARIES } from './pxe.js';
+import { respond, type ResponderConfig } from './responder.js';
+
+/** A datagram with the interface it arrived on (IP_PKTINFO). */
+export interface DatagramIn {
+  data: Buffer;
+  from: { address: string; port: number };
+  ifindex: number;
+  truncated: boolean;
+}
+
+export interface DatagramOut {
+  data: Buffer;
+  address: string;
+  port: number;
+  /** Leave by this interface, with this source address. */
+  ifindex: number;
+  source: string;
+}
+
+export interface DhcpSocket {
+  send(out: DatagramOut): void;
+  close(): void;
+}
+
+export type OpenSocket = (port: number, onMessage: (m: DatagramIn) => void) => DhcpSocket;
+
+export interface NetInterface {
+  ifindex: number;
+  name: string;
+  address: string;
+}
+
+export interface DhcpBootHooks {
+  observeDhcp(mac: Mac, seen: Omit<Observed, 'lastSeenAt' | 'nics'>, event: NewEvent): Promise<void>;
+  reservation(mac: Mac): Promise<{ ip?: string; hostname?: string } | undefined>;
+}
+
+export interface DhcpServerDeps {
+  boot: DhcpBootHooks;
+  store: Pick<Store, 'listLeases' | 'writeLeases'>;
+  log: Logger;
+  openSocket: OpenSocket;
+  /** The host's IPv4 interfaces now (re-read when a packet names an unknown ifindex). */
+  interfaces: () => NetInterface[];
+  httpPort: number;
+  advertiseAddress: string;
+  now?: () => number;
+}
+
+type Drop = DropReason | 'oversized' | 'unknown_interface' | 'interface_not_served' | 'handler_error';
+
+export interface DhcpStats {
+  received: Record<string, number>;
+  sent: Record<string, number>;
+  dropped: Partial<Record<Drop, number>>;
+  ignored: number;
+}
+
+export interface DhcpServer extends ProtocolServer {
+  stats(): DhcpStats;
+  leases(): Lease[];
+}
+
+/** Binding 67 or 4011 fails without privileges: say which port, why, and how to fix it. */
+export function bindError(port: number, err: Error & { code?: string }): Error {
+  const why = err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRINUSE' ? 'another DHCP server (dnsmasq, dhcpd, kea) already holds it' : err.message;
+  const fix =
+    err.code === 'EACCES'
+      ? 'run as root, or grant the capability: setcap cap_net_bind_service,cap_net_raw=+ep $(command -v node)'
+      : err.code === 'EADDRINUSE'
+        ? 'stop the other server, or set dhcp.mode: proxy beside it (EDGEBOOT_DHCP_MODE=proxy) — in proxy mode edgeboot still needs port 67 to itself on this host'
+        : 'check the address and port';
+  return new Error(`DHCP: cannot bind UDP port ${port}: ${why}; ${fix}`);
+}
+
+/**
+ * The DHCP shell: sockets in, the pure responder in the middle, leases journaled to the store
+ * (group commit: every lease written before its reply leaves), PXE clients recorded on their
+ * machines. A bad packet is counted and dropped; nothing a client sends stops the server.
+ */
+export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): DhcpServer {
+  const now = deps.now ?? Date.now;
+  const subnets: Subnet[] = cfg.subnets.map(parseSubnet);
+  const responder: ResponderConfig = {
+    mode: cfg.mode === 'full' ? 'full' : 'proxy',
+    pxeLeaseSeconds: cfg.pxeLeaseSeconds,
+    declineSeconds: cfg.declineSeconds,
+    boot: { binaries: { ...DEFAULT_BINARIES, 'efi-x86-64': cfg.efiBinary }, httpBinariesPath: '/ipxe-bin' },
+  };
+  const stats: DhcpStats = { received: {}, sent: {}, dropped: {}, ignored: 0 };
+  const sockets: DhcpSocket[] = [];
+  let pool = new LeasePool();
+  let ifaces = new Map<number, NetInterface>();
+  let addresses: AddressInfo[] = [];
+  let stopped = false;
+  const journal = groupCommit(deps.store);
+
+  const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
+  const drop = (reason: Drop, detail?: Record<string, unknown>) => {
+    stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
+    if (deps.log.isLevelEnabled('debug')) deps.log.debug({ reason, ...detail }, 'dhcp drop');
+  };
+  const refreshInterfaces = () => (ifaces = new Map(deps.interfaces().map((i) => [i.ifindex, i])));
+
+  async function handle(listener: 'dhcp' | 'proxy', m: DatagramIn, socket: DhcpSocket): Promise<void> {
+    if (m.truncated) return drop('oversized', { from: m.from.address });
+    const d = decodeDhcp(m.data);
+    if (!d.ok) return drop(d.reason, { from: m.from.address });
+    const req = d.value;
+    let iface = ifaces.get(m.ifindex);
+    if (!iface) iface = refreshInterfaces().get(m.ifindex);
+    if (!iface) return drop('unknown_interface', { ifindex: m.ifindex });
+    if (cfg.interfaces.length > 0 && !cfg.interfaces.includes(iface.name)) return drop('interface_not_served', { interface: iface.name });
+    count(stats.received, messageType(req.options) ?? 'unknown');
+    const clientAt = req.giaddr !== '0.0.0.0' ? req.giaddr : iface.address;
+    const subnet = subnets.find((s) => inSubnet(s, clientAt));
+    const mac = parseMac(hardwareAddress(req));
+    const reservation = mac && responder.mode === 'full' ? await deps.boot.reservation(mac) : undefined;
+    if (stopped) return;
+    const httpHost = deps.advertiseAddress === 'auto' ? iface.address : deps.advertiseAddress;
+    const out = respond(req, { listener, serverAddress: iface.address, subnet, httpBase: `http://${httpHost}:${deps.httpPort}`, from: m.from }, responder, pool, reservation, now());
+    for (const ip of out.remove) pool.remove(ip);
+    for (const l of out.save) pool.put(l);
+    const durable = out.save.filter((l) => l.state !== 'offered');
+    if (durable.length > 0 || out.remove.length > 0) await journal(durable, out.remove);
+    if (out.kind === 'silent') {
+      stats.ignored++;
+      if (deps.log.isLevelEnabled('debug')) deps.log.debug({ mac, reason: out.reason, listener }, 'dhcp request not answered');
+    } else {
+      socket.send({ data: out.packet, address: out.to.address, port: out.to.port, ifindex: iface.ifindex, source: iface.address });
+      count(stats.sent, out.type);
+    }
+    const c = out.client;
+    if (mac && c && (c.pxe || c.ipxe)) {
+      const seen: Omit<Observed, 'lastSeenAt' | 'nics'> = {
+        ...(c.archs[0] !== undefined && { arch: ARCH_NAMES[c.archs[0]] ?? String(c.archs[0]) }),
+        ...(c.vendorClass && { vendorClass: c.vendorClass }),
+        ...(c.uuid && { uuid: c.uuid }),
+      };
+      const event: NewEvent =
+        out.kind === 'reply'
+          ? { type: `dhcp-${out.type}`, source: 'dhcp', data: { listener, interface: iface.name, yiaddr: out.yiaddr, bootFile: out.bootFile ?? null, ipxe: c.ipxe } }
+          : { type: 'dhcp-ignored', source: 'dhcp', message: out.reason, data: { listener, interface: iface.name } };
+      deps.boot.observeDhcp(mac, seen, event).catch((err: unknown) => deps.log.warn({ mac, err }, 'could not record the DHCP client on its machine'));
+    }
+    if (out.kind === 'reply') deps.log.info({ mac, type: out.type, yiaddr: out.yiaddr, interface: iface.name, bootFile: out.bootFile?.kind === 'none' ? undefined : out.bootFile }, 'dhcp reply');
+  }
+
+  const onMessage = (listener: 'dhcp' | 'proxy', socketRef: () => DhcpSocket | undefined) => (m: DatagramIn) => {
+    const socket = socketRef();
+    if (!socket || stopped) return;
+    handle(listener, m, socket).catch((err: unknown) => {
+      drop('handler_error');
+      deps.log.error({ err, from: m.from.address }, 'dhcp request failed');
+    });
+  };
+
+  function open(listener: 'dhcp' | 'proxy', port: number): void {
+    let socket: DhcpSocket | undefined;
+    try {
+      socket = deps.openSocket(port, onMessage(listener, () => socket));
+    } catch (err) {
+      throw bindError(port, err as Error & { code?: string });
+    }
+    sockets.push(socket);
+    addresses.push({ address: '0.0.0.0', family: 'IPv4', port });
+  }
+
+  return {
+    name: 'dhcp',
+    get addresses() {
+      return addresses;
+    },
+    async start() {
+      if (cfg.mode === 'off') return;
+      pool = new LeasePool(await deps.store.listLeases());
+      refreshInterfaces();
+      try {
+        open('dhcp', cfg.listenPort);
+        if (cfg.mode === 'proxy') open('proxy', cfg.proxyPort);
+      } catch (err) {
+        for (const s of sockets.splice(0)) s.close();
+        addresses = [];
+        throw err;
+      }
+    },
+    async stop() {
+      stopped = true;
+      for (const s of sockets.splice(0)) s.close();
+      addresses = [];
+    },
+    stats: () => stats,
+    leases: () => pool.all(),
+  };
+}
+
+/** Batches lease writes of one event-loop turn into one transaction (one fsync). */
+interface Batch {
+  save: Lease[];
+  remove: string[];
+  waiters: { resolve: () => void; reject: (e: unknown) => void }[];
+}
+
+function groupCommit(store: Pick<Store, 'writeLeases'>) {
+  let batch: Batch | undefined;
+  return (save: Lease[], remove: string[]): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (!batch) {
+        const b: Batch = { save: [], remove: [], waiters: [] };
+        batch = b;
+        setImmediate(() => {
+          batch = undefined;
+          store.writeLeases(b.save, b.remove).then(
+            () => b.waiters.forEach((w) => w.resolve()),
+            (err: unknown) => b.waiters.forEach((w) => w.reject(err)),
+          );
+        });
+      }
+      batch.save.push(...save);
+      batch.remove.push(...remove);
+      batch.waiters.push({ resolve, reject });
+    });
+}
