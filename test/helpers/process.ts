@@ -100,11 +100,15 @@ function installExitHook(): void {
   });
 }
 
-/** The parent's environment without any EDGEBOOT_ variable, so tests are hermetic. */
+/**
+ * The parent's environment without any EDGEBOOT_ variable, so tests are hermetic, and with
+ * DHCP off: a server on the host itself must never answer on the host's real network (DHCP
+ * tests run inside network namespaces of their own).
+ */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EDGEBOOT_')) env[k] = v;
-  return { ...env, ...extra };
+  return { ...env, EDGEBOOT_DHCP_MODE: 'off', ...extra };
 }
 
 /** A fresh temp dir, removed at teardown (after the processes of the test are stopped). */
