@@ -67,8 +67,10 @@ export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool
   if (!s) return silent('no configured subnet for this interface or relay', client);
   switch (type) {
     case 'discover': {
-      const ip = pool.choose(s, mac, now, reservation?.ip, requestedIp(req.options));
-      if (!ip) return silent(reservation?.ip ? `fixed address ${reservation.ip} is not free in ${s.cidr}` : `pool of ${s.cidr} exhausted`, client);
+      // A reservation on another subnet does not apply here (as for REQUEST below).
+      const fixed = reservation?.ip !== undefined && inSubnet(s, reservation.ip) ? reservation.ip : undefined;
+      const ip = pool.choose(s, mac, now, fixed, requestedIp(req.options));
+      if (!ip) return silent(fixed ? `fixed address ${fixed} is not free in ${s.cidr}` : `pool of ${s.cidr} exhausted`, client);
       const lease: Lease = { ip, mac, state: 'offered', expiresAt: now + OFFER_HOLD_MS, ...(reservation?.hostname && { hostname: reservation.hostname }) };
       const bound = pool.get(ip);
       // An address this client holds bound stays bound while it is offered again.
@@ -113,6 +115,7 @@ export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool
     }
     case 'inform':
       // RFC 2131 §4.3.5: configuration only; no lease, no yiaddr, unicast to ciaddr.
+      if (req.ciaddr === ZERO) return silent('inform without ciaddr', client);
       return reply(req, 'ack', ZERO, client, at, cfg, s, reservation, [], [], true);
     default:
       return silent(`${type} is a server message`, client);
@@ -198,7 +201,9 @@ function nak(req: DhcpPacket, why: string, client: PxeClient, at: Arrival): Outc
     [Opt.ServerId, ipv4Bytes(at.serverAddress)],
     [Opt.Message, Buffer.from(why.slice(0, 200))],
   ];
-  return finish(req, 'nak', ZERO, options, at, client, undefined, destination(req, true), undefined, [], []);
+  // RFC 2131 §4.3.2: through a relay, set the broadcast bit so the relay broadcasts the NAK.
+  const r = req.giaddr !== ZERO ? { ...req, flags: req.flags | 0x8000 } : req;
+  return finish(r, 'nak', ZERO, options, at, client, undefined, destination(req, true), undefined, [], []);
 }
 
 /** RFC 2131 §4.1: to the relay; else to ciaddr; else broadcast (no ARP injection from Node). */
