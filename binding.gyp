@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "udp_pktinfo",
+      "sources": ["native/udp_pktinfo.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror=implicit-function-declaration"]
+    }
+  ]
+}

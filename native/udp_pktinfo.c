@@ -1,0 +1,615 @@
+/*
+ * udp_pktinfo: an AF_INET UDP socket that knows the interface a datagram arrived on and can send
+ * a reply out of a chosen interface with a chosen source address.
+ *
+ * Why: a DHCP server on a multi-homed host binds 0.0.0.0:67 (a socket bound to a unicast address
+ * never sees 255.255.255.255), so it must learn the ingress interface of each broadcast request
+ * and answer out of that same interface with that interface's address as source. Node's dgram
+ * offers neither IP_PKTINFO (ip(7)) nor SO_BINDTODEVICE (socket(7)).
+ *
+ * Node-API only (node_api.h), plus libuv from Node's own headers for uv_poll_t. Linux only: on
+ * any other system open() throws.
+ *
+ * JS surface (wrapped by src/net/pktinfo-socket.ts):
+ *   open(address, port, device|null, cb) -> handle
+ *     cb(err, data, fromAddress, fromPort, ifindex, to, local, truncated)
+ *       err is null for a datagram, an Error (code/errno/syscall) for a receive error.
+ *   send(handle, data, address, port, ifindex, source) -> bytes sent
+ *   close(handle)                       idempotent
+ *   localAddress(handle) -> { address, port }
+ *
+ * Lifetime: the native state (pk_sock) is freed in the uv_close callback. While open it holds
+ * strong references to the callback and to the handle object, so an open socket stays alive as
+ * dgram sockets do; close() (or environment teardown, through an async cleanup hook) releases
+ * them. The handle object owns a small pk_box that points at the pk_sock while it is open.
+ */
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+/* Receive buffer: a DHCP/BOOTP datagram is at most 576 bytes unless option 57 says otherwise;
+ * anything longer than this is delivered cut and flagged, for the caller to drop. */
+#define PK_RECV_MAX 4096
+/* Datagrams read per readable event before yielding back to the loop (poll is level-triggered,
+ * so the rest are read on the next turn). */
+#define PK_BATCH 64
+
+#define PK_CALL(env, call)                                                                        \
+  do {                                                                                            \
+    if ((call) != napi_ok) return pk_rethrow(env, #call);                                         \
+  } while (0)
+
+static const napi_type_tag pk_tag = {0x6564676562756f74ULL, 0x7564705f706b7469ULL};
+
+typedef struct pk_box pk_box;
+
+typedef struct pk_sock {
+  uv_poll_t poll;
+  int fd;
+  int closing;
+  napi_env env;
+  napi_ref cb_ref;   /* the JS callback, strong while open */
+  napi_ref self_ref; /* the handle object, strong while open */
+  napi_async_context actx;
+  napi_async_cleanup_hook_handle cleanup;
+  pk_box *box;
+  unsigned char buf[PK_RECV_MAX];
+} pk_sock;
+
+struct pk_box {
+  pk_sock *sock; /* NULL once closing has begun */
+};
+
+/* If a Node-API call failed without a pending JS exception, throw a generic one. */
+static napi_value pk_rethrow(napi_env env, const char *what) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    const napi_extended_error_info *info = NULL;
+    char msg[256];
+    napi_get_last_error_info(env, &info);
+    snprintf(msg, sizeof msg, "udp_pktinfo: %s failed: %s", what,
+             info && info->error_message ? info->error_message : "unknown error");
+    napi_throw_error(env, NULL, msg);
+  }
+  return NULL;
+}
+
+/* An Error like Node's system errors: message "<syscall> <detail>: CODE (text)", with code,
+ * errno (negative, as libuv and Node report it) and syscall. */
+static napi_value pk_errno_error(napi_env env, const char *syscall, int err, const char *detail) {
+  char msg[256];
+  const char *name = uv_err_name(-err);
+  napi_value m, e, v;
+  snprintf(msg, sizeof msg, "%s%s%s: %s (%s)", syscall, detail && *detail ? " " : "",
+           detail ? detail : "", name, uv_strerror(-err));
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok) return NULL;
+  if (napi_create_error(env, NULL, m, &e) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v) == napi_ok)
+    napi_set_named_property(env, e, "code", v);
+  if (napi_create_int32(env, -err, &v) == napi_ok) napi_set_named_property(env, e, "errno", v);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
+    napi_set_named_property(env, e, "syscall", v);
+  return e;
+}
+
+static napi_value pk_throw_errno(napi_env env, const char *syscall, int err, const char *detail) {
+  napi_value e = pk_errno_error(env, syscall, err, detail);
+  if (e != NULL) napi_throw(env, e);
+  return NULL;
+}
+
+static napi_value pk_throw_code(napi_env env, const char *code, const char *msg) {
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static napi_value pk_throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+/* Reads a JS string into buf (NUL-terminated); fails if it does not fit. */
+static int pk_get_string(napi_env env, napi_value v, char *buf, size_t size) {
+  napi_valuetype t;
+  size_t len = 0;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return -1;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  if (len + 1 > size) return -1;
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) return -1;
+  return 0;
+}
+
+/* A number that is an integer in [min, max]. */
+static int pk_get_int(napi_env env, napi_value v, int64_t min, int64_t max, int64_t *out) {
+  napi_valuetype t;
+  double d;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return -1;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
+  if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) return -1;
+  *out = (int64_t)d;
+  return 0;
+}
+
+static int pk_is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
+}
+
+/* The open pk_sock behind a handle; NULL (with nothing thrown) if it is closed. Throws and
+ * returns NULL with *bad set if the value is not one of our handles. */
+static pk_sock *pk_unwrap(napi_env env, napi_value handle, int *bad) {
+  bool ours = false;
+  napi_valuetype t;
+  void *p = NULL;
+  *bad = 1;
+  if (napi_typeof(env, handle, &t) != napi_ok || t != napi_object ||
+      napi_check_object_type_tag(env, handle, &pk_tag, &ours) != napi_ok || !ours ||
+      napi_unwrap(env, handle, &p) != napi_ok || p == NULL) {
+    pk_throw_type(env, "udp_pktinfo: not a socket handle");
+    return NULL;
+  }
+  *bad = 0;
+  return ((pk_box *)p)->sock;
+}
+
+#ifdef __linux__
+
+static void pk_cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg);
+
+/* Final step, after libuv is done with the handle: drop the JS references and the async
+ * context, unregister the cleanup hook, free. Runs on the loop thread outside any JS. */
+static void pk_on_closed(uv_handle_t *h) {
+  pk_sock *s = (pk_sock *)h->data;
+  napi_env env = s->env;
+  napi_handle_scope scope = NULL;
+  napi_open_handle_scope(env, &scope);
+  if (s->cb_ref != NULL) napi_delete_reference(env, s->cb_ref);
+  if (s->self_ref != NULL) napi_delete_reference(env, s->self_ref);
+  if (s->actx != NULL) napi_async_destroy(env, s->actx);
+  if (scope != NULL) napi_close_handle_scope(env, scope);
+  if (s->cleanup != NULL) napi_remove_async_cleanup_hook(s->cleanup);
+  free(s);
+}
+
+/* Stops receiving at once and starts the asynchronous close. Idempotent. The references and the
+ * async context are released in pk_on_closed, never here: close() may be called from inside the
+ * JS callback, while napi_make_callback is still using them. */
+static void pk_begin_close(pk_sock *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  if (s->box != NULL) s->box->sock = NULL;
+  s->box = NULL;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, pk_on_closed);
+  /* libuv allows closing the fd right after uv_poll_stop()/uv_close(); doing it now frees the
+   * port as soon as close() returns, as dgram's close does. */
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+}
+
+/* Environment teardown (process exit, worker exit) with the socket still open. */
+static void pk_cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg) {
+  pk_sock *s = (pk_sock *)arg;
+  (void)handle;
+  pk_begin_close(s);
+}
+
+static void pk_box_finalize(napi_env env, void *data, void *hint) {
+  pk_box *box = (pk_box *)data;
+  (void)env;
+  (void)hint;
+  /* An open socket holds a strong reference to its handle, so this only finds one open during
+   * environment teardown; the cleanup hook closes it. */
+  if (box->sock != NULL) box->sock->box = NULL;
+  free(box);
+}
+
+/* Calls the JS callback with argc values; a throw becomes an uncaught exception, as a throw in a
+ * dgram 'message' listener does. */
+static void pk_invoke(pk_sock *s, size_t argc, napi_value *argv) {
+  napi_env env = s->env;
+  napi_value cb, recv, result;
+  napi_status st;
+  if (napi_get_reference_value(env, s->cb_ref, &cb) != napi_ok || cb == NULL) return;
+  if (napi_get_global(env, &recv) != napi_ok) return;
+  st = napi_make_callback(env, s->actx, recv, cb, argc, argv, &result);
+  if (st != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value exc;
+      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    }
+  }
+}
+
+static void pk_report_error(pk_sock *s, const char *syscall, int err) {
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_value e;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  e = pk_errno_error(env, syscall, err, NULL);
+  if (e != NULL) pk_invoke(s, 1, &e);
+  napi_close_handle_scope(env, scope);
+}
+
+/* One datagram -> cb(null, data, fromAddress, fromPort, ifindex, to, local, truncated). */
+static void pk_deliver(pk_sock *s, size_t n, const struct sockaddr_in *from,
+                       const struct in_pktinfo *pi, int truncated) {
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_value argv[8];
+  char from_s[INET_ADDRSTRLEN] = "0.0.0.0", to_s[INET_ADDRSTRLEN] = "0.0.0.0",
+       local_s[INET_ADDRSTRLEN] = "0.0.0.0";
+  void *copy = NULL;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  inet_ntop(AF_INET, &from->sin_addr, from_s, sizeof from_s);
+  if (pi != NULL) {
+    inet_ntop(AF_INET, &pi->ipi_addr, to_s, sizeof to_s);
+    inet_ntop(AF_INET, &pi->ipi_spec_dst, local_s, sizeof local_s);
+  }
+  if (napi_get_null(env, &argv[0]) == napi_ok &&
+      napi_create_buffer_copy(env, n, s->buf, &copy, &argv[1]) == napi_ok &&
+      napi_create_string_latin1(env, from_s, NAPI_AUTO_LENGTH, &argv[2]) == napi_ok &&
+      napi_create_uint32(env, ntohs(from->sin_port), &argv[3]) == napi_ok &&
+      napi_create_uint32(env, pi != NULL ? (uint32_t)pi->ipi_ifindex : 0, &argv[4]) == napi_ok &&
+      napi_create_string_latin1(env, to_s, NAPI_AUTO_LENGTH, &argv[5]) == napi_ok &&
+      napi_create_string_latin1(env, local_s, NAPI_AUTO_LENGTH, &argv[6]) == napi_ok &&
+      napi_get_boolean(env, truncated != 0, &argv[7]) == napi_ok) {
+    pk_invoke(s, 8, argv);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void pk_on_poll(uv_poll_t *h, int status, int events) {
+  pk_sock *s = (pk_sock *)h->data;
+  int i;
+  (void)events;
+  if (s->closing) return;
+  if (status < 0) {
+    pk_report_error(s, "poll", -status);
+    return;
+  }
+  for (i = 0; i < PK_BATCH && !s->closing; i++) {
+    struct sockaddr_in from;
+    struct iovec iov;
+    struct msghdr msg;
+    union {
+      char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+      struct cmsghdr align;
+    } ctl;
+    struct cmsghdr *c;
+    const struct in_pktinfo *pi = NULL;
+    struct in_pktinfo pi_copy;
+    ssize_t n;
+
+    memset(&from, 0, sizeof from);
+    memset(&msg, 0, sizeof msg);
+    iov.iov_base = s->buf;
+    iov.iov_len = sizeof s->buf;
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+
+    n = recvmsg(s->fd, &msg, MSG_DONTWAIT);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) break;
+      pk_report_error(s, "recvmsg", err);
+      break;
+    }
+    for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+          c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+        memcpy(&pi_copy, CMSG_DATA(c), sizeof pi_copy);
+        pi = &pi_copy;
+      }
+    }
+    pk_deliver(s, (size_t)n, &from, pi, (msg.msg_flags & MSG_TRUNC) != 0);
+  }
+}
+
+/* open(address, port, device|null, cb) -> handle */
+static napi_value pk_open(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], handle, resource_name;
+  napi_valuetype t;
+  char addr_s[64], dev[IFNAMSIZ], detail[96];
+  int have_dev = 0, fd, one = 1, zero = 0, rc;
+  int64_t port;
+  struct sockaddr_in sa;
+  uv_loop_t *loop = NULL;
+  pk_sock *s;
+  pk_box *box;
+
+  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return pk_throw_type(env, "open(address, port, device, callback)");
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  if (pk_get_string(env, argv[0], addr_s, sizeof addr_s) != 0 ||
+      inet_pton(AF_INET, addr_s, &sa.sin_addr) != 1)
+    return pk_throw_type(env, "address must be a dotted-quad IPv4 address");
+  if (pk_get_int(env, argv[1], 0, 65535, &port) != 0)
+    return pk_throw_type(env, "port must be an integer from 0 to 65535");
+  sa.sin_port = htons((uint16_t)port);
+  if (!pk_is_nullish(env, argv[2])) {
+    if (pk_get_string(env, argv[2], dev, sizeof dev) != 0 || dev[0] == '\0')
+      return pk_throw_type(env, "device must be an interface name shorter than IFNAMSIZ");
+    have_dev = 1;
+  }
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
+    return pk_throw_type(env, "callback must be a function");
+  PK_CALL(env, napi_get_uv_event_loop(env, &loop));
+
+  snprintf(detail, sizeof detail, "%s:%d", addr_s, (int)port);
+  fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return pk_throw_errno(env, "socket", errno, NULL);
+  /* SO_REUSEADDR off: a clash with another DHCP daemon on the same port must be an error. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &zero, sizeof zero) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0 ||
+      setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) {
+    int err = errno;
+    close(fd);
+    return pk_throw_errno(env, "setsockopt", err, detail);
+  }
+  if (have_dev &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev) + 1) != 0) {
+    int err = errno;
+    close(fd);
+    return pk_throw_errno(env, "setsockopt SO_BINDTODEVICE", err, dev);
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int err = errno;
+    close(fd);
+    return pk_throw_errno(env, "bind", err, detail);
+  }
+
+  s = (pk_sock *)calloc(1, sizeof *s);
+  box = (pk_box *)calloc(1, sizeof *box);
+  if (s == NULL || box == NULL) {
+    free(s);
+    free(box);
+    close(fd);
+    return pk_throw_errno(env, "calloc", ENOMEM, NULL);
+  }
+  s->fd = fd;
+  s->env = env;
+  s->box = box;
+  box->sock = s;
+
+  /* The handle object: owns the box; tagged so that send/close reject foreign objects. */
+  if (napi_create_object(env, &handle) != napi_ok ||
+      napi_wrap(env, handle, box, pk_box_finalize, NULL, NULL) != napi_ok) {
+    free(box);
+    free(s);
+    close(fd);
+    return pk_rethrow(env, "napi_wrap");
+  }
+  /* From here the box belongs to the handle object's finalizer. */
+  if (napi_type_tag_object(env, handle, &pk_tag) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &s->cb_ref) != napi_ok ||
+      napi_create_reference(env, handle, 1, &s->self_ref) != napi_ok ||
+      napi_create_string_utf8(env, "edgeboot:udp_pktinfo", NAPI_AUTO_LENGTH, &resource_name) !=
+          napi_ok ||
+      napi_async_init(env, handle, resource_name, &s->actx) != napi_ok) {
+    napi_value exc = NULL;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) napi_get_and_clear_last_exception(env, &exc);
+    if (s->cb_ref != NULL) napi_delete_reference(env, s->cb_ref);
+    if (s->self_ref != NULL) napi_delete_reference(env, s->self_ref);
+    box->sock = NULL;
+    free(s);
+    close(fd);
+    if (exc != NULL) {
+      napi_throw(env, exc);
+      return NULL;
+    }
+    return pk_rethrow(env, "napi_create_reference");
+  }
+
+  rc = uv_poll_init_socket(loop, &s->poll, fd);
+  if (rc != 0) {
+    napi_delete_reference(env, s->cb_ref);
+    napi_delete_reference(env, s->self_ref);
+    napi_async_destroy(env, s->actx);
+    box->sock = NULL;
+    free(s);
+    close(fd);
+    return pk_throw_errno(env, "uv_poll_init_socket", -rc, detail);
+  }
+  s->poll.data = s;
+  /* From here every failure goes through pk_begin_close, which frees in the uv_close callback. */
+  if (napi_add_async_cleanup_hook(env, pk_cleanup_hook, s, &s->cleanup) != napi_ok) {
+    s->cleanup = NULL;
+    pk_begin_close(s);
+    return pk_rethrow(env, "napi_add_async_cleanup_hook");
+  }
+  rc = uv_poll_start(&s->poll, UV_READABLE, pk_on_poll);
+  if (rc != 0) {
+    pk_begin_close(s);
+    return pk_throw_errno(env, "uv_poll_start", -rc, detail);
+  }
+  return handle;
+}
+
+/* send(handle, data, address, port, ifindex, source) -> bytes sent. Synchronous: a UDP sendmsg
+ * does not block for long, and EAGAIN (send buffer full) is thrown like any other errno. */
+static napi_value pk_send(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], result;
+  char addr_s[64], src_s[64], detail[96];
+  int64_t port, ifindex;
+  int bad;
+  bool is_ta = false;
+  void *data = NULL;
+  size_t len = 0;
+  struct sockaddr_in to;
+  struct in_addr src;
+  struct iovec iov;
+  struct msghdr msg;
+  union {
+    char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+    struct cmsghdr align;
+  } ctl;
+  ssize_t n;
+  pk_sock *s;
+
+  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return pk_throw_type(env, "send(handle, data, address, port, ifindex, source)");
+  s = pk_unwrap(env, argv[0], &bad);
+  if (bad) return NULL;
+  if (s == NULL) return pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
+
+  PK_CALL(env, napi_is_typedarray(env, argv[1], &is_ta));
+  if (is_ta) {
+    napi_typedarray_type tt;
+    size_t count;
+    napi_value ab;
+    size_t off;
+    PK_CALL(env, napi_get_typedarray_info(env, argv[1], &tt, &count, &data, &ab, &off));
+    if (tt != napi_uint8_array && tt != napi_uint8_clamped_array && tt != napi_int8_array)
+      return pk_throw_type(env, "data must be a Buffer or Uint8Array");
+    len = count;
+  } else {
+    return pk_throw_type(env, "data must be a Buffer or Uint8Array");
+  }
+
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  if (pk_get_string(env, argv[2], addr_s, sizeof addr_s) != 0 ||
+      inet_pton(AF_INET, addr_s, &to.sin_addr) != 1)
+    return pk_throw_type(env, "address must be a dotted-quad IPv4 address");
+  if (pk_get_int(env, argv[3], 1, 65535, &port) != 0)
+    return pk_throw_type(env, "port must be an integer from 1 to 65535");
+  to.sin_port = htons((uint16_t)port);
+  if (pk_get_int(env, argv[4], 0, INT32_MAX, &ifindex) != 0)
+    return pk_throw_type(env, "ifindex must be a non-negative integer");
+  if (pk_get_string(env, argv[5], src_s, sizeof src_s) != 0 ||
+      inet_pton(AF_INET, src_s, &src) != 1)
+    return pk_throw_type(env, "source must be a dotted-quad IPv4 address");
+
+  memset(&msg, 0, sizeof msg);
+  iov.iov_base = data;
+  iov.iov_len = len;
+  msg.msg_name = &to;
+  msg.msg_namelen = sizeof to;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (ifindex != 0 || src.s_addr != htonl(INADDR_ANY)) {
+    /* ip(7) IP_PKTINFO on sendmsg: ipi_ifindex picks the outgoing interface (also for the
+     * limited broadcast 255.255.255.255), ipi_spec_dst the source address. */
+    struct cmsghdr *c;
+    struct in_pktinfo pi;
+    memset(&ctl, 0, sizeof ctl);
+    memset(&pi, 0, sizeof pi);
+    pi.ipi_ifindex = (int)ifindex;
+    pi.ipi_spec_dst = src;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  }
+  do {
+    n = sendmsg(s->fd, &msg, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    snprintf(detail, sizeof detail, "%s:%d", addr_s, (int)port);
+    return pk_throw_errno(env, "sendmsg", errno, detail);
+  }
+  PK_CALL(env, napi_create_int64(env, (int64_t)n, &result));
+  return result;
+}
+
+/* close(handle): idempotent. */
+static napi_value pk_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int bad;
+  pk_sock *s;
+  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return pk_throw_type(env, "close(handle)");
+  s = pk_unwrap(env, argv[0], &bad);
+  if (bad) return NULL;
+  if (s != NULL) pk_begin_close(s);
+  return NULL;
+}
+
+/* localAddress(handle) -> { address, port } from getsockname (the real port after port 0). */
+static napi_value pk_local_address(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], obj, v;
+  int bad;
+  pk_sock *s;
+  struct sockaddr_in sa;
+  socklen_t salen = sizeof sa;
+  char addr_s[INET_ADDRSTRLEN];
+  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return pk_throw_type(env, "localAddress(handle)");
+  s = pk_unwrap(env, argv[0], &bad);
+  if (bad) return NULL;
+  if (s == NULL) return pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
+  if (getsockname(s->fd, (struct sockaddr *)&sa, &salen) != 0)
+    return pk_throw_errno(env, "getsockname", errno, NULL);
+  inet_ntop(AF_INET, &sa.sin_addr, addr_s, sizeof addr_s);
+  PK_CALL(env, napi_create_object(env, &obj));
+  PK_CALL(env, napi_create_string_latin1(env, addr_s, NAPI_AUTO_LENGTH, &v));
+  PK_CALL(env, napi_set_named_property(env, obj, "address", v));
+  PK_CALL(env, napi_create_uint32(env, ntohs(sa.sin_port), &v));
+  PK_CALL(env, napi_set_named_property(env, obj, "port", v));
+  return obj;
+}
+
+#else /* !__linux__ */
+
+static napi_value pk_unsupported(napi_env env, napi_callback_info info) {
+  (void)info;
+  return pk_throw_code(env, "ERR_UDP_PKTINFO_UNSUPPORTED", "udp_pktinfo: Linux only");
+}
+#define pk_open pk_unsupported
+#define pk_send pk_unsupported
+#define pk_close pk_unsupported
+#define pk_local_address pk_unsupported
+
+#endif /* __linux__ */
+
+static napi_value pk_init(napi_env env, napi_value exports) {
+  napi_value recv_max;
+  napi_property_descriptor props[] = {
+      {"open", NULL, pk_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"send", NULL, pk_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, pk_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"localAddress", NULL, pk_local_address, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"RECV_MAX", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  PK_CALL(env, napi_create_uint32(env, PK_RECV_MAX, &recv_max));
+  props[4].value = recv_max;
+  PK_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return pk_init(env, exports); }
