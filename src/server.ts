@@ -7,6 +7,8 @@ import { newSecret } from './boot/tokens.js';
 import { ConfigError, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
 import { createHttpServer } from './http/server.js';
+import { createDhcpServer } from './dhcp/server.js';
+import { interfaceAddresses, openPktinfoSocket } from './net/pktinfo-socket.js';
 import { MachineService } from './machines/service.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from './profiles/load.js';
 import type { ProfileSet } from './profiles/profile.js';
@@ -82,13 +84,27 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     log,
   });
   const http = createHttpServer(app, config.http.listen);
+  const dhcp = createDhcpServer(config.dhcp, {
+    boot,
+    store,
+    log: log.child({ server: 'dhcp' }),
+    openSocket: (port, onMessage) => openPktinfoSocket({ address: '0.0.0.0', port }, onMessage),
+    interfaces: () => [...interfaceAddresses()].map(([ifindex, i]) => ({ ifindex, name: i.name, address: i.address })),
+    httpPort: () => http.addresses[0]?.port ?? config.http.listen.port,
+    advertiseAddress: config.server.advertiseAddress,
+  });
+  const servers: ProtocolServer[] = [];
   try {
-    await http.start();
+    // Nothing half-starts: a server that fails to bind stops the ones already running.
+    for (const s of [http, dhcp]) {
+      await s.start();
+      servers.push(s);
+    }
   } catch (err) {
+    for (const s of servers.reverse()) await s.stop();
     await store.close();
     throw err;
   }
-  const servers = [http];
   let stopped: Promise<void> | undefined;
   return {
     servers,
@@ -126,8 +142,11 @@ export function describeStart(config: Config, r: Running, log: Logger): void {
     },
     'edgeboot serving',
   );
-  if (config.dhcp.mode !== 'off') {
-    log.info({ mode: config.dhcp.mode }, 'DHCP and TFTP are not part of this version yet: point your DHCP server at the entry script');
+  const dhcp = r.servers.find((s) => s.name === 'dhcp');
+  if (dhcp && dhcp.addresses.length > 0) {
+    log.info({ mode: config.dhcp.mode, ports: dhcp.addresses.map((a) => a.port), interfaces: config.dhcp.interfaces.length ? config.dhcp.interfaces : 'all' }, 'DHCP serving');
+  } else {
+    log.info('DHCP off (dhcp.mode: off): the site DHCP server must hand iPXE clients the entry script');
   }
 }
 

@@ -16,6 +16,8 @@ export interface DatagramIn {
   data: Buffer;
   from: { address: string; port: number };
   ifindex: number;
+  /** Our address on the arrival interface that a reply should come from (IP_PKTINFO spec_dst). */
+  local: string;
   truncated: boolean;
 }
 
@@ -53,7 +55,8 @@ export interface DhcpServerDeps {
   openSocket: OpenSocket;
   /** The host's IPv4 interfaces now (re-read when a packet names an unknown ifindex). */
   interfaces: () => NetInterface[];
-  httpPort: number;
+  /** The HTTP port machines reach (read when a reply is built: HTTP may bind port 0). */
+  httpPort: () => number;
   advertiseAddress: string;
   now?: () => number;
 }
@@ -123,13 +126,15 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     if (!iface) return drop('unknown_interface', { ifindex: m.ifindex });
     if (cfg.interfaces.length > 0 && !cfg.interfaces.includes(iface.name)) return drop('interface_not_served', { interface: iface.name });
     count(stats.received, messageType(req.options) ?? 'unknown');
-    const clientAt = req.giaddr !== '0.0.0.0' ? req.giaddr : iface.address;
+    // The interface's address on the client's subnet (an interface may carry several).
+    const ours = m.local !== '0.0.0.0' && m.local !== '' ? m.local : iface.address;
+    const clientAt = req.giaddr !== '0.0.0.0' ? req.giaddr : ours;
     const subnet = subnets.find((s) => inSubnet(s, clientAt));
     const mac = parseMac(hardwareAddress(req));
     const reservation = mac && responder.mode === 'full' ? await deps.boot.reservation(mac) : undefined;
     if (stopped) return;
-    const httpHost = deps.advertiseAddress === 'auto' ? iface.address : deps.advertiseAddress;
-    const out = respond(req, { listener, serverAddress: iface.address, subnet, httpBase: `http://${httpHost}:${deps.httpPort}`, from: m.from }, responder, pool, reservation, now());
+    const httpHost = deps.advertiseAddress === 'auto' ? ours : deps.advertiseAddress;
+    const out = respond(req, { listener, serverAddress: ours, subnet, httpBase: `http://${httpHost}:${deps.httpPort()}`, from: m.from }, responder, pool, reservation, now());
     for (const ip of out.remove) pool.remove(ip);
     for (const l of out.save) pool.put(l);
     const durable = out.save.filter((l) => l.state !== 'offered');
@@ -138,7 +143,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
       stats.ignored++;
       if (deps.log.isLevelEnabled('debug')) deps.log.debug({ mac, reason: out.reason, listener }, 'dhcp request not answered');
     } else {
-      socket.send({ data: out.packet, address: out.to.address, port: out.to.port, ifindex: iface.ifindex, source: iface.address });
+      socket.send({ data: out.packet, address: out.to.address, port: out.to.port, ifindex: iface.ifindex, source: ours });
       count(stats.sent, out.type);
     }
     const c = out.client;
