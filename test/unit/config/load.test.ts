@@ -45,6 +45,10 @@ t.test('embedded defaults', async (t) => {
   t.equal(config.dhcp.mode, 'proxy');
   t.same(config.dhcp.interfaces, []);
   t.equal(config.dhcp.proxyPort, 4011);
+  t.equal(config.dhcp.listenPort, 67);
+  t.equal(config.dhcp.pxeLeaseSeconds, 600);
+  t.equal(config.dhcp.declineSeconds, 600);
+  t.equal(config.dhcp.efiBinary, 'ipxe.efi');
   t.same(config.dhcp.subnets, [
     { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 },
   ]);
@@ -245,7 +249,7 @@ t.test('errors name the key, the value and what was expected', async (t) => {
     const err = loadError({ file: writeConfig('http: { lisen: 0.0.0.0:80 }\n') });
     hasProblem(t, err, ['http.lisen', 'unknown key', 'listen'], 'http.lisen');
     const err2 = loadError({ file: writeConfig('dhcp: { mood: full }\n') });
-    hasProblem(t, err2, ['dhcp.mood', 'unknown key', 'mode, interfaces, proxyPort, subnets'], 'dhcp.mood');
+    hasProblem(t, err2, ['dhcp.mood', 'unknown key', 'mode, interfaces, proxyPort, listenPort, pxeLeaseSeconds, declineSeconds, efiBinary, subnets'], 'dhcp.mood');
   });
   t.test('an unknown section lists the sections', async (t) => {
     const err = loadError({ file: writeConfig('htp: { listen: 0.0.0.0:80 }\n') });
