@@ -356,7 +356,7 @@ t.test('checkConfig on a parsed document', async (t) => {
   const config = checkConfig(doc);
   t.same(config.http.listen, { host: '127.0.0.1', port: 1234 });
   t.equal(config.dhcp.mode, 'proxy');
-  t.same(doc.dhcp, { mode: 'proxy', interfaces: [], proxyPort: 4011, subnets: loadConfig().config.dhcp.subnets }, 'defaults are filled in place');
+  t.same(doc.dhcp, { mode: 'proxy', interfaces: [], proxyPort: 4011, listenPort: 67, pxeLeaseSeconds: 600, declineSeconds: 600, efiBinary: 'ipxe.efi', subnets: loadConfig().config.dhcp.subnets }, 'defaults are filled in place');
 
   const err = configErrorOf(() => checkConfig({ dhcp: { mode: 'fast' } }, 'my.yaml'));
   t.match(err.message, /^invalid configuration \(my\.yaml\):\n {2}dhcp\.mode: got "fast", expected one of off, proxy, full$/);
