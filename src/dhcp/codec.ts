@@ -290,7 +290,7 @@ export function buildReply(h: ReplyHeader, options: readonly [number, Buffer][],
       snameArea = fill(SNAME_BYTES);
       if (snameArea.length) overload |= 2;
     }
-    if (spill.length > 0) return { ok: false, reason: `options need more than the ${maxMessage}-byte message the client accepts` };
+    if (spill.length > 0) return { ok: false, reason: `options need more than the ${limit + IP_UDP_BYTES}-byte message the client accepts` };
     main.unshift({ code: OPT_OVERLOAD, data: Buffer.from([overload]) });
   }
   const mainArea: OptionArea = { options: [...main, { code: OPT_END, data: EMPTY }], trailer: EMPTY, ended: true };
