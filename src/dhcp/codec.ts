@@ -245,9 +245,14 @@ function pieces(code: number, data: Buffer): WireOption[] {
  * then `sname` with option 52 when those fields are not in use; if still too long, it fails.
  * Short replies are zero-padded to 300 bytes for BOOTP relays (RFC 1542 §2.1).
  */
-export function buildReply(h: ReplyHeader, options: readonly [number, Buffer][], maxMessage = MIN_MAX_MESSAGE): BuildResult {
+export function buildReply(h: ReplyHeader, options: readonly [number, Buffer][], maxMessage = MIN_MAX_MESSAGE, trailing?: readonly [number, Buffer]): BuildResult {
+  const reserved = [...options, ...(trailing ? [trailing] : [])].find(([code]) => code === OPT_PAD || code === OPT_END || code === OPT_OVERLOAD);
+  if (reserved) return { ok: false, reason: `option ${reserved[0]} is written by the encoder itself` };
   const limit = Math.max(maxMessage, MIN_MAX_MESSAGE) - IP_UDP_BYTES;
-  const room = limit - OPTIONS_START - 1; // 1: END
+  // `trailing` (relay agent information) always stays last in the options field (RFC 3046 §2.2).
+  const tail = trailing ? pieces(trailing[0], trailing[1]) : [];
+  const room = limit - OPTIONS_START - 1 - tail.reduce((n, o) => n + 2 + o.data.length, 0); // 1: END
+  if (room < 3) return { ok: false, reason: 'the relay agent information leaves no room for options' };
   const wire = options.flatMap(([code, data]) => pieces(code, data));
   const size = (o: WireOption) => 2 + o.data.length;
   const main: WireOption[] = [];
@@ -293,7 +298,7 @@ export function buildReply(h: ReplyHeader, options: readonly [number, Buffer][],
     if (spill.length > 0) return { ok: false, reason: `options need more than the ${limit + IP_UDP_BYTES}-byte message the client accepts` };
     main.unshift({ code: OPT_OVERLOAD, data: Buffer.from([overload]) });
   }
-  const mainArea: OptionArea = { options: [...main, { code: OPT_END, data: EMPTY }], trailer: EMPTY, ended: true };
+  const mainArea: OptionArea = { options: [...main, ...tail, { code: OPT_END, data: EMPTY }], trailer: EMPTY, ended: true };
   const length = Math.max(OPTIONS_START + areaBytes(mainArea), BOOTP_MIN_BYTES);
   const out = Buffer.alloc(length);
   const sname = Buffer.alloc(SNAME_BYTES);

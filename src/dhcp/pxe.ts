@@ -1,5 +1,5 @@
 import type { DhcpPacket } from './codec.js';
-import { clientArchs, clientNdi, clientUuid, ipxeOptions, userClasses, vendorClass } from './options.js';
+import { Opt, clientArchs, clientNdi, clientUuid, ipxeOptions, userClasses, vendorClass } from './options.js';
 
 /**
  * RFC 4578 §2.1 and the IANA "Processor Architecture Types" registry. Note that x86-64 UEFI
@@ -105,7 +105,8 @@ export function classifyClient(p: Pick<DhcpPacket, 'options'>): PxeClient {
   return {
     pxe: (vc?.startsWith('PXEClient') ?? false) || httpVendor,
     httpBoot: httpVendor || (known?.http ?? false),
-    ipxe: classes.includes('iPXE') || ipxeSubs !== undefined,
+    // Option 175 at all, parseable or not, means iPXE: sending it the iPXE binary again would loop.
+    ipxe: classes.includes('iPXE') || o.has(Opt.Ipxe),
     ipxeHttp: ipxeSubs === undefined || ipxeSubs.size === 0 ? undefined : ipxeSubs.has(19),
     archs,
     firmware: known?.firmware,

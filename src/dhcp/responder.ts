@@ -1,8 +1,11 @@
-import { buildReply, hardwareAddress, ipv4Bytes, type DhcpPacket } from './codec.js';
+import { MIN_MAX_MESSAGE, buildReply, hardwareAddress, ipv4Bytes, type DhcpPacket } from './codec.js';
 import { OFFER_HOLD_MS, inSubnet, maskText, type Lease, type LeasePool, type Subnet } from './leases.js';
 import { MessageType, Opt, maxMessageSize, messageType, parameterRequestList, relayAgent, requestedIp, serverId, u32, u8, encodeSubOptions, type MessageTypeName } from './options.js';
 import { chooseBootFile, classifyClient, type BootFile, type BootFileConfig, type PxeClient } from './pxe.js';
 
+
+/** The IP datagram that fits one Ethernet frame. */
+const ETHERNET_MAX_MESSAGE = 1500;
 /**
  * The DHCP decisions of RFC 2131 §4.3 and of PXE proxyDHCP, as a pure function of the request,
  * where it arrived, the client's reservation and the lease pool. The socket shell sends what it
@@ -215,8 +218,6 @@ function destination(req: DhcpPacket, isNak: boolean): Destination {
 
 function finish(req: DhcpPacket, type: MessageTypeName, yiaddr: string, options: [number, Buffer][], at: Arrival, client: PxeClient, bootFile: BootFile | undefined, to: Destination, file: string | undefined, save: Lease[], remove: string[]): Outcome {
   const agent = relayAgent(req.options);
-  // RFC 3046 §2.2: echo option 82 unchanged, as the last option.
-  if (agent) options.push([Opt.RelayAgent, agent.raw]);
   const built = buildReply(
     {
       op: 2,
@@ -234,7 +235,10 @@ function finish(req: DhcpPacket, type: MessageTypeName, yiaddr: string, options:
       ...(file !== undefined && Buffer.byteLength(file) < 128 && { file }),
     },
     options,
-    maxMessageSize(req.options),
+    // A client may announce up to 65535 (OVMF: 65280); a reply still has to fit one frame.
+    Math.min(maxMessageSize(req.options) ?? MIN_MAX_MESSAGE, ETHERNET_MAX_MESSAGE),
+    // RFC 3046 §2.2: echo option 82 unchanged, as the last option.
+    agent ? [Opt.RelayAgent, agent.raw] : undefined,
   );
   if (!built.ok) return silent(`reply does not fit: ${built.reason}`, client, [], []);
   return { kind: 'reply', type, packet: built.packet, to, client, bootFile, yiaddr, save, remove };

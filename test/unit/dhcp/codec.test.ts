@@ -718,3 +718,25 @@ t.test('buildReply', async (t) => {
     t.ok(built > 1000 && overloaded > 100 && refused > 100, `built ${built} (${overloaded} overloaded), refused ${refused}`);
   });
 });
+
+t.test('buildReply keeps the relay agent option last in the options field, even when others spill', async (t) => {
+  const agent: [number, Buffer] = [82, Buffer.from([1, 4, 0x65, 0x74, 0x68, 0x30, 2, 3, 1, 2, 3])];
+  const big: [number, Buffer][] = [...BASIC, [43, Buffer.alloc(200, 7)], [125, Buffer.alloc(90, 9)]];
+  const r = buildReply(HEADER, big, 576, agent);
+  if (!r.ok) return t.fail(r.reason);
+  t.ok(r.packet.length <= 548, 'within 576 - 28');
+  const p = decodeOk(t, r.packet, 'reply');
+  if (!p) return;
+  t.ok(p.layout.file !== undefined, 'something spilled into file');
+  const main = p.layout.main.options.filter((o) => o.code !== 0);
+  t.equal(main.at(-2)?.code, 82, 'option 82 is the last option before END in the options field');
+  t.same(p.options.get(82), agent[1], 'echoed unchanged');
+  t.same(p.options.get(43), Buffer.alloc(200, 7), 'the spilled option reads back');
+});
+
+t.test('buildReply refuses the codes the encoder writes itself', async (t) => {
+  for (const code of [0, 52, 255]) {
+    const r = buildReply(HEADER, [...BASIC, [code, Buffer.from([1])]]);
+    t.equal(r.ok, false, `option ${code} refused`);
+  }
+});
