@@ -7,7 +7,8 @@ import { newSecret } from './boot/tokens.js';
 import { ConfigError, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
 import { createHttpServer } from './http/server.js';
-import { createDhcpServer } from './dhcp/server.js';
+import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
+import { createMetricsRegistry } from './http/routes/metrics.js';
 import { interfaceAddresses, openPktinfoSocket } from './net/pktinfo-socket.js';
 import { MachineService } from './machines/service.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from './profiles/load.js';
@@ -73,7 +74,11 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const secret = await store.initSetting('machine-token-secret', newSecret());
   const machines = new MachineService(store, profiles.current);
   const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log });
+  // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
+  let dhcpRef: DhcpServer | undefined;
+  const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0 });
   const app = await buildApp({
+    metrics,
     store,
     machines,
     boot,
@@ -93,6 +98,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     httpPort: () => http.addresses[0]?.port ?? config.http.listen.port,
     advertiseAddress: config.server.advertiseAddress,
   });
+  dhcpRef = dhcp;
   const servers: ProtocolServer[] = [];
   try {
     // Nothing half-starts: a server that fails to bind stops the ones already running.

@@ -14,6 +14,8 @@ import { bootRoutes } from './routes/boot.js';
 import { healthRoutes } from './routes/health.js';
 import { machineRoutes } from './routes/machines.js';
 import { profileRoutes } from './routes/profiles.js';
+import { metricsRoutes } from './routes/metrics.js';
+import type { Registry } from 'prom-client';
 import { reservationBody } from './schemas.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -27,6 +29,7 @@ export interface AppDeps {
   advertiseAddress: string;
   httpPort: number;
   log: Logger;
+  metrics?: Registry;
 }
 
 const SECRET_QUERY = /([?&](?:token|sig|api_key)=)[^&]*/gi;
@@ -71,5 +74,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     checkReservation: (doc) => (checkReservation(doc) ? undefined : checker.errorsText(checkReservation.errors, { dataVar: 'machine' })),
   });
   await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });
+  if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   return app;
 }
