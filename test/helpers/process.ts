@@ -37,7 +37,7 @@ export interface Exit {
 
 export interface ServerProcess {
   port: number;
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (inside the namespace when started with `netns`) */
   url: string;
   dataDir: string;
   /** The working directory of the server (where `./var` lands in cwd mode). */
@@ -80,6 +80,12 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Default 20 s. */
   readyTimeoutMs?: number;
+  /**
+   * Run the server inside this network namespace (`ip netns exec NS node …`; needs root). Its
+   * HTTP then listens on the namespace's own loopback: `url` is reachable only from inside it.
+   * The child's pid is the server's own (`ip netns exec` execs), so `stop()` signals the server.
+   */
+  netns?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -161,7 +167,8 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
   });
   const args = [MAIN_JS, 'serve', '--set', 'http.listen=127.0.0.1:0', ...(opts.args ?? [])];
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, argv] = opts.netns === undefined ? [process.execPath, args] : ['ip', ['netns', 'exec', opts.netns, process.execPath, ...args]];
+  const child = spawn(command, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const exited = watchExit(child, spawnedAt);
   void exited.then(() => live.delete(child));
