@@ -276,7 +276,11 @@ export async function runCli(t: Teardown, args: string[], opts: { cwd?: string; 
   assertBuilt();
   installExitHook();
   const since = Date.now();
-  const child = spawn(process.execPath, [MAIN_JS, ...args], { cwd: opts.cwd ?? REPO_ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = cleanEnv(opts.env);
+  // DHCP is forced off only for `serve`: other commands read config, and a forced value
+  // would hide what the test wrote into the file (e.g. `config check` of a bad dhcp.mode).
+  if (args[0] !== 'serve' && opts.env?.EDGEBOOT_DHCP_MODE === undefined) delete env.EDGEBOOT_DHCP_MODE;
+  const child = spawn(process.execPath, [MAIN_JS, ...args], { cwd: opts.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const exited = watchExit(child, since);
   void exited.then(() => live.delete(child));
