@@ -373,6 +373,15 @@ static napi_value pk_open(napi_env env, napi_callback_info info) {
     close(fd);
     return pk_throw_errno(env, "setsockopt", err, detail);
   }
+  /* A boot storm arrives in bursts while the event loop is busy (a lease commit, a reply):
+   * ask for a 4 MiB receive queue. SO_RCVBUFFORCE passes net.core.rmem_max for root; without
+   * the privilege SO_RCVBUF gets what rmem_max allows. Either way a smaller queue still works,
+   * it only drops sooner, so a refusal here is not an error. */
+  {
+    int want = 4 * 1024 * 1024;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0)
+      (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+  }
   if (have_dev &&
       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev) + 1) != 0) {
     int err = errno;
