@@ -211,23 +211,12 @@ export function encodeDhcp(p: DhcpPacket): Buffer {
   return out;
 }
 
-export interface ReplyHeader {
+/** The fixed fields of a reply; sname and file as text, written into their fields when they fit. */
+export type ReplyHeader = Omit<DhcpPacket, 'op' | 'sname' | 'file' | 'options' | 'layout'> & {
   op: 2;
-  htype: number;
-  hlen: number;
-  hops: number;
-  xid: number;
-  secs: number;
-  flags: number;
-  ciaddr: string;
-  yiaddr: string;
-  siaddr: string;
-  giaddr: string;
-  chaddr: Buffer;
-  /** Server host name and boot file name, written into the fixed fields when they fit. */
   sname?: string;
   file?: string;
-}
+};
 
 export type BuildResult = { ok: true; packet: Buffer } | { ok: false; reason: string };
 

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { golden } from '../../helpers/golden.js';
 import { staticIpKarg } from '../../../src/boot/kargs.js';
 import { planBoot, type BootDecision } from '../../../src/boot/planner.js';
 import { renderEntryScript, renderScript, type ScriptContext } from '../../../src/boot/render.js';
@@ -16,7 +17,6 @@ import { machineFixture } from '../../helpers/fixtures.js';
  * read the diff before committing it.
  */
 const GOLDEN_DIR = fileURLToPath(new URL('../../golden/', import.meta.url));
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 const BASE = 'http://10.77.0.1:8080';
 const HOSTNAME = 'sno-1';
@@ -90,21 +90,6 @@ function render(c: Case): string {
   return renderScript(decide(c), context(c.machine));
 }
 
-/** Compares with the golden file, or rewrites it under UPDATE_GOLDEN=1. */
-function golden(tt: Test, file: string, actual: string): void {
-  const path = `${GOLDEN_DIR}${file}`;
-  if (UPDATE) {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(path, actual);
-    tt.pass(`wrote ${file}`);
-    return;
-  }
-  if (!existsSync(path)) {
-    tt.fail(`golden file ${file} is missing: run with UPDATE_GOLDEN=1 and review it`);
-    return;
-  }
-  tt.equal(actual, readFileSync(path, 'utf8'), `${file} matches byte for byte`);
-}
 
 /** `kernel URL args… || goto …` split into its URL and arguments. */
 function kernelLine(script: string): { url: string; args: string[] } | undefined {
@@ -168,13 +153,13 @@ t.test('golden scripts', async (t) => {
         t.equal(d.stage, c.expect.stage, 'planned stage');
       }
       const script = render(c);
-      golden(t, c.file, script);
+      golden(t, GOLDEN_DIR, c.file, script);
       checkShape(t, c.file, script, d.kind === 'local' ? LOCAL_EXPANSIONS : []);
     });
   }
   t.test('entry.ipxe', async (t) => {
     const script = renderEntryScript(BASE);
-    golden(t, 'entry.ipxe', script);
+    golden(t, GOLDEN_DIR, 'entry.ipxe', script);
     checkShape(t, 'entry.ipxe', script, ENTRY_EXPANSIONS);
   });
 });

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { golden } from '../../helpers/golden.js';
 import {
   buildReply,
   decodeDhcp,
@@ -38,7 +39,6 @@ import { LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, parseCaptur
  * crafted packets for every drop reason and for overload and RFC 3396, and reply building.
  */
 const GOLDEN_DIR = fileURLToPath(new URL('../../golden/dhcp/', import.meta.url));
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 /** A subtest's `t` (the last overload of t.test takes the callback alone). */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -91,20 +91,6 @@ function summary(u: UdpPacket, p: DhcpPacket) {
 const goldenJson = (v: unknown): string =>
   `${JSON.stringify(v, null, 2).replace(/\[\n[\d,\n ]+\]/g, (m) => `[${m.slice(1, -1).trim().split(/,\s*/).join(', ')}]`)}\n`;
 
-function golden(tt: Test, file: string, actual: string): void {
-  const path = join(GOLDEN_DIR, file);
-  if (UPDATE) {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(path, actual);
-    tt.pass(`wrote ${file}`);
-    return;
-  }
-  if (!existsSync(path)) {
-    tt.fail(`golden file ${file} is missing: run with UPDATE_GOLDEN=1 and review it`);
-    return;
-  }
-  tt.equal(actual, readFileSync(path, 'utf8'), `${file} matches byte for byte`);
-}
 
 t.test('captures: every DHCP datagram decodes, re-encodes byte for byte, and matches its golden summary', async (t) => {
   for (const capture of DHCP_CAPTURES) {
@@ -122,7 +108,7 @@ t.test('captures: every DHCP datagram decodes, re-encodes byte for byte, and mat
         t.ok(again.equals(u.payload), `frame ${u.frame} (${u.payload.length} bytes) re-encodes byte for byte`);
         summaries.push(summary(u, r.value));
       }
-      golden(t, capture.replace(/\.pcap$/, '.json'), goldenJson(summaries));
+      golden(t, GOLDEN_DIR, capture.replace(/\.pcap$/, '.json'), goldenJson(summaries));
     });
   }
 });
