@@ -79,6 +79,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0 });
   const app = await buildApp({
     metrics,
+    ipxeRoots: config.tftp.roots,
     store,
     machines,
     boot,

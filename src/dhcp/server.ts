@@ -10,6 +10,7 @@ import { inSubnet, LeasePool, parseSubnet, type Lease, type Subnet } from './lea
 import { messageType } from './options.js';
 import { ARCH_NAMES, DEFAULT_BINARIES } from './pxe.js';
 import { respond, type ResponderConfig } from './responder.js';
+import { IPXE_BIN_PREFIX } from '../http/routes/ipxe-bin.js';
 
 /** A datagram with the interface it arrived on (IP_PKTINFO). */
 export interface DatagramIn {
@@ -99,7 +100,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     mode: cfg.mode === 'full' ? 'full' : 'proxy',
     pxeLeaseSeconds: cfg.pxeLeaseSeconds,
     declineSeconds: cfg.declineSeconds,
-    boot: { binaries: { ...DEFAULT_BINARIES, 'efi-x86-64': cfg.efiBinary }, httpBinariesPath: '/ipxe-bin' },
+    boot: { binaries: { ...DEFAULT_BINARIES, 'efi-x86-64': cfg.efiBinary }, httpBinariesPath: IPXE_BIN_PREFIX },
   };
   const stats: DhcpStats = { received: {}, sent: {}, dropped: {}, ignored: 0 };
   const sockets: DhcpSocket[] = [];

@@ -15,6 +15,7 @@ import { healthRoutes } from './routes/health.js';
 import { machineRoutes } from './routes/machines.js';
 import { profileRoutes } from './routes/profiles.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { ipxeBinRoutes } from './routes/ipxe-bin.js';
 import type { Registry } from 'prom-client';
 import { reservationBody } from './schemas.js';
 
@@ -30,6 +31,8 @@ export interface AppDeps {
   httpPort: number;
   log: Logger;
   metrics?: Registry;
+  /** TFTP roots, served read-only under /ipxe-bin/ for UEFI HTTP Boot. */
+  ipxeRoots?: readonly string[];
 }
 
 const SECRET_QUERY = /([?&](?:token|sig|api_key)=)[^&]*/gi;
@@ -75,5 +78,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
+  if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
   return app;
 }
