@@ -147,6 +147,20 @@ static int pk_get_int(napi_env env, napi_value v, int64_t min, int64_t max, int6
   return 0;
 }
 
+/* An IPv4 address and port from JS into `sa` (address text kept in `addr_s` for messages).
+ * Returns NULL, or the TypeError message to throw. */
+static const char *pk_get_sockaddr(napi_env env, napi_value addr, napi_value port_v, int64_t min_port,
+                                   struct sockaddr_in *sa, char *addr_s, size_t size, int64_t *port) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  if (pk_get_string(env, addr, addr_s, size) != 0 || inet_pton(AF_INET, addr_s, &sa->sin_addr) != 1)
+    return "address must be a dotted-quad IPv4 address";
+  if (pk_get_int(env, port_v, min_port, 65535, port) != 0)
+    return min_port == 0 ? "port must be an integer from 0 to 65535" : "port must be an integer from 1 to 65535";
+  sa->sin_port = htons((uint16_t)*port);
+  return NULL;
+}
+
 static int pk_is_nullish(napi_env env, napi_value v) {
   napi_valuetype t;
   return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
@@ -345,14 +359,8 @@ static napi_value pk_open(napi_env env, napi_callback_info info) {
 
   PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return pk_throw_type(env, "open(address, port, device, callback)");
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  if (pk_get_string(env, argv[0], addr_s, sizeof addr_s) != 0 ||
-      inet_pton(AF_INET, addr_s, &sa.sin_addr) != 1)
-    return pk_throw_type(env, "address must be a dotted-quad IPv4 address");
-  if (pk_get_int(env, argv[1], 0, 65535, &port) != 0)
-    return pk_throw_type(env, "port must be an integer from 0 to 65535");
-  sa.sin_port = htons((uint16_t)port);
+  const char *bad_addr = pk_get_sockaddr(env, argv[0], argv[1], 0, &sa, addr_s, sizeof addr_s, &port);
+  if (bad_addr != NULL) return pk_throw_type(env, bad_addr);
   if (!pk_is_nullish(env, argv[2])) {
     if (pk_get_string(env, argv[2], dev, sizeof dev) != 0 || dev[0] == '\0')
       return pk_throw_type(env, "device must be an interface name shorter than IFNAMSIZ");
@@ -505,14 +513,8 @@ static napi_value pk_send(napi_env env, napi_callback_info info) {
     return pk_throw_type(env, "data must be a Buffer or Uint8Array");
   }
 
-  memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
-  if (pk_get_string(env, argv[2], addr_s, sizeof addr_s) != 0 ||
-      inet_pton(AF_INET, addr_s, &to.sin_addr) != 1)
-    return pk_throw_type(env, "address must be a dotted-quad IPv4 address");
-  if (pk_get_int(env, argv[3], 1, 65535, &port) != 0)
-    return pk_throw_type(env, "port must be an integer from 1 to 65535");
-  to.sin_port = htons((uint16_t)port);
+  const char *bad_to = pk_get_sockaddr(env, argv[2], argv[3], 1, &to, addr_s, sizeof addr_s, &port);
+  if (bad_to != NULL) return pk_throw_type(env, bad_to);
   if (pk_get_int(env, argv[4], 0, INT32_MAX, &ifindex) != 0)
     return pk_throw_type(env, "ifindex must be a non-negative integer");
   if (pk_get_string(env, argv[5], src_s, sizeof src_s) != 0 ||

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { BootService } from './boot/service.js';
 import { newSecret } from './boot/tokens.js';
@@ -157,4 +157,3 @@ export function describeStart(config: Config, r: Running, log: Logger): void {
   }
 }
 
-export const adminTokenPath = (dataDir: string): string => join(dataDir, 'admin-token');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startServer, tempDir, type ServerProcess, type Teardown } from './process.js';
 import type { Lab, RunResult } from './netns.js';
+import type { SubnetConfig as ConfigSubnet } from '../../src/config/config.js';
 
 /** The tools the DHCP system tests drive, with the Debian package of each (see .ci/run). */
 export const DHCP_TOOLS = {
@@ -26,14 +27,8 @@ export function dhcpTools(...names: (keyof typeof DHCP_TOOLS)[]): Record<string,
   return Object.fromEntries(names.map((n) => [n, DHCP_TOOLS[n]]));
 }
 
-export interface SubnetConfig {
-  cidr: string;
-  pool?: [string, string];
-  router?: string;
-  dns?: string[];
-  domain?: string;
-  leaseSeconds?: number;
-}
+/** A subnet as the config file takes it (leaseSeconds has a default there). */
+export type SubnetConfig = Omit<ConfigSubnet, 'leaseSeconds'> & { leaseSeconds?: number };
 
 export interface DhcpServerOptions {
   mode: 'full' | 'proxy';

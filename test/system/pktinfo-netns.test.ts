@@ -14,115 +14,44 @@
  *
  * Needs root and iproute2 (`ip netns`). All traffic stays inside the namespaces, whose names are
  * unique to this process (eb-pk-<pid>-<n>); they are deleted in teardown (and on process exit)
- * even when the test fails, and a last subtest checks `ip netns list` for leftovers.
+ * even when the test fails, and the test ends by checking `ip netns list` for leftovers.
  *
  * The server and the clients are Node child processes started with `ip netns exec`. The server
  * imports src/net/pktinfo-socket.ts through tap's own TypeScript loader (the one this test runs
  * under), so it does not depend on dist/ being built or fresh; the clients use plain dgram.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
+import { createLab, netnsList, netnsSkip, type Lab } from '../helpers/netns.js';
 
 const WAIT_MS = 5_000;
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TS_LOADER = pathToFileURL(`${REPO_ROOT}node_modules/@tapjs/typescript/dist/esm/import.mjs`).href;
 const WRAPPER = pathToFileURL(`${REPO_ROOT}src/net/pktinfo-socket.ts`).href;
 
-const PREFIX = `eb-pk-${process.pid}-`;
-const NS = { server: `${PREFIX}0`, a: `${PREFIX}1`, b: `${PREFIX}2` };
-const OURS = [NS.server, NS.a, NS.b];
 // The DHCP ports: free inside namespaces of our own, whatever the host runs.
 const SERVER_PORT = 67;
 const CLIENT_PORT = 68;
 
-function ipAvailable(): boolean {
-  try {
-    execFileSync('ip', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces)'
-    : !ipAvailable()
-      ? 'needs iproute2 (`ip`)'
-      : !existsSync(`${REPO_ROOT}build/Release/udp_pktinfo.node`)
-        ? 'the udp_pktinfo addon is not built (npm ci builds it)'
-        : false;
-
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: WAIT_MS });
-}
-
-function netnsList(): string[] {
-  return ip('netns', 'list')
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/)[0] ?? '')
-    .filter((name) => name !== '');
-}
-
-const children = new Set<ChildProcess>();
-
-/** Kills our children and deletes our namespaces. Synchronous and idempotent: also runs on exit. */
-function cleanup(): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-  children.clear();
-  let present: string[];
-  try {
-    present = netnsList();
-  } catch {
-    return;
-  }
-  for (const name of present) {
-    // Ours, and those of earlier runs of this test whose process is gone.
-    const m = /^eb-pk-(\d+)-\d+$/.exec(name);
-    if (m === null) continue;
-    if (!OURS.includes(name) && pidAlive(Number(m[1]))) continue;
-    try {
-      ip('netns', 'del', name);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+const skip = netnsSkip();
 
 /**
  * Runs `node <args>` inside `ns`; `done` resolves with stdout once it exits 0, within `ms`.
  * `lines` sees each stdout line as it comes.
  */
 function nodeIn(
+  lab: Lab,
   ns: string,
   args: string[],
   ms: number,
   lines: (line: string) => void = () => {},
 ): { child: ChildProcess; done: Promise<string> } {
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS; // tap's process-info hook: not for these children
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], {
-    env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.add(child);
+  const bg = lab.start(ns, [process.execPath, ...args]);
   let stdout = '';
-  let stderr = '';
   let partial = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+  bg.child.stdout?.on('data', (d: string) => {
     stdout += d;
     partial += d;
     let nl: number;
@@ -131,24 +60,18 @@ function nodeIn(
       partial = partial.slice(nl + 1);
     }
   });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const done = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`node in ${ns} did not exit within ${ms} ms; stdout: ${stdout} stderr: ${stderr}`));
+      bg.child.kill('SIGKILL');
+      reject(new Error(`node in ${ns} did not exit within ${ms} ms; output: ${bg.output()}`));
     }, ms);
-    child.once('error', (err) => {
+    void bg.exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
       if (code === 0) resolve(stdout);
-      else reject(new Error(`node in ${ns} exited ${code ?? signal}; stdout: ${stdout} stderr: ${stderr}`));
+      else reject(new Error(`node in ${ns} exited ${code ?? signal}; output: ${bg.output()}`));
     });
   });
-  return { child, done };
+  return { child: bg.child, done };
 }
 
 /**
@@ -217,31 +140,24 @@ interface Received {
 }
 
 t.test('replies leave by the arrival interface with that interface’s address', { skip }, async (t) => {
-  t.teardown(cleanup);
-  process.once('exit', cleanup);
-  cleanup(); // stale namespaces of dead earlier runs
-
+  if (!existsSync(`${REPO_ROOT}build/Release/udp_pktinfo.node`)) throw new Error('the udp_pktinfo addon is not built (npm ci builds it)');
+  const lab = createLab(t, 'pk');
   const started = Date.now();
-  for (const ns of OURS) ip('netns', 'add', ns);
-  for (const ns of OURS) ip('-n', ns, 'link', 'set', 'lo', 'up');
+  const NS = { server: lab.netns('server'), a: lab.netns('client-a'), b: lab.netns('client-b') };
   // The veth pairs are created inside the server namespace, the peer end moved straight into
   // the client namespace: nothing touches the host's own namespace.
-  ip('-n', NS.server, 'link', 'add', 'sa', 'type', 'veth', 'peer', 'name', 'ca', 'netns', NS.a);
-  ip('-n', NS.server, 'link', 'add', 'sb', 'type', 'veth', 'peer', 'name', 'cb', 'netns', NS.b);
-  ip('-n', NS.server, 'addr', 'add', '10.201.1.1/24', 'dev', 'sa');
-  ip('-n', NS.server, 'addr', 'add', '10.201.2.1/24', 'dev', 'sb');
-  ip('-n', NS.a, 'addr', 'add', '10.201.1.2/24', 'dev', 'ca');
-  ip('-n', NS.b, 'addr', 'add', '10.201.2.2/24', 'dev', 'cb');
-  ip('-n', NS.server, 'link', 'set', 'sa', 'up');
-  ip('-n', NS.server, 'link', 'set', 'sb', 'up');
-  ip('-n', NS.a, 'link', 'set', 'ca', 'up');
-  ip('-n', NS.b, 'link', 'set', 'cb', 'up');
+  lab.veth({ ns: NS.server, dev: 'sa' }, { ns: NS.a, dev: 'ca' });
+  lab.veth({ ns: NS.server, dev: 'sb' }, { ns: NS.b, dev: 'cb' });
+  lab.ipIn(NS.server, 'addr', 'add', '10.201.1.1/24', 'dev', 'sa');
+  lab.ipIn(NS.server, 'addr', 'add', '10.201.2.1/24', 'dev', 'sb');
+  lab.ipIn(NS.a, 'addr', 'add', '10.201.1.2/24', 'dev', 'ca');
+  lab.ipIn(NS.b, 'addr', 'add', '10.201.2.2/24', 'dev', 'cb');
   // A client sends to 255.255.255.255 with no interface named: it needs a route for that.
-  ip('-n', NS.a, 'route', 'add', 'default', 'dev', 'ca');
-  ip('-n', NS.b, 'route', 'add', 'default', 'dev', 'cb');
+  lab.ipIn(NS.a, 'route', 'add', 'default', 'dev', 'ca');
+  lab.ipIn(NS.b, 'route', 'add', 'default', 'dev', 'cb');
   // The server gets no default route at all: only IP_PKTINFO can steer a limited broadcast.
   const ifindex = (ns: string, dev: string): number => {
-    const m = /^(\d+):/.exec(ip('-n', ns, '-o', 'link', 'show', 'dev', dev));
+    const m = /^(\d+):/.exec(lab.ipIn(ns, '-o', 'link', 'show', 'dev', dev));
     return Number(m?.[1]);
   };
   const sa = ifindex(NS.server, 'sa');
@@ -250,7 +166,7 @@ t.test('replies leave by the arrival interface with that interface’s address',
   t.comment(`namespaces up in ${Date.now() - started} ms (sa=${sa}, sb=${sb})`);
 
   // The server, in its namespace, through tap's TypeScript loader.
-  const server = nodeIn(NS.server, [`--import=${TS_LOADER}`, '--input-type=module', '-e', SERVER_JS], 30_000);
+  const server = nodeIn(lab, NS.server, [`--import=${TS_LOADER}`, '--input-type=module', '-e', SERVER_JS], 30_000);
   server.done.catch(() => {}); // it is killed in teardown; a failure to start shows below
   const serverLines: Array<Record<string, unknown>> = [];
   const ready = new Promise<{ port: number; interfaces: Array<{ ifindex: number; name: string; address: string }> }>(
@@ -297,8 +213,8 @@ t.test('replies leave by the arrival interface with that interface’s address',
   const onLine = (line: string) => {
     if (line === 'bound' && ++bound === 2) go();
   };
-  const clientA = nodeIn(NS.a, ['-e', clientJs(port, 'nonce-a')], WAIT_MS * 2, onLine);
-  const clientB = nodeIn(NS.b, ['-e', clientJs(port, 'nonce-b')], WAIT_MS * 2, onLine);
+  const clientA = nodeIn(lab, NS.a, ['-e', clientJs(port, 'nonce-a')], WAIT_MS * 2, onLine);
+  const clientB = nodeIn(lab, NS.b, ['-e', clientJs(port, 'nonce-b')], WAIT_MS * 2, onLine);
   const failed = Promise.race([clientA.done, clientB.done]).then(() => {
     throw new Error('a client exited before both were bound');
   });
@@ -352,10 +268,7 @@ t.test('replies leave by the arrival interface with that interface’s address',
   const expectSeen = { to: '255.255.255.255', truncated: false };
   t.match(byNonce.get('nonce-a'), { ...expectSeen, from: { address: '10.201.1.2', port: CLIENT_PORT }, ifindex: sa, local: '10.201.1.1' }, 'server side: A on sa');
   t.match(byNonce.get('nonce-b'), { ...expectSeen, from: { address: '10.201.2.2', port: CLIENT_PORT }, ifindex: sb, local: '10.201.2.1' }, 'server side: B on sb');
-});
 
-// Runs after the first subtest's teardown: checks that teardown removed everything.
-t.test('no namespace of this test is left', { skip }, async (t) => {
-  const left = netnsList().filter((name) => name.startsWith(PREFIX));
-  t.same(left, [], '`ip netns list` shows none of ours');
+  lab.cleanup();
+  t.same(netnsList().filter((n) => Object.values(NS).includes(n)), [], '`ip netns list` shows none of ours');
 });

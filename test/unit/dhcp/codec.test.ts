@@ -205,35 +205,28 @@ t.test('capture reader', async (t) => {
     Buffer.concat([ETH_DST, ETH_SRC, ...(vlan ? [u16(0x8100), u16(42)] : []), u16(type), body]);
 
   type Rec = { sec: number; frac: number; data: Buffer };
-  function classic(recs: Rec[], o: { be: boolean; nano: boolean; link: number }): Buffer {
-    const w32 = (n: number) => {
+  /** 32- and 16-bit writers in the capture's byte order. */
+  const writers = (be: boolean) => ({
+    w32: (n: number) => {
       const b = Buffer.alloc(4);
-      if (o.be) b.writeUInt32BE(n);
+      if (be) b.writeUInt32BE(n);
       else b.writeUInt32LE(n);
       return b;
-    };
-    const w16 = (n: number) => {
+    },
+    w16: (n: number) => {
       const b = Buffer.alloc(2);
-      if (o.be) b.writeUInt16BE(n);
+      if (be) b.writeUInt16BE(n);
       else b.writeUInt16LE(n);
       return b;
-    };
+    },
+  });
+  function classic(recs: Rec[], o: { be: boolean; nano: boolean; link: number }): Buffer {
+    const { w32, w16 } = writers(o.be);
     const head = Buffer.concat([w32(o.nano ? 0xa1b23c4d : 0xa1b2c3d4), w16(2), w16(4), w32(0), w32(0), w32(65535), w32(o.link)]);
     return Buffer.concat([head, ...recs.flatMap((r) => [w32(r.sec), w32(r.frac), w32(r.data.length), w32(r.data.length), r.data])]);
   }
   function pcapng(recs: Rec[], o: { be: boolean; link: number; tsresol?: number; simple?: boolean }): Buffer {
-    const w32 = (n: number) => {
-      const b = Buffer.alloc(4);
-      if (o.be) b.writeUInt32BE(n);
-      else b.writeUInt32LE(n);
-      return b;
-    };
-    const w16 = (n: number) => {
-      const b = Buffer.alloc(2);
-      if (o.be) b.writeUInt16BE(n);
-      else b.writeUInt16LE(n);
-      return b;
-    };
+    const { w32, w16 } = writers(o.be);
     const block = (type: number, body: Buffer) => {
       const padded = Buffer.concat([body, Buffer.alloc((4 - (body.length % 4)) % 4)]);
       return Buffer.concat([w32(type), w32(padded.length + 12), padded, w32(padded.length + 12)]);
