@@ -11,6 +11,10 @@ import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
 import { interfaceAddresses, openPktinfoSocket } from './net/pktinfo-socket.js';
 import { MachineService } from './machines/service.js';
+import { parseMac, type Mac } from './machines/mac.js';
+import { neighborMac } from './net/neighbors.js';
+import { renderEntryScript } from './boot/render.js';
+import { createTftpServer, type TftpHandler, type TftpServer, type TransferRecord } from './tftp/server.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from './profiles/load.js';
 import type { ProfileSet } from './profiles/profile.js';
 import type { ProtocolServer } from './protocol.js';
@@ -76,7 +80,8 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
-  const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0 });
+  let tftpRef: TftpServer | undefined;
+  const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0, tftp: () => tftpRef?.stats() });
   const app = await buildApp({
     metrics,
     ipxeRoots: config.tftp.roots,
@@ -100,10 +105,20 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     advertiseAddress: config.server.advertiseAddress,
   });
   dhcpRef = dhcp;
+  const httpPort = (): number => http.addresses[0]?.port ?? config.http.listen.port;
+  const macOf = (ip: string): Mac | undefined => parseMac(dhcp.leases().find((l) => l.ip === ip)?.mac ?? '') ?? neighborMac(ip);
+  const tftp = config.tftp.enabled
+    ? createTftpServer(config.tftp, {
+        log: log.child({ server: 'tftp' }),
+        handlers: tftpHandlers(config.server.advertiseAddress, httpPort),
+        onTransfer: (r) => recordTransfer(store, macOf, r, log),
+      })
+    : undefined;
+  tftpRef = tftp;
   const servers: ProtocolServer[] = [];
   try {
     // Nothing half-starts: a server that fails to bind stops the ones already running.
-    for (const s of [http, dhcp]) {
+    for (const s of [http, ...(tftp ? [tftp] : []), dhcp]) {
       await s.start();
       servers.push(s);
     }
@@ -128,6 +143,39 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   };
 }
 
+/**
+ * Names TFTP generates: `boot.ipxe`, the entry script, for firmware or a DHCP server that
+ * hands out a TFTP file name only; it chains to this server's HTTP port.
+ */
+export function tftpHandlers(advertise: string, httpPort: () => number): Map<string, TftpHandler> {
+  return new Map<string, TftpHandler>([
+    ['boot.ipxe', (req) => Buffer.from(renderEntryScript(`http://${advertise === 'auto' ? req.local : advertise}:${httpPort()}`))],
+  ]);
+}
+
+/** A transfer onto the timeline of the machine at that address (size probes are left out). */
+function recordTransfer(store: Store, macOf: (ip: string) => Mac | undefined, r: TransferRecord, log: Logger): void {
+  if (r.outcome === 'probe' || r.outcome === 'stopped') return;
+  const mac = macOf(r.client.address);
+  if (!mac) return;
+  const data = {
+    file: r.file,
+    outcome: r.outcome,
+    bytes: r.bytes,
+    size: r.size,
+    durationMs: Math.round(r.durationMs),
+    client: r.client.address,
+    server: r.local,
+    blksize: r.blksize,
+    windowsize: r.windowsize,
+    resent: r.resent,
+    options: r.requested,
+  };
+  store
+    .appendEvents(mac, [{ type: r.outcome === 'complete' ? 'tftp-transfer' : 'tftp-failed', source: 'tftp', ...(r.error && { message: r.error }), data }])
+    .catch((err: unknown) => log.warn({ mac, err }, 'could not record the TFTP transfer on its machine'));
+}
+
 export function reportProfiles(set: ProfileSet, log: Logger): void {
   for (const p of set.problems) log.warn({ file: p.file, problem: p.message }, 'profile not loaded');
   log.info({ profiles: set.list().map((p) => p.name) }, 'profiles loaded');
@@ -149,6 +197,9 @@ export function describeStart(config: Config, r: Running, log: Logger): void {
     },
     'edgeboot serving',
   );
+  const tftp = r.servers.find((s) => s.name === 'tftp')?.addresses[0];
+  if (tftp) log.info({ listen: `${tftp.address}:${tftp.port}`, roots: config.tftp.roots }, 'TFTP serving');
+  else log.info('TFTP off (tftp.enabled: false)');
   const dhcp = r.servers.find((s) => s.name === 'dhcp');
   if (dhcp && dhcp.addresses.length > 0) {
     log.info({ mode: config.dhcp.mode, ports: dhcp.addresses.map((a) => a.port), interfaces: config.dhcp.interfaces.length ? config.dhcp.interfaces : 'all' }, 'DHCP serving');

@@ -18,7 +18,16 @@ export type UnknownMachinePolicy = 'exit' | 'wait' | { profile: string };
 export interface Config {
   server: { advertiseAddress: 'auto' | string; dataDir: string };
   http: { listen: Listen };
-  tftp: { listen: Listen; roots: string[] };
+  tftp: {
+    enabled: boolean;
+    listen: Listen;
+    roots: string[];
+    maxBlockSize: number;
+    maxWindowSize: number;
+    timeoutSeconds: number;
+    retries: number;
+    maxTransfers: number;
+  };
   dhcp: {
     mode: 'off' | 'proxy' | 'full';
     interfaces: string[];

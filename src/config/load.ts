@@ -194,7 +194,7 @@ function describeValue(v: unknown): string {
 
 type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
   http: { listen: string };
-  tftp: { listen: string; roots: string[] };
+  tftp: Omit<Config['tftp'], 'listen'> & { listen: string };
   cache: { dir: string; maxBytes: number | string };
   boot: { unknownMachines: string; recheckSeconds: number };
 };

@@ -48,8 +48,14 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
+        enabled: { type: 'boolean', description: 'true or false (false: another TFTP server serves the iPXE binaries)', default: true },
         listen: listen(69),
         roots: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'a list of directories', default: ['/usr/lib/ipxe'] },
+        maxBlockSize: { type: 'integer', minimum: 512, maximum: 65464, description: 'a block size from 512 to 65464 (1468 fits a 1500-byte MTU)', default: 1468 },
+        maxWindowSize: { type: 'integer', minimum: 1, maximum: 256, description: 'a window size from 1 to 256', default: 64 },
+        timeoutSeconds: { type: 'integer', minimum: 1, maximum: 255, description: 'a retransmission timeout in seconds, 1 to 255', default: 1 },
+        retries: { type: 'integer', minimum: 1, maximum: 20, description: 'timeouts in a row before a transfer is given up, 1 to 20', default: 5 },
+        maxTransfers: { type: 'integer', minimum: 1, maximum: 10000, description: 'concurrent transfers, 1 to 10000', default: 512 },
       },
     },
     dhcp: {

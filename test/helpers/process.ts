@@ -114,7 +114,8 @@ function installExitHook(): void {
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EDGEBOOT_')) env[k] = v;
-  return { ...env, EDGEBOOT_DHCP_MODE: 'off', ...extra };
+  // Host-level tests never take the real TFTP port: a free loopback port each.
+  return { ...env, EDGEBOOT_DHCP_MODE: 'off', EDGEBOOT_TFTP_LISTEN: '127.0.0.1:0', ...extra };
 }
 
 /** A fresh temp dir, removed at teardown (after the processes of the test are stopped). */
@@ -280,6 +281,7 @@ export async function runCli(t: Teardown, args: string[], opts: { cwd?: string; 
   // DHCP is forced off only for `serve`: other commands read config, and a forced value
   // would hide what the test wrote into the file (e.g. `config check` of a bad dhcp.mode).
   if (args[0] !== 'serve' && opts.env?.EDGEBOOT_DHCP_MODE === undefined) delete env.EDGEBOOT_DHCP_MODE;
+  if (args[0] !== 'serve' && opts.env?.EDGEBOOT_TFTP_LISTEN === undefined) delete env.EDGEBOOT_TFTP_LISTEN;
   const child = spawn(process.execPath, [MAIN_JS, ...args], { cwd: opts.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const exited = watchExit(child, since);

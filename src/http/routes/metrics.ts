@@ -1,11 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DhcpStats } from '../../dhcp/server.js';
+import type { TftpStats } from '../../tftp/server.js';
 
 export interface MetricsSources {
   /** The DHCP server's counters; undefined when DHCP is off. */
   dhcp: () => DhcpStats | undefined;
   dhcpLeases: () => number;
+  /** The TFTP server's counters; undefined when TFTP is off. */
+  tftp?: () => TftpStats | undefined;
 }
 
 /**
@@ -15,40 +18,65 @@ export interface MetricsSources {
 export function createMetricsRegistry(src: MetricsSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'edgeboot_' });
-  const fromStats = (name: string, help: string, label: string, pick: (s: DhcpStats) => Record<string, number | undefined>) =>
-    new Counter({
-      name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        const s = src.dhcp();
-        this.reset();
-        if (!s) return;
-        for (const [k, v] of Object.entries(pick(s))) if (v) this.inc({ [label]: k }, v);
-      },
-    });
-  fromStats('edgeboot_dhcp_received_total', 'DHCP requests received, by message type', 'type', (s) => s.received);
-  fromStats('edgeboot_dhcp_sent_total', 'DHCP replies sent, by message type', 'type', (s) => s.sent);
-  fromStats('edgeboot_dhcp_dropped_total', 'DHCP packets dropped, by reason', 'reason', (s) => s.dropped);
-  new Counter({
-    name: 'edgeboot_dhcp_ignored_total',
-    help: 'DHCP requests deliberately not answered (proxy mode, other server chosen, ...)',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(src.dhcp()?.ignored ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'edgeboot_dhcp_leases',
-    help: 'DHCP leases held in memory (offered, bound, declined)',
-    registers: [registry],
-    collect() {
-      this.set(src.dhcpLeases());
-    },
-  });
+  const dhcp = countersOf(registry, src.dhcp);
+  dhcp.labelled('edgeboot_dhcp_received_total', 'DHCP requests received, by message type', 'type', (s) => s.received);
+  dhcp.labelled('edgeboot_dhcp_sent_total', 'DHCP replies sent, by message type', 'type', (s) => s.sent);
+  dhcp.labelled('edgeboot_dhcp_dropped_total', 'DHCP packets dropped, by reason', 'reason', (s) => s.dropped);
+  dhcp.plain('edgeboot_dhcp_ignored_total', 'DHCP requests deliberately not answered (proxy mode, other server chosen, ...)', (s) => s.ignored);
+  dhcp.gauge('edgeboot_dhcp_leases', 'DHCP leases held in memory (offered, bound, declined)', () => src.dhcpLeases());
+
+  const tftp = countersOf(registry, src.tftp ?? (() => undefined));
+  tftp.labelled('edgeboot_tftp_transfers_total', 'TFTP transfers ended, by outcome (complete, probe, timeout, ...)', 'outcome', (s) => s.transfers);
+  tftp.labelled('edgeboot_tftp_refused_total', 'TFTP requests refused with an error, by reason', 'reason', (s) => s.refused);
+  tftp.labelled('edgeboot_tftp_dropped_total', 'TFTP packets dropped at the listener, by reason', 'reason', (s) => s.dropped);
+  tftp.labelled('edgeboot_tftp_ignored_total', 'TFTP packets a transfer ignored (duplicate or stale ACKs, garbage), by reason', 'reason', (s) => s.ignored);
+  tftp.plain('edgeboot_tftp_requests_total', 'TFTP read and write requests received', (s) => s.requests);
+  tftp.plain('edgeboot_tftp_sent_bytes_total', 'TFTP DATA bytes sent, headers and resends included', (s) => s.bytesSent);
+  tftp.plain('edgeboot_tftp_sent_blocks_total', 'TFTP DATA packets sent, resends included', (s) => s.blocksSent);
+  tftp.gauge('edgeboot_tftp_active_transfers', 'TFTP transfers running now', (s) => s?.active ?? 0);
   return registry;
+}
+
+/** Metrics read from one server's stats object at scrape time (nothing when it is off). */
+function countersOf<S>(registry: Registry, stats: () => S | undefined) {
+  return {
+    labelled(name: string, help: string, label: string, pick: (s: S) => Record<string, number | undefined>): void {
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          const s = stats();
+          this.reset();
+          if (!s) return;
+          for (const [k, v] of Object.entries(pick(s))) if (v) this.inc({ [label]: k }, v);
+        },
+      });
+    },
+    plain(name: string, help: string, pick: (s: S) => number): void {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          const s = stats();
+          this.reset();
+          if (s) this.inc(pick(s));
+        },
+      });
+    },
+    gauge(name: string, help: string, read: (s: S | undefined) => number): void {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read(stats()));
+        },
+      });
+    },
+  };
 }
 
 export const metricsRoutes: FastifyPluginAsync<{ registry: Registry }> = async (app, { registry }) => {

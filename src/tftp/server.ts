@@ -1,0 +1,264 @@
+/**
+ * The TFTP shell: one listener, requests decoded and checked, each accepted read on its own
+ * session socket. Read-only. A bad packet is counted and dropped; nothing a client sends stops
+ * the server.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../net/pktinfo-socket.js';
+import type { ProtocolServer } from '../protocol.js';
+import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
+import { bufferContent, ChunkCache, CHUNK_BYTES, openFileContent, toNetascii, type TftpContent } from './content.js';
+import { negotiate } from './options.js';
+import { normaliseName, resolveInRoots } from './roots.js';
+import { Session, type SessionCounters, type SessionInfo, type TransferRecord } from './session.js';
+import type { Outcome } from './transfer.js';
+
+export type { TransferRecord } from './session.js';
+
+export interface TftpRequest {
+  /** The normalised name (relative, `/`-separated). */
+  file: string;
+  client: { address: string; port: number };
+  /** The local address the client sent to. */
+  local: string;
+}
+
+/** Generated content for a name, or undefined to fall through to the roots. */
+export type TftpHandler = (req: TftpRequest) => Buffer | undefined | Promise<Buffer | undefined>;
+
+type Listener = Pick<PktinfoSocket, 'send' | 'close' | 'localPort' | 'localAddress'>;
+
+export interface TftpServerDeps {
+  log: Logger;
+  /** Names served from code instead of the roots (exact, after normalisation). */
+  handlers?: ReadonlyMap<string, TftpHandler>;
+  /** Every transfer that ended, probes included. */
+  onTransfer?: (record: TransferRecord) => void;
+  openListener?: (address: string, port: number, onMessage: (m: PktinfoMessage) => void) => Listener;
+}
+
+type Drop = DropReason | 'oversized' | 'unexpected_on_listener' | 'duplicate_request' | 'handler_error';
+type Refusal = 'write' | 'not_found' | 'access' | 'mode' | 'busy' | 'netascii_too_large' | 'read_error' | 'socket';
+
+export interface TftpStats {
+  requests: number;
+  dropped: Partial<Record<Drop, number>>;
+  refused: Partial<Record<Refusal, number>>;
+  transfers: Partial<Record<Outcome, number>>;
+  active: number;
+  blocksSent: number;
+  bytesSent: number;
+  /** Packets a transfer ignored, by reason (duplicate ACKs, stale ACKs, garbage). */
+  ignored: Record<string, number>;
+  cache: { bytes: number; hits: number; misses: number };
+}
+
+export interface TftpServer extends ProtocolServer {
+  stats(): TftpStats;
+}
+
+/** Netascii needs the whole converted file in memory; larger files must be fetched as octet. */
+export const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
+const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Binding port 69 fails without privileges: say which port, why, and how to fix it. */
+export function tftpBindError(host: string, port: number, err: Error & { code?: string }): Error {
+  const why = err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRINUSE' ? 'another TFTP server (tftpd-hpa, atftpd, dnsmasq with enable-tftp, inetd) already holds it' : err.code === 'EADDRNOTAVAIL' ? 'no interface has that address' : err.message;
+  const fix =
+    err.code === 'EACCES'
+      ? 'run as root, or grant the capability: setcap cap_net_bind_service=+ep $(command -v node); or set tftp.listen to a port above 1023 (EDGEBOOT_TFTP_LISTEN=0.0.0.0:6969) for clients that can be told the port'
+      : err.code === 'EADDRINUSE'
+        ? 'stop the other server, or set tftp.enabled: false (EDGEBOOT_TFTP_ENABLED=false) and serve /usr/lib/ipxe from it'
+        : 'check tftp.listen';
+  return new Error(`TFTP: cannot bind UDP ${host}:${port}: ${why}; ${fix}`);
+}
+
+export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): TftpServer {
+  const { log } = deps;
+  const limits = { maxBlksize: cfg.maxBlockSize, maxWindowsize: cfg.maxWindowSize, timeoutMs: cfg.timeoutSeconds * 1000 };
+  const cache = new ChunkCache(CHUNK_CACHE_BYTES);
+  const sessions = new Map<string, Session>();
+  const counters: SessionCounters = { blocksSent: 0, bytesSent: 0, ignored: {} };
+  const s: Omit<TftpStats, 'active' | 'blocksSent' | 'bytesSent' | 'ignored' | 'cache'> = { requests: 0, dropped: {}, refused: {}, transfers: {} };
+  let listener: Listener | undefined;
+  let addresses: AddressInfo[] = [];
+  let starting = 0;
+
+  const drop = (reason: Drop): void => {
+    s.dropped[reason] = (s.dropped[reason] ?? 0) + 1;
+  };
+
+  const refuse = (m: PktinfoMessage, reason: Refusal, code: ErrorCode, message: string, file?: string): void => {
+    s.refused[reason] = (s.refused[reason] ?? 0) + 1;
+    log.info({ client: m.from.address, port: m.from.port, file, reason, message }, 'tftp request refused');
+    try {
+      // An error to a request may come from the listener's port (RFC 1350 §4 allows any TID).
+      listener?.send({ data: encodeError(code, message), address: m.from.address, port: m.from.port, source: m.local });
+    } catch (err) {
+      log.debug({ client: m.from.address, err }, 'tftp error reply not sent');
+    }
+  };
+
+  const onEnd = (key: string) => (r: TransferRecord) => {
+    sessions.delete(key);
+    s.transfers[r.outcome] = (s.transfers[r.outcome] ?? 0) + 1;
+    const line = { client: r.client.address, port: r.client.port, file: r.file, bytes: r.bytes, size: r.size, ms: Math.round(r.durationMs), blksize: r.blksize, windowsize: r.windowsize, resent: r.resent, outcome: r.outcome, error: r.error };
+    if (r.outcome === 'complete') log.info(line, 'tftp transfer');
+    // A size probe (RFC 2349 tsize, then an abort) is how firmware starts: not a failure.
+    else if (r.outcome === 'probe' || r.outcome === 'stopped') log.debug(line, 'tftp transfer ended');
+    else log.warn(line, 'tftp transfer failed');
+    try {
+      deps.onTransfer?.(r);
+    } catch (err) {
+      log.error({ err }, 'tftp transfer record not taken');
+    }
+  };
+
+  async function open(m: PktinfoMessage, file: string): Promise<TftpContent | Refusal> {
+    const handler = deps.handlers?.get(file);
+    if (handler) {
+      const generated = await handler({ file, client: m.from, local: m.local });
+      if (generated) return bufferContent(generated);
+    }
+    const found = await resolveInRoots(cfg.roots, file);
+    if (!found.ok) {
+      if (found.kind === 'not-found') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file);
+      else refuse(m, 'access', ErrorCode.AccessViolation, `Access violation: ${found.reason}`, file);
+      return found.kind === 'not-found' ? 'not_found' : 'access';
+    }
+    try {
+      return await openFileContent(found.path, cache);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file);
+      else if (code === 'EACCES' || code === 'EPERM') refuse(m, 'access', ErrorCode.AccessViolation, 'Access violation: not readable', file);
+      else refuse(m, 'read_error', ErrorCode.NotDefined, `Cannot read the file (${code ?? 'error'})`, file);
+      return 'read_error';
+    }
+  }
+
+  async function startTransfer(m: PktinfoMessage, req: RequestPacket): Promise<void> {
+    const key = `${m.from.address}:${m.from.port}`;
+    if (sessions.size + starting >= cfg.maxTransfers) {
+      refuse(m, 'busy', ErrorCode.NotDefined, `Server busy: ${cfg.maxTransfers} transfers running, try again`, req.filename);
+      return;
+    }
+    if (req.mode !== 'octet' && req.mode !== 'netascii') {
+      refuse(m, 'mode', ErrorCode.IllegalOperation, `Transfer mode ${JSON.stringify(req.mode)} is not supported (octet, netascii)`, req.filename);
+      return;
+    }
+    const name = normaliseName(req.filename, cfg.roots);
+    if (!name.ok) {
+      refuse(m, 'access', ErrorCode.AccessViolation, `Access violation: ${name.reason}`, req.filename);
+      return;
+    }
+    starting += 1;
+    let content: TftpContent | Refusal;
+    try {
+      content = await open(m, name.relative);
+    } finally {
+      starting -= 1;
+    }
+    if (typeof content === 'string') return;
+    if (req.mode === 'netascii') {
+      const converted = await netasciiOf(content);
+      if (converted === undefined) {
+        refuse(m, 'netascii_too_large', ErrorCode.NotDefined, `Netascii transfers are limited to ${NETASCII_MAX_BYTES} bytes; ask for octet mode`, name.relative);
+        return;
+      }
+      content = converted;
+    }
+    if (!listener || sessions.has(key)) {
+      content.close();
+      return;
+    }
+    const info: SessionInfo = { client: m.from, local: m.local, file: name.relative, mode: req.mode, requested: Object.fromEntries(req.options) };
+    const session = new Session({ info, content, negotiated: negotiate(req.options, limits, content.size), maxRetries: cfg.retries, counters, onEnd: onEnd(key) });
+    sessions.set(key, session);
+    try {
+      await session.start();
+    } catch (err) {
+      sessions.delete(key);
+      content.close();
+      refuse(m, 'socket', ErrorCode.NotDefined, `Cannot open a transfer socket (${(err as NodeJS.ErrnoException).code ?? 'error'})`, name.relative);
+    }
+  }
+
+  function onMessage(m: PktinfoMessage): void {
+    if (m.truncated) return drop('oversized');
+    const d = decodePacket(m.data);
+    if (!d.ok) return drop(d.reason);
+    const p = d.packet;
+    if (p.op === Opcode.WRQ) {
+      s.requests += 1;
+      refuse(m, 'write', ErrorCode.AccessViolation, 'Access violation: this server is read-only', p.filename);
+      return;
+    }
+    if (p.op !== Opcode.RRQ) return drop('unexpected_on_listener');
+    s.requests += 1;
+    // A client resending its request because our first answer was lost: that transfer answers.
+    if (sessions.has(`${m.from.address}:${m.from.port}`)) return drop('duplicate_request');
+    startTransfer(m, p).catch((err: unknown) => {
+      drop('handler_error');
+      log.error({ client: m.from.address, file: p.filename, err }, 'tftp request failed');
+    });
+  }
+
+  return {
+    name: 'tftp',
+    get addresses() {
+      return addresses;
+    },
+    async start() {
+      if (listener) return;
+      const { host, port } = cfg.listen;
+      const openListener = deps.openListener ?? ((address, p, cb) => openPktinfoSocket({ address, port: p }, cb));
+      try {
+        listener = openListener(host, port, (m) => {
+          try {
+            onMessage(m);
+          } catch (err) {
+            drop('handler_error');
+            log.error({ err }, 'tftp packet handling failed');
+          }
+        });
+      } catch (err) {
+        throw tftpBindError(host, port, err as Error & { code?: string });
+      }
+      addresses = [{ address: listener.localAddress, family: 'IPv4', port: listener.localPort }];
+    },
+    async stop() {
+      listener?.close();
+      listener = undefined;
+      addresses = [];
+      for (const session of [...sessions.values()]) session.stop();
+    },
+    stats() {
+      return {
+        ...s,
+        dropped: { ...s.dropped },
+        refused: { ...s.refused },
+        transfers: { ...s.transfers },
+        active: sessions.size,
+        blocksSent: counters.blocksSent,
+        bytesSent: counters.bytesSent,
+        ignored: { ...counters.ignored },
+        cache: { bytes: cache.size, hits: cache.hits, misses: cache.misses },
+      };
+    },
+  };
+}
+
+async function netasciiOf(content: TftpContent): Promise<TftpContent | undefined> {
+  try {
+    if (content.size > NETASCII_MAX_BYTES) return undefined;
+    const parts: Buffer[] = [];
+    for (let at = 0; at < content.size; at += CHUNK_BYTES) parts.push(...(await content.read(at, CHUNK_BYTES)));
+    const converted = toNetascii(Buffer.concat(parts));
+    return converted.length > NETASCII_MAX_BYTES ? undefined : bufferContent(converted);
+  } finally {
+    content.close();
+  }
+}
