@@ -9,13 +9,8 @@
  * `truncated: true`, for the caller to drop.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { networkInterfaces } from 'node:os';
-import { fileURLToPath } from 'node:url';
-
-/** The package root: this file is src/net/*.ts under the test loader and dist/net/*.js built. */
-const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ADDON_PATH = `${PACKAGE_ROOT}build/Release/udp_pktinfo.node`;
+import { loadAddon } from '../native.js';
 
 /** Opaque handle of the addon. */
 type NativeHandle = object;
@@ -46,22 +41,8 @@ interface NativeAddon {
   readonly RECV_MAX: number;
 }
 
-let addon: NativeAddon | undefined;
-
-/** Loads the addon on first use, so that importing this module never fails by itself. */
 function native(): NativeAddon {
-  if (addon === undefined) {
-    try {
-      addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
-    } catch (err) {
-      throw new Error(
-        `udp_pktinfo addon not loadable from ${ADDON_PATH} (npm ci builds it; ` +
-          `or run npx node-gyp rebuild): ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-  }
-  return addon;
+  return loadAddon<NativeAddon>('udp_pktinfo');
 }
 
 /** The largest datagram delivered whole; longer ones arrive with `truncated: true`. */

@@ -9,7 +9,7 @@ import type { Config } from '../config/config.js';
 import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../net/pktinfo-socket.js';
 import type { ProtocolServer } from '../protocol.js';
 import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
-import { bufferContent, ChunkCache, CHUNK_BYTES, openFileContent, toNetascii, type TftpContent } from './content.js';
+import { bufferContent, openFileContent, readWhole, toNetascii, type TftpContent } from './content.js';
 import { negotiate } from './options.js';
 import { normaliseName, resolveInRoots } from './roots.js';
 import { Session, type SessionCounters, type SessionInfo, type TransferRecord } from './session.js';
@@ -52,7 +52,6 @@ export interface TftpStats {
   bytesSent: number;
   /** Packets a transfer ignored, by reason (duplicate ACKs, stale ACKs, garbage). */
   ignored: Record<string, number>;
-  cache: { bytes: number; hits: number; misses: number };
 }
 
 export interface TftpServer extends ProtocolServer {
@@ -61,7 +60,6 @@ export interface TftpServer extends ProtocolServer {
 
 /** Netascii needs the whole converted file in memory; larger files must be fetched as octet. */
 export const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
-const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** Binding port 69 fails without privileges: say which port, why, and how to fix it. */
 export function tftpBindError(host: string, port: number, err: Error & { code?: string }): Error {
@@ -78,10 +76,9 @@ export function tftpBindError(host: string, port: number, err: Error & { code?: 
 export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): TftpServer {
   const { log } = deps;
   const limits = { maxBlksize: cfg.maxBlockSize, maxWindowsize: cfg.maxWindowSize, timeoutMs: cfg.timeoutSeconds * 1000 };
-  const cache = new ChunkCache(CHUNK_CACHE_BYTES);
   const sessions = new Map<string, Session>();
   const counters: SessionCounters = { blocksSent: 0, bytesSent: 0, ignored: {} };
-  const s: Omit<TftpStats, 'active' | 'blocksSent' | 'bytesSent' | 'ignored' | 'cache'> = { requests: 0, dropped: {}, refused: {}, transfers: {} };
+  const s: Omit<TftpStats, 'active' | 'blocksSent' | 'bytesSent' | 'ignored'> = { requests: 0, dropped: {}, refused: {}, transfers: {} };
   let listener: Listener | undefined;
   let addresses: AddressInfo[] = [];
   let starting = 0;
@@ -116,11 +113,11 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     }
   };
 
-  async function open(m: PktinfoMessage, file: string): Promise<TftpContent | Refusal> {
+  async function open(m: PktinfoMessage, file: string, netascii: boolean): Promise<TftpContent | Refusal> {
     const handler = deps.handlers?.get(file);
     if (handler) {
       const generated = await handler({ file, client: m.from, local: m.local });
-      if (generated) return bufferContent(generated);
+      if (generated) return bufferContent(netascii ? toNetascii(generated) : generated);
     }
     const found = await resolveInRoots(cfg.roots, file);
     if (!found.ok) {
@@ -129,7 +126,14 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       return found.kind === 'not-found' ? 'not_found' : 'access';
     }
     try {
-      return await openFileContent(found.path, cache);
+      if (!netascii) return await openFileContent(found.path);
+      const whole = await readWhole(found.path, NETASCII_MAX_BYTES);
+      const converted = whole && toNetascii(whole);
+      if (!converted || converted.length > NETASCII_MAX_BYTES) {
+        refuse(m, 'netascii_too_large', ErrorCode.NotDefined, `Netascii transfers are limited to ${NETASCII_MAX_BYTES} bytes; ask for octet mode`, file);
+        return 'netascii_too_large';
+      }
+      return bufferContent(converted);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file);
@@ -157,19 +161,11 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     starting += 1;
     let content: TftpContent | Refusal;
     try {
-      content = await open(m, name.relative);
+      content = await open(m, name.relative, req.mode === 'netascii');
     } finally {
       starting -= 1;
     }
     if (typeof content === 'string') return;
-    if (req.mode === 'netascii') {
-      const converted = await netasciiOf(content);
-      if (converted === undefined) {
-        refuse(m, 'netascii_too_large', ErrorCode.NotDefined, `Netascii transfers are limited to ${NETASCII_MAX_BYTES} bytes; ask for octet mode`, name.relative);
-        return;
-      }
-      content = converted;
-    }
     if (!listener || sessions.has(key)) {
       content.close();
       return;
@@ -178,7 +174,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     const session = new Session({ info, content, negotiated: negotiate(req.options, limits, content.size), maxRetries: cfg.retries, counters, onEnd: onEnd(key) });
     sessions.set(key, session);
     try {
-      await session.start();
+      session.start();
     } catch (err) {
       sessions.delete(key);
       content.close();
@@ -245,20 +241,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
         blocksSent: counters.blocksSent,
         bytesSent: counters.bytesSent,
         ignored: { ...counters.ignored },
-        cache: { bytes: cache.size, hits: cache.hits, misses: cache.misses },
       };
     },
   };
-}
-
-async function netasciiOf(content: TftpContent): Promise<TftpContent | undefined> {
-  try {
-    if (content.size > NETASCII_MAX_BYTES) return undefined;
-    const parts: Buffer[] = [];
-    for (let at = 0; at < content.size; at += CHUNK_BYTES) parts.push(...(await content.read(at, CHUNK_BYTES)));
-    const converted = toNetascii(Buffer.concat(parts));
-    return converted.length > NETASCII_MAX_BYTES ? undefined : bufferContent(converted);
-  } finally {
-    content.close();
-  }
 }

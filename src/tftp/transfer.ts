@@ -103,6 +103,17 @@ export class ReadTransfer {
     return this.window();
   }
 
+  /**
+   * Takes over progress made outside the machine: the native pump answers the ACK of each full
+   * window with the next window by itself (src/tftp/pump.ts), and reports how far it got.
+   */
+  advance(acked: number, sent: number): void {
+    if (this.phase !== 'data' || acked < this.acked || sent < this.sent || acked > sent || sent > this.last) return;
+    if (acked > this.acked) this.retries = 0;
+    this.acked = acked;
+    this.sent = sent;
+  }
+
   /** An ERROR packet from the client ends the transfer. */
   clientError(): Step {
     const outcome: Outcome = this.phase === 'oack' ? (this.params.tsizeAsked ? 'probe' : 'options-refused') : 'aborted';

@@ -5,6 +5,9 @@ import t, { type Test } from 'tap';
 import { ConfigError } from '../../../src/config/config.js';
 import { checkConfig, CONFIG_KEYS, loadConfig, parseByteSize, parseListen, type LoadOptions } from '../../../src/config/load.js';
 
+/** The TFTP defaults beyond listen and roots. */
+const TFTP_TUNING = { maxBlockSize: 1468, maxWindowSize: 64, timeoutSeconds: 1, retries: 5, maxTransfers: 512 };
+
 type RawDoc = Parameters<typeof checkConfig>[0];
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeboot-config-test-'));
@@ -41,7 +44,7 @@ t.test('embedded defaults', async (t) => {
   t.same(warnings, []);
   t.same(config.server, { advertiseAddress: 'auto', dataDir: './var' });
   t.same(config.http.listen, { host: '0.0.0.0', port: 8080 });
-  t.same(config.tftp, { listen: { host: '0.0.0.0', port: 69 }, roots: ['/usr/lib/ipxe'] });
+  t.same(config.tftp, { enabled: true, listen: { host: '0.0.0.0', port: 69 }, roots: ['/usr/lib/ipxe'], ...TFTP_TUNING });
   t.equal(config.dhcp.mode, 'proxy');
   t.same(config.dhcp.interfaces, []);
   t.equal(config.dhcp.proxyPort, 4011);
@@ -87,6 +90,7 @@ t.test('CONFIG_KEYS: every section.key with its EDGEBOOT_ variable', async (t) =
     'http.listen': 'EDGEBOOT_HTTP_LISTEN',
     'tftp.listen': 'EDGEBOOT_TFTP_LISTEN',
     'tftp.roots': 'EDGEBOOT_TFTP_ROOTS',
+    'tftp.maxWindowSize': 'EDGEBOOT_TFTP_MAX_WINDOW_SIZE',
     'dhcp.mode': 'EDGEBOOT_DHCP_MODE',
     'dhcp.interfaces': 'EDGEBOOT_DHCP_INTERFACES',
     'dhcp.proxyPort': 'EDGEBOOT_DHCP_PROXY_PORT',
@@ -128,7 +132,7 @@ t.test('a YAML file', async (t) => {
   t.same(warnings, []);
   t.same(config.server, { dataDir: '/srv/edgeboot', advertiseAddress: '10.77.0.2' });
   t.same(config.http.listen, { host: '127.0.0.1', port: 9090 });
-  t.same(config.tftp, { listen: { host: '0.0.0.0', port: 69 }, roots: ['/a', '/b'] }, 'unset keys of a section keep their defaults');
+  t.same(config.tftp, { enabled: true, listen: { host: '0.0.0.0', port: 69 }, roots: ['/a', '/b'], ...TFTP_TUNING }, 'unset keys of a section keep their defaults');
   t.equal(config.dhcp.mode, 'full');
   t.same(config.dhcp.interfaces, ['eth1']);
   t.equal(config.dhcp.proxyPort, 4011);
