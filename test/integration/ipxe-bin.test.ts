@@ -1,5 +1,5 @@
 import Fastify from 'fastify';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lchownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { ipxeBinRoutes } from '../../src/http/routes/ipxe-bin.js';
@@ -13,6 +13,9 @@ t.test('/ipxe-bin serves the TFTP roots read-only for UEFI HTTP Boot', async (t)
   writeFileSync(join(root, 'ipxe.efi'), efi);
   writeFileSync(join(dir, 'secret'), 'outside the root');
   symlinkSync(join(dir, 'secret'), join(root, 'escape'));
+  // Planted by an unprivileged user: refused. (A root-owned link in a root-only directory, like
+  // Debian's ipxe.efi -> /boot/ipxe.efi, is followed; see the last test.)
+  lchownSync(join(root, 'escape'), 65534, 65534);
   writeFileSync(join(root, '.hidden'), 'dotfile');
   const app = Fastify();
   await app.register(ipxeBinRoutes, { roots: [root, `${root}/`] });
@@ -38,4 +41,14 @@ t.test('/ipxe-bin serves the TFTP roots read-only for UEFI HTTP Boot', async (t)
     t.notMatch(r.body, /outside the root|dotfile/, `${url} leaks nothing`);
   }
   t.match((await app.inject({ method: 'PUT', url: '/ipxe-bin/ipxe.efi', payload: 'x' })).statusCode, /^40[45]$/, 'read-only');
+});
+
+t.test('/ipxe-bin follows the Debian ipxe package link ipxe.efi -> /boot/ipxe.efi', async (t) => {
+  t.ok(existsSync('/usr/lib/ipxe/ipxe.efi'), "Debian's ipxe package is installed (.ci/run installs it)");
+  const app = Fastify();
+  await app.register(ipxeBinRoutes, { roots: ['/usr/lib/ipxe'] });
+  t.teardown(() => app.close());
+  const r = await app.inject({ url: '/ipxe-bin/ipxe.efi' });
+  t.equal(r.statusCode, 200);
+  t.same(r.rawPayload, readFileSync('/usr/lib/ipxe/ipxe.efi'), 'the target of the link, byte for byte');
 });
