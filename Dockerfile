@@ -5,7 +5,7 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json binding.gyp ./
 COPY native ./native
 COPY src ./src
-# npm ci builds the native pktinfo socket (node-gyp) and compiles TypeScript (prepare).
+# npm ci builds the native addons (pktinfo socket, TFTP pump; node-gyp) and compiles TypeScript (prepare).
 RUN npm ci && npm prune --omit=dev
 
 # Run: a slim Debian with Node 20 and Debian's iPXE binaries for TFTP.
@@ -16,7 +16,7 @@ RUN apt-get update \
 WORKDIR /opt/edgeboot
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-COPY --from=build /src/build/Release/udp_pktinfo.node ./build/Release/udp_pktinfo.node
+COPY --from=build /src/build/Release/udp_pktinfo.node /src/build/Release/tftp_pump.node ./build/Release/
 COPY package.json ./
 COPY profiles ./profiles
 ENV EDGEBOOT_SERVER_DATA_DIR=/var/lib/edgeboot \
