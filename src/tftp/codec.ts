@@ -147,9 +147,13 @@ export function encodeAck(block: number): Buffer {
   return b;
 }
 
-/** The message is cut to keep the packet within 512 bytes and stripped of NUL bytes. */
+/**
+ * The message is cut to keep the packet within 512 bytes and stripped of NUL bytes. Characters
+ * outside latin1 become '?': latin1 encoding keeps only a character's low byte, so U+0100 would
+ * otherwise go out as a NUL that ends the message early.
+ */
 export function encodeError(code: ErrorCode, message: string): Buffer {
-  const text = Buffer.from(message.replace(/\0/g, ' ').slice(0, 500), 'latin1');
+  const text = Buffer.from(message.replace(/\0/g, ' ').replace(/[^\x00-\xff]/g, '?').slice(0, 500), 'latin1');
   const b = Buffer.alloc(5 + text.length);
   b.writeUInt16BE(Opcode.ERROR, 0);
   b.writeUInt16BE(code, 2);

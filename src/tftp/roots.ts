@@ -2,7 +2,7 @@
  * Which file a requested name means, confined to the served directories ("roots"). Shared by
  * TFTP and the /ipxe-bin HTTP route, so both serve exactly the same files.
  */
-import { lstat, realpath, stat } from 'node:fs/promises';
+import { lstat, readlink, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 
 /** Longest accepted name, and longest path segment (NAME_MAX). */
@@ -89,18 +89,35 @@ function isMissing(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
 }
 
-/** The first symlink on the way from `root` to `relative` that is not trusted, if any. */
+/**
+ * The first symlink on the way from `root` to `relative` that is not trusted, if any. A trusted
+ * link's own target is walked too, so a link at the far end of a chain (a trusted link to a
+ * link planted in a writable directory) is checked like the first one.
+ */
 async function untrustedLink(root: string, relative: string): Promise<string | undefined> {
   const trustedUids = new Set([0, process.geteuid?.() ?? 0]);
-  let at = root;
-  for (const seg of relative.split('/')) {
-    at = join(at, seg);
-    const st = await lstat(at);
-    if (!st.isSymbolicLink()) continue;
-    const dir = await stat(await realpath(dirname(at)));
-    const safe = trustedUids.has(st.uid) && trustedUids.has(dir.uid) && (dir.mode & 0o022) === 0;
-    if (!safe) return at;
-    at = await realpath(at);
-  }
-  return undefined;
+  let hops = 0;
+  // `from` is a real path (no links), so `..` in a link target is its real parent.
+  const walk = async (from: string, path: string): Promise<string | undefined> => {
+    let at = from;
+    for (const seg of path.split('/')) {
+      if (seg === '' || seg === '.') continue;
+      if (seg === '..') {
+        at = dirname(at);
+        continue;
+      }
+      at = join(at, seg);
+      const st = await lstat(at);
+      if (!st.isSymbolicLink()) continue;
+      const dir = await stat(await realpath(dirname(at)));
+      const safe = trustedUids.has(st.uid) && trustedUids.has(dir.uid) && (dir.mode & 0o022) === 0;
+      if (!safe || ++hops > 40) return at;
+      const target = await readlink(at);
+      const planted = await walk(target.startsWith('/') ? '/' : dirname(at), target);
+      if (planted !== undefined) return planted;
+      at = await realpath(at);
+    }
+    return undefined;
+  };
+  return walk(await realpath(root), relative);
 }
