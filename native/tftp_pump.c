@@ -24,7 +24,7 @@
  *   configure(handle, source, size, blksize, windowsize)  source: a file descriptor or a Buffer
  *   sendBlocks(handle, from, to, acked) -> blocks sent   absolute numbers; sets the state
  *   sendRaw(handle, data)                                 e.g. the OACK
- *   progress(handle) -> [acked, sent, blocksSent, bytesSent]
+ *   progress(handle) -> [acked, sent, blocksSent, bytesSent, msSinceLastSend]
  *   localPort(handle) -> port
  *   close(handle)                                         idempotent; the fd of a source is the caller's
  */
@@ -71,6 +71,7 @@ typedef struct tp_sock {
   uint64_t last;
   uint64_t blocks_sent;
   uint64_t bytes_sent;
+  uint64_t last_send_ns; /* uv_hrtime() of the last block sent */
   unsigned char *block; /* TP_HEADER + blksize */
   unsigned char rbuf[TP_RECV_MAX];
 } tp_sock;
@@ -211,6 +212,7 @@ static int64_t tp_send_blocks(tp_sock *s, uint64_t from, uint64_t to) {
     }
     s->blocks_sent++;
     s->bytes_sent += (uint64_t)w;
+    s->last_send_ns = uv_hrtime();
     count++;
   }
   return count;
@@ -463,12 +465,12 @@ static napi_value tp_send_raw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* progress(handle) -> [acked, sent, blocksSent, bytesSent] */
+/* progress(handle) -> [acked, sent, blocksSent, bytesSent, msSinceLastSend] */
 static napi_value tp_progress(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], arr, v;
   tp_sock *s;
-  double values[4];
+  double values[5];
   uint32_t i;
   PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1) return pk_throw_type(env, "progress(handle)");
@@ -478,8 +480,9 @@ static napi_value tp_progress(napi_env env, napi_callback_info info) {
   values[1] = (double)s->sent;
   values[2] = (double)s->blocks_sent;
   values[3] = (double)s->bytes_sent;
-  PK_CALL(env, napi_create_array_with_length(env, 4, &arr));
-  for (i = 0; i < 4; i++) {
+  values[4] = s->last_send_ns == 0 ? 0 : (double)(uv_hrtime() - s->last_send_ns) / 1e6;
+  PK_CALL(env, napi_create_array_with_length(env, 5, &arr));
+  for (i = 0; i < 5; i++) {
     PK_CALL(env, napi_create_double(env, values[i], &v));
     PK_CALL(env, napi_set_element(env, arr, i, v));
   }

@@ -11,7 +11,7 @@ interface PumpAddon {
   configure(handle: NativeHandle, source: number | Buffer, size: number, blksize: number, windowsize: number): void;
   sendBlocks(handle: NativeHandle, from: number, to: number, acked: number): number;
   sendRaw(handle: NativeHandle, data: Buffer): void;
-  progress(handle: NativeHandle): [number, number, number, number];
+  progress(handle: NativeHandle): [number, number, number, number, number];
   localPort(handle: NativeHandle): number;
   close(handle: NativeHandle): void;
 }
@@ -24,6 +24,8 @@ export interface PumpProgress {
   sent: number;
   blocksSent: number;
   bytesSent: number;
+  /** Milliseconds since the last block left (by the pump or on request). */
+  idleMs: number;
 }
 
 export interface PumpEvents {
@@ -60,8 +62,8 @@ export class Pump {
   }
 
   progress(): PumpProgress {
-    const [acked, sent, blocksSent, bytesSent] = this.addon.progress(this.handle);
-    return { acked, sent, blocksSent, bytesSent };
+    const [acked, sent, blocksSent, bytesSent, idleMs] = this.addon.progress(this.handle);
+    return { acked, sent, blocksSent, bytesSent, idleMs };
   }
 
   get localPort(): number {

@@ -135,8 +135,8 @@ export class Session {
     }
   }
 
-  private arm(): void {
-    const ms = this.transfer.nextTimeoutMs();
+  /** (Re)starts the retransmission timer; `ms` defaults to the full timeout. */
+  private arm(ms = this.transfer.nextTimeoutMs()): void {
     if (this.timer !== undefined && ms === this.timerMs) {
       this.timer.refresh();
       return;
@@ -146,14 +146,18 @@ export class Session {
     this.timer = setTimeout(() => this.onTimer(), ms);
   }
 
-  /** The pump may have moved on without us: only a transfer that made no progress timed out. */
+  /**
+   * The pump may have moved on without us: a transfer times out only when its last block left
+   * a full timeout ago. Otherwise wait for what is left of that timeout.
+   */
   private onTimer(): void {
     if (this.ended || !this.pump) return;
     const before = this.transfer.acked;
     const p = this.pump.progress();
     this.transfer.advance(p.acked, p.sent);
-    if (this.transfer.acked > before) {
-      this.arm();
+    const timeout = this.transfer.nextTimeoutMs();
+    if (this.transfer.acked > before && p.idleMs < timeout) {
+      this.arm(Math.max(1, Math.ceil(timeout - p.idleMs)));
       return;
     }
     this.apply(this.transfer.timeout(), 'no acknowledgement after every retry');
