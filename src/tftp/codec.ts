@@ -45,8 +45,7 @@ export type DropReason =
   | 'too_long'
   | 'unterminated'
   | 'empty_filename'
-  | 'odd_options'
-  | 'trailing_bytes';
+  | 'odd_options';
 
 export type Decoded = { ok: true; packet: TftpPacket } | { ok: false; reason: DropReason };
 

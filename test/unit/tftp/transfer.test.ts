@@ -1,5 +1,5 @@
 import t from 'tap';
-import { blockCount, ReadTransfer, wireBlock, type Step, type TransferParams } from '../../src/tftp/transfer.js';
+import { blockCount, ReadTransfer, wireBlock, type Step, type TransferParams } from '../../../src/tftp/transfer.js';
 
 /**
  * The read-transfer state machine: block counting, OACK and plain starts, lock-step and

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { decodePacket, encodeRequest, Opcode } from '../../src/tftp/codec.js';
+import { decodePacket, encodeRequest, Opcode } from '../../../src/tftp/codec.js';
 import {
   BLKSIZE_MAX,
   BLKSIZE_MIN,
@@ -11,9 +11,9 @@ import {
   TIMEOUT_MIN_SECONDS,
   WINDOWSIZE_MAX,
   type TftpLimits,
-} from '../../src/tftp/options.js';
-import { TESTDATA_DIR } from '../helpers/dhcp.js';
-import { parseCapture } from '../helpers/pcap.js';
+} from '../../../src/tftp/options.js';
+import { TESTDATA_DIR } from '../../helpers/dhcp.js';
+import { parseCapture } from '../../helpers/pcap.js';
 
 /**
  * Option negotiation for read requests (RFC 2347, 2348, 2349, 7440): what is accepted, clamped,

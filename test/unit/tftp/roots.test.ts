@@ -2,7 +2,7 @@ import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, mkd
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import t from 'tap';
-import { MAX_NAME_BYTES, normaliseName, resolveInRoots, type NameCheck, type Resolved } from '../../src/tftp/roots.js';
+import { MAX_NAME_BYTES, normaliseName, resolveInRoots, type NameCheck, type Resolved } from '../../../src/tftp/roots.js';
 
 /**
  * Which file a requested name means: the name rules (normaliseName) and the lookup in the roots

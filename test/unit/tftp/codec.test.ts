@@ -16,9 +16,9 @@ import {
   type Decoded,
   type DropReason,
   type TftpPacket,
-} from '../../src/tftp/codec.js';
-import { TESTDATA_DIR } from '../helpers/dhcp.js';
-import { parseCapture, type UdpPacket } from '../helpers/pcap.js';
+} from '../../../src/tftp/codec.js';
+import { TESTDATA_DIR } from '../../helpers/dhcp.js';
+import { parseCapture, type UdpPacket } from '../../helpers/pcap.js';
 
 /**
  * The TFTP codec: round trips of every packet type, the tolerances it grants firmware (a

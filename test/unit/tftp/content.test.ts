@@ -3,7 +3,7 @@ import { fstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, readSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { bufferContent, openFileContent, readWhole, toNetascii, type TftpContent } from '../../src/tftp/content.js';
+import { bufferContent, openFileContent, readWhole, toNetascii, type TftpContent } from '../../../src/tftp/content.js';
 
 /**
  * What a transfer sends: generated buffers, files opened for the pump's pread (read here with

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { neighborMac, parseArpTable } from '../../src/net/neighbors.js';
+import { neighborMac, parseArpTable } from '../../../src/net/neighbors.js';
 
 /** The kernel's neighbour table (/proc/net/arp) as TFTP and HTTP use it to name a client's MAC. */
 
