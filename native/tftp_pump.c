@@ -250,7 +250,9 @@ static void tp_on_poll(uv_poll_t *h, int status, int events) {
         break;
       }
       s->sent = to;
-      continue;
+      /* The client's next ACK needs this window first: go back to the loop rather than try a
+       * recv that would only say EAGAIN (poll is level-triggered: anything queued still wakes). */
+      break;
     }
     tp_deliver(s, NULL, 0, (size_t)n);
   }
