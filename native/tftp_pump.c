@@ -46,19 +46,9 @@
 
 static const napi_type_tag tp_tag = {0x6564676562756f74ULL, 0x746674705f70756dULL};
 
-typedef struct tp_box tp_box;
-
 typedef struct tp_sock {
-  uv_poll_t poll;
-  int fd;
-  int closing;
-  napi_env env;
-  napi_ref cb_ref;
-  napi_ref self_ref;
+  eb_sock base;
   napi_ref source_ref; /* a Buffer source, kept alive while configured */
-  napi_async_context actx;
-  napi_async_cleanup_hook_handle cleanup;
-  tp_box *box;
   /* The content: a file descriptor (pread) or a buffer. */
   int source_fd;
   const unsigned char *source_buf;
@@ -76,88 +66,24 @@ typedef struct tp_sock {
   unsigned char rbuf[TP_RECV_MAX];
 } tp_sock;
 
-struct tp_box {
-  tp_sock *sock;
-};
-
 #ifdef __linux__
 
-static void tp_cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg);
-
-static void tp_on_closed(uv_handle_t *h) {
-  tp_sock *s = (tp_sock *)h->data;
-  napi_env env = s->env;
-  napi_handle_scope scope = NULL;
-  napi_open_handle_scope(env, &scope);
-  if (s->cb_ref != NULL) napi_delete_reference(env, s->cb_ref);
-  if (s->self_ref != NULL) napi_delete_reference(env, s->self_ref);
-  if (s->source_ref != NULL) napi_delete_reference(env, s->source_ref);
-  if (s->actx != NULL) napi_async_destroy(env, s->actx);
-  if (scope != NULL) napi_close_handle_scope(env, scope);
-  if (s->cleanup != NULL) napi_remove_async_cleanup_hook(s->cleanup);
+/* Drops what a transfer holds beyond the socket (eb_sock's release). */
+static void tp_release(eb_sock *base) {
+  tp_sock *s = (tp_sock *)base;
+  if (s->source_ref != NULL) napi_delete_reference(base->env, s->source_ref);
+  s->source_ref = NULL;
   free(s->block);
-  free(s);
-}
-
-/* As in udp_pktinfo.c: references are released in the close callback, never here, because
- * close() may run inside the JS callback. */
-static void tp_begin_close(tp_sock *s) {
-  if (s->closing) return;
-  s->closing = 1;
-  if (s->box != NULL) s->box->sock = NULL;
-  s->box = NULL;
-  uv_poll_stop(&s->poll);
-  uv_close((uv_handle_t *)&s->poll, tp_on_closed);
-  if (s->fd >= 0) close(s->fd);
-  s->fd = -1;
-}
-
-static void tp_cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg) {
-  (void)handle;
-  tp_begin_close((tp_sock *)arg);
-}
-
-static void tp_box_finalize(napi_env env, void *data, void *hint) {
-  tp_box *box = (tp_box *)data;
-  (void)env;
-  (void)hint;
-  if (box->sock != NULL) box->sock->box = NULL;
-  free(box);
+  s->block = NULL;
 }
 
 static tp_sock *tp_unwrap(napi_env env, napi_value handle, int *bad) {
-  bool ours = false;
-  napi_valuetype t;
-  void *p = NULL;
-  *bad = 1;
-  if (napi_typeof(env, handle, &t) != napi_ok || t != napi_object ||
-      napi_check_object_type_tag(env, handle, &tp_tag, &ours) != napi_ok || !ours ||
-      napi_unwrap(env, handle, &p) != napi_ok || p == NULL) {
-    pk_throw_type(env, "tftp_pump: not a transfer handle");
-    return NULL;
-  }
-  *bad = 0;
-  return ((tp_box *)p)->sock;
-}
-
-static void tp_invoke(tp_sock *s, size_t argc, napi_value *argv) {
-  napi_env env = s->env;
-  napi_value cb, recv, result;
-  if (napi_get_reference_value(env, s->cb_ref, &cb) != napi_ok || cb == NULL) return;
-  if (napi_get_global(env, &recv) != napi_ok) return;
-  if (napi_make_callback(env, s->actx, recv, cb, argc, argv, &result) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value exc;
-      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
-    }
-  }
+  return (tp_sock *)eb_unwrap(env, handle, &tp_tag, "tftp_pump: not a transfer handle", bad);
 }
 
 /* cb(err, data, acked, sent): a packet (err null) or an error (data null). */
 static void tp_deliver(tp_sock *s, const char *syscall, int err, size_t n) {
-  napi_env env = s->env;
+  napi_env env = s->base.env;
   napi_handle_scope scope;
   napi_value argv[4];
   void *copy = NULL;
@@ -172,7 +98,7 @@ static void tp_deliver(tp_sock *s, const char *syscall, int err, size_t n) {
   }
   if (ok && napi_create_double(env, (double)s->acked, &argv[2]) == napi_ok &&
       napi_create_double(env, (double)s->sent, &argv[3]) == napi_ok)
-    tp_invoke(s, 4, argv);
+    eb_invoke(&s->base, 4, argv);
   napi_close_handle_scope(env, scope);
 }
 
@@ -204,7 +130,7 @@ static int64_t tp_send_blocks(tp_sock *s, uint64_t from, uint64_t to) {
       }
     }
     do {
-      w = send(s->fd, s->block, TP_HEADER + len, MSG_DONTWAIT);
+      w = send(s->base.fd, s->block, TP_HEADER + len, MSG_DONTWAIT);
     } while (w < 0 && errno == EINTR);
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return count;
@@ -222,13 +148,13 @@ static void tp_on_poll(uv_poll_t *h, int status, int events) {
   tp_sock *s = (tp_sock *)h->data;
   int i;
   (void)events;
-  if (s->closing) return;
+  if (s->base.closing) return;
   if (status < 0) {
     tp_deliver(s, "poll", -status, 0);
     return;
   }
-  for (i = 0; i < TP_BATCH && !s->closing; i++) {
-    ssize_t n = recv(s->fd, s->rbuf, sizeof s->rbuf, MSG_DONTWAIT);
+  for (i = 0; i < TP_BATCH && !s->base.closing; i++) {
+    ssize_t n = recv(s->base.fd, s->rbuf, sizeof s->rbuf, MSG_DONTWAIT);
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -261,15 +187,13 @@ static void tp_on_poll(uv_poll_t *h, int status, int events) {
 /* open(localAddress, clientAddress, clientPort, cb) -> handle */
 static napi_value tp_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], handle, resource_name;
+  napi_value argv[4];
   napi_valuetype t;
   char local_s[64], client_s[64], detail[96];
   int64_t lport, cport;
   struct sockaddr_in local, client;
-  uv_loop_t *loop = NULL;
-  int fd, rc;
+  int fd;
   tp_sock *s;
-  tp_box *box;
   const char *bad;
 
   PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -284,7 +208,6 @@ static napi_value tp_open(napi_env env, napi_callback_info info) {
   if (bad != NULL) return pk_throw_type(env, bad);
   if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
     return pk_throw_type(env, "callback must be a function");
-  PK_CALL(env, napi_get_uv_event_loop(env, &loop));
 
   fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return pk_throw_errno(env, "socket", errno, NULL);
@@ -302,67 +225,14 @@ static napi_value tp_open(napi_env env, napi_callback_info info) {
   }
 
   s = (tp_sock *)calloc(1, sizeof *s);
-  box = (tp_box *)calloc(1, sizeof *box);
-  if (s == NULL || box == NULL) {
-    free(s);
-    free(box);
+  if (s == NULL) {
     close(fd);
     return pk_throw_errno(env, "calloc", ENOMEM, NULL);
   }
-  s->fd = fd;
-  s->env = env;
-  s->box = box;
+  s->base.fd = fd;
+  s->base.release = tp_release;
   s->source_fd = -1;
-  box->sock = s;
-  if (napi_create_object(env, &handle) != napi_ok ||
-      napi_wrap(env, handle, box, tp_box_finalize, NULL, NULL) != napi_ok) {
-    free(box);
-    free(s);
-    close(fd);
-    return pk_rethrow(env, "napi_wrap");
-  }
-  if (napi_type_tag_object(env, handle, &tp_tag) != napi_ok ||
-      napi_create_reference(env, argv[3], 1, &s->cb_ref) != napi_ok ||
-      napi_create_reference(env, handle, 1, &s->self_ref) != napi_ok ||
-      napi_create_string_utf8(env, "edgeboot:tftp_pump", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
-      napi_async_init(env, handle, resource_name, &s->actx) != napi_ok) {
-    napi_value exc = NULL;
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) napi_get_and_clear_last_exception(env, &exc);
-    if (s->cb_ref != NULL) napi_delete_reference(env, s->cb_ref);
-    if (s->self_ref != NULL) napi_delete_reference(env, s->self_ref);
-    box->sock = NULL;
-    free(s);
-    close(fd);
-    if (exc != NULL) {
-      napi_throw(env, exc);
-      return NULL;
-    }
-    return pk_rethrow(env, "napi_create_reference");
-  }
-  rc = uv_poll_init_socket(loop, &s->poll, fd);
-  if (rc != 0) {
-    napi_delete_reference(env, s->cb_ref);
-    napi_delete_reference(env, s->self_ref);
-    napi_async_destroy(env, s->actx);
-    box->sock = NULL;
-    free(s);
-    close(fd);
-    return pk_throw_errno(env, "uv_poll_init_socket", -rc, NULL);
-  }
-  s->poll.data = s;
-  if (napi_add_async_cleanup_hook(env, tp_cleanup_hook, s, &s->cleanup) != napi_ok) {
-    s->cleanup = NULL;
-    tp_begin_close(s);
-    return pk_rethrow(env, "napi_add_async_cleanup_hook");
-  }
-  rc = uv_poll_start(&s->poll, UV_READABLE, tp_on_poll);
-  if (rc != 0) {
-    tp_begin_close(s);
-    return pk_throw_errno(env, "uv_poll_start", -rc, NULL);
-  }
-  return handle;
+  return eb_sock_start(env, &s->base, argv[3], &tp_tag, "edgeboot:tftp_pump", tp_on_poll);
 }
 
 /* The open transfer behind argv[0], or NULL with an exception pending. */
@@ -461,7 +331,7 @@ static napi_value tp_send_raw(napi_env env, napi_callback_info info) {
   if (!is_buffer) return pk_throw_type(env, "data must be a Buffer");
   PK_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
   do {
-    w = send(s->fd, data, len, MSG_DONTWAIT);
+    w = send(s->base.fd, data, len, MSG_DONTWAIT);
   } while (w < 0 && errno == EINTR);
   if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return pk_throw_errno(env, "send", errno, NULL);
   return NULL;
@@ -501,7 +371,7 @@ static napi_value tp_local_port(napi_env env, napi_callback_info info) {
   if (argc < 1) return pk_throw_type(env, "localPort(handle)");
   s = tp_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
-  if (getsockname(s->fd, (struct sockaddr *)&sa, &salen) != 0) return pk_throw_errno(env, "getsockname", errno, NULL);
+  if (getsockname(s->base.fd, (struct sockaddr *)&sa, &salen) != 0) return pk_throw_errno(env, "getsockname", errno, NULL);
   PK_CALL(env, napi_create_uint32(env, ntohs(sa.sin_port), &v));
   return v;
 }
@@ -515,7 +385,7 @@ static napi_value tp_close(napi_env env, napi_callback_info info) {
   if (argc < 1) return pk_throw_type(env, "close(handle)");
   s = tp_unwrap(env, argv[0], &bad);
   if (bad) return NULL;
-  if (s != NULL) tp_begin_close(s);
+  if (s != NULL) eb_begin_close(&s->base);
   return NULL;
 }
 

@@ -18,10 +18,7 @@
  *   close(handle)                       idempotent
  *   localAddress(handle) -> { address, port }
  *
- * Lifetime: the native state (pk_sock) is freed in the uv_close callback. While open it holds
- * strong references to the callback and to the handle object, so an open socket stays alive as
- * dgram sockets do; close() (or environment teardown, through an async cleanup hook) releases
- * them. The handle object owns a small pk_box that points at the pk_sock while it is open.
+ * Lifetime: as every polled socket of the addons (eb_sock in napi_util.h).
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -51,127 +48,31 @@
 
 static const napi_type_tag pk_tag = {0x6564676562756f74ULL, 0x7564705f706b7469ULL};
 
-typedef struct pk_box pk_box;
-
 typedef struct pk_sock {
-  uv_poll_t poll;
-  int fd;
-  int closing;
-  napi_env env;
-  napi_ref cb_ref;   /* the JS callback, strong while open */
-  napi_ref self_ref; /* the handle object, strong while open */
-  napi_async_context actx;
-  napi_async_cleanup_hook_handle cleanup;
-  pk_box *box;
+  eb_sock base;
   unsigned char buf[PK_RECV_MAX];
 } pk_sock;
 
-struct pk_box {
-  pk_sock *sock; /* NULL once closing has begun */
-};
-
-/* The open pk_sock behind a handle; NULL (with nothing thrown) if it is closed. Throws and
- * returns NULL with *bad set if the value is not one of our handles. */
 static pk_sock *pk_unwrap(napi_env env, napi_value handle, int *bad) {
-  bool ours = false;
-  napi_valuetype t;
-  void *p = NULL;
-  *bad = 1;
-  if (napi_typeof(env, handle, &t) != napi_ok || t != napi_object ||
-      napi_check_object_type_tag(env, handle, &pk_tag, &ours) != napi_ok || !ours ||
-      napi_unwrap(env, handle, &p) != napi_ok || p == NULL) {
-    pk_throw_type(env, "udp_pktinfo: not a socket handle");
-    return NULL;
-  }
-  *bad = 0;
-  return ((pk_box *)p)->sock;
+  return (pk_sock *)eb_unwrap(env, handle, &pk_tag, "udp_pktinfo: not a socket handle", bad);
 }
 
 #ifdef __linux__
 
-static void pk_cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg);
-
-/* Final step, after libuv is done with the handle: drop the JS references and the async
- * context, unregister the cleanup hook, free. Runs on the loop thread outside any JS. */
-static void pk_on_closed(uv_handle_t *h) {
-  pk_sock *s = (pk_sock *)h->data;
-  napi_env env = s->env;
-  napi_handle_scope scope = NULL;
-  napi_open_handle_scope(env, &scope);
-  if (s->cb_ref != NULL) napi_delete_reference(env, s->cb_ref);
-  if (s->self_ref != NULL) napi_delete_reference(env, s->self_ref);
-  if (s->actx != NULL) napi_async_destroy(env, s->actx);
-  if (scope != NULL) napi_close_handle_scope(env, scope);
-  if (s->cleanup != NULL) napi_remove_async_cleanup_hook(s->cleanup);
-  free(s);
-}
-
-/* Stops receiving at once and starts the asynchronous close. Idempotent. The references and the
- * async context are released in pk_on_closed, never here: close() may be called from inside the
- * JS callback, while napi_make_callback is still using them. */
-static void pk_begin_close(pk_sock *s) {
-  if (s->closing) return;
-  s->closing = 1;
-  if (s->box != NULL) s->box->sock = NULL;
-  s->box = NULL;
-  uv_poll_stop(&s->poll);
-  uv_close((uv_handle_t *)&s->poll, pk_on_closed);
-  /* libuv allows closing the fd right after uv_poll_stop()/uv_close(); doing it now frees the
-   * port as soon as close() returns, as dgram's close does. */
-  if (s->fd >= 0) close(s->fd);
-  s->fd = -1;
-}
-
-/* Environment teardown (process exit, worker exit) with the socket still open. */
-static void pk_cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg) {
-  pk_sock *s = (pk_sock *)arg;
-  (void)handle;
-  pk_begin_close(s);
-}
-
-static void pk_box_finalize(napi_env env, void *data, void *hint) {
-  pk_box *box = (pk_box *)data;
-  (void)env;
-  (void)hint;
-  /* An open socket holds a strong reference to its handle, so this only finds one open during
-   * environment teardown; the cleanup hook closes it. */
-  if (box->sock != NULL) box->sock->box = NULL;
-  free(box);
-}
-
-/* Calls the JS callback with argc values; a throw becomes an uncaught exception, as a throw in a
- * dgram 'message' listener does. */
-static void pk_invoke(pk_sock *s, size_t argc, napi_value *argv) {
-  napi_env env = s->env;
-  napi_value cb, recv, result;
-  napi_status st;
-  if (napi_get_reference_value(env, s->cb_ref, &cb) != napi_ok || cb == NULL) return;
-  if (napi_get_global(env, &recv) != napi_ok) return;
-  st = napi_make_callback(env, s->actx, recv, cb, argc, argv, &result);
-  if (st != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value exc;
-      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
-    }
-  }
-}
-
 static void pk_report_error(pk_sock *s, const char *syscall, int err) {
-  napi_env env = s->env;
+  napi_env env = s->base.env;
   napi_handle_scope scope;
   napi_value e;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   e = pk_errno_error(env, syscall, err, NULL);
-  if (e != NULL) pk_invoke(s, 1, &e);
+  if (e != NULL) eb_invoke(&s->base, 1, &e);
   napi_close_handle_scope(env, scope);
 }
 
 /* One datagram -> cb(null, data, fromAddress, fromPort, ifindex, to, local, truncated). */
 static void pk_deliver(pk_sock *s, size_t n, const struct sockaddr_in *from,
                        const struct in_pktinfo *pi, int truncated) {
-  napi_env env = s->env;
+  napi_env env = s->base.env;
   napi_handle_scope scope;
   napi_value argv[8];
   char from_s[INET_ADDRSTRLEN] = "0.0.0.0", to_s[INET_ADDRSTRLEN] = "0.0.0.0",
@@ -191,7 +92,7 @@ static void pk_deliver(pk_sock *s, size_t n, const struct sockaddr_in *from,
       napi_create_string_latin1(env, to_s, NAPI_AUTO_LENGTH, &argv[5]) == napi_ok &&
       napi_create_string_latin1(env, local_s, NAPI_AUTO_LENGTH, &argv[6]) == napi_ok &&
       napi_get_boolean(env, truncated != 0, &argv[7]) == napi_ok) {
-    pk_invoke(s, 8, argv);
+    eb_invoke(&s->base, 8, argv);
   }
   napi_close_handle_scope(env, scope);
 }
@@ -200,12 +101,12 @@ static void pk_on_poll(uv_poll_t *h, int status, int events) {
   pk_sock *s = (pk_sock *)h->data;
   int i;
   (void)events;
-  if (s->closing) return;
+  if (s->base.closing) return;
   if (status < 0) {
     pk_report_error(s, "poll", -status);
     return;
   }
-  for (i = 0; i < PK_BATCH && !s->closing; i++) {
+  for (i = 0; i < PK_BATCH && !s->base.closing; i++) {
     struct sockaddr_in from;
     struct iovec iov;
     struct msghdr msg;
@@ -229,7 +130,7 @@ static void pk_on_poll(uv_poll_t *h, int status, int events) {
     msg.msg_control = ctl.buf;
     msg.msg_controllen = sizeof ctl.buf;
 
-    n = recvmsg(s->fd, &msg, MSG_DONTWAIT);
+    n = recvmsg(s->base.fd, &msg, MSG_DONTWAIT);
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -251,15 +152,13 @@ static void pk_on_poll(uv_poll_t *h, int status, int events) {
 /* open(address, port, device|null, cb) -> handle */
 static napi_value pk_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], handle, resource_name;
+  napi_value argv[4];
   napi_valuetype t;
   char addr_s[64], dev[IFNAMSIZ], detail[96];
-  int have_dev = 0, fd, one = 1, zero = 0, rc;
+  int have_dev = 0, fd, one = 1, zero = 0;
   int64_t port;
   struct sockaddr_in sa;
-  uv_loop_t *loop = NULL;
   pk_sock *s;
-  pk_box *box;
 
   PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return pk_throw_type(env, "open(address, port, device, callback)");
@@ -272,7 +171,6 @@ static napi_value pk_open(napi_env env, napi_callback_info info) {
   }
   if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
     return pk_throw_type(env, "callback must be a function");
-  PK_CALL(env, napi_get_uv_event_loop(env, &loop));
 
   snprintf(detail, sizeof detail, "%s:%d", addr_s, (int)port);
   fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -307,72 +205,12 @@ static napi_value pk_open(napi_env env, napi_callback_info info) {
   }
 
   s = (pk_sock *)calloc(1, sizeof *s);
-  box = (pk_box *)calloc(1, sizeof *box);
-  if (s == NULL || box == NULL) {
-    free(s);
-    free(box);
+  if (s == NULL) {
     close(fd);
     return pk_throw_errno(env, "calloc", ENOMEM, NULL);
   }
-  s->fd = fd;
-  s->env = env;
-  s->box = box;
-  box->sock = s;
-
-  /* The handle object: owns the box; tagged so that send/close reject foreign objects. */
-  if (napi_create_object(env, &handle) != napi_ok ||
-      napi_wrap(env, handle, box, pk_box_finalize, NULL, NULL) != napi_ok) {
-    free(box);
-    free(s);
-    close(fd);
-    return pk_rethrow(env, "napi_wrap");
-  }
-  /* From here the box belongs to the handle object's finalizer. */
-  if (napi_type_tag_object(env, handle, &pk_tag) != napi_ok ||
-      napi_create_reference(env, argv[3], 1, &s->cb_ref) != napi_ok ||
-      napi_create_reference(env, handle, 1, &s->self_ref) != napi_ok ||
-      napi_create_string_utf8(env, "edgeboot:udp_pktinfo", NAPI_AUTO_LENGTH, &resource_name) !=
-          napi_ok ||
-      napi_async_init(env, handle, resource_name, &s->actx) != napi_ok) {
-    napi_value exc = NULL;
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) napi_get_and_clear_last_exception(env, &exc);
-    if (s->cb_ref != NULL) napi_delete_reference(env, s->cb_ref);
-    if (s->self_ref != NULL) napi_delete_reference(env, s->self_ref);
-    box->sock = NULL;
-    free(s);
-    close(fd);
-    if (exc != NULL) {
-      napi_throw(env, exc);
-      return NULL;
-    }
-    return pk_rethrow(env, "napi_create_reference");
-  }
-
-  rc = uv_poll_init_socket(loop, &s->poll, fd);
-  if (rc != 0) {
-    napi_delete_reference(env, s->cb_ref);
-    napi_delete_reference(env, s->self_ref);
-    napi_async_destroy(env, s->actx);
-    box->sock = NULL;
-    free(s);
-    close(fd);
-    return pk_throw_errno(env, "uv_poll_init_socket", -rc, detail);
-  }
-  s->poll.data = s;
-  /* From here every failure goes through pk_begin_close, which frees in the uv_close callback. */
-  if (napi_add_async_cleanup_hook(env, pk_cleanup_hook, s, &s->cleanup) != napi_ok) {
-    s->cleanup = NULL;
-    pk_begin_close(s);
-    return pk_rethrow(env, "napi_add_async_cleanup_hook");
-  }
-  rc = uv_poll_start(&s->poll, UV_READABLE, pk_on_poll);
-  if (rc != 0) {
-    pk_begin_close(s);
-    return pk_throw_errno(env, "uv_poll_start", -rc, detail);
-  }
-  return handle;
+  s->base.fd = fd;
+  return eb_sock_start(env, &s->base, argv[3], &pk_tag, "edgeboot:udp_pktinfo", pk_on_poll);
 }
 
 /* send(handle, data, address, port, ifindex, source) -> bytes sent. Synchronous: a UDP sendmsg
@@ -450,7 +288,7 @@ static napi_value pk_send(napi_env env, napi_callback_info info) {
     memcpy(CMSG_DATA(c), &pi, sizeof pi);
   }
   do {
-    n = sendmsg(s->fd, &msg, MSG_DONTWAIT);
+    n = sendmsg(s->base.fd, &msg, MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     snprintf(detail, sizeof detail, "%s:%d", addr_s, (int)port);
@@ -470,7 +308,7 @@ static napi_value pk_close(napi_env env, napi_callback_info info) {
   if (argc < 1) return pk_throw_type(env, "close(handle)");
   s = pk_unwrap(env, argv[0], &bad);
   if (bad) return NULL;
-  if (s != NULL) pk_begin_close(s);
+  if (s != NULL) eb_begin_close(&s->base);
   return NULL;
 }
 
@@ -488,7 +326,7 @@ static napi_value pk_local_address(napi_env env, napi_callback_info info) {
   s = pk_unwrap(env, argv[0], &bad);
   if (bad) return NULL;
   if (s == NULL) return pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
-  if (getsockname(s->fd, (struct sockaddr *)&sa, &salen) != 0)
+  if (getsockname(s->base.fd, (struct sockaddr *)&sa, &salen) != 0)
     return pk_throw_errno(env, "getsockname", errno, NULL);
   inet_ntop(AF_INET, &sa.sin_addr, addr_s, sizeof addr_s);
   PK_CALL(env, napi_create_object(env, &obj));

@@ -12,6 +12,7 @@ import type { Config } from '../../src/config/config.js';
 import { createLogger } from '../../src/log.js';
 import { createTftpServer, type TftpHandler, type TftpServer, type TransferRecord } from '../../src/tftp/server.js';
 import type { Teardown } from './process.js';
+import type { RunResult as CommandResult } from './netns.js';
 
 export type TftpConfig = Config['tftp'];
 
@@ -89,12 +90,7 @@ export async function startTftp(
   };
 }
 
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
+export interface RunResult extends CommandResult {
   /** Killed by the time limit. */
   timedOut: boolean;
 }
