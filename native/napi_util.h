@@ -208,6 +208,30 @@ static inline eb_sock *eb_unwrap(napi_env env, napi_value handle, const napi_typ
   return ((eb_box *)p)->sock;
 }
 
+/* The open socket behind a handle, or NULL with an exception pending: a TypeError for a value
+ * that is not ours, ERR_SOCKET_DGRAM_NOT_RUNNING once it is closed. */
+static inline eb_sock *eb_unwrap_open(napi_env env, napi_value handle, const napi_type_tag *tag, const char *what) {
+  int bad;
+  eb_sock *s = eb_unwrap(env, handle, tag, what, &bad);
+  if (bad) return NULL;
+  if (s == NULL) pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
+  return s;
+}
+
+/* close(handle) of either addon: idempotent. */
+static inline napi_value eb_close_js(napi_env env, napi_callback_info info, const napi_type_tag *tag, const char *what) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int bad;
+  eb_sock *s;
+  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return pk_throw_type(env, "close(handle)");
+  s = eb_unwrap(env, argv[0], tag, what, &bad);
+  if (bad) return NULL;
+  if (s != NULL) eb_begin_close(s);
+  return NULL;
+}
+
 /* Calls the JS callback; a throw becomes an uncaught exception, as in a dgram listener. */
 static inline void eb_invoke(eb_sock *s, size_t argc, napi_value *argv) {
   napi_env env = s->env;

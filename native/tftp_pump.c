@@ -77,9 +77,6 @@ static void tp_release(eb_sock *base) {
   s->block = NULL;
 }
 
-static tp_sock *tp_unwrap(napi_env env, napi_value handle, int *bad) {
-  return (tp_sock *)eb_unwrap(env, handle, &tp_tag, "tftp_pump: not a transfer handle", bad);
-}
 
 /* cb(err, data, acked, sent): a packet (err null) or an error (data null). */
 static void tp_deliver(tp_sock *s, const char *syscall, int err, size_t n) {
@@ -235,13 +232,9 @@ static napi_value tp_open(napi_env env, napi_callback_info info) {
   return eb_sock_start(env, &s->base, argv[3], &tp_tag, "edgeboot:tftp_pump", tp_on_poll);
 }
 
-/* The open transfer behind argv[0], or NULL with an exception pending. */
-static tp_sock *tp_open_sock(napi_env env, napi_value v) {
-  int bad;
-  tp_sock *s = tp_unwrap(env, v, &bad);
-  if (bad) return NULL;
-  if (s == NULL) pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "transfer socket is closed");
-  return s;
+/* The open transfer behind a handle, or NULL with an exception pending. */
+static tp_sock *tp_open_sock(napi_env env, napi_value handle) {
+  return (tp_sock *)eb_unwrap_open(env, handle, &tp_tag, "tftp_pump: not a transfer handle");
 }
 
 /* configure(handle, source, size, blksize, windowsize) */
@@ -377,16 +370,7 @@ static napi_value tp_local_port(napi_env env, napi_callback_info info) {
 }
 
 static napi_value tp_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int bad;
-  tp_sock *s;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return pk_throw_type(env, "close(handle)");
-  s = tp_unwrap(env, argv[0], &bad);
-  if (bad) return NULL;
-  if (s != NULL) eb_begin_close(&s->base);
-  return NULL;
+  return eb_close_js(env, info, &tp_tag, "tftp_pump: not a transfer handle");
 }
 
 #else /* !__linux__ */

@@ -53,8 +53,8 @@ typedef struct pk_sock {
   unsigned char buf[PK_RECV_MAX];
 } pk_sock;
 
-static pk_sock *pk_unwrap(napi_env env, napi_value handle, int *bad) {
-  return (pk_sock *)eb_unwrap(env, handle, &pk_tag, "udp_pktinfo: not a socket handle", bad);
+static pk_sock *pk_open_sock(napi_env env, napi_value handle) {
+  return (pk_sock *)eb_unwrap_open(env, handle, &pk_tag, "udp_pktinfo: not a socket handle");
 }
 
 #ifdef __linux__
@@ -220,7 +220,6 @@ static napi_value pk_send(napi_env env, napi_callback_info info) {
   napi_value argv[6], result;
   char addr_s[64], src_s[64], detail[96];
   int64_t port, ifindex;
-  int bad;
   bool is_ta = false;
   void *data = NULL;
   size_t len = 0;
@@ -237,9 +236,8 @@ static napi_value pk_send(napi_env env, napi_callback_info info) {
 
   PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) return pk_throw_type(env, "send(handle, data, address, port, ifindex, source)");
-  s = pk_unwrap(env, argv[0], &bad);
-  if (bad) return NULL;
-  if (s == NULL) return pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
+  s = pk_open_sock(env, argv[0]);
+  if (s == NULL) return NULL;
 
   PK_CALL(env, napi_is_typedarray(env, argv[1], &is_ta));
   if (is_ta) {
@@ -298,34 +296,22 @@ static napi_value pk_send(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* close(handle): idempotent. */
 static napi_value pk_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int bad;
-  pk_sock *s;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return pk_throw_type(env, "close(handle)");
-  s = pk_unwrap(env, argv[0], &bad);
-  if (bad) return NULL;
-  if (s != NULL) eb_begin_close(&s->base);
-  return NULL;
+  return eb_close_js(env, info, &pk_tag, "udp_pktinfo: not a socket handle");
 }
 
 /* localAddress(handle) -> { address, port } from getsockname (the real port after port 0). */
 static napi_value pk_local_address(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], obj, v;
-  int bad;
   pk_sock *s;
   struct sockaddr_in sa;
   socklen_t salen = sizeof sa;
   char addr_s[INET_ADDRSTRLEN];
   PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1) return pk_throw_type(env, "localAddress(handle)");
-  s = pk_unwrap(env, argv[0], &bad);
-  if (bad) return NULL;
-  if (s == NULL) return pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
+  s = pk_open_sock(env, argv[0]);
+  if (s == NULL) return NULL;
   if (getsockname(s->base.fd, (struct sockaddr *)&sa, &salen) != 0)
     return pk_throw_errno(env, "getsockname", errno, NULL);
   inet_ntop(AF_INET, &sa.sin_addr, addr_s, sizeof addr_s);

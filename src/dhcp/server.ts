@@ -4,6 +4,7 @@ import type { Config } from '../config/config.js';
 import { parseMac, type Mac } from '../machines/mac.js';
 import type { NewEvent, Observed } from '../machines/model.js';
 import type { ProtocolServer } from '../protocol.js';
+import { bindError } from '../net/bind-error.js';
 import type { Store } from '../store/store.js';
 import { decodeDhcp, hardwareAddress, type DropReason } from './codec.js';
 import { inSubnet, LeasePool, parseSubnet, type Lease, type Subnet } from './leases.js';
@@ -74,18 +75,6 @@ export interface DhcpStats {
 export interface DhcpServer extends ProtocolServer {
   stats(): DhcpStats;
   leases(): Lease[];
-}
-
-/** Binding 67 or 4011 fails without privileges: say which port, why, and how to fix it. */
-export function bindError(port: number, err: Error & { code?: string }): Error {
-  const why = err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRINUSE' ? 'another DHCP server (dnsmasq, dhcpd, kea) already holds it' : err.message;
-  const fix =
-    err.code === 'EACCES'
-      ? 'run as root, or grant the capability: setcap cap_net_bind_service,cap_net_raw=+ep $(command -v node)'
-      : err.code === 'EADDRINUSE'
-        ? 'stop the other server, or set dhcp.mode: proxy beside it (EDGEBOOT_DHCP_MODE=proxy) — in proxy mode edgeboot still needs port 67 to itself on this host'
-        : 'check the address and port';
-  return new Error(`DHCP: cannot bind UDP port ${port}: ${why}; ${fix}`);
 }
 
 /**
@@ -177,7 +166,11 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     try {
       socket = deps.openSocket(port, onMessage(listener, () => socket));
     } catch (err) {
-      throw bindError(port, err as Error & { code?: string });
+      throw bindError('DHCP', `UDP port ${port}`, err as Error & { code?: string }, {
+          holder: 'another DHCP server (dnsmasq, dhcpd, kea)',
+          inUseFix: 'stop the other server, or set dhcp.mode: proxy beside it (EDGEBOOT_DHCP_MODE=proxy) — in proxy mode edgeboot still needs port 67 to itself on this host',
+          accessFix: 'run as root, or grant the capability: setcap cap_net_bind_service,cap_net_raw=+ep $(command -v node)',
+        });
     }
     sockets.push(socket);
     addresses.push({ address: '0.0.0.0', family: 'IPv4', port });

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Listen } from '../config/config.js';
 import type { ProtocolServer } from '../protocol.js';
+import { bindError } from '../net/bind-error.js';
 
 export function createHttpServer(app: FastifyInstance, listen: Listen): ProtocolServer {
   let addresses: AddressInfo[] = [];
@@ -16,9 +17,12 @@ export function createHttpServer(app: FastifyInstance, listen: Listen): Protocol
         await app.listen({ host: listen.host, port: listen.port });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        if (e.code === 'EADDRINUSE') throw new Error(`HTTP: ${listen.host}:${listen.port} is already in use; set http.listen (EDGEBOOT_HTTP_LISTEN) to a free address`);
-        if (e.code === 'EACCES') throw new Error(`HTTP: binding port ${listen.port} needs root or CAP_NET_BIND_SERVICE; use a port above 1023 or grant the capability`);
-        throw err;
+        if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES' && e.code !== 'EADDRNOTAVAIL') throw err;
+        throw bindError('HTTP', `TCP ${listen.host}:${listen.port}`, e, {
+          holder: 'another server',
+          inUseFix: 'set http.listen (EDGEBOOT_HTTP_LISTEN) to a free address',
+          accessFix: 'run as root, grant CAP_NET_BIND_SERVICE, or use a port above 1023',
+        });
       }
       addresses = app.addresses().filter((a): a is AddressInfo => typeof a !== 'string');
     },

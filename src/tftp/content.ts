@@ -3,7 +3,7 @@
  * tftpd-hpa does — a boot storm fetching one iPXE binary reads it from disk once) or a buffer
  * of generated content.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 export interface TftpContent {
   readonly size: number;
@@ -16,37 +16,40 @@ export function bufferContent(data: Buffer): TftpContent {
   return { size: data.length, source: data, close: () => undefined };
 }
 
-/** Opens a regular file for reading. Throws the file system's error. */
-export async function openFileContent(path: string): Promise<TftpContent> {
+/** Opens a regular file for reading, with its size. Throws the file system's error. */
+async function openRegular(path: string): Promise<{ fh: FileHandle; size: number }> {
   const fh = await open(path, 'r');
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EISDIR' });
-    let closed = false;
-    return {
-      size: st.size,
-      source: fh.fd,
-      close() {
-        if (closed) return;
-        closed = true;
-        // Closing a read-only descriptor loses nothing if it fails; it is still worth a trace.
-        fh.close().catch((err: unknown) => process.emitWarning(`TFTP: closing ${path} failed: ${String(err)}`));
-      },
-    };
+    return { fh, size: st.size };
   } catch (err) {
     await fh.close();
     throw err;
   }
 }
 
+/** A file as transfer content: its descriptor, read by the pump, closed with the content. */
+export async function openFileContent(path: string): Promise<TftpContent> {
+  const { fh, size } = await openRegular(path);
+  let closed = false;
+  return {
+    size,
+    source: fh.fd,
+    close() {
+      if (closed) return;
+      closed = true;
+      // Closing a read-only descriptor loses nothing if it fails; it is still worth a trace.
+      fh.close().catch((err: unknown) => process.emitWarning(`TFTP: closing ${path} failed: ${String(err)}`));
+    },
+  };
+}
+
 /** Reads a file whole, up to `max` bytes; undefined if it is larger. */
 export async function readWhole(path: string, max: number): Promise<Buffer | undefined> {
-  const fh = await open(path, 'r');
+  const { fh, size } = await openRegular(path);
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EISDIR' });
-    if (st.size > max) return undefined;
-    return await fh.readFile();
+    return size > max ? undefined : await fh.readFile();
   } finally {
     await fh.close();
   }

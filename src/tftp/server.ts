@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../net/pktinfo-socket.js';
 import type { ProtocolServer } from '../protocol.js';
+import { bindError } from '../net/bind-error.js';
 import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
 import { bufferContent, openFileContent, readWhole, toNetascii, type TftpContent } from './content.js';
 import { negotiate } from './options.js';
@@ -60,18 +61,6 @@ export interface TftpServer extends ProtocolServer {
 
 /** Netascii needs the whole converted file in memory; larger files must be fetched as octet. */
 export const NETASCII_MAX_BYTES = 16 * 1024 * 1024;
-
-/** Binding port 69 fails without privileges: say which port, why, and how to fix it. */
-export function tftpBindError(host: string, port: number, err: Error & { code?: string }): Error {
-  const why = err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRINUSE' ? 'another TFTP server (tftpd-hpa, atftpd, dnsmasq with enable-tftp, inetd) already holds it' : err.code === 'EADDRNOTAVAIL' ? 'no interface has that address' : err.message;
-  const fix =
-    err.code === 'EACCES'
-      ? 'run as root, or grant the capability: setcap cap_net_bind_service=+ep $(command -v node); or set tftp.listen to a port above 1023 (EDGEBOOT_TFTP_LISTEN=0.0.0.0:6969) for clients that can be told the port'
-      : err.code === 'EADDRINUSE'
-        ? 'stop the other server, or set tftp.enabled: false (EDGEBOOT_TFTP_ENABLED=false) and serve /usr/lib/ipxe from it'
-        : 'check tftp.listen';
-  return new Error(`TFTP: cannot bind UDP ${host}:${port}: ${why}; ${fix}`);
-}
 
 export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): TftpServer {
   const { log } = deps;
@@ -221,7 +210,11 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
           }
         });
       } catch (err) {
-        throw tftpBindError(host, port, err as Error & { code?: string });
+        throw bindError('TFTP', `UDP ${host}:${port}`, err as Error & { code?: string }, {
+          holder: 'another TFTP server (tftpd-hpa, atftpd, dnsmasq with enable-tftp, inetd)',
+          inUseFix: 'stop the other server, or set tftp.enabled: false (EDGEBOOT_TFTP_ENABLED=false) and serve /usr/lib/ipxe from it',
+          accessFix: 'run as root, or grant the capability: setcap cap_net_bind_service=+ep $(command -v node); or set tftp.listen to a port above 1023 (EDGEBOOT_TFTP_LISTEN=0.0.0.0:6969) for clients that can be told the port',
+        });
       }
       addresses = [{ address: listener.localAddress, family: 'IPv4', port: listener.localPort }];
     },

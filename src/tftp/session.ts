@@ -171,7 +171,7 @@ export class Session {
   private finish(outcome: Outcome, error?: string): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.transfer.phase !== 'done') this.transfer.end(outcome === 'read-error' ? 'read-error' : 'stopped');
+    if (this.transfer.phase !== 'done') this.transfer.end(outcome);
     clearTimeout(this.timer);
     if (this.pump) {
       const p = this.pump.progress();

@@ -132,8 +132,8 @@ export class ReadTransfer {
     return this.window();
   }
 
-  /** Also ends the transfer when reading fails or the server stops. */
-  end(outcome: 'read-error' | 'stopped'): Step {
+  /** Ends the transfer from outside: reading failed, the socket failed, or the server stopped. */
+  end(outcome: Outcome): Step {
     this.phase = 'done';
     return { kind: 'done', outcome };
   }

@@ -218,5 +218,5 @@ t.test('serve on a taken port exits non-zero naming the port', async (t) => {
   });
   t.not(r.code, 0, `exits non-zero (${r.code})`);
   t.equal(r.signal, null, 'by itself');
-  t.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${addr.port} is already in use`), 'stderr names the address and port');
+  t.match(r.stderr, new RegExp(`TCP 127\\.0\\.0\\.1:${addr.port}: another server already holds it`), 'stderr names the address and port');
 });
