@@ -18,6 +18,7 @@ import { createTftpServer, type TftpHandler, type TftpServer, type TransferRecor
 import { BUILTIN_PROFILES_DIR, loadProfiles } from './profiles/load.js';
 import type { ProfileSet } from './profiles/profile.js';
 import type { ProtocolServer } from './protocol.js';
+import type { NewEvent } from './machines/model.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 
@@ -82,8 +83,16 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
   const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0, tftp: () => tftpRef?.stats() });
+  // Built with DHCP below; the lease table answers for full mode, the neighbour table for proxy.
+  const macAt = (ip: string): Mac | undefined => parseMac(dhcpRef?.leases().find((l) => l.ip === ip)?.mac ?? '') ?? neighborMac(ip);
+  const recordAt = (address: string, event: NewEvent): void => {
+    const mac = macAt(address);
+    if (!mac) return;
+    store.appendEvents(mac, [event]).catch((err: unknown) => log.warn({ mac, err, type: event.type }, 'could not record an event on its machine'));
+  };
   const app = await buildApp({
     metrics,
+    recordAt,
     ipxeRoots: config.tftp.roots,
     store,
     machines,
@@ -106,12 +115,11 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   });
   dhcpRef = dhcp;
   const httpPort = (): number => http.addresses[0]?.port ?? config.http.listen.port;
-  const macOf = (ip: string): Mac | undefined => parseMac(dhcp.leases().find((l) => l.ip === ip)?.mac ?? '') ?? neighborMac(ip);
   const tftp = config.tftp.enabled
     ? createTftpServer(config.tftp, {
         log: log.child({ server: 'tftp' }),
         handlers: tftpHandlers(config.server.advertiseAddress, httpPort),
-        onTransfer: (r) => recordTransfer(store, macOf, r, log),
+        onTransfer: (r) => recordTransfer(recordAt, r),
       })
     : undefined;
   tftpRef = tftp;
@@ -154,10 +162,8 @@ export function tftpHandlers(advertise: string, httpPort: () => number): Map<str
 }
 
 /** A transfer onto the timeline of the machine at that address (size probes are left out). */
-function recordTransfer(store: Store, macOf: (ip: string) => Mac | undefined, r: TransferRecord, log: Logger): void {
+function recordTransfer(recordAt: (address: string, event: NewEvent) => void, r: TransferRecord): void {
   if (r.outcome === 'probe' || r.outcome === 'stopped') return;
-  const mac = macOf(r.client.address);
-  if (!mac) return;
   const data = {
     file: r.file,
     outcome: r.outcome,
@@ -171,9 +177,7 @@ function recordTransfer(store: Store, macOf: (ip: string) => Mac | undefined, r:
     resent: r.resent,
     options: r.requested,
   };
-  store
-    .appendEvents(mac, [{ type: r.outcome === 'complete' ? 'tftp-transfer' : 'tftp-failed', source: 'tftp', ...(r.error && { message: r.error }), data }])
-    .catch((err: unknown) => log.warn({ mac, err }, 'could not record the TFTP transfer on its machine'));
+  recordAt(r.client.address, { type: r.outcome === 'complete' ? 'tftp-transfer' : 'tftp-failed', source: 'tftp', ...(r.error && { message: r.error }), data });
 }
 
 export function reportProfiles(set: ProfileSet, log: Logger): void {

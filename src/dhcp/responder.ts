@@ -186,6 +186,10 @@ function reply(req: DhcpPacket, type: 'offer' | 'ack', yiaddr: string, client: P
     file = bootFileName(bootFile);
     if (file !== undefined && bootFile.kind !== 'none') {
       options.push([Opt.VendorClass, Buffer.from(bootFile.kind === 'http' && bootFile.vendorClass ? bootFile.vendorClass : 'PXEClient')]);
+      // PXE spec §2.4.5: an offer that says PXEClient without option 43 sends the ROM to boot
+      // server discovery on port 4011 (OVMF does: PXE-E16 after a minute). Discovery control
+      // bit 3: boot the file named in this packet.
+      if (bootFile.kind === 'tftp' && !client.ipxe) options.push([Opt.VendorSpecific, encodeSubOptions([[6, u8(8)]])]);
       if (bootFile.kind === 'tftp') options.push([Opt.TftpServerName, Buffer.from(at.serverAddress)]);
       options.push([Opt.BootfileName, Buffer.from(file)]);
       const uuid = req.options.get(Opt.ClientUuid);

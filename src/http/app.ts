@@ -5,11 +5,14 @@ import addFormatsModule from 'ajv-formats';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
+import type { NewEvent } from '../machines/model.js';
 import type { MachineService } from '../machines/service.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Store } from '../store/store.js';
 import { baseUrlOf } from './base-url.js';
+import { redactUrl } from './redact.js';
 import { installErrorHandling } from './errors.js';
+import { assetRoutes, type AssetServed } from './routes/assets.js';
 import { bootRoutes } from './routes/boot.js';
 import { healthRoutes } from './routes/health.js';
 import { machineRoutes } from './routes/machines.js';
@@ -33,10 +36,13 @@ export interface AppDeps {
   metrics?: Registry;
   /** TFTP roots, served read-only under /ipxe-bin/ for UEFI HTTP Boot. */
   ipxeRoots?: readonly string[];
+  /**
+   * Puts an event on the timeline of the machine at a client address, when one is known there
+   * (entry scripts and artifacts are fetched by address, not by MAC).
+   */
+  recordAt?: (address: string, event: NewEvent) => void;
 }
 
-const SECRET_QUERY = /([?&](?:token|sig|api_key)=)[^&]*/gi;
-export const redactUrl = (url: string): string => url.replace(SECRET_QUERY, '$1<redacted>');
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -68,7 +74,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const checkReservation = checker.compile(reservationBody);
 
   await app.register(healthRoutes, { store: deps.store, profiles: deps.profiles });
-  await app.register(bootRoutes, { boot: deps.boot, baseUrl });
+  const recordAt = deps.recordAt;
+  await app.register(bootRoutes, { boot: deps.boot, baseUrl, ...(recordAt && { onEntryScript: (address: string) => recordAt(address, { type: 'entry-script-served', source: 'http', data: { client: address } }) }) });
+  await app.register(assetRoutes, { profiles: deps.profiles, ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
   await app.register(machineRoutes, {
     machines: deps.machines,
     boot: deps.boot,
@@ -80,4 +88,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
   return app;
+}
+
+/** An artifact response on the timeline: `asset-served`, or `asset-failed` for an error status. */
+function assetEvent(a: AssetServed): NewEvent {
+  const { client, ...data } = a;
+  return { type: a.status < 400 ? 'asset-served' : 'asset-failed', source: 'http', data: { ...data, client } };
 }

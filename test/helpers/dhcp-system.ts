@@ -38,6 +38,12 @@ export interface DhcpServerOptions {
   logLevel?: 'info' | 'debug';
   /** More `dhcp` keys of the config file. */
   dhcp?: Record<string, unknown>;
+  /** Other sections of the config file (`boot`, `profiles`, `server`, …). */
+  config?: Record<string, unknown>;
+  /** More environment (it beats the file). */
+  env?: Record<string, string>;
+  /** `http.listen`; default 127.0.0.1:0. */
+  listen?: string;
 }
 
 export interface DhcpServer extends ServerProcess {
@@ -53,13 +59,14 @@ export interface DhcpServer extends ServerProcess {
 export async function startDhcpServer(t: Teardown, ns: string, opts: DhcpServerOptions): Promise<DhcpServer> {
   const dataDir = opts.dataDir ?? tempDir(t, 'edgeboot-dhcp-');
   const configFile = join(dataDir, 'config.json');
-  writeFileSync(configFile, JSON.stringify({ dhcp: { ...opts.dhcp, subnets: opts.subnets } }, null, 2));
+  writeFileSync(configFile, JSON.stringify({ ...opts.config, dhcp: { ...opts.dhcp, subnets: opts.subnets } }, null, 2));
   const server = await startServer(t, {
     netns: ns,
     dataDir,
     logLevel: opts.logLevel ?? 'info',
     args: ['--config', configFile],
-    env: { EDGEBOOT_DHCP_MODE: opts.mode },
+    env: { ...opts.env, EDGEBOOT_DHCP_MODE: opts.mode },
+    ...(opts.listen !== undefined && { listen: opts.listen }),
   });
   // `DHCP serving` follows `edgeboot serving` in the same tick; allow a moment for the pipe.
   const deadline = Date.now() + 2_000;
@@ -102,8 +109,11 @@ export async function api(lab: Lab, server: DhcpServer, method: 'GET' | 'PUT' | 
 
 export interface MachineEvent {
   id: number;
+  time: string;
   type: string;
   source: string;
+  from?: string;
+  to?: string;
   data?: Record<string, unknown>;
   message?: string;
 }

@@ -74,8 +74,10 @@ export interface StartOptions {
   cwd?: string;
   /** Env mode only; must let `info` through (the ready line is at info). Default info. */
   logLevel?: 'info' | 'debug' | 'trace';
-  /** More arguments after `serve --set http.listen=127.0.0.1:0`. */
+  /** More arguments after `serve --set http.listen=<listen>`. */
   args?: string[];
+  /** `http.listen`; default 127.0.0.1:0. `url` names 127.0.0.1 for a wildcard address. */
+  listen?: string;
   /** More environment. */
   env?: Record<string, string>;
   /** Default 20 s. */
@@ -166,7 +168,7 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
     }),
     ...opts.env,
   });
-  const args = [MAIN_JS, 'serve', '--set', 'http.listen=127.0.0.1:0', ...(opts.args ?? [])];
+  const args = [MAIN_JS, 'serve', '--set', `http.listen=${opts.listen ?? '127.0.0.1:0'}`, ...(opts.args ?? [])];
   const spawnedAt = Date.now();
   const [command, argv] = opts.netns === undefined ? [process.execPath, args] : ['ip', ['netns', 'exec', opts.netns, process.execPath, ...args]];
   const child = spawn(command, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -227,9 +229,10 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
     throw err;
   }
   const http = String(line.http);
-  const m = /^127\.0\.0\.1:([0-9]+)$/.exec(http);
-  if (!m) throw new Error(`the "edgeboot serving" line has http ${JSON.stringify(http)}, expected 127.0.0.1:<port>`);
-  const port = Number(m[1]);
+  const listenHost = (opts.listen ?? '127.0.0.1:0').replace(/:[0-9]+$/, '');
+  const m = /^(.+):([0-9]+)$/.exec(http);
+  if (!m || m[1] !== listenHost) throw new Error(`the "edgeboot serving" line has http ${JSON.stringify(http)}, expected ${listenHost}:<port>`);
+  const port = Number(m[2]);
   if (!(port > 0 && port < 65536)) throw new Error(`the "edgeboot serving" line names port ${port}`);
   const tokenFile = join(dataDir, 'admin-token');
   if (!existsSync(tokenFile)) throw new Error(`the server serves but ${tokenFile} does not exist; stderr: ${stderr}`);
@@ -237,7 +240,7 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
 
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${listenHost === '0.0.0.0' ? '127.0.0.1' : listenHost}:${port}`,
     dataDir,
     cwd,
     token,

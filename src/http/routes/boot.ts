@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { BootQuery, BootService } from '../../boot/service.js';
 import { renderEntryScript } from '../../boot/render.js';
+import { clientAddress } from './assets.js';
 import { parseMac, parseUuid, type Mac } from '../../machines/mac.js';
 import { ApiError } from '../../errors.js';
 import { errors, macParams } from '../schemas.js';
@@ -8,6 +9,8 @@ import { errors, macParams } from '../schemas.js';
 export interface BootRoutesOptions {
   boot: BootService;
   baseUrl: (req: FastifyRequest) => string;
+  /** Called with the client's address each time the entry script is served. */
+  onEntryScript?: (address: string) => void;
 }
 
 interface IpxeQuery {
@@ -22,9 +25,10 @@ interface IpxeQuery {
 const text = { type: 'string' } as const;
 
 /** Firmware cannot authenticate: these routes are open, and everything they echo is checked. */
-export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { boot, baseUrl }) => {
+export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { boot, baseUrl, onEntryScript }) => {
   app.get('/boot.ipxe', { schema: { summary: 'The iPXE entry script', tags: ['boot'], produces: ['text/plain'] } }, async (req, reply) => {
     reply.type('text/plain; charset=utf-8');
+    onEntryScript?.(clientAddress(req));
     return renderEntryScript(baseUrl(req));
   });
 

@@ -1,0 +1,95 @@
+import fastifyStatic from '@fastify/static';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiError } from '../../errors.js';
+import type { ProfileSet } from '../../profiles/profile.js';
+import { redactUrl } from '../redact.js';
+import { errors } from '../schemas.js';
+
+/** One artifact response, as the timeline records it. */
+export interface AssetServed {
+  profile: string;
+  artifact: string;
+  method: string;
+  status: number;
+  /** Body bytes the response announced (the range's length for a 206); 0 for HEAD. */
+  bytes: number;
+  /** The Range header the client sent, if any. */
+  range?: string;
+  client: string;
+  durationMs: number;
+}
+
+export interface AssetRoutesOptions {
+  profiles: () => ProfileSet;
+  onServed?: (served: AssetServed) => void;
+}
+
+interface AssetParams {
+  profile: string;
+  artifact: string;
+}
+
+const NAME = { type: 'string', maxLength: 63 } as const;
+
+/**
+ * `GET`/`HEAD /assets/{profile}/{artifact}`: the kernels, initrds and rootfs images the boot
+ * scripts name (`render.ts` builds these URLs). Local artifacts (`file://`) are sent by
+ * @fastify/static — Range, ETag, Last-Modified, conditional requests and HEAD. Remote artifacts
+ * need the artifact cache, which fetches, verifies and keeps them; until it holds one the
+ * answer says so instead of pulling it over the WAN for every machine.
+ */
+export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, onServed }) => {
+  await app.register(fastifyStatic, { root: '/', serve: false, decorateReply: true });
+  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501) };
+
+  const serve = async (req: FastifyRequest<{ Params: AssetParams }>, reply: FastifyReply) => {
+    const { profile: name, artifact: key } = req.params;
+    const profile = profiles().get(name);
+    const artifact = profile?.artifacts[key];
+    if (!profile || !artifact) throw new ApiError('not_found', `no artifact ${key} in a profile ${name}`, 404);
+    if (!artifact.url.startsWith('file:')) {
+      throw new ApiError(
+        'not_cached',
+        `artifact ${key} of profile ${name} comes from ${redactUrl(artifact.url)}; remote artifacts are served once the artifact cache holds them, and this server has no cache yet: give the profile a file:// URL`,
+        501,
+      );
+    }
+    const path = fileURLToPath(artifact.url);
+    const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw err;
+    });
+    if (!st?.isFile()) {
+      req.log.error({ profile: name, artifact: key, path }, 'a profile names an artifact file that is not there');
+      throw new ApiError('artifact_missing', `artifact ${key} of profile ${name} is missing on the server: see its log`, 404);
+    }
+    return reply.type('application/octet-stream').sendFile(basename(path), dirname(path), { dotfiles: 'allow', cacheControl: false, acceptRanges: true, etag: true, lastModified: true });
+  };
+  // Fastify answers HEAD from this route too (exposeHeadRoutes): the headers without the body.
+  app.get<{ Params: AssetParams }>('/assets/:profile/:artifact', { schema }, serve);
+
+  if (onServed) {
+    app.addHook('onResponse', async (req, reply) => {
+      const { profile, artifact } = req.params as AssetParams;
+      const range = req.headers.range;
+      onServed({
+        profile,
+        artifact,
+        method: req.method,
+        status: reply.statusCode,
+        bytes: req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0),
+        ...(range !== undefined && { range }),
+        client: clientAddress(req),
+        durationMs: Math.round(reply.elapsedTime),
+      });
+    });
+  }
+};
+
+/** The client's IPv4 address as the lease and neighbour tables know it (no `::ffff:`). */
+export function clientAddress(req: FastifyRequest): string {
+  return req.ip.startsWith('::ffff:') ? req.ip.slice(7) : req.ip;
+}

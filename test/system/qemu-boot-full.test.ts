@@ -1,0 +1,201 @@
+/**
+ * End to end, full mode: real QEMU guests PXE-boot from edgeboot — its DHCP, TFTP and HTTP on
+ * one bridge in a namespace (test/helpers/boot-lab.ts) — and go through their lifecycle.
+ *
+ * - BIOS, QEMU's iPXE NIC ROM, profile precache-assisted with the busybox live stand-in
+ *   (`precache.liveProfile: e2e-live`) and the assisted hub's stand-in. One power-on, three
+ *   boots, the guest rebooting itself: boot 1 is the live environment (kernel and initramfs
+ *   from /assets), which reports booted and precache-done → precached; boot 2 is the hub's
+ *   iPXE script (redirect, then initrd --name / kernel / boot with api_key), whose installer
+ *   reports booted to edgeboot and done to the hub, and the hub posts install-done →
+ *   installed; boot 3 is served the local-disk script.
+ * - UEFI, OVMF's own PXE (no option ROM): DHCP, TFTP of ipxe.efi from edgeboot, iPXE's DHCP,
+ *   HTTP. Profile assisted, hub without the install-done report: boot 1 installs, boot 2 is
+ *   chained to the hub again, which answers 404 (the host is installed): iPXE leaves.
+ * - An unregistered BIOS guest under `boot.unknownMachines: wait` becomes discovered, re-checks
+ *   every 5 s, and boots the profile the test then assigns, without a power cycle.
+ *
+ * Each timeline is read back from GET /api/v1/machines/{mac}/events and its order asserted.
+ * Every QEMU runs under a hard timeout; a failure prints the consoles and edgeboot's log.
+ * Needs root, iproute2, qemu-system-x86, ipxe-qemu, ovmf, ipxe, linux-image-amd64,
+ * busybox-static, cpio, kmod, radvd and curl (.ci/run installs them) and a built dist/.
+ */
+import t, { type Test } from 'tap';
+import { assertOrder, createBootLab, describeTimeline, ev, type BootLab } from '../helpers/boot-lab.js';
+import { netnsList, netnsSkip } from '../helpers/netns.js';
+
+const skip = netnsSkip();
+t.setTimeout(300_000);
+
+const MAC = { bios: '52:54:00:eb:05:01', uefi: '52:54:00:eb:05:02', unknown: '52:54:00:eb:05:03' } as const;
+
+/** Runs `body`, printing the consoles and edgeboot's log when it throws. */
+async function explained(t: Test, bl: BootLab, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    t.comment(bl.explain());
+    throw err;
+  }
+}
+
+t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip }, async (t) => {
+  const bl = await createBootLab(t, 'qf', { mode: 'full', unknownMachines: 'wait', recheckSeconds: 5 });
+  const prefix = bl.lab.prefix;
+
+  await t.test('BIOS: precache live environment, the hub installer, then the local disk', async (t) => {
+    const hub = await bl.startHub({ notify: true });
+    t.teardown(() => hub.stop());
+    const put = await bl.api('PUT', `/api/v1/machines/${MAC.bios}`, {
+      hostname: 'bios-1',
+      profile: 'precache-assisted',
+      assisted: { ipxeScriptUrl: hub.scriptUrl },
+      precache: { liveProfile: 'e2e-live' },
+    });
+    t.equal(put.status, 201, 'registered');
+    const vm = bl.vm('bios', 'bios', MAC.bios, 150_000);
+    await explained(t, bl, async () => {
+      await vm.waitConsole(/eb-init: role=live/, 90_000);
+      await vm.waitConsole(/eb-init: role=installer/, 90_000);
+      await vm.waitConsole(/installed: booting from the local disk/, 90_000);
+    });
+    t.comment(`three boots took ${Math.round((Date.now() - vm.startedAt) / 1000)} s`);
+    await vm.stop();
+    const events = await bl.events(MAC.bios);
+    t.comment(describeTimeline(events));
+    const boot1 = [
+      ev('dhcp-offer', { ipxe: true, yiaddr: '10.77.0.160' }),
+      ev('dhcp-ack', { ipxe: true }),
+      ev('entry-script-served'),
+      ev('state-changed', {}, { from: 'registered', to: 'precaching' }),
+      ev('script-served', { kind: 'boot', stage: 'precache', profile: 'e2e-live' }),
+      ev('asset-served', { profile: 'e2e-live', artifact: 'kernel', status: 200 }),
+      ev('asset-served', { profile: 'e2e-live', artifact: 'initramfs', status: 200 }),
+      ev('booted', { role: 'live' }),
+      ev('precache-done'),
+      ev('state-changed', {}, { from: 'precaching', to: 'precached' }),
+    ];
+    const boot2 = [
+      ev('dhcp-offer', { ipxe: true }),
+      ev('entry-script-served'),
+      ev('state-changed', {}, { from: 'precached', to: 'installing' }),
+      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted' }),
+      ev('booted', { role: 'installer' }),
+      ev('install-done'),
+      ev('state-changed', {}, { from: 'installing', to: 'installed' }),
+    ];
+    const boot3 = [ev('dhcp-offer', { ipxe: true }), ev('entry-script-served'), ev('script-served', { kind: 'local' })];
+    assertOrder(t, events, [...boot1, ...boot2, ...boot3]);
+    const assets = events.filter((e) => e.type === 'asset-served');
+    t.equal(assets[0]?.data?.bytes, (await import('node:fs')).statSync(bl.images.kernel).size, 'the kernel was served whole');
+    t.equal(events.filter((e) => e.type === 'script-served').length, 3, 'one script per boot');
+
+    const m = await bl.api('GET', `/api/v1/machines/${MAC.bios}`);
+    t.equal((m.body as { state: string }).state, 'installed', 'the machine is installed');
+
+    const reqs = hub.requests();
+    const scripts = reqs.filter((r) => r.path.endsWith('/downloads/files'));
+    t.same(
+      scripts.map((r) => [r.status, r.query?.mac ?? null]),
+      [
+        [200, null],
+        [200, MAC.bios],
+      ],
+      'the hub served its redirect, then the boot script for this MAC',
+    );
+    t.ok(reqs.some((r) => r.path === '/boot-artifacts/kernel' && r.status === 200), 'the installer kernel came from the hub');
+    t.ok(reqs.some((r) => r.path.endsWith('/pxe-initrd') && r.status === 200 && r.query?.api_key === hub.apiKey), 'the per-InfraEnv initrd came with its api_key');
+    t.ok(reqs.some((r) => r.path.endsWith('/hosts/progress') && r.status === 204), 'the installer told the hub it is done');
+    t.notOk(JSON.stringify(bl.server.logLines).includes(hub.apiKey), "the hub's api_key is in no edgeboot log line");
+    const consoleText = vm.console();
+    t.match(consoleText, /initrd --name|pxe-initrd|boot-artifacts\/kernel/, "the console shows iPXE fetching the hub's artifacts");
+  });
+
+  await t.test('UEFI: OVMF PXE, ipxe.efi over TFTP, the hub installer, then the hub says 404', async (t) => {
+    const hub = await bl.startHub({ notify: false });
+    t.teardown(() => hub.stop());
+    const put = await bl.api('PUT', `/api/v1/machines/${MAC.uefi}`, { profile: 'assisted', assisted: { ipxeScriptUrl: hub.scriptUrl } });
+    t.equal(put.status, 201, 'registered');
+    const vm = bl.vm('uefi', 'uefi', MAC.uefi, 200_000);
+    await explained(t, bl, async () => {
+      await vm.waitConsole(/eb-init: hub told done/, 150_000);
+      const deadline = Date.now() + 120_000;
+      while (!hub.requests().some((r) => r.status === 404) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    });
+    t.comment(require_console_debug(vm));
+    t.comment(`two boots took ${Math.round((Date.now() - vm.startedAt) / 1000)} s`);
+    await vm.stop();
+    const scripts = hub.requests().filter((r) => r.path.endsWith('/downloads/files'));
+    t.same(
+      scripts.map((r) => [r.status, r.query?.mac ?? null]),
+      [
+        [200, null],
+        [200, MAC.uefi],
+        [200, null],
+        [404, MAC.uefi],
+      ],
+      'boot 1: redirect and script; boot 2: redirect, then 404 for the installed host',
+    );
+    const events = await bl.events(MAC.uefi);
+    t.comment(describeTimeline(events));
+    const firmware = [ev('dhcp-offer', { ipxe: false }), ev('dhcp-ack', { ipxe: false }), ev('tftp-transfer', { file: 'ipxe.efi', outcome: 'complete' })];
+    const ipxe = [ev('dhcp-offer', { ipxe: true }), ev('dhcp-ack', { ipxe: true }), ev('entry-script-served')];
+    assertOrder(t, events, [
+      ...firmware,
+      ...ipxe,
+      ev('state-changed', {}, { from: 'registered', to: 'installing' }),
+      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted' }),
+      ev('booted', { role: 'installer' }),
+      ...firmware,
+      ...ipxe,
+      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted' }),
+    ]);
+    const tftp = events.find((e) => e.type === 'tftp-transfer');
+    t.equal(tftp?.data?.blksize, 1468, 'OVMF asked for blksize 1468');
+    const m = await bl.api('GET', `/api/v1/machines/${MAC.uefi}`);
+    t.equal((m.body as { state: string }).state, 'installing', 'no one reported install-done: edgeboot still says installing; the hub sent it to disk');
+  });
+
+  await t.test('an unknown machine waits, then boots the profile assigned to it without a power cycle', async (t) => {
+    const vm = bl.vm('unknown', 'bios', MAC.unknown, 120_000);
+    await explained(t, bl, async () => {
+      await bl.waitEvent(MAC.unknown, (e) => e.type === 'script-served' && e.data?.kind === 'wait', 60_000, 'a wait script');
+      const m = await bl.api('GET', `/api/v1/machines/${MAC.unknown}`);
+      t.equal((m.body as { state: string }).state, 'discovered', 'discovered');
+      // Two re-checks (5 s apart) before the admin assigns a profile.
+      await vm.waitConsole(/checking again in 5 s[\s\S]*checking again in 5 s/, 30_000);
+      const put = await bl.api('PUT', `/api/v1/machines/${MAC.unknown}`, { profile: 'e2e-report' });
+      t.equal(put.status, 200, 'the admin assigns a profile to the discovered machine');
+      const done = await vm.exited;
+      t.ok(done.ms < 110_000, `the guest powered off by itself after its report (${Math.round(done.ms / 1000)} s)`);
+    });
+    t.match(vm.console(), /eb-init: reported booted/, 'the initramfs reported');
+    const events = await bl.events(MAC.unknown);
+    t.comment(describeTimeline(events));
+    assertOrder(t, events, [
+      ev('discovered'),
+      ev('dhcp-offer', { ipxe: true }),
+      ev('entry-script-served'),
+      ev('script-served', { kind: 'wait' }),
+      ev('entry-script-served'),
+      ev('script-served', { kind: 'wait' }),
+      ev('state-changed', {}, { from: 'discovered', to: 'registered' }),
+      ev('entry-script-served'),
+      ev('state-changed', {}, { from: 'registered', to: 'installing' }),
+      ev('script-served', { kind: 'boot', profile: 'e2e-report' }),
+      ev('asset-served', { artifact: 'kernel' }),
+      ev('asset-served', { artifact: 'initramfs' }),
+      ev('booted', { role: 'report' }),
+    ]);
+    t.equal(events.filter((e) => e.type === 'dhcp-offer').length, 1, 'one DHCP exchange: the re-checks and the boot happened in the same power-on');
+  });
+
+  t.teardown(() => {
+    // After the lab's own teardown (registered first) has run.
+    setImmediate(() => {
+      const left = netnsList().filter((n) => n.startsWith(prefix));
+      if (left.length > 0) console.error(`namespaces left behind: ${left.join(', ')}`);
+    });
+  });
+});
+function require_console_debug(vm: { console(): string }): string { return vm.console().replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''); }
