@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { BootService } from '../../src/boot/service.js';
 import type { Config } from '../../src/config/config.js';
 import { checkConfig } from '../../src/config/load.js';
-import { buildApp } from '../../src/http/app.js';
+import { buildApp, type AppDeps } from '../../src/http/app.js';
 import { createLogger } from '../../src/log.js';
 import { MachineService } from '../../src/machines/service.js';
 import { ProfileHolder } from '../../src/server.js';
@@ -26,6 +26,8 @@ export interface TestAppOptions {
   config?: Record<string, unknown>;
   profileDirs?: string[];
   now?: () => Date;
+  /** Receives what the app would put on the timeline of the machine at a client address. */
+  recordAt?: AppDeps['recordAt'];
 }
 
 export interface TestApp {
@@ -71,6 +73,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     advertiseAddress: 'auto',
     httpPort: 8080,
     log,
+    ...(opts.recordAt && { recordAt: opts.recordAt }),
   });
   await app.ready();
   return {

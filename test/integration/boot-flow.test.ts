@@ -30,6 +30,7 @@ interface BootInfo {
   next: { kind: string; stage?: string; profile?: string; reason: string };
   scriptUrl: string;
   entryUrl: string;
+  eventsUrl?: string;
 }
 
 interface IgnitionBody {
@@ -131,6 +132,8 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   // What the hub asks: no side effects.
   const eventsBeforePreview = (await timeline(ta, MAC)).length;
   let info = await bootInfo(ta, MAC);
+  t.match(info.eventsUrl, new RegExp(`^${BASE}/api/v1/machines/${MAC_HYP}/events\\?token=[A-Za-z0-9_-]{16,}$`), 'the events URL the hub can post install-done to');
+  delete info.eventsUrl;
   t.same(info, {
     mac: MAC,
     state: 'registered',

@@ -45,6 +45,14 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
   await app.register(fastifyStatic, { root: '/', serve: false, decorateReply: true });
   const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501) };
 
+  // RFC 9110 §15.5.17: a 416 names the current length (`bytes */N`); @fastify/send leaves it out.
+  const sizes = new WeakMap<FastifyRequest, number>();
+  app.addHook('onSend', async (req, reply, payload) => {
+    const size = sizes.get(req);
+    if (reply.statusCode === 416 && size !== undefined && !reply.hasHeader('content-range')) reply.header('content-range', `bytes */${size}`);
+    return payload;
+  });
+
   const serve = async (req: FastifyRequest<{ Params: AssetParams }>, reply: FastifyReply) => {
     const { profile: name, artifact: key } = req.params;
     const profile = profiles().get(name);
@@ -66,6 +74,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       req.log.error({ profile: name, artifact: key, path }, 'a profile names an artifact file that is not there');
       throw new ApiError('artifact_missing', `artifact ${key} of profile ${name} is missing on the server: see its log`, 404);
     }
+    sizes.set(req, st.size);
     return reply.type('application/octet-stream').sendFile(basename(path), dirname(path), { dotfiles: 'allow', cacheControl: false, acceptRanges: true, etag: true, lastModified: true });
   };
   // Fastify answers HEAD from this route too (exposeHeadRoutes): the headers without the body.
