@@ -93,5 +93,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 /** An artifact response on the timeline: `asset-served`, or `asset-failed` for an error status. */
 function assetEvent(a: AssetServed): NewEvent {
   const { client, ...data } = a;
-  return { type: a.status < 400 ? 'asset-served' : 'asset-failed', source: 'http', data: { ...data, client } };
+  const what = `${a.profile}/${a.artifact}: ${a.method} ${a.status}${a.range ? ` (${a.range})` : ''}, ${a.bytes} bytes in ${a.durationMs} ms`;
+  return { type: a.status < 400 ? 'asset-served' : 'asset-failed', source: 'http', message: what, data: { ...data, client } };
 }
