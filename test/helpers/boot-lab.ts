@@ -71,6 +71,8 @@ export interface BootLab {
   startHub(opts: { notify: boolean }): Promise<Hub>;
   /** The VMs' consoles and edgeboot's log tail, for a failure message. */
   explain(): string;
+  /** Prints `explain()` when `t` has failed by the time it ends (an assertion or a throw). */
+  explainOnFailure(t: Teardown & { passing(): boolean }): void;
 }
 
 /** The test profiles: the busybox initramfs playing the live environment or a plain report. */
@@ -199,6 +201,11 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
       const parts = vms.map(({ name, vm }) => `--- console of ${name} (${vm.consoleFile}):\n${consoleTail(vm.console())}`);
       const log = server.logLines.slice(-40).map((l) => JSON.stringify(l));
       return [...parts, `--- edgeboot log (last ${log.length} lines):\n${log.join('\n')}`, `--- edgeboot stderr:\n${server.stderr().slice(-2000)}`].join('\n');
+    },
+    explainOnFailure(tt) {
+      tt.teardown(() => {
+        if (!tt.passing()) console.error(bootLab.explain());
+      });
     },
   };
   return bootLab;

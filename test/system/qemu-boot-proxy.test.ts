@@ -28,14 +28,10 @@ async function bootOnce(t: Test, bl: BootLab, firmware: Firmware): Promise<void>
   const mac = MAC[firmware];
   const put = await bl.api('PUT', `/api/v1/machines/${mac}`, { profile: 'e2e-report' });
   t.equal(put.status, 201, 'registered');
+  bl.explainOnFailure(t);
   const vm = bl.vm(firmware, firmware, mac, 150_000);
-  try {
-    const done = await vm.exited;
-    t.match(vm.console(), /eb-init: reported booted/, `the initramfs reported and the guest powered off (${Math.round(done.ms / 1000)} s)`);
-  } catch (err) {
-    t.comment(bl.explain());
-    throw err;
-  }
+  const done = await vm.exited;
+  t.match(vm.console(), /eb-init: reported booted/, `the initramfs reported and the guest powered off (${Math.round(done.ms / 1000)} s)`);
   const events = await bl.events(mac);
   t.comment(describeTimeline(events));
   const booted = events.find((e) => e.type === 'booted');
