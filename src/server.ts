@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { BootService } from './boot/service.js';
+import { ArtifactCache } from './cache/artifacts.js';
+import { BlobStore } from './cache/blobs.js';
 import { newSecret } from './boot/tokens.js';
 import { ConfigError, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
@@ -90,9 +92,11 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     if (!mac) return;
     store.appendEvents(mac, [event]).catch((err: unknown) => log.warn({ mac, err, type: event.type }, 'could not record an event on its machine'));
   };
+  const artifacts = new ArtifactCache({ store, blobs: new BlobStore(resolve(config.cache.dir)), log: log.child({ component: 'cache' }) });
   const app = await buildApp({
     metrics,
     recordAt,
+    artifacts,
     ipxeRoots: config.tftp.roots,
     store,
     machines,

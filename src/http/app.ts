@@ -5,6 +5,7 @@ import addFormatsModule from 'ajv-formats';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
+import type { ArtifactCache } from '../cache/artifacts.js';
 import type { NewEvent } from '../machines/model.js';
 import type { MachineService } from '../machines/service.js';
 import type { ProfileSet } from '../profiles/profile.js';
@@ -41,6 +42,8 @@ export interface AppDeps {
    * (entry scripts and artifacts are fetched by address, not by MAC).
    */
   recordAt?: (address: string, event: NewEvent) => void;
+  /** The artifact cache remote artifacts are served through. */
+  artifacts?: ArtifactCache;
 }
 
 
@@ -76,7 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { store: deps.store, profiles: deps.profiles });
   const recordAt = deps.recordAt;
   await app.register(bootRoutes, { boot: deps.boot, baseUrl, ...(recordAt && { onEntryScript: (address: string) => recordAt(address, { type: 'entry-script-served', source: 'http', data: { client: address } }) }) });
-  await app.register(assetRoutes, { profiles: deps.profiles, ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
+  await app.register(assetRoutes, { profiles: deps.profiles, ...(deps.artifacts && { cache: deps.artifacts }), ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
   await app.register(machineRoutes, {
     machines: deps.machines,
     boot: deps.boot,

@@ -47,4 +47,20 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       CREATE INDEX leases_mac ON leases (mac);
     `,
   },
+  {
+    version: 3,
+    sql: `
+      CREATE TABLE cache_entries (
+        key TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        media_type TEXT,
+        etag TEXT,
+        last_modified TEXT,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT NOT NULL
+      );
+      CREATE INDEX cache_entries_digest ON cache_entries (digest);
+    `,
+  },
 ];

@@ -6,7 +6,7 @@ import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../mach
 import type { MachineState } from '../machines/state.js';
 import type { Lease } from '../dhcp/leases.js';
 import { MIGRATIONS } from './migrations.js';
-import { StoreConflictError, type MachineChange, type MachineFilter, type MutationResult, type Store } from './store.js';
+import { StoreConflictError, type CacheEntry, type MachineChange, type MachineFilter, type MutationResult, type Store } from './store.js';
 
 /** Events kept per machine; older ones are pruned in the transaction that appends. */
 export const EVENTS_KEPT_PER_MACHINE = 5000;
@@ -101,6 +101,15 @@ export class SqliteStore implements Store {
       ),
       deleteLease: db.prepare<[string]>('DELETE FROM leases WHERE ip = ?'),
       deleteOtherLeases: db.prepare<[string, string]>('DELETE FROM leases WHERE mac = ? AND ip != ?'),
+      cacheEntry: db.prepare<[string], CacheRow>('SELECT * FROM cache_entries WHERE key = ?'),
+      cacheEntries: db.prepare<[], CacheRow>('SELECT * FROM cache_entries ORDER BY last_used_at, key'),
+      putCacheEntry: db.prepare(
+        `INSERT INTO cache_entries (key, digest, size, media_type, etag, last_modified, created_at, last_used_at)
+         VALUES (@key, @digest, @size, @mediaType, @etag, @lastModified, @createdAt, @lastUsedAt)
+         ON CONFLICT (key) DO UPDATE SET digest = excluded.digest, size = excluded.size, media_type = excluded.media_type,
+           etag = excluded.etag, last_modified = excluded.last_modified, created_at = excluded.created_at, last_used_at = excluded.last_used_at`,
+      ),
+      touchCacheEntry: db.prepare<[string, string]>('UPDATE cache_entries SET last_used_at = ? WHERE key = ?'),
     };
   }
 
@@ -175,6 +184,23 @@ export class SqliteStore implements Store {
         this.q.upsertLease.run({ ip: l.ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt, hostname: l.hostname ?? null });
       }
     }).immediate();
+  }
+
+  async getCacheEntry(key: string): Promise<CacheEntry | undefined> {
+    const row = this.q.cacheEntry.get(key);
+    return row && cacheEntryOf(row);
+  }
+
+  async putCacheEntry(e: CacheEntry): Promise<void> {
+    this.q.putCacheEntry.run({ mediaType: null, etag: null, lastModified: null, ...e });
+  }
+
+  async touchCacheEntry(key: string, time: string): Promise<void> {
+    this.q.touchCacheEntry.run(time, key);
+  }
+
+  async listCacheEntries(): Promise<CacheEntry[]> {
+    return this.q.cacheEntries.all().map(cacheEntryOf);
   }
 
   async getSetting(key: string): Promise<string | undefined> {
@@ -253,4 +279,28 @@ function toEvent(r: EventRow): MachineEvent {
   if (r.message !== null) e.message = r.message;
   if (r.data !== null) e.data = JSON.parse(r.data) as Record<string, unknown>;
   return e;
+}
+
+interface CacheRow {
+  key: string;
+  digest: string;
+  size: number;
+  media_type: string | null;
+  etag: string | null;
+  last_modified: string | null;
+  created_at: string;
+  last_used_at: string;
+}
+
+function cacheEntryOf(r: CacheRow): CacheEntry {
+  return {
+    key: r.key,
+    digest: r.digest,
+    size: r.size,
+    ...(r.media_type !== null && { mediaType: r.media_type }),
+    ...(r.etag !== null && { etag: r.etag }),
+    ...(r.last_modified !== null && { lastModified: r.last_modified }),
+    createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
+  };
 }

@@ -40,6 +40,21 @@ export class StoreConflictError extends Error {
  * The one persistence interface. Every method is async so that a PostgreSQL store fits the
  * same callers; every multi-row change happens inside one transaction of the implementation.
  */
+/** One upstream artifact in the cache index: where it came from (secrets cut) and its blob. */
+export interface CacheEntry {
+  /** The source URL without secret query parameters (src/cache/source-key.ts). */
+  key: string;
+  /** sha256 of the content, lower-case hex: the blob's name in the content store. */
+  digest: string;
+  size: number;
+  mediaType?: string;
+  /** The upstream's validators, for revalidation. */
+  etag?: string;
+  lastModified?: string;
+  createdAt: string;
+  lastUsedAt: string;
+}
+
 export interface Store {
   /** By any of the machine's MACs. */
   getMachine(mac: Mac): Promise<Machine | undefined>;
@@ -61,6 +76,12 @@ export interface Store {
   getSetting(key: string): Promise<string | undefined>;
   /** Sets the value only if the key is absent; returns the value that is stored afterwards. */
   initSetting(key: string, value: string): Promise<string>;
+  getCacheEntry(key: string): Promise<CacheEntry | undefined>;
+  /** Creates or replaces the entry of `entry.key`. */
+  putCacheEntry(entry: CacheEntry): Promise<void>;
+  touchCacheEntry(key: string, time: string): Promise<void>;
+  /** Every entry, least recently used first. */
+  listCacheEntries(): Promise<CacheEntry[]>;
   /** A cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { BootService } from '../../src/boot/service.js';
 import type { Config } from '../../src/config/config.js';
 import { checkConfig } from '../../src/config/load.js';
+import { ArtifactCache, type ArtifactCacheOptions } from '../../src/cache/artifacts.js';
+import { BlobStore } from '../../src/cache/blobs.js';
 import { buildApp, type AppDeps } from '../../src/http/app.js';
 import { createLogger } from '../../src/log.js';
 import { MachineService } from '../../src/machines/service.js';
@@ -28,11 +30,16 @@ export interface TestAppOptions {
   now?: () => Date;
   /** Receives what the app would put on the timeline of the machine at a client address. */
   recordAt?: AppDeps['recordAt'];
+  /** An artifact cache under `<dir>/cache` on the test store, with these options. */
+  cache?: Pick<ArtifactCacheOptions, 'retries' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'failureHoldMs'>;
 }
 
 export interface TestApp {
   app: FastifyInstance;
   store: SqliteStore;
+  /** Present when `cache` was asked for. */
+  artifacts?: ArtifactCache;
+  blobs?: BlobStore;
   machines: MachineService;
   boot: BootService;
   profiles: ProfileHolder;
@@ -64,7 +71,10 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   const log = createLogger('silent');
   const machines = new MachineService(store, profiles.current, opts.now);
   const boot = new BootService({ store, machines, profiles: profiles.current, config, secret: SECRET, log, ...(opts.now && { now: opts.now }) });
+  const blobs = opts.cache ? new BlobStore(join(dir, 'cache')) : undefined;
+  const artifacts = blobs ? new ArtifactCache({ store, blobs, log, ...opts.cache }) : undefined;
   const app = await buildApp({
+    ...(artifacts && { artifacts }),
     store,
     machines,
     boot,
@@ -79,6 +89,8 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   return {
     app,
     store,
+    ...(artifacts && { artifacts }),
+    ...(blobs && { blobs }),
     machines,
     boot,
     profiles,

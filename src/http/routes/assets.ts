@@ -1,10 +1,14 @@
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ArtifactCache, CacheFullError, IntegrityError, readDownload, UpstreamError, type ArtifactRequest } from '../../cache/artifacts.js';
 import { ApiError } from '../../errors.js';
 import type { ProfileSet } from '../../profiles/profile.js';
+import { parseRange } from '../range.js';
 import { redactUrl } from '../redact.js';
 import { errors } from '../schemas.js';
 
@@ -24,6 +28,8 @@ export interface AssetServed {
 
 export interface AssetRoutesOptions {
   profiles: () => ProfileSet;
+  /** Remote artifacts come through this cache; without one they answer 501. */
+  cache?: ArtifactCache;
   onServed?: (served: AssetServed) => void;
 }
 
@@ -50,9 +56,9 @@ const SEND_OPTIONS = { dotfiles: 'allow', cacheControl: false, acceptRanges: tru
  * need the artifact cache, which fetches, verifies and keeps them; until it holds one the
  * answer says so instead of pulling it over the WAN for every machine.
  */
-export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, onServed }) => {
+export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, onServed }) => {
   await app.register(fastifyStatic, { root: '/', serve: false, decorateReply: true });
-  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501) };
+  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501, 502, 504, 507) };
 
   // RFC 9110 §15.5.17: a 416 names the current length (`bytes */N`); @fastify/send leaves it out.
   const sizes = new WeakMap<FastifyRequest, number>();
@@ -68,11 +74,14 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
     const artifact = profile?.artifacts[key];
     if (!profile || !artifact) throw new ApiError('not_found', `no artifact ${key} in a profile ${name}`, 404);
     if (!artifact.url.startsWith('file:')) {
-      throw new ApiError(
-        'not_cached',
-        `artifact ${key} of profile ${name} comes from ${redactUrl(artifact.url)}; remote artifacts are served once the artifact cache holds them, and this server has no cache yet: give the profile a file:// URL`,
-        501,
-      );
+      if (!cache) {
+        throw new ApiError(
+          'not_cached',
+          `artifact ${key} of profile ${name} comes from ${redactUrl(artifact.url)}; remote artifacts are served through the artifact cache, and this server has none: give the profile a file:// URL`,
+          501,
+        );
+      }
+      return serveRemote(req, reply, cache, { url: artifact.url, ...(artifact.sha256 && { sha256: artifact.sha256 }), ...(artifact.size !== undefined && { size: artifact.size }) });
     }
     const path = fileURLToPath(artifact.url);
     const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
@@ -83,8 +92,39 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       req.log.error({ profile: name, artifact: key, path }, 'a profile names an artifact file that is not there');
       throw new ApiError('artifact_missing', `artifact ${key} of profile ${name} is missing on the server: see its log`, 404);
     }
-    sizes.set(req, st.size);
+    return sendLocal(req, reply, path, st.size);
+  };
+
+  const sendLocal = (req: FastifyRequest, reply: FastifyReply, path: string, size: number) => {
+    sizes.set(req, size);
     return reply.type('application/octet-stream').sendFile(basename(path), dirname(path), SEND_OPTIONS);
+  };
+
+  /** A cached artifact from its blob; one being fetched, as its bytes arrive (Range included). */
+  const serveRemote = async (req: FastifyRequest, reply: FastifyReply, c: ArtifactCache, want: ArtifactRequest) => {
+    try {
+      const opened = await c.open(want);
+      if (opened.kind === 'cached') return sendLocal(req, reply, opened.cached.path, opened.cached.entry.size);
+      const d = opened.download;
+      while (d.total === undefined && !d.finished && !d.failure) await once(d, 'progress');
+      if (d.failure) throw d.failure;
+      if (d.finished || d.total === undefined) {
+        const done = await d.done;
+        return sendLocal(req, reply, done.path, done.entry.size);
+      }
+      const total = d.total;
+      const range = parseRange(req.headers.range, total);
+      reply.type('application/octet-stream').header('accept-ranges', 'bytes');
+      if (range.kind === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${total}`).send();
+      const [start, end] = range.kind === 'range' ? [range.start, range.end] : [0, total - 1];
+      if (range.kind === 'range') reply.code(206).header('content-range', `bytes ${start}-${end}/${total}`);
+      reply.header('content-length', end - start + 1);
+      // An (empty) stream keeps the Content-Length set above: Fastify's HEAD route would set 0 for no payload.
+      if (req.method === 'HEAD' || total === 0) return reply.send(Readable.from([]));
+      return reply.send(readDownload(d, start, end));
+    } catch (err) {
+      throw cacheError(err);
+    }
   };
   // Fastify answers HEAD from this route too (exposeHeadRoutes): the headers without the body.
   app.get<{ Params: AssetParams }>('/assets/:profile/:artifact', { schema }, serve);
@@ -106,6 +146,14 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
     });
   }
 };
+
+/** A cache failure as the API error a machine (and its admin) can act on. */
+function cacheError(err: unknown): unknown {
+  if (err instanceof UpstreamError) return new ApiError(err.timeout ? 'upstream_timeout' : 'upstream_failed', `the artifact's upstream failed: ${err.message}`, err.timeout ? 504 : 502);
+  if (err instanceof IntegrityError) return new ApiError('integrity_failed', `the artifact's upstream sent other bytes: ${err.message}`, 502);
+  if (err instanceof CacheFullError) return new ApiError('cache_full', err.message, 507);
+  return err;
+}
 
 /** The client's IPv4 address as the lease and neighbour tables know it (no `::ffff:`). */
 export function clientAddress(req: FastifyRequest): string {

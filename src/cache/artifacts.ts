@@ -1,0 +1,338 @@
+import { createHash, type Hash } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { redactUrl } from '../http/redact.js';
+import type { CacheEntry, Store } from '../store/store.js';
+import type { BlobStore, Hex } from './blobs.js';
+import { sourceKey } from './source-key.js';
+
+/** What a profile (or an operator) asks the cache for. */
+export interface ArtifactRequest {
+  url: string;
+  sha256?: Hex;
+  size?: number;
+}
+
+/** The upstream failed: unreachable, an error status, a timeout, or a body cut short too often. */
+export class UpstreamError extends Error {
+  constructor(
+    /** The URL with its secrets cut. */
+    readonly upstream: string,
+    readonly reason: string,
+    readonly timeout: boolean,
+    readonly status?: number,
+  ) {
+    super(`${upstream}: ${reason}`);
+    this.name = 'UpstreamError';
+  }
+}
+
+/** The bytes are not the ones the profile or request named. Nothing was stored. */
+export class IntegrityError extends Error {
+  constructor(readonly upstream: string, message: string) {
+    super(`${upstream}: ${message}; nothing was stored`);
+    this.name = 'IntegrityError';
+  }
+}
+
+/** The cache's disk is full. Nothing partial was kept. */
+export class CacheFullError extends Error {
+  constructor(readonly upstream: string, dir: string) {
+    super(`the cache disk (${dir}) is full while storing ${upstream}; nothing partial was kept: free space or lower cache.maxBytes`);
+    this.name = 'CacheFullError';
+  }
+}
+
+export interface ArtifactCacheOptions {
+  store: Store;
+  blobs: BlobStore;
+  log: Logger;
+  now?: () => Date;
+  /** Resumes of one download after its connection dropped (default 5). */
+  retries?: number;
+  /** Upstream response headers within this (default 30 s). */
+  headersTimeoutMs?: number;
+  /** No body bytes for this long fails the attempt (default 60 s). */
+  bodyTimeoutMs?: number;
+  /**
+   * After an upstream sent bytes that do not verify, answer with that error for this long
+   * instead of pulling the same wrong file over the WAN again (default 60 s).
+   */
+  failureHoldMs?: number;
+  dispatcher?: Dispatcher;
+}
+
+/** Where a complete artifact is. */
+export interface Cached {
+  entry: CacheEntry;
+  path: string;
+  /** false: it was already cached. */
+  fetched: boolean;
+}
+
+/**
+ * A download in progress, readable while it runs: `written` bytes of `tmp` are final, and
+ * `progress` fires as more arrive. `total` is known once the upstream answered with a length.
+ */
+export class Download extends EventEmitter {
+  written = 0;
+  total: number | undefined;
+  /** Bumped when the download restarts from byte 0: readers past 0 must give up. */
+  generation = 0;
+  failure: Error | undefined;
+  finished = false;
+  readonly done: Promise<Cached>;
+
+  constructor(readonly key: string, readonly tmp: string, run: (d: Download) => Promise<Cached>) {
+    super();
+    this.setMaxListeners(0);
+    this.done = run(this).then(
+      (c) => {
+        this.finished = true;
+        this.emit('progress');
+        return c;
+      },
+      (err: Error) => {
+        this.failure = err;
+        this.emit('progress');
+        throw err;
+      },
+    );
+    // Readers see the failure through `failure`; an unobserved rejection is not a crash.
+    this.done.catch(() => undefined);
+  }
+}
+
+const RETRY_BASE_MS = 200;
+
+/**
+ * The verified artifact cache: each upstream URL is fetched once (single flight per source
+ * key), streamed to a temporary file while it is hashed, resumed with Range after a dropped
+ * connection, checked against the expected sha256 and size, fsynced and renamed into the
+ * content store, and indexed by its source key. Nothing partial or unverified is ever
+ * returned as complete.
+ */
+export class ArtifactCache {
+  private readonly inflight = new Map<string, Download>();
+  private readonly held = new Map<string, { error: IntegrityError; until: number }>();
+  private readonly now: () => Date;
+  private readonly dispatcher: Dispatcher;
+
+  constructor(private readonly o: ArtifactCacheOptions) {
+    this.now = o.now ?? (() => new Date());
+    this.dispatcher = o.dispatcher ?? new Agent({ headersTimeout: o.headersTimeoutMs ?? 30_000, bodyTimeout: o.bodyTimeoutMs ?? 60_000 }).compose(interceptors.redirect({ maxRedirections: 5 }));
+  }
+
+  /** The complete artifact when cached (and still matching the request), else undefined. */
+  async lookup(req: ArtifactRequest): Promise<Cached | undefined> {
+    const entry = await this.o.store.getCacheEntry(sourceKey(req.url));
+    if (!entry) return undefined;
+    if (req.sha256 !== undefined && entry.digest !== req.sha256) return undefined;
+    const size = await this.o.blobs.size(entry.digest);
+    if (size !== entry.size) return undefined;
+    await this.o.store.touchCacheEntry(entry.key, this.now().toISOString());
+    return { entry, path: this.o.blobs.path(entry.digest), fetched: false };
+  }
+
+  /** The cached artifact, or the download that is (or now starts) fetching it. */
+  async open(req: ArtifactRequest): Promise<{ kind: 'cached'; cached: Cached } | { kind: 'download'; download: Download }> {
+    const hit = await this.lookup(req);
+    if (hit) return { kind: 'cached', cached: hit };
+    const key = sourceKey(req.url);
+    const held = this.held.get(key);
+    if (held && held.until > Date.now()) throw held.error;
+    this.held.delete(key);
+    let d = this.inflight.get(key);
+    if (!d) {
+      d = new Download(key, this.o.blobs.tmpPath(), (dl) => this.download(req, dl));
+      this.inflight.set(key, d);
+      void d.done.then(
+        () => this.inflight.delete(key),
+        (err: unknown) => {
+          this.inflight.delete(key);
+          if (err instanceof IntegrityError) this.held.set(key, { error: err, until: Date.now() + (this.o.failureHoldMs ?? 60_000) });
+        },
+      );
+      this.o.log.info({ upstream: redactUrl(req.url), key }, 'artifact download started');
+    }
+    return { kind: 'download', download: d };
+  }
+
+  /** The artifact, complete: cached, or fetched now (or joined, when a fetch is running). */
+  async get(req: ArtifactRequest): Promise<Cached> {
+    const r = await this.open(req);
+    return r.kind === 'cached' ? r.cached : r.download.done;
+  }
+
+  private async download(req: ArtifactRequest, d: Download): Promise<Cached> {
+    const upstream = redactUrl(req.url);
+    const started = Date.now();
+    const fh = await open(d.tmp, 'w+');
+    let hash = createHash('sha256');
+    let etag: string | undefined;
+    let lastModified: string | undefined;
+    let mediaType: string | undefined;
+    let failures = 0;
+    const retries = this.o.retries ?? 5;
+    try {
+      for (;;) {
+        try {
+          const resumed = d.written > 0;
+          const headers: Record<string, string> = {};
+          if (resumed) {
+            headers.range = `bytes=${d.written}-`;
+            if (etag !== undefined) headers['if-range'] = etag;
+            else if (lastModified !== undefined) headers['if-range'] = lastModified;
+          }
+          const res = await request(req.url, { method: 'GET', headers, dispatcher: this.dispatcher });
+          if (resumed && res.statusCode === 206 && contentRangeStart(res.headers['content-range']) === d.written) {
+            // Go on where the dropped connection left off.
+          } else if (res.statusCode === 200) {
+            if (resumed) {
+              // The upstream ignored the range (or the file changed): start over.
+              this.o.log.warn({ upstream }, 'upstream did not resume the download: starting over');
+              await fh.truncate(0);
+              hash = createHash('sha256');
+              d.written = 0;
+              d.generation++;
+            }
+            d.total = numberHeader(res.headers['content-length']);
+            etag = textHeader(res.headers.etag);
+            lastModified = textHeader(res.headers['last-modified']);
+            mediaType = textHeader(res.headers['content-type']);
+            if (req.size !== undefined && d.total !== undefined && d.total !== req.size) {
+              await res.body.dump();
+              throw new IntegrityError(upstream, `the upstream announces ${d.total} bytes, the profile expects ${req.size}`);
+            }
+          } else {
+            const status = res.statusCode;
+            await res.body.dump();
+            throw new UpstreamError(upstream, `answered HTTP ${status}`, false, status);
+          }
+          d.emit('progress');
+          await writeBody(res.body, fh, hash, d, upstream, this.o.blobs.dir);
+          if (d.total !== undefined && d.written < d.total) throw new CutShort(`the body ended after ${d.written} of ${d.total} bytes`);
+          break;
+        } catch (err) {
+          if (err instanceof IntegrityError || err instanceof CacheFullError || (err instanceof UpstreamError && err.status !== undefined)) throw err;
+          const reason = describeNetworkError(err);
+          failures++;
+          if (failures > retries || d.written === 0) throw new UpstreamError(upstream, reason, isTimeout(err));
+          this.o.log.warn({ upstream, written: d.written, attempt: failures, reason }, 'artifact download interrupted: resuming');
+          await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** (failures - 1)));
+        }
+      }
+      const digest = hash.digest('hex');
+      if (req.sha256 !== undefined && digest !== req.sha256) throw new IntegrityError(upstream, `sha256 is ${digest}, expected ${req.sha256}`);
+      if (req.size !== undefined && d.written !== req.size) throw new IntegrityError(upstream, `${d.written} bytes, expected ${req.size}`);
+      await fh.close();
+      const path = await this.o.blobs.commit(d.tmp, digest);
+      const time = this.now().toISOString();
+      const entry: CacheEntry = { key: d.key, digest, size: d.written, ...(mediaType && { mediaType }), ...(etag && { etag }), ...(lastModified && { lastModified }), createdAt: time, lastUsedAt: time };
+      await this.o.store.putCacheEntry(entry);
+      this.o.log.info({ upstream, digest, bytes: d.written, ms: Date.now() - started, resumes: failures }, 'artifact cached');
+      return { entry, path, fetched: true };
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await this.o.blobs.discard(d.tmp);
+      this.o.log.error({ upstream, err: (err as Error).message }, 'artifact download failed');
+      throw err;
+    }
+  }
+}
+
+/** A body that ended before its announced length: retried like a dropped connection. */
+class CutShort extends Error {}
+
+async function writeBody(body: AsyncIterable<Buffer>, fh: FileHandle, hash: Hash, d: Download, upstream: string, dir: string): Promise<void> {
+  for await (const chunk of body) {
+    try {
+      await fh.write(chunk, 0, chunk.length, d.written);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new CacheFullError(upstream, dir);
+      throw err;
+    }
+    hash.update(chunk);
+    d.written += chunk.length;
+    d.emit('progress');
+  }
+}
+
+function contentRangeStart(v: string | string[] | undefined): number | undefined {
+  const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(textHeader(v) ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+function textHeader(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function numberHeader(v: string | string[] | undefined): number | undefined {
+  const t = textHeader(v);
+  return t !== undefined && /^\d+$/.test(t) ? Number(t) : undefined;
+}
+
+function isTimeout(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return /TIMEOUT/i.test(code) || code === 'ETIMEDOUT';
+}
+
+function describeNetworkError(err: unknown): string {
+  if (err instanceof CutShort) return err.message;
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code;
+  const message = e.cause?.message ?? e.message ?? String(err);
+  return code ? `${code}: ${message}` : message;
+}
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * Bytes `start`..`end` (inclusive) of a download that may still be running, as they arrive:
+ * a machine that asks for an artifact mid-download is served at once, not after the whole
+ * file. Fails when the download fails, or restarts from byte 0 under a reader that is past it.
+ */
+export function readDownload(d: Download, start: number, end: number): Readable {
+  const generation = d.generation;
+  async function* bytes(): AsyncGenerator<Buffer> {
+    const fh = await openTmpOrBlob(d);
+    try {
+      let pos = start;
+      while (pos <= end) {
+        if (d.generation !== generation) throw new Error('the upstream restarted the download: ask again');
+        if (d.failure) throw d.failure;
+        // The last byte waits for the verdict: a client never completes a body that turns
+        // out not to verify; it sees the transfer cut short instead.
+        const final = d.finished ? d.written : d.total === undefined ? d.written : Math.min(d.written, d.total - 1);
+        const available = Math.min(final, end + 1);
+        if (pos < available) {
+          const n = Math.min(available - pos, READ_CHUNK);
+          const buf = Buffer.allocUnsafe(n);
+          const { bytesRead } = await fh.read(buf, 0, n, pos);
+          if (bytesRead === 0) throw new Error('the download file shrank under a reader');
+          pos += bytesRead;
+          yield buf.subarray(0, bytesRead);
+          continue;
+        }
+        if (d.finished) throw new Error(`the artifact is shorter than the range asked (${d.written} bytes)`);
+        await once(d, 'progress');
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  return Readable.from(bytes(), { objectMode: false });
+}
+
+/** The temporary file; if the download was committed meanwhile, the blob it became. */
+async function openTmpOrBlob(d: Download): Promise<FileHandle> {
+  try {
+    return await open(d.tmp, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return open((await d.done).path, 'r');
+  }
+}
