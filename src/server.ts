@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { fetchHubScript } from './boot/hub.js';
 import { BootService } from './boot/service.js';
 import { ArtifactCache } from './cache/artifacts.js';
 import { BlobStore } from './cache/blobs.js';
@@ -80,7 +81,8 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const { tokens, file } = adminTokens(config);
   const secret = await store.initSetting('machine-token-secret', newSecret());
   const machines = new MachineService(store, profiles.current);
-  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log });
+  const artifacts = new ArtifactCache({ store, blobs: new BlobStore(resolve(config.cache.dir)), log: log.child({ component: 'cache' }) });
+  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac) });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
@@ -92,7 +94,6 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     if (!mac) return;
     store.appendEvents(mac, [event]).catch((err: unknown) => log.warn({ mac, err, type: event.type }, 'could not record an event on its machine'));
   };
-  const artifacts = new ArtifactCache({ store, blobs: new BlobStore(resolve(config.cache.dir)), log: log.child({ component: 'cache' }) });
   const app = await buildApp({
     metrics,
     recordAt,

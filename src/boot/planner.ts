@@ -1,7 +1,9 @@
 import type { UnknownMachinePolicy } from '../config/config.js';
 import type { Machine } from '../machines/model.js';
-import type { Transition } from '../machines/state.js';
+import type { MachineState, Transition } from '../machines/state.js';
 import type { BootSpec, Profile, ProfileSet } from '../profiles/profile.js';
+import type { AssistedBoot } from './assisted.js';
+import type { HubAnswer } from './hub.js';
 
 /**
  * The one answer to "what does this machine boot now?" (DESIGN.md). Pure: it reads the
@@ -9,8 +11,17 @@ import type { BootSpec, Profile, ProfileSet } from '../profiles/profile.js';
  * state move serving it causes. DHCP, TFTP and HTTP ask this; they never decide it themselves.
  */
 export type BootDecision =
-  | { kind: 'boot'; stage: 'precache' | 'install'; profile: Profile; spec: Exclude<BootSpec, { kind: 'local' }>; transition?: Transition; reason: string }
-  | { kind: 'local'; reason: string; transition?: undefined }
+  | {
+      kind: 'boot';
+      stage: 'precache' | 'install';
+      profile: Profile;
+      spec: Exclude<BootSpec, { kind: 'local' }>;
+      transition?: Transition;
+      reason: string;
+      /** The hub's boot script, fetched server-side, that a chain stage serves rewritten. */
+      hub?: AssistedBoot;
+    }
+  | { kind: 'local'; reason: string; transition?: Transition }
   | { kind: 'wait'; reason: string; transition?: undefined }
   | { kind: 'error'; reason: string; transition?: undefined };
 
@@ -66,4 +77,25 @@ function stage(which: 'precache' | 'install', name: string, profiles: ProfileSet
   // Booting the local disk serves no installer: no state moves.
   if (p.boot.kind === 'local') return { kind: 'local', reason: `profile ${name} boots the local disk` };
   return { kind: 'boot', stage: which, profile: p, spec: p.boot, transition, reason: `${which} stage: ${name}` };
+}
+
+/** A chain stage to the machine's assisted script: what edgeboot fetches and rewrites. */
+export function isAssistedChain(d: BootDecision): d is Extract<BootDecision, { kind: 'boot' }> {
+  return d.kind === 'boot' && d.spec.kind === 'chain' && d.spec.url.some((p) => p.kind === 'value' && p.name === 'machine.assistedScriptUrl');
+}
+
+/**
+ * What the hub's answer makes of an assisted chain stage: its script, served rewritten; a 404
+ * (boot-order control: the host is installed), the local disk — and `installed` for a machine
+ * that was installing; an error, a wait and re-check with the hub's error as the reason.
+ */
+export function withHubAnswer(d: Extract<BootDecision, { kind: 'boot' }>, answer: HubAnswer, state: MachineState): BootDecision {
+  switch (answer.kind) {
+    case 'boot':
+      return { ...d, hub: answer.script, reason: `${d.reason}, the hub's script served from this server's cache` };
+    case 'installed':
+      return { kind: 'local', reason: "the hub answers 404 for this host: it is installed", ...(state === 'installing' && { transition: { kind: 'install-done' } }) };
+    case 'error':
+      return { kind: 'error', reason: answer.reason };
+  }
 }

@@ -13,6 +13,8 @@ export interface ScriptContext {
   /** Values of the machine placeholders; absent: the machine has none. */
   values: Partial<Record<MachinePlaceholder, string>>;
   recheckSeconds: number;
+  /** A chain stage's hub script, rewritten to this server's URLs (boot/assisted.ts). */
+  hubLines?: string[];
 }
 
 export class RenderError extends Error {
@@ -89,6 +91,12 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
     if (!r.ok) throw new RenderError(`profile ${profile} needs ${r.missing} in ${what}, and this machine has none`);
     return r.text.replace(/\s+/g, ' ').trim();
   };
+  if (d.spec.kind === 'chain' && ctx.hubLines) {
+    // The hub's own lines, its kernel arguments verbatim: iPXE would run them as they are if
+    // it chained to the hub; only the artifact URLs are this server's.
+    const lines = [...ctx.hubLines.map((l) => `${l} || goto edgeboot-failed`), 'boot || goto edgeboot-failed', ':edgeboot-failed', 'echo edgeboot: the boot failed, asking the server again', recheck(base, ctx.recheckSeconds).trimEnd()];
+    return `${head}${lines.join('\n')}\n`;
+  }
   if (d.spec.kind === 'chain') {
     const url = safeUrl(`chain URL of profile ${profile}`, fill(d.spec.url, 'chain'));
     // An assisted hub answers 404 once the host is installed: leave to the local disk then.

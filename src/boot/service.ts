@@ -9,7 +9,10 @@ import type { MachinePlaceholder } from '../profiles/template.js';
 import type { MachineChange, Store } from '../store/store.js';
 import { renderIgnition, type IgnitionConfig } from './ignition.js';
 import { staticIpKarg } from './kargs.js';
-import { planBoot, type BootDecision } from './planner.js';
+import { isAssistedChain, planBoot, withHubAnswer, type BootDecision } from './planner.js';
+import { rewriteAssistedBoot, type AssistedBoot } from './assisted.js';
+import type { HubAnswer } from './hub.js';
+import type { ArtifactCache } from '../cache/artifacts.js';
 import { RenderError, renderScript } from './render.js';
 import { UnsafeValueError } from './safe.js';
 import { checkMachineToken, machineToken } from './tokens.js';
@@ -33,6 +36,10 @@ export interface BootServiceDeps {
   secret: string;
   log: Logger;
   now?: () => Date;
+  /** Fetches a machine's assisted script server-side (`boot.assistedChain: rewrite`). */
+  hub?: (url: string, mac: Mac) => Promise<HubAnswer>;
+  /** Gives hub artifacts the ids of edgeboot's `/assets/hub/<id>/<name>` URLs. */
+  artifacts?: Pick<ArtifactCache, 'register'>;
 }
 
 /**
@@ -50,6 +57,8 @@ export class BootService {
   async script(q: BootQuery, baseUrl: string): Promise<{ script: string; machine: Machine; decision: BootDecision }> {
     const { store, config } = this.deps;
     const known = await store.findMachine({ macs: [q.mac, ...q.macs], uuid: q.uuid });
+    // The hub is asked before the transaction: it is a network round trip.
+    const hub = await this.askHub(known);
     let out: { script: string; decision: BootDecision } | undefined;
     const res = await store.mutateMachine(known?.mac ?? q.mac, (cur): MachineChange => {
       const time = this.now().toISOString();
@@ -63,12 +72,13 @@ export class BootService {
         machine = { mac: q.mac, macs: [], labels: {}, state: 'discovered', observed, createdAt: time, updatedAt: time };
         events.push({ type: 'discovered', source: 'http', to: 'discovered', data: { ...q.observed, macs: q.macs, uuid: q.uuid ?? null } });
       }
-      const d = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
+      const planned = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
+      const d = hub && isAssistedChain(planned) ? withHubAnswer(planned, hub, machine.state) : planned;
       // Render before committing the state move: a script that cannot be rendered moves nothing.
       const moved = d.transition ? this.deps.machines.transition(machine, d.transition, 'http', d.reason) : undefined;
       const next = moved?.kind === 'save' ? moved.machine : machine;
       try {
-        out = { script: renderScript(d, this.context(next, baseUrl)), decision: d };
+        out = { script: renderScript(d, { ...this.context(next, baseUrl), ...(d.kind === 'boot' && d.hub && { hubLines: this.hubLines(d.hub, baseUrl) }) }), decision: d };
         if (moved?.kind === 'save') events.push(...(moved.events ?? []));
         events.push(served(d));
         return { kind: 'save', machine: next, events };
@@ -84,6 +94,26 @@ export class BootService {
     const r = out as { script: string; decision: BootDecision };
     if (r.decision.kind === 'error') this.deps.log.error({ mac: machine.mac, reason: r.decision.reason }, 'machine cannot boot: configuration error');
     return { ...r, machine };
+  }
+
+  /** The hub's answer for a machine whose next boot is an assisted chain, in rewrite mode. */
+  private async askHub(m: Machine | undefined): Promise<HubAnswer | undefined> {
+    const { hub, artifacts, config } = this.deps;
+    if (!m?.assisted || !hub || !artifacts || config.boot.assistedChain !== 'rewrite') return undefined;
+    if (!isAssistedChain(this.preview(m))) return undefined;
+    const answer = await hub(m.assisted.ipxeScriptUrl, m.mac);
+    if (answer.kind === 'error') this.deps.log.warn({ mac: m.mac, reason: answer.reason }, "the hub's script could not be used");
+    return answer;
+  }
+
+  /**
+   * The hub's initrd and kernel lines with edgeboot's URLs: kernel and rootfs (unsigned,
+   * shared by every InfraEnv of a version and architecture) and the per-InfraEnv initrd,
+   * revalidated at each boot, all through the cache.
+   */
+  private hubLines(script: AssistedBoot, baseUrl: string): string[] {
+    const artifacts = this.deps.artifacts as Pick<ArtifactCache, 'register'>;
+    return rewriteAssistedBoot(script, (url, role) => `${baseUrl}/assets/hub/${artifacts.register({ url, ...(role === 'initrd' && { revalidate: true }) })}/${role}`);
   }
 
   /**
@@ -155,6 +185,7 @@ function served(d: BootDecision): NewEvent {
   if (d.kind === 'boot') {
     data.stage = d.stage;
     data.profile = d.profile.name;
+    if (d.hub) data.hub = 'rewritten';
   }
   return { type: 'script-served', source: 'http', message: d.reason, data };
 }

@@ -14,6 +14,12 @@ export interface ArtifactRequest {
   url: string;
   sha256?: Hex;
   size?: number;
+  /**
+   * Ask the upstream (HEAD) whether a cached copy is still current before serving it: for
+   * artifacts that may change under the same URL, such as an InfraEnv's pxe-initrd. An
+   * unreachable upstream keeps the cached copy serving.
+   */
+  revalidate?: boolean;
 }
 
 /** The upstream failed: unreachable, an error status, a timeout, or a body cut short too often. */
@@ -118,12 +124,29 @@ const RETRY_BASE_MS = 200;
 export class ArtifactCache {
   private readonly inflight = new Map<string, Download>();
   private readonly held = new Map<string, { error: IntegrityError; until: number }>();
+  /** Upstream URLs (secrets included) of artifacts named by hub scripts, by edgeboot's id. */
+  private readonly sources = new Map<string, ArtifactRequest>();
   private readonly now: () => Date;
   private readonly dispatcher: Dispatcher;
 
   constructor(private readonly o: ArtifactCacheOptions) {
     this.now = o.now ?? (() => new Date());
     this.dispatcher = o.dispatcher ?? new Agent({ headersTimeout: o.headersTimeoutMs ?? 30_000, bodyTimeout: o.bodyTimeoutMs ?? 60_000 }).compose(interceptors.redirect({ maxRedirections: 5 }));
+  }
+
+  /**
+   * An id for an upstream URL that edgeboot's own URLs can carry instead of it (and its
+   * api_key): the first 16 hex digits of the sha256 of its source key, so the same file under
+   * another key gets the same id. Kept in memory: after a restart a machine boots again.
+   */
+  register(req: ArtifactRequest): string {
+    const id = createHash('sha256').update(sourceKey(req.url)).digest('hex').slice(0, 16);
+    this.sources.set(id, req);
+    return id;
+  }
+
+  registered(id: string): ArtifactRequest | undefined {
+    return this.sources.get(id);
   }
 
   /** The complete artifact when cached (and still matching the request), else undefined. */
@@ -133,6 +156,7 @@ export class ArtifactCache {
     if (req.sha256 !== undefined && entry.digest !== req.sha256) return undefined;
     const size = await this.o.blobs.size(entry.digest);
     if (size !== entry.size) return undefined;
+    if (req.revalidate && !(await this.stillCurrent(req.url, entry))) return undefined;
     await this.o.store.touchCacheEntry(entry.key, this.now().toISOString());
     return { entry, path: this.o.blobs.path(entry.digest), fetched: false };
   }
@@ -165,6 +189,25 @@ export class ArtifactCache {
   async get(req: ArtifactRequest): Promise<Cached> {
     const r = await this.open(req);
     return r.kind === 'cached' ? r.cached : r.download.done;
+  }
+
+  /** HEAD: the same validators and length as the cached copy (or the upstream is unreachable). */
+  private async stillCurrent(url: string, entry: CacheEntry): Promise<boolean> {
+    try {
+      const res = await request(url, { method: 'HEAD', dispatcher: this.dispatcher });
+      await res.body.dump();
+      if (res.statusCode !== 200) return false;
+      const etag = textHeader(res.headers.etag);
+      const lastModified = textHeader(res.headers['last-modified']);
+      const length = numberHeader(res.headers['content-length']);
+      if (length !== undefined && length !== entry.size) return false;
+      if (etag !== undefined || entry.etag !== undefined) return etag === entry.etag;
+      if (lastModified !== undefined || entry.lastModified !== undefined) return lastModified === entry.lastModified;
+      return false;
+    } catch (err) {
+      this.o.log.warn({ upstream: redactUrl(url), err: describeNetworkError(err) }, 'cannot revalidate a cached artifact: serving the cached copy');
+      return true;
+    }
   }
 
   private async download(req: ArtifactRequest, d: Download): Promise<Cached> {

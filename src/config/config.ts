@@ -43,7 +43,7 @@ export interface Config {
   registry: { pullSecret: string; insecureRegistries: string[] };
   auth: { adminTokens: string[] };
   profiles: { dirs: string[] };
-  boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number };
+  boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number; assistedChain: 'rewrite' | 'chain' };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 

@@ -196,7 +196,7 @@ type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
   http: { listen: string };
   tftp: Omit<Config['tftp'], 'listen'> & { listen: string };
   cache: { dir: string; maxBytes: number | string };
-  boot: { unknownMachines: string; recheckSeconds: number };
+  boot: { unknownMachines: string; recheckSeconds: number; assistedChain: 'rewrite' | 'chain' };
 };
 
 function normalise(c: RawConfig): Config {
@@ -205,7 +205,7 @@ function normalise(c: RawConfig): Config {
     http: { listen: parseListen(c.http.listen) },
     tftp: { ...c.tftp, listen: parseListen(c.tftp.listen) },
     cache: { dir: c.cache.dir, maxBytes: parseByteSize(c.cache.maxBytes) },
-    boot: { unknownMachines: parsePolicy(c.boot.unknownMachines), recheckSeconds: c.boot.recheckSeconds },
+    boot: { unknownMachines: parsePolicy(c.boot.unknownMachines), recheckSeconds: c.boot.recheckSeconds, assistedChain: c.boot.assistedChain },
   };
 }
 

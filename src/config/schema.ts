@@ -156,6 +156,12 @@ export const configSchema = {
           default: 'exit',
         },
         recheckSeconds: { type: 'integer', minimum: 5, maximum: 3600, description: 'seconds between re-checks of a waiting machine, 5 to 3600', default: 30 },
+        assistedChain: {
+          type: 'string',
+          enum: ['rewrite', 'chain'],
+          description: "rewrite (fetch the hub's iPXE script and serve it with its artifacts from the cache) or chain (hand the machine the hub's URL)",
+          default: 'rewrite',
+        },
       },
     },
     log: {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchHubScript } from '../../src/boot/hub.js';
 import { BootService } from '../../src/boot/service.js';
 import type { Config } from '../../src/config/config.js';
 import { checkConfig } from '../../src/config/load.js';
@@ -70,9 +71,19 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   const profiles = new ProfileHolder(opts.profileDirs ?? []);
   const log = createLogger('silent');
   const machines = new MachineService(store, profiles.current, opts.now);
-  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret: SECRET, log, ...(opts.now && { now: opts.now }) });
   const blobs = opts.cache ? new BlobStore(join(dir, 'cache')) : undefined;
   const artifacts = blobs ? new ArtifactCache({ store, blobs, log, ...opts.cache }) : undefined;
+  const boot = new BootService({
+    store,
+    machines,
+    profiles: profiles.current,
+    config,
+    secret: SECRET,
+    log,
+    ...(opts.now && { now: opts.now }),
+    // With a cache, assisted chains are fetched and rewritten as `edgeboot serve` does.
+    ...(artifacts && { artifacts, hub: (url: string, mac: string) => fetchHubScript(url, mac) }),
+  });
   const app = await buildApp({
     ...(artifacts && { artifacts }),
     store,

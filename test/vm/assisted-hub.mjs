@@ -11,7 +11,7 @@
 //   without `mac`: a redirect script that chains to the same URL with `&mac=${net0/mac}`;
 //   with `mac`: 404 once that host is installed, else the boot script (initrd --name, kernel
 //   with the stock arguments plus `kargs`, boot). A wrong api_key is a 401.
-// - GET /boot-artifacts/kernel, /images/<id>/pxe-initrd?api_key=K: the files.
+// - GET and HEAD /boot-artifacts/kernel, /images/<id>/pxe-initrd?api_key=K: the files (port 0: any).
 // - POST /api/assisted-install/v2/infra-envs/<id>/hosts/progress {mac, stage: "done"}: the host
 //   is installed from now on; with `notifyInstalled`, the hub posts install-done to edgeboot's
 //   events URL of that machine (read from GET /api/v1/machines/{mac}/boot with the admin token).
@@ -22,7 +22,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 const cfg = JSON.parse(process.argv[2]);
-const base = `http://${cfg.host}:${cfg.port}`;
+let base = `http://${cfg.host}:${cfg.port}`;
 const scriptPath = `/api/assisted-install/v2/infra-envs/${cfg.infraEnv}/downloads/files`;
 const installed = new Set();
 const normMac = (s) => s.toLowerCase().replace(/-/g, ':');
@@ -53,11 +53,16 @@ function bootScript(eventsUrl) {
   ].join('\n');
 }
 
-function sendFile(res, file) {
-  const size = statSync(file).size;
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+// As Go's http.ServeContent in the image service: Content-Length and Last-Modified, HEAD too.
+function sendFile(req, res, file) {
+  const st = statSync(file);
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': st.size, 'last-modified': st.mtime.toUTCString() });
+  if (req.method === 'HEAD') {
+    res.end();
+    return 0;
+  }
   createReadStream(file).pipe(res);
-  return size;
+  return st.size;
 }
 
 async function handle(req, res, url) {
@@ -69,10 +74,11 @@ async function handle(req, res, url) {
     if (installed.has(normMac(mac))) return [404, 'host is installed\n'];
     return [200, bootScript(cfg.edgeboot ? await edgebootEventsUrl(normMac(mac)) : undefined)];
   }
-  if (req.method === 'GET' && url.pathname === '/boot-artifacts/kernel') return sendFile(res, cfg.kernel);
-  if (req.method === 'GET' && url.pathname === `/images/${cfg.infraEnv}/pxe-initrd`) {
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  if (read && url.pathname === '/boot-artifacts/kernel') return sendFile(req, res, cfg.kernel);
+  if (read && url.pathname === `/images/${cfg.infraEnv}/pxe-initrd`) {
     if (q.get('api_key') !== cfg.apiKey) return [401, 'wrong api_key\n'];
-    return sendFile(res, cfg.initrd);
+    return sendFile(req, res, cfg.initrd);
   }
   if (req.method === 'POST' && url.pathname === `/api/assisted-install/v2/infra-envs/${cfg.infraEnv}/hosts/progress`) {
     let body = '';
@@ -108,4 +114,4 @@ const server = createServer((req, res) => {
     },
   );
 });
-server.listen(cfg.port, cfg.host, () => out({ listening: `${cfg.host}:${cfg.port}` }));
+server.listen(cfg.port, cfg.host, () => (base = `http://${cfg.host}:${server.address().port}`) && out({ listening: `${cfg.host}:${server.address().port}`, port: server.address().port }));

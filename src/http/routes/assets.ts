@@ -126,12 +126,25 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       throw cacheError(err);
     }
   };
-  // Fastify answers HEAD from this route too (exposeHeadRoutes): the headers without the body.
+  // Fastify answers HEAD from these routes too (exposeHeadRoutes): the headers without the body.
   app.get<{ Params: AssetParams }>('/assets/:profile/:artifact', { schema }, serve);
+
+  // The artifacts of a hub's (assisted) script, by the id the rewritten script names.
+  app.get<{ Params: { id: string; name: string } }>(
+    '/assets/hub/:id/:name',
+    { schema: { summary: "An artifact of a hub's iPXE script, through the cache", tags: ['boot'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' }, name: NAME } }, response: errors(404, 502, 504, 507) } },
+    async (req, reply) => {
+      const want = cache?.registered(req.params.id);
+      if (!cache || !want) throw new ApiError('not_found', 'no such hub artifact on this server (it restarted since the script was served?): boot the machine again', 404);
+      return serveRemote(req, reply, cache, want);
+    },
+  );
 
   if (onServed) {
     app.addHook('onResponse', async (req, reply) => {
-      const { profile, artifact } = req.params as AssetParams;
+      const params = req.params as Partial<AssetParams & { id: string; name: string }>;
+      const profile = params.profile ?? 'hub';
+      const artifact = params.artifact ?? params.name ?? '';
       const range = req.headers.range;
       onServed({
         profile,
