@@ -6,12 +6,15 @@
  *   (`precache.liveProfile: e2e-live`) and the assisted hub's stand-in. One power-on, three
  *   boots, the guest rebooting itself: boot 1 is the live environment (kernel and initramfs
  *   from /assets), which reports booted and precache-done → precached; boot 2 is the hub's
- *   iPXE script (redirect, then initrd --name / kernel / boot with api_key), whose installer
- *   reports booted to edgeboot and done to the hub, and the hub posts install-done →
- *   installed; boot 3 is served the local-disk script.
+ *   iPXE script, which edgeboot fetches server-side (the boot-order-control redirect with the
+ *   MAC, then initrd --name / kernel / boot with api_key) and serves rewritten, the hub's
+ *   initrd and kernel coming through edgeboot's cache; its installer reports booted to edgeboot
+ *   and done to the hub, and the hub posts install-done → installed; boot 3 is served the
+ *   local-disk script.
  * - UEFI, OVMF's own PXE (no option ROM): DHCP, TFTP of ipxe.efi from edgeboot, iPXE's DHCP,
- *   HTTP. Profile assisted, hub without the install-done report: boot 1 installs, boot 2 is
- *   chained to the hub again, which answers 404 (the host is installed): iPXE leaves.
+ *   HTTP. Profile assisted, hub without the install-done report: boot 1 installs, boot 2 finds
+ *   the hub answering 404 (the host is installed): edgeboot serves the local disk and marks
+ *   the machine installed.
  * - An unregistered BIOS guest under `boot.unknownMachines: wait` becomes discovered, re-checks
  *   every 5 s, and boots the profile the test then assigns, without a power cycle.
  *
@@ -70,7 +73,9 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
       ev('dhcp-offer', { ipxe: true }),
       ev('entry-script-served'),
       ev('state-changed', {}, { from: 'precached', to: 'installing' }),
-      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted' }),
+      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted', hub: 'rewritten' }),
+      ev('asset-served', { profile: 'hub', artifact: 'initrd', status: 200 }),
+      ev('asset-served', { profile: 'hub', artifact: 'kernel', status: 200 }),
       ev('booted', { role: 'installer' }),
       ev('install-done'),
       ev('state-changed', {}, { from: 'installing', to: 'installed' }),
@@ -92,17 +97,18 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
         [200, null],
         [200, MAC.bios],
       ],
-      'the hub served its redirect, then the boot script for this MAC',
+      'edgeboot fetched the redirect, then the boot script for this MAC, server-side',
     );
-    t.ok(reqs.some((r) => r.path === '/boot-artifacts/kernel' && r.status === 200), 'the installer kernel came from the hub');
-    t.ok(reqs.some((r) => r.path.endsWith('/pxe-initrd') && r.status === 200 && r.query?.api_key === hub.apiKey), 'the per-InfraEnv initrd came with its api_key');
+    t.equal(reqs.filter((r) => r.path === '/boot-artifacts/kernel' && r.method === 'GET').length, 1, "the installer kernel came from the hub, once, into edgeboot's cache");
+    t.ok(reqs.some((r) => r.path.endsWith('/pxe-initrd') && r.status === 200 && r.query?.api_key === hub.apiKey), 'the per-InfraEnv initrd was fetched with its api_key');
     t.ok(reqs.some((r) => r.path.endsWith('/hosts/progress') && r.status === 204), 'the installer told the hub it is done');
     t.notOk(JSON.stringify(bl.server.logLines).includes(hub.apiKey), "the hub's api_key is in no edgeboot log line");
     const consoleText = vm.console();
-    t.match(consoleText, /initrd --name|pxe-initrd|boot-artifacts\/kernel/, "the console shows iPXE fetching the hub's artifacts");
+    t.match(consoleText, /10\.77\.0\.1:8080\/assets\/hub\/[0-9a-f]{16}\/initrd/, "the console shows iPXE fetching the hub's initrd from edgeboot");
+    t.notMatch(consoleText, /10\.77\.0\.1:8090/, 'and nothing from the hub itself');
   });
 
-  await t.test('UEFI: OVMF PXE, ipxe.efi over TFTP, the hub installer, then the hub says 404', async (t) => {
+  await t.test('UEFI: OVMF PXE, ipxe.efi over TFTP, the hub installer, then the hub says 404: the local disk', async (t) => {
     bl.explainOnFailure(t);
     const hub = await bl.startHub({ notify: false });
     t.teardown(() => hub.stop());
@@ -123,7 +129,7 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
         [200, null],
         [404, MAC.uefi],
       ],
-      'boot 1: redirect and script; boot 2: redirect, then 404 for the installed host',
+      "boot 1: redirect and script; boot 2: redirect, then 404 for the installed host (edgeboot's requests)",
     );
     const events = await bl.events(MAC.uefi);
     t.comment(describeTimeline(events));
@@ -133,16 +139,19 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
       ...firmware,
       ...ipxe,
       ev('state-changed', {}, { from: 'registered', to: 'installing' }),
-      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted' }),
+      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted', hub: 'rewritten' }),
+      ev('asset-served', { profile: 'hub', artifact: 'initrd', status: 200 }),
+      ev('asset-served', { profile: 'hub', artifact: 'kernel', status: 200 }),
       ev('booted', { role: 'installer' }),
       ...firmware,
       ...ipxe,
-      ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted' }),
+      ev('state-changed', {}, { from: 'installing', to: 'installed' }),
+      ev('script-served', { kind: 'local' }),
     ]);
     const tftp = events.find((e) => e.type === 'tftp-transfer');
     t.equal(tftp?.data?.blksize, 1468, 'OVMF asked for blksize 1468');
     const m = await bl.api('GET', `/api/v1/machines/${MAC.uefi}`);
-    t.equal((m.body as { state: string }).state, 'installing', 'no one reported install-done: edgeboot still says installing; the hub sent it to disk');
+    t.equal((m.body as { state: string }).state, 'installed', "no one reported install-done: the hub's 404 made it installed");
   });
 
   await t.test('an unknown machine waits, then boots the profile assigned to it without a power cycle', async (t) => {
