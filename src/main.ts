@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { stringify } from 'yaml';
+import { cacheCommand } from './cli/cache.js';
 import { machinesCommand } from './cli/machines.js';
 import { ClientError } from './cli/client.js';
 import { ConfigError } from './config/config.js';
@@ -75,6 +76,7 @@ configCmd
   });
 
 program.addCommand(machinesCommand(print));
+program.addCommand(cacheCommand(print));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof ClientError) {

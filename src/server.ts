@@ -6,6 +6,7 @@ import { fetchHubScript } from './boot/hub.js';
 import { BootService } from './boot/service.js';
 import { ArtifactCache } from './cache/artifacts.js';
 import { BlobStore } from './cache/blobs.js';
+import { sourceKey } from './cache/source-key.js';
 import { newSecret } from './boot/tokens.js';
 import { ConfigError, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
@@ -81,12 +82,18 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const { tokens, file } = adminTokens(config);
   const secret = await store.initSetting('machine-token-secret', newSecret());
   const machines = new MachineService(store, profiles.current);
-  const artifacts = new ArtifactCache({ store, blobs: new BlobStore(resolve(config.cache.dir)), log: log.child({ component: 'cache' }) });
+  const artifacts = new ArtifactCache({
+    store,
+    blobs: new BlobStore(resolve(config.cache.dir)),
+    log: log.child({ component: 'cache' }),
+    maxBytes: config.cache.maxBytes,
+    pinned: () => pinnedKeys(profiles.current()),
+  });
   const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac) });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
-  const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0, tftp: () => tftpRef?.stats() });
+  const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0, tftp: () => tftpRef?.stats(), cache: () => artifacts.stats });
   // Built with DHCP below; the lease table answers for full mode, the neighbour table for proxy.
   const macAt = (ip: string): Mac | undefined => parseMac(dhcpRef?.leases().find((l) => l.ip === ip)?.mac ?? '') ?? neighborMac(ip);
   const recordAt = (address: string, event: NewEvent): void => {
@@ -98,6 +105,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     metrics,
     recordAt,
     artifacts,
+    cacheMaxBytes: config.cache.maxBytes,
     ipxeRoots: config.tftp.roots,
     store,
     machines,
@@ -183,6 +191,13 @@ function recordTransfer(recordAt: (address: string, event: NewEvent) => void, r:
     options: r.requested,
   };
   recordAt(r.client.address, { type: r.outcome === 'complete' ? 'tftp-transfer' : 'tftp-failed', source: 'tftp', ...(r.error && { message: r.error }), data });
+}
+
+/** The source keys of every remote artifact a loaded profile names: pinned in the cache. */
+export function pinnedKeys(set: ProfileSet): Set<string> {
+  const keys = new Set<string>();
+  for (const p of set.list()) for (const a of Object.values(p.artifacts)) if (/^https?:/.test(a.url)) keys.add(sourceKey(a.url));
+  return keys;
 }
 
 export function reportProfiles(set: ProfileSet, log: Logger): void {

@@ -69,6 +69,22 @@ export interface ArtifactCacheOptions {
    */
   failureHoldMs?: number;
   dispatcher?: Dispatcher;
+  /** Evict least recently used, unpinned entries beyond this many bytes (cache.maxBytes). */
+  maxBytes?: number;
+  /** Source keys that are never evicted: the artifacts profiles name. */
+  pinned?: () => ReadonlySet<string>;
+}
+
+/** Counters for /metrics, read at scrape time. */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  /** Body bytes received from upstreams (resumes included). */
+  upstreamBytes: number;
+  /** Body bytes sent to clients from the cache (counted by the route). */
+  servedBytes: number;
+  evictions: number;
+  downloads: number;
 }
 
 /** Where a complete artifact is. */
@@ -126,6 +142,7 @@ export class ArtifactCache {
   private readonly held = new Map<string, { error: IntegrityError; until: number }>();
   /** Upstream URLs (secrets included) of artifacts named by hub scripts, by edgeboot's id. */
   private readonly sources = new Map<string, ArtifactRequest>();
+  readonly stats: CacheStats = { hits: 0, misses: 0, upstreamBytes: 0, servedBytes: 0, evictions: 0, downloads: 0 };
   private readonly now: () => Date;
   private readonly dispatcher: Dispatcher;
 
@@ -164,11 +181,17 @@ export class ArtifactCache {
   /** The cached artifact, or the download that is (or now starts) fetching it. */
   async open(req: ArtifactRequest): Promise<{ kind: 'cached'; cached: Cached } | { kind: 'download'; download: Download }> {
     const hit = await this.lookup(req);
-    if (hit) return { kind: 'cached', cached: hit };
+    if (hit) {
+      this.stats.hits++;
+      return { kind: 'cached', cached: hit };
+    }
+    this.stats.misses++;
     const key = sourceKey(req.url);
-    const held = this.held.get(key);
+    // Held per expectation: the same URL asked with another sha256 (or none) is tried afresh.
+    const expectation = `${key}\n${req.sha256 ?? ''}\n${req.size ?? ''}`;
+    const held = this.held.get(expectation);
     if (held && held.until > Date.now()) throw held.error;
-    this.held.delete(key);
+    this.held.delete(expectation);
     let d = this.inflight.get(key);
     if (!d) {
       d = new Download(key, this.o.blobs.tmpPath(), (dl) => this.download(req, dl));
@@ -177,9 +200,10 @@ export class ArtifactCache {
         () => this.inflight.delete(key),
         (err: unknown) => {
           this.inflight.delete(key);
-          if (err instanceof IntegrityError) this.held.set(key, { error: err, until: Date.now() + (this.o.failureHoldMs ?? 60_000) });
+          if (err instanceof IntegrityError) this.held.set(expectation, { error: err, until: Date.now() + (this.o.failureHoldMs ?? 60_000) });
         },
       );
+      this.stats.downloads++;
       this.o.log.info({ upstream: redactUrl(req.url), key }, 'artifact download started');
     }
     return { kind: 'download', download: d };
@@ -189,6 +213,37 @@ export class ArtifactCache {
   async get(req: ArtifactRequest): Promise<Cached> {
     const r = await this.open(req);
     return r.kind === 'cached' ? r.cached : r.download.done;
+  }
+
+  /** Every entry (least recently used first) and every download running now. */
+  async list(): Promise<{ entries: (CacheEntry & { pinned: boolean })[]; downloads: { key: string; bytes: number; total?: number }[]; bytes: number }> {
+    const pinned = this.o.pinned?.() ?? new Set<string>();
+    const entries = (await this.o.store.listCacheEntries()).map((e) => ({ ...e, pinned: pinned.has(e.key) }));
+    const downloads = [...this.inflight.values()].map((d) => ({ key: d.key, bytes: d.written, ...(d.total !== undefined && { total: d.total }) }));
+    return { entries, downloads, bytes: sumDistinct(entries) };
+  }
+
+  /**
+   * Least recently used first, drops unpinned entries (and their blobs, once no entry names
+   * them) until the cache holds at most maxBytes. Pinned entries stay even beyond it.
+   */
+  async evict(): Promise<void> {
+    if (this.o.maxBytes === undefined) return;
+    const pinned = this.o.pinned?.() ?? new Set<string>();
+    const entries = await this.o.store.listCacheEntries();
+    let bytes = sumDistinct(entries);
+    for (const e of entries) {
+      if (bytes <= this.o.maxBytes) break;
+      if (pinned.has(e.key) || this.inflight.has(e.key)) continue;
+      await this.o.store.deleteCacheEntry(e.key);
+      const left = (await this.o.store.listCacheEntries()).some((x) => x.digest === e.digest);
+      if (!left) {
+        await this.o.blobs.remove(e.digest);
+        bytes -= e.size;
+      }
+      this.stats.evictions++;
+      this.o.log.info({ key: e.key, digest: e.digest, size: e.size }, 'artifact evicted (least recently used)');
+    }
   }
 
   /** HEAD: the same validators and length as the cached copy (or the upstream is unreachable). */
@@ -256,7 +311,7 @@ export class ArtifactCache {
             throw new UpstreamError(upstream, `answered HTTP ${status}`, false, status);
           }
           d.emit('progress');
-          await writeBody(res.body, fh, hash, d, upstream, this.o.blobs.dir);
+          await writeBody(res.body, fh, hash, d, upstream, this.o.blobs.dir, this.stats);
           if (d.total !== undefined && d.written < d.total) throw new CutShort(`the body ended after ${d.written} of ${d.total} bytes`);
           break;
         } catch (err) {
@@ -277,6 +332,7 @@ export class ArtifactCache {
       const entry: CacheEntry = { key: d.key, digest, size: d.written, ...(mediaType && { mediaType }), ...(etag && { etag }), ...(lastModified && { lastModified }), createdAt: time, lastUsedAt: time };
       await this.o.store.putCacheEntry(entry);
       this.o.log.info({ upstream, digest, bytes: d.written, ms: Date.now() - started, resumes: failures }, 'artifact cached');
+      await this.evict().catch((err: Error) => this.o.log.error({ err: err.message }, 'cache eviction failed'));
       return { entry, path, fetched: true };
     } catch (err) {
       await fh.close().catch(() => undefined);
@@ -287,10 +343,19 @@ export class ArtifactCache {
   }
 }
 
+/** Bytes on disk: entries that share a blob count it once. */
+function sumDistinct(entries: readonly CacheEntry[]): number {
+  const seen = new Map<string, number>();
+  for (const e of entries) seen.set(e.digest, e.size);
+  let n = 0;
+  for (const v of seen.values()) n += v;
+  return n;
+}
+
 /** A body that ended before its announced length: retried like a dropped connection. */
 class CutShort extends Error {}
 
-async function writeBody(body: AsyncIterable<Buffer>, fh: FileHandle, hash: Hash, d: Download, upstream: string, dir: string): Promise<void> {
+async function writeBody(body: AsyncIterable<Buffer>, fh: FileHandle, hash: Hash, d: Download, upstream: string, dir: string, stats: CacheStats): Promise<void> {
   for await (const chunk of body) {
     try {
       await fh.write(chunk, 0, chunk.length, d.written);
@@ -300,6 +365,7 @@ async function writeBody(body: AsyncIterable<Buffer>, fh: FileHandle, hash: Hash
     }
     hash.update(chunk);
     d.written += chunk.length;
+    stats.upstreamBytes += chunk.length;
     d.emit('progress');
   }
 }

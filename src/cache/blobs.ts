@@ -65,6 +65,10 @@ export class BlobStore {
     return target;
   }
 
+  async remove(hex: Hex): Promise<void> {
+    await this.discard(this.path(hex));
+  }
+
   async discard(tmp: string): Promise<void> {
     await unlink(tmp).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;

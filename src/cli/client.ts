@@ -28,7 +28,7 @@ export function adminToken(o: ClientOptions): string | undefined {
 }
 
 /** One API call; a non-2xx answer becomes a ClientError carrying the server's message. */
-export async function api<T>(o: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {
+export async function api<T>(o: ClientOptions, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
   const url = `${serverUrl(o)}${path}`;
   const token = adminToken(o);
   let res: Response;
@@ -40,7 +40,7 @@ export async function api<T>(o: ClientOptions, method: string, path: string, bod
         ...(body !== undefined && { 'content-type': 'application/json' }),
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(30_000),
+      ...(timeoutMs > 0 && { signal: AbortSignal.timeout(timeoutMs) }),
     });
   } catch (err) {
     const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;

@@ -2,13 +2,10 @@ import { Command, Option } from 'commander';
 import type { Machine, MachineEvent } from '../machines/model.js';
 import { MACHINE_STATES } from '../machines/state.js';
 import { macHyphenated, parseMac, type Mac } from '../machines/mac.js';
-import { api, ClientError, type ClientOptions } from './client.js';
+import { api, ClientError } from './client.js';
+import { clientOptions, table } from './format.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-
-function clientOptions(cmd: Command): ClientOptions {
-  return cmd.optsWithGlobals<ClientOptions>();
-}
 
 function macArg(s: string): Mac {
   const m = parseMac(s);
@@ -24,11 +21,6 @@ function labelsOf(list: string[]): Record<string, string> {
       return [l.slice(0, i), l.slice(i + 1)];
     }),
   );
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
 }
 
 const path = (mac: Mac, rest = '') => `/api/v1/machines/${macHyphenated(mac)}${rest}`;

@@ -15,6 +15,7 @@ import { redactUrl } from './redact.js';
 import { installErrorHandling } from './errors.js';
 import { assetRoutes, type AssetServed } from './routes/assets.js';
 import { bootRoutes } from './routes/boot.js';
+import { cacheRoutes } from './routes/cache.js';
 import { healthRoutes } from './routes/health.js';
 import { machineRoutes } from './routes/machines.js';
 import { profileRoutes } from './routes/profiles.js';
@@ -44,6 +45,8 @@ export interface AppDeps {
   recordAt?: (address: string, event: NewEvent) => void;
   /** The artifact cache remote artifacts are served through. */
   artifacts?: ArtifactCache;
+  /** cache.maxBytes, as GET /api/v1/cache reports it. */
+  cacheMaxBytes?: number;
 }
 
 
@@ -88,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     checkReservation: (doc) => (checkReservation(doc) ? undefined : checker.errorsText(checkReservation.errors, { dataVar: 'machine' })),
   });
   await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });
+  if (deps.artifacts) await app.register(cacheRoutes, { cache: deps.artifacts, adminTokens: deps.adminTokens, maxBytes: deps.cacheMaxBytes ?? 0 });
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
   return app;

@@ -110,6 +110,7 @@ export class SqliteStore implements Store {
            etag = excluded.etag, last_modified = excluded.last_modified, created_at = excluded.created_at, last_used_at = excluded.last_used_at`,
       ),
       touchCacheEntry: db.prepare<[string, string]>('UPDATE cache_entries SET last_used_at = ? WHERE key = ?'),
+      deleteCacheEntry: db.prepare<[string]>('DELETE FROM cache_entries WHERE key = ?'),
     };
   }
 
@@ -197,6 +198,10 @@ export class SqliteStore implements Store {
 
   async touchCacheEntry(key: string, time: string): Promise<void> {
     this.q.touchCacheEntry.run(time, key);
+  }
+
+  async deleteCacheEntry(key: string): Promise<void> {
+    this.q.deleteCacheEntry.run(key);
   }
 
   async listCacheEntries(): Promise<CacheEntry[]> {

@@ -80,6 +80,7 @@ export interface Store {
   /** Creates or replaces the entry of `entry.key`. */
   putCacheEntry(entry: CacheEntry): Promise<void>;
   touchCacheEntry(key: string, time: string): Promise<void>;
+  deleteCacheEntry(key: string): Promise<void>;
   /** Every entry, least recently used first. */
   listCacheEntries(): Promise<CacheEntry[]>;
   /** A cheap round trip, for /readyz. */

@@ -18,9 +18,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Agent, setGlobalDispatcher } from 'undici';
 import t, { type Test } from 'tap';
 import { tempDir, testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+// The test's fetch closes its connections at once: a kept-alive one would hold app.close()
+// for Fastify's 72 s keep-alive when a socket is still counted busy (seen with Node 20).
+setGlobalDispatcher(new Agent({ keepAliveTimeout: 10, keepAliveMaxTimeout: 10 }));
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer | Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -108,11 +113,16 @@ t.test('a dropped upstream connection is resumed with Range and the bytes are ex
   t.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(files.initrd), 'the whole file, verified against the profile sha256');
   const gets = up.gets('/initrd.img');
   t.equal(gets.length, 3, 'two drops, two resumes');
-  t.equal(gets[1]?.range, 'bytes=700000-', 'the first resume asks from where the body stopped');
+  // Bytes the upstream wrote just before the reset may be lost on the way: each resume asks
+  // from what the cache received, so the starts are at most the upstream's counts.
+  const start = (r: string | undefined) => Number(/^bytes=(\d+)-$/.exec(r ?? '')?.[1] ?? NaN);
+  const s1 = start(gets[1]?.range);
+  const s2 = start(gets[2]?.range);
+  t.ok(s1 > 0 && s1 <= 700_000, `the first resume asks from where the body stopped (bytes=${s1}-)`);
+  t.ok(s2 > s1 && s2 <= s1 + 700_000, `and the second from further on (bytes=${s2}-)`);
   t.equal(gets[1]?.ifRange, `"v1-${files.initrd.length}"`, 'with If-Range: the same file or all of it');
-  t.equal(gets[2]?.range, 'bytes=1400000-');
   t.equal(gets[1]?.status, 206);
-  t.equal(gets.reduce((n, g) => n + g.bytes, 0), files.initrd.length, 'no byte fetched twice');
+  t.equal(gets[2]?.bytes, files.initrd.length - s2, 'the last answer carried only the rest');
   t.equal(blobCount(ta), 1);
   t.equal(tmpCount(ta), 0, 'no temporary file left');
 });
@@ -204,7 +214,9 @@ t.test('upstream errors and an unreachable upstream fail fast and say so; cached
   t.match(((await offline.json()) as ErrorBody).message, /ECONNREFUSED/, 'the upstream error is named');
   t.ok(Date.now() - since < 2_000, 'fast');
 
-  t.equal((await fetch(`${base}/kernel`)).status, 200, 'cached while the upstream is up');
+  const warm = await fetch(`${base}/kernel`);
+  t.equal(warm.status, 200, 'cached while the upstream is up');
+  await warm.arrayBuffer();
   await up.close();
   const cached = await fetch(`${base}/kernel`);
   t.equal(cached.status, 200, 'the upstream is gone: the cached artifact still serves');

@@ -14,10 +14,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Agent, setGlobalDispatcher } from 'undici';
 import t, { type Test } from 'tap';
 import type { Mac } from '../../src/machines/mac.js';
 import { tempDir, testApp, type TestApp } from '../helpers/app.js';
 import { REPO_ROOT } from '../helpers/process.js';
+
+// The test's fetch closes its connections at once: a kept-alive one would hold app.close()
+// for Fastify's 72 s keep-alive when a socket is still counted busy (seen with Node 20).
+setGlobalDispatcher(new Agent({ keepAliveTimeout: 10, keepAliveMaxTimeout: 10 }));
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const MAC = '52:54:00:ab:cd:01' as Mac;

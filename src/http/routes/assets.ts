@@ -62,6 +62,13 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
 
   // RFC 9110 §15.5.17: a 416 names the current length (`bytes */N`); @fastify/send leaves it out.
   const sizes = new WeakMap<FastifyRequest, number>();
+  // Requests answered from the cache, for its served-bytes counter.
+  const remote = new WeakSet<FastifyRequest>();
+  if (cache) {
+    app.addHook('onResponse', async (req, reply) => {
+      if (remote.has(req) && req.method === 'GET' && reply.statusCode < 300) cache.stats.servedBytes += Number(reply.getHeader('content-length') ?? 0);
+    });
+  }
   app.addHook('onSend', async (req, reply, payload) => {
     const size = sizes.get(req);
     if (reply.statusCode === 416 && size !== undefined && !reply.hasHeader('content-range')) reply.header('content-range', `bytes */${size}`);
@@ -102,6 +109,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
 
   /** A cached artifact from its blob; one being fetched, as its bytes arrive (Range included). */
   const serveRemote = async (req: FastifyRequest, reply: FastifyReply, c: ArtifactCache, want: ArtifactRequest) => {
+    remote.add(req);
     try {
       const opened = await c.open(want);
       if (opened.kind === 'cached') return sendLocal(req, reply, opened.cached.path, opened.cached.entry.size);
@@ -161,7 +169,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
 };
 
 /** A cache failure as the API error a machine (and its admin) can act on. */
-function cacheError(err: unknown): unknown {
+export function cacheError(err: unknown): unknown {
   if (err instanceof UpstreamError) return new ApiError(err.timeout ? 'upstream_timeout' : 'upstream_failed', `the artifact's upstream failed: ${err.message}`, err.timeout ? 504 : 502);
   if (err instanceof IntegrityError) return new ApiError('integrity_failed', `the artifact's upstream sent other bytes: ${err.message}`, 502);
   if (err instanceof CacheFullError) return new ApiError('cache_full', err.message, 507);

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { CacheStats } from '../../cache/artifacts.js';
 import type { DhcpStats } from '../../dhcp/server.js';
 import type { TftpStats } from '../../tftp/server.js';
 
@@ -9,6 +10,7 @@ export interface MetricsSources {
   dhcpLeases: () => number;
   /** The TFTP server's counters; undefined when TFTP is off. */
   tftp?: () => TftpStats | undefined;
+  cache?: () => CacheStats | undefined;
 }
 
 /**
@@ -34,6 +36,14 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
   tftp.plain('edgeboot_tftp_sent_bytes_total', 'TFTP DATA bytes sent, headers and resends included', (s) => s.bytesSent);
   tftp.plain('edgeboot_tftp_sent_blocks_total', 'TFTP DATA packets sent, resends included', (s) => s.blocksSent);
   tftp.gauge('edgeboot_tftp_active_transfers', 'TFTP transfers running now', (s) => s?.active ?? 0);
+
+  const cache = countersOf(registry, src.cache ?? (() => undefined));
+  cache.plain('edgeboot_cache_hits_total', 'artifact requests answered from the cache', (s) => s.hits);
+  cache.plain('edgeboot_cache_misses_total', 'artifact requests that needed the upstream (a new or joined download)', (s) => s.misses);
+  cache.plain('edgeboot_cache_downloads_total', 'upstream downloads started', (s) => s.downloads);
+  cache.plain('edgeboot_cache_upstream_bytes_total', 'body bytes received from upstreams', (s) => s.upstreamBytes);
+  cache.plain('edgeboot_cache_served_bytes_total', 'body bytes of cached artifacts sent to clients', (s) => s.servedBytes);
+  cache.plain('edgeboot_cache_evictions_total', 'entries evicted to stay within cache.maxBytes', (s) => s.evictions);
   return registry;
 }
 
