@@ -21,6 +21,7 @@ for tool in nginx curl; do command -v "$tool" >/dev/null || { echo "missing $too
 [ -f dist/main.js ] || { echo "build first: npx tsc -p tsconfig.json" >&2; exit 2; }
 
 work=$(mktemp -d)
+chmod 755 "$work"   # nginx workers run as another user
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
