@@ -85,6 +85,9 @@ export interface CacheStats {
   servedBytes: number;
   evictions: number;
   downloads: number;
+  /** Large transfers refused with 503 (cache.maxTransfers), and those running now. */
+  busy: number;
+  activeTransfers: number;
 }
 
 /** Where a complete artifact is. */
@@ -142,7 +145,7 @@ export class ArtifactCache {
   private readonly held = new Map<string, { error: IntegrityError; until: number }>();
   /** Upstream URLs (secrets included) of artifacts named by hub scripts, by edgeboot's id. */
   private readonly sources = new Map<string, ArtifactRequest>();
-  readonly stats: CacheStats = { hits: 0, misses: 0, upstreamBytes: 0, servedBytes: 0, evictions: 0, downloads: 0 };
+  readonly stats: CacheStats = { hits: 0, misses: 0, upstreamBytes: 0, servedBytes: 0, evictions: 0, downloads: 0, busy: 0, activeTransfers: 0 };
   private readonly now: () => Date;
   private readonly dispatcher: Dispatcher;
 

@@ -112,6 +112,9 @@ export const configSchema = {
       properties: {
         dir: { type: 'string', minLength: 1, description: 'a directory path', default: './var/cache' },
         maxBytes: { ...byteSize, default: '200GiB' },
+        maxTransfers: { type: 'integer', minimum: 0, maximum: 100000, description: 'concurrent large artifact transfers before machines are told to retry (503); 0: no limit', default: 0 },
+        largeBytes: { ...byteSize, default: '64MiB' },
+        retryAfterSeconds: { type: 'integer', minimum: 1, maximum: 3600, description: 'the Retry-After of a 503 for a busy server, 1 to 3600', default: 10 },
       },
     },
     registry: {

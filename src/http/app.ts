@@ -47,6 +47,8 @@ export interface AppDeps {
   artifacts?: ArtifactCache;
   /** cache.maxBytes, as GET /api/v1/cache reports it. */
   cacheMaxBytes?: number;
+  /** Boot-storm admission for large artifacts (cache.maxTransfers, largeBytes, retryAfterSeconds). */
+  admission?: { maxTransfers: number; largeBytes: number; retryAfterSeconds: number };
 }
 
 
@@ -82,7 +84,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { store: deps.store, profiles: deps.profiles });
   const recordAt = deps.recordAt;
   await app.register(bootRoutes, { boot: deps.boot, baseUrl, ...(recordAt && { onEntryScript: (address: string) => recordAt(address, { type: 'entry-script-served', source: 'http', data: { client: address } }) }) });
-  await app.register(assetRoutes, { profiles: deps.profiles, ...(deps.artifacts && { cache: deps.artifacts }), ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
+  await app.register(assetRoutes, { profiles: deps.profiles, ...(deps.artifacts && { cache: deps.artifacts }), ...(deps.admission && { admission: deps.admission }), ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
   await app.register(machineRoutes, {
     machines: deps.machines,
     boot: deps.boot,

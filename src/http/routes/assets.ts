@@ -30,6 +30,11 @@ export interface AssetRoutesOptions {
   profiles: () => ProfileSet;
   /** Remote artifacts come through this cache; without one they answer 501. */
   cache?: ArtifactCache;
+  /**
+   * Boot-storm admission: at most `maxTransfers` concurrent transfers of artifacts of
+   * `largeBytes` or more (0: no limit); beyond, 503 with Retry-After, which iPXE honours.
+   */
+  admission?: { maxTransfers: number; largeBytes: number; retryAfterSeconds: number };
   onServed?: (served: AssetServed) => void;
 }
 
@@ -56,9 +61,9 @@ const SEND_OPTIONS = { dotfiles: 'allow', cacheControl: false, acceptRanges: tru
  * need the artifact cache, which fetches, verifies and keeps them; until it holds one the
  * answer says so instead of pulling it over the WAN for every machine.
  */
-export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, onServed }) => {
+export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, admission, onServed }) => {
   await app.register(fastifyStatic, { root: '/', serve: false, decorateReply: true });
-  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501, 502, 504, 507) };
+  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501, 502, 503, 504, 507) };
 
   // RFC 9110 §15.5.17: a 416 names the current length (`bytes */N`); @fastify/send leaves it out.
   const sizes = new WeakMap<FastifyRequest, number>();
@@ -102,7 +107,31 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
     return sendLocal(req, reply, path, st.size);
   };
 
+  let active = 0;
+  /** Counts a large transfer until its connection closes; false when the server is full. */
+  const admit = (req: FastifyRequest, reply: FastifyReply, size: number): boolean => {
+    if (!admission || admission.maxTransfers === 0 || size < admission.largeBytes || req.method === 'HEAD') return true;
+    if (active >= admission.maxTransfers) {
+      if (cache) cache.stats.busy++;
+      req.log.warn({ active, max: admission.maxTransfers, url: redactUrl(req.url) }, 'artifact transfer refused: server busy (503, Retry-After)');
+      return false;
+    }
+    active++;
+    if (cache) cache.stats.activeTransfers = active;
+    reply.raw.once('close', () => {
+      active--;
+      if (cache) cache.stats.activeTransfers = active;
+    });
+    return true;
+  };
+  const busy = (reply: FastifyReply) =>
+    reply
+      .code(503)
+      .header('retry-after', String(admission?.retryAfterSeconds ?? 10))
+      .send({ error: 'busy', message: `this server is already sending ${admission?.maxTransfers} large artifacts: retry after ${admission?.retryAfterSeconds} s` });
+
   const sendLocal = (req: FastifyRequest, reply: FastifyReply, path: string, size: number) => {
+    if (!admit(req, reply, size)) return busy(reply);
     sizes.set(req, size);
     return reply.type('application/octet-stream').sendFile(basename(path), dirname(path), SEND_OPTIONS);
   };
@@ -121,6 +150,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
         return sendLocal(req, reply, done.path, done.entry.size);
       }
       const total = d.total;
+      if (!admit(req, reply, total)) return busy(reply);
       const range = parseRange(req.headers.range, total);
       reply.type('application/octet-stream').header('accept-ranges', 'bytes');
       if (range.kind === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${total}`).send();
@@ -140,7 +170,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
   // The artifacts of a hub's (assisted) script, by the id the rewritten script names.
   app.get<{ Params: { id: string; name: string } }>(
     '/assets/hub/:id/:name',
-    { schema: { summary: "An artifact of a hub's iPXE script, through the cache", tags: ['boot'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' }, name: NAME } }, response: errors(404, 502, 504, 507) } },
+    { schema: { summary: "An artifact of a hub's iPXE script, through the cache", tags: ['boot'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' }, name: NAME } }, response: errors(404, 502, 503, 504, 507) } },
     async (req, reply) => {
       const want = cache?.registered(req.params.id);
       if (!cache || !want) throw new ApiError('not_found', 'no such hub artifact on this server (it restarted since the script was served?): boot the machine again', 404);

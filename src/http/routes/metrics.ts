@@ -44,6 +44,8 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
   cache.plain('edgeboot_cache_upstream_bytes_total', 'body bytes received from upstreams', (s) => s.upstreamBytes);
   cache.plain('edgeboot_cache_served_bytes_total', 'body bytes of cached artifacts sent to clients', (s) => s.servedBytes);
   cache.plain('edgeboot_cache_evictions_total', 'entries evicted to stay within cache.maxBytes', (s) => s.evictions);
+  cache.plain('edgeboot_assets_busy_total', 'large artifact transfers refused with 503 and Retry-After (cache.maxTransfers)', (s) => s.busy);
+  cache.gauge('edgeboot_assets_active_large_transfers', 'large artifact transfers running now', (s) => s?.activeTransfers ?? 0);
   return registry;
 }
 
