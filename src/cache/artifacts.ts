@@ -235,12 +235,15 @@ export class ArtifactCache {
     const pinned = this.o.pinned?.() ?? new Set<string>();
     const entries = await this.o.store.listCacheEntries();
     let bytes = sumDistinct(entries);
+    const names = new Map<string, number>();
+    for (const e of entries) names.set(e.digest, (names.get(e.digest) ?? 0) + 1);
     for (const e of entries) {
       if (bytes <= this.o.maxBytes) break;
       if (pinned.has(e.key) || this.inflight.has(e.key)) continue;
       await this.o.store.deleteCacheEntry(e.key);
-      const left = (await this.o.store.listCacheEntries()).some((x) => x.digest === e.digest);
-      if (!left) {
+      const left = (names.get(e.digest) ?? 1) - 1;
+      names.set(e.digest, left);
+      if (left === 0) {
         await this.o.blobs.remove(e.digest);
         bytes -= e.size;
       }

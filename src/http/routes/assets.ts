@@ -55,11 +55,12 @@ const READ_CHUNK = 1 << 20;
 const SEND_OPTIONS = { dotfiles: 'allow', cacheControl: false, acceptRanges: true, etag: true, lastModified: true, highWaterMark: READ_CHUNK } as const;
 
 /**
- * `GET`/`HEAD /assets/{profile}/{artifact}`: the kernels, initrds and rootfs images the boot
- * scripts name (`render.ts` builds these URLs). Local artifacts (`file://`) are sent by
- * @fastify/static — Range, ETag, Last-Modified, conditional requests and HEAD. Remote artifacts
- * need the artifact cache, which fetches, verifies and keeps them; until it holds one the
- * answer says so instead of pulling it over the WAN for every machine.
+ * `GET`/`HEAD /assets/{profile}/{artifact}` and `/assets/hub/{id}/{name}`: the kernels, initrds
+ * and rootfs images the boot scripts name (`render.ts` and the assisted rewrite build these
+ * URLs). Complete files — a profile's `file://` artifacts and cached blobs — are sent by
+ * @fastify/static (Range, ETag, Last-Modified, conditional requests, HEAD); an artifact still
+ * downloading into the cache is streamed as its bytes arrive. Without a cache (an app built
+ * without one) a remote artifact answers 501 rather than being pulled per machine.
  */
 export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, admission, onServed }) => {
   await app.register(fastifyStatic, { root: '/', serve: false, decorateReply: true });
