@@ -106,7 +106,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     recordAt,
     artifacts,
     cacheMaxBytes: config.cache.maxBytes,
-    admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds },
+    admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ipxeRoots: config.tftp.roots,
     store,
     machines,

@@ -39,7 +39,7 @@ export interface Config {
     subnets: SubnetConfig[];
   };
   store: { url: string };
-  cache: { dir: string; maxBytes: number; maxTransfers: number; largeBytes: number; retryAfterSeconds: number };
+  cache: { dir: string; maxBytes: number; maxTransfers: number; largeBytes: number; retryAfterSeconds: number; clientRate: number };
   registry: { pullSecret: string; insecureRegistries: string[] };
   auth: { adminTokens: string[] };
   profiles: { dirs: string[] };

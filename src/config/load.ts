@@ -195,7 +195,7 @@ function describeValue(v: unknown): string {
 type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
   http: { listen: string };
   tftp: Omit<Config['tftp'], 'listen'> & { listen: string };
-  cache: { dir: string; maxBytes: number | string; maxTransfers: number; largeBytes: number | string; retryAfterSeconds: number };
+  cache: { dir: string; maxBytes: number | string; maxTransfers: number; largeBytes: number | string; retryAfterSeconds: number; clientRate: number | string };
   boot: { unknownMachines: string; recheckSeconds: number; assistedChain: 'rewrite' | 'chain' };
 };
 
@@ -204,7 +204,7 @@ function normalise(c: RawConfig): Config {
     ...c,
     http: { listen: parseListen(c.http.listen) },
     tftp: { ...c.tftp, listen: parseListen(c.tftp.listen) },
-    cache: { dir: c.cache.dir, maxBytes: parseByteSize(c.cache.maxBytes), maxTransfers: c.cache.maxTransfers, largeBytes: parseByteSize(c.cache.largeBytes), retryAfterSeconds: c.cache.retryAfterSeconds },
+    cache: { dir: c.cache.dir, maxBytes: parseByteSize(c.cache.maxBytes), maxTransfers: c.cache.maxTransfers, largeBytes: parseByteSize(c.cache.largeBytes), retryAfterSeconds: c.cache.retryAfterSeconds, clientRate: parseByteSize(c.cache.clientRate) },
     boot: { unknownMachines: parsePolicy(c.boot.unknownMachines), recheckSeconds: c.boot.recheckSeconds, assistedChain: c.boot.assistedChain },
   };
 }

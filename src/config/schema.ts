@@ -115,6 +115,7 @@ export const configSchema = {
         maxTransfers: { type: 'integer', minimum: 0, maximum: 100000, description: 'concurrent large artifact transfers before machines are told to retry (503); 0: no limit', default: 0 },
         largeBytes: { ...byteSize, default: '64MiB' },
         retryAfterSeconds: { type: 'integer', minimum: 1, maximum: 3600, description: 'the Retry-After of a 503 for a busy server, 1 to 3600', default: 10 },
+        clientRate: { ...byteSize, description: 'bytes per second one client may draw from the artifacts on disk, all its transfers together, such as 40MiB; 0: no cap', default: 0 },
       },
     },
     registry: {

@@ -13,7 +13,7 @@ import type { Store } from '../store/store.js';
 import { baseUrlOf } from './base-url.js';
 import { redactUrl } from './redact.js';
 import { installErrorHandling } from './errors.js';
-import { assetRoutes, type AssetServed } from './routes/assets.js';
+import { assetRoutes, type AssetLimits, type AssetServed } from './routes/assets.js';
 import { bootRoutes } from './routes/boot.js';
 import { cacheRoutes } from './routes/cache.js';
 import { healthRoutes } from './routes/health.js';
@@ -47,8 +47,8 @@ export interface AppDeps {
   artifacts?: ArtifactCache;
   /** cache.maxBytes, as GET /api/v1/cache reports it. */
   cacheMaxBytes?: number;
-  /** Boot-storm admission for large artifacts (cache.maxTransfers, largeBytes, retryAfterSeconds). */
-  admission?: { maxTransfers: number; largeBytes: number; retryAfterSeconds: number };
+  /** Boot-storm admission for large artifacts and the per-client rate cap (cache.maxTransfers, largeBytes, retryAfterSeconds, clientRate). */
+  admission?: AssetLimits;
 }
 
 

@@ -1,15 +1,15 @@
-import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ArtifactCache, CacheFullError, IntegrityError, readDownload, UpstreamError, type ArtifactRequest } from '../../cache/artifacts.js';
 import { ApiError } from '../../errors.js';
 import type { ProfileSet } from '../../profiles/profile.js';
+import { answerFileRequest, fileEtag } from '../conditional.js';
 import { parseRange } from '../range.js';
 import { redactUrl } from '../redact.js';
+import { sendfileBody, socketFd } from '../sendfile.js';
 import { errors } from '../schemas.js';
 
 /** One artifact response, as the timeline records it. */
@@ -33,9 +33,18 @@ export interface AssetRoutesOptions {
   /**
    * Boot-storm admission: at most `maxTransfers` concurrent transfers of artifacts of
    * `largeBytes` or more (0: no limit); beyond, 503 with Retry-After, which iPXE honours.
+   * `clientRate`: bytes per second for all of one client's transfers from disk together (0 or
+   * absent: no cap).
    */
-  admission?: { maxTransfers: number; largeBytes: number; retryAfterSeconds: number };
+  admission?: AssetLimits;
   onServed?: (served: AssetServed) => void;
+}
+
+export interface AssetLimits {
+  maxTransfers: number;
+  largeBytes: number;
+  retryAfterSeconds: number;
+  clientRate?: number;
 }
 
 interface AssetParams {
@@ -51,8 +60,11 @@ const NAME = { type: 'string', maxLength: 63 } as const;
  * (bench/qemu-boot.sh captures). It also bounds what one transfer holds in memory.
  */
 const READ_CHUNK = 1 << 20;
-/** @fastify/send options; `highWaterMark` reaches its read stream though the static plugin's type omits it. */
-const SEND_OPTIONS = { dotfiles: 'allow', cacheControl: false, acceptRanges: true, etag: true, lastModified: true, highWaterMark: READ_CHUNK } as const;
+/**
+ * A transfer whose client takes no byte for this long is ended and its connection closed. Long:
+ * a machine's firmware may pause reading while it writes what it got.
+ */
+const STALL_MS = 120_000;
 
 /**
  * `GET`/`HEAD /assets/{profile}/{artifact}` and `/assets/hub/{id}/{name}`: the kernels, initrds
@@ -63,11 +75,8 @@ const SEND_OPTIONS = { dotfiles: 'allow', cacheControl: false, acceptRanges: tru
  * without one) a remote artifact answers 501 rather than being pulled per machine.
  */
 export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, admission, onServed }) => {
-  await app.register(fastifyStatic, { root: '/', serve: false, decorateReply: true });
   const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501, 502, 503, 504, 507) };
 
-  // RFC 9110 §15.5.17: a 416 names the current length (`bytes */N`); @fastify/send leaves it out.
-  const sizes = new WeakMap<FastifyRequest, number>();
   // Requests answered from the cache, for its served-bytes counter.
   const remote = new WeakSet<FastifyRequest>();
   if (cache) {
@@ -75,11 +84,6 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       if (remote.has(req) && req.method === 'GET' && reply.statusCode < 300) cache.stats.servedBytes += Number(reply.getHeader('content-length') ?? 0);
     });
   }
-  app.addHook('onSend', async (req, reply, payload) => {
-    const size = sizes.get(req);
-    if (reply.statusCode === 416 && size !== undefined && !reply.hasHeader('content-range')) reply.header('content-range', `bytes */${size}`);
-    return payload;
-  });
 
   const serve = async (req: FastifyRequest<{ Params: AssetParams }>, reply: FastifyReply) => {
     const { profile: name, artifact: key } = req.params;
@@ -105,7 +109,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       req.log.error({ profile: name, artifact: key, path }, 'a profile names an artifact file that is not there');
       throw new ApiError('artifact_missing', `artifact ${key} of profile ${name} is missing on the server: see its log`, 404);
     }
-    return sendLocal(req, reply, path, st.size);
+    return sendLocal(req, reply, path);
   };
 
   let active = 0;
@@ -131,10 +135,49 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       .header('retry-after', String(admission?.retryAfterSeconds ?? 10))
       .send({ error: 'busy', message: `this server is already sending ${admission?.maxTransfers} large artifacts: retry after ${admission?.retryAfterSeconds} s` });
 
-  const sendLocal = (req: FastifyRequest, reply: FastifyReply, path: string, size: number) => {
-    if (!admit(req, reply, size)) return busy(reply);
-    sizes.set(req, size);
-    return reply.type('application/octet-stream').sendFile(basename(path), dirname(path), SEND_OPTIONS);
+  /**
+   * A complete file: validators and range answered here (conditional.ts), the body sent by the
+   * kernel from the file (sendfile.ts) when the request came on a TCP socket, else streamed.
+   * The file is opened first, so a blob evicted meanwhile is still read whole.
+   */
+  const sendLocal = async (req: FastifyRequest, reply: FastifyReply, path: string, digest?: string) => {
+    const file = await open(path, 'r');
+    let handedOff = false;
+    try {
+      const st = await file.stat();
+      const etag = digest ? `"sha256:${digest}"` : fileEtag(st.mtime, st.size);
+      const h = req.headers;
+      const answer = answerFileRequest(
+        { method: req.method, range: h.range, ifMatch: h['if-match'], ifNoneMatch: h['if-none-match'], ifModifiedSince: h['if-modified-since'], ifUnmodifiedSince: h['if-unmodified-since'], ifRange: firstValue(h['if-range']) },
+        { size: st.size, etag, lastModified: st.mtime },
+      );
+      const headers: Record<string, string | number> = { 'accept-ranges': 'bytes', etag, 'last-modified': st.mtime.toUTCString() };
+      if (answer.status === 304 || answer.status === 412) return reply.code(answer.status).headers(headers).send();
+      headers['content-type'] = 'application/octet-stream';
+      if (answer.status === 416) return reply.code(416).headers({ ...headers, 'content-range': `bytes */${st.size}` }).send();
+      const length = answer.end - answer.start + 1;
+      headers['content-length'] = length;
+      if (answer.status === 206) headers['content-range'] = `bytes ${answer.start}-${answer.end}/${st.size}`;
+      if (req.method === 'HEAD' || length === 0) return reply.code(answer.status).headers(headers).send(Readable.from([]));
+      if (!admit(req, reply, st.size)) return busy(reply);
+      if (socketFd(req.raw.socket) === undefined) {
+        handedOff = true;
+        return reply.code(answer.status).headers(headers).send(file.createReadStream({ start: answer.start, end: answer.end, highWaterMark: READ_CHUNK }));
+      }
+      reply.hijack();
+      const res = reply.raw;
+      res.statusCode = answer.status;
+      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+      try {
+        await sendfileBody(res, file.fd, answer.start, length, { rate: admission?.clientRate ?? 0, rateKey: clientAddress(req), stallMs: STALL_MS });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException & { sent?: number };
+        req.log.info({ url: redactUrl(req.url), sent: e.sent, reason: e.code ?? e.message }, 'artifact transfer ended early');
+      }
+      return reply;
+    } finally {
+      if (!handedOff) await file.close();
+    }
   };
 
   /** A cached artifact from its blob; one being fetched, as its bytes arrive (Range included). */
@@ -142,13 +185,13 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
     remote.add(req);
     try {
       const opened = await c.open(want);
-      if (opened.kind === 'cached') return sendLocal(req, reply, opened.cached.path, opened.cached.entry.size);
+      if (opened.kind === 'cached') return sendLocal(req, reply, opened.cached.path, opened.cached.entry.digest);
       const d = opened.download;
       while (d.total === undefined && !d.finished && !d.failure) await once(d, 'progress');
       if (d.failure) throw d.failure;
       if (d.finished || d.total === undefined) {
         const done = await d.done;
-        return sendLocal(req, reply, done.path, done.entry.size);
+        return sendLocal(req, reply, done.path, done.entry.digest);
       }
       const total = d.total;
       if (!admit(req, reply, total)) return busy(reply);
@@ -210,4 +253,8 @@ export function cacheError(err: unknown): unknown {
 /** The client's IPv4 address as the lease and neighbour tables know it (no `::ffff:`). */
 export function clientAddress(req: FastifyRequest): string {
   return req.ip.startsWith('::ffff:') ? req.ip.slice(7) : req.ip;
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }

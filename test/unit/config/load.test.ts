@@ -56,7 +56,7 @@ t.test('embedded defaults', async (t) => {
     { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 },
   ]);
   t.equal(config.store.url, 'sqlite:./var/edgeboot.db');
-  t.same(config.cache, { dir: './var/cache', maxBytes: 214748364800, maxTransfers: 0, largeBytes: 64 * 2 ** 20, retryAfterSeconds: 10 });
+  t.same(config.cache, { dir: './var/cache', maxBytes: 214748364800, maxTransfers: 0, largeBytes: 64 * 2 ** 20, retryAfterSeconds: 10, clientRate: 0 });
   t.equal(config.cache.maxBytes, 200 * 2 ** 30, '200GiB');
   t.same(config.registry, { pullSecret: '', insecureRegistries: [] });
   t.same(config.auth, { adminTokens: [] });
