@@ -17,7 +17,8 @@
  * round so that none starves the others. When a transfer ends — all bytes sent, the peer gone,
  * a stall, cancel() — its callback runs on Node's loop through a thread-safe function.
  *
- * An optional rate cap (bytes per second) is a token bucket per key (the client address):
+ * An optional rate cap (bytes per second) is a token bucket per key (the client address), empty
+ * at first and holding at most a quarter second of bytes:
  * every transfer with the same key is placed on the same thread and shares its bucket.
  *
  * JS surface (wrapped by src/http/sendfile.ts):

@@ -94,6 +94,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     advertiseAddress: 'auto',
     httpPort: 8080,
     log,
+    admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ...(opts.recordAt && { recordAt: opts.recordAt }),
   });
   await app.ready();
