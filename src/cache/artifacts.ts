@@ -132,6 +132,8 @@ export class Download extends EventEmitter {
 }
 
 const RETRY_BASE_MS = 200;
+/** How long a hub artifact id outlives the last script that named it. */
+const HUB_ARTIFACT_DAYS = 7;
 
 /**
  * The verified artifact cache: each upstream URL is fetched once (single flight per source
@@ -157,16 +159,29 @@ export class ArtifactCache {
   /**
    * An id for an upstream URL that edgeboot's own URLs can carry instead of it (and its
    * api_key): the first 16 hex digits of the sha256 of its source key, so the same file under
-   * another key gets the same id. Kept in memory: after a restart a machine boots again.
+   * another key gets the same id. Kept in the store too, for HUB_ARTIFACT_DAYS: the RHCOS
+   * initramfs fetches its rootfs minutes after the script was served, across a restart of
+   * edgeboot perhaps. A failed write is logged; the id still works until the next restart.
    */
   register(req: ArtifactRequest): string {
     const id = createHash('sha256').update(sourceKey(req.url)).digest('hex').slice(0, 16);
     this.sources.set(id, req);
+    const now = this.now();
+    const keepSince = new Date(now.getTime() - HUB_ARTIFACT_DAYS * 86_400_000).toISOString();
+    this.o.store.putHubArtifact(id, JSON.stringify(req), now.toISOString(), keepSince).catch((err: unknown) => {
+      this.o.log.error({ err, id, url: redactUrl(req.url) }, 'could not keep a hub artifact id in the store: it is good until edgeboot restarts');
+    });
     return id;
   }
 
-  registered(id: string): ArtifactRequest | undefined {
-    return this.sources.get(id);
+  async registered(id: string): Promise<ArtifactRequest | undefined> {
+    const known = this.sources.get(id);
+    if (known) return known;
+    const stored = await this.o.store.getHubArtifact(id);
+    if (stored === undefined) return undefined;
+    const req = JSON.parse(stored) as ArtifactRequest;
+    this.sources.set(id, req);
+    return req;
   }
 
   /** The complete artifact when cached (and still matching the request), else undefined. */

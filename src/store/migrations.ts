@@ -63,4 +63,15 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       CREATE INDEX cache_entries_digest ON cache_entries (digest);
     `,
   },
+  {
+    version: 4,
+    sql: `
+      CREATE TABLE hub_artifacts (
+        id TEXT PRIMARY KEY,
+        request TEXT NOT NULL,
+        registered_at TEXT NOT NULL
+      );
+      CREATE INDEX hub_artifacts_registered ON hub_artifacts (registered_at);
+    `,
+  },
 ];

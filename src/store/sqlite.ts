@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Mac, Uuid } from '../machines/mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../machines/model.js';
@@ -32,6 +32,8 @@ export interface SqliteStoreOptions {
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
   const db = new Database(opts.path);
+  // It holds the token-signing secret and the hub's artifact URLs with their api_key.
+  if (opts.path !== ':memory:') chmodSync(opts.path, 0o600);
   // WAL: readers never block the writer; FULL: a committed transaction survives power loss too.
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -111,6 +113,11 @@ export class SqliteStore implements Store {
       ),
       touchCacheEntry: db.prepare<[string, string]>('UPDATE cache_entries SET last_used_at = ? WHERE key = ?'),
       deleteCacheEntry: db.prepare<[string]>('DELETE FROM cache_entries WHERE key = ?'),
+      putHubArtifact: db.prepare<[string, string, string]>(
+        'INSERT INTO hub_artifacts (id, request, registered_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET request = excluded.request, registered_at = excluded.registered_at',
+      ),
+      pruneHubArtifacts: db.prepare<[string]>('DELETE FROM hub_artifacts WHERE registered_at < ?'),
+      getHubArtifact: db.prepare<[string], { request: string }>('SELECT request FROM hub_artifacts WHERE id = ?'),
     };
   }
 
@@ -206,6 +213,17 @@ export class SqliteStore implements Store {
 
   async listCacheEntries(): Promise<CacheEntry[]> {
     return this.q.cacheEntries.all().map(cacheEntryOf);
+  }
+
+  async putHubArtifact(id: string, request: string, time: string, keepSince: string): Promise<void> {
+    this.db.transaction(() => {
+      this.q.putHubArtifact.run(id, request, time);
+      this.q.pruneHubArtifacts.run(keepSince);
+    }).immediate();
+  }
+
+  async getHubArtifact(id: string): Promise<string | undefined> {
+    return this.q.getHubArtifact.get(id)?.request;
   }
 
   async getSetting(key: string): Promise<string | undefined> {

@@ -83,6 +83,13 @@ export interface Store {
   deleteCacheEntry(key: string): Promise<void>;
   /** Every entry, least recently used first. */
   listCacheEntries(): Promise<CacheEntry[]>;
+  /**
+   * The upstream request (JSON, its URL's secrets included) behind an id that a rewritten hub
+   * script names; registering again refreshes it, and those not registered since `keepSince`
+   * are dropped.
+   */
+  putHubArtifact(id: string, request: string, time: string, keepSince: string): Promise<void>;
+  getHubArtifact(id: string): Promise<string | undefined>;
   /** A cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -216,7 +216,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
     '/assets/hub/:id/:name',
     { schema: { summary: "An artifact of a hub's iPXE script, through the cache", tags: ['boot'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' }, name: NAME } }, response: errors(404, 502, 503, 504, 507) } },
     async (req, reply) => {
-      const want = cache?.registered(req.params.id);
+      const want = await cache?.registered(req.params.id);
       if (!cache || !want) throw new ApiError('not_found', 'no such hub artifact on this server (it restarted since the script was served?): boot the machine again', 404);
       return serveRemote(req, reply, cache, want);
     },
