@@ -46,8 +46,8 @@ export class IntegrityError extends Error {
 
 /** The cache's disk is full. Nothing partial was kept. */
 export class CacheFullError extends Error {
-  constructor(readonly upstream: string, dir: string) {
-    super(`the cache disk (${dir}) is full while storing ${upstream}; nothing partial was kept: free space or lower cache.maxBytes`);
+  constructor(readonly upstream: string, dir: string, detail?: string) {
+    super(`the cache disk (${dir}) is full while storing ${upstream}${detail ? ` (${detail})` : ''}; nothing partial was kept: free space or lower cache.maxBytes`);
     this.name = 'CacheFullError';
   }
 }
@@ -184,6 +184,13 @@ export class ArtifactCache {
     return req;
   }
 
+  /** Bytes the downloads other than `except` have announced and not yet written. */
+  private pendingBytes(except: Download): number {
+    let pending = 0;
+    for (const d of this.inflight.values()) if (d !== except && d.total !== undefined) pending += Math.max(0, d.total - d.written);
+    return pending;
+  }
+
   /** The complete artifact when cached (and still matching the request), else undefined. */
   async lookup(req: ArtifactRequest): Promise<Cached | undefined> {
     const entry = await this.o.store.getCacheEntry(sourceKey(req.url));
@@ -318,7 +325,17 @@ export class ArtifactCache {
               d.written = 0;
               d.generation++;
             }
-            d.total = numberHeader(res.headers['content-length']);
+            const total = numberHeader(res.headers['content-length']);
+            // A body that cannot fit fails now, as a 507 to every client, instead of a 200 that
+            // each of them would see cut short when the disk runs out. Checked before `total`
+            // is published: a client that joins meanwhile must not be answered 200 either.
+            // What the other downloads still have to write counts as taken.
+            const free = total === undefined ? Infinity : (await this.o.blobs.free()) - this.pendingBytes(d);
+            if (total !== undefined && total > free) {
+              await res.body.dump();
+              throw new CacheFullError(upstream, this.o.blobs.dir, `${total} bytes to store, ${free} free`);
+            }
+            d.total = total;
             etag = textHeader(res.headers.etag);
             lastModified = textHeader(res.headers['last-modified']);
             mediaType = textHeader(res.headers['content-type']);
@@ -379,7 +396,15 @@ class CutShort extends Error {}
 async function writeBody(body: AsyncIterable<Buffer>, fh: FileHandle, hash: Hash, d: Download, upstream: string, dir: string, stats: CacheStats): Promise<void> {
   for await (const chunk of body) {
     try {
-      await fh.write(chunk, 0, chunk.length, d.written);
+      // A nearly full disk takes part of a chunk (a short write, no error); the rest is
+      // written after it, or fails with ENOSPC. Counting the whole chunk as written would
+      // leave a hole that reads as zeros once space comes free (a failed download elsewhere
+      // discards its file), and a blob that is not the bytes its sha256 names.
+      for (let off = 0; off < chunk.length; ) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, d.written + off);
+        if (bytesWritten === 0) throw new Error(`no byte of ${chunk.length - off} could be written`);
+        off += bytesWritten;
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new CacheFullError(upstream, dir);
       throw err;

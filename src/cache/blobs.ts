@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { open, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** A sha256 digest in lower-case hex. */
@@ -39,6 +39,12 @@ export class BlobStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+  }
+
+  /** Bytes that can still be written to the store's file system (statfs: blocks available to unprivileged writers). */
+  async free(): Promise<number> {
+    const fs = await statfs(this.tmpDir);
+    return fs.bavail * fs.bsize;
   }
 
   /** A fresh temporary path inside the store's file system (so the final rename is atomic). */
