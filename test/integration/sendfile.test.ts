@@ -170,3 +170,17 @@ t.test('a file shorter than the range is an error and the connection is closed',
   t.same(results, [{ sent: 100_000, code: 'ENODATA' }]);
   t.equal(fstatSync(openSync(path, 'r')).size, 100_000);
 });
+
+t.test('preconditions over a real connection: 304, 412 with the reason, If-Range', async (t) => {
+  const { url } = await lab(t, { kernel: 100_000 });
+  const head = await run('curl', ['-fsS', '--head', url('kernel')]);
+  const etag = /^etag: (.+?)\r?$/im.exec(head.stdout)?.[1] ?? '';
+  t.match(etag, /^"[0-9a-f]+-186a0"$/);
+  const code = async (...args: string[]) => (await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', ...args, url('kernel')])).stdout;
+  t.equal(await code('-H', `If-None-Match: ${etag}`), '304');
+  t.equal(await code('-H', 'If-Match: "other"'), '412');
+  const body = (await run('curl', ['-sS', '-H', 'If-Match: "other"', url('kernel')])).stdout;
+  t.match(JSON.parse(body), { error: 'precondition_failed', message: /is not the one If-Match/ });
+  t.equal(await code('-r', '0-9', '-H', `If-Range: ${etag}`), '206');
+  t.equal(await code('-r', '0-9', '-H', 'If-Range: "stale"'), '200');
+});

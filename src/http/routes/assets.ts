@@ -55,9 +55,9 @@ interface AssetParams {
 const NAME = { type: 'string', maxLength: 63 } as const;
 
 /**
- * Read size of an artifact stream. With the default 64 KiB reads an 8 MiB kernel took about
- * 115 ms to a QEMU guest where nginx (sendfile) took 65 ms; with 1 MiB reads, 85-95 ms
- * (bench/qemu-boot.sh captures). It also bounds what one transfer holds in memory.
+ * Read size of a file body streamed through Node (a request with no TCP socket of its own, as
+ * `inject` makes): 1 MiB reads were 25 ms faster per 8 MiB kernel than the default 64 KiB
+ * before bodies went to sendfile (bench/qemu-boot.sh captures).
  */
 const READ_CHUNK = 1 << 20;
 /**
@@ -69,13 +69,13 @@ const STALL_MS = 120_000;
 /**
  * `GET`/`HEAD /assets/{profile}/{artifact}` and `/assets/hub/{id}/{name}`: the kernels, initrds
  * and rootfs images the boot scripts name (`render.ts` and the assisted rewrite build these
- * URLs). Complete files — a profile's `file://` artifacts and cached blobs — are sent by
- * @fastify/static (Range, ETag, Last-Modified, conditional requests, HEAD); an artifact still
+ * URLs). Complete files — a profile's `file://` artifacts and cached blobs — are answered by
+ * `sendLocal` (validators and ranges by conditional.ts, the body by sendfile.ts); an artifact still
  * downloading into the cache is streamed as its bytes arrive. Without a cache (an app built
  * without one) a remote artifact answers 501 rather than being pulled per machine.
  */
 export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, admission, onServed }) => {
-  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 501, 502, 503, 504, 507) };
+  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 412, 501, 502, 503, 504, 507) };
 
   // Requests answered from the cache, for its served-bytes counter.
   const remote = new WeakSet<FastifyRequest>();
@@ -152,7 +152,8 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
         { size: st.size, etag, lastModified: st.mtime },
       );
       const headers: Record<string, string | number> = { 'accept-ranges': 'bytes', etag, 'last-modified': st.mtime.toUTCString() };
-      if (answer.status === 304 || answer.status === 412) return reply.code(answer.status).headers(headers).send();
+      if (answer.status === 412) throw new ApiError('precondition_failed', `the artifact is not the one If-Match or If-Unmodified-Since names: it is ${etag}, modified ${headers['last-modified']}`, 412);
+      if (answer.status === 304) return reply.code(304).headers(headers).send();
       headers['content-type'] = 'application/octet-stream';
       if (answer.status === 416) return reply.code(416).headers({ ...headers, 'content-range': `bytes */${st.size}` }).send();
       const length = answer.end - answer.start + 1;
