@@ -184,3 +184,29 @@ t.test('preconditions over a real connection: 304, 412 with the reason, If-Range
   t.equal(await code('-r', '0-9', '-H', `If-Range: ${etag}`), '206');
   t.equal(await code('-r', '0-9', '-H', 'If-Range: "stale"'), '200');
 });
+
+t.test('pipelined requests on one connection get their answers whole and in order', async (t) => {
+  const { files, url } = await lab(t, { a: 3 * MiB + 1, b: 2 * MiB + 3 });
+  const { port, pathname: pathA } = new URL(url('a'));
+  const pathB = new URL(url('b')).pathname;
+  const client = connect(Number(port), '127.0.0.1');
+  t.teardown(() => client.destroy());
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+  // Both requests in one write: the second arrives while the first body is being sent.
+  client.write(`GET ${pathA} HTTP/1.1\r\nHost: x\r\n\r\nGET ${pathB} HTTP/1.1\r\nHost: x\r\n\r\nGET ${pathA} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  await ended;
+  let rest = Buffer.concat(chunks);
+  const bodies: Buffer[] = [];
+  while (rest.length > 0) {
+    const split = rest.indexOf('\r\n\r\n');
+    const head = rest.subarray(0, split).toString('latin1');
+    t.match(head, /^HTTP\/1\.1 200 /, 'a 200');
+    const length = Number(/^content-length: (\d+)$/im.exec(head)?.[1]);
+    bodies.push(rest.subarray(split + 4, split + 4 + length));
+    rest = rest.subarray(split + 4 + length);
+  }
+  t.equal(bodies.length, 3, 'three answers');
+  t.same(bodies.map(sha256), [files.a!, files.b!, files.a!].map(sha256), 'each the right file, in order');
+});

@@ -161,7 +161,8 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       if (answer.status === 206) headers['content-range'] = `bytes ${answer.start}-${answer.end}/${st.size}`;
       if (req.method === 'HEAD' || length === 0) return reply.code(answer.status).headers(headers).send(Readable.from([]));
       if (!admit(req, reply, st.size)) return busy(reply);
-      if (socketFd(req.raw.socket) === undefined) {
+      // A pipelined request's response has no socket until the ones before it are done: it streams, in order.
+      if (socketFd(reply.raw.socket) === undefined) {
         handedOff = true;
         return reply.code(answer.status).headers(headers).send(file.createReadStream({ start: answer.start, end: answer.end, highWaterMark: READ_CHUNK }));
       }
