@@ -20,6 +20,18 @@ export interface ArtifactRequest {
    * unreachable upstream keeps the cached copy serving.
    */
   revalidate?: boolean;
+  /**
+   * The index key, when it is not the URL's source key: a registry blob is one entry per
+   * digest (`oci-blob:sha256:<hex>`), whichever repository and URL it is fetched through.
+   */
+  key?: string;
+  /** Request headers for each attempt, such as a registry's bearer token (never stored or logged). */
+  headers?: () => Promise<Record<string, string>>;
+}
+
+/** The index key of a request. */
+export function requestKey(req: ArtifactRequest): string {
+  return req.key ?? sourceKey(req.url);
 }
 
 /** The upstream failed: unreachable, an error status, a timeout, or a body cut short too often. */
@@ -193,7 +205,7 @@ export class ArtifactCache {
 
   /** The complete artifact when cached (and still matching the request), else undefined. */
   async lookup(req: ArtifactRequest): Promise<Cached | undefined> {
-    const entry = await this.o.store.getCacheEntry(sourceKey(req.url));
+    const entry = await this.o.store.getCacheEntry(requestKey(req));
     if (!entry) return undefined;
     if (req.sha256 !== undefined && entry.digest !== req.sha256) return undefined;
     const size = await this.o.blobs.size(entry.digest);
@@ -211,7 +223,7 @@ export class ArtifactCache {
       return { kind: 'cached', cached: hit };
     }
     this.stats.misses++;
-    const key = sourceKey(req.url);
+    const key = requestKey(req);
     // Held per expectation: the same URL asked with another sha256 (or none) is tried afresh.
     const expectation = `${key}\n${req.sha256 ?? ''}\n${req.size ?? ''}`;
     const held = this.held.get(expectation);
@@ -307,7 +319,7 @@ export class ArtifactCache {
       for (;;) {
         try {
           const resumed = d.written > 0;
-          const headers: Record<string, string> = {};
+          const headers: Record<string, string> = { ...(await req.headers?.()) };
           if (resumed) {
             headers.range = `bytes=${d.written}-`;
             if (etag !== undefined) headers['if-range'] = etag;

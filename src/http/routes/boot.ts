@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { BootQuery, BootService } from '../../boot/service.js';
 import { renderEntryScript } from '../../boot/render.js';
-import { clientAddress } from './assets.js';
+import { clientAddress } from '../artifact-responder.js';
 import { parseMac, parseUuid, type Mac } from '../../machines/mac.js';
 import { ApiError } from '../../errors.js';
 import { errors, macParams } from '../schemas.js';

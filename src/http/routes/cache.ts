@@ -4,7 +4,7 @@ import { SAFE_URL_PATTERN } from '../../boot/safe.js';
 import { requireAdmin } from '../auth.js';
 import { redactUrl } from '../redact.js';
 import { errors } from '../schemas.js';
-import { cacheError } from './assets.js';
+import { cacheError } from '../artifact-responder.js';
 
 const entry = {
   type: 'object',

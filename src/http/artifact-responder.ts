@@ -1,0 +1,175 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { ArtifactCache, CacheFullError, IntegrityError, readDownload, UpstreamError, type ArtifactRequest } from '../cache/artifacts.js';
+import { ApiError } from '../errors.js';
+import { answerFileRequest, fileEtag } from './conditional.js';
+import { parseRange } from './range.js';
+import { redactUrl } from './redact.js';
+import { sendfileBody, socketFd } from './sendfile.js';
+
+/**
+ * Boot-storm admission: at most `maxTransfers` concurrent transfers of artifacts of
+ * `largeBytes` or more (0: no limit); beyond, 503 with Retry-After, which iPXE honours.
+ * `clientRate`: bytes per second for all of one client's transfers from disk together (0 or
+ * absent: no cap).
+ */
+export interface AssetLimits {
+  maxTransfers: number;
+  largeBytes: number;
+  retryAfterSeconds: number;
+  clientRate?: number;
+}
+
+/**
+ * Read size of a file body streamed through Node (a request with no TCP socket of its own, as
+ * `inject` makes): 1 MiB reads were 25 ms faster per 8 MiB kernel than the default 64 KiB
+ * before bodies went to sendfile (bench/qemu-boot.sh captures).
+ */
+const READ_CHUNK = 1 << 20;
+/**
+ * A transfer whose client takes no byte for this long is ended and its connection closed. Long:
+ * a machine's firmware may pause reading while it writes what it got.
+ */
+const STALL_MS = 120_000;
+
+/**
+ * Answers for complete files and cached (or downloading) artifacts, shared by /assets and the
+ * registry mirror's blobs: validators and ranges (conditional.ts), the body by sendfile, an
+ * artifact still downloading streamed as its bytes arrive, admission control, and the cache's
+ * served-bytes counter (`countServed`, from an onResponse hook).
+ */
+export class ArtifactResponder {
+  private active = 0;
+  private readonly remote = new WeakSet<FastifyRequest>();
+
+  constructor(
+    private readonly cache: ArtifactCache | undefined,
+    private readonly admission: AssetLimits | undefined,
+  ) {}
+
+  /** For an onResponse hook: adds a cache-served response's length to the cache's counter. */
+  countServed(req: FastifyRequest, reply: FastifyReply): void {
+    if (this.cache && this.remote.has(req) && req.method === 'GET' && reply.statusCode < 300) this.cache.stats.servedBytes += Number(reply.getHeader('content-length') ?? 0);
+  }
+
+  /** Counts a large transfer until its connection closes; false when the server is full. */
+  private admit(req: FastifyRequest, reply: FastifyReply, size: number): boolean {
+    const { admission, cache } = this;
+    if (!admission || admission.maxTransfers === 0 || size < admission.largeBytes || req.method === 'HEAD') return true;
+    if (this.active >= admission.maxTransfers) {
+      if (cache) cache.stats.busy++;
+      req.log.warn({ active: this.active, max: admission.maxTransfers, url: redactUrl(req.url) }, 'artifact transfer refused: server busy (503, Retry-After)');
+      return false;
+    }
+    this.active++;
+    if (cache) cache.stats.activeTransfers = this.active;
+    reply.raw.once('close', () => {
+      this.active--;
+      if (cache) cache.stats.activeTransfers = this.active;
+    });
+    return true;
+  }
+  private busy(reply: FastifyReply) {
+    const { admission } = this;
+    return reply
+      .code(503)
+      .header('retry-after', String(admission?.retryAfterSeconds ?? 10))
+      .send({ error: 'busy', message: `this server is already sending ${admission?.maxTransfers} large artifacts: retry after ${admission?.retryAfterSeconds} s` });
+  }
+
+  /**
+   * A complete file: validators and range answered here (conditional.ts), the body sent by the
+   * kernel from the file (sendfile.ts) when the request came on a TCP socket, else streamed.
+   * The file is opened first, so a blob evicted meanwhile is still read whole.
+   */
+  readonly sendLocal = async (req: FastifyRequest, reply: FastifyReply, path: string, digest?: string, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
+    const { admission } = this;
+    const file = await open(path, 'r');
+    let handedOff = false;
+    try {
+      const st = await file.stat();
+      const etag = digest ? `"sha256:${digest}"` : fileEtag(st.mtime, st.size);
+      const h = req.headers;
+      const answer = answerFileRequest(
+        { method: req.method, range: h.range, ifMatch: h['if-match'], ifNoneMatch: h['if-none-match'], ifModifiedSince: h['if-modified-since'], ifUnmodifiedSince: h['if-unmodified-since'], ifRange: firstValue(h['if-range']) },
+        { size: st.size, etag, lastModified: st.mtime },
+      );
+      const headers: Record<string, string | number> = { ...extraHeaders, 'accept-ranges': 'bytes', etag, 'last-modified': st.mtime.toUTCString() };
+      if (answer.status === 412) throw new ApiError('precondition_failed', `the artifact is not the one If-Match or If-Unmodified-Since names: it is ${etag}, modified ${headers['last-modified']}`, 412);
+      if (answer.status === 304) return reply.code(304).headers(headers).send();
+      headers['content-type'] = 'application/octet-stream';
+      if (answer.status === 416) return reply.code(416).headers({ ...headers, 'content-range': `bytes */${st.size}` }).send();
+      const length = answer.end - answer.start + 1;
+      headers['content-length'] = length;
+      if (answer.status === 206) headers['content-range'] = `bytes ${answer.start}-${answer.end}/${st.size}`;
+      if (req.method === 'HEAD' || length === 0) return reply.code(answer.status).headers(headers).send(Readable.from([]));
+      if (!this.admit(req, reply, st.size)) return this.busy(reply);
+      // A pipelined request's response has no socket until the ones before it are done: it streams, in order.
+      if (socketFd(reply.raw.socket) === undefined) {
+        handedOff = true;
+        return reply.code(answer.status).headers(headers).send(file.createReadStream({ start: answer.start, end: answer.end, highWaterMark: READ_CHUNK }));
+      }
+      reply.hijack();
+      const res = reply.raw;
+      res.statusCode = answer.status;
+      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+      try {
+        await sendfileBody(res, file.fd, answer.start, length, { rate: admission?.clientRate ?? 0, rateKey: clientAddress(req), stallMs: STALL_MS });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException & { sent?: number };
+        req.log.info({ url: redactUrl(req.url), sent: e.sent, reason: e.code ?? e.message }, 'artifact transfer ended early');
+      }
+      return reply;
+    } finally {
+      if (!handedOff) await file.close();
+    }
+  };
+
+  /** A cached artifact from its blob; one being fetched, as its bytes arrive (Range included). */
+  readonly serveRemote = async (req: FastifyRequest, reply: FastifyReply, c: ArtifactCache, want: ArtifactRequest, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
+    this.remote.add(req);
+    try {
+      const opened = await c.open(want);
+      if (opened.kind === 'cached') return this.sendLocal(req, reply, opened.cached.path, opened.cached.entry.digest, extraHeaders);
+      const d = opened.download;
+      while (d.total === undefined && !d.finished && !d.failure) await once(d, 'progress');
+      if (d.failure) throw d.failure;
+      if (d.finished || d.total === undefined) {
+        const done = await d.done;
+        return this.sendLocal(req, reply, done.path, done.entry.digest, extraHeaders);
+      }
+      const total = d.total;
+      if (!this.admit(req, reply, total)) return this.busy(reply);
+      const range = parseRange(req.headers.range, total);
+      reply.type('application/octet-stream').headers(extraHeaders).header('accept-ranges', 'bytes');
+      if (range.kind === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${total}`).send();
+      const [start, end] = range.kind === 'range' ? [range.start, range.end] : [0, total - 1];
+      if (range.kind === 'range') reply.code(206).header('content-range', `bytes ${start}-${end}/${total}`);
+      reply.header('content-length', end - start + 1);
+      // An (empty) stream keeps the Content-Length set above: Fastify's HEAD route would set 0 for no payload.
+      if (req.method === 'HEAD' || total === 0) return reply.send(Readable.from([]));
+      return reply.send(readDownload(d, start, end));
+    } catch (err) {
+      throw cacheError(err);
+    }
+  };
+}
+
+/** A cache failure as the API error a machine (and its admin) can act on. */
+export function cacheError(err: unknown): unknown {
+  if (err instanceof UpstreamError) return new ApiError(err.timeout ? 'upstream_timeout' : 'upstream_failed', `the artifact's upstream failed: ${err.message}`, err.timeout ? 504 : 502);
+  if (err instanceof IntegrityError) return new ApiError('integrity_failed', `the artifact's upstream sent other bytes: ${err.message}`, 502);
+  if (err instanceof CacheFullError) return new ApiError('cache_full', err.message, 507);
+  return err;
+}
+
+/** The client's IPv4 address as the lease and neighbour tables know it (no `::ffff:`). */
+export function clientAddress(req: FastifyRequest): string {
+  return req.ip.startsWith('::ffff:') ? req.ip.slice(7) : req.ip;
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
