@@ -10,6 +10,7 @@ import { sourceKey } from './cache/source-key.js';
 import { newSecret } from './boot/tokens.js';
 import { ConfigError, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
+import { buildRegistryMirror } from './registry/build.js';
 import { createHttpServer } from './http/server.js';
 import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
@@ -82,14 +83,16 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const { tokens, file } = adminTokens(config);
   const secret = await store.initSetting('machine-token-secret', newSecret());
   const machines = new MachineService(store, profiles.current);
+  const blobs = new BlobStore(resolve(config.cache.dir));
   const artifacts = new ArtifactCache({
     store,
-    blobs: new BlobStore(resolve(config.cache.dir)),
+    blobs,
     log: log.child({ component: 'cache' }),
     maxBytes: config.cache.maxBytes,
     pinned: () => pinnedKeys(profiles.current()),
   });
   const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac) });
+  const registry = buildRegistryMirror(config.registry, { blobs, store, log: log.child({ component: 'registry' }) });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
@@ -106,6 +109,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     recordAt,
     artifacts,
     cacheMaxBytes: config.cache.maxBytes,
+    registry: { mirror: registry, readTokens: config.registry.readTokens },
     admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ipxeRoots: config.tftp.roots,
     store,

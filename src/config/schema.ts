@@ -125,6 +125,14 @@ export const configSchema = {
       properties: {
         pullSecret: { type: 'string', description: 'a path to a pull secret (auth.json), or empty', default: '' },
         insecureRegistries: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'a list of registry hosts', default: [] },
+        pullThrough: { type: 'boolean', description: 'fetch what the mirror lacks from the upstream (false: serve only what is stored)', default: true },
+        readTokens: { type: 'array', items: { type: 'string', minLength: 16, pattern: '^[\\x21-\\x7e]+$' }, description: 'tokens a client of /v2/ must present (Basic password or Bearer); empty: anonymous reads', default: [] },
+        upstreams: {
+          type: 'object',
+          additionalProperties: { type: 'string', pattern: '^[A-Za-z0-9.-]+(:[0-9]+)?$' },
+          description: 'mirror path prefixes standing for an upstream host:port, such as {"lab": "127.0.0.1:5000"}',
+          default: {},
+        },
       },
     },
     auth: {

@@ -15,6 +15,8 @@ import { redactUrl } from './redact.js';
 import { installErrorHandling } from './errors.js';
 import type { AssetLimits } from './artifact-responder.js';
 import { assetRoutes, type AssetServed } from './routes/assets.js';
+import { registryRoutes } from './routes/registry.js';
+import type { RegistryMirror } from '../registry/mirror.js';
 import { bootRoutes } from './routes/boot.js';
 import { cacheRoutes } from './routes/cache.js';
 import { healthRoutes } from './routes/health.js';
@@ -50,6 +52,8 @@ export interface AppDeps {
   cacheMaxBytes?: number;
   /** Boot-storm admission for large artifacts and the per-client rate cap (cache.maxTransfers, largeBytes, retryAfterSeconds, clientRate). */
   admission?: AssetLimits;
+  /** The read-only registry mirror at /v2/ (needs `artifacts`). */
+  registry?: { mirror: RegistryMirror; readTokens: readonly string[] };
 }
 
 
@@ -59,6 +63,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // One line per request of our own (onResponse below), with secrets taken out of the URL.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
+    // Registry paths name an upstream and a repository before the digest: well over 100 characters.
+    routerOptions: { maxParamLength: 1024 },
     ajv: { customOptions: { removeAdditional: false, allErrors: true }, plugins: [addFormats as never] },
   });
   installErrorHandling(app);
@@ -97,6 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.artifacts) await app.register(cacheRoutes, { cache: deps.artifacts, adminTokens: deps.adminTokens, maxBytes: deps.cacheMaxBytes ?? 0 });
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
+  if (deps.registry && deps.artifacts) await app.register(registryRoutes, { ...deps.registry, cache: deps.artifacts, ...(deps.admission && { admission: deps.admission }) });
   return app;
 }
 

@@ -128,32 +128,29 @@ export class ArtifactResponder {
   };
 
   /** A cached artifact from its blob; one being fetched, as its bytes arrive (Range included). */
+  /** Throws the cache's errors as they are (UpstreamError, IntegrityError, CacheFullError): see `cacheError`. */
   readonly serveRemote = async (req: FastifyRequest, reply: FastifyReply, c: ArtifactCache, want: ArtifactRequest, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
     this.remote.add(req);
-    try {
-      const opened = await c.open(want);
-      if (opened.kind === 'cached') return this.sendLocal(req, reply, opened.cached.path, opened.cached.entry.digest, extraHeaders);
-      const d = opened.download;
-      while (d.total === undefined && !d.finished && !d.failure) await once(d, 'progress');
-      if (d.failure) throw d.failure;
-      if (d.finished || d.total === undefined) {
-        const done = await d.done;
-        return this.sendLocal(req, reply, done.path, done.entry.digest, extraHeaders);
-      }
-      const total = d.total;
-      if (!this.admit(req, reply, total)) return this.busy(reply);
-      const range = parseRange(req.headers.range, total);
-      reply.type('application/octet-stream').headers(extraHeaders).header('accept-ranges', 'bytes');
-      if (range.kind === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${total}`).send();
-      const [start, end] = range.kind === 'range' ? [range.start, range.end] : [0, total - 1];
-      if (range.kind === 'range') reply.code(206).header('content-range', `bytes ${start}-${end}/${total}`);
-      reply.header('content-length', end - start + 1);
-      // An (empty) stream keeps the Content-Length set above: Fastify's HEAD route would set 0 for no payload.
-      if (req.method === 'HEAD' || total === 0) return reply.send(Readable.from([]));
-      return reply.send(readDownload(d, start, end));
-    } catch (err) {
-      throw cacheError(err);
+    const opened = await c.open(want);
+    if (opened.kind === 'cached') return this.sendLocal(req, reply, opened.cached.path, opened.cached.entry.digest, extraHeaders);
+    const d = opened.download;
+    while (d.total === undefined && !d.finished && !d.failure) await once(d, 'progress');
+    if (d.failure) throw d.failure;
+    if (d.finished || d.total === undefined) {
+      const done = await d.done;
+      return this.sendLocal(req, reply, done.path, done.entry.digest, extraHeaders);
     }
+    const total = d.total;
+    if (!this.admit(req, reply, total)) return this.busy(reply);
+    const range = parseRange(req.headers.range, total);
+    reply.type('application/octet-stream').headers(extraHeaders).header('accept-ranges', 'bytes');
+    if (range.kind === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${total}`).send();
+    const [start, end] = range.kind === 'range' ? [range.start, range.end] : [0, total - 1];
+    if (range.kind === 'range') reply.code(206).header('content-range', `bytes ${start}-${end}/${total}`);
+    reply.header('content-length', end - start + 1);
+    // An (empty) stream keeps the Content-Length set above: Fastify's HEAD route would set 0 for no payload.
+    if (req.method === 'HEAD' || total === 0) return reply.send(Readable.from([]));
+    return reply.send(readDownload(d, start, end));
   };
 }
 

@@ -74,4 +74,23 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       CREATE INDEX hub_artifacts_registered ON hub_artifacts (registered_at);
     `,
   },
+  {
+    version: 5,
+    sql: `
+      CREATE TABLE registry_manifests (
+        digest TEXT PRIMARY KEY,
+        media_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE registry_tags (
+        upstream TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (upstream, repository, tag)
+      );
+    `,
+  },
 ];

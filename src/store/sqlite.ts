@@ -6,7 +6,7 @@ import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../mach
 import type { MachineState } from '../machines/state.js';
 import type { Lease } from '../dhcp/leases.js';
 import { MIGRATIONS } from './migrations.js';
-import { StoreConflictError, type CacheEntry, type MachineChange, type MachineFilter, type MutationResult, type Store } from './store.js';
+import { StoreConflictError, type CacheEntry, type MachineChange, type MachineFilter, type MutationResult, type RegistryManifest, type Store } from './store.js';
 
 /** Events kept per machine; older ones are pruned in the transaction that appends. */
 export const EVENTS_KEPT_PER_MACHINE = 5000;
@@ -118,6 +118,12 @@ export class SqliteStore implements Store {
       ),
       pruneHubArtifacts: db.prepare<[string]>('DELETE FROM hub_artifacts WHERE registered_at < ?'),
       getHubArtifact: db.prepare<[string], { request: string }>('SELECT request FROM hub_artifacts WHERE id = ?'),
+      putRegistryManifest: db.prepare('INSERT INTO registry_manifests (digest, media_type, size, created_at) VALUES (@digest, @mediaType, @size, @createdAt) ON CONFLICT (digest) DO NOTHING'),
+      getRegistryManifest: db.prepare<[string], { digest: string; media_type: string; size: number; created_at: string }>('SELECT * FROM registry_manifests WHERE digest = ?'),
+      putRegistryTag: db.prepare<[string, string, string, string, string]>(
+        'INSERT INTO registry_tags (upstream, repository, tag, digest, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at',
+      ),
+      getRegistryTag: db.prepare<[string, string, string], { digest: string }>('SELECT digest FROM registry_tags WHERE upstream = ? AND repository = ? AND tag = ?'),
     };
   }
 
@@ -224,6 +230,23 @@ export class SqliteStore implements Store {
 
   async getHubArtifact(id: string): Promise<string | undefined> {
     return this.q.getHubArtifact.get(id)?.request;
+  }
+
+  async putRegistryManifest(m: RegistryManifest): Promise<void> {
+    this.q.putRegistryManifest.run(m);
+  }
+
+  async getRegistryManifest(digest: string): Promise<RegistryManifest | undefined> {
+    const r = this.q.getRegistryManifest.get(digest);
+    return r && { digest: r.digest, mediaType: r.media_type, size: r.size, createdAt: r.created_at };
+  }
+
+  async putRegistryTag(upstream: string, repository: string, tag: string, digest: string, time: string): Promise<void> {
+    this.q.putRegistryTag.run(upstream, repository, tag, digest, time);
+  }
+
+  async getRegistryTag(upstream: string, repository: string, tag: string): Promise<string | undefined> {
+    return this.q.getRegistryTag.get(upstream, repository, tag)?.digest;
   }
 
   async getSetting(key: string): Promise<string | undefined> {

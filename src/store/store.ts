@@ -55,6 +55,14 @@ export interface CacheEntry {
   lastUsedAt: string;
 }
 
+export interface RegistryManifest {
+  /** `sha256:<hex>` of the bytes. */
+  digest: string;
+  mediaType: string;
+  size: number;
+  createdAt: string;
+}
+
 export interface Store {
   /** By any of the machine's MACs. */
   getMachine(mac: Mac): Promise<Machine | undefined>;
@@ -90,6 +98,12 @@ export interface Store {
    */
   putHubArtifact(id: string, request: string, time: string, keepSince: string): Promise<void>;
   getHubArtifact(id: string): Promise<string | undefined>;
+  /** A mirrored manifest (its bytes are a blob of the content store) and its media type. */
+  putRegistryManifest(m: RegistryManifest): Promise<void>;
+  getRegistryManifest(digest: string): Promise<RegistryManifest | undefined>;
+  /** What a tag of an upstream repository pointed at when last asked. */
+  putRegistryTag(upstream: string, repository: string, tag: string, digest: string, time: string): Promise<void>;
+  getRegistryTag(upstream: string, repository: string, tag: string): Promise<string | undefined>;
   /** A cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

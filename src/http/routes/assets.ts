@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { ArtifactCache } from '../../cache/artifacts.js';
 import { ApiError } from '../../errors.js';
 import type { ProfileSet } from '../../profiles/profile.js';
-import { ArtifactResponder, clientAddress, type AssetLimits } from '../artifact-responder.js';
+import { ArtifactResponder, cacheError, clientAddress, type AssetLimits } from '../artifact-responder.js';
 import { redactUrl } from '../redact.js';
 import { errors } from '../schemas.js';
 
@@ -63,7 +63,9 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
           501,
         );
       }
-      return serveRemote(req, reply, cache, { url: artifact.url, ...(artifact.sha256 && { sha256: artifact.sha256 }), ...(artifact.size !== undefined && { size: artifact.size }) });
+      return serveRemote(req, reply, cache, { url: artifact.url, ...(artifact.sha256 && { sha256: artifact.sha256 }), ...(artifact.size !== undefined && { size: artifact.size }) }).catch((err: unknown) => {
+        throw cacheError(err);
+      });
     }
     const path = fileURLToPath(artifact.url);
     const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
@@ -91,7 +93,9 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
     async (req, reply) => {
       const want = await cache?.registered(req.params.id);
       if (!cache || !want) throw new ApiError('not_found', 'no such hub artifact on this server (it restarted since the script was served?): boot the machine again', 404);
-      return serveRemote(req, reply, cache, want);
+      return serveRemote(req, reply, cache, want).catch((err: unknown) => {
+        throw cacheError(err);
+      });
     },
   );
 

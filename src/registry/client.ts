@@ -1,0 +1,182 @@
+/**
+ * A client of upstream registries (the OCI distribution API): manifests by tag or digest with
+ * every manifest media type accepted, and the requests for blobs, authenticated as the
+ * upstream asks — anonymous until a 401, then its Bearer token flow (distribution's token
+ * spec: `GET realm?service=…&scope=repository:<name>:pull`, with the pull secret's Basic
+ * credentials if it has some) or Basic. Tokens are kept per host and scope until shortly
+ * before they expire. Redirects (blob storage) are followed by the dispatcher, which drops
+ * Authorization when the origin changes.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type { ArtifactRequest } from '../cache/artifacts.js';
+import { parseChallenges, type Challenge, type Credentials } from './auth.js';
+import { declaredMediaType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './media.js';
+
+export interface RegistryClientOptions {
+  /** Hosts (with a port, if any) reached over plain http rather than https. */
+  insecure: ReadonlySet<string>;
+  credentials: (host: string, repository: string) => Credentials | undefined;
+  log: Logger;
+  dispatcher?: Dispatcher;
+  retries?: number;
+}
+
+/** The upstream answered with an error status (404 for an unknown manifest), or could not be reached. */
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    /** The upstream's status; undefined when it could not be reached. */
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'RegistryError';
+  }
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  mediaType: string;
+  /** sha256 of the bytes, `sha256:<hex>`. */
+  digest: string;
+}
+
+const RETRY_BASE_MS = 250;
+/** A token is renewed this long before the upstream said it expires. */
+const TOKEN_MARGIN_MS = 10_000;
+
+export class RegistryClient {
+  private readonly dispatcher: Dispatcher;
+  private readonly challenges = new Map<string, Challenge>();
+  private readonly tokens = new Map<string, { token: string; until: number }>();
+
+  constructor(private readonly o: RegistryClientOptions) {
+    this.dispatcher = o.dispatcher ?? new Agent({ headersTimeout: 30_000, bodyTimeout: 60_000 }).compose(interceptors.redirect({ maxRedirections: 5 }));
+  }
+
+  baseUrl(host: string): string {
+    return `${this.o.insecure.has(host) ? 'http' : 'https'}://${host}`;
+  }
+
+  /** The manifest `reference` (a tag or a digest) of `host/repository`, byte for byte. */
+  async manifest(host: string, repository: string, reference: string): Promise<FetchedManifest> {
+    const res = await this.send(host, repository, `/v2/${repository}/manifests/${reference}`, { accept: MANIFEST_ACCEPT });
+    const where = `${host}/${repository}:${reference}`;
+    if (res.statusCode !== 200) {
+      const text = await res.body.text().catch((err: Error) => err.message);
+      throw new RegistryError(`${where}: the upstream answered HTTP ${res.statusCode}${upstreamMessage(text)}`, res.statusCode);
+    }
+    const length = Number(res.headers['content-length'] ?? 0);
+    if (length > MAX_MANIFEST_BYTES) {
+      await res.body.dump();
+      throw new RegistryError(`${where}: a manifest of ${length} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`, 502);
+    }
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    if (bytes.length > MAX_MANIFEST_BYTES) throw new RegistryError(`${where}: a manifest over the ${MAX_MANIFEST_BYTES}-byte limit`, 502);
+    const header = res.headers['content-type'];
+    const mediaType = (Array.isArray(header) ? header[0] : header)?.split(';')[0]?.trim() || declaredMediaType(bytes) || 'application/vnd.oci.image.manifest.v1+json';
+    return { bytes, mediaType, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+  }
+
+  /**
+   * What the artifact cache needs to fetch a blob: its URL, the digest to verify, one index
+   * entry per digest, and a fresh Authorization for each attempt. Learns the upstream's
+   * challenge first (`GET /v2/`) if no request to that host has yet.
+   */
+  async blobRequest(host: string, repository: string, digest: string): Promise<ArtifactRequest> {
+    if (!this.challenges.has(host)) await this.learnChallenge(host);
+    return {
+      url: `${this.baseUrl(host)}/v2/${repository}/blobs/${digest}`,
+      sha256: digest.slice('sha256:'.length),
+      key: `oci-blob:${digest}`,
+      headers: () => this.authorization(host, repository),
+    };
+  }
+
+  /** Asks `/v2/`: a 401 names the scheme and, for Bearer, the realm to ask for tokens. */
+  private async learnChallenge(host: string): Promise<void> {
+    const res = await this.attempt(() => request(`${this.baseUrl(host)}/v2/`, { method: 'GET', dispatcher: this.dispatcher }), host);
+    await res.body.dump();
+    if (res.statusCode === 401) this.remember(host, res.headers['www-authenticate']);
+  }
+
+  private remember(host: string, header: string | string[] | undefined): void {
+    const all = parseChallenges(Array.isArray(header) ? header.join(', ') : (header ?? ''));
+    const chosen = all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
+    if (chosen) this.challenges.set(host, chosen);
+  }
+
+  private async authorization(host: string, repository: string): Promise<Record<string, string>> {
+    const challenge = this.challenges.get(host);
+    if (!challenge) return {};
+    const creds = this.o.credentials(host, repository);
+    if (challenge.scheme === 'basic') return creds ? { authorization: basic(creds) } : {};
+    const scope = `repository:${repository}:pull`;
+    const key = `${host}\n${scope}`;
+    const cached = this.tokens.get(key);
+    if (cached && cached.until > Date.now()) return { authorization: `Bearer ${cached.token}` };
+    const realm = challenge.params.realm;
+    if (!realm) throw new RegistryError(`${host} asks for a Bearer token but names no realm`, 502);
+    const url = new URL(realm);
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    url.searchParams.set('scope', scope);
+    const res = await this.attempt(() => request(url, { method: 'GET', headers: creds ? { authorization: basic(creds) } : {}, dispatcher: this.dispatcher }), host);
+    if (res.statusCode !== 200) {
+      const text = await res.body.text().catch((err: Error) => err.message);
+      throw new RegistryError(`the token service of ${host} (${url.origin}${url.pathname}) answered HTTP ${res.statusCode}${upstreamMessage(text)}${creds ? '' : ' (the pull secret has no credentials for it)'}`, res.statusCode === 401 ? 401 : 502);
+    }
+    const body = (await res.body.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    const token = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
+    if (!token) throw new RegistryError(`the token service of ${host} answered without a token`, 502);
+    const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
+    this.tokens.set(key, { token, until: Date.now() + seconds * 1000 - TOKEN_MARGIN_MS });
+    return { authorization: `Bearer ${token}` };
+  }
+
+  /** A GET with authorization; one retry after a 401 that taught a (new) challenge. */
+  private async send(host: string, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+    for (let round = 0; ; round++) {
+      const auth = await this.authorization(host, repository);
+      const res = await this.attempt(() => request(`${this.baseUrl(host)}${path}`, { method: 'GET', headers: { ...headers, ...auth }, dispatcher: this.dispatcher }), host);
+      if (res.statusCode !== 401 || round > 0) return res;
+      await res.body.dump();
+      this.tokens.delete(`${host}\nrepository:${repository}:pull`);
+      this.remember(host, res.headers['www-authenticate']);
+    }
+  }
+
+  /** Network errors, 429 and 5xx are retried with backoff; other answers are returned. */
+  private async attempt(call: () => Promise<Dispatcher.ResponseData>, host: string): Promise<Dispatcher.ResponseData> {
+    const retries = this.o.retries ?? 3;
+    for (let n = 0; ; n++) {
+      try {
+        const res = await call();
+        if ((res.statusCode === 429 || res.statusCode >= 500) && n < retries) {
+          await res.body.dump();
+          this.o.log.warn({ host, status: res.statusCode, attempt: n + 1 }, 'registry upstream busy or failing: retrying');
+        } else return res;
+      } catch (err) {
+        if (n >= retries) throw new RegistryError(`${host} cannot be reached: ${(err as Error).message}`);
+        this.o.log.warn({ host, err: (err as Error).message, attempt: n + 1 }, 'registry upstream unreachable: retrying');
+      }
+      await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** n));
+    }
+  }
+}
+
+function basic(c: Credentials): string {
+  return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+}
+
+/** The first error message of a distribution error body, if it is one. */
+function upstreamMessage(text: string): string {
+  try {
+    const doc = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+    const e = doc.errors?.[0];
+    return e ? `: ${e.code ?? ''} ${e.message ?? ''}`.trimEnd() : '';
+  } catch {
+    // Not a distribution error body: the status says it all.
+    return '';
+  }
+}
