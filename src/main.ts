@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { cacheCommand } from './cli/cache.js';
+import { imagesCommand } from './cli/images.js';
 import { machinesCommand } from './cli/machines.js';
 import { ClientError } from './cli/client.js';
 import { ConfigError } from './config/config.js';
@@ -77,6 +78,7 @@ configCmd
 
 program.addCommand(machinesCommand(print));
 program.addCommand(cacheCommand(print));
+program.addCommand(imagesCommand(print));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof ClientError) {

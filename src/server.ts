@@ -10,7 +10,8 @@ import { sourceKey } from './cache/source-key.js';
 import { newSecret } from './boot/tokens.js';
 import { ConfigError, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
-import { buildRegistryMirror } from './registry/build.js';
+import { buildRegistryMirrors } from './registry/build.js';
+import { ImagePuller } from './registry/puller.js';
 import { createHttpServer } from './http/server.js';
 import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
@@ -92,7 +93,9 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     pinned: () => pinnedKeys(profiles.current()),
   });
   const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac) });
-  const registry = buildRegistryMirror(config.registry, { blobs, store, log: log.child({ component: 'registry' }) });
+  const registryLog = log.child({ component: 'registry' });
+  const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log: registryLog });
+  const puller = new ImagePuller({ cache: artifacts, log: registryLog });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
@@ -109,7 +112,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     recordAt,
     artifacts,
     cacheMaxBytes: config.cache.maxBytes,
-    registry: { mirror: registry, readTokens: config.registry.readTokens },
+    registry: { mirrors, puller, readTokens: config.registry.readTokens },
     admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ipxeRoots: config.tftp.roots,
     store,

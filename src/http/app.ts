@@ -16,7 +16,9 @@ import { installErrorHandling } from './errors.js';
 import type { AssetLimits } from './artifact-responder.js';
 import { assetRoutes, type AssetServed } from './routes/assets.js';
 import { registryRoutes } from './routes/registry.js';
-import type { RegistryMirror } from '../registry/mirror.js';
+import type { Mirrors } from '../registry/build.js';
+import type { ImagePuller } from '../registry/puller.js';
+import { imageRoutes } from './routes/images.js';
 import { bootRoutes } from './routes/boot.js';
 import { cacheRoutes } from './routes/cache.js';
 import { healthRoutes } from './routes/health.js';
@@ -53,7 +55,7 @@ export interface AppDeps {
   /** Boot-storm admission for large artifacts and the per-client rate cap (cache.maxTransfers, largeBytes, retryAfterSeconds, clientRate). */
   admission?: AssetLimits;
   /** The read-only registry mirror at /v2/ (needs `artifacts`). */
-  registry?: { mirror: RegistryMirror; readTokens: readonly string[] };
+  registry?: { mirrors: Mirrors; puller: ImagePuller; readTokens: readonly string[] };
 }
 
 
@@ -103,7 +105,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.artifacts) await app.register(cacheRoutes, { cache: deps.artifacts, adminTokens: deps.adminTokens, maxBytes: deps.cacheMaxBytes ?? 0 });
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
-  if (deps.registry && deps.artifacts) await app.register(registryRoutes, { ...deps.registry, cache: deps.artifacts, ...(deps.admission && { admission: deps.admission }) });
+  if (deps.registry && deps.artifacts) {
+    await app.register(registryRoutes, { mirror: deps.registry.mirrors.mirror, readTokens: deps.registry.readTokens, cache: deps.artifacts, ...(deps.admission && { admission: deps.admission }) });
+    await app.register(imageRoutes, { puller: deps.registry.puller, mirrors: deps.registry.mirrors, adminTokens: deps.adminTokens });
+  }
   return app;
 }
 

@@ -7,12 +7,19 @@ import { credentialsFor, parsePullSecret, type PullSecret } from './auth.js';
 import { RegistryClient } from './client.js';
 import { RegistryMirror } from './mirror.js';
 
+export interface Mirrors {
+  /** The mirror /v2/ serves, with `registry.pullSecret`. */
+  mirror: RegistryMirror;
+  /** A mirror over the same store whose upstream credentials come from `secret` first (an image job's own pull secret). */
+  withSecret(secret: PullSecret): RegistryMirror;
+}
+
 /**
  * The mirror as `registry.*` configures it: the pull secret read once at start (a broken one
  * stops the start with its path and reason), `insecureRegistries` over plain http, and
  * `upstreams` prefixes standing for a host:port.
  */
-export function buildRegistryMirror(config: Config['registry'], deps: { blobs: BlobStore; store: Store; log: Logger }): RegistryMirror {
+export function buildRegistryMirrors(config: Config['registry'], deps: { blobs: BlobStore; store: Store; log: Logger }): Mirrors {
   let secret: PullSecret = { auths: {} };
   if (config.pullSecret !== '') {
     try {
@@ -21,17 +28,18 @@ export function buildRegistryMirror(config: Config['registry'], deps: { blobs: B
       throw new Error(`registry.pullSecret ${config.pullSecret}: ${(err as Error).message}`, { cause: err });
     }
   }
-  const client = new RegistryClient({
-    insecure: new Set(config.insecureRegistries),
-    credentials: (host, repository) => credentialsFor(secret, host, repository),
-    log: deps.log,
-  });
-  return new RegistryMirror({
-    client,
-    blobs: deps.blobs,
-    store: deps.store,
-    log: deps.log,
-    pullThrough: config.pullThrough,
-    upstreamHost: (component) => config.upstreams[component] ?? component,
-  });
+  const make = (first: PullSecret | undefined) =>
+    new RegistryMirror({
+      client: new RegistryClient({
+        insecure: new Set(config.insecureRegistries),
+        credentials: (host, repository) => (first && credentialsFor(first, host, repository)) ?? credentialsFor(secret, host, repository),
+        log: deps.log,
+      }),
+      blobs: deps.blobs,
+      store: deps.store,
+      log: deps.log,
+      pullThrough: config.pullThrough,
+      upstreamHost: (component) => config.upstreams[component] ?? component,
+    });
+  return { mirror: make(undefined), withSecret: (s) => make(s) };
 }

@@ -54,3 +54,46 @@ export function parseMirrorPath(rest: string): MirrorPath | { error: 'NAME_INVAL
   }
   return { upstream: name.slice(0, slash), repository: name.slice(slash + 1), what, reference };
 }
+
+/** An image reference with its registry host: `host[:port]/repository[:tag][@sha256:…]`. */
+export interface ImageRef {
+  host: string;
+  repository: string;
+  reference: Reference;
+  /** The tag, when the reference names one beside a digest (`name:tag@sha256:…`). */
+  tag?: string;
+}
+
+/**
+ * Parses an image reference that names its registry (the first component has a dot, a port, or
+ * is `localhost`); a digest wins over a tag given beside it, as container tools do.
+ */
+export function parseImageRef(s: string): ImageRef | { error: string } {
+  const text = s.trim().replace(/^docker:\/\//, '');
+  const at = text.indexOf('@');
+  const beforeDigest = at >= 0 ? text.slice(0, at) : text;
+  const slash = beforeDigest.indexOf('/');
+  if (slash < 0) return { error: `${s}: name the registry host first (quay.io/…, registry.example:5000/…)` };
+  const host = beforeDigest.slice(0, slash);
+  if (!/[.:]/.test(host) && host !== 'localhost') return { error: `${s}: ${host} is not a registry host (it needs a dot or a port): name the registry first` };
+  let path = beforeDigest.slice(slash + 1);
+  let tag: string | undefined;
+  const colon = path.lastIndexOf(':');
+  if (colon > path.lastIndexOf('/')) {
+    tag = path.slice(colon + 1);
+    path = path.slice(0, colon);
+  }
+  if (!isRepositoryName(path)) return { error: `${s}: ${path} is not a valid repository name` };
+  if (at >= 0) {
+    const digest = parseReference(text.slice(at + 1));
+    if (digest?.kind !== 'digest') return { error: `${s}: ${text.slice(at + 1)} is not a sha256 digest` };
+    return { host, repository: path, reference: digest, ...(tag !== undefined && { tag }) };
+  }
+  const t = parseReference(tag ?? 'latest');
+  if (t?.kind !== 'tag') return { error: `${s}: ${tag} is not a valid tag` };
+  return { host, repository: path, reference: t };
+}
+
+export function imageRefString(r: ImageRef): string {
+  return `${r.host}/${r.repository}${r.reference.kind === 'tag' ? `:${r.reference.tag}` : `@${r.reference.digest}`}`;
+}

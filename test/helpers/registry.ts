@@ -14,13 +14,27 @@
  *   Docker schema 2 stays Docker schema 2: skopeo does not convert when digests are preserved).
  *   `skopeoInspectRaw` reads manifests back straight from a registry.
  *
+ * Known behaviour of the pieces, worth knowing when a mirror test fails:
+ * - distribution 2.8's access log is Apache combined format on stdout whatever
+ *   `log.formatter` says; `formatter: json` applies to the application log on stderr, whose
+ *   `response completed` lines (`http.request.method`, `http.request.uri`,
+ *   `http.response.status`, `http.response.written`) leave out requests refused by auth.
+ *   `requests()` therefore reads the access log; `logLines()` has the JSON.
+ * - 2.8 answers a manifest GET by its Accept header: an OCI manifest asked without the OCI type
+ *   is a 404 MANIFEST_UNKNOWN, and a Docker schema 2 manifest or manifest list asked without
+ *   its type comes back as a schema 1 (`…v1+prettyjws`, amd64 for a list) it signs itself,
+ *   with another digest. A mirror must forward Accept.
+ * - skopeo 1.9's `oci:` transport only selects `index.json` entries of OCI media types, so
+ *   Docker-format images are pushed from a `dir:` copy (see `pushImage`).
+ *
  * Only loopback is ever contacted. Every process is killed and every temp dir removed at
- * teardown, also when the test fails; a test process that dies without teardowns SIGKILLs its
- * registries on exit.
+ * teardown, also when the test fails; registries run under `setpriv --pdeathsig KILL`, so they
+ * die with the test process even when it is SIGKILLed (a tap timeout), and the next start
+ * sweeps the temp dirs such a process left behind.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, randomInt, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -152,8 +166,9 @@ interface RegistryBase {
   /** Writes `pullSecret()` to `<dir>/auth.json` (default dir: the registry's temp dir) and returns the path. */
   authFile(dir?: string): string;
   /**
-   * Every request the registry served so far (its access log), in order. Waits until the log
-   * has been quiet for a moment, since a line lands just after its response.
+   * Every request the registry served so far, in order, from its access log (which, unlike
+   * the JSON log, has the 401s too). Waits until the log has been quiet for a moment, since a
+   * line lands just after its response.
    */
   requests(): Promise<RegistryRequest[]>;
   /** Every line of the JSON application log so far. */
@@ -211,6 +226,33 @@ function installExitHook(): void {
   });
 }
 
+let swept = false;
+
+/**
+ * Removes the temp dirs of registries (and skopeo homes) whose test process was killed before
+ * its teardown ran (the registry itself died with it). Once per process.
+ */
+function sweepStaleDirs(): void {
+  if (swept) return;
+  swept = true;
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith('edgeboot-registry-') && !name.startsWith('edgeboot-skopeo-')) continue;
+    const dir = join(tmpdir(), name);
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(dir, 'owner.pid'), 'utf8').trim());
+    } catch {
+      continue;
+    }
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A random 127.x.y.z, clear of 127.0.0.0/16 (127.0.0.1, Debian's 127.0.1.1). */
@@ -266,7 +308,9 @@ export async function startRegistry<A extends RegistryAuth = 'none'>(t: Teardown
   for (const bin of ['docker-registry', ...(opts.auth === 'basic' ? ['htpasswd'] : []), ...(opts.auth === 'token' ? ['openssl'] : [])]) await assertCommand(bin);
   installExitHook();
   if (opts.address !== undefined) assertLoopback(opts.address);
+  sweepStaleDirs();
   const dir = mkdtempSync(join(tmpdir(), 'edgeboot-registry-'));
+  writeFileSync(join(dir, 'owner.pid'), `${process.pid}\n`);
   const stops: Array<() => Promise<void>> = [];
   t.teardown(async () => {
     for (const stop of stops.reverse()) await stop();
@@ -1036,7 +1080,9 @@ let skopeoHome: string | undefined;
 function skopeoEnv(): NodeJS.ProcessEnv {
   installExitHook();
   if (!skopeoHome) {
+    sweepStaleDirs();
     skopeoHome = mkdtempSync(join(tmpdir(), 'edgeboot-skopeo-'));
+    writeFileSync(join(skopeoHome, 'owner.pid'), `${process.pid}\n`);
     writeFileSync(join(skopeoHome, 'auth.json'), '{"auths":{}}\n');
     writeFileSync(join(skopeoHome, 'registries.conf'), 'unqualified-search-registries = []\n');
   }

@@ -1,0 +1,104 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { ApiError } from '../../errors.js';
+import { parsePullSecret, type PullSecret } from '../../registry/auth.js';
+import type { Mirrors } from '../../registry/build.js';
+import { parseFilter, type ImageFilter } from '../../registry/filter.js';
+import type { ImagePuller } from '../../registry/puller.js';
+import { requireAdmin } from '../auth.js';
+import { errors } from '../schemas.js';
+
+interface JobBody {
+  release?: string;
+  images?: string[];
+  filter?: string;
+  parallel?: number;
+  architecture?: string;
+  pullSecret?: string;
+}
+
+const REF = { type: 'string', minLength: 3, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' } as const;
+const counts = (...names: string[]) => ({ type: 'object', properties: Object.fromEntries(names.map((n) => [n, { type: 'number' }])) });
+const job = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    state: { type: 'string', enum: ['running', 'done', 'failed'] },
+    release: { type: 'object', properties: { ref: { type: 'string' }, digest: { type: 'string' }, version: { type: 'string' }, architecture: { type: 'string' } } },
+    images: counts('total', 'fetched', 'cached', 'failed', 'pending'),
+    blobs: counts('total', 'fetched', 'cached'),
+    bytes: counts('total', 'upstream', 'deduplicated'),
+    excluded: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, ref: { type: 'string' }, pattern: { type: 'string' } } } },
+    failures: { type: 'array', items: { type: 'object', properties: { ref: { type: 'string' }, error: { type: 'string' } } } },
+    error: { type: 'string' },
+    startedAt: { type: 'string' },
+    finishedAt: { type: 'string' },
+    seconds: { type: 'number' },
+  },
+} as const;
+
+/**
+ * Pre-warming images (`edgeboot images pull` drives these): `POST /api/v1/images/jobs` starts
+ * a job — a release resolved to its component images, extra images, a filter, N at a time,
+ * optionally with a pull secret of its own that is kept in memory for the job only — and `GET
+ * /api/v1/images/jobs/{id}` reports its progress and, once done, its summary.
+ */
+export const imageRoutes: FastifyPluginAsync<{ puller: ImagePuller; mirrors: Mirrors; adminTokens: readonly string[] }> = async (app, { puller, mirrors, adminTokens }) => {
+  const onRequest = requireAdmin(adminTokens);
+  const security = [{ bearer: [] }];
+  const tags = ['images'];
+  app.post<{ Body: JobBody }>(
+    '/api/v1/images/jobs',
+    {
+      onRequest,
+      schema: {
+        summary: 'Pull a release and images into the mirror (a job; poll its progress)',
+        tags,
+        security,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            release: { ...REF, description: 'a release image, by tag or digest: quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64' },
+            images: { type: 'array', maxItems: 10000, items: REF, description: 'more images (assisted-installer, multicluster-engine, …)' },
+            filter: { type: 'string', maxLength: 65536, description: 'patterns: a YAML `patterns:` list or one regular expression per line; matching images are left out' },
+            parallel: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+            architecture: { type: 'string', pattern: '^[a-z0-9]+$', default: 'amd64', description: "the release's platform" },
+            pullSecret: { type: 'string', maxLength: 1048576, description: 'a pull secret (auths JSON) for this job, tried before registry.pullSecret' },
+          },
+        },
+        response: { 202: job, ...errors(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (b.release === undefined && (b.images ?? []).length === 0) throw new ApiError('invalid_request', 'name a release, images, or both', 400);
+      let filter: ImageFilter | undefined;
+      let secret: PullSecret | undefined;
+      try {
+        if (b.filter !== undefined) filter = parseFilter(b.filter);
+        if (b.pullSecret !== undefined) secret = parsePullSecret(b.pullSecret);
+      } catch (err) {
+        throw new ApiError('invalid_request', (err as Error).message, 400);
+      }
+      try {
+        const started = puller.start(
+          { ...(b.release !== undefined && { release: b.release }), images: b.images ?? [], ...(filter && { filter }), parallel: b.parallel ?? 4, architecture: b.architecture ?? 'amd64' },
+          () => (secret ? mirrors.withSecret(secret) : mirrors.mirror),
+        );
+        return reply.code(202).header('location', `/api/v1/images/jobs/${started.id}`).send(started);
+      } catch (err) {
+        throw new ApiError('invalid_request', (err as Error).message, 400);
+      }
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/v1/images/jobs/:id',
+    { onRequest, schema: { summary: 'An image pull job: progress, then its summary', tags, security, params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } } }, response: { 200: job, ...errors(401, 404) } } },
+    async (req) => {
+      const found = puller.get(req.params.id);
+      if (!found) throw new ApiError('not_found', `no image job ${req.params.id} (jobs are kept until the server restarts)`, 404);
+      return found;
+    },
+  );
+};
