@@ -79,7 +79,7 @@ export async function readTarFiles(source: AsyncIterable<Buffer>, wanted: (name:
     }
     pending = pending.subarray(pos);
   }
-  if (left > 0 || pending.length > 0) throw new Error('the tar stream ended inside an entry');
+  if (left > 0 || padding > 0 || pending.length > 0) throw new Error('the tar stream ended inside an entry');
   return found;
 }
 

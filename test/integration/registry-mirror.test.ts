@@ -138,3 +138,22 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   t.equal(v2.status, 200);
   t.equal(v2.headers.get('docker-distribution-api-version'), 'registry/2.0');
 });
+
+t.test('registry.readTokens: clients must present one', async (t) => {
+  const reg = await startRegistry(t, { auth: 'none' });
+  const dir = tempDir(t);
+  const img = makeImage(join(dir, 'i'), { layers: [{ 'x': 'x' }], tag: 'v1' });
+  await pushImage(reg, img, 'ns/i:v1');
+  const token = 'site-read-token-0123456789';
+  const eb = await startServer(t, { cwd: tempDir(t), env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_READ_TOKENS: token } });
+  const ref = `127.0.0.1:${eb.port}/${reg.host}/ns/i:v1`;
+  await t.rejects(skopeoInspectRaw(ref), /401|unauthorized|authentication required/i, 'anonymous: refused');
+  const got = await skopeoInspectRaw(ref, { creds: { username: 'machine', password: token } });
+  t.equal(sha(got), img.digest, 'with the token as the password');
+  const bearer = await fetch(`${eb.url}/v2/${reg.host}/ns/i/manifests/v1`, { headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  t.equal(bearer.status, 200, 'or as a Bearer token');
+  const wrong = await fetch(`${eb.url}/v2/`, { headers: { authorization: `Bearer ${token}x` } });
+  t.equal(wrong.status, 401);
+  t.match(wrong.headers.get('www-authenticate'), /^Basic realm="edgeboot"/);
+  t.match(((await wrong.json()) as { errors: { code: string }[] }).errors[0], { code: 'UNAUTHORIZED' });
+});
