@@ -47,6 +47,8 @@ export interface PullJob {
   seconds: number;
 }
 
+const KEPT_JOBS = 100;
+
 /** The upstream of a job's pulls: the server's mirror, or one with the job's own pull secret. */
 export type MirrorFor = () => RegistryMirror;
 
@@ -90,6 +92,11 @@ export class ImagePuller {
     };
     const entry = { job, started: Date.now(), images: [] as PullImageResult[] };
     this.jobs.set(id, entry);
+    // Finished jobs are kept for their summaries, the oldest dropped past KEPT_JOBS.
+    for (const [old, e] of this.jobs) {
+      if (this.jobs.size <= KEPT_JOBS) break;
+      if (e.job.state !== 'running') this.jobs.delete(old);
+    }
     void this.run(entry, spec, release, extra, mirror()).catch((err: Error) => {
       job.state = 'failed';
       job.error = err.message;
