@@ -81,16 +81,19 @@ export class RegistryClient {
 
   /**
    * What the artifact cache needs to fetch a blob: its URL, the digest to verify, one index
-   * entry per digest, and a fresh Authorization for each attempt. Learns the upstream's
-   * challenge first (`GET /v2/`) if no request to that host has yet.
+   * entry per digest, and a fresh Authorization for each attempt — learning the upstream's
+   * challenge first (`GET /v2/`) if no request to that host has yet. Only a download asks the
+   * upstream anything: a cached blob serves with the upstream gone.
    */
-  async blobRequest(host: string, repository: string, digest: string): Promise<ArtifactRequest> {
-    if (!this.challenges.has(host)) await this.learnChallenge(host);
+  blobRequest(host: string, repository: string, digest: string): ArtifactRequest {
     return {
       url: `${this.baseUrl(host)}/v2/${repository}/blobs/${digest}`,
       sha256: digest.slice('sha256:'.length),
       key: `oci-blob:${digest}`,
-      headers: () => this.authorization(host, repository),
+      headers: async () => {
+        if (!this.challenges.has(host)) await this.learnChallenge(host);
+        return this.authorization(host, repository);
+      },
     };
   }
 

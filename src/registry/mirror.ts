@@ -80,7 +80,7 @@ export class RegistryMirror {
   }
 
   /** The artifact cache's request for a blob, through the upstream of `p`. */
-  blobRequest(p: MirrorPath): Promise<ArtifactRequest> {
+  blobRequest(p: MirrorPath): ArtifactRequest {
     if (p.reference.kind !== 'digest') throw new Error('blobs are named by digest');
     return this.o.client.blobRequest(this.o.upstreamHost(p.upstream), p.repository, p.reference.digest);
   }

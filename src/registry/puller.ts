@@ -119,7 +119,7 @@ export class ImagePuller {
     if (release) {
       const info: ReleaseInfo = await resolveRelease(mirror, release, spec.architecture ?? 'amd64', async (layer) => {
         await this.ensureBlob(mirror, release, layer, job, seenBlobs);
-        return (await this.o.cache.get(await this.blobRequest(mirror, release, layer))).path;
+        return (await this.o.cache.get(this.blobRequest(mirror, release, layer))).path;
       });
       job.release = { ref: imageRefString(release), digest: info.digest, version: info.version, architecture: info.architecture };
       todo.push({ ref: release, name: 'release' });
@@ -220,7 +220,7 @@ export class ImagePuller {
 
   /** One blob into the cache; true if it had to come from the upstream. */
   private async pullBlob(mirror: RegistryMirror, ref: ImageRef, b: Descriptor, job: PullJob): Promise<boolean> {
-    const opened = await this.o.cache.open(await this.blobRequest(mirror, ref, b));
+    const opened = await this.o.cache.open(this.blobRequest(mirror, ref, b));
     if (opened.kind === 'cached') return false;
     const d = opened.download;
     let counted = 0;

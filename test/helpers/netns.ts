@@ -234,6 +234,11 @@ export function createLab(t: Teardown, tag: string): Lab {
       let stderr = '';
       child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
       child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      // A tool that exits without reading its input (a GET's curl, under load) closes the pipe
+      // first: EPIPE then says nothing the exit status does not.
+      child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') stderr += `\n(stdin: ${err.message})`;
+      });
       child.stdin?.end(opts.input ?? '');
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);

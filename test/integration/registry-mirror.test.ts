@@ -25,8 +25,7 @@ import { makeImage, makeIndex, pushImage, skopeoInspectRaw, startRegistry, type 
 const run = promisify(execFile);
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-async function edgebootFor(t: Parameters<typeof startServer>[0], reg: Registry) {
-  const dir = tempDir(t);
+async function edgebootFor(t: Parameters<typeof startServer>[0], reg: Registry, dir = tempDir(t)) {
   return startServer(t, {
     cwd: dir,
     env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_PULL_SECRET: reg.authFile(dir) },
@@ -85,8 +84,9 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   await pushImage(reg, a, 'ns/a:v1');
   await pushImage(reg, b, 'ns/b:v1');
   await pushImage(reg, c, 'ns/c:v1');
-  const eb = await edgebootFor(t, reg);
-  const mirror = `127.0.0.1:${eb.port}/${reg.host}`;
+  const ebDir = tempDir(t);
+  let eb = await edgebootFor(t, reg, ebDir);
+  let mirror = `127.0.0.1:${eb.port}/${reg.host}`;
   const before = (await reg.requests()).length;
   await Promise.all(
     ['a', 'b', 'a', 'b'].map((n, i) =>
@@ -130,6 +130,12 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   t.equal(sha(again), a.digest, 'a tag pulled before still answers, from the store');
   await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b:v1`, `oci:${join(dir, 'offline')}:v1`]);
   t.pass('a whole image pulled before copies with the upstream down');
+  // And after a restart of edgeboot, which then knows nothing of the upstream's auth.
+  await eb.stop();
+  eb = await edgebootFor(t, reg, ebDir);
+  mirror = `127.0.0.1:${eb.port}/${reg.host}`;
+  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b@${b.digest}`, `oci:${join(dir, 'restarted')}:v1`]);
+  t.pass('and by digest after a restart of edgeboot, the upstream still down');
   const unknown = await fetch(`${eb.url}/v2/${reg.host}/ns/nope/manifests/sha256:${'0'.repeat(64)}`);
   t.equal(unknown.status, 502, 'an unknown manifest with the upstream down: 502');
   const u = (await unknown.json()) as { errors: { code: string }[] };

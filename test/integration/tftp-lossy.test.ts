@@ -131,7 +131,9 @@ t.test('exact files through ~3 % loss and ~3 % duplication, several seeds at onc
           ? atftpGet(relay.port, c.file.name, dest, { blksize: c.blksize, windowsize: c.windowsize, tsize: 0 })
           : curlGet(relay.port, c.file.name, dest, ['--tftp-blksize', String(c.blksize)]);
       const result = await run(t, cmd, args, { timeoutMs: RUN_TIMEOUT_MS });
-      const record = result.code === 0 ? await tftp.record((r) => r.file === c.file.name, 5_000).catch(() => undefined) : undefined;
+      // A dropped final ACK keeps the server resending until its retries run out (1+2+4+8+8 s):
+      // only then is the transfer recorded. Wait for that much, not less.
+      const record = result.code === 0 ? await tftp.record((r) => r.file === c.file.name, 25_000).catch(() => undefined) : undefined;
       return { c, seed, result, dest, record, stats: tftp.server.stats(), relay: relay.counts };
     }),
   );

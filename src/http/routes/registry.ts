@@ -60,7 +60,7 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
         return reply.send(req.method === 'HEAD' ? Readable.from([]) : bytes);
       }
       const digest = p.reference.kind === 'digest' ? p.reference.digest : '';
-      const want = await mirror.blobRequest(p);
+      const want = mirror.blobRequest(p);
       return await responder.serveRemote(req, reply, cache, want, { 'docker-content-digest': digest });
     } catch (err) {
       return answerError(req, reply, err, p.what);

@@ -58,7 +58,7 @@ t.test('embedded defaults', async (t) => {
   t.equal(config.store.url, 'sqlite:./var/edgeboot.db');
   t.same(config.cache, { dir: './var/cache', maxBytes: 214748364800, maxTransfers: 0, largeBytes: 64 * 2 ** 20, retryAfterSeconds: 10, clientRate: 0 });
   t.equal(config.cache.maxBytes, 200 * 2 ** 30, '200GiB');
-  t.same(config.registry, { pullSecret: '', insecureRegistries: [] });
+  t.same(config.registry, { pullSecret: '', insecureRegistries: [], pullThrough: true, readTokens: [], upstreams: {} });
   t.same(config.auth, { adminTokens: [] });
   t.same(config.profiles, { dirs: [] });
   t.equal(config.boot.unknownMachines, 'exit');
