@@ -165,6 +165,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     stop() {
       stopped ??= (async () => {
         for (const s of [...servers].reverse()) await s.stop();
+        await artifacts.close();
         await store.close();
       })();
       return stopped;

@@ -144,6 +144,10 @@ export class Download extends EventEmitter {
 }
 
 const RETRY_BASE_MS = 200;
+/** What edgeboot calls itself to upstreams (their logs then say who fetched). */
+export const USER_AGENT = 'edgeboot/0.1';
+/** How long uses of cached entries wait before they are written to the store together. */
+const TOUCH_FLUSH_MS = 5_000;
 /** How long a hub artifact id outlives the last script that named it. */
 const HUB_ARTIFACT_DAYS = 7;
 
@@ -162,6 +166,8 @@ export class ArtifactCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, upstreamBytes: 0, servedBytes: 0, evictions: 0, downloads: 0, busy: 0, activeTransfers: 0 };
   private readonly now: () => Date;
   private readonly dispatcher: Dispatcher;
+  private readonly touched = new Map<string, string>();
+  private touchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ArtifactCacheOptions) {
     this.now = o.now ?? (() => new Date());
@@ -196,6 +202,32 @@ export class ArtifactCache {
     return req;
   }
 
+  /**
+   * Uses are written to the store in batches (every TOUCH_FLUSH_MS, before eviction and
+   * listing, and at close): one fsync'ed transaction per hit stalled the event loop for
+   * hundreds of milliseconds on a busy disk (bench/registry-pull.sh, warm).
+   */
+  private touch(key: string): void {
+    this.touched.set(key, this.now().toISOString());
+    this.touchTimer ??= setTimeout(() => {
+      void this.flushTouches().catch((err: Error) => this.o.log.error({ err: err.message }, 'could not record cache uses: the LRU order may lag'));
+    }, TOUCH_FLUSH_MS).unref();
+  }
+
+  async flushTouches(): Promise<void> {
+    clearTimeout(this.touchTimer);
+    this.touchTimer = undefined;
+    if (this.touched.size === 0) return;
+    const touches = [...this.touched].map(([key, time]) => ({ key, time }));
+    this.touched.clear();
+    await this.o.store.touchCacheEntries(touches);
+  }
+
+  /** Writes what is pending; the cache is still usable afterwards. */
+  async close(): Promise<void> {
+    await this.flushTouches();
+  }
+
   /** Bytes the downloads other than `except` have announced and not yet written. */
   private pendingBytes(except: Download): number {
     let pending = 0;
@@ -211,7 +243,7 @@ export class ArtifactCache {
     const size = await this.o.blobs.size(entry.digest);
     if (size !== entry.size) return undefined;
     if (req.revalidate && !(await this.stillCurrent(req.url, entry))) return undefined;
-    await this.o.store.touchCacheEntry(entry.key, this.now().toISOString());
+    this.touch(entry.key);
     return { entry, path: this.o.blobs.path(entry.digest), fetched: false };
   }
 
@@ -254,6 +286,7 @@ export class ArtifactCache {
 
   /** Every entry (least recently used first) and every download running now. */
   async list(): Promise<{ entries: (CacheEntry & { pinned: boolean })[]; downloads: { key: string; bytes: number; total?: number }[]; bytes: number }> {
+    await this.flushTouches();
     const pinned = this.o.pinned?.() ?? new Set<string>();
     const entries = (await this.o.store.listCacheEntries()).map((e) => ({ ...e, pinned: pinned.has(e.key) }));
     const downloads = [...this.inflight.values()].map((d) => ({ key: d.key, bytes: d.written, ...(d.total !== undefined && { total: d.total }) }));
@@ -266,6 +299,7 @@ export class ArtifactCache {
    */
   async evict(): Promise<void> {
     if (this.o.maxBytes === undefined) return;
+    await this.flushTouches();
     const pinned = this.o.pinned?.() ?? new Set<string>();
     const entries = await this.o.store.listCacheEntries();
     let bytes = sumDistinct(entries);
@@ -289,7 +323,7 @@ export class ArtifactCache {
   /** HEAD: the same validators and length as the cached copy (or the upstream is unreachable). */
   private async stillCurrent(url: string, entry: CacheEntry): Promise<boolean> {
     try {
-      const res = await request(url, { method: 'HEAD', dispatcher: this.dispatcher });
+      const res = await request(url, { method: 'HEAD', headers: { 'user-agent': USER_AGENT }, dispatcher: this.dispatcher });
       await res.body.dump();
       if (res.statusCode !== 200) return false;
       const etag = textHeader(res.headers.etag);
@@ -319,7 +353,7 @@ export class ArtifactCache {
       for (;;) {
         try {
           const resumed = d.written > 0;
-          const headers: Record<string, string> = { ...(await req.headers?.()) };
+          const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...(await req.headers?.()) };
           if (resumed) {
             headers.range = `bytes=${d.written}-`;
             if (etag !== undefined) headers['if-range'] = etag;

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
-import type { ArtifactRequest } from '../cache/artifacts.js';
+import { USER_AGENT, type ArtifactRequest } from '../cache/artifacts.js';
 import { parseChallenges, type Challenge, type Credentials } from './auth.js';
 import { declaredMediaType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './media.js';
 
@@ -99,7 +99,7 @@ export class RegistryClient {
 
   /** Asks `/v2/`: a 401 names the scheme and, for Bearer, the realm to ask for tokens. */
   private async learnChallenge(host: string): Promise<void> {
-    const res = await this.attempt(() => request(`${this.baseUrl(host)}/v2/`, { method: 'GET', dispatcher: this.dispatcher }), host);
+    const res = await this.attempt(() => request(`${this.baseUrl(host)}/v2/`, { method: 'GET', headers: { 'user-agent': USER_AGENT }, dispatcher: this.dispatcher }), host);
     await res.body.dump();
     if (res.statusCode === 401) this.remember(host, res.headers['www-authenticate']);
   }
@@ -124,7 +124,7 @@ export class RegistryClient {
     const url = new URL(realm);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     url.searchParams.set('scope', scope);
-    const res = await this.attempt(() => request(url, { method: 'GET', headers: creds ? { authorization: basic(creds) } : {}, dispatcher: this.dispatcher }), host);
+    const res = await this.attempt(() => request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT, ...(creds && { authorization: basic(creds) }) }, dispatcher: this.dispatcher }), host);
     if (res.statusCode !== 200) {
       const text = await res.body.text().catch((err: Error) => err.message);
       throw new RegistryError(`the token service of ${host} (${url.origin}${url.pathname}) answered HTTP ${res.statusCode}${upstreamMessage(text)}${creds ? '' : ' (the pull secret has no credentials for it)'}`, res.statusCode === 401 ? 401 : 502);
@@ -141,7 +141,7 @@ export class RegistryClient {
   private async send(host: string, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
     for (let round = 0; ; round++) {
       const auth = await this.authorization(host, repository);
-      const res = await this.attempt(() => request(`${this.baseUrl(host)}${path}`, { method: 'GET', headers: { ...headers, ...auth }, dispatcher: this.dispatcher }), host);
+      const res = await this.attempt(() => request(`${this.baseUrl(host)}${path}`, { method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers, ...auth }, dispatcher: this.dispatcher }), host);
       if (res.statusCode !== 401 || round > 0) return res;
       await res.body.dump();
       this.tokens.delete(`${host}\nrepository:${repository}:pull`);

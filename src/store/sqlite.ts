@@ -209,8 +209,10 @@ export class SqliteStore implements Store {
     this.q.putCacheEntry.run({ mediaType: null, etag: null, lastModified: null, ...e });
   }
 
-  async touchCacheEntry(key: string, time: string): Promise<void> {
-    this.q.touchCacheEntry.run(time, key);
+  async touchCacheEntries(touches: readonly { key: string; time: string }[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const t of touches) this.q.touchCacheEntry.run(t.time, t.key);
+    }).immediate();
   }
 
   async deleteCacheEntry(key: string): Promise<void> {

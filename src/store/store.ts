@@ -87,7 +87,8 @@ export interface Store {
   getCacheEntry(key: string): Promise<CacheEntry | undefined>;
   /** Creates or replaces the entry of `entry.key`. */
   putCacheEntry(entry: CacheEntry): Promise<void>;
-  touchCacheEntry(key: string, time: string): Promise<void>;
+  /** Sets `lastUsedAt` of the entries that exist, in one transaction. */
+  touchCacheEntries(touches: readonly { key: string; time: string }[]): Promise<void>;
   deleteCacheEntry(key: string): Promise<void>;
   /** Every entry, least recently used first. */
   listCacheEntries(): Promise<CacheEntry[]>;

@@ -111,6 +111,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     auth: { authorization: `Bearer ${ADMIN_TOKEN}` },
     async close() {
       await app.close();
+      await artifacts?.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
