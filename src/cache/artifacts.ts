@@ -496,30 +496,39 @@ const READ_CHUNK = 1 << 20;
  * a machine that asks for an artifact mid-download is served at once, not after the whole
  * file. Fails when the download fails, or restarts from byte 0 under a reader that is past it.
  */
+/**
+ * How many bytes from `pos` (up to `end`, inclusive) a reader may have now, waiting for the
+ * download to write at least one. The last byte waits for the verdict: a client never
+ * completes a body that turns out not to verify; it sees the transfer cut short instead.
+ * Throws when the download fails, restarts from byte 0 (`generation` is the reader's), or ends
+ * before `pos`.
+ */
+export async function availableAt(d: Download, generation: number, pos: number, end: number): Promise<number> {
+  for (;;) {
+    if (d.generation !== generation) throw new Error('the upstream restarted the download: ask again');
+    if (d.failure) throw d.failure;
+    const final = d.finished ? d.written : d.total === undefined ? d.written : Math.min(d.written, d.total - 1);
+    const available = Math.min(final, end + 1);
+    if (pos < available) return available - pos;
+    if (d.finished) throw new Error(`the artifact is shorter than the range asked (${d.written} bytes)`);
+    await once(d, 'progress');
+  }
+}
+
+/** Bytes [start, end] of a running download as a stream, as they arrive. */
 export function readDownload(d: Download, start: number, end: number): Readable {
   const generation = d.generation;
   async function* bytes(): AsyncGenerator<Buffer> {
-    const fh = await openTmpOrBlob(d);
+    const fh = await openDownload(d);
     try {
       let pos = start;
       while (pos <= end) {
-        if (d.generation !== generation) throw new Error('the upstream restarted the download: ask again');
-        if (d.failure) throw d.failure;
-        // The last byte waits for the verdict: a client never completes a body that turns
-        // out not to verify; it sees the transfer cut short instead.
-        const final = d.finished ? d.written : d.total === undefined ? d.written : Math.min(d.written, d.total - 1);
-        const available = Math.min(final, end + 1);
-        if (pos < available) {
-          const n = Math.min(available - pos, READ_CHUNK);
-          const buf = Buffer.allocUnsafe(n);
-          const { bytesRead } = await fh.read(buf, 0, n, pos);
-          if (bytesRead === 0) throw new Error('the download file shrank under a reader');
-          pos += bytesRead;
-          yield buf.subarray(0, bytesRead);
-          continue;
-        }
-        if (d.finished) throw new Error(`the artifact is shorter than the range asked (${d.written} bytes)`);
-        await once(d, 'progress');
+        const n = Math.min(await availableAt(d, generation, pos, end), READ_CHUNK);
+        const buf = Buffer.allocUnsafe(n);
+        const { bytesRead } = await fh.read(buf, 0, n, pos);
+        if (bytesRead === 0) throw new Error('the download file shrank under a reader');
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
       }
     } finally {
       await fh.close();
@@ -529,7 +538,7 @@ export function readDownload(d: Download, start: number, end: number): Readable 
 }
 
 /** The temporary file; if the download was committed meanwhile, the blob it became. */
-async function openTmpOrBlob(d: Download): Promise<FileHandle> {
+export async function openDownload(d: Download): Promise<FileHandle> {
   try {
     return await open(d.tmp, 'r');
   } catch (err) {

@@ -35,26 +35,33 @@ export function activeSendfiles(): number {
 }
 
 /**
- * Sends `length` bytes of `fd` from `offset` as the body of `res`, whose status and headers are
- * set (Content-Length among them) and not yet written; resolves with the bytes sent and ends the
- * response. `fd` may be closed once this returns. If the client goes away or stalls, the
- * connection is destroyed and the promise rejects with the reason.
+ * Writes the status and headers of `res` (set, Content-Length among them) and resolves once
+ * they are in the kernel, so body bytes sent on the socket's descriptor follow them.
  */
-export async function sendfileBody(res: ServerResponse, fd: number, offset: number, length: number, opts: SendfileOptions): Promise<number> {
-  const addon = loadAddon<SendfileAddon>('http_sendfile');
+export async function beginBody(res: ServerResponse): Promise<Socket> {
   const socket = res.socket;
-  const sock = socketFd(socket);
-  if (!socket || sock === undefined) throw new Error('sendfile needs the response on a TCP socket');
+  if (!socket || socketFd(socket) === undefined) throw new Error('sendfile needs the response on a TCP socket');
   res.flushHeaders();
-  // The headers must be in the kernel before the first body byte: a write's callback runs when
-  // every earlier write on the socket has completed.
+  // A write's callback runs when every earlier write on the socket has completed.
   await new Promise<void>((resolve, reject) => {
     socket.write(EMPTY, (err) => (err ? reject(err) : resolve()));
   });
   if (socket.destroyed) throw Object.assign(new Error('the client closed the connection before the body'), { code: 'ECONNRESET' });
+  return socket;
+}
+
+/**
+ * Sends `length` bytes of `fd` from `offset` on `socket` (after `beginBody`). If the client
+ * goes away or stalls, the connection is destroyed and the promise rejects with the reason
+ * (and `sent`).
+ */
+export async function sendfileSpan(socket: Socket, fd: number, offset: number, length: number, opts: SendfileOptions): Promise<number> {
+  const addon = loadAddon<SendfileAddon>('http_sendfile');
+  const sock = socketFd(socket);
+  if (sock === undefined || socket.destroyed) throw Object.assign(new Error('the connection is closed'), { code: 'ECONNRESET' });
   let done = false;
   let id = 0;
-  const sent = await new Promise<number>((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     // Node closing the socket does not close the addon's duplicate of it: cancel, or the
     // connection would stay open until the transfer ended by itself.
     const onClose = () => {
@@ -71,6 +78,16 @@ export async function sendfileBody(res: ServerResponse, fd: number, offset: numb
     socket.destroy();
     throw err;
   });
+}
+
+/**
+ * Sends `length` bytes of `fd` from `offset` as the whole body of `res`, whose status and
+ * headers are set and not yet written; resolves with the bytes sent and ends the response.
+ * `fd` may be closed once this returns.
+ */
+export async function sendfileBody(res: ServerResponse, fd: number, offset: number, length: number, opts: SendfileOptions): Promise<number> {
+  const socket = await beginBody(res);
+  const sent = await sendfileSpan(socket, fd, offset, length, opts);
   res.end();
   return sent;
 }

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, setGlobalDispatcher } from 'undici';
 import t, { type Test } from 'tap';
+import { activeSendfiles } from '../../src/http/sendfile.js';
 import { tempDir, testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -83,7 +84,11 @@ const tmpCount = (ta: TestApp): number => readdirSync(join(ta.dir, 'cache', 'tmp
 t.test('20 concurrent requests for an uncached artifact: one upstream fetch, 20 identical verified bodies', async (t) => {
   const { up, ta, base, files } = await lab(t);
   up.misbehave.set('/rootfs.img', { slow: { chunk: 256 * 1024, delayMs: 10 } });
+  let atOnce = 0;
+  const probe = setInterval(() => (atOnce = Math.max(atOnce, activeSendfiles())), 2);
   const bodies = await Promise.all(Array.from({ length: 20 }, async () => Buffer.from(await (await fetch(`${base}/rootfs`)).arrayBuffer())));
+  clearInterval(probe);
+  t.ok(atOnce > 1, `the running download went to the readers by sendfile, span by span (${atOnce} transfers at once)`);
   t.equal(up.gets('/rootfs.img').length, 1, 'exactly one upstream request');
   t.equal(up.gets('/rootfs.img')[0]?.bytes, files.rootfs.length, 'and it sent the file once');
   t.same(new Set(bodies.map(sha256)), new Set([sha256(files.rootfs)]), "every body is the upstream's file");
