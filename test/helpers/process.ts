@@ -108,11 +108,34 @@ function installExitHook(): void {
   });
 }
 
+/** `child` is SIGKILLed if the test process exits while it runs; untracked once it exits. */
+export function killAtExit(child: ChildProcess): void {
+  installExitHook();
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
 /**
  * The parent's environment without any EDGEBOOT_ variable, so tests are hermetic, and with
  * DHCP off: a server on the host itself must never answer on the host's real network (DHCP
  * tests run inside network namespaces of their own).
  */
+/** Each line of `input` that is JSON of the shape `is` accepts goes to `onJson`, any other to `onOther`. */
+export function onJsonLines<T>(input: NodeJS.ReadableStream, is: (v: unknown) => v is T, onJson: (v: T) => void, onOther: (line: string) => void): void {
+  createInterface({ input }).on('line', (line) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      // not JSON
+      onOther(line);
+      return;
+    }
+    if (is(parsed)) onJson(parsed);
+    else onOther(line);
+  });
+}
+
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EDGEBOOT_')) env[k] = v;
@@ -193,25 +216,13 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
       clearTimeout(timer);
       reject(new Error(describe(`could not be spawned: ${err.message}`)));
     });
-    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    rl.on('line', (line) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        otherStdout.push(line);
-        return;
-      }
-      if (!isLogLine(parsed)) {
-        otherStdout.push(line);
-        return;
-      }
+    onJsonLines(child.stdout as NodeJS.ReadableStream, isLogLine, (parsed) => {
       logLines.push(parsed);
       if (parsed.msg === 'edgeboot serving') {
         clearTimeout(timer);
         resolve(parsed);
       }
-    });
+    }, (line) => otherStdout.push(line));
     void exited.then((e) => {
       clearTimeout(timer);
       // Give stderr a moment to drain so the message carries the reason.

@@ -32,7 +32,7 @@
  * die with the test process even when it is SIGKILLed (a tap timeout), and the next start
  * sweeps the temp dirs such a process left behind.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, randomInt, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -41,7 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { Teardown } from './process.js';
+import { killAtExit, onJsonLines, type Teardown } from './process.js';
 
 // ---------------------------------------------------------------------------------------------
 // Media types
@@ -208,20 +208,13 @@ type AuthPart<A extends RegistryAuth> = A extends 'none' ? NoAuth : A extends 'b
 /** A running registry; `auth` discriminates what it carries (credentials, token server). */
 export type Registry<A extends RegistryAuth = RegistryAuth> = RegistryBase & AuthPart<A>;
 
-const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
+/** The skopeo home goes with the test process, even one that skips its teardowns. */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
     if (skopeoHome) rmSync(skopeoHome, { recursive: true, force: true });
   });
 }
@@ -389,16 +382,10 @@ async function runRegistry(
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dir },
   });
-  live.add(child);
+  killAtExit(child);
   const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      live.delete(child);
-      resolve();
-    });
-    child.once('error', () => {
-      live.delete(child);
-      resolve();
-    });
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
   });
   const accessLog: RegistryRequest[] = [];
   const appLog: RegistryLogLine[] = [];
@@ -411,22 +398,21 @@ async function runRegistry(
     if (r) accessLog.push(r);
     else other.push(line);
   });
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    lastOutputAt = Date.now();
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
+  onJsonLines(
+    child.stderr!,
+    (v: unknown): v is RegistryLogLine => {
+      lastOutputAt = Date.now();
+      return isRegistryLogLine(v);
+    },
+    (v) => {
+      appLog.push(v);
+      if (v.msg.startsWith('listening on')) onListening?.();
+    },
+    (line) => {
+      lastOutputAt = Date.now();
       other.push(line);
-      return;
-    }
-    if (!isRegistryLogLine(v)) {
-      other.push(line);
-      return;
-    }
-    appLog.push(v);
-    if (v.msg.startsWith('listening on')) onListening?.();
-  });
+    },
+  );
 
   let stopped = false;
   const stop = async (): Promise<void> => {
