@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { fetchHubScript } from './boot/hub.js';
 import { BootService } from './boot/service.js';
@@ -12,6 +12,7 @@ import { ConfigError, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
 import { buildRegistryMirrors } from './registry/build.js';
 import { ImagePuller } from './registry/puller.js';
+import { BundleBuilder } from './precache/bundles.js';
 import { createHttpServer } from './http/server.js';
 import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
@@ -96,6 +97,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const registryLog = log.child({ component: 'registry' });
   const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log: registryLog });
   const puller = new ImagePuller({ cache: artifacts, log: registryLog });
+  const bundles = new BundleBuilder({ dir: join(resolve(config.cache.dir), 'bundles'), puller, cache: artifacts, log: log.child({ component: 'bundles' }), mirror: () => mirrors.mirror });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
@@ -112,7 +114,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     recordAt,
     artifacts,
     cacheMaxBytes: config.cache.maxBytes,
-    registry: { mirrors, puller, readTokens: config.registry.readTokens },
+    registry: { mirrors, puller, bundles, readTokens: config.registry.readTokens },
     admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ipxeRoots: config.tftp.roots,
     store,

@@ -19,6 +19,8 @@ import { registryRoutes } from './routes/registry.js';
 import type { Mirrors } from '../registry/build.js';
 import type { ImagePuller } from '../registry/puller.js';
 import { imageRoutes } from './routes/images.js';
+import { bundleRoutes } from './routes/bundles.js';
+import type { BundleBuilder } from '../precache/bundles.js';
 import { bootRoutes } from './routes/boot.js';
 import { cacheRoutes } from './routes/cache.js';
 import { healthRoutes } from './routes/health.js';
@@ -55,7 +57,7 @@ export interface AppDeps {
   /** Boot-storm admission for large artifacts and the per-client rate cap (cache.maxTransfers, largeBytes, retryAfterSeconds, clientRate). */
   admission?: AssetLimits;
   /** The read-only registry mirror at /v2/ (needs `artifacts`). */
-  registry?: { mirrors: Mirrors; puller: ImagePuller; readTokens: readonly string[] };
+  registry?: { mirrors: Mirrors; puller: ImagePuller; readTokens: readonly string[]; bundles?: BundleBuilder };
 }
 
 
@@ -108,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.registry && deps.artifacts) {
     await app.register(registryRoutes, { mirror: deps.registry.mirrors.mirror, readTokens: deps.registry.readTokens, cache: deps.artifacts, ...(deps.admission && { admission: deps.admission }) });
     await app.register(imageRoutes, { puller: deps.registry.puller, mirrors: deps.registry.mirrors, adminTokens: deps.adminTokens });
+    if (deps.registry.bundles) await app.register(bundleRoutes, { bundles: deps.registry.bundles, cache: deps.artifacts, adminTokens: deps.adminTokens, ...(deps.admission && { admission: deps.admission }) });
   }
   return app;
 }

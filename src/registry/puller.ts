@@ -26,6 +26,15 @@ export interface PullImageResult {
   ref: string;
   /** `name` in a release, or the ref itself for an extra image. */
   name: string;
+  kind: 'release' | 'component' | 'image';
+  /** The top manifest's digest, once pulled. */
+  digest?: string;
+  /**
+   * Its name in an oc-mirror style `mapping.txt` (`<repo>:<tag>`): `openshift/release:<version>-<arch>-<name>`
+   * for a component, `openshift/release-images:<version>-<arch>` for the release, `<repository>:<tag>`
+   * for an image given by tag; none for one given by digest alone.
+   */
+  mapping?: string;
   state: 'pending' | 'fetched' | 'cached' | 'failed';
   bytes: number;
   error?: string;
@@ -39,7 +48,7 @@ export interface PullJob {
   blobs: { total: number; fetched: number; cached: number };
   /** Bytes of every image's blobs (shared ones once per image), what left the upstream, and the difference. */
   bytes: { total: number; upstream: number; deduplicated: number };
-  excluded: { name: string; ref: string; pattern: string }[];
+  excluded: { name: string; ref: string; pattern: string; mapping?: string }[];
   failures: { ref: string; error: string }[];
   error?: string;
   startedAt: string;
@@ -53,7 +62,7 @@ const KEPT_JOBS = 100;
 export type MirrorFor = () => RegistryMirror;
 
 export class ImagePuller {
-  private readonly jobs = new Map<string, { job: PullJob; started: number; images: PullImageResult[] }>();
+  private readonly jobs = new Map<string, { job: PullJob; started: number; images: PullImageResult[]; ended: Promise<void> }>();
 
   constructor(private readonly o: { cache: ArtifactCache; log: Logger }) {}
 
@@ -62,6 +71,14 @@ export class ImagePuller {
     if (!j) return undefined;
     if (j.job.state === 'running') j.job.seconds = (Date.now() - j.started) / 1000;
     return j.job;
+  }
+
+  /** Resolves when the job has ended, done or failed. */
+  async ended(id: string): Promise<PullJob | undefined> {
+    const e = this.jobs.get(id);
+    if (!e) return undefined;
+    await e.ended;
+    return this.get(id);
   }
 
   /** Every image of a job with its outcome. */
@@ -90,14 +107,14 @@ export class ImagePuller {
       startedAt: new Date().toISOString(),
       seconds: 0,
     };
-    const entry = { job, started: Date.now(), images: [] as PullImageResult[] };
+    const entry = { job, started: Date.now(), images: [] as PullImageResult[], ended: Promise.resolve() };
     this.jobs.set(id, entry);
     // Finished jobs are kept for their summaries, the oldest dropped past KEPT_JOBS.
     for (const [old, e] of this.jobs) {
       if (this.jobs.size <= KEPT_JOBS) break;
       if (e.job.state !== 'running') this.jobs.delete(old);
     }
-    void this.run(entry, spec, release, extra, mirror()).catch((err: Error) => {
+    entry.ended = this.run(entry, spec, release, extra, mirror()).catch((err: Error) => {
       job.state = 'failed';
       job.error = err.message;
       this.finish(entry);
@@ -114,7 +131,7 @@ export class ImagePuller {
 
   private async run(entry: { job: PullJob; started: number; images: PullImageResult[] }, spec: PullSpec, release: ImageRef | undefined, extra: ImageRef[], mirror: RegistryMirror): Promise<void> {
     const { job } = entry;
-    const todo: { ref: ImageRef; name: string }[] = [];
+    const todo: { ref: ImageRef; name: string; kind: PullImageResult['kind']; mapping?: string }[] = [];
     const seenBlobs = new Map<string, Promise<boolean>>();
     if (release) {
       const info: ReleaseInfo = await resolveRelease(mirror, release, spec.architecture ?? 'amd64', async (layer) => {
@@ -122,12 +139,12 @@ export class ImagePuller {
         return (await this.o.cache.get(this.blobRequest(mirror, release, layer))).path;
       });
       job.release = { ref: imageRefString(release), digest: info.digest, version: info.version, architecture: info.architecture };
-      todo.push({ ref: release, name: 'release' });
+      todo.push({ ref: release, name: 'release', kind: 'release', mapping: `openshift/release-images:${info.version}-${info.architecture}` });
       for (const c of info.components) {
         const mapping = `openshift/release:${info.version}-${info.architecture}-${c.name}`;
         const pattern = spec.filter?.excludes(c.image, mapping, c.name);
         if (pattern !== undefined) {
-          job.excluded.push({ name: c.name, ref: c.image, pattern });
+          job.excluded.push({ name: c.name, ref: c.image, pattern, mapping });
           continue;
         }
         const r = parseImageRef(c.image);
@@ -135,16 +152,19 @@ export class ImagePuller {
           job.failures.push({ ref: c.image, error: r.error });
           continue;
         }
-        todo.push({ ref: r, name: c.name });
+        todo.push({ ref: r, name: c.name, kind: 'component', mapping });
       }
     }
     for (const r of extra) {
       const s = imageRefString(r);
       const pattern = spec.filter?.excludes(s);
       if (pattern !== undefined) job.excluded.push({ name: s, ref: s, pattern });
-      else todo.push({ ref: r, name: s });
+      else {
+        const tag = r.reference.kind === 'tag' ? r.reference.tag : r.tag;
+        todo.push({ ref: r, name: s, kind: 'image', ...(tag !== undefined && { mapping: `${r.repository}:${tag}` }) });
+      }
     }
-    entry.images = todo.map((t) => ({ ref: imageRefString(t.ref), name: t.name, state: 'pending', bytes: 0 }));
+    entry.images = todo.map((t) => ({ ref: imageRefString(t.ref), name: t.name, kind: t.kind, ...(t.mapping !== undefined && { mapping: t.mapping }), state: 'pending', bytes: 0 }));
     job.images.total = todo.length;
     job.images.pending = todo.length;
     job.images.failed = job.failures.length;
@@ -152,7 +172,7 @@ export class ImagePuller {
     const worker = async () => {
       while (next < todo.length) {
         const i = next++;
-        const item = todo[i] as { ref: ImageRef; name: string };
+        const item = todo[i] as { ref: ImageRef };
         const result = entry.images[i] as PullImageResult;
         try {
           const fetched = await this.pullImage(mirror, item.ref, job, seenBlobs, result);
@@ -181,6 +201,7 @@ export class ImagePuller {
     const blobs: Descriptor[] = [];
     const visit = async (reference: ImageRef['reference']) => {
       const m = await mirror.manifest(mirrorPath(ref, reference));
+      result.digest ??= m.manifest.digest;
       const parsed = parseManifest(await RegistryMirror.read(m), imageRefString(ref));
       for (const child of parsed.manifests ?? []) {
         const hex = child.digest.slice('sha256:'.length);
