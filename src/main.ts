@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { cacheCommand } from './cli/cache.js';
 import { imagesCommand } from './cli/images.js';
+import { siteconfigCommand } from './cli/siteconfig.js';
 import { machinesCommand } from './cli/machines.js';
 import { ClientError } from './cli/client.js';
 import { ConfigError } from './config/config.js';
@@ -79,6 +80,7 @@ configCmd
 program.addCommand(machinesCommand(print));
 program.addCommand(cacheCommand(print));
 program.addCommand(imagesCommand(print));
+program.addCommand(siteconfigCommand(print));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof ClientError) {
