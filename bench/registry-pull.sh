@@ -34,138 +34,30 @@
 #   LOG_LEVEL     edgeboot's log level (default info: one line per blob cached, which gives the
 #                 fill times; request logging is off); KEEP=1 keeps the work dir
 #
-# Needs docker-registry, skopeo, htpasswd (apache2-utils), curl, node; builds dist/ if it is
-# missing. Run as root (port 80). Traffic stays on 127.0.0.0/8; everything started is
+# The images, the registry and edgeboot are set up by bench/lib-registry.sh (shared with
+# bench/bundle-build.sh). Needs docker-registry, skopeo, htpasswd (apache2-utils), curl, node;
+# builds dist/ if it is missing. Run as root (port 80). Traffic stays on 127.0.0.0/8; everything started is
 # stopped and every temp dir removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE_MIB=${BASE_MIB:-256}
-UNIQUE_MIB=${UNIQUE_MIB:-"64,32 96 48,48 80 32,64 96 40,40 72,56"}
 RUNS=${RUNS:-3}
 SEQUENTIAL=${SEQUENTIAL:-0}
-EB_PORT=${EB_PORT:-18290}
-LOG_LEVEL=${LOG_LEVEL:-info}
-KEEP=${KEEP:-0}
-PROFILE=${PROFILE:-0}
+BENCH_NAME=registry
 PROFILE_DIR=${PROFILE_DIR:-/tmp/edgeboot-registry-profiles}
-USER_NAME=bench PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-for tool in docker-registry skopeo htpasswd curl node ss; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }; done
-if [ ! -f dist/main.js ] || [ ! -f dist/registry/mirror.js ]; then
-  echo "building dist/ (npx tsc -p tsconfig.json)" >&2
-  npx tsc -p tsconfig.json
-fi
+# shellcheck source=bench/lib-registry.sh
+. bench/lib-registry.sh   # the tools, the address, $work and its cleanup, the registry and edgeboot
 
-listening80() { ss -Hltn "( sport = :80 )" | awk '{ print $4 }' | grep -qE "^($1|0\.0\.0\.0|\*|\[::\]):80$"; }
-if [ -z "${REGISTRY_ADDR:-}" ]; then
-  for _ in $(seq 20); do
-    REGISTRY_ADDR=127.$((RANDOM % 254 + 1)).$((RANDOM % 256)).$((RANDOM % 254 + 1))
-    listening80 "$REGISTRY_ADDR" || break
-  done
-fi
-[[ $REGISTRY_ADDR =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "REGISTRY_ADDR must be a 127.0.0.0/8 address" >&2; exit 2; }
-listening80 "$REGISTRY_ADDR" && { echo "something listens on $REGISTRY_ADDR:80 already" >&2; exit 2; }
-REG=$REGISTRY_ADDR
-EB=127.0.0.1:$EB_PORT
-
-work=$(mktemp -d /tmp/edgeboot-bench-registry.XXXXXX)
 if [ -z "${DEST_DIR:-}" ]; then
   if [ -d /dev/shm ] && [ -w /dev/shm ]; then DEST_DIR=$(mktemp -d /dev/shm/edgeboot-bench-pull.XXXXXX); else DEST_DIR=$work/pulled; fi
 else
   DEST_DIR=$(mktemp -d "$DEST_DIR/edgeboot-bench-pull.XXXXXX")
 fi
-pids=()
-eb_pid=''
-cleanup() {
-  for p in "${pids[@]}" $eb_pid; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DEST_DIR"
-  if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$work/registry/storage" "$work/home" "$work/profiles"
+cleanup_dirs+=("$DEST_DIR")
 
-now() { date +%s%N; }
-secs() { awk -v ns="$1" 'BEGIN { printf "%.2f", ns / 1e9 }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-# user+system CPU seconds a process has used so far (fields 14 and 15 of /proc/<pid>/stat)
-TCK=$(getconf CLK_TCK)
-cpu() { awk -v t="$TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"; }
+make_images
+start_registry
+push_images
 
-# --- the images --------------------------------------------------------------------------------
-t0=$(now)
-node bench/make-images.mjs "$work/layout" "$BASE_MIB" "$UNIQUE_MIB" >"$work/images.txt"
-t1=$(now)
-tags=()
-declare -A digest size
-while read -r tag d s; do
-  if [ "$tag" = distinct ]; then distinct=$d; continue; fi
-  tags+=("$tag"); digest[$tag]=$d; size[$tag]=$s
-done <"$work/images.txt"
-total=0; for t in "${tags[@]}"; do total=$((total + size[$t])); done
-echo "images: ${#tags[@]} (base ${BASE_MIB} MiB + \"$UNIQUE_MIB\" MiB), sum of image sizes $(mib $total) MiB, distinct blobs $(mib "$distinct") MiB; generated in $(secs $((t1 - t0))) s"
-
-# --- the upstream registry ---------------------------------------------------------------------
-htpasswd -Bbn "$USER_NAME" "$PASSWORD" >"$work/registry/htpasswd"
-cat >"$work/registry/config.yml" <<EOF
-version: 0.1
-log: { level: warn, formatter: json, accesslog: { disabled: false } }
-storage: { filesystem: { rootdirectory: $work/registry/storage }, maintenance: { uploadpurging: { enabled: false } } }
-http: { addr: "$REG:80", secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n') }
-auth: { htpasswd: { realm: bench, path: $work/registry/htpasswd } }
-EOF
-# No REGISTRY_* variable may reach it (each overrides a config key). Access log (combined) on stdout.
-env -i PATH="$PATH" HOME="$work/registry" docker-registry serve "$work/registry/config.yml" >"$work/registry/access.log" 2>"$work/registry/registry.log" &
-reg_pid=$!
-pids+=("$reg_pid")
-for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/")" = 401 ] && break; sleep 0.1; done
-[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/")" = 401 ] || { echo "docker-registry on $REG:80 did not start:" >&2; cat "$work/registry/registry.log" >&2; exit 1; }
-
-# skopeo with a home, auth file and registries.conf of its own (no machine setting applies)
-printf '{"auths":{}}\n' >"$work/home/auth.json"
-printf 'unqualified-search-registries = []\n' >"$work/home/registries.conf"
-sk() {
-  env -i PATH="$PATH" HOME="$work/home" XDG_RUNTIME_DIR="$work/home" TMPDIR="$work/home" \
-    REGISTRY_AUTH_FILE="$work/home/auth.json" CONTAINERS_REGISTRIES_CONF="$work/home/registries.conf" \
-    skopeo --insecure-policy "$@"
-}
-t0=$(now)
-for t in "${tags[@]}"; do
-  sk copy --quiet --all --preserve-digests --dest-tls-verify=false --dest-creds "$USER_NAME:$PASSWORD" "oci:$work/layout:$t" "docker://$REG/bench/$t:v1"
-done
-t1=$(now)
-rm -rf "$work/layout"
-echo "pushed to docker-registry on $REG:80 (basic auth) in $(secs $((t1 - t0))) s"
-
-# --- edgeboot ----------------------------------------------------------------------------------
-printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$REG" "$(printf '%s:%s' "$USER_NAME" "$PASSWORD" | base64 -w0)" >"$work/pull-secret.json"
-eb_n=0
-# A new edgeboot with an empty cache dir and store (the previous one stopped and removed).
-start_edgeboot() {
-  if [ -n "$eb_pid" ]; then
-    kill "$eb_pid" 2>/dev/null || true
-    wait "$eb_pid" 2>/dev/null || true
-    rm -rf "$work/eb.$eb_n"
-  fi
-  eb_n=$((eb_n + 1))
-  local d=$work/eb.$eb_n node_args=()
-  mkdir -p "$d"
-  if [ "$PROFILE" = 1 ]; then mkdir -p "$PROFILE_DIR"; node_args=(--cpu-prof --cpu-prof-dir="$PROFILE_DIR" --cpu-prof-name="edgeboot-registry-$eb_n.cpuprofile"); fi
-  EDGEBOOT_SERVER_DATA_DIR="$d" EDGEBOOT_STORE_URL="sqlite:$d/edgeboot.db" EDGEBOOT_CACHE_DIR="$d/cache" \
-    EDGEBOOT_PROFILES_DIRS="$work/profiles" EDGEBOOT_DHCP_MODE=off EDGEBOOT_TFTP_ENABLED=false EDGEBOOT_LOG_LEVEL="$LOG_LEVEL" \
-    EDGEBOOT_REGISTRY_PULL_SECRET="$work/pull-secret.json" EDGEBOOT_REGISTRY_INSECURE_REGISTRIES="$REG" \
-    node "${node_args[@]}" dist/main.js serve --set "http.listen=$EB" >>"$work/eb.log" 2>&1 &
-  eb_pid=$!
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://$EB/readyz" && return 0; sleep 0.1; done
-  echo "edgeboot did not start:" >&2; tail -20 "$work/eb.log" >&2; exit 1
-}
-metric() { curl -fs "http://$EB/metrics" | awk -v m="$1" '$1 == m { printf "%.0f\n", $2 }'; }
-hwm() { awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$eb_pid/status"; }
-reset_hwm() { echo 5 >"/proc/$eb_pid/clear_refs"; }
-# Body bytes the registry sent since line $1 of its access log (combined format: $10 is the size).
-log_lines() { wc -l <"$work/registry/access.log"; }
-upstream_since() { sleep 0.5; tail -n +$(($1 + 1)) "$work/registry/access.log" | awk '$10 ~ /^[0-9]+$/ { s += $10 } END { printf "%.0f\n", s }'; }
 # Requests skopeo itself made to the registry since line $1 (none may, when it pulls through edgeboot).
 skopeo_since() { tail -n +$(($1 + 1)) "$work/registry/access.log" | grep -c '"skopeo/' || true; }
 
