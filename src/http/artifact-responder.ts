@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -7,7 +8,7 @@ import { ApiError } from '../errors.js';
 import { answerFileRequest, fileEtag } from './conditional.js';
 import { parseRange } from './range.js';
 import { redactUrl } from './redact.js';
-import { beginBody, sendfileBody, sendfileSpan, socketFd } from './sendfile.js';
+import { beginBody, sendfileBody, sendfileSpan, socketFd, type SendfileOptions } from './sendfile.js';
 
 /**
  * Boot-storm admission: at most `maxTransfers` concurrent transfers of artifacts of
@@ -85,7 +86,6 @@ export class ArtifactResponder {
    * The file is opened first, so a blob evicted meanwhile is still read whole.
    */
   readonly sendLocal = async (req: FastifyRequest, reply: FastifyReply, path: string, digest?: string, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
-    const { admission } = this;
     const file = await open(path, 'r');
     let handedOff = false;
     try {
@@ -111,15 +111,11 @@ export class ArtifactResponder {
         handedOff = true;
         return reply.code(answer.status).headers(headers).send(file.createReadStream({ start: answer.start, end: answer.end, highWaterMark: READ_CHUNK }));
       }
-      reply.hijack();
-      const res = reply.raw;
-      res.statusCode = answer.status;
-      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+      const res = takeOver(reply, answer.status, headers);
       try {
-        await sendfileBody(res, file.fd, answer.start, length, { rate: admission?.clientRate ?? 0, rateKey: clientAddress(req), stallMs: STALL_MS });
+        await sendfileBody(res, file.fd, answer.start, length, this.sendOptions(req));
       } catch (err) {
-        const e = err as NodeJS.ErrnoException & { sent?: number };
-        req.log.info({ url: redactUrl(req.url), sent: e.sent, reason: e.code ?? e.message }, 'artifact transfer ended early');
+        endedEarly(req, err, 'artifact transfer ended early');
       }
       return reply;
     } finally {
@@ -159,32 +155,46 @@ export class ArtifactResponder {
    * span (waiting for more at the written mark, the last byte held for the verdict): with
    * several machines on one uncached rootfs, no byte passes through JavaScript for them.
    */
+  /** How the addon sends to this client: its rate cap, and the stall time. */
+  private sendOptions(req: FastifyRequest): SendfileOptions {
+    return { rate: this.admission?.clientRate ?? 0, rateKey: clientAddress(req), stallMs: STALL_MS };
+  }
+
   private async sendDownloading(req: FastifyRequest, reply: FastifyReply, d: Download, start: number, end: number): Promise<FastifyReply> {
     const generation = d.generation;
     const fh = await openDownload(d);
-    const statusCode = reply.statusCode;
-    const headers = reply.getHeaders();
-    reply.hijack();
-    const res = reply.raw;
-    res.statusCode = statusCode;
-    for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
+    const res = takeOver(reply, reply.statusCode, reply.getHeaders());
     try {
       const socket = await beginBody(res);
-      const opts = { rate: this.admission?.clientRate ?? 0, rateKey: clientAddress(req), stallMs: STALL_MS };
+      const opts = this.sendOptions(req);
       for (let pos = start; pos <= end; ) {
         const n = await availableAt(d, generation, pos, end);
         pos += await sendfileSpan(socket, fh.fd, pos, n, opts);
       }
       res.end();
     } catch (err) {
-      const e = err as NodeJS.ErrnoException & { sent?: number };
-      req.log.info({ url: redactUrl(req.url), reason: e.code ?? e.message }, 'artifact transfer ended early (download in progress)');
+      endedEarly(req, err, 'artifact transfer ended early (download in progress)');
       res.destroy();
     } finally {
       await fh.close();
     }
     return reply;
   }
+}
+
+/** Fastify steps aside; the raw response gets `status` and `headers`, written with the body. */
+function takeOver(reply: FastifyReply, status: number, headers: Record<string, string | number | string[] | undefined>): ServerResponse {
+  reply.hijack();
+  const res = reply.raw;
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
+  return res;
+}
+
+/** A client that left or stalled mid-body is the client's business: a line at info. */
+function endedEarly(req: FastifyRequest, err: unknown, what: string): void {
+  const e = err as NodeJS.ErrnoException & { sent?: number };
+  req.log.info({ url: redactUrl(req.url), sent: e.sent, reason: e.code ?? e.message }, what);
 }
 
 /** A cache failure as the API error a machine (and its admin) can act on. */

@@ -127,3 +127,15 @@ export const macParams = {
 } as const;
 
 export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, errorResponse]));
+
+/** An image reference as the image and bundle APIs take it (parsed further by registry/reference.ts). */
+export const imageRef = { type: 'string', minLength: 3, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' } as const;
+
+/** What an image job and a bundle are made of: a release, images, a filter, the platform, the pace. */
+export const imageSetProperties = {
+  release: { ...imageRef, description: 'a release image, by tag or digest: quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64' },
+  images: { type: 'array', maxItems: 10000, items: imageRef, description: 'more images (assisted-installer, multicluster-engine, …)' },
+  filter: { type: 'string', maxLength: 65536, description: 'patterns: a YAML `patterns:` list or one regular expression per line; matching images are left out' },
+  parallel: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+  architecture: { type: 'string', pattern: '^[a-z0-9]+$', default: 'amd64', description: "the release's platform" },
+} as const;

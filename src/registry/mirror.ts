@@ -55,10 +55,11 @@ export class RegistryMirror {
     const ref = referenceString(p.reference);
     const name = `${p.upstream}/${p.repository}`;
     if (p.reference.kind === 'digest') {
-      const stored = await this.stored(p.reference.digest);
+      const digest = p.reference.digest;
+      const stored = await this.stored(digest);
       if (stored) return stored;
       if (!this.o.pullThrough) throw new ManifestUnknownError(`${name}@${ref} is not in this mirror, and it does not pull through`);
-      return this.single(`${host}/${p.repository}@${ref}`, () => this.fetch(host, p.repository, ref, p.reference.kind === 'digest' ? p.reference.digest : undefined));
+      return this.single(`${host}/${p.repository}@${ref}`, () => this.fetch(host, p.repository, ref, digest));
     }
     const tag = p.reference.tag;
     if (this.o.pullThrough) {

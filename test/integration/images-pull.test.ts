@@ -13,7 +13,7 @@
  *   wrong one fails the job with the upstream's reason; bad refs and bodies are 400s.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -93,8 +93,9 @@ t.test('a release and an extra image pulled into the mirror, once', async (t) =>
 
   await reg.stop();
   const mirror = `127.0.0.1:${srv.port}/${reg.host}`;
-  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ocp/art-dev@${comps.etcd!.digest}`, `oci:${join(dir, 'offline')}:etcd`]);
-  t.pass('a pulled component copies through /v2/ with the upstream stopped');
+  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ocp/art-dev@${comps.etcd!.digest}`, `oci:${join(dir, 'offline')}:etcd`]);
+  const copied = JSON.parse(readFileSync(join(dir, 'offline', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  t.equal(copied.manifests[0]?.digest, comps.etcd!.digest, 'a pulled component copies through /v2/ with the upstream stopped');
 });
 
 t.test("a job's own pull secret, and bad requests", async (t) => {

@@ -23,6 +23,8 @@ import { startServer, tempDir } from '../helpers/process.js';
 import { makeImage, makeIndex, pushImage, skopeoInspectRaw, startRegistry, type Registry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
+/** The manifest digest of the one image in an OCI layout skopeo wrote. */
+const copiedDigest = (layout: string): string | undefined => (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }).manifests[0]?.digest;
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function edgebootFor(t: Parameters<typeof startServer>[0], reg: Registry, dir = tempDir(t)) {
@@ -128,14 +130,14 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   await reg.stop();
   const again = await skopeoInspectRaw(`${mirror}/ns/a:v1`);
   t.equal(sha(again), a.digest, 'a tag pulled before still answers, from the store');
-  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b:v1`, `oci:${join(dir, 'offline')}:v1`]);
-  t.pass('a whole image pulled before copies with the upstream down');
+  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b:v1`, `oci:${join(dir, 'offline')}:v1`]);
+  t.equal(copiedDigest(join(dir, 'offline')), b.digest, 'a whole image pulled before copies with the upstream down');
   // And after a restart of edgeboot, which then knows nothing of the upstream's auth.
   await eb.stop();
   eb = await edgebootFor(t, reg, ebDir);
   mirror = `127.0.0.1:${eb.port}/${reg.host}`;
-  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b@${b.digest}`, `oci:${join(dir, 'restarted')}:v1`]);
-  t.pass('and by digest after a restart of edgeboot, the upstream still down');
+  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b@${b.digest}`, `oci:${join(dir, 'restarted')}:v1`]);
+  t.equal(copiedDigest(join(dir, 'restarted')), b.digest, 'and by digest after a restart of edgeboot, the upstream still down');
   const unknown = await fetch(`${eb.url}/v2/${reg.host}/ns/nope/manifests/sha256:${'0'.repeat(64)}`);
   t.equal(unknown.status, 502, 'an unknown manifest with the upstream down: 502');
   const u = (await unknown.json()) as { errors: { code: string }[] };

@@ -6,7 +6,7 @@ import { BundleBuilder } from '../../precache/bundles.js';
 import { parseFilter, type ImageFilter } from '../../registry/filter.js';
 import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';
 import { requireAdmin } from '../auth.js';
-import { errors } from '../schemas.js';
+import { errors, imageRef, imageSetProperties } from '../schemas.js';
 
 interface BundleBody {
   release?: string;
@@ -17,7 +17,6 @@ interface BundleBody {
   parallel?: number;
 }
 
-const REF = { type: 'string', minLength: 3, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' } as const;
 const ID = { type: 'string', pattern: '^[0-9a-f]{16}$' } as const;
 
 /**
@@ -44,12 +43,8 @@ export const bundleRoutes: FastifyPluginAsync<{ bundles: BundleBuilder; cache: A
           type: 'object',
           additionalProperties: false,
           properties: {
-            release: REF,
-            aiImages: { type: 'array', maxItems: 1000, items: REF, description: 'images the discovery stage loads (ai-images.txt)' },
-            images: { type: 'array', maxItems: 10000, items: REF },
-            filter: { type: 'string', maxLength: 65536 },
-            architecture: { type: 'string', pattern: '^[a-z0-9]+$', default: 'amd64' },
-            parallel: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+            ...imageSetProperties,
+            aiImages: { type: 'array', maxItems: 1000, items: imageRef, description: 'images the discovery stage loads (ai-images.txt)' },
           },
         },
         response: errors(400, 401),

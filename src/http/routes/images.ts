@@ -5,7 +5,7 @@ import type { Mirrors } from '../../registry/build.js';
 import { parseFilter, type ImageFilter } from '../../registry/filter.js';
 import type { ImagePuller } from '../../registry/puller.js';
 import { requireAdmin } from '../auth.js';
-import { errors } from '../schemas.js';
+import { errors, imageSetProperties } from '../schemas.js';
 
 interface JobBody {
   release?: string;
@@ -16,7 +16,6 @@ interface JobBody {
   pullSecret?: string;
 }
 
-const REF = { type: 'string', minLength: 3, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' } as const;
 const counts = (...names: string[]) => ({ type: 'object', properties: Object.fromEntries(names.map((n) => [n, { type: 'number' }])) });
 const job = {
   type: 'object',
@@ -58,11 +57,7 @@ export const imageRoutes: FastifyPluginAsync<{ puller: ImagePuller; mirrors: Mir
           type: 'object',
           additionalProperties: false,
           properties: {
-            release: { ...REF, description: 'a release image, by tag or digest: quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64' },
-            images: { type: 'array', maxItems: 10000, items: REF, description: 'more images (assisted-installer, multicluster-engine, …)' },
-            filter: { type: 'string', maxLength: 65536, description: 'patterns: a YAML `patterns:` list or one regular expression per line; matching images are left out' },
-            parallel: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
-            architecture: { type: 'string', pattern: '^[a-z0-9]+$', default: 'amd64', description: "the release's platform" },
+            ...imageSetProperties,
             pullSecret: { type: 'string', maxLength: 1048576, description: 'a pull secret (auths JSON) for this job, tried before registry.pullSecret' },
           },
         },

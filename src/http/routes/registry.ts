@@ -76,7 +76,7 @@ function answerError(req: FastifyRequest, reply: FastifyReply, err: unknown, wha
     if (status === 404) return distributionError(reply, 404, unknown, err.message);
     if (status === 401 || status === 403) return distributionError(reply, 502, 'UNAUTHORIZED', `the upstream refused edgeboot's credentials: ${err.message} (check registry.pullSecret)`);
     req.log.warn({ url: redactUrl(req.url), err: err.message }, 'registry mirror: upstream failed');
-    return distributionError(reply, status === undefined && err instanceof UpstreamError && err.timeout ? 504 : 502, 'UNAVAILABLE', `the upstream failed: ${err.message}`);
+    return distributionError(reply, err instanceof UpstreamError && err.timeout ? 504 : 502, 'UNAVAILABLE', `the upstream failed: ${err.message}`);
   }
   if (err instanceof IntegrityError) {
     req.log.error({ url: redactUrl(req.url), err: err.message }, 'registry mirror: the upstream sent other bytes than the digest names');

@@ -1,13 +1,12 @@
 /**
  * The pure parts of release resolution and image jobs: the tar reader against archives GNU tar
  * writes in its three formats (ustar with a name prefix, GNU long names, PAX path records),
- * gzip as layers are, chunked at every size; image-references; image refs; filters.
+ * chunked at every size; image-references; image refs; filters.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { parseFilter } from '../../../src/registry/filter.js';
 import { imageRefString, parseImageRef } from '../../../src/registry/reference.js';
@@ -60,7 +59,6 @@ t.test('tar: damaged input is an error, a too-large file a clear one', async (t)
   await t.rejects(readTarFiles(chunks(bad, 1000), () => true), /wrong checksum/);
   await t.rejects(readTarFiles(chunks(tar.subarray(0, 2000), 1000), () => true), /ended inside an entry/);
   await t.rejects(readTarFiles(chunks(tar, 4096), (n) => n === 'big.bin', { maxFileBytes: 1000 }), /big\.bin in the layer is 70000 bytes, over the 1000-byte limit/);
-  t.ok(gzipSync(tar).length > 0);
 });
 
 t.test('image-references: the version and every DockerImage tag', async (t) => {
