@@ -16,7 +16,9 @@ RUN apt-get update \
 WORKDIR /opt/edgeboot
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-COPY --from=build /src/build/Release/udp_pktinfo.node /src/build/Release/tftp_pump.node ./build/Release/
+COPY --from=build /src/build/Release/udp_pktinfo.node /src/build/Release/tftp_pump.node /src/build/Release/http_sendfile.node ./build/Release/
+# The precache job the live environment runs, shipped in its Ignition.
+COPY src/precache/job.sh ./src/precache/job.sh
 COPY package.json ./
 COPY profiles ./profiles
 ENV EDGEBOOT_SERVER_DATA_DIR=/var/lib/edgeboot \

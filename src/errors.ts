@@ -5,6 +5,8 @@ export class ApiError extends Error {
     message: string,
     readonly statusCode: number,
     readonly details?: unknown,
+    /** Response headers that go with it, such as Retry-After on a 503. */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(message);
     this.name = 'ApiError';

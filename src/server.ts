@@ -13,6 +13,8 @@ import { buildApp } from './http/app.js';
 import { buildRegistryMirrors } from './registry/build.js';
 import { ImagePuller } from './registry/puller.js';
 import { BundleBuilder } from './precache/bundles.js';
+import { loadPrecacheJob } from './precache/job.js';
+import { PrecacheService } from './precache/service.js';
 import { createHttpServer } from './http/server.js';
 import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
@@ -93,11 +95,12 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     maxBytes: config.cache.maxBytes,
     pinned: () => pinnedKeys(profiles.current()),
   });
-  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac) });
+  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac), precacheJob: loadPrecacheJob() });
   const registryLog = log.child({ component: 'registry' });
   const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log: registryLog });
   const puller = new ImagePuller({ cache: artifacts, log: registryLog });
   const bundles = new BundleBuilder({ dir: join(resolve(config.cache.dir), 'bundles'), puller, cache: artifacts, log: log.child({ component: 'bundles' }), mirror: () => mirrors.mirror });
+  const precache = new PrecacheService({ store, machines, bundles, config: config.precache, log: log.child({ component: 'precache' }) });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
@@ -115,6 +118,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     artifacts,
     cacheMaxBytes: config.cache.maxBytes,
     registry: { mirrors, puller, bundles, readTokens: config.registry.readTokens },
+    precache,
     admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ipxeRoots: config.tftp.roots,
     store,
@@ -158,6 +162,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     await store.close();
     throw err;
   }
+  precache.start();
   let stopped: Promise<void> | undefined;
   return {
     servers,
@@ -166,6 +171,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     adminTokenFile: file,
     stop() {
       stopped ??= (async () => {
+        precache.stop();
         for (const s of [...servers].reverse()) await s.stop();
         await artifacts.close();
         await store.close();

@@ -22,7 +22,7 @@ export type BootDecision =
       hub?: AssistedBoot;
     }
   | { kind: 'local'; reason: string; transition?: Transition }
-  | { kind: 'wait'; reason: string; transition?: undefined }
+  | { kind: 'wait'; reason: string; transition?: Transition }
   | { kind: 'error'; reason: string; transition?: undefined };
 
 export interface PlanInput {

@@ -16,6 +16,7 @@ import type { ArtifactCache } from '../cache/artifacts.js';
 import { RenderError, renderScript } from './render.js';
 import { UnsafeValueError } from './safe.js';
 import { checkMachineToken, machineToken } from './tokens.js';
+import { bootLoopReason, precacheBooted } from '../precache/lifecycle.js';
 
 /** How long a signed Ignition URL stays good: a slow live boot still makes it. */
 export const IGNITION_URL_TTL_SECONDS = 2 * 3600;
@@ -32,7 +33,7 @@ export interface BootServiceDeps {
   store: Store;
   machines: MachineService;
   profiles: () => ProfileSet;
-  config: Pick<Config, 'boot' | 'dhcp'>;
+  config: Pick<Config, 'boot' | 'dhcp' | 'precache'>;
   secret: string;
   log: Logger;
   now?: () => Date;
@@ -40,6 +41,8 @@ export interface BootServiceDeps {
   hub?: (url: string, mac: Mac) => Promise<HubAnswer>;
   /** Gives hub artifacts the ids of edgeboot's `/assets/hub/<id>/<name>` URLs. */
   artifacts?: Pick<ArtifactCache, 'register'>;
+  /** The precache job script (src/precache/job.sh) the Ignition of a precaching machine carries. */
+  precacheJob?: string;
 }
 
 /**
@@ -73,10 +76,11 @@ export class BootService {
         events.push({ type: 'discovered', source: 'http', to: 'discovered', data: { ...q.observed, macs: q.macs, uuid: q.uuid ?? null } });
       }
       const planned = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
-      const d = hub && isAssistedChain(planned) ? withHubAnswer(planned, hub, machine.state) : planned;
+      const d = this.withBootLoop(machine, hub && isAssistedChain(planned) ? withHubAnswer(planned, hub, machine.state) : planned);
       // Render before committing the state move: a script that cannot be rendered moves nothing.
       const moved = d.transition ? this.deps.machines.transition(machine, d.transition, 'http', d.reason) : undefined;
-      const next = moved?.kind === 'save' ? moved.machine : machine;
+      let next = moved?.kind === 'save' ? moved.machine : machine;
+      if (d.kind === 'boot' && d.stage === 'precache') next = { ...next, precacheProgress: precacheBooted(machine.precacheProgress, machine.state, time) };
       try {
         out = { script: renderScript(d, { ...this.context(next, baseUrl), ...(d.kind === 'boot' && d.hub && { hubLines: this.hubLines(d.hub, baseUrl) }) }), decision: d };
         if (moved?.kind === 'save') events.push(...(moved.events ?? []));
@@ -94,6 +98,13 @@ export class BootService {
     const r = out as { script: string; decision: BootDecision };
     if (r.decision.kind === 'error') this.deps.log.error({ mac: machine.mac, reason: r.decision.reason }, 'machine cannot boot: configuration error');
     return { ...r, machine };
+  }
+
+  /** One precache boot too many without a result fails the machine instead of booting it again. */
+  private withBootLoop(m: Machine, d: BootDecision): BootDecision {
+    if (d.kind !== 'boot' || d.stage !== 'precache') return d;
+    const loop = bootLoopReason(m, this.deps.config.precache.maxBoots);
+    return loop ? { kind: 'wait', reason: `provisioning failed: ${loop}; reset it on the server to retry`, transition: { kind: 'error', reason: loop } } : d;
   }
 
   /** The hub's answer for a machine whose next boot is an assisted chain, in rewrite mode. */
@@ -141,8 +152,12 @@ export class BootService {
     return planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: this.deps.config.boot.unknownMachines });
   }
 
+  machineUrl(baseUrl: string, mac: Mac): string {
+    return `${baseUrl}/api/v1/machines/${macHyphenated(mac)}`;
+  }
+
   eventsUrl(baseUrl: string, mac: Mac): string {
-    return `${baseUrl}/api/v1/machines/${macHyphenated(mac)}/events?token=${machineToken(this.deps.secret, mac, 'events')}`;
+    return `${this.machineUrl(baseUrl, mac)}/events?token=${machineToken(this.deps.secret, mac, 'events')}`;
   }
 
   ignitionUrl(baseUrl: string, mac: Mac): string {
@@ -160,7 +175,9 @@ export class BootService {
       throw new ApiError('bad_signature', 'this Ignition URL is not signed for this machine', 403);
     }
     const m = await this.deps.machines.mustGet(mac);
-    return renderIgnition({ eventsUrl: this.eventsUrl(baseUrl, m.mac), ...(m.hostname && { hostname: m.hostname }) });
+    const job = this.deps.precacheJob;
+    const precache = m.state === 'precaching' && job !== undefined ? { machineUrl: this.machineUrl(baseUrl, m.mac), token: machineToken(this.deps.secret, m.mac, 'events'), mac: m.mac, script: job } : undefined;
+    return renderIgnition({ eventsUrl: this.eventsUrl(baseUrl, m.mac), ...(m.hostname && { hostname: m.hostname }), ...(precache && { precache }) });
   }
 
   private context(m: Machine, baseUrl: string) {

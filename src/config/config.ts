@@ -44,7 +44,22 @@ export interface Config {
   auth: { adminTokens: string[] };
   profiles: { dirs: string[] };
   boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number; assistedChain: 'rewrite' | 'chain' };
+  precache: PrecacheConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+/** How the precache live environment's job runs and when edgeboot gives up on it. */
+export interface PrecacheConfig {
+  /** What the machine does once its partition is written. */
+  after: 'reboot' | 'poweroff';
+  /** A precaching machine silent this long has failed. */
+  heartbeatSeconds: number;
+  /** Precache boots without a result before the machine is failed as a boot loop. */
+  maxBoots: number;
+  /** Room the install disk keeps in front of the data partition for the OS itself. */
+  installReserveGiB: number;
+  /** How often the job reports progress while it downloads. */
+  progressSeconds: number;
 }
 
 export class ConfigError extends Error {

@@ -176,6 +176,18 @@ export const configSchema = {
         },
       },
     },
+    precache: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        after: { type: 'string', enum: ['reboot', 'poweroff'], description: 'reboot (on into the install) or poweroff (ship the box) once the partition is written', default: 'reboot' },
+        heartbeatSeconds: { type: 'integer', minimum: 30, maximum: 86400, description: 'seconds of silence from a precaching machine before it is failed, 30 to 86400', default: 900 },
+        maxBoots: { type: 'integer', minimum: 1, maximum: 100, description: 'precache boots without a result before a boot loop fails the machine, 1 to 100', default: 3 },
+        installReserveGiB: { type: 'integer', minimum: 0, maximum: 65536, description: 'GiB of the install disk kept in front of the data partition for the OS', default: 120 },
+        progressSeconds: { type: 'integer', minimum: 1, maximum: 3600, description: 'seconds between progress reports of a download, 1 to 3600', default: 10 },
+      },
+    },
     log: {
       type: 'object',
       additionalProperties: false,

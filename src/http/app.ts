@@ -20,6 +20,8 @@ import type { Mirrors } from '../registry/build.js';
 import type { ImagePuller } from '../registry/puller.js';
 import { imageRoutes } from './routes/images.js';
 import { bundleRoutes } from './routes/bundles.js';
+import { precacheRoutes } from './routes/precache.js';
+import type { PrecacheService } from '../precache/service.js';
 import type { BundleBuilder } from '../precache/bundles.js';
 import { bootRoutes } from './routes/boot.js';
 import { cacheRoutes } from './routes/cache.js';
@@ -58,6 +60,8 @@ export interface AppDeps {
   admission?: AssetLimits;
   /** The read-only registry mirror at /v2/ (needs `artifacts`). */
   registry?: { mirrors: Mirrors; puller: ImagePuller; readTokens: readonly string[]; bundles?: BundleBuilder };
+  /** The precache job's endpoints: inventory, plan, result. */
+  precache?: PrecacheService;
 }
 
 
@@ -103,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     baseUrl,
     checkReservation: (doc) => (checkReservation(doc) ? undefined : checker.errorsText(checkReservation.errors, { dataVar: 'machine' })),
   });
+  if (deps.precache) await app.register(precacheRoutes, { precache: deps.precache, boot: deps.boot, adminTokens: deps.adminTokens, baseUrl });
   await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });
   if (deps.artifacts) await app.register(cacheRoutes, { cache: deps.artifacts, adminTokens: deps.adminTokens, maxBytes: deps.cacheMaxBytes ?? 0 });
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
@@ -110,7 +115,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.registry && deps.artifacts) {
     await app.register(registryRoutes, { mirror: deps.registry.mirrors.mirror, readTokens: deps.registry.readTokens, cache: deps.artifacts, ...(deps.admission && { admission: deps.admission }) });
     await app.register(imageRoutes, { puller: deps.registry.puller, mirrors: deps.registry.mirrors, adminTokens: deps.adminTokens });
-    if (deps.registry.bundles) await app.register(bundleRoutes, { bundles: deps.registry.bundles, cache: deps.artifacts, adminTokens: deps.adminTokens, ...(deps.admission && { admission: deps.admission }) });
+    if (deps.registry.bundles) {
+      await app.register(bundleRoutes, {
+        bundles: deps.registry.bundles,
+        cache: deps.artifacts,
+        adminTokens: deps.adminTokens,
+        ...(deps.admission && { admission: deps.admission }),
+        ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }),
+      });
+    }
   }
   return app;
 }

@@ -23,3 +23,15 @@ export function requireAdmin(tokens: readonly string[]) {
     if (!isAdmin(req, tokens)) throw new ApiError('unauthorized', 'the token is not an admin token of this server', 401);
   };
 }
+
+/**
+ * Who is speaking for a machine: an admin, or the machine itself with its events token (the
+ * `token` query parameter of its events URL, or a Bearer token). Throws 401 for anyone else.
+ */
+export function machineCaller(req: FastifyRequest, adminTokens: readonly string[], isMachineToken: (token: string) => boolean): 'api' | 'machine' {
+  if (isAdmin(req, adminTokens)) return 'api';
+  const query = req.query as { token?: unknown } | undefined;
+  const token = typeof query?.token === 'string' ? query.token : bearerToken(req);
+  if (token !== undefined && isMachineToken(token)) return 'machine';
+  throw new ApiError('unauthorized', "this needs the machine's token (?token= from its events URL) or an admin token", 401);
+}

@@ -7,6 +7,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (err instanceof ApiError) {
       if (err.statusCode >= 500) req.log.error({ err }, 'request failed');
       if (err.statusCode === 401) void reply.header('www-authenticate', 'Bearer');
+      if (err.headers) void reply.headers(err.headers);
       return reply.code(err.statusCode).send({ error: err.code, message: err.message, ...(err.details !== undefined && { details: err.details }) });
     }
     if (err.validation) {

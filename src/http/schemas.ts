@@ -28,6 +28,54 @@ const precache = {
     sizeGiB: { type: 'integer', minimum: 1, maximum: 65536 },
     disk: { type: 'string', pattern: DISK_PATTERN, maxLength: 255 },
     liveProfile: { type: 'string', pattern: NAME_PATTERN },
+    bundle: { type: 'string', pattern: '^[0-9a-f]{16}$', description: 'a bundle built with POST /api/v1/bundles, instead of release and images' },
+  },
+};
+
+const inventory = {
+  type: 'object',
+  properties: {
+    disks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          path: { type: 'string' },
+          name: { type: 'string' },
+          sizeBytes: { type: 'integer' },
+          type: { type: 'string' },
+          removable: { type: 'boolean' },
+          readOnly: { type: 'boolean' },
+          model: { type: 'string' },
+          serial: { type: 'string' },
+          transport: { type: 'string' },
+        },
+      },
+    },
+    macs: { type: 'array', items: { type: 'string' } },
+    memoryBytes: { type: 'integer' },
+    cpus: { type: 'integer' },
+    serial: { type: 'string' },
+    reportedAt: { type: 'string' },
+  },
+};
+
+const precacheProgress = {
+  type: 'object',
+  properties: {
+    boots: { type: 'integer' },
+    step: { type: 'string' },
+    message: { type: 'string' },
+    filesDone: { type: 'integer' },
+    filesTotal: { type: 'integer' },
+    bytesDone: { type: 'integer' },
+    bytesTotal: { type: 'integer' },
+    disk: { type: 'string' },
+    bundle: { type: 'string' },
+    startedAt: { type: 'string' },
+    lastHeartbeatAt: { type: 'string' },
+    finishedAt: { type: 'string' },
+    outcome: { type: 'string' },
   },
 };
 
@@ -79,13 +127,15 @@ export const reservationBody = {
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
     precachedAt: { type: 'string' },
+    inventory: { type: 'object' },
+    precacheProgress: { type: 'object' },
   },
 } as const;
 
 export const machineResponse = {
   type: 'object',
   required: ['mac', 'macs', 'labels', 'state', 'createdAt', 'updatedAt'],
-  properties: { ...reservationProperties, state, observed, precachedAt: { type: 'string' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } },
+  properties: { ...reservationProperties, state, observed, precachedAt: { type: 'string' }, inventory, precacheProgress, createdAt: { type: 'string' }, updatedAt: { type: 'string' } },
 } as const;
 
 export const eventResponse = {

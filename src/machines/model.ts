@@ -7,6 +7,49 @@ export interface PrecacheSettings {
   sizeGiB?: number;
   disk?: string;
   liveProfile?: string;
+  /** A bundle built with POST /api/v1/bundles, instead of `release`/`images`. */
+  bundle?: string;
+}
+
+/** One block device, as the live environment's job reports it. */
+export interface DiskInfo {
+  path: string;
+  name: string;
+  sizeBytes: number;
+  type: string;
+  removable: boolean;
+  readOnly: boolean;
+  model?: string;
+  serial?: string;
+  transport?: string;
+}
+
+/** What the live environment found on the machine. */
+export interface Inventory {
+  disks: DiskInfo[];
+  macs: string[];
+  memoryBytes?: number;
+  cpus?: number;
+  serial?: string;
+  reportedAt: string;
+}
+
+/** Where the precache job of a machine is, for the admin (edgeboot owns it). */
+export interface PrecacheProgress {
+  /** Precache boots served since the run began. */
+  boots: number;
+  step: string;
+  message?: string;
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  disk?: string;
+  bundle?: string;
+  startedAt: string;
+  lastHeartbeatAt: string;
+  finishedAt?: string;
+  outcome?: 'precached' | 'failed';
 }
 
 /** What the admin API takes: the fields an operator owns. */
@@ -41,6 +84,8 @@ export interface Machine extends Reservation {
   observed: Observed;
   /** Set when a precache completed; `reset --to precached` needs it. */
   precachedAt?: string;
+  inventory?: Inventory;
+  precacheProgress?: PrecacheProgress;
   createdAt: string;
   updatedAt: string;
 }

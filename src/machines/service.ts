@@ -2,6 +2,7 @@ import { ApiError } from '../errors.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { MachinePlaceholder } from '../profiles/template.js';
 import { StoreConflictError, type MachineChange, type MachineFilter, type Store } from '../store/store.js';
+import { finished, heartbeat, progressReport } from '../precache/lifecycle.js';
 import { TRANSITION_EVENTS } from './events.js';
 import type { Mac } from './mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent, type Reservation } from './model.js';
@@ -104,10 +105,14 @@ export class MachineService {
     const res = await this.mutate(mac, (cur) => {
       if (!cur) throw notFound(mac);
       const posted: NewEvent = { type: e.type, source, ...(e.message !== undefined && { message: e.message }), ...(e.data !== undefined && { data: e.data }) };
+      // Anything the live environment says is a heartbeat of its precache run; progress moves its counters.
+      const beat = source === 'machine' && cur.state === 'precaching' && cur.precacheProgress;
+      const base: Machine = beat
+        ? { ...cur, precacheProgress: heartbeat(beat, this.now().toISOString(), e.type === 'precache-progress' ? progressReport(e.data, e.message) : {}) }
+        : cur;
       const toTransition = TRANSITION_EVENTS[e.type];
-      if (!toTransition) return { kind: 'keep', events: [posted] };
-      const change = this.transition(cur, toTransition(e.message), source, e.message);
-      if (change.kind !== 'save') return { kind: 'keep', events: [posted] };
+      const change = toTransition ? this.transition(base, toTransition(e.message), source, e.message) : ({ kind: 'keep' } as const);
+      if (change.kind !== 'save') return beat ? { kind: 'save', machine: base, events: [posted] } : { kind: 'keep', events: [posted] };
       return { ...change, events: [posted, ...(change.events ?? [])] };
     });
     return res.events;
@@ -127,9 +132,12 @@ export class MachineService {
     if (!step.changed) return { kind: 'keep' };
     const time = this.now().toISOString();
     const machine: Machine = { ...cur, state: step.to, updatedAt: time };
+    const reason = t.kind === 'error' ? t.reason : message;
     if (step.to === 'precached' && t.kind === 'precache-succeeded') machine.precachedAt = time;
     if (t.kind === 'reset' && t.to === 'registered') delete machine.precachedAt;
-    const reason = t.kind === 'error' ? t.reason : message;
+    if (t.kind === 'reset') delete machine.precacheProgress;
+    const run = cur.state === 'precaching' ? cur.precacheProgress : undefined;
+    if (run && (step.to === 'precached' || step.to === 'failed')) machine.precacheProgress = finished(run, time, step.to, run.step, step.to === 'failed' ? reason : undefined);
     return {
       kind: 'save',
       machine,
@@ -145,6 +153,8 @@ export class MachineService {
       createdAt: cur.createdAt,
       updatedAt: time,
       ...(cur.precachedAt !== undefined && { precachedAt: cur.precachedAt }),
+      ...(cur.inventory !== undefined && { inventory: cur.inventory }),
+      ...(cur.precacheProgress !== undefined && { precacheProgress: cur.precacheProgress }),
     };
     const events: NewEvent[] = [{ type: 'reservation-updated', source: 'api', data: { profile: r.profile ?? null } }];
     if (r.profile === undefined && cur.state !== 'discovered') {

@@ -13,6 +13,11 @@ import { createLogger } from '../../src/log.js';
 import { MachineService } from '../../src/machines/service.js';
 import { ProfileHolder } from '../../src/server.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+import { BundleBuilder } from '../../src/precache/bundles.js';
+import { loadPrecacheJob } from '../../src/precache/job.js';
+import { PrecacheService } from '../../src/precache/service.js';
+import { buildRegistryMirrors } from '../../src/registry/build.js';
+import { ImagePuller } from '../../src/registry/puller.js';
 import type { Teardown } from './process.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -43,6 +48,9 @@ export interface TestApp {
   blobs?: BlobStore;
   machines: MachineService;
   boot: BootService;
+  /** With a cache: the precache job's endpoints, over bundles under `<dir>/cache/bundles`. */
+  precache?: PrecacheService;
+  bundles?: BundleBuilder;
   profiles: ProfileHolder;
   config: Config;
   dir: string;
@@ -83,7 +91,18 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     ...(opts.now && { now: opts.now }),
     // With a cache, assisted chains are fetched and rewritten as `edgeboot serve` does.
     ...(artifacts && { artifacts, hub: (url: string, mac: string) => fetchHubScript(url, mac) }),
+    precacheJob: loadPrecacheJob(),
   });
+  let bundles: BundleBuilder | undefined;
+  let precache: PrecacheService | undefined;
+  let registry: AppDeps['registry'];
+  if (artifacts && blobs) {
+    const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log });
+    const puller = new ImagePuller({ cache: artifacts, log });
+    bundles = new BundleBuilder({ dir: join(dir, 'cache', 'bundles'), puller, cache: artifacts, log, mirror: () => mirrors.mirror });
+    precache = new PrecacheService({ store, machines, bundles, config: config.precache, log, ...(opts.now && { now: opts.now }) });
+    registry = { mirrors, puller, bundles, readTokens: config.registry.readTokens };
+  }
   const app = await buildApp({
     ...(artifacts && { artifacts }),
     store,
@@ -96,6 +115,8 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     log,
     admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ...(opts.recordAt && { recordAt: opts.recordAt }),
+    ...(registry && { registry }),
+    ...(precache && { precache }),
   });
   await app.ready();
   return {
@@ -105,6 +126,8 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     ...(blobs && { blobs }),
     machines,
     boot,
+    ...(precache && { precache }),
+    ...(bundles && { bundles }),
     profiles,
     config,
     dir,

@@ -171,13 +171,20 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.equal(res.statusCode, 200, res.body);
   const ign = res.json<IgnitionBody>();
   t.equal(ign.ignition.version, '3.4.0');
-  t.same(ign.storage?.files.map((f) => [f.path, f.contents.source]), [['/etc/hostname', 'data:,sno-1']]);
-  const unit = ign.systemd.units.find((u) => u.name === 'edgeboot-report.service');
-  t.ok(unit?.enabled, 'the report unit is enabled');
-  const eventsUrl = /"(http:\/\/[^"]+\/events\?token=[A-Za-z0-9_-]+)"/.exec(unit?.contents ?? '')?.[1];
-  t.ok(eventsUrl, 'the unit posts to the machine\'s events URL');
-  t.equal(eventsUrl, ta.boot.eventsUrl(BASE, MAC as Mac), 'the same URL as boot.eventsUrl');
-  const token = new URL(eventsUrl ?? BASE).searchParams.get('token') ?? '';
+  const files = new Map((ign.storage?.files ?? []).map((f) => [f.path, f.contents.source]));
+  t.same([...files.keys()], ['/etc/hostname', '/etc/edgeboot/precache.env', '/usr/local/bin/edgeboot-precache'], 'the hostname, the job and its settings');
+  t.equal(files.get('/etc/hostname'), 'data:,sno-1');
+  const fromData = (url: string | undefined) => Buffer.from((url ?? '').replace(/^data:;base64,/, ''), 'base64').toString();
+  t.match(fromData(files.get('/usr/local/bin/edgeboot-precache')), /^#!\/bin\/bash\n/, 'the precache job');
+  const unit = ign.systemd.units.find((u) => u.name === 'edgeboot-precache.service');
+  t.ok(unit?.enabled, 'the precache unit is enabled');
+  t.match(unit?.contents, /\nExecStart=\/usr\/local\/bin\/edgeboot-precache\n/, 'and runs the job');
+  const env = Object.fromEntries(fromData(files.get('/etc/edgeboot/precache.env')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 2, -1)]));
+  t.equal(env.EDGEBOOT_MACHINE_URL, `${BASE}/api/v1/machines/${MAC_HYP}`, "the job's machine URL");
+  t.equal(env.EDGEBOOT_MAC, MAC);
+  const eventsUrl = `${env.EDGEBOOT_MACHINE_URL}/events?token=${env.EDGEBOOT_TOKEN}`;
+  t.equal(eventsUrl, ta.boot.eventsUrl(BASE, MAC as Mac), "its token is the machine's events token");
+  const token = env.EDGEBOOT_TOKEN ?? '';
 
   const ign403 = async (url: string, code: string, why: string) => {
     const r = await ta.app.inject({ method: 'GET', url, headers: { host: HOST } });

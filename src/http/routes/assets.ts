@@ -100,24 +100,30 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
   );
 
   if (onServed) {
-    app.addHook('onResponse', async (req, reply) => {
-      const params = req.params as Partial<AssetParams & { id: string; name: string }>;
-      const profile = params.profile ?? 'hub';
-      const artifact = params.artifact ?? params.name ?? '';
-      const range = req.headers.range;
-      onServed({
-        profile,
-        artifact,
-        method: req.method,
-        status: reply.statusCode,
-        bytes: req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0),
-        ...(range !== undefined && { range }),
-        client: clientAddress(req),
-        durationMs: Math.round(reply.elapsedTime),
-      });
-    });
+    app.addHook(
+      'onResponse',
+      servedHook(onServed, (req) => {
+        const params = req.params as Partial<AssetParams & { id: string; name: string }>;
+        return { profile: params.profile ?? 'hub', artifact: params.artifact ?? params.name ?? '' };
+      }),
+    );
   }
 };
 
-
-
+/** An onResponse hook that reports each response of a file route as `AssetServed`. */
+export function servedHook(onServed: (served: AssetServed) => void, what: (req: FastifyRequest) => { profile: string; artifact: string } | undefined) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const file = what(req);
+    if (!file) return;
+    const range = req.headers.range;
+    onServed({
+      ...file,
+      method: req.method,
+      status: reply.statusCode,
+      bytes: req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0),
+      ...(range !== undefined && { range }),
+      client: clientAddress(req),
+      durationMs: Math.round(reply.elapsedTime),
+    });
+  };
+}

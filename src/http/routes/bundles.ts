@@ -7,6 +7,7 @@ import { parseFilter, type ImageFilter } from '../../registry/filter.js';
 import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';
 import { requireAdmin } from '../auth.js';
 import { errors, imageRef, imageSetProperties } from '../schemas.js';
+import { servedHook, type AssetServed } from './assets.js';
 
 interface BundleBody {
   release?: string;
@@ -25,7 +26,16 @@ const ID = { type: 'string', pattern: '^[0-9a-f]{16}$' } as const;
  * with sizes and sha256; `GET`/`HEAD /bundles/{id}/{file}` serves them (Range, ETag from the
  * sha256, sent by the kernel) to the live environment, which needs no token for them.
  */
-export const bundleRoutes: FastifyPluginAsync<{ bundles: BundleBuilder; cache: ArtifactCache; admission?: AssetLimits; adminTokens: readonly string[] }> = async (app, { bundles, cache, admission, adminTokens }) => {
+export interface BundleRoutesOptions {
+  bundles: BundleBuilder;
+  cache: ArtifactCache;
+  admission?: AssetLimits;
+  adminTokens: readonly string[];
+  /** Each bundle file response, for the timeline of the machine that fetched it. */
+  onServed?: (served: AssetServed) => void;
+}
+
+export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app, { bundles, cache, admission, adminTokens, onServed }) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   const tags = ['bundles'];
@@ -74,6 +84,16 @@ export const bundleRoutes: FastifyPluginAsync<{ bundles: BundleBuilder; cache: A
     if (!status) throw new ApiError('not_found', `no bundle ${req.params.id}`, 404);
     return status;
   });
+
+  if (onServed) {
+    app.addHook(
+      'onResponse',
+      servedHook(onServed, (req) => {
+        const p = req.params as { id?: string; file?: string };
+        return p.id !== undefined && p.file !== undefined ? { profile: `bundles/${p.id}`, artifact: p.file } : undefined;
+      }),
+    );
+  }
 
   app.get<{ Params: { id: string; file: string } }>(
     '/bundles/:id/:file',

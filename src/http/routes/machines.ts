@@ -5,7 +5,7 @@ import { macHyphenated, parseMac, parseUuid, type Mac, type Uuid } from '../../m
 import type { Machine, Reservation } from '../../machines/model.js';
 import type { MachineService } from '../../machines/service.js';
 import { MACHINE_STATES, type MachineState } from '../../machines/state.js';
-import { isAdmin, requireAdmin } from '../auth.js';
+import { machineCaller, requireAdmin } from '../auth.js';
 import { errors, eventBody, eventResponse, machineResponse, macParams, reservationBody } from '../schemas.js';
 import { macOf } from './boot.js';
 
@@ -175,8 +175,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
     async (req, reply) => {
       const mac = macOf(req.params.mac);
-      const source = isAdmin(req, adminTokens) ? 'api' : machineTokenOk(req, mac) ? 'machine' : undefined;
-      if (!source) throw new ApiError('unauthorized', 'posting events needs this machine\'s token (?token=) or an admin token', 401);
+      const source = machineCaller(req, adminTokens, (token) => boot.checkEventsToken(mac, token));
       const events = await machines.postEvent(mac, req.body, source);
       req.log.info({ mac, type: req.body.type, source }, 'machine event');
       return reply.code(201).send({ events });
@@ -225,10 +224,6 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  function machineTokenOk(req: FastifyRequest<{ Querystring: { token?: string } }>, mac: Mac): boolean {
-    const token = req.query.token ?? /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    return token !== undefined && boot.checkEventsToken(mac, token);
-  }
 };
 
 /** Body (already schema-checked) → a reservation keyed by the path MAC. */
@@ -248,7 +243,7 @@ function toReservation(pathMac: Mac, b: Body): Reservation {
 }
 
 function reservationOf(m: Machine): Body {
-  const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, ...r } = m;
+  const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, inventory: _i, precacheProgress: _pp, ...r } = m;
   return r as unknown as Body;
 }
 

@@ -257,7 +257,7 @@ t.test('errors name the key, the value and what was expected', async (t) => {
   });
   t.test('an unknown section lists the sections', async (t) => {
     const err = loadError({ file: writeConfig('htp: { listen: 0.0.0.0:80 }\n') });
-    hasProblem(t, err, ['htp', 'unknown key', 'server, http, tftp, dhcp, store, cache, registry, auth, profiles, boot, log'], 'htp');
+    hasProblem(t, err, ['htp', 'unknown key', 'server, http, tftp, dhcp, store, cache, registry, auth, profiles, boot, precache, log'], 'htp');
   });
   t.test('a wrong type from a file', async (t) => {
     const err = loadError({ file: writeConfig('dhcp:\n  proxyPort: "x"\n') });

@@ -1,0 +1,170 @@
+/**
+ * The server side of the precache job: the live environment posts its inventory, fetches its
+ * plan, reports progress (as events) and posts its result; each moves the machine's record in
+ * one transaction. A sweep fails the precaching machines that went silent.
+ */
+import type { Logger } from 'pino';
+import type { PrecacheConfig } from '../config/config.js';
+import { ApiError } from '../errors.js';
+import type { Mac } from '../machines/mac.js';
+import type { Inventory, Machine, NewEvent } from '../machines/model.js';
+import type { MachineService } from '../machines/service.js';
+import type { MachineChange, Store } from '../store/store.js';
+import type { BundleBuilder, BundleStatus } from './bundles.js';
+import { heartbeat, heartbeatLapsed } from './lifecycle.js';
+import { makePlan, type PrecachePlan } from './plan.js';
+
+export interface PrecacheResult {
+  ok: boolean;
+  step?: string;
+  message?: string;
+  data?: Record<string, unknown>;
+}
+
+type MachineBundle =
+  | { kind: 'ready'; status: BundleStatus & { manifest: NonNullable<BundleStatus['manifest']> } }
+  | { kind: 'waiting'; id: string; message: string }
+  | { kind: 'unusable'; id?: string; message: string };
+
+export interface PrecacheServiceDeps {
+  store: Store;
+  machines: MachineService;
+  bundles: Pick<BundleBuilder, 'status' | 'build'>;
+  config: PrecacheConfig;
+  log: Logger;
+  now?: () => Date;
+}
+
+/** How long the job waits before asking again for a plan whose bundle is still building. */
+const BUNDLE_RETRY_SECONDS = 10;
+
+export class PrecacheService {
+  private readonly now: () => Date;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: PrecacheServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async inventory(mac: Mac, reported: Omit<Inventory, 'reportedAt'>): Promise<Inventory> {
+    const inventory: Inventory = { ...reported, reportedAt: this.now().toISOString() };
+    const summary = inventory.disks.map((d) => `${d.path} ${(d.sizeBytes / 2 ** 30).toFixed(1)} GiB`).join(', ');
+    await this.mutate(mac, (cur) => ({
+      kind: 'save',
+      machine: { ...this.beat(cur, { step: 'inventory' }), inventory },
+      events: [{ type: 'inventory', source: 'machine', message: `disks: ${summary || 'none'}`, data: { disks: inventory.disks.length, macs: inventory.macs, memoryBytes: inventory.memoryBytes ?? null, serial: inventory.serial ?? null } }],
+    }));
+    return inventory;
+  }
+
+  async plan(mac: Mac, fileUrl: (bundle: string, file: string) => string): Promise<PrecachePlan> {
+    const m = await this.deps.machines.mustGet(mac);
+    if (m.state !== 'precaching') throw notPrecaching(m);
+    const bundle = await this.bundleOf(m);
+    if (bundle.kind === 'waiting') {
+      await this.mutate(mac, (cur) => ({ kind: 'save', machine: this.beat(cur, { step: 'waiting-for-bundle', message: bundle.message }) }));
+      throw new ApiError('bundle_building', bundle.message, 503, { bundle: bundle.id }, { 'retry-after': String(BUNDLE_RETRY_SECONDS) });
+    }
+    const outcome =
+      bundle.kind === 'unusable'
+        ? ({ ok: false, problem: 'no_bundle', reason: bundle.message } as const)
+        : makePlan({
+            inventory: m.inventory,
+            ...(m.precache?.disk !== undefined && { disk: m.precache.disk }),
+            ...(m.precache?.sizeGiB !== undefined && { sizeGiB: m.precache.sizeGiB }),
+            bundle: { id: bundle.status.id, bytes: bundle.status.manifest.bytes, files: bundle.status.manifest.files },
+            config: this.deps.config,
+            fileUrl: (file) => fileUrl(bundle.status.id, file),
+          });
+    await this.mutate(mac, (cur): MachineChange => {
+      if (cur.state !== 'precaching') throw notPrecaching(cur);
+      if (!outcome.ok) {
+        // Without an inventory the job can still post it and ask again; the rest is for good.
+        if (outcome.problem === 'no_inventory') return { kind: 'keep' };
+        return this.deps.machines.transition(this.beat(cur, { step: 'plan' }), { kind: 'error', reason: outcome.reason }, 'machine');
+      }
+      const { plan } = outcome;
+      const progress = { step: 'plan', filesDone: 0, filesTotal: plan.files.length, bytesDone: 0, bytesTotal: plan.files.reduce((n, f) => n + f.size, 0) };
+      const machine = this.beat(cur, progress);
+      if (machine.precacheProgress) machine.precacheProgress = { ...machine.precacheProgress, disk: plan.disk, bundle: plan.bundle.id };
+      const data = { disk: plan.disk, sizeGiB: plan.partition.sizeGiB, bundle: plan.bundle.id, files: plan.files.length, bytes: progress.bytesTotal };
+      return { kind: 'save', machine, events: [{ type: 'precache-plan', source: 'machine', message: `${plan.files.length} files, ${progress.bytesTotal} bytes onto a ${plan.partition.sizeGiB} GiB data partition of ${plan.disk}`, data }] };
+    });
+    if (!outcome.ok) throw new ApiError(outcome.problem, outcome.reason, 409);
+    return outcome.plan;
+  }
+
+  async result(mac: Mac, r: PrecacheResult): Promise<Machine> {
+    const step = r.ok ? 'done' : (r.step ?? 'unknown');
+    const reason = `precache failed at ${step}: ${r.message ?? 'no message'}`;
+    const res = await this.mutate(mac, (cur): MachineChange => {
+      const posted: NewEvent = { type: 'precache-result', source: 'machine', message: r.ok ? (r.message ?? 'precache done') : reason, data: { ok: r.ok, step, ...r.data } };
+      const change = this.deps.machines.transition(this.beat(cur, { step }), r.ok ? { kind: 'precache-succeeded' } : { kind: 'error', reason }, 'machine');
+      return change.kind === 'save' ? { ...change, events: [posted, ...(change.events ?? [])] } : change;
+    });
+    return res.machine as Machine;
+  }
+
+  /** Fails every precaching machine silent for longer than the heartbeat timeout; how many. */
+  async sweep(): Promise<number> {
+    const { config, store, machines } = this.deps;
+    let failed = 0;
+    for (const m of await store.listMachines({ state: 'precaching' })) {
+      if (!heartbeatLapsed(m, this.now(), config.heartbeatSeconds)) continue;
+      await store.mutateMachine(m.mac, (cur) => {
+        const reason = cur && heartbeatLapsed(cur, this.now(), config.heartbeatSeconds);
+        if (!cur || !reason) return { kind: 'keep' };
+        failed++;
+        return machines.transition(cur, { kind: 'error', reason }, 'http');
+      });
+      this.deps.log.warn({ mac: m.mac }, 'precaching machine went silent: failed');
+    }
+    return failed;
+  }
+
+  start(): void {
+    const everyMs = Math.min(30, this.deps.config.heartbeatSeconds / 4) * 1000;
+    this.timer = setInterval(() => {
+      this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'the precache heartbeat sweep failed'));
+    }, everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** The machine with its heartbeat (and a report) on its run, when it has one. */
+  private beat(m: Machine, report: Parameters<typeof heartbeat>[2]): Machine {
+    if (!m.precacheProgress) return m;
+    return { ...m, precacheProgress: heartbeat(m.precacheProgress, this.now().toISOString(), report) };
+  }
+
+  private async bundleOf(m: Machine): Promise<MachineBundle> {
+    const p = m.precache ?? {};
+    let status: BundleStatus | undefined;
+    if (p.bundle !== undefined) {
+      status = await this.deps.bundles.status(p.bundle);
+      if (!status) return { kind: 'unusable', message: `precache.bundle ${p.bundle} is not a bundle of this server (POST /api/v1/bundles builds one)` };
+    } else if (p.release !== undefined || (p.images ?? []).length > 0) {
+      status = await this.deps.bundles.build({ ...(p.release !== undefined && { release: p.release }), aiImages: [], images: p.images ?? [], architecture: 'amd64' }, undefined, 4);
+    } else {
+      return { kind: 'unusable', message: 'the reservation names no precache bundle, release or images' };
+    }
+    if (status.state === 'ready' && status.manifest) return { kind: 'ready', status: { ...status, manifest: status.manifest } };
+    if (status.state === 'failed') return { kind: 'unusable', id: status.id, message: `bundle ${status.id} failed to build: ${status.error ?? 'no reason recorded'}` };
+    const a = status.archives;
+    return { kind: 'waiting', id: status.id, message: `bundle ${status.id} is building${a ? ` (${a.done} of ${a.total} archives)` : ' (pulling its images)'}` };
+  }
+
+  private async mutate(mac: Mac, change: (cur: Machine) => MachineChange) {
+    return this.deps.store.mutateMachine(mac, (cur) => {
+      if (!cur) throw new ApiError('machine_not_found', `no machine has MAC ${mac}`, 404);
+      return change(cur);
+    });
+  }
+}
+
+function notPrecaching(m: Machine): ApiError {
+  return new ApiError('invalid_transition', `machine ${m.mac} is ${m.state}: the precache job runs only while it is precaching`, 409, { state: m.state });
+}
