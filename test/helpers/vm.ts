@@ -89,6 +89,8 @@ export interface VmOptions {
   /** Hard limit; the VM is killed then. */
   timeoutMs: number;
   memoryMiB?: number;
+  /** A raw disk image (sparse is fine) attached as the guest's virtio disk, /dev/vda. */
+  disk?: string;
 }
 
 export interface Vm {
@@ -131,6 +133,7 @@ export function startVm(lab: Lab, ns: string, o: VmOptions): Vm {
     argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
     argv.push('-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=1,romfile=`);
   }
+  if (o.disk) argv.push('-drive', `file=${o.disk},format=raw,if=virtio,cache=unsafe`);
   const startedAt = Date.now();
   const bg: Background = lab.start(ns, argv);
   const killer = setTimeout(() => bg.child.kill('SIGKILL'), o.timeoutMs);
