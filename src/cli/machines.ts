@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
-import type { Machine, MachineEvent } from '../machines/model.js';
+import type { Machine, MachineEvent, PrecacheProgress } from '../machines/model.js';
 import { MACHINE_STATES } from '../machines/state.js';
 import { macHyphenated, parseMac, type Mac } from '../machines/mac.js';
 import { api, ClientError } from './client.js';
-import { clientOptions, table } from './format.js';
+import { bytes, clientOptions, table } from './format.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -44,6 +44,7 @@ export function machinesCommand(print: (s: string) => void): Command {
     .option('--size-gib <n>', 'precache: partition size in GiB', (v) => Number(v))
     .option('--disk <device>', 'precache: install disk, e.g. /dev/sda')
     .option('--live-profile <name>', 'precache: live-environment profile')
+    .option('--bundle <id>', 'precache: a bundle built with POST /api/v1/bundles, instead of --release/--image')
     .action(async (macText: string, o: Record<string, unknown>, self: Command) => {
       const mac = macArg(macText);
       const body: Record<string, unknown> = { macs: (o.mac as string[]).map(macArg), labels: labelsOf(o.label as string[]) };
@@ -55,6 +56,7 @@ export function machinesCommand(print: (s: string) => void): Command {
       if (o.sizeGib !== undefined) precache.sizeGiB = o.sizeGib;
       if (o.disk) precache.disk = o.disk;
       if (o.liveProfile) precache.liveProfile = o.liveProfile;
+      if (o.bundle) precache.bundle = o.bundle;
       if (Object.keys(precache).length) body.precache = precache;
       const m = await api<Machine>(clientOptions(self), 'PUT', path(mac), body);
       print(clientOptions(self).json ? JSON.stringify(m, null, 2) : `${m.mac} saved: state ${m.state}${m.profile ? `, profile ${m.profile}` : ''}`);
@@ -104,6 +106,8 @@ export function machinesCommand(print: (s: string) => void): Command {
         ['labels', Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(', ') || undefined],
         ['assisted', m.assisted?.ipxeScriptUrl.replace(/api_key=[^&]*/, 'api_key=<redacted>')],
         ['precache', m.precache ? JSON.stringify(m.precache) : undefined],
+        ['progress', m.precacheProgress ? describeProgress(m.precacheProgress) : undefined],
+        ['disks', m.inventory?.disks.map((d) => `${d.path} ${bytes(d.sizeBytes)}${d.removable ? ' removable' : ''}`).join(', ')],
         ['arch', m.observed.arch],
         ['serial', m.observed.serial],
         ['last seen', m.observed.lastSeenAt],
@@ -136,4 +140,11 @@ export function machinesCommand(print: (s: string) => void): Command {
     });
 
   return cmd;
+}
+
+/** One line of a precache run: where it is and how far. */
+function describeProgress(p: PrecacheProgress): string {
+  const files = p.filesTotal > 0 ? `, ${p.filesDone}/${p.filesTotal} files, ${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)}` : '';
+  const end = p.outcome ? ` (${p.outcome} ${p.finishedAt ?? ''})` : ` (last heard ${p.lastHeartbeatAt})`;
+  return `${p.step}${files}, boot ${p.boots}${p.disk ? ` on ${p.disk}` : ''}${end}${p.message ? `: ${p.message}` : ''}`;
 }

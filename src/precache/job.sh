@@ -94,7 +94,8 @@ while :; do
   esac
 done
 PLAN=$BODY
-DISK=$(jq -r '.disk' <<<"$PLAN")
+# A stable name (/dev/disk/by-path/…) resolved to its node: partition names and sysfs need it.
+DISK=$(readlink -f "$(jq -r '.disk' <<<"$PLAN")")
 SIZE_GIB=$(jq -r '.partition.sizeGiB' <<<"$PLAN")
 LABEL=$(jq -r '.partition.label' <<<"$PLAN")
 REQUIRED=$(jq -r '.requiredBytes' <<<"$PLAN")

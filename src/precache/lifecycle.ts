@@ -52,7 +52,8 @@ export function progressReport(data: Record<string, unknown> | undefined, messag
     const n = count(data?.[k]);
     if (n !== undefined) out[k] = n;
   }
-  if (message !== undefined) out.message = message.slice(0, 512);
+  // Cut by code point: half a surrogate pair is not text.
+  if (message !== undefined) out.message = [...message].slice(0, 512).join('');
   return out;
 }
 

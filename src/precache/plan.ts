@@ -44,7 +44,8 @@ export function partitionGiB(bundleBytes: number): number {
   return Math.max(1, Math.ceil((bundleBytes * 1.5) / GiB));
 }
 
-const gib = (bytes: number): string => `${(bytes / GiB).toFixed(1)} GiB`;
+/** GiB to one decimal, rounded down for what a disk holds and up for what is needed, so the two never read alike. */
+const gib = (bytes: number, round: (x: number) => number): string => `${(round((bytes / GiB) * 10) / 10).toFixed(1)} GiB`;
 
 /** A disk the job may write: a whole, writable, fixed disk. */
 function eligible(d: DiskInfo): boolean {
@@ -74,7 +75,7 @@ export function makePlan(input: PlanInput): PlanOutcome {
     disk = candidates.find((d) => d.sizeBytes >= requiredBytes) ?? candidates[0];
   }
   if (disk && disk.sizeBytes < requiredBytes) {
-    return { ok: false, problem: 'disk_too_small', reason: `disk ${disk.path} holds ${gib(disk.sizeBytes)}; the plan needs ${gib(requiredBytes)}: ${need}` };
+    return { ok: false, problem: 'disk_too_small', reason: `disk ${disk.path} holds ${gib(disk.sizeBytes, Math.floor)}; the plan needs ${gib(requiredBytes, Math.ceil)}: ${need}` };
   }
   return {
     ok: true,
