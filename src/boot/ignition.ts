@@ -63,7 +63,9 @@ function precacheUnit(): { name: string; enabled: boolean; contents: string } {
     '',
     '[Service]',
     'Type=oneshot',
-    `ExecStart=${PRECACHE_JOB_FILE}`,
+    // Through bash, as the stock precaching hooks run theirs: an exec bit or file label
+    // the image does not give a file Ignition wrote cannot stop it.
+    `ExecStart=/bin/bash ${PRECACHE_JOB_FILE}`,
     'StandardOutput=journal+console',
     'StandardError=journal+console',
     '',

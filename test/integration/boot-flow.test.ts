@@ -178,7 +178,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.match(fromData(files.get('/usr/local/bin/edgeboot-precache')), /^#!\/bin\/bash\n/, 'the precache job');
   const unit = ign.systemd.units.find((u) => u.name === 'edgeboot-precache.service');
   t.ok(unit?.enabled, 'the precache unit is enabled');
-  t.match(unit?.contents, /\nExecStart=\/usr\/local\/bin\/edgeboot-precache\n/, 'and runs the job');
+  t.match(unit?.contents, /\nExecStart=\/bin\/bash \/usr\/local\/bin\/edgeboot-precache\n/, 'and runs the job');
   const env = Object.fromEntries(fromData(files.get('/etc/edgeboot/precache.env')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 2, -1)]));
   t.equal(env.EDGEBOOT_MACHINE_URL, `${BASE}/api/v1/machines/${MAC_HYP}`, "the job's machine URL");
   t.equal(env.EDGEBOOT_MAC, MAC);

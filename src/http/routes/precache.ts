@@ -49,7 +49,7 @@ const inventoryBody = {
         required: ['path', 'name', 'sizeBytes', 'type', 'removable', 'readOnly'],
         properties: {
           path: { type: 'string', pattern: '^/dev/[A-Za-z0-9._/:-]{1,200}$' },
-          name: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' },
+          name: { type: 'string', pattern: '^[A-Za-z0-9._:!-]{1,64}$' },
           sizeBytes: { type: 'integer', minimum: 0 },
           type: { type: 'string', pattern: '^[a-z0-9]{1,16}$' },
           removable: { type: 'boolean' },

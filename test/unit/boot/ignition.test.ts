@@ -211,7 +211,7 @@ t.test('precache mode: one enabled oneshot unit runs the job, and no report unit
     t.match(u.contents, /\nWants=network-online\.target\n/, `${what}: pulls in network-online`);
 
     const cmd = systemdArgv(execStart(config));
-    t.same(cmd.argv, [PRECACHE_JOB_FILE], `${what}: runs the job file, without arguments`);
+    t.same(cmd.argv, ['/bin/bash', PRECACHE_JOB_FILE], `${what}: runs the job file with bash, without arguments`);
     t.equal(PRECACHE_JOB_FILE, '/usr/local/bin/edgeboot-precache');
     t.same(cmd.specifiers, [], `${what}: no % specifier in ExecStart`);
     t.same(cmd.expansions, [], `${what}: no $ expansion in ExecStart`);
