@@ -18,6 +18,8 @@ export interface PrecacheJob {
   /** The machine's events token. */
   token: string;
   mac: string;
+  /** What the job does when it is over and no plan said otherwise: `precache.after`. */
+  after: 'reboot' | 'poweroff';
   script: string;
 }
 
@@ -40,7 +42,7 @@ export function renderIgnition(input: IgnitionInput): IgnitionConfig {
   if (input.precache) {
     const p = input.precache;
     // Values in the env file are sourced by bash: single-quoted, so nothing in them expands.
-    const env = [`EDGEBOOT_MACHINE_URL=${shellQuote(p.machineUrl)}`, `EDGEBOOT_TOKEN=${shellQuote(p.token)}`, `EDGEBOOT_MAC=${shellQuote(p.mac)}`, ''].join('\n');
+    const env = [`EDGEBOOT_MACHINE_URL=${shellQuote(p.machineUrl)}`, `EDGEBOOT_TOKEN=${shellQuote(p.token)}`, `EDGEBOOT_MAC=${shellQuote(p.mac)}`, `EDGEBOOT_AFTER=${p.after}`, ''].join('\n');
     files.push(file(PRECACHE_ENV_FILE, 0o600, base64(env)), file(PRECACHE_JOB_FILE, 0o755, base64(p.script)));
   }
   if (files.length > 0) config.storage = { files };

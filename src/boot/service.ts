@@ -176,7 +176,7 @@ export class BootService {
     }
     const m = await this.deps.machines.mustGet(mac);
     const job = this.deps.precacheJob;
-    const precache = m.state === 'precaching' && job !== undefined ? { machineUrl: this.machineUrl(baseUrl, m.mac), token: machineToken(this.deps.secret, m.mac, 'events'), mac: m.mac, script: job } : undefined;
+    const precache = m.state === 'precaching' && job !== undefined ? { machineUrl: this.machineUrl(baseUrl, m.mac), token: machineToken(this.deps.secret, m.mac, 'events'), mac: m.mac, after: this.deps.config.precache.after, script: job } : undefined;
     return renderIgnition({ eventsUrl: this.eventsUrl(baseUrl, m.mac), ...(m.hostname && { hostname: m.hostname }), ...(precache && { precache }) });
   }
 

@@ -7,10 +7,10 @@
 # off as the plan says. A failure is reported with its step and the failing tool's message.
 # Needs bash, curl, jq, lsblk, sgdisk, wipefs, partx, blkid, mkfs.xfs, sha256sum and systemctl.
 set -uo pipefail
-. /etc/edgeboot/precache.env # EDGEBOOT_MACHINE_URL, EDGEBOOT_TOKEN, EDGEBOOT_MAC
+. /etc/edgeboot/precache.env # EDGEBOOT_MACHINE_URL, EDGEBOOT_TOKEN, EDGEBOOT_MAC, EDGEBOOT_AFTER
 MNT=${EDGEBOOT_MOUNT:-/var/mnt/edgeboot-data}
 STEP=start
-AFTER=reboot
+AFTER=${EDGEBOOT_AFTER:-reboot}
 BODY=''
 CODE=000
 
@@ -37,7 +37,8 @@ event() {
 }
 
 finish() {
-  mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
+  # Unmounted, so the partition's log is clean for whoever reads it next.
+  umount "$MNT" 2>/dev/null
   sync
   log "then $AFTER"
   systemctl "$AFTER"
@@ -119,7 +120,7 @@ reuse=no
 if sgdisk -i 1 "$DISK" 2>/dev/null | grep -q "^Partition name: '$LABEL'$"; then
   last=$(sgdisk -i 1 "$DISK" | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')
   first=$(sgdisk -i 1 "$DISK" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
-  usable=$(sgdisk -E "$DISK" 2>/dev/null | tail -n 1)
+  usable=$(sgdisk -p "$DISK" | sed -n 's/.*last usable sector is \([0-9]*\).*/\1/p')
   sector=$(cat "/sys/class/block/${DISK##*/}/queue/logical_block_size" 2>/dev/null || echo 512)
   want=$((SIZE_GIB * 1073741824 / sector - 2048))
   fstype=$(blkid -p -s TYPE -o value "$PART" 2>/dev/null || true)
@@ -144,6 +145,9 @@ mkdir -p "$MNT"
 run mount -t xfs "$PART" "$MNT"
 
 STEP=download
+# The list from a file, not a process substitution: a minimal live image may lack /dev/fd.
+LIST=/run/edgeboot-precache-files.tsv
+jq -r '.files[] | [.name, (.size | tostring), .sha256, .url] | @tsv' <<<"$PLAN" >"$LIST" || fail "jq: could not read the plan's files"
 started=$(date +%s)
 files_done=0
 bytes_done=0
@@ -172,6 +176,7 @@ while IFS=$'\t' read -r -u 3 name size sha url; do
     resumed=$have
     [ "$have" -gt 0 ] && log "resuming $name at byte $have of $size" && resumed_bytes=$((resumed_bytes + have))
     progress "downloading $name" "$(status "$((bytes_done + have))")"
+    : >>"$part" # an empty file downloads to an empty file
     tries=0
     while [ "$(size_of "$part")" -lt "$size" ] && [ $tries -lt 5 ]; do
       tries=$((tries + 1))
@@ -181,7 +186,8 @@ while IFS=$'\t' read -r -u 3 name size sha url; do
       while kill -0 "$pid" 2>/dev/null; do
         sleep 1
         ticks=$((ticks + 1))
-        [ $((ticks % EVERY)) = 0 ] && progress "downloading $name" "$(status "$((bytes_done + $(size_of "$part")))")"
+        # Flushed at each report: after a power cut the partial file resumes from what was reported.
+        [ $((ticks % EVERY)) = 0 ] && sync && progress "downloading $name" "$(status "$((bytes_done + $(size_of "$part")))")"
       done
       wait "$pid" || { log "curl: $(tail -n 1 /run/edgeboot-curl.err) (attempt $tries)"; sleep 2; }
     done
@@ -199,9 +205,11 @@ while IFS=$'\t' read -r -u 3 name size sha url; do
   done
   STEP=download
   files_done=$((files_done + 1)); bytes_done=$((bytes_done + size))
+  sync
   log "verified $name"
   progress "verified $name" "$(status "$bytes_done")"
-done 3< <(jq -r '.files[] | [.name, (.size | tostring), .sha256, .url] | @tsv' <<<"$PLAN")
+done 3<"$LIST"
+[ "$files_done" = "$FILES_TOTAL" ] || fail "$files_done of $FILES_TOTAL files are there after the downloads"
 
 STEP=clean
 # What an earlier plan left: partial downloads and archives this bundle does not have.

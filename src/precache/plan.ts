@@ -75,7 +75,7 @@ export function makePlan(input: PlanInput): PlanOutcome {
     disk = candidates.find((d) => d.sizeBytes >= requiredBytes) ?? candidates[0];
   }
   if (disk && disk.sizeBytes < requiredBytes) {
-    return { ok: false, problem: 'disk_too_small', reason: `disk ${disk.path} holds ${gib(disk.sizeBytes, Math.floor)}; the plan needs ${gib(requiredBytes, Math.ceil)}: ${need}` };
+    return { ok: false, problem: 'disk_too_small', reason: `disk ${disk.path} is too small: it holds ${gib(disk.sizeBytes, Math.floor)}; the plan needs ${gib(requiredBytes, Math.ceil)}: ${need}` };
   }
   return {
     ok: true,

@@ -183,7 +183,7 @@ t.test('a failure reported by the job, and plans that cannot be made', async (t)
   res = await job(small, 'GET', 'plan');
   t.equal(res.statusCode, 409);
   t.equal(res.json<ErrorBody>().error, 'disk_too_small');
-  t.equal(res.json<ErrorBody>().message, 'disk /dev/vda holds 4.0 GiB; the plan needs 5.0 GiB: 4 GiB for the data partition and 1 GiB for the install (precache.installReserveGiB)');
+  t.equal(res.json<ErrorBody>().message, 'disk /dev/vda is too small: it holds 4.0 GiB; the plan needs 5.0 GiB: 4 GiB for the data partition and 1 GiB for the install (precache.installReserveGiB)');
   m = await machine(small);
   t.equal(m.state, 'failed', 'a disk too small fails the machine');
   t.match(m.precacheProgress, { outcome: 'failed', message: /holds 4\.0 GiB/ });

@@ -166,7 +166,7 @@ const PRECACHE_TOKEN = 'PRETOK0123456789abcdefABCDEF_-xy';
 const JOB = loadPrecacheJob();
 
 function precacheInput(over: Partial<PrecacheJob> = {}, hostname?: string): IgnitionInput {
-  return { eventsUrl: EVENTS_URL, ...(hostname !== undefined && { hostname }), precache: { machineUrl: MACHINE_URL, token: PRECACHE_TOKEN, mac: '52:54:00:ab:cd:ef', script: JOB, ...over } };
+  return { eventsUrl: EVENTS_URL, ...(hostname !== undefined && { hostname }), precache: { machineUrl: MACHINE_URL, token: PRECACHE_TOKEN, mac: '52:54:00:ab:cd:ef', after: 'poweroff', script: JOB, ...over } };
 }
 
 type IgnitionFile = NonNullable<IgnitionConfig['storage']>['files'][number];
@@ -271,14 +271,14 @@ t.test('precache mode: bash, sourcing the env file, gets exactly the settings', 
     const envPath = join(dir, 'precache.env');
     writeFileSync(envPath, envBytes);
     // A clean environment, so the values can only come from the file; set -u fails on one it does not set.
-    const r = spawnSync('bash', ['--norc', '--noprofile', '-c', 'set -eu; . "$1"; printf "%s\\0%s\\0%s" "$EDGEBOOT_MACHINE_URL" "$EDGEBOOT_TOKEN" "$EDGEBOOT_MAC"', 'bash', envPath], {
+    const r = spawnSync('bash', ['--norc', '--noprofile', '-c', 'set -eu; . "$1"; printf "%s\\0%s\\0%s\\0%s" "$EDGEBOOT_MACHINE_URL" "$EDGEBOOT_TOKEN" "$EDGEBOOT_MAC" "$EDGEBOOT_AFTER"', 'bash', envPath], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       timeout: 5000,
     });
     t.equal(r.status, 0, `${what}: sources cleanly`, { stderr: r.stderr });
     t.equal(r.stderr, '', `${what}: without complaint`);
-    t.same(r.stdout.split('\0'), [machineUrl, token, mac], `${what}: machine URL, token and MAC, exactly`);
+    t.same(r.stdout.split('\0'), [machineUrl, token, mac, 'poweroff'], `${what}: machine URL, token, MAC and what to do afterwards, exactly`);
     t.notOk(existsSync(sentinel), `${what}: nothing in the values ran`);
   }
 });

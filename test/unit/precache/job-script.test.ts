@@ -32,7 +32,7 @@ t.test('the job is a bash script that sources the env file first', async (t) => 
 });
 
 t.test('every setting the job reads without a default is in the env file Ignition writes', async (t) => {
-  const config = renderIgnition({ eventsUrl: 'http://x/e', precache: { machineUrl: 'http://x/m', token: 't', mac: '52:54:00:ab:cd:ef', script } });
+  const config = renderIgnition({ eventsUrl: 'http://x/e', precache: { machineUrl: 'http://x/m', token: 't', mac: '52:54:00:ab:cd:ef', after: 'reboot', script } });
   const envFile = config.storage?.files.find((f) => f.path === PRECACHE_ENV_FILE);
   const env = Buffer.from(envFile?.contents.source.replace(/^data:;base64,/, '') ?? '', 'base64').toString('utf8');
   const defined = new Set([...env.matchAll(/^([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]));
