@@ -8,16 +8,18 @@
  *                          └─ tapN                         one QEMU guest each (run in the switch)
  *
  * edgeboot runs as `node dist/main.js serve` with a config file (DHCP mode, subnet, profile
- * folder, unknown-machine policy); its admin API is reached with curl inside the server
+ * folder, unknown-machine policy, and when given a cache dir and precache settings), on a data
+ * dir of its own or the caller's; its admin API is reached with curl inside the server
  * namespace. The profile folder holds the test's own profiles over Debian's kernel and the
  * busybox initramfs of test/vm/. Everything is removed at teardown, also when a test fails.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, dhcpTools, machineEvents, sleep, startDhcpServer, type ApiResult, type DhcpServer, type MachineEvent } from './dhcp-system.js';
 import { createLab, requireTools, type Background, type Lab, type Teardown } from './netns.js';
 import { tempDir } from './process.js';
 import { buildBootImages, consoleTail, requireVmFiles, startVm, VM_DIR, VM_TOOLS, type BootImages, type Firmware, type Vm } from './vm.js';
+import type { PrecacheConfig } from '../../src/config/config.js';
 
 export const SUBNET = { cidr: '10.77.0.0/24', server: '10.77.0.1', dnsmasq: '10.77.0.2', router: '10.77.0.1' } as const;
 export const HTTP_PORT = 8080;
@@ -30,6 +32,21 @@ export interface BootLabOptions {
   unknownMachines?: 'exit' | 'wait';
   /** `boot.recheckSeconds`; default 5 (the schema's minimum). */
   recheckSeconds?: number;
+  /**
+   * edgeboot's data dir (database, admin token); default a fresh one. Give the dir an earlier
+   * edgeboot used, e.g. to build a bundle (test/helpers/prebuilt-bundle.ts), to start on its data.
+   */
+  dataDir?: string;
+  /** `cache.dir` (where a prebuilt bundle lives); default edgeboot's own. */
+  cacheDir?: string;
+  /** The `precache` section of the config. */
+  precache?: Partial<PrecacheConfig>;
+}
+
+export interface GuestOptions {
+  /** A raw disk image for /dev/vda (see `BootLab.disk`). */
+  disk?: string;
+  memoryMiB?: number;
 }
 
 export interface Hub {
@@ -58,7 +75,9 @@ export interface BootLab {
   server: DhcpServer;
   images: BootImages;
   /** A guest on the bridge; its console is printed by `explain` when a test fails. */
-  vm(name: string, firmware: Firmware, mac: string, timeoutMs: number): Vm;
+  vm(name: string, firmware: Firmware, mac: string, timeoutMs: number, opts?: GuestOptions): Vm;
+  /** A sparse, all-zero raw disk image of `bytes` in the lab's dir, for `vm(…, { disk })`. */
+  disk(name: string, bytes: number): string;
   api(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<ApiResult>;
   events(mac: string): Promise<MachineEvent[]>;
   /** Polls the timeline (bounded) until `match` accepts an event; returns them all. */
@@ -129,9 +148,12 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
     subnets: [{ cidr: SUBNET.cidr, pool: ['10.77.0.160', '10.77.0.199'], router: SUBNET.router, dns: [SUBNET.router], domain: 'e2e.test' }],
     listen: `0.0.0.0:${HTTP_PORT}`,
     env: { EDGEBOOT_TFTP_LISTEN: '0.0.0.0:69' },
+    ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
     config: {
       profiles: { dirs: [profilesDir] },
       boot: { unknownMachines: opts.unknownMachines ?? 'exit', recheckSeconds: opts.recheckSeconds ?? 5 },
+      ...(opts.cacheDir !== undefined && { cache: { dir: opts.cacheDir } }),
+      ...(opts.precache !== undefined && { precache: opts.precache }),
     },
   });
 
@@ -145,11 +167,18 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
     serverNs,
     server,
     images,
-    vm(name, firmware, mac, timeoutMs) {
-      const vm = startVm(lab, switchNs, { firmware, mac, tap: `tap${taps++}`, bridge: 'br0', dir: join(dir, 'vms'), timeoutMs });
+    vm(name, firmware, mac, timeoutMs, guest = {}) {
+      const vm = startVm(lab, switchNs, { firmware, mac, tap: `tap${taps++}`, bridge: 'br0', dir: join(dir, 'vms'), timeoutMs, ...guest });
       vms.push({ name, vm });
       t.teardown(() => vm.stop());
       return vm;
+    },
+    disk(name, bytes) {
+      mkdirSync(join(dir, 'disks'), { recursive: true });
+      const path = join(dir, 'disks', `${name}.img`);
+      writeFileSync(path, '');
+      truncateSync(path, bytes);
+      return path;
     },
     api: (method, path, body) => api(lab, server, method, path, body),
     events,

@@ -1,7 +1,8 @@
 #!/bin/sh
 # build-initramfs.sh OUT_DIR [KVER] — the tiny initramfs the VM tests and bench/qemu-boot.sh boot:
-# busybox-static, the virtio NIC modules of kernel KVER (default: the newest with modules) and
-# this folder's init. Writes OUT_DIR/initramfs.img and OUT_DIR/vmlinuz (a copy of the kernel).
+# busybox-static, the virtio NIC and disk modules of kernel KVER (default: the newest with
+# modules) and this folder's init. Writes OUT_DIR/initramfs.img and OUT_DIR/vmlinuz (a copy of
+# the kernel).
 # Needs Debian's linux-image-amd64, busybox-static, kmod and cpio. Takes about a second.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +22,7 @@ cp "$here/init" "$root/init"; cp "$here/udhcpc.script" "$root/udhcpc.script"
 chmod 755 "$root/init" "$root/udhcpc.script" "$root/bin/busybox"
 : >"$root/modules.list"
 # Dependencies first, each once, as modprobe resolves them; built-in modules print no insmod.
-modprobe -S "$kver" -a --show-depends virtio_pci virtio_net | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' |
+modprobe -S "$kver" -a --show-depends virtio_pci virtio_net virtio_blk | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' |
   while read -r m; do
     case "$m" in *.ko) ;; *) echo "module $m is compressed; expected plain .ko" >&2; exit 2 ;; esac
     cp "$m" "$root/lib/modules/"; basename "$m" >>"$root/modules.list"
