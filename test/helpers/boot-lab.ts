@@ -106,6 +106,24 @@ function writeProfiles(dir: string, images: BootImages): void {
   writeFileSync(join(dir, 'e2e-report.yaml'), `name: e2e-report\ndescription: boots the busybox initramfs, which reports and powers off\n${artifacts}${boot('report', 'poweroff')}`);
 }
 
+/**
+ * The bridge the guests and edgeboot share: a switch namespace with `br0`, and the server
+ * namespace at 10.77.0.1/24 on it, where the site's router advertises IPv6 (radvd). Without any
+ * router advertisement iPXE waits about 13 s for IPv6 on every boot (research/real-clients.md).
+ */
+export function provisioningNetwork(lab: Lab, dir: string): { switchNs: string; serverNs: string; radvd: Background } {
+  const switchNs = lab.netns('switch');
+  lab.bridge(switchNs, 'br0');
+  const serverNs = lab.netns('server');
+  lab.veth({ ns: serverNs, dev: 'eth0' }, { ns: switchNs, dev: 'v-server' });
+  lab.attach(switchNs, 'v-server', 'br0');
+  lab.ipIn(serverNs, 'addr', 'add', `${SUBNET.server}/24`, 'dev', 'eth0');
+  const radvdConf = join(dir, 'radvd.conf');
+  writeFileSync(radvdConf, 'interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n  prefix fd77::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n');
+  const radvd = lab.start(serverNs, ['radvd', '--nodaemon', '--config', radvdConf, '--pidfile', join(dir, 'radvd.pid'), '--logmethod', 'stderr', '--debug', '1']);
+  return { switchNs, serverNs, radvd };
+}
+
 export async function createBootLab(t: Teardown & { comment(...a: unknown[]): void }, tag: string, opts: BootLabOptions): Promise<BootLab> {
   requireTools({ ...VM_TOOLS, ...(opts.mode === 'proxy' ? dhcpTools('dnsmasq') : {}) });
   requireVmFiles();
@@ -116,17 +134,7 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
   mkdirSync(profilesDir);
   writeProfiles(profilesDir, images);
 
-  const switchNs = lab.netns('switch');
-  lab.bridge(switchNs, 'br0');
-  const serverNs = lab.netns('server');
-  lab.veth({ ns: serverNs, dev: 'eth0' }, { ns: switchNs, dev: 'v-server' });
-  lab.attach(switchNs, 'v-server', 'br0');
-  lab.ipIn(serverNs, 'addr', 'add', `${SUBNET.server}/24`, 'dev', 'eth0');
-  // The site's router advertises IPv6 (no default route, one ULA prefix): without any router
-  // advertisement iPXE waits about 13 s for IPv6 on every boot (research/real-clients.md).
-  const radvdConf = join(dir, 'radvd.conf');
-  writeFileSync(radvdConf, 'interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n  prefix fd77::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n');
-  const radvd = lab.start(serverNs, ['radvd', '--nodaemon', '--config', radvdConf, '--pidfile', join(dir, 'radvd.pid'), '--logmethod', 'stderr', '--debug', '1']);
+  const { switchNs, serverNs, radvd } = provisioningNetwork(lab, dir);
 
   if (opts.mode === 'proxy') {
     const dnsNs = lab.netns('dnsmasq');

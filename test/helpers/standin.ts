@@ -8,8 +8,7 @@
  *   switch namespace: br0 ─┬─ server  eth0 10.77.0.1/24  edgeboot (full DHCP, TFTP :69, HTTP :8080)
  *                          └─ tapN                       one QEMU guest each, with its disk image
  *
- * The topology is boot-lab.ts's (built here rather than there, so that file stays as the busybox
- * tests need it): edgeboot runs from a prebuilt data dir and cache dir (prebuilt-bundle.ts),
+ * The network is boot-lab.ts's (`provisioningNetwork`); edgeboot runs from a prebuilt data dir and cache dir (prebuilt-bundle.ts),
  * since no registry is reachable from the namespaces. Everything is removed at teardown, also
  * when a test fails: namespaces, VMs, mounts and loop devices.
  */
@@ -19,6 +18,8 @@ import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Machine } from '../../src/machines/model.js';
+import { HTTP_PORT, provisioningNetwork, SUBNET } from './boot-lab.js';
 import { api, machineEvents, sleep, startDhcpServer, type ApiResult, type DhcpServer, type MachineEvent } from './dhcp-system.js';
 import { createLab, requireTools, type Lab, type Teardown } from './netns.js';
 import { REPO_ROOT, tempDir } from './process.js';
@@ -26,9 +27,6 @@ import { consoleTail, requireVmFiles, startVm, VM_TOOLS, type Vm } from './vm.js
 
 const run = promisify(execFile);
 
-export const SUBNET = { cidr: '10.77.0.0/24', server: '10.77.0.1' } as const;
-export const HTTP_PORT = 8080;
-export const SERVER_URL = `http://${SUBNET.server}:${HTTP_PORT}`;
 export const STANDIN_PROFILE = 'standin-live';
 
 /** shared/ sits beside the repository, in CI too. */
@@ -84,23 +82,7 @@ export function writeStandinProfile(dir: string, images: StandinImages): void {
 }
 
 /** A machine as GET /api/v1/machines/{mac} returns it, as far as these tests read it. */
-export interface MachineView {
-  mac: string;
-  state: string;
-  inventory?: { disks: { path: string; sizeBytes: number }[]; reportedAt: string };
-  precacheProgress?: {
-    boots: number;
-    step: string;
-    message?: string;
-    filesDone: number;
-    filesTotal: number;
-    bytesDone: number;
-    bytesTotal: number;
-    disk?: string;
-    bundle?: string;
-    outcome?: string;
-  };
-}
+export type MachineView = Pick<Machine, 'mac' | 'state' | 'inventory' | 'precacheProgress'>;
 
 export interface PrecacheLabOptions {
   /** A data dir and cache dir holding prebuilt bundles (prebuilt-bundle.ts). */
@@ -142,16 +124,7 @@ export async function createPrecacheLab(t: Teardown, tag: string, opts: Precache
   writeStandinProfile(profilesDir, images);
 
   const lab = createLab(t, tag);
-  const switchNs = lab.netns('switch');
-  lab.bridge(switchNs, 'br0');
-  const serverNs = lab.netns('server');
-  lab.veth({ ns: serverNs, dev: 'eth0' }, { ns: switchNs, dev: 'v-server' });
-  lab.attach(switchNs, 'v-server', 'br0');
-  lab.ipIn(serverNs, 'addr', 'add', `${SUBNET.server}/24`, 'dev', 'eth0');
-  // Without any router advertisement iPXE waits about 13 s for IPv6 on every boot.
-  const radvdConf = join(dir, 'radvd.conf');
-  writeFileSync(radvdConf, 'interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n  prefix fd77::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n');
-  const radvd = lab.start(serverNs, ['radvd', '--nodaemon', '--config', radvdConf, '--pidfile', join(dir, 'radvd.pid'), '--logmethod', 'stderr', '--debug', '1']);
+  const { switchNs, serverNs, radvd } = provisioningNetwork(lab, dir);
   await radvd.waitFor(/sending RA|version/i, 5_000);
 
   const server = await startDhcpServer(t, serverNs, {

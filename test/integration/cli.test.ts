@@ -121,6 +121,25 @@ t.test('machines show by the further MAC', async (t) => {
   );
 });
 
+t.test('machines add --bundle, and show prints the precache run and the disks', async (t) => {
+  const M3 = '52:54:00:00:00:21';
+  const add = await cli(['machines', 'add', M3, '--profile', 'precache-assisted', '--assisted-url', 'https://hub.example.com/s', '--bundle', '0123456789abcdef', '--size-gib', '2', '--disk', '/dev/vda', '--json']);
+  t.equal(add.code, 0, `exit 0 (stderr: ${add.stderr})`);
+  t.same((JSON.parse(add.stdout) as Machine).precache, { bundle: '0123456789abcdef', sizeGiB: 2, disk: '/dev/vda' }, 'the precache settings are on the reservation');
+  // The machine boots the live environment and its job reports, as the real one does.
+  t.equal((await fetch(`${srv.url}/ipxe?mac=${M3}`)).status, 200);
+  const boot = (await (await fetch(`${srv.url}/api/v1/machines/${M3}/boot`, { headers: { authorization: `Bearer ${srv.token}` } })).json()) as { eventsUrl: string };
+  const token = new URL(boot.eventsUrl).searchParams.get('token') ?? '';
+  const post = (path: string, body: unknown) => fetch(`${srv.url}/api/v1/machines/${M3}/${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  t.equal((await post('inventory', { disks: [{ path: '/dev/vda', name: 'vda', sizeBytes: 4 * 2 ** 30, type: 'disk', removable: false, readOnly: false }], macs: [M3] })).status, 200);
+  t.equal((await post('events', { type: 'precache-progress', message: 'downloading a.tgz', data: { step: 'download', filesDone: 1, filesTotal: 3, bytesDone: 3 * 2 ** 20, bytesTotal: 12 * 2 ** 20 } })).status, 201);
+  const show = await cli(['machines', 'show', M3]);
+  t.equal(show.code, 0, `exit 0 (stderr: ${show.stderr})`);
+  t.match(show.stdout, /^state:\s+precaching$/m);
+  t.match(show.stdout, /^progress:\s+download, 1\/3 files, 3\.0 MiB of 12\.0 MiB, boot 1 \(last heard \S+Z\): downloading a\.tgz$/m, 'where the run is');
+  t.match(show.stdout, /^disks:\s+\/dev\/vda 4\.0 GiB$/m, 'what the job found');
+});
+
 t.test('machines reset on a registered machine fails with the server message', async (t) => {
   const r = await cli(['machines', 'reset', M1]);
   failsWith(t, r, 1, /^edgeboot: .*only failed or installed machines can be reset \[invalid_transition\]\n$/, 'reset');
