@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
 import type { ArtifactCache } from '../cache/artifacts.js';
-import type { NewEvent } from '../machines/model.js';
+import type { Machine, NewEvent } from '../machines/model.js';
 import type { MachineService } from '../machines/service.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Store } from '../store/store.js';
@@ -106,6 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     adminTokens: deps.adminTokens,
     baseUrl,
     checkReservation: (doc) => (checkReservation(doc) ? undefined : checker.errorsText(checkReservation.errors, { dataVar: 'machine' })),
+    ...(deps.precache && { onSaved: async (m: Machine) => deps.precache?.prepare(m) }),
   });
   if (deps.precache) await app.register(precacheRoutes, { precache: deps.precache, boot: deps.boot, adminTokens: deps.adminTokens, baseUrl });
   await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });

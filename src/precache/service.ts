@@ -10,7 +10,7 @@ import type { Mac } from '../machines/mac.js';
 import type { Inventory, Machine, NewEvent } from '../machines/model.js';
 import type { MachineService } from '../machines/service.js';
 import type { MachineChange, Store } from '../store/store.js';
-import type { BundleBuilder, BundleStatus } from './bundles.js';
+import type { BundleBuilder, BundleSpec, BundleStatus } from './bundles.js';
 import { heartbeat, heartbeatLapsed } from './lifecycle.js';
 import { makePlan, type PrecachePlan } from './plan.js';
 
@@ -105,6 +105,22 @@ export class PrecacheService {
     return res.machine as Machine;
   }
 
+  /**
+   * Starts building the bundle of a reservation that names a release or images, so that it is
+   * ready, or on its way, when the machine boots; the plan waits for it either way.
+   */
+  async prepare(m: Machine): Promise<void> {
+    const spec = bundleSpecOf(m);
+    if (!spec || m.precache?.bundle !== undefined || m.state === 'discovered') return;
+    try {
+      const s = await this.deps.bundles.build(spec, undefined, 4);
+      this.deps.log.info({ mac: m.mac, bundle: s.id, state: s.state }, 'precache bundle of a reservation');
+    } catch (err) {
+      // The reservation is saved; the plan will try again and report what stops it.
+      this.deps.log.warn({ mac: m.mac, err }, 'the precache bundle of a reservation could not be started');
+    }
+  }
+
   /** Fails every precaching machine silent for longer than the heartbeat timeout; how many. */
   async sweep(): Promise<number> {
     const { config, store, machines } = this.deps;
@@ -142,12 +158,13 @@ export class PrecacheService {
 
   private async bundleOf(m: Machine): Promise<MachineBundle> {
     const p = m.precache ?? {};
+    const spec = bundleSpecOf(m);
     let status: BundleStatus | undefined;
     if (p.bundle !== undefined) {
       status = await this.deps.bundles.status(p.bundle);
       if (!status) return { kind: 'unusable', message: `precache.bundle ${p.bundle} is not a bundle of this server (POST /api/v1/bundles builds one)` };
-    } else if (p.release !== undefined || (p.images ?? []).length > 0) {
-      status = await this.deps.bundles.build({ ...(p.release !== undefined && { release: p.release }), aiImages: [], images: p.images ?? [], architecture: 'amd64' }, undefined, 4);
+    } else if (spec) {
+      status = await this.deps.bundles.build(spec, undefined, 4);
     } else {
       return { kind: 'unusable', message: 'the reservation names no precache bundle, release or images' };
     }
@@ -163,6 +180,13 @@ export class PrecacheService {
       return change(cur);
     });
   }
+}
+
+/** The bundle a reservation's `precache.release` and `precache.images` make, if they name any. */
+function bundleSpecOf(m: Machine): BundleSpec | undefined {
+  const p = m.precache ?? {};
+  if (p.release === undefined && (p.images ?? []).length === 0) return undefined;
+  return { ...(p.release !== undefined && { release: p.release }), aiImages: [], images: p.images ?? [], architecture: 'amd64' };
 }
 
 function notPrecaching(m: Machine): ApiError {

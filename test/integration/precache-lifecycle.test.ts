@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { Mac } from '../../src/machines/mac.js';
 import type { Machine } from '../../src/machines/model.js';
+import { bundleId } from '../../src/precache/bundles.js';
 import type { PrecachePlan } from '../../src/precache/plan.js';
 import { tempDir, testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
 
@@ -259,9 +260,13 @@ t.test('a bundle still building: 503 with Retry-After, and the wait is on the ru
     stalled.close();
   });
   const port = (stalled.address() as { port: number }).port;
-  const { register, boot, job, machine } = await setup(t, { registry: { insecureRegistries: [`127.0.0.1:${port}`] } });
+  const { ta, register, boot, job, machine } = await setup(t, { registry: { insecureRegistries: [`127.0.0.1:${port}`] } });
   const mac = '52:54:00:aa:00:09';
-  await register(mac, { release: `127.0.0.1:${port}/ocp/release:4.99.0-x86_64` });
+  const release = `127.0.0.1:${port}/ocp/release:4.99.0-x86_64`;
+  await register(mac, { release });
+  const id = bundleId({ release, aiImages: [], images: [], architecture: 'amd64' });
+  const building = await ta.app.inject({ method: 'GET', url: `/api/v1/bundles/${id}`, headers: ta.auth });
+  t.equal(building.json<{ state: string }>().state, 'building', 'the reservation started its bundle before the machine booted');
   await boot(mac);
   await job(mac, 'POST', 'inventory', INVENTORY);
   const res = await job(mac, 'GET', 'plan');
