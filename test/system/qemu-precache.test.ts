@@ -58,8 +58,9 @@ const progress = (e: MachineEvent): boolean => e.type === 'precache-progress';
 const toState = (to: string) => (e: MachineEvent): boolean => e.type === 'state-changed' && e.to === to;
 
 /** Registers `mac` for a precache of `bundle`; throws unless edgeboot answers 201. */
-async function register(pl: PrecacheLab, mac: string, bundle: string, sizeGiB: number): Promise<void> {
+async function register(pl: PrecacheLab, mac: string, bundle: string, sizeGiB: number, more: { ip?: string; hostname?: string } = {}): Promise<void> {
   const r = await pl.api('PUT', `/api/v1/machines/${mac}`, {
+    ...more,
     profile: 'precache-assisted',
     assisted: { ipxeScriptUrl: NEVER },
     precache: { liveProfile: STANDIN_PROFILE, bundle, sizeGiB },
@@ -269,7 +270,8 @@ async function corruptFile(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, dis
 
 async function diskTooSmall(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, disks: string): Promise<void> {
   const disk = sparseDisk(join(disks, 'small.img'), GiB);
-  await register(pl, MAC.small, bundle.id, 2);
+  // A fixed address: the live boot carries the static-IP argument, which the stand-in applies.
+  await register(pl, MAC.small, bundle.id, 2, { ip: '10.77.0.50', hostname: 'small-1' });
   const vm = pl.vm('small-disk', MAC.small, disk, 200_000);
   const failed = await pl.waitFor(MAC.small, 'state failed', 180_000, (m: MachineView) => (m.state === 'failed' ? m : m.state === 'precached' ? fail('small disk: precached on a disk too small') : undefined));
   await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 30_000))]);
@@ -281,7 +283,8 @@ async function diskTooSmall(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, di
   t.comment(`small disk: the reason: ${reason}`);
   const plans = pl.server.logLines.filter((l) => l.msg === 'request' && typeof l.url === 'string' && l.url.startsWith(`/api/v1/machines/${MAC.small.replace(/:/g, '-')}/plan`));
   t.same(plans.map((l) => l.status), [409], 'small disk: the plan request was refused with 409');
-  t.match(reason, /\/dev\/vda/, 'small disk: the reason names the disk');
+  t.match(vm.console(), /standin: static address 10\.77\.0\.50\/255\.255\.255\.0 gw 10\.77\.0\.1 host small-1/, 'small disk: the live environment took its fixed address from the ip= argument');
+  t.match(reason, /^disk \/dev\/vda is too small/, 'small disk: the reason says the disk is too small');
   t.match(reason, /\b1(\.0+)? ?GiB\b|1073741824/, "small disk: and the disk's size");
   t.match(reason, /\b3(\.0+)? ?GiB\b|3221225472/, 'small disk: and what is needed (2 GiB and 1 GiB of install reserve)');
   t.equal(failed.precacheProgress?.outcome, 'failed', 'small disk: precacheProgress: outcome failed');
