@@ -21,6 +21,9 @@ export interface PrecacheResult {
   data?: Record<string, unknown>;
 }
 
+/** Who called: the machine's own job, or an admin acting for it. */
+type Caller = 'machine' | 'api';
+
 type MachineBundle =
   | { kind: 'ready'; status: BundleStatus & { manifest: NonNullable<BundleStatus['manifest']> } }
   | { kind: 'waiting'; id: string; message: string }
@@ -46,18 +49,18 @@ export class PrecacheService {
     this.now = deps.now ?? (() => new Date());
   }
 
-  async inventory(mac: Mac, reported: Omit<Inventory, 'reportedAt'>): Promise<Inventory> {
+  async inventory(mac: Mac, reported: Omit<Inventory, 'reportedAt'>, source: Caller = 'machine'): Promise<Inventory> {
     const inventory: Inventory = { ...reported, reportedAt: this.now().toISOString() };
     const summary = inventory.disks.map((d) => `${d.path} ${(d.sizeBytes / 2 ** 30).toFixed(1)} GiB`).join(', ');
     await this.mutate(mac, (cur) => ({
       kind: 'save',
       machine: { ...this.beat(cur, { step: 'inventory' }), inventory },
-      events: [{ type: 'inventory', source: 'machine', message: `disks: ${summary || 'none'}`, data: { disks: inventory.disks.length, macs: inventory.macs, memoryBytes: inventory.memoryBytes ?? null, serial: inventory.serial ?? null } }],
+      events: [{ type: 'inventory', source, message: `disks: ${summary || 'none'}`, data: { disks: inventory.disks.length, macs: inventory.macs, memoryBytes: inventory.memoryBytes ?? null, serial: inventory.serial ?? null } }],
     }));
     return inventory;
   }
 
-  async plan(mac: Mac, fileUrl: (bundle: string, file: string) => string): Promise<PrecachePlan> {
+  async plan(mac: Mac, fileUrl: (bundle: string, file: string) => string, source: Caller = 'machine'): Promise<PrecachePlan> {
     const m = await this.deps.machines.mustGet(mac);
     if (m.state !== 'precaching') throw notPrecaching(m);
     const bundle = await this.bundleOf(m);
@@ -81,25 +84,25 @@ export class PrecacheService {
       if (!outcome.ok) {
         // Without an inventory the job can still post it and ask again; the rest is for good.
         if (outcome.problem === 'no_inventory') return { kind: 'keep' };
-        return this.deps.machines.transition(this.beat(cur, { step: 'plan' }), { kind: 'error', reason: outcome.reason }, 'machine');
+        return this.deps.machines.transition(this.beat(cur, { step: 'plan' }), { kind: 'error', reason: outcome.reason }, source);
       }
       const { plan } = outcome;
       const progress = { step: 'plan', filesDone: 0, filesTotal: plan.files.length, bytesDone: 0, bytesTotal: plan.files.reduce((n, f) => n + f.size, 0) };
       const machine = this.beat(cur, progress);
       if (machine.precacheProgress) machine.precacheProgress = { ...machine.precacheProgress, disk: plan.disk, bundle: plan.bundle.id };
       const data = { disk: plan.disk, sizeGiB: plan.partition.sizeGiB, bundle: plan.bundle.id, files: plan.files.length, bytes: progress.bytesTotal };
-      return { kind: 'save', machine, events: [{ type: 'precache-plan', source: 'machine', message: `${plan.files.length} files, ${progress.bytesTotal} bytes onto a ${plan.partition.sizeGiB} GiB data partition of ${plan.disk}`, data }] };
+      return { kind: 'save', machine, events: [{ type: 'precache-plan', source, message: `${plan.files.length} files, ${progress.bytesTotal} bytes onto a ${plan.partition.sizeGiB} GiB data partition of ${plan.disk}`, data }] };
     });
     if (!outcome.ok) throw new ApiError(outcome.problem, outcome.reason, 409);
     return outcome.plan;
   }
 
-  async result(mac: Mac, r: PrecacheResult): Promise<Machine> {
+  async result(mac: Mac, r: PrecacheResult, source: Caller = 'machine'): Promise<Machine> {
     const step = r.ok ? 'done' : (r.step ?? 'unknown');
     const reason = `precache failed at ${step}: ${r.message ?? 'no message'}`;
     const res = await this.mutate(mac, (cur): MachineChange => {
-      const posted: NewEvent = { type: 'precache-result', source: 'machine', message: r.ok ? (r.message ?? 'precache done') : reason, data: { ok: r.ok, step, ...r.data } };
-      const change = this.deps.machines.transition(this.beat(cur, { step }), r.ok ? { kind: 'precache-succeeded' } : { kind: 'error', reason }, 'machine');
+      const posted: NewEvent = { type: 'precache-result', source, message: r.ok ? (r.message ?? 'precache done') : reason, data: { ok: r.ok, step, ...r.data } };
+      const change = this.deps.machines.transition(this.beat(cur, { step }), r.ok ? { kind: 'precache-succeeded' } : { kind: 'error', reason }, source);
       return change.kind === 'save' ? { ...change, events: [posted, ...(change.events ?? [])] } : change;
     });
     return res.machine as Machine;

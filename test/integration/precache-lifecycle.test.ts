@@ -151,6 +151,7 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   const timeline = await events(mac);
   const types = timeline.map((e) => e.type);
   for (const want of ['inventory', 'precache-plan', 'precache-progress', 'precache-result']) t.ok(types.includes(want), `${want} is on the timeline`);
+  t.same([...new Set(timeline.filter((e) => e.type.startsWith('precache-') || e.type === 'inventory').map((e) => e.source))], ['machine'], 'all of it from the machine');
   const moved = timeline.filter((e) => e.type === 'state-changed').map((e) => [e.from, e.to, e.data?.cause]);
   t.same(moved.slice(-2), [['registered', 'precaching', 'precache-served'], ['precaching', 'precached', 'precache-succeeded']]);
 
@@ -163,14 +164,17 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
 });
 
 t.test('a failure reported by the job, and plans that cannot be made', async (t) => {
-  const { ta, register, boot, job, machine } = await setup(t);
+  const { ta, register, boot, job, machine, events } = await setup(t);
   writeBundle(ta, '00112233445566bb', { 'big.tgz': Buffer.alloc(1000, 1) });
 
   const failing = '52:54:00:aa:00:02';
   await register(failing, { bundle: '00112233445566bb' });
   await boot(failing);
-  await job(failing, 'POST', 'inventory', INVENTORY);
-  let res = await job(failing, 'POST', 'result', { ok: false, step: 'verify', message: 'big.tgz: sha256 00ff, expected 1234 (downloaded twice)' });
+  // An admin may speak for the machine: the timeline says so.
+  let res = await ta.app.inject({ method: 'POST', url: `/api/v1/machines/${failing}/inventory`, headers: ta.auth, payload: INVENTORY });
+  t.equal(res.statusCode, 200, res.body);
+  t.equal((await events(failing)).find((e) => e.type === 'inventory')?.source, 'api', "an admin's inventory is recorded as the API's");
+  res = await job(failing, 'POST', 'result', { ok: false, step: 'verify', message: 'big.tgz: sha256 00ff, expected 1234 (downloaded twice)' });
   t.equal(res.statusCode, 200, res.body);
   let m = res.json<Machine>();
   t.equal(m.state, 'failed');

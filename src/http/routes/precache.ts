@@ -90,8 +90,7 @@ const planResponse = {
 export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (app, { precache, boot, adminTokens, baseUrl }) => {
   const caller = (req: FastifyRequest<{ Params: MacParams }>) => {
     const mac = macOf(req.params.mac);
-    machineCaller(req, adminTokens, (t) => boot.checkEventsToken(mac, t));
-    return mac;
+    return { mac, source: machineCaller(req, adminTokens, (t) => boot.checkEventsToken(mac, t)) };
   };
 
   app.post<{ Params: MacParams; Body: InventoryBody }>(
@@ -101,8 +100,8 @@ export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (
       schema: { summary: "The machine's inventory, as its live environment found it", tags, params: macParams, querystring: token, body: inventoryBody, response: errors(400, 401, 404) },
     },
     async (req) => {
-      const mac = caller(req);
-      const inventory = await precache.inventory(mac, req.body);
+      const { mac, source } = caller(req);
+      const inventory = await precache.inventory(mac, req.body, source);
       req.log.info({ mac, disks: inventory.disks.length }, 'inventory reported');
       return { inventory };
     },
@@ -112,9 +111,9 @@ export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (
     '/api/v1/machines/:mac/plan',
     { schema: { summary: "The machine's precache plan: disk, partition, bundle files with sizes and sha256", tags, params: macParams, querystring: token, response: { 200: planResponse, ...errors(401, 404, 409, 503) } } },
     async (req) => {
-      const mac = caller(req);
+      const { mac, source } = caller(req);
       const base = baseUrl(req);
-      const plan = await precache.plan(mac, (bundle, file) => `${base}/bundles/${bundle}/${encodeURIComponent(file)}`);
+      const plan = await precache.plan(mac, (bundle, file) => `${base}/bundles/${bundle}/${encodeURIComponent(file)}`, source);
       req.log.info({ mac, disk: plan.disk, bundle: plan.bundle.id, files: plan.files.length }, 'precache plan served');
       return plan;
     },
@@ -139,8 +138,8 @@ export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (
       },
     },
     async (req) => {
-      const mac = caller(req);
-      const m = await precache.result(mac, req.body);
+      const { mac, source } = caller(req);
+      const m = await precache.result(mac, req.body, source);
       req.log.info({ mac, ok: req.body.ok, step: req.body.step, state: m.state }, 'precache result');
       return m;
     },
