@@ -21,6 +21,7 @@ import { createMetricsRegistry } from './http/routes/metrics.js';
 import { interfaceAddresses, openPktinfoSocket } from './net/pktinfo-socket.js';
 import { MachineService } from './machines/service.js';
 import { parseMac, type Mac } from './machines/mac.js';
+import { MACHINE_STATES } from './machines/state.js';
 import { neighborMac } from './net/neighbors.js';
 import { renderEntryScript } from './boot/render.js';
 import { createTftpServer, type TftpHandler, type TftpServer, type TransferRecord } from './tftp/server.js';
@@ -95,7 +96,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     maxBytes: config.cache.maxBytes,
     pinned: () => pinnedKeys(profiles.current()),
   });
-  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac), precacheJob: loadPrecacheJob() });
+  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac), precacheJob: loadPrecacheJob(), onBootLoop: () => precache.countEnd('boot-loop') });
   const registryLog = log.child({ component: 'registry' });
   const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log: registryLog });
   const puller = new ImagePuller({ cache: artifacts, log: registryLog });
@@ -104,7 +105,14 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
   let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
-  const metrics = createMetricsRegistry({ dhcp: () => dhcpRef?.stats(), dhcpLeases: () => dhcpRef?.leases().length ?? 0, tftp: () => tftpRef?.stats(), cache: () => artifacts.stats });
+  const metrics = createMetricsRegistry({
+    dhcp: () => dhcpRef?.stats(),
+    dhcpLeases: () => dhcpRef?.leases().length ?? 0,
+    tftp: () => tftpRef?.stats(),
+    cache: () => artifacts.stats,
+    precache: () => precache.stats,
+    machineStates: () => machineStates(store),
+  });
   // Built with DHCP below; the lease table answers for full mode, the neighbour table for proxy.
   const macAt = (ip: string): Mac | undefined => parseMac(dhcpRef?.leases().find((l) => l.ip === ip)?.mac ?? '') ?? neighborMac(ip);
   const recordAt = (address: string, event: NewEvent): void => {
@@ -179,6 +187,13 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
       return stopped;
     },
   };
+}
+
+/** Every state with its number of machines (0 included, so a series never vanishes). */
+async function machineStates(store: Store): Promise<Record<string, number>> {
+  const counts: Record<string, number> = Object.fromEntries(MACHINE_STATES.map((st) => [st, 0]));
+  for (const m of await store.listMachines()) counts[m.state] = (counts[m.state] ?? 0) + 1;
+  return counts;
 }
 
 /**

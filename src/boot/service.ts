@@ -43,6 +43,8 @@ export interface BootServiceDeps {
   artifacts?: Pick<ArtifactCache, 'register'>;
   /** The precache job script (src/precache/job.sh) the Ignition of a precaching machine carries. */
   precacheJob?: string;
+  /** Told of each machine failed for a boot loop (the precache metrics). */
+  onBootLoop?: () => void;
 }
 
 /**
@@ -97,6 +99,11 @@ export class BootService {
     const machine = res.machine as Machine;
     const r = out as { script: string; decision: BootDecision };
     if (r.decision.kind === 'error') this.deps.log.error({ mac: machine.mac, reason: r.decision.reason }, 'machine cannot boot: configuration error');
+    // Only a boot loop waits with a state move (withBootLoop).
+    if (r.decision.kind === 'wait' && r.decision.transition?.kind === 'error') {
+      this.deps.log.warn({ mac: machine.mac, reason: r.decision.reason }, 'precache boot loop: machine failed');
+      this.deps.onBootLoop?.();
+    }
     return { ...r, machine };
   }
 

@@ -21,6 +21,12 @@ export interface PrecacheResult {
   data?: Record<string, unknown>;
 }
 
+/** How precache runs ended (precached, job-failed, plan-refused, heartbeat-lost, boot-loop), and plans served. */
+export interface PrecacheStats {
+  ended: Record<string, number>;
+  plans: number;
+}
+
 /** Who called: the machine's own job, or an admin acting for it. */
 type Caller = 'machine' | 'api';
 
@@ -44,6 +50,7 @@ const BUNDLE_RETRY_SECONDS = 10;
 export class PrecacheService {
   private readonly now: () => Date;
   private timer: NodeJS.Timeout | undefined;
+  readonly stats: PrecacheStats = { ended: {}, plans: 0 };
 
   constructor(private readonly deps: PrecacheServiceDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -93,7 +100,11 @@ export class PrecacheService {
       const data = { disk: plan.disk, sizeGiB: plan.partition.sizeGiB, bundle: plan.bundle.id, files: plan.files.length, bytes: progress.bytesTotal };
       return { kind: 'save', machine, events: [{ type: 'precache-plan', source, message: `${plan.files.length} files, ${progress.bytesTotal} bytes onto a ${plan.partition.sizeGiB} GiB data partition of ${plan.disk}`, data }] };
     });
-    if (!outcome.ok) throw new ApiError(outcome.problem, outcome.reason, 409);
+    if (!outcome.ok) {
+      if (outcome.problem !== 'no_inventory') this.countEnd('plan-refused');
+      throw new ApiError(outcome.problem, outcome.reason, 409);
+    }
+    this.stats.plans++;
     return outcome.plan;
   }
 
@@ -105,6 +116,7 @@ export class PrecacheService {
       const change = this.deps.machines.transition(this.beat(cur, { step }), r.ok ? { kind: 'precache-succeeded' } : { kind: 'error', reason }, source);
       return change.kind === 'save' ? { ...change, events: [posted, ...(change.events ?? [])] } : change;
     });
+    this.countEnd(r.ok ? 'precached' : 'job-failed');
     return res.machine as Machine;
   }
 
@@ -138,7 +150,12 @@ export class PrecacheService {
       });
       this.deps.log.warn({ mac: m.mac }, 'precaching machine went silent: failed');
     }
+    if (failed > 0) this.countEnd('heartbeat-lost', failed);
     return failed;
+  }
+
+  countEnd(end: string, n = 1): void {
+    this.stats.ended[end] = (this.stats.ended[end] ?? 0) + n;
   }
 
   start(): void {

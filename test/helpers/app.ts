@@ -92,6 +92,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     // With a cache, assisted chains are fetched and rewritten as `edgeboot serve` does.
     ...(artifacts && { artifacts, hub: (url: string, mac: string) => fetchHubScript(url, mac) }),
     precacheJob: loadPrecacheJob(),
+    onBootLoop: () => precache?.countEnd('boot-loop'),
   });
   let bundles: BundleBuilder | undefined;
   let precache: PrecacheService | undefined;

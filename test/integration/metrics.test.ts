@@ -41,3 +41,23 @@ t.test('/metrics with DHCP off has no DHCP series values', async (t) => {
   t.notMatch(res.body, /edgeboot_dhcp_received_total\{/);
   t.match(res.body, /edgeboot_dhcp_ignored_total 0/);
 });
+
+t.test('/metrics counts how precache runs ended and the machines in each state', async (t) => {
+  const precache = { ended: { precached: 2, 'job-failed': 1 } as Record<string, number>, plans: 3 };
+  let states: Record<string, number> = { registered: 1, precaching: 2, failed: 0 };
+  const registry = createMetricsRegistry({ dhcp: () => undefined, dhcpLeases: () => 0, precache: () => precache, machineStates: async () => states });
+  const app = Fastify();
+  await app.register(metricsRoutes, { registry });
+  t.teardown(() => app.close());
+  let res = await app.inject({ url: '/metrics' });
+  t.match(res.body, /edgeboot_precache_runs_ended_total\{end="precached"\} 2/);
+  t.match(res.body, /edgeboot_precache_runs_ended_total\{end="job-failed"\} 1/);
+  t.match(res.body, /edgeboot_precache_plans_total 3/);
+  t.match(res.body, /edgeboot_machines\{state="precaching"\} 2/);
+  t.match(res.body, /edgeboot_machines\{state="failed"\} 0/, 'a state with no machine reads 0');
+  precache.ended['heartbeat-lost'] = 1;
+  states = { registered: 0, precaching: 1, failed: 1 };
+  res = await app.inject({ url: '/metrics' });
+  t.match(res.body, /edgeboot_precache_runs_ended_total\{end="heartbeat-lost"\} 1/, 'a later scrape sees the new ends');
+  t.match(res.body, /edgeboot_machines\{state="failed"\} 1/, 'and the states as they are now');
+});

@@ -147,6 +147,7 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   t.match(m.precacheProgress, { outcome: 'precached', finishedAt: '2026-06-01T08:00:15.000Z' });
   t.equal((await job(mac, 'POST', 'result', { ok: true })).statusCode, 409, 'a second result: 409, the run is over');
   t.equal((await job(mac, 'GET', 'plan')).statusCode, 409, 'and there is no plan outside precaching');
+  t.same(ta.precache?.stats, { ended: { precached: 1 }, plans: 1 }, 'the metrics count one run precached and one plan');
 
   const timeline = await events(mac);
   const types = timeline.map((e) => e.type);
@@ -208,6 +209,7 @@ t.test('a failure reported by the job, and plans that cannot be made', async (t)
   res = await job(noBundle, 'GET', 'plan');
   t.equal(res.json<ErrorBody>().error, 'no_bundle');
   t.equal((await machine(noBundle)).state, 'failed', 'a bundle this server does not have fails the machine, with the reason');
+  t.same(ta.precache?.stats.ended, { 'job-failed': 1, 'plan-refused': 3 }, 'the metrics count how each run ended');
 });
 
 t.test('silence past the heartbeat timeout fails a precaching machine; talking keeps it alive', async (t) => {
@@ -231,6 +233,7 @@ t.test('silence past the heartbeat timeout fails a precaching machine; talking k
   t.match(m.precacheProgress?.message, /^no word from the live environment for 90 s \(precache\.heartbeatSeconds 60\); the last step reported was booting/);
   t.equal((await machine(chatty)).state, 'precaching', 'the one that kept reporting did not');
   t.equal(await precache.sweep(), 0, 'a failed machine is not failed again');
+  t.same(precache.stats.ended, { 'heartbeat-lost': 1 });
 });
 
 t.test('a boot loop: more precache boots than precache.maxBoots without a result', async (t) => {
@@ -249,6 +252,9 @@ t.test('a boot loop: more precache boots than precache.maxBoots without a result
   const m = await machine(mac);
   t.equal(m.state, 'failed');
   t.equal((await events(mac)).filter((e) => e.type === 'state-changed').at(-1)?.message, 'boot loop: 4 precache boots without a result (precache.maxBoots 3); the last step reported was booting');
+  t.same(ta.precache?.stats.ended, { 'boot-loop': 1 }, 'counted once');
+  await boot(mac);
+  t.same(ta.precache?.stats.ended, { 'boot-loop': 1 }, 'a failed machine booting again is no new loop');
 });
 
 t.test('a bundle still building: 503 with Retry-After, and the wait is on the run', async (t) => {

@@ -3,6 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CacheStats } from '../../cache/artifacts.js';
 import type { DhcpStats } from '../../dhcp/server.js';
 import type { TftpStats } from '../../tftp/server.js';
+import type { PrecacheStats } from '../../precache/service.js';
 
 export interface MetricsSources {
   /** The DHCP server's counters; undefined when DHCP is off. */
@@ -11,6 +12,9 @@ export interface MetricsSources {
   /** The TFTP server's counters; undefined when TFTP is off. */
   tftp?: () => TftpStats | undefined;
   cache?: () => CacheStats | undefined;
+  precache?: () => PrecacheStats | undefined;
+  /** How many machines are in each state, read from the store at scrape time. */
+  machineStates?: () => Promise<Record<string, number>>;
 }
 
 /**
@@ -46,6 +50,24 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
   cache.plain('edgeboot_cache_evictions_total', 'entries evicted to stay within cache.maxBytes', (s) => s.evictions);
   cache.plain('edgeboot_assets_busy_total', 'large artifact transfers refused with 503 and Retry-After (cache.maxTransfers)', (s) => s.busy);
   cache.gauge('edgeboot_assets_active_large_transfers', 'large artifact transfers running now', (s) => s?.activeTransfers ?? 0);
+
+  const precache = countersOf(registry, src.precache ?? (() => undefined));
+  precache.labelled('edgeboot_precache_runs_ended_total', 'precache runs ended, by how (precached, job-failed, plan-refused, heartbeat-lost, boot-loop)', 'end', (s) => s.ended);
+  precache.plain('edgeboot_precache_plans_total', 'precache plans served to live environments', (s) => s.plans);
+  const states = src.machineStates;
+  if (states) {
+    new Gauge({
+      name: 'edgeboot_machines',
+      help: 'machines, by state',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        const counts = await states();
+        this.reset();
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+  }
   return registry;
 }
 
