@@ -113,22 +113,27 @@ disk_bytes=$(lsblk -b -dn -o SIZE "$DISK" | tr -d ' ')
   fail "disk $DISK holds $disk_bytes bytes; the plan needs $REQUIRED ($SIZE_GIB GiB for the data partition and room for the install)"
 
 STEP=partition
-# Reused when it is already there: partition 1 named $LABEL, ending at the disk's last usable
-# sector, big enough, XFS (an interrupted run, or a redo) — its finished files are kept.
-PART=$(partition_node "$DISK" 1)
+# Reused when it is already there: a partition named $LABEL that ends at the disk's last usable
+# sector, is big enough and is XFS — from an interrupted run (number 1), or from an install
+# (coreos-installer --save-partlabel renumbers it after the OS's partitions) before a redo.
+# Its finished files are kept.
+table=$(sgdisk -p "$DISK" 2>/dev/null || true)
+usable=$(sed -n 's/.*last usable sector is \([0-9]*\).*/\1/p' <<<"$table")
+sector=$(cat "/sys/class/block/${DISK##*/}/queue/logical_block_size" 2>/dev/null || echo 512)
+want=$((SIZE_GIB * 1073741824 / sector - 2048))
+# The partition table's rows: number, first sector, last sector, …, name (last column).
+number=$(awk -v label="$LABEL" 'found && $1 ~ /^[0-9]+$/ && $NF == label {print $1 " " $2 " " $3; exit} /^Number/ {found = 1}' <<<"$table")
 reuse=no
-if sgdisk -i 1 "$DISK" 2>/dev/null | grep -q "^Partition name: '$LABEL'$"; then
-  last=$(sgdisk -i 1 "$DISK" | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')
-  first=$(sgdisk -i 1 "$DISK" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
-  usable=$(sgdisk -p "$DISK" | sed -n 's/.*last usable sector is \([0-9]*\).*/\1/p')
-  sector=$(cat "/sys/class/block/${DISK##*/}/queue/logical_block_size" 2>/dev/null || echo 512)
-  want=$((SIZE_GIB * 1073741824 / sector - 2048))
+if [ -n "$number" ]; then
+  read -r n first last <<<"$number"
+  PART=$(partition_node "$DISK" "$n")
   fstype=$(blkid -p -s TYPE -o value "$PART" 2>/dev/null || true)
   if [ "$last" = "$usable" ] && [ $((last - first + 1)) -ge "$want" ] && [ "$fstype" = xfs ]; then reuse=yes; fi
 fi
 if [ "$reuse" = yes ]; then
-  log "keeping partition 1 ($LABEL, XFS) of $DISK"
+  log "keeping partition $n ($LABEL, XFS) of $DISK"
 else
+  PART=$(partition_node "$DISK" 1)
   run wipefs -a "$DISK"
   run sgdisk --zap-all "$DISK"
   run sgdisk -n "1:-${SIZE_GIB}GiB:0" -c "1:$LABEL" "$DISK"

@@ -15,14 +15,18 @@
  * - A bundle file corrupted on the server (same size): fetched twice, then `failed` at `verify`.
  * - A 1 GiB disk for a 2 GiB partition plus 1 GiB of install reserve: `failed`, disk too small,
  *   and nothing written to the disk.
- * The last two run side by side. Each timeline is read back from the API and its order asserted.
+ * - A redo on an installed disk: the OS's four partitions and the data partition the install
+ *   kept (renumbered 5, XFS) holding one file of the bundle and an archive of an earlier one.
+ *   The job keeps partition 5 and the install's partitions, does not fetch the file that is
+ *   there, removes the stale archive, and the machine is precached.
+ * The last three run side by side. Each timeline is read back from the API and its order asserted.
  * Every QEMU runs under a hard timeout; a failure prints the consoles and edgeboot's log.
  * Needs root, the VM tools of qemu-boot-full.test.ts, docker-registry, skopeo, gdisk, xfsprogs,
  * jq and a built dist/.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
@@ -39,7 +43,7 @@ t.setTimeout(480_000);
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
-const MAC = { resume: '52:54:00:eb:06:01', corrupt: '52:54:00:eb:06:02', small: '52:54:00:eb:06:03' } as const;
+const MAC = { resume: '52:54:00:eb:06:01', corrupt: '52:54:00:eb:06:02', small: '52:54:00:eb:06:03', redo: '52:54:00:eb:06:04' } as const;
 /** The hub is never reached: these machines power off once precached. */
 const NEVER = 'http://10.77.0.1:8090/never';
 
@@ -107,6 +111,7 @@ t.test('precache: the live stand-in writes a bundle onto the disk, resumes after
   const cacheDir = join(dir, 'cache');
   const big = await prebuildBundle(t, { dataDir, cacheDir, images: 2, layerBytes: 24 * MiB });
   const small = await prebuildBundle(t, { dataDir, cacheDir, images: 2 });
+  const redo = await prebuildBundle(t, { dataDir, cacheDir, images: 2 });
   const bigFile = [...big.manifest.files].sort((a, b) => b.size - a.size)[0];
   if (!bigFile) throw new Error('the big bundle has no files');
   t.ok(bigFile.size > 20 * MiB, `the big bundle has a ${(bigFile.size / MiB).toFixed(1)} MiB archive`);
@@ -186,10 +191,10 @@ t.test('precache: the live stand-in writes a bundle onto the disk, resumes after
     });
   });
 
-  await t.test('a corrupt bundle file and a disk too small, side by side', async (t) => {
+  await t.test('a corrupt bundle file, a disk too small, and a redo on an installed disk, side by side', async (t) => {
     pl.explainOnFailure(t);
-    // Both run to their end before a failure of either is reported.
-    const results = await Promise.allSettled([corruptFile(t, pl, small, disks), diskTooSmall(t, pl, small, disks)]);
+    // All run to their end before a failure of any is reported.
+    const results = await Promise.allSettled([corruptFile(t, pl, small, disks), diskTooSmall(t, pl, small, disks), redoOnInstalledDisk(t, pl, redo, disks)]);
     for (const r of results) if (r.status === 'rejected') t.fail(r.reason instanceof Error ? (r.reason.stack ?? r.reason.message) : String(r.reason));
   });
 
@@ -290,6 +295,52 @@ async function diskTooSmall(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, di
   t.equal(failed.precacheProgress?.outcome, 'failed', 'small disk: precacheProgress: outcome failed');
   t.notOk(events.some((e) => progress(e) && e.data?.step === 'partition'), 'small disk: the job never got to partition');
   t.same((await readTable(disk)).numbers, [], 'small disk: no partition was written');
+}
+
+/**
+ * Lays out `disk` as an installed machine's: the OS's four partitions in front, and the data
+ * partition that coreos-installer --save-partlabel kept, renumbered 5, at the end, XFS, holding
+ * `files`. Written on the host through a read-write loop device over the partition alone.
+ */
+async function installedLayout(t: Test, disk: string, files: Record<string, Buffer>): Promise<void> {
+  const gpt = ['-n', '1:2048:+1M', '-c', '1:BIOS-BOOT', '-n', '2:0:+127M', '-c', '2:EFI-SYSTEM', '-n', '3:0:+384M', '-c', '3:boot', '-n', '4:0:+2G', '-c', '4:root', '-n', '5:-1GiB:0', '-c', '5:data'];
+  await run('sgdisk', [...gpt, disk], { timeout: 10_000 });
+  const p = await readPartition(disk, 5);
+  const { stdout } = await run('losetup', ['-f', '--show', '-o', String(p.firstSector * 512), '--sizelimit', String(p.sizeSectors * 512), disk], { timeout: 10_000 });
+  const device = stdout.trim();
+  const mnt = tempDir(t, 'edgeboot-qp-installed-');
+  let mounted = false;
+  try {
+    await run('mkfs.xfs', ['-q', '-f', device], { timeout: 60_000 });
+    await run('mount', ['-t', 'xfs', device, mnt], { timeout: 20_000 });
+    mounted = true;
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(mnt, name), content);
+  } finally {
+    if (mounted) await run('umount', [mnt], { timeout: 20_000 });
+    await run('losetup', ['-d', device], { timeout: 10_000 });
+  }
+}
+
+async function redoOnInstalledDisk(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, disks: string): Promise<void> {
+  const kept = bundle.manifest.files.find((f) => f.name === 'mapping.txt');
+  if (!kept) throw new Error('the redo bundle has no mapping.txt');
+  const disk = sparseDisk(join(disks, 'installed.img'), 4 * GiB);
+  const stale = 'old-image@sha256_0000000000000000000000000000000000000000000000000000000000000000.tgz';
+  await installedLayout(t, disk, { [kept.name]: readFileSync(join(bundle.cacheDir, 'bundles', bundle.id, kept.name)), [stale]: Buffer.from('an archive of an earlier bundle') });
+  await register(pl, MAC.redo, bundle.id, 1);
+  const vm = pl.vm('installed', MAC.redo, disk, 240_000);
+  await pl.waitFor(MAC.redo, 'state precached', 220_000, (m) => (m.state === 'precached' ? m : m.state === 'failed' ? fail(`redo: failed: ${m.precacheProgress?.message ?? ''}`) : undefined));
+  await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 30_000))]);
+  await vm.stop();
+  t.match(vm.console(), /edgeboot-precache: partition: keeping partition 5 \(data, XFS\)/, 'redo: the job kept the data partition the install renumbered');
+  t.same((await readTable(disk)).numbers, [1, 2, 3, 4, 5], "redo: the install's partitions are untouched");
+  const events = await pl.events(MAC.redo);
+  t.same(fileResponses(events, kept.name).filter((r) => r.method === 'GET'), [], `redo: ${kept.name}, already there and verifying, was not fetched again`);
+  const mounted = await mountReadOnly(t, disk, await readPartition(disk, 5));
+  const names = readdirSync(mounted.dir).sort();
+  t.same(names, bundle.manifest.files.map((f) => f.name).sort(), 'redo: the partition holds this bundle and nothing of the earlier one');
+  for (const f of bundle.manifest.files) t.equal(await sha256File(join(mounted.dir, f.name)), f.sha256, `redo: ${f.name} verifies`);
+  await mounted.release();
 }
 
 function fail(message: string): never {
