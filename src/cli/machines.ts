@@ -78,8 +78,8 @@ export function machinesCommand(print: (s: string) => void): Command {
       if (machines.length === 0) return print('no machines');
       print(
         table([
-          ['MAC', 'STATE', 'PROFILE', 'HOSTNAME', 'IP', 'LAST SEEN'],
-          ...machines.map((m) => [m.mac, m.state, m.profile ?? '-', m.hostname ?? '-', m.ip ?? '-', m.observed.lastSeenAt ?? '-']),
+          ['MAC', 'STATE', 'PROFILE', 'HOSTNAME', 'IP', 'PRECACHE', 'LAST SEEN'],
+          ...machines.map((m) => [m.mac, m.state, m.profile ?? '-', m.hostname ?? '-', m.ip ?? '-', m.precacheProgress ? shortProgress(m.precacheProgress) : '-', m.observed.lastSeenAt ?? '-']),
         ]),
       );
     });
@@ -140,6 +140,13 @@ export function machinesCommand(print: (s: string) => void): Command {
     });
 
   return cmd;
+}
+
+/** A precache run in a table cell: `download 3/6 42%`, or how it ended. */
+function shortProgress(p: PrecacheProgress): string {
+  if (p.outcome) return p.outcome;
+  const share = p.bytesTotal > 0 ? ` ${Math.floor((100 * p.bytesDone) / p.bytesTotal)}%` : '';
+  return p.filesTotal > 0 ? `${p.step} ${p.filesDone}/${p.filesTotal}${share}` : p.step;
 }
 
 /** One line of a precache run: where it is and how far. */

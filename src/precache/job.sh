@@ -185,7 +185,8 @@ while IFS=$'\t' read -r -u 3 name size sha url; do
     tries=0
     while [ "$(size_of "$part")" -lt "$size" ] && [ $tries -lt 5 ]; do
       tries=$((tries + 1))
-      curl -sS -f --connect-timeout 10 -C - -o "$part" "$url" 2>"/run/edgeboot-curl.err" &
+      # A transfer that stalls (under 1 byte/s for 2 minutes) is cut, then resumed.
+      curl -sS -f --connect-timeout 10 --speed-limit 1 --speed-time 120 -C - -o "$part" "$url" 2>"/run/edgeboot-curl.err" &
       pid=$!
       ticks=0
       while kill -0 "$pid" 2>/dev/null; do

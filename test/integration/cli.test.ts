@@ -54,9 +54,9 @@ t.test('machines list with the token from ./var/admin-token of the working direc
   t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr})`);
   const lines = r.stdout.trimEnd().split('\n');
   t.equal(lines.length, 3, 'a header and two rows');
-  t.match(lines[0] ?? '', /^MAC\s+STATE\s+PROFILE\s+HOSTNAME\s+IP\s+LAST SEEN$/, 'the header');
-  t.match(lines[1] ?? '', new RegExp(`^${M1}\\s+registered\\s+rhcos-live\\s+n1\\s+10\\.77\\.0\\.51\\s+-$`), 'the first machine');
-  t.match(lines[2] ?? '', new RegExp(`^${M2}\\s+discovered\\s+-\\s+-\\s+-\\s+-$`), 'the second machine');
+  t.match(lines[0] ?? '', /^MAC\s+STATE\s+PROFILE\s+HOSTNAME\s+IP\s+PRECACHE\s+LAST SEEN$/, 'the header');
+  t.match(lines[1] ?? '', new RegExp(`^${M1}\\s+registered\\s+rhcos-live\\s+n1\\s+10\\.77\\.0\\.51\\s+-\\s+-$`), 'the first machine');
+  t.match(lines[2] ?? '', new RegExp(`^${M2}\\s+discovered\\s+-\\s+-\\s+-\\s+-\\s+-$`), 'the second machine');
   const cols = (lines[0] ?? '').indexOf('STATE');
   t.equal((lines[1] ?? '').indexOf('registered'), cols, 'columns line up');
 
@@ -138,6 +138,8 @@ t.test('machines add --bundle, and show prints the precache run and the disks', 
   t.match(show.stdout, /^state:\s+precaching$/m);
   t.match(show.stdout, /^progress:\s+download, 1\/3 files, 3\.0 MiB of 12\.0 MiB, boot 1 \(last heard \S+Z\): downloading a\.tgz$/m, 'where the run is');
   t.match(show.stdout, /^disks:\s+\/dev\/vda 4\.0 GiB$/m, 'what the job found');
+  const list = await cli(['machines', 'list', '--state', 'precaching']);
+  t.match(list.stdout, new RegExp(`^${M3}\\s+precaching\\s+precache-assisted\\s+-\\s+-\\s+download 1/3 25%\\s+\\S+Z$`, 'm'), 'list shows how far the run is');
 });
 
 t.test('machines reset on a registered machine fails with the server message', async (t) => {
