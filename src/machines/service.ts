@@ -137,7 +137,7 @@ export class MachineService {
     if (t.kind === 'reset' && t.to === 'registered') delete machine.precachedAt;
     if (t.kind === 'reset') delete machine.precacheProgress;
     const run = cur.state === 'precaching' ? cur.precacheProgress : undefined;
-    if (run && (step.to === 'precached' || step.to === 'failed')) machine.precacheProgress = finished(run, time, step.to, run.step, step.to === 'failed' ? reason : undefined);
+    if (run && (step.to === 'precached' || step.to === 'failed')) machine.precacheProgress = finished(run, time, step.to, step.to === 'failed' ? reason : undefined);
     return {
       kind: 'save',
       machine,

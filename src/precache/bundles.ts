@@ -108,6 +108,8 @@ export function imageGroups(image: Pick<PullImageResult, 'kind' | 'name' | 'ref'
 
 export class BundleBuilder {
   private readonly building = new Map<string, BundleStatus>();
+  /** Ready bundles never change: each manifest is read from its bundle.json once. */
+  private readonly ready = new Map<string, BundleManifest>();
 
   constructor(
     private readonly o: {
@@ -131,8 +133,10 @@ export class BundleBuilder {
       if (running.job) running.job = this.o.puller.get(running.job.id) ?? running.job;
       return running;
     }
-    const manifest = await this.readManifest(id);
-    return manifest ? { id, state: 'ready', manifest } : running;
+    const manifest = this.ready.get(id) ?? (await this.readManifest(id));
+    if (!manifest) return running;
+    this.ready.set(id, manifest);
+    return { id, state: 'ready', manifest };
   }
 
   private async readManifest(id: string): Promise<BundleManifest | undefined> {

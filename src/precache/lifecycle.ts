@@ -62,8 +62,8 @@ export function heartbeat(progress: PrecacheProgress, now: string, report: Progr
   return { ...progress, ...report, lastHeartbeatAt: now };
 }
 
-/** The run's end: the result posted, or the reason it failed. */
-export function finished(progress: PrecacheProgress, now: string, outcome: 'precached' | 'failed', step: string, message?: string): PrecacheProgress {
+/** The run's end, at the step it had reached: precached, or failed with the reason. */
+export function finished(progress: PrecacheProgress, now: string, outcome: 'precached' | 'failed', message?: string): PrecacheProgress {
   const { message: _old, ...rest } = progress;
-  return { ...rest, step, ...(message !== undefined && { message }), outcome, finishedAt: now, lastHeartbeatAt: now };
+  return { ...rest, ...(message !== undefined && { message }), outcome, finishedAt: now, lastHeartbeatAt: now };
 }

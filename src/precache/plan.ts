@@ -45,7 +45,7 @@ export function partitionGiB(bundleBytes: number): number {
 }
 
 /** GiB to one decimal, rounded down for what a disk holds and up for what is needed, so the two never read alike. */
-const gib = (bytes: number, round: (x: number) => number): string => `${(round((bytes / GiB) * 10) / 10).toFixed(1)} GiB`;
+export const gib = (bytes: number, round: (x: number) => number = Math.floor): string => `${(round((bytes / GiB) * 10) / 10).toFixed(1)} GiB`;
 
 /** A disk the job may write: a whole, writable, fixed disk. */
 function eligible(d: DiskInfo): boolean {

@@ -12,7 +12,7 @@ import type { MachineService } from '../machines/service.js';
 import type { MachineChange, Store } from '../store/store.js';
 import type { BundleBuilder, BundleSpec, BundleStatus } from './bundles.js';
 import { heartbeat, heartbeatLapsed } from './lifecycle.js';
-import { makePlan, type PrecachePlan } from './plan.js';
+import { gib, makePlan, type PrecachePlan } from './plan.js';
 
 export interface PrecacheResult {
   ok: boolean;
@@ -58,7 +58,7 @@ export class PrecacheService {
 
   async inventory(mac: Mac, reported: Omit<Inventory, 'reportedAt'>, source: Caller = 'machine'): Promise<Inventory> {
     const inventory: Inventory = { ...reported, reportedAt: this.now().toISOString() };
-    const summary = inventory.disks.map((d) => `${d.path} ${(d.sizeBytes / 2 ** 30).toFixed(1)} GiB`).join(', ');
+    const summary = inventory.disks.map((d) => `${d.path} ${gib(d.sizeBytes)}`).join(', ');
     await this.mutate(mac, (cur) => ({
       kind: 'save',
       machine: { ...this.beat(cur, { step: 'inventory' }), inventory },

@@ -13,12 +13,12 @@
  * namespace. The profile folder holds the test's own profiles over Debian's kernel and the
  * busybox initramfs of test/vm/. Everything is removed at teardown, also when a test fails.
  */
-import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, dhcpTools, machineEvents, sleep, startDhcpServer, type ApiResult, type DhcpServer, type MachineEvent } from './dhcp-system.js';
 import { createLab, requireTools, type Background, type Lab, type Teardown } from './netns.js';
 import { tempDir } from './process.js';
-import { buildBootImages, consoleTail, requireVmFiles, startVm, VM_DIR, VM_TOOLS, type BootImages, type Firmware, type Vm } from './vm.js';
+import { buildBootImages, consoleTail, requireVmFiles, sparseDisk, startVm, VM_DIR, VM_TOOLS, type BootImages, type Firmware, type Vm } from './vm.js';
 import type { PrecacheConfig } from '../../src/config/config.js';
 
 export const SUBNET = { cidr: '10.77.0.0/24', server: '10.77.0.1', dnsmasq: '10.77.0.2', router: '10.77.0.1' } as const;
@@ -183,10 +183,7 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
     },
     disk(name, bytes) {
       mkdirSync(join(dir, 'disks'), { recursive: true });
-      const path = join(dir, 'disks', `${name}.img`);
-      writeFileSync(path, '');
-      truncateSync(path, bytes);
-      return path;
+      return sparseDisk(join(dir, 'disks', `${name}.img`), bytes);
     },
     api: (method, path, body) => api(lab, server, method, path, body),
     events,

@@ -14,7 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -190,12 +190,6 @@ export async function createPrecacheLab(t: Teardown, tag: string, opts: Precache
   return pl;
 }
 
-/** A sparse raw disk image of `bytes`. */
-export function sparseDisk(path: string, bytes: number): string {
-  writeFileSync(path, '');
-  truncateSync(path, bytes);
-  return path;
-}
 
 /** One partition as `sgdisk -i N` prints it. */
 export interface PartitionInfo {

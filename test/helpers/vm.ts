@@ -13,7 +13,7 @@
  * prints there with `console=ttyS0`. Everything lands in the VM's console log.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Background, Lab } from './netns.js';
@@ -177,6 +177,13 @@ export function startVm(lab: Lab, ns: string, o: VmOptions): Vm {
       return stopped;
     },
   };
+}
+
+/** A sparse, all-zero raw disk image of `bytes` at `path`, for a guest's `disk`. */
+export function sparseDisk(path: string, bytes: number): string {
+  writeFileSync(path, '');
+  truncateSync(path, bytes);
+  return path;
 }
 
 /** The last `lines` lines of a console log, for a failure message. */

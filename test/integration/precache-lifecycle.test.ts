@@ -158,6 +158,7 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
 
   // The next boot chains into the installer; a reset to registered begins a new run.
   res = await ta.app.inject({ method: 'POST', url: `/api/v1/machines/${mac}/events`, headers: ta.auth, payload: { type: 'failed', message: 'the operator gave up' } });
+  t.equal(res.statusCode, 201, 'an admin fails the precached machine');
   res = await ta.app.inject({ method: 'POST', url: `/api/v1/machines/${mac}/reset`, headers: ta.auth, payload: { to: 'registered' } });
   t.equal(res.statusCode, 200, res.body);
   t.equal(res.json<Machine>().precacheProgress, undefined, 'a reset clears the run');

@@ -35,7 +35,8 @@ import type { MachineEvent } from '../helpers/dhcp-system.js';
 import { netnsList, netnsSkip } from '../helpers/netns.js';
 import { prebuildBundle, type PrebuiltBundle } from '../helpers/prebuilt-bundle.js';
 import { tempDir } from '../helpers/process.js';
-import { createPrecacheLab, mountReadOnly, readPartition, readTable, sparseDisk, STANDIN_PROFILE, type MachineView, type PrecacheLab } from '../helpers/standin.js';
+import { createPrecacheLab, mountReadOnly, readPartition, readTable, STANDIN_PROFILE, type MachineView, type PrecacheLab } from '../helpers/standin.js';
+import { sparseDisk } from '../helpers/vm.js';
 
 const run = promisify(execFile);
 const skip = netnsSkip();

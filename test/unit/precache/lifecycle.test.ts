@@ -140,17 +140,17 @@ t.test('heartbeat: the time, and the report when there is one', async (t) => {
   t.equal(before.lastHeartbeatAt, T0, 'the old progress is left alone');
 });
 
-t.test('finished: outcome, step and end time; a message only when given', async (t) => {
+t.test('finished: outcome and end time at the step reached; a message only when given', async (t) => {
   const before = midRun();
   const { message: _message, ...kept } = before;
   t.strictSame(
-    finished(before, T1, 'precached', 'result', 'every file verified'),
-    { ...kept, step: 'result', message: 'every file verified', outcome: 'precached', finishedAt: T1, lastHeartbeatAt: T1 },
-    'precached with a message',
+    finished(before, T1, 'precached', 'every file verified'),
+    { ...kept, message: 'every file verified', outcome: 'precached', finishedAt: T1, lastHeartbeatAt: T1 },
+    'precached with a message, the step kept',
   );
-  const failed = finished(before, T1, 'failed', 'heartbeat');
-  t.strictSame(failed, { ...kept, step: 'heartbeat', outcome: 'failed', finishedAt: T1, lastHeartbeatAt: T1 }, 'failed without a message');
+  const failed = finished(before, T1, 'failed');
+  t.strictSame(failed, { ...kept, outcome: 'failed', finishedAt: T1, lastHeartbeatAt: T1 }, 'failed without a message');
   t.notOk('message' in failed, "the last progress message is not passed off as the failure's");
-  t.equal(finished(before, T1, 'failed', 'partition', '').message, '', 'an empty message is kept');
+  t.equal(finished(before, T1, 'failed', '').message, '', 'an empty message is kept');
   t.equal(before.message, 'downloading images-0001.tgz', 'the old progress is left alone');
 });
