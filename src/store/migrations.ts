@@ -93,4 +93,16 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 6,
+    sql: `
+      CREATE TABLE registry_tag_lists (
+        upstream TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (upstream, repository)
+      );
+    `,
+  },
 ];
