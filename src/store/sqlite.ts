@@ -6,7 +6,7 @@ import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../mach
 import type { MachineState } from '../machines/state.js';
 import type { Lease } from '../dhcp/leases.js';
 import { MIGRATIONS } from './migrations.js';
-import { StoreConflictError, type CacheEntry, type MachineChange, type MachineFilter, type MutationResult, type RegistryManifest, type Store } from './store.js';
+import { StoreConflictError, type CacheEntry, type MachineChange, type MachineFilter, type MutationResult, type RegistryManifest, type RegistryTagList, type Store } from './store.js';
 
 /** Events kept per machine; older ones are pruned in the transaction that appends. */
 export const EVENTS_KEPT_PER_MACHINE = 5000;
@@ -124,6 +124,10 @@ export class SqliteStore implements Store {
         'INSERT INTO registry_tags (upstream, repository, tag, digest, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at',
       ),
       getRegistryTag: db.prepare<[string, string, string], { digest: string }>('SELECT digest FROM registry_tags WHERE upstream = ? AND repository = ? AND tag = ?'),
+      putRegistryTagList: db.prepare<[string, string, string, string]>(
+        'INSERT INTO registry_tag_lists (upstream, repository, tags, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (upstream, repository) DO UPDATE SET tags = excluded.tags, updated_at = excluded.updated_at',
+      ),
+      getRegistryTagList: db.prepare<[string, string], { tags: string; updated_at: string }>('SELECT tags, updated_at FROM registry_tag_lists WHERE upstream = ? AND repository = ?'),
     };
   }
 
@@ -249,6 +253,15 @@ export class SqliteStore implements Store {
 
   async getRegistryTag(upstream: string, repository: string, tag: string): Promise<string | undefined> {
     return this.q.getRegistryTag.get(upstream, repository, tag)?.digest;
+  }
+
+  async putRegistryTagList(upstream: string, repository: string, list: RegistryTagList): Promise<void> {
+    this.q.putRegistryTagList.run(upstream, repository, JSON.stringify(list.tags), list.updatedAt);
+  }
+
+  async getRegistryTagList(upstream: string, repository: string): Promise<RegistryTagList | undefined> {
+    const r = this.q.getRegistryTagList.get(upstream, repository);
+    return r && { tags: JSON.parse(r.tags) as string[], updatedAt: r.updated_at };
   }
 
   async getSetting(key: string): Promise<string | undefined> {

@@ -63,6 +63,12 @@ export interface RegistryManifest {
   createdAt: string;
 }
 
+export interface RegistryTagList {
+  /** In lexical order. */
+  tags: string[];
+  updatedAt: string;
+}
+
 export interface Store {
   /** By any of the machine's MACs. */
   getMachine(mac: Mac): Promise<Machine | undefined>;
@@ -105,6 +111,9 @@ export interface Store {
   /** What a tag of an upstream repository pointed at when last asked. */
   putRegistryTag(upstream: string, repository: string, tag: string, digest: string, time: string): Promise<void>;
   getRegistryTag(upstream: string, repository: string, tag: string): Promise<string | undefined>;
+  /** The last full tag list of an upstream repository (replacing the one before), for answering offline. */
+  putRegistryTagList(upstream: string, repository: string, list: RegistryTagList): Promise<void>;
+  getRegistryTagList(upstream: string, repository: string): Promise<RegistryTagList | undefined>;
   /** A cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
