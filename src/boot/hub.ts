@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from 'undici';
-import { redactUrl } from '../http/redact.js';
+import { redactSecrets } from '../secrets/redact.js';
 import { parseAssistedScript, redirectUrl, type AssistedBoot } from './assisted.js';
 
 /** What the hub said about one machine. */
@@ -16,7 +16,7 @@ const MAX_SCRIPT_BYTES = 64 * 1024;
 export async function fetchHubScript(url: string, mac: string, opts: { dispatcher?: Dispatcher; timeoutMs?: number } = {}): Promise<HubAnswer> {
   let next = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    const shown = redactUrl(next);
+    const shown = redactSecrets(next);
     let status: number;
     let text: string;
     try {
@@ -37,7 +37,7 @@ export async function fetchHubScript(url: string, mac: string, opts: { dispatche
       text = body.toString('utf8');
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      return { kind: 'error', reason: `the hub at ${shown} cannot be reached: ${e.code ? `${e.code}: ` : ''}${redactUrl(e.message ?? String(err))}` };
+      return { kind: 'error', reason: `the hub at ${shown} cannot be reached: ${e.code ? `${e.code}: ` : ''}${redactSecrets(e.message ?? String(err))}` };
     }
     const parsed = parseAssistedScript(text);
     if (parsed.kind === 'boot') return { kind: 'boot', script: parsed };

@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
-import { redactUrl } from '../http/redact.js';
+import { redactSecrets } from '../secrets/redact.js';
 import type { CacheEntry, Store } from '../store/store.js';
 import type { BlobStore, Hex } from './blobs.js';
 import { sourceKey } from './source-key.js';
@@ -187,7 +187,7 @@ export class ArtifactCache {
     const now = this.now();
     const keepSince = new Date(now.getTime() - HUB_ARTIFACT_DAYS * 86_400_000).toISOString();
     this.o.store.putHubArtifact(id, JSON.stringify(req), now.toISOString(), keepSince).catch((err: unknown) => {
-      this.o.log.error({ err, id, url: redactUrl(req.url) }, 'could not keep a hub artifact id in the store: it is good until edgeboot restarts');
+      this.o.log.error({ err, id, url: redactSecrets(req.url) }, 'could not keep a hub artifact id in the store: it is good until edgeboot restarts');
     });
     return id;
   }
@@ -273,7 +273,7 @@ export class ArtifactCache {
         },
       );
       this.stats.downloads++;
-      this.o.log.info({ upstream: redactUrl(req.url), key }, 'artifact download started');
+      this.o.log.info({ upstream: redactSecrets(req.url), key }, 'artifact download started');
     }
     return { kind: 'download', download: d };
   }
@@ -334,13 +334,13 @@ export class ArtifactCache {
       if (lastModified !== undefined || entry.lastModified !== undefined) return lastModified === entry.lastModified;
       return false;
     } catch (err) {
-      this.o.log.warn({ upstream: redactUrl(url), err: describeNetworkError(err) }, 'cannot revalidate a cached artifact: serving the cached copy');
+      this.o.log.warn({ upstream: redactSecrets(url), err: describeNetworkError(err) }, 'cannot revalidate a cached artifact: serving the cached copy');
       return true;
     }
   }
 
   private async download(req: ArtifactRequest, d: Download): Promise<Cached> {
-    const upstream = redactUrl(req.url);
+    const upstream = redactSecrets(req.url);
     const started = Date.now();
     const fh = await open(d.tmp, 'w+');
     let hash = createHash('sha256');

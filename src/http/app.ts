@@ -11,7 +11,7 @@ import type { MachineService } from '../machines/service.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Store } from '../store/store.js';
 import { baseUrlOf } from './base-url.js';
-import { redactUrl } from './redact.js';
+import { redactSecrets } from '../secrets/redact.js';
 import { installErrorHandling } from './errors.js';
 import type { AssetLimits } from './artifact-responder.js';
 import { assetRoutes, type AssetServed } from './routes/assets.js';
@@ -80,7 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // members refused rather than turned into the prototype of the merged document.
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   app.addHook('onResponse', async (req, reply) => {
-    req.log.debug({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    req.log.debug({ method: req.method, url: redactSecrets(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
   await app.register(swagger, {

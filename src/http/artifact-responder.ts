@@ -7,7 +7,7 @@ import { ArtifactCache, availableAt, CacheFullError, IntegrityError, openDownloa
 import { ApiError } from '../errors.js';
 import { answerFileRequest, fileEtag } from './conditional.js';
 import { parseRange } from './range.js';
-import { redactUrl } from './redact.js';
+import { redactSecrets } from '../secrets/redact.js';
 import { beginBody, sendfileBody, sendfileSpan, socketFd, type SendfileOptions } from './sendfile.js';
 
 /**
@@ -61,7 +61,7 @@ export class ArtifactResponder {
     if (!admission || admission.maxTransfers === 0 || size < admission.largeBytes || req.method === 'HEAD') return true;
     if (this.active >= admission.maxTransfers) {
       if (cache) cache.stats.busy++;
-      req.log.warn({ active: this.active, max: admission.maxTransfers, url: redactUrl(req.url) }, 'artifact transfer refused: server busy (503, Retry-After)');
+      req.log.warn({ active: this.active, max: admission.maxTransfers, url: redactSecrets(req.url) }, 'artifact transfer refused: server busy (503, Retry-After)');
       return false;
     }
     this.active++;
@@ -194,7 +194,7 @@ function takeOver(reply: FastifyReply, status: number, headers: Record<string, s
 /** A client that left or stalled mid-body is the client's business: a line at info. */
 function endedEarly(req: FastifyRequest, err: unknown, what: string): void {
   const e = err as NodeJS.ErrnoException & { sent?: number };
-  req.log.info({ url: redactUrl(req.url), sent: e.sent, reason: e.code ?? e.message }, what);
+  req.log.info({ url: redactSecrets(req.url), sent: e.sent, reason: e.code ?? e.message }, what);
 }
 
 /** A cache failure as the API error a machine (and its admin) can act on. */

@@ -5,7 +5,7 @@ import type { ArtifactCache } from '../../cache/artifacts.js';
 import { ApiError } from '../../errors.js';
 import type { ProfileSet } from '../../profiles/profile.js';
 import { ArtifactResponder, cacheError, clientAddress, type AssetLimits } from '../artifact-responder.js';
-import { redactUrl } from '../redact.js';
+import { redactSecrets } from '../../secrets/redact.js';
 import { errors } from '../schemas.js';
 
 /** One artifact response, as the timeline records it. */
@@ -59,7 +59,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       if (!cache) {
         throw new ApiError(
           'not_cached',
-          `artifact ${key} of profile ${name} comes from ${redactUrl(artifact.url)}; remote artifacts are served through the artifact cache, and this server has none: give the profile a file:// URL`,
+          `artifact ${key} of profile ${name} comes from ${redactSecrets(artifact.url)}; remote artifacts are served through the artifact cache, and this server has none: give the profile a file:// URL`,
           501,
         );
       }

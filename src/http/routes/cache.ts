@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { ArtifactCache } from '../../cache/artifacts.js';
 import { SAFE_URL_PATTERN } from '../../boot/safe.js';
 import { requireAdmin } from '../auth.js';
-import { redactUrl } from '../redact.js';
+import { redactSecrets } from '../../secrets/redact.js';
 import { errors } from '../schemas.js';
 import { cacheError } from '../artifact-responder.js';
 
@@ -81,7 +81,7 @@ export const cacheRoutes: FastifyPluginAsync<{ cache: ArtifactCache; adminTokens
         const opened = await cache.open(want);
         if (opened.kind === 'cached') return { state: 'cached', entry: opened.cached.entry };
         const d = opened.download;
-        req.log.info({ upstream: redactUrl(want.url), key: d.key }, 'prefetch');
+        req.log.info({ upstream: redactSecrets(want.url), key: d.key }, 'prefetch');
         if (req.query.wait) return { state: 'cached', entry: (await d.done).entry };
         return reply.code(202).send({ state: 'downloading', download: { key: d.key, bytes: d.written, ...(d.total !== undefined && { total: d.total }) } });
       } catch (err) {

@@ -6,7 +6,7 @@ import { RegistryError } from '../../registry/client.js';
 import { ManifestUnknownError, RegistryMirror } from '../../registry/mirror.js';
 import { parseMirrorPath } from '../../registry/reference.js';
 import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';
-import { redactUrl } from '../redact.js';
+import { redactSecrets } from '../../secrets/redact.js';
 
 export interface RegistryRoutesOptions {
   mirror: RegistryMirror;
@@ -75,11 +75,11 @@ function answerError(req: FastifyRequest, reply: FastifyReply, err: unknown, wha
     const status = err.status;
     if (status === 404) return distributionError(reply, 404, unknown, err.message);
     if (status === 401 || status === 403) return distributionError(reply, 502, 'UNAUTHORIZED', `the upstream refused edgeboot's credentials: ${err.message} (check registry.pullSecret)`);
-    req.log.warn({ url: redactUrl(req.url), err: err.message }, 'registry mirror: upstream failed');
+    req.log.warn({ url: redactSecrets(req.url), err: err.message }, 'registry mirror: upstream failed');
     return distributionError(reply, err instanceof UpstreamError && err.timeout ? 504 : 502, 'UNAVAILABLE', `the upstream failed: ${err.message}`);
   }
   if (err instanceof IntegrityError) {
-    req.log.error({ url: redactUrl(req.url), err: err.message }, 'registry mirror: the upstream sent other bytes than the digest names');
+    req.log.error({ url: redactSecrets(req.url), err: err.message }, 'registry mirror: the upstream sent other bytes than the digest names');
     return distributionError(reply, 502, 'DIGEST_INVALID', err.message);
   }
   if (err instanceof CacheFullError) return distributionError(reply, 507, 'UNAVAILABLE', err.message);
