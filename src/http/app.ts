@@ -13,6 +13,7 @@ import type { Store } from '../store/store.js';
 import { baseUrlOf } from './base-url.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { installErrorHandling } from './errors.js';
+import { installReplyRedaction } from './redact-replies.js';
 import type { AssetLimits } from './artifact-responder.js';
 import { assetRoutes, type AssetServed } from './routes/assets.js';
 import { registryRoutes } from './routes/registry.js';
@@ -76,6 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, allErrors: true }, plugins: [addFormats as never] },
   });
   installErrorHandling(app);
+  installReplyRedaction(app);
   // The same parser as application/json: a 400 for broken JSON, and __proto__ / constructor
   // members refused rather than turned into the prototype of the merged document.
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));

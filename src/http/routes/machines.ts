@@ -8,6 +8,7 @@ import { MACHINE_STATES, type MachineState } from '../../machines/state.js';
 import { machineCaller, requireAdmin } from '../auth.js';
 import { errors, eventBody, eventResponse, machineResponse, macParams, reservationBody } from '../schemas.js';
 import { macOf } from './boot.js';
+import { keepRedacted } from '../../secrets/redact.js';
 
 export interface MachineRoutesOptions {
   machines: MachineService;
@@ -78,7 +79,8 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
       },
     },
     async (req, reply) => {
-      const r = toReservation(macOf(req.params.mac), req.body);
+      const mac = macOf(req.params.mac);
+      const r = toReservation(mac, req.body, await machines.get(mac));
       const { machine, created } = await machines.put(r);
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, created, profile: machine.profile, state: machine.state }, created ? 'machine created' : 'machine replaced');
@@ -107,7 +109,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
       if (merged.mac !== undefined && parseMac(String(merged.mac)) !== cur.mac) {
         throw new ApiError('invalid_request', `the primary MAC of ${cur.mac} cannot change; DELETE and PUT the machine instead`, 400);
       }
-      const { machine } = await machines.put(toReservation(cur.mac, merged));
+      const { machine } = await machines.put(toReservation(cur.mac, merged, cur));
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, fields: Object.keys(req.body) }, 'machine patched');
       return machine;
@@ -230,8 +232,12 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
 
 };
 
-/** Body (already schema-checked) → a reservation keyed by the path MAC. */
-function toReservation(pathMac: Mac, b: Body): Reservation {
+/**
+ * Body (already schema-checked) → a reservation keyed by the path MAC. Answers show the
+ * assisted URL's key redacted (redact-replies.ts); that redacted URL sent back keeps the key
+ * `cur` holds, so a GET, an edit and a PUT do not break the machine's install.
+ */
+function toReservation(pathMac: Mac, b: Body, cur: Machine | undefined): Reservation {
   if (b.mac !== undefined && parseMac(String(b.mac)) !== pathMac) {
     throw new ApiError('invalid_request', `body mac ${String(b.mac)} differs from the MAC in the path (${pathMac})`, 400);
   }
@@ -241,7 +247,11 @@ function toReservation(pathMac: Mac, b: Body): Reservation {
   if (b.hostname !== undefined) r.hostname = String(b.hostname).toLowerCase();
   if (b.ip !== undefined) r.ip = String(b.ip);
   if (b.profile !== undefined) r.profile = String(b.profile);
-  if (b.assisted !== undefined) r.assisted = b.assisted as Reservation['assisted'];
+  if (b.assisted !== undefined) {
+    const kept = keepRedacted((b.assisted as { ipxeScriptUrl: string }).ipxeScriptUrl, cur?.assisted?.ipxeScriptUrl);
+    if ('refused' in kept) throw new ApiError('invalid_request', `assisted.ipxeScriptUrl: ${kept.refused}`, 400);
+    r.assisted = { ipxeScriptUrl: kept.value };
+  }
   if (b.precache !== undefined) r.precache = b.precache as Reservation['precache'];
   return r;
 }
