@@ -94,8 +94,7 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
   if (d.spec.kind === 'chain' && ctx.hubLines) {
     // The hub's own lines, its kernel arguments verbatim: iPXE would run them as they are if
     // it chained to the hub; only the artifact URLs are this server's.
-    const lines = [...ctx.hubLines.map((l) => `${l} || goto edgeboot-failed`), 'boot || goto edgeboot-failed', ':edgeboot-failed', 'echo edgeboot: the boot failed, asking the server again', recheck(base, ctx.recheckSeconds).trimEnd()];
-    return `${head}${lines.join('\n')}\n`;
+    return `${head}${fetchAndBoot(ctx.hubLines, base, ctx.recheckSeconds)}`;
   }
   if (d.spec.kind === 'chain') {
     const url = safeUrl(`chain URL of profile ${profile}`, fill(d.spec.url, 'chain'));
@@ -110,15 +109,45 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
     .split(' ')
     .filter((a) => a !== '')
     .map((a) => ipxeToken(`kernel argument of profile ${profile}`, a));
-  const lines = [
-    `kernel ${artifactUrl(base, profile, kernel)} ${[...initrdArgs, ...args].join(' ')}`.trimEnd() + ' || goto edgeboot-failed',
-    ...initrds.map((n) => `initrd --name ${n} ${artifactUrl(base, profile, n)} || goto edgeboot-failed`),
+  const fetches = [
+    `kernel ${artifactUrl(base, profile, kernel)} ${[...initrdArgs, ...args].join(' ')}`.trimEnd(),
+    ...initrds.map((n) => `initrd --name ${n} ${artifactUrl(base, profile, n)}`),
+  ];
+  return `${head}${fetchAndBoot(fetches, base, ctx.recheckSeconds)}`;
+}
+
+/** Tries of a boot's downloads before the machine asks the server what it boots again. */
+export const DOWNLOAD_TRIES = 5;
+/** Seconds between two tries: longer than a restart of the service (systemd RestartSec=2s). */
+export const DOWNLOAD_RETRY_SECONDS = 5;
+
+/**
+ * Runs the kernel and initrd commands, then boots. A download cut short (the server restarted
+ * mid-transfer, a link flapped) frees what was loaded and runs them again from the first, a
+ * few seconds later, up to DOWNLOAD_TRIES times, with the same URLs and the same tokens: the
+ * boot goes on as if nothing had happened, and the server sees no second boot of the machine.
+ * `imgfree` first because a second `kernel` would otherwise sit beside the first, and iPXE
+ * hands every image that is not the kernel to it as an initrd. After the last try the machine
+ * asks the server again (`recheck`).
+ */
+function fetchAndBoot(fetches: string[], base: string, recheckSeconds: number): string {
+  return [
+    'set edgeboot-tries:int32 0',
+    ':edgeboot-fetch',
+    ...fetches.map((l) => `${l} || goto edgeboot-failed`),
     'boot || goto edgeboot-failed',
     ':edgeboot-failed',
+    'imgfree',
+    'inc edgeboot-tries',
+    `iseq \${edgeboot-tries} ${DOWNLOAD_TRIES} || goto edgeboot-refetch`,
     'echo edgeboot: the boot failed, asking the server again',
-    recheck(base, ctx.recheckSeconds).trimEnd(),
-  ];
-  return `${head}${lines.join('\n')}\n`;
+    recheck(base, recheckSeconds).trimEnd(),
+    ':edgeboot-refetch',
+    `echo edgeboot: a download or the boot failed (try \${edgeboot-tries} of ${DOWNLOAD_TRIES}), fetching again in ${DOWNLOAD_RETRY_SECONDS} s`,
+    `sleep ${DOWNLOAD_RETRY_SECONDS}`,
+    'goto edgeboot-fetch',
+    '',
+  ].join('\n');
 }
 
 function recheck(base: string, seconds: number): string {

@@ -3,7 +3,7 @@ import t from 'tap';
 import { golden } from '../../helpers/golden.js';
 import { staticIpKarg } from '../../../src/boot/kargs.js';
 import { planBoot, type BootDecision } from '../../../src/boot/planner.js';
-import { renderEntryScript, renderScript, type ScriptContext } from '../../../src/boot/render.js';
+import { DOWNLOAD_RETRY_SECONDS, DOWNLOAD_TRIES, renderEntryScript, renderScript, type ScriptContext } from '../../../src/boot/render.js';
 import type { SubnetConfig, UnknownMachinePolicy } from '../../../src/config/config.js';
 import type { Machine } from '../../../src/machines/model.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.js';
@@ -99,7 +99,7 @@ function kernelLine(script: string): { url: string; args: string[] } | undefined
 }
 
 /** Commands these scripts may use; anything else would be a renderer mistake. */
-const IPXE_COMMANDS = new Set(['echo', 'kernel', 'initrd', 'boot', 'chain', 'exit', 'sleep', 'goto', 'iseq', 'isset', 'sanboot', 'set', 'inc']);
+const IPXE_COMMANDS = new Set(['echo', 'kernel', 'initrd', 'boot', 'chain', 'exit', 'sleep', 'goto', 'iseq', 'isset', 'sanboot', 'set', 'inc', 'imgfree']);
 
 /** Facts every rendered script must have, whatever its golden says. */
 function checkShape(tt: Test, name: string, script: string, allowedExpansions: readonly string[]): void {
@@ -127,6 +127,8 @@ function checkShape(tt: Test, name: string, script: string, allowedExpansions: r
 }
 
 const LOCAL_EXPANSIONS = ['${platform}'];
+/** The download retry's counter (render.ts fetchAndBoot). */
+const RETRY_EXPANSIONS = ['${edgeboot-tries}'];
 const ENTRY_EXPANSIONS = [
   '${net${edgeboot-idx}/mac:hexhyp}',
   '${net${edgeboot-idx}/mac}',
@@ -153,7 +155,7 @@ t.test('golden scripts', async (t) => {
       }
       const script = render(c);
       golden(t, GOLDEN_DIR, c.file, script);
-      checkShape(t, c.file, script, d.kind === 'local' ? LOCAL_EXPANSIONS : []);
+      checkShape(t, c.file, script, d.kind === 'local' ? LOCAL_EXPANSIONS : d.kind === 'boot' ? RETRY_EXPANSIONS : []);
     });
   }
   t.test('entry.ipxe', async (t) => {
@@ -168,11 +170,13 @@ t.test('rendering is deterministic', async (t) => {
   t.equal(renderEntryScript(BASE), renderEntryScript(BASE));
 });
 
-t.test('only the local script tests ${platform}; only the entry script expands settings', async (t) => {
+t.test('only the local script tests ${platform}; only the entry script and the download retry expand settings', async (t) => {
   for (const c of CASES) {
     const script = render(c);
     const expansions = script.split('\n').filter((l) => l.includes('${'));
-    if (decide(c).kind === 'local') t.same(expansions, ['iseq ${platform} pcbios || exit'], c.file);
+    const d = decide(c);
+    if (d.kind === 'local') t.same(expansions, ['iseq ${platform} pcbios || exit'], c.file);
+    else if (d.kind === 'boot' && d.spec.kind === 'kernel') t.same(expansions, [`iseq \${edgeboot-tries} ${DOWNLOAD_TRIES} || goto edgeboot-refetch`, `echo edgeboot: a download or the boot failed (try \${edgeboot-tries} of ${DOWNLOAD_TRIES}), fetching again in ${DOWNLOAD_RETRY_SECONDS} s`], c.file);
     else t.same(expansions, [], c.file);
   }
 });
@@ -253,4 +257,122 @@ t.test('the entry script asks /ipxe with every identity iPXE knows', async (t) =
   );
   t.ok(lines.includes('sleep 10'), 'retries after a pause');
   t.ok(lines.includes('goto edgeboot-ask'), 'and asks again');
+});
+
+/** What `runScript` saw: the commands that ran, in order, and how the script ended. */
+interface ScriptRun {
+  ran: string[];
+  end: { kind: 'boot'; images: string[] } | { kind: 'chain'; url: string } | { kind: 'stuck' };
+}
+
+/**
+ * Runs a rendered script the way iPXE does, for the commands these scripts use: `a || b` runs
+ * b when a fails, a failed command without `||` ends the script, `goto` jumps to its label,
+ * `${name}` expands a setting, `set x:int32 0` / `inc` count, `iseq a b` compares, `kernel`
+ * and `initrd` register an image (or fail when `fails` says so for that download, counted per
+ * URL), `imgfree` drops every image, `boot` boots the registered images, `chain` ends there.
+ * Bounded at 1,000 commands (a loop that never ends is `stuck`).
+ */
+function runScript(script: string, fails: (url: string, attempt: number) => boolean): ScriptRun {
+  const lines = script.split('\n');
+  const labels = new Map(lines.flatMap((l, i) => (l.startsWith(':') ? [[l.slice(1), i] as const] : [])));
+  const vars = new Map<string, string>();
+  const attempts = new Map<string, number>();
+  let images: string[] = [];
+  const ran: string[] = [];
+  let pc = 0;
+  type Outcome = { ok: boolean; jump?: number; end?: ScriptRun['end'] };
+  const exec = (cmd: string): Outcome => {
+    const words = cmd.replace(/\$\{([a-z-]+)\}/g, (_, n: string) => vars.get(n) ?? '').split(' ');
+    ran.push(words.join(' '));
+    const [name, ...args] = words;
+    switch (name) {
+      case 'echo':
+      case 'sleep':
+        return { ok: true };
+      case 'set':
+        vars.set((args[0] ?? '').replace(/:int32$/, ''), args[1] ?? '');
+        return { ok: true };
+      case 'inc':
+        vars.set(args[0] ?? '', String(Number(vars.get(args[0] ?? '') ?? 0) + 1));
+        return { ok: true };
+      case 'iseq':
+        return { ok: args[0] === args[1] };
+      case 'goto': {
+        const at = labels.get(args[0] ?? '');
+        if (at === undefined) throw new Error(`goto ${args[0]}: no such label`);
+        return { ok: true, jump: at };
+      }
+      case 'imgfree':
+        images = [];
+        return { ok: true };
+      case 'kernel':
+      case 'initrd': {
+        const url = name === 'kernel' ? (args[0] ?? '') : (args[2] ?? '');
+        const n = (attempts.get(url) ?? 0) + 1;
+        attempts.set(url, n);
+        if (fails(url, n)) return { ok: false };
+        images.push(url);
+        return { ok: true };
+      }
+      case 'boot':
+        return { ok: true, end: { kind: 'boot', images: [...images] } };
+      case 'chain':
+        return { ok: true, end: { kind: 'chain', url: args.at(-1) ?? '' } };
+      default:
+        throw new Error(`runScript does not know ${name}`);
+    }
+  };
+  while (pc < lines.length && ran.length < 1_000) {
+    const line = lines[pc] ?? '';
+    pc++;
+    if (line === '' || line.startsWith('#') || line.startsWith(':')) continue;
+    let out: Outcome = { ok: false };
+    for (const part of line.split(' || ')) {
+      out = exec(part);
+      if (out.ok) break;
+    }
+    if (out.end) return { ran, end: out.end };
+    if (!out.ok) return { ran, end: { kind: 'stuck' } };
+    if (out.jump !== undefined) pc = out.jump;
+  }
+  return { ran, end: { kind: 'stuck' } };
+}
+
+t.test('a download cut short is fetched again, a few times, then the server is asked again', async (t) => {
+  const c = CASES.find((x) => x.file === 'precache-assisted.registered.ipxe');
+  if (!c) throw new Error('no case precache-assisted.registered.ipxe');
+  const script = render(c);
+  const kernelUrl = `${BASE}/assets/rhcos-live/kernel`;
+  const initrdUrl = `${BASE}/assets/rhcos-live/initramfs`;
+
+  const clean = runScript(script, () => false);
+  t.same(clean.end, { kind: 'boot', images: [kernelUrl, initrdUrl] }, 'no failure: kernel and initrd, then boot');
+  t.notOk(clean.ran.some((r) => r.startsWith('sleep')), 'without a pause');
+
+  // The server died during the initrd: the kernel had come whole, the initrd had not.
+  const cut = runScript(script, (url, n) => url === initrdUrl && n === 1);
+  t.same(cut.end, { kind: 'boot', images: [kernelUrl, initrdUrl] }, 'the initrd cut once: both fetched again and booted, one kernel only');
+  t.same(cut.ran.filter((r) => r.startsWith('kernel ')).length, 2, 'the kernel was fetched again (imgfree dropped the first)');
+  t.ok(cut.ran.includes(`sleep ${DOWNLOAD_RETRY_SECONDS}`), `after a pause of ${DOWNLOAD_RETRY_SECONDS} s`);
+  t.notOk(cut.ran.some((r) => r.startsWith('chain ')), 'without asking the server for a new script (same tokens, no second boot)');
+
+  const fourCuts = runScript(script, (url, n) => url === kernelUrl && n < DOWNLOAD_TRIES);
+  t.equal(fourCuts.end.kind, 'boot', `${DOWNLOAD_TRIES - 1} failed tries: the last try boots`);
+
+  const down = runScript(script, () => true);
+  t.same(down.end, { kind: 'chain', url: `${BASE}/boot.ipxe` }, `${DOWNLOAD_TRIES} failed tries: the machine asks the entry script again`);
+  t.equal(down.ran.filter((r) => r.startsWith('kernel ')).length, DOWNLOAD_TRIES, `after exactly ${DOWNLOAD_TRIES} tries`);
+  t.ok(down.ran.includes(`sleep ${RECHECK}`), `after the recheck pause of ${RECHECK} s`);
+});
+
+t.test('the hub stage rewritten to the cache retries its downloads the same way', async (t) => {
+  const hubLines = [`initrd --name initrd ${BASE}/assets/hub/0123456789abcdef/initrd`, `kernel ${BASE}/assets/hub/0123456789abcdef/kernel initrd=initrd coreos.live.rootfs_url=x`];
+  const c = CASES.find((x) => x.file === 'precache-assisted.precached.ipxe');
+  if (!c) throw new Error('no case precache-assisted.precached.ipxe');
+  const script = renderScript(decide(c), { ...context(c.machine), hubLines });
+  const kernelUrl = `${BASE}/assets/hub/0123456789abcdef/kernel`;
+  const run = runScript(script, (url, n) => url === kernelUrl && n === 1);
+  t.same(run.end, { kind: 'boot', images: [`${BASE}/assets/hub/0123456789abcdef/initrd`, kernelUrl] }, 'the kernel cut once: the hub initrd and kernel again, then boot');
+  t.notOk(run.ran.some((r) => r.startsWith('chain ')), 'without asking the server again');
 });
