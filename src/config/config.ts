@@ -40,7 +40,7 @@ export interface Config {
   };
   store: { url: string };
   cache: { dir: string; maxBytes: number; maxTransfers: number; largeBytes: number; retryAfterSeconds: number; clientRate: number };
-  registry: { pullSecret: string; insecureRegistries: string[]; pullThrough: boolean; readTokens: string[]; upstreams: Record<string, string> };
+  registry: { pullSecret: string; insecureRegistries: string[]; pullThrough: boolean; readTokens: string[]; upstreams: Record<string, string>; allowedUpstreams: string[] };
   auth: { adminTokens: string[] };
   profiles: { dirs: string[] };
   boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number; assistedChain: 'rewrite' | 'chain' };

@@ -133,6 +133,31 @@ export const configSchema = {
           description: 'mirror path prefixes standing for an upstream host:port, such as {"lab": "127.0.0.1:5000"}',
           default: {},
         },
+        // What a precached OpenShift install pulls (research/openshift-precache.md §1.2, §4): the
+        // release and its payload (openshift-release-dev), OKD/origin (quay.io/openshift), upstream
+        // assisted images (edge-infrastructure), factory-precaching-cli (openshift-kni); the
+        // ai-images (multicluster-engine), ACM (rhacm2), the DU profile's operators (openshift4:
+        // ptp, sriov, local-storage; openshift-logging; intel's certified sriov-fec), the operator
+        // catalogs (redhat), RHEL base and support images (rhel8, rhel9).
+        allowedUpstreams: {
+          type: 'array',
+          items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[a-z0-9._-]+)*/?$', description: 'a registry host[:port] or host/namespace prefix, such as quay.io/openshift-release-dev' },
+          description: 'registry hosts (host[:port]) or host/namespace prefixes the mirror may reach, beside the hosts of upstreams and insecureRegistries',
+          default: [
+            'quay.io/openshift-release-dev',
+            'quay.io/openshift',
+            'quay.io/edge-infrastructure',
+            'quay.io/openshift-kni',
+            'registry.redhat.io/multicluster-engine',
+            'registry.redhat.io/rhacm2',
+            'registry.redhat.io/openshift4',
+            'registry.redhat.io/openshift-logging',
+            'registry.redhat.io/redhat',
+            'registry.redhat.io/rhel8',
+            'registry.redhat.io/rhel9',
+            'registry.connect.redhat.com/intel',
+          ],
+        },
       },
     },
     auth: {

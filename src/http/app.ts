@@ -123,6 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         bundles: deps.registry.bundles,
         cache: deps.artifacts,
         adminTokens: deps.adminTokens,
+        denied: deps.registry.mirrors.denied,
         ...(deps.admission && { admission: deps.admission }),
         ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }),
       });

@@ -13,6 +13,7 @@ import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { USER_AGENT, type ArtifactRequest } from '../cache/artifacts.js';
 import { parseChallenges, type Challenge, type Credentials } from './auth.js';
 import { declaredMediaType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './media.js';
+import { upstreamNextPage } from './tags.js';
 
 export interface RegistryClientOptions {
   /** Hosts (with a port, if any) reached over plain http rather than https. */
@@ -21,6 +22,8 @@ export interface RegistryClientOptions {
   log: Logger;
   dispatcher?: Dispatcher;
   retries?: number;
+  /** Tags asked per upstream page (`n`); default TAG_PAGE_SIZE. */
+  tagPageSize?: number;
 }
 
 /** The upstream answered with an error status (404 for an unknown manifest), or could not be reached. */
@@ -43,6 +46,10 @@ export interface FetchedManifest {
 }
 
 const RETRY_BASE_MS = 250;
+/** Tags asked per upstream page, and the bounds of one tag list (pages, bytes per page). */
+const TAG_PAGE_SIZE = 1000;
+const MAX_TAG_PAGES = 200;
+const MAX_TAG_PAGE_BYTES = 8 * 1024 * 1024;
 /** A token is renewed this long before the upstream said it expires. */
 const TOKEN_MARGIN_MS = 10_000;
 
@@ -77,6 +84,36 @@ export class RegistryClient {
     const header = res.headers['content-type'];
     const mediaType = (Array.isArray(header) ? header[0] : header)?.split(';')[0]?.trim() || declaredMediaType(bytes) || 'application/vnd.oci.image.manifest.v1+json';
     return { bytes, mediaType, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+  }
+
+  /**
+   * Every tag of `host/repository`, following the upstream's `Link: rel="next"` pages on the
+   * same origin (distribution-spec "Listing Tags"), at most MAX_TAG_PAGES pages of at most
+   * MAX_TAG_PAGE_BYTES each; unsorted, as the upstream sent them.
+   */
+  async tags(host: string, repository: string): Promise<string[]> {
+    const origin = this.baseUrl(host);
+    const where = `${host}/${repository}`;
+    const all: string[] = [];
+    let path = `/v2/${repository}/tags/list?n=${this.o.tagPageSize ?? TAG_PAGE_SIZE}`;
+    for (let page = 0; page < MAX_TAG_PAGES; page++) {
+      const res = await this.send(host, repository, path, { accept: 'application/json' });
+      if (res.statusCode !== 200) {
+        const text = await res.body.text().catch((err: Error) => err.message);
+        throw new RegistryError(`${where}: the upstream answered the tag list with HTTP ${res.statusCode}${upstreamMessage(text)}`, res.statusCode);
+      }
+      if (Number(res.headers['content-length'] ?? 0) > MAX_TAG_PAGE_BYTES) {
+        await res.body.dump();
+        throw new RegistryError(`${where}: a tag list page over the ${MAX_TAG_PAGE_BYTES}-byte limit`, 502);
+      }
+      const bytes = Buffer.from(await res.body.arrayBuffer());
+      if (bytes.length > MAX_TAG_PAGE_BYTES) throw new RegistryError(`${where}: a tag list page over the ${MAX_TAG_PAGE_BYTES}-byte limit`, 502);
+      all.push(...tagsOf(bytes, where));
+      const next = upstreamNextPage(res.headers.link, origin, repository);
+      if (next === undefined) return all;
+      path = next;
+    }
+    throw new RegistryError(`${where}: the upstream's tag list goes on past ${MAX_TAG_PAGES} pages`, 502);
   }
 
   /**
@@ -166,6 +203,20 @@ export class RegistryClient {
       await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** n));
     }
   }
+}
+
+/** The `tags` of a tags/list body (`null` for none, as distribution sends an empty repository). */
+function tagsOf(bytes: Buffer, where: string): string[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new RegistryError(`${where}: the tag list is not JSON: ${(err as Error).message}`, 502);
+  }
+  const tags = typeof doc === 'object' && doc !== null ? (doc as { tags?: unknown }).tags : undefined;
+  if (tags === null) return [];
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new RegistryError(`${where}: the tag list has no "tags" array of strings`, 502);
+  return tags as string[];
 }
 
 function basic(c: Credentials): string {

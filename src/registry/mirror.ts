@@ -6,7 +6,11 @@
  *
  * A manifest by digest never changes: once stored it is served without asking upstream. A tag
  * is asked upstream each time and answered from the store when the upstream cannot be reached
- * (stale on error), so a site whose WAN is down still pulls what it pulled before.
+ * (stale on error), so a site whose WAN is down still pulls what it pulled before. Tag lists
+ * work the same way: asked upstream, the last full list kept for when it cannot be reached.
+ *
+ * Only names `registry.allowedUpstreams` allows are served or asked upstream (UpstreamDeniedError
+ * otherwise, before any lookup or connection): the mirror is not an open proxy.
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -15,7 +19,9 @@ import type { ArtifactRequest } from '../cache/artifacts.js';
 import type { BlobStore } from '../cache/blobs.js';
 import type { RegistryManifest, Store } from '../store/store.js';
 import { RegistryClient, RegistryError } from './client.js';
+import { UpstreamDeniedError } from './allow.js';
 import { referenceString, type MirrorPath } from './reference.js';
+import { sortTags } from './tags.js';
 
 export interface MirrorOptions {
   client: RegistryClient;
@@ -26,6 +32,8 @@ export interface MirrorOptions {
   upstreamHost: (component: string) => string;
   /** false: serve only what is stored (`registry.pullThrough`). */
   pullThrough: boolean;
+  /** Whether `host/repository` may be asked of its upstream (`registry.allowedUpstreams`). */
+  allowed: (host: string, repository: string) => boolean;
   now?: () => Date;
 }
 
@@ -42,8 +50,17 @@ export class ManifestUnknownError extends Error {
   }
 }
 
+/** A repository whose tags the mirror does not have and cannot get: the distribution API's NAME_UNKNOWN. */
+export class RepositoryUnknownError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RepositoryUnknownError';
+  }
+}
+
 export class RegistryMirror {
   private readonly inflight = new Map<string, Promise<MirroredManifest>>();
+  private readonly inflightTags = new Map<string, Promise<string[]>>();
   private readonly now: () => Date;
 
   constructor(private readonly o: MirrorOptions) {
@@ -51,7 +68,7 @@ export class RegistryMirror {
   }
 
   async manifest(p: MirrorPath): Promise<MirroredManifest> {
-    const host = this.o.upstreamHost(p.upstream);
+    const host = this.allowedHost(p);
     const ref = referenceString(p.reference);
     const name = `${p.upstream}/${p.repository}`;
     if (p.reference.kind === 'digest') {
@@ -83,7 +100,51 @@ export class RegistryMirror {
   /** The artifact cache's request for a blob, through the upstream of `p`. */
   blobRequest(p: MirrorPath): ArtifactRequest {
     if (p.reference.kind !== 'digest') throw new Error('blobs are named by digest');
-    return this.o.client.blobRequest(this.o.upstreamHost(p.upstream), p.repository, p.reference.digest);
+    return this.o.client.blobRequest(this.allowedHost(p), p.repository, p.reference.digest);
+  }
+
+  /**
+   * Every tag of a repository, sorted: asked upstream each time (one request in flight per
+   * repository) and kept as the last full list, which answers when the upstream cannot be
+   * reached, or always without pull-through.
+   */
+  async tags(p: Pick<MirrorPath, 'upstream' | 'repository'>): Promise<string[]> {
+    const host = this.allowedHost(p);
+    const name = `${p.upstream}/${p.repository}`;
+    if (this.o.pullThrough) {
+      try {
+        const key = `${host}/${p.repository}`;
+        let pending = this.inflightTags.get(key);
+        if (!pending) {
+          pending = this.o.client
+            .tags(host, p.repository)
+            .then(async (got) => {
+              const tags = sortTags(got);
+              await this.o.store.putRegistryTagList(p.upstream, p.repository, { tags, updatedAt: this.now().toISOString() });
+              return tags;
+            })
+            .finally(() => this.inflightTags.delete(key));
+          this.inflightTags.set(key, pending);
+        }
+        return await pending;
+      } catch (err) {
+        if (!(err instanceof RegistryError) || err.status !== undefined) throw err;
+        const known = await this.o.store.getRegistryTagList(p.upstream, p.repository);
+        if (!known) throw err;
+        this.o.log.warn({ image: name, tags: known.tags.length, since: known.updatedAt, err: err.message }, 'upstream unreachable: serving the tag list as last seen');
+        return known.tags;
+      }
+    }
+    const known = await this.o.store.getRegistryTagList(p.upstream, p.repository);
+    if (!known) throw new RepositoryUnknownError(`${name}: no tag list in this mirror, and it does not pull through`);
+    return known.tags;
+  }
+
+  /** The upstream host of a mirror path, once the allow-list lets it be asked; else UpstreamDeniedError. */
+  private allowedHost(p: Pick<MirrorPath, 'upstream' | 'repository'>): string {
+    const host = this.o.upstreamHost(p.upstream);
+    if (!this.o.allowed(host, p.repository)) throw new UpstreamDeniedError(`${host}/${p.repository}`);
+    return host;
   }
 
   private async storedTag(upstream: string, repository: string, tag: string): Promise<MirroredManifest | undefined> {

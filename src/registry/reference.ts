@@ -55,6 +55,16 @@ export function parseMirrorPath(rest: string): MirrorPath | { error: 'NAME_INVAL
   return { upstream: name.slice(0, slash), repository: name.slice(slash + 1), what, reference };
 }
 
+/** `<upstream>/<repository…>/tags/list` (after `/v2/`), or why not; undefined for other paths. */
+export function parseTagsPath(rest: string): Pick<MirrorPath, 'upstream' | 'repository'> | { error: 'NAME_INVALID'; message: string } | undefined {
+  const m = /^(.+)\/tags\/list$/.exec(rest);
+  if (!m) return undefined;
+  const name = m[1] as string;
+  const slash = name.indexOf('/');
+  if (slash < 0 || !isRepositoryName(name)) return { error: 'NAME_INVALID', message: `${name} is not <upstream>/<repository> with valid name components` };
+  return { upstream: name.slice(0, slash), repository: name.slice(slash + 1) };
+}
+
 /** An image reference with its registry host: `host[:port]/repository[:tag][@sha256:…]`. */
 export interface ImageRef {
   host: string;

@@ -8,6 +8,7 @@ import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';
 import { requireAdmin } from '../auth.js';
 import { errors, imageRef, imageSetProperties } from '../schemas.js';
 import { servedHook, type AssetServed } from './assets.js';
+import { refuseDenied } from './images.js';
 
 interface BundleBody {
   release?: string;
@@ -31,11 +32,13 @@ export interface BundleRoutesOptions {
   cache: ArtifactCache;
   admission?: AssetLimits;
   adminTokens: readonly string[];
+  /** The images among these that `registry.allowedUpstreams` refuses. */
+  denied: (refs: readonly string[]) => string[];
   /** Each bundle file response, for the timeline of the machine that fetched it. */
   onServed?: (served: AssetServed) => void;
 }
 
-export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app, { bundles, cache, admission, adminTokens, onServed }) => {
+export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app, { bundles, cache, admission, adminTokens, denied, onServed }) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   const tags = ['bundles'];
@@ -57,7 +60,7 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app,
             aiImages: { type: 'array', maxItems: 1000, items: imageRef, description: 'images the discovery stage loads (ai-images.txt)' },
           },
         },
-        response: errors(400, 401),
+        response: errors(400, 401, 403),
       },
     },
     async (req, reply) => {
@@ -69,6 +72,7 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app,
       } catch (err) {
         throw new ApiError('invalid_request', (err as Error).message, 400);
       }
+      refuseDenied(denied([...(b.release !== undefined ? [b.release] : []), ...(b.aiImages ?? []), ...(b.images ?? [])]));
       const spec = { ...(b.release !== undefined && { release: b.release }), aiImages: b.aiImages ?? [], images: b.images ?? [], ...(b.filter !== undefined && { filter: b.filter }), architecture: b.architecture ?? 'amd64' };
       try {
         const status = await bundles.build(spec, filter, b.parallel ?? 4);

@@ -36,6 +36,16 @@ const job = {
 } as const;
 
 /**
+ * Refuses, before anything starts, a job or bundle that names an image outside
+ * `registry.allowedUpstreams`: 403 `upstream_denied`, every such image in `details.images`, so
+ * that a typo in a registry or namespace shows at once rather than as failed pulls later.
+ */
+export function refuseDenied(denied: readonly string[]): void {
+  if (denied.length === 0) return;
+  throw new ApiError('upstream_denied', `${denied.join(', ')}: not in registry.allowedUpstreams (add the registry or namespace there if it is meant)`, 403, { images: denied });
+}
+
+/**
  * Pre-warming images (`edgeboot images pull` drives these): `POST /api/v1/images/jobs` starts
  * a job — a release resolved to its component images, extra images, a filter, N at a time,
  * optionally with a pull secret of its own that is kept in memory for the job only — and `GET
@@ -61,7 +71,7 @@ export const imageRoutes: FastifyPluginAsync<{ puller: ImagePuller; mirrors: Mir
             pullSecret: { type: 'string', maxLength: 1048576, description: 'a pull secret (auths JSON) for this job, tried before registry.pullSecret' },
           },
         },
-        response: { 202: job, ...errors(400, 401) },
+        response: { 202: job, ...errors(400, 401, 403) },
       },
     },
     async (req, reply) => {
@@ -75,6 +85,7 @@ export const imageRoutes: FastifyPluginAsync<{ puller: ImagePuller; mirrors: Mir
       } catch (err) {
         throw new ApiError('invalid_request', (err as Error).message, 400);
       }
+      refuseDenied(mirrors.denied([...(b.release !== undefined ? [b.release] : []), ...(b.images ?? [])]));
       try {
         const started = puller.start(
           { ...(b.release !== undefined && { release: b.release }), images: b.images ?? [], ...(filter && { filter }), parallel: b.parallel ?? 4, architecture: b.architecture ?? 'amd64' },

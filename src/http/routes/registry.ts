@@ -3,8 +3,10 @@ import { timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CacheFullError, IntegrityError, UpstreamError, type ArtifactCache } from '../../cache/artifacts.js';
 import { RegistryError } from '../../registry/client.js';
-import { ManifestUnknownError, RegistryMirror } from '../../registry/mirror.js';
-import { parseMirrorPath } from '../../registry/reference.js';
+import { UpstreamDeniedError } from '../../registry/allow.js';
+import { ManifestUnknownError, RegistryMirror, RepositoryUnknownError } from '../../registry/mirror.js';
+import { parseMirrorPath, parseTagsPath } from '../../registry/reference.js';
+import { nextPageLink, pageTags, parseTagQuery } from '../../registry/tags.js';
 import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';
 import { redactSecrets } from '../../secrets/redact.js';
 
@@ -17,16 +19,21 @@ export interface RegistryRoutesOptions {
 }
 
 /** The distribution API's error body (distribution-spec "Error Codes"). */
-function distributionError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
-  return reply.code(status).type('application/json').send({ errors: [{ code, message }] });
+function distributionError(reply: FastifyReply, status: number, code: string, message: string, detail?: unknown): FastifyReply {
+  return reply
+    .code(status)
+    .type('application/json')
+    .send({ errors: [{ code, message, ...(detail !== undefined && { detail }) }] });
 }
 
 /**
  * The read-only registry mirror, `GET`/`HEAD /v2/…` (distribution-spec end-1, end-2, end-3):
  * `/v2/` answers 200 (or 401 with a Basic challenge when `registry.readTokens` is set);
  * manifests by tag or digest with their own media type, `Docker-Content-Digest` and length;
- * blobs by digest through the artifact cache (Range, HEAD, sent by the kernel). The first path
- * component is the upstream: `/v2/quay.io/openshift-release-dev/ocp-release/manifests/4.14.0`.
+ * blobs by digest through the artifact cache (Range, HEAD, sent by the kernel); tag lists with
+ * `n`/`last` paging and a `Link` to the next page (end-8a/8b). The first path component is the
+ * upstream: `/v2/quay.io/openshift-release-dev/ocp-release/manifests/4.14.0`; a name outside
+ * `registry.allowedUpstreams` is 403 DENIED, with no upstream asked.
  * Every error is in the distribution format, so skopeo, podman and CRI-O can say what it was.
  */
 export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (app, { mirror, cache, admission, readTokens }) => {
@@ -44,8 +51,10 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
 
   app.get('/v2/*', { schema: { ...doc, summary: 'Manifests and blobs of the read-only registry mirror' } }, async (req, reply) => {
     const rest = req.url.slice('/v2/'.length).split('?')[0] ?? '';
+    const tagsOf = parseTagsPath(rest);
+    if (tagsOf !== undefined) return tagList(req, reply, tagsOf);
     const p = parseMirrorPath(rest);
-    if (p === undefined) return distributionError(reply, 404, 'NAME_UNKNOWN', `${rest}: this mirror serves <upstream>/<repository>/manifests/<reference> and …/blobs/<digest>, read-only`);
+    if (p === undefined) return distributionError(reply, 404, 'NAME_UNKNOWN', `${rest}: this mirror serves <upstream>/<repository>/manifests/<reference>, …/blobs/<digest> and …/tags/list, read-only`);
     if ('error' in p) return distributionError(reply, 400, p.error, p.message);
     try {
       if (p.what === 'manifests') {
@@ -66,11 +75,28 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
       return answerError(req, reply, err, p.what);
     }
   });
+
+  async function tagList(req: FastifyRequest, reply: FastifyReply, path: NonNullable<ReturnType<typeof parseTagsPath>>): Promise<FastifyReply> {
+    if ('error' in path) return distributionError(reply, 400, path.error, path.message);
+    const q = parseTagQuery(req.query as { n?: unknown; last?: unknown });
+    if ('error' in q) return distributionError(reply, 400, 'PAGINATION_NUMBER_INVALID', q.error);
+    const name = `${path.upstream}/${path.repository}`;
+    let all: string[];
+    try {
+      all = await mirror.tags(path);
+    } catch (err) {
+      return answerError(req, reply, err, 'tags');
+    }
+    const page = pageTags(all, q.n, q.last);
+    if (page.next !== undefined && q.n !== undefined) void reply.header('link', nextPageLink(name, q.n, page.next));
+    return reply.type('application/json').send({ name, tags: page.tags });
+  }
 };
 
-function answerError(req: FastifyRequest, reply: FastifyReply, err: unknown, what: 'manifests' | 'blobs'): FastifyReply {
-  const unknown = what === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN';
-  if (err instanceof ManifestUnknownError) return distributionError(reply, 404, unknown, err.message);
+function answerError(req: FastifyRequest, reply: FastifyReply, err: unknown, what: 'manifests' | 'blobs' | 'tags'): FastifyReply {
+  const unknown = what === 'manifests' ? 'MANIFEST_UNKNOWN' : what === 'blobs' ? 'BLOB_UNKNOWN' : 'NAME_UNKNOWN';
+  if (err instanceof UpstreamDeniedError) return distributionError(reply, 403, 'DENIED', err.message, { name: err.image });
+  if (err instanceof ManifestUnknownError || err instanceof RepositoryUnknownError) return distributionError(reply, 404, unknown, err.message);
   if (err instanceof RegistryError || err instanceof UpstreamError) {
     const status = err.status;
     if (status === 404) return distributionError(reply, 404, unknown, err.message);

@@ -58,7 +58,9 @@ t.test('embedded defaults', async (t) => {
   t.equal(config.store.url, 'sqlite:./var/edgeboot.db');
   t.same(config.cache, { dir: './var/cache', maxBytes: 214748364800, maxTransfers: 0, largeBytes: 64 * 2 ** 20, retryAfterSeconds: 10, clientRate: 0 });
   t.equal(config.cache.maxBytes, 200 * 2 ** 30, '200GiB');
-  t.same(config.registry, { pullSecret: '', insecureRegistries: [], pullThrough: true, readTokens: [], upstreams: {} });
+  const { allowedUpstreams, ...registry } = config.registry;
+  t.same(registry, { pullSecret: '', insecureRegistries: [], pullThrough: true, readTokens: [], upstreams: {} });
+  t.ok(allowedUpstreams.includes('quay.io/openshift-release-dev') && allowedUpstreams.includes('registry.redhat.io/multicluster-engine'), 'the OpenShift release and MCE upstreams by default');
   t.same(config.auth, { adminTokens: [] });
   t.same(config.profiles, { dirs: [] });
   t.equal(config.boot.unknownMachines, 'exit');
@@ -100,6 +102,7 @@ t.test('CONFIG_KEYS: every section.key with its EDGEBOOT_ variable', async (t) =
     'cache.maxBytes': 'EDGEBOOT_CACHE_MAX_BYTES',
     'registry.pullSecret': 'EDGEBOOT_REGISTRY_PULL_SECRET',
     'registry.insecureRegistries': 'EDGEBOOT_REGISTRY_INSECURE_REGISTRIES',
+    'registry.allowedUpstreams': 'EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS',
     'auth.adminTokens': 'EDGEBOOT_AUTH_ADMIN_TOKENS',
     'profiles.dirs': 'EDGEBOOT_PROFILES_DIRS',
     'boot.unknownMachines': 'EDGEBOOT_BOOT_UNKNOWN_MACHINES',
