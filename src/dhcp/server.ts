@@ -5,6 +5,7 @@ import { parseMac, type Mac } from '../machines/mac.js';
 import type { NewEvent, Observed } from '../machines/model.js';
 import type { ProtocolServer } from '../protocol.js';
 import { bindError } from '../net/bind-error.js';
+import { isSendBusy } from '../net/pktinfo-socket.js';
 import type { Store } from '../store/store.js';
 import { decodeDhcp, hardwareAddress, type DropReason } from './codec.js';
 import { inSubnet, LeasePool, parseSubnet, type Lease, type Subnet } from './leases.js';
@@ -63,7 +64,7 @@ export interface DhcpServerDeps {
   now?: () => number;
 }
 
-type Drop = DropReason | 'oversized' | 'unknown_interface' | 'interface_not_served' | 'handler_error';
+type Drop = DropReason | 'oversized' | 'unknown_interface' | 'interface_not_served' | 'handler_error' | 'send_busy' | 'send_failed';
 
 export interface DhcpStats {
   received: Record<string, number>;
@@ -104,6 +105,23 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
     if (deps.log.isLevelEnabled('debug')) deps.log.debug({ reason, ...detail }, 'dhcp drop');
   };
+  /** Sends a reply; a failed send is a counted drop, never an exception out of the handler. */
+  const send = (socket: DhcpSocket, out: DatagramOut, mac: Mac | undefined): boolean => {
+    try {
+      socket.send(out);
+      return true;
+    } catch (err) {
+      // A burst filled the send queue: the reply is lost as if on the wire, the client retries
+      // (RFC 2131 §4.1). Counted, and at most a debug line: thousands may come in a second.
+      if (isSendBusy(err)) drop('send_busy', { mac, to: out.address });
+      else {
+        drop('send_failed');
+        const e = err as NodeJS.ErrnoException;
+        deps.log.warn({ mac, to: out.address, code: e.code, message: e.message }, 'dhcp reply not sent');
+      }
+      return false;
+    }
+  };
   const refreshInterfaces = () => (ifaces = new Map(deps.interfaces().map((i) => [i.ifindex, i])));
 
   async function handle(listener: 'dhcp' | 'proxy', m: DatagramIn, socket: DhcpSocket): Promise<void> {
@@ -132,9 +150,9 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     if (out.kind === 'silent') {
       stats.ignored++;
       if (deps.log.isLevelEnabled('debug')) deps.log.debug({ mac, reason: out.reason, listener }, 'dhcp request not answered');
-    } else {
-      socket.send({ data: out.packet, address: out.to.address, port: out.to.port, ifindex: iface.ifindex, source: ours });
+    } else if (send(socket, { data: out.packet, address: out.to.address, port: out.to.port, ifindex: iface.ifindex, source: ours }, mac)) {
       count(stats.sent, out.type);
+      deps.log.info({ mac, type: out.type, yiaddr: out.yiaddr, interface: iface.name, bootFile: out.bootFile?.kind === 'none' ? undefined : out.bootFile }, 'dhcp reply');
     }
     const c = out.client;
     if (mac && c && (c.pxe || c.ipxe)) {
@@ -149,7 +167,6 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
           : { type: 'dhcp-ignored', source: 'dhcp', message: out.reason, data: { listener, interface: iface.name } };
       deps.boot.observeDhcp(mac, seen, event).catch((err: unknown) => deps.log.warn({ mac, err }, 'could not record the DHCP client on its machine'));
     }
-    if (out.kind === 'reply') deps.log.info({ mac, type: out.type, yiaddr: out.yiaddr, interface: iface.name, bootFile: out.bootFile?.kind === 'none' ? undefined : out.bootFile }, 'dhcp reply');
   }
 
   const onMessage = (listener: 'dhcp' | 'proxy', socketRef: () => DhcpSocket | undefined) => (m: DatagramIn) => {

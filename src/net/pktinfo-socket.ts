@@ -147,6 +147,16 @@ export function openPktinfoSocket(
   };
 }
 
+/**
+ * Whether a send failed only because the socket's send queue is full (a burst outran the
+ * link): EAGAIN/EWOULDBLOCK from a non-blocking sendmsg, or ENOBUFS from a full device queue.
+ * The datagram is lost like one dropped on the wire; the socket itself is fine.
+ */
+export function isSendBusy(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'ENOBUFS';
+}
+
 export interface InterfaceAddress {
   /** Interface name, e.g. eth0. */
   name: string;

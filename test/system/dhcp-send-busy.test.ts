@@ -1,0 +1,121 @@
+/**
+ * The DHCP server when its send queue is full: a burst of DISCOVERs whose OFFERs cannot leave
+ * as fast as they are made. The server's link is throttled with a tbf qdisc (8 kbit/s, a deep
+ * queue), so the OFFERs wait in the qdisc and hold the socket's send buffer until sendmsg
+ * answers EAGAIN — the real condition, not an injected errno.
+ *
+ *   client  eth0 ──veth── s0 10.77.0.1/16 (tbf 8kbit)  server: edgeboot, dhcp.mode full
+ *
+ * Proves: a full send queue is a counted drop (`edgeboot_dhcp_dropped_total{reason="send_busy"}`),
+ * with no warning or error line and no stack, and the server still answers a real client once
+ * the link is free again. Needs root, iproute2 (ip, tc), udhcpc and curl, and a built dist/.
+ * Namespaces are eb-db-<pid>-<n>, removed at teardown even on failure.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { dhcpTools, scratchDir, startDhcpServer, udhcpc } from '../helpers/dhcp-system.js';
+import { DHCP_TYPE, encodeRequest } from '../helpers/dhcp-packets.js';
+import { createLab, netnsList, netnsSkip, requireTools } from '../helpers/netns.js';
+
+const skip = netnsSkip();
+const DISCOVERS = 3_000;
+
+/** Sends every length-prefixed packet of a file to host:67 from port 68, at most `seconds` long. */
+const SENDER = `
+const dgram = require('node:dgram');
+const fs = require('node:fs');
+const [file, host, seconds] = process.argv.slice(2);
+const data = fs.readFileSync(file);
+const s = dgram.createSocket('udp4');
+const deadline = Date.now() + Number(seconds) * 1000;
+let at = 0, sent = 0;
+s.bind(68, () => {
+  const burst = () => {
+    for (let k = 0; k < 10 && at < data.length; k++) {
+      const len = data.readUInt16BE(at);
+      s.send(data.subarray(at + 2, at + 2 + len), 67, host);
+      at += 2 + len;
+      sent++;
+    }
+    if (at < data.length && Date.now() < deadline) setTimeout(burst, 1);
+    else setTimeout(() => { console.log('sent ' + sent); s.close(); }, 200);
+  };
+  burst();
+});
+`;
+
+t.test('a full send queue is a counted drop, not an error, and the server keeps serving', { skip, timeout: 120_000 }, async (t) => {
+  requireTools({ ...dhcpTools('udhcpc', 'curl'), tc: [['-V'], 'iproute2'] });
+  const lab = createLab(t, 'db');
+  const dir = scratchDir(t);
+  const srv = lab.netns('server');
+  const cli = lab.netns('client');
+  lab.veth({ ns: srv, dev: 's0' }, { ns: cli, dev: 'eth0', mac: '02:eb:0d:00:00:01' });
+  lab.ipIn(srv, 'addr', 'add', '10.77.0.1/16', 'dev', 's0');
+  lab.ipIn(cli, 'addr', 'add', '10.77.0.250/16', 'dev', 'eth0');
+  // About three 300-byte OFFERs a second leave; the rest queue in the qdisc (limit 10 MB, so it
+  // never drops itself) and hold the server socket's send buffer until sendmsg says EAGAIN.
+  const tc = await lab.run(srv, ['tc', 'qdisc', 'add', 'dev', 's0', 'root', 'tbf', 'rate', '8kbit', 'burst', '1600', 'limit', '10000000'], { timeoutMs: 5_000 });
+  t.equal(tc.code, 0, `tbf qdisc on s0: ${tc.stderr}`);
+  const server = await startDhcpServer(t, srv, {
+    mode: 'full',
+    subnets: [{ cidr: '10.77.0.0/16', pool: ['10.77.1.0', '10.77.254.255'], router: '10.77.0.1', leaseSeconds: 3600 }],
+  });
+
+  // Well-formed DISCOVERs from distinct MACs, broadcast bit set: each earns an OFFER to
+  // 255.255.255.255 out of s0.
+  const parts: Buffer[] = [];
+  for (let i = 0; i < DISCOVERS; i++) {
+    const mac = `02:eb:0d:01:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+    const packet = encodeRequest({ type: DHCP_TYPE.discover, mac, xid: 0x0db00000 + i, flags: 0x8000 });
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(packet.length);
+    parts.push(len, packet);
+  }
+  const file = join(dir, 'discovers.bin');
+  writeFileSync(file, Buffer.concat(parts));
+  const script = join(dir, 'sender.cjs');
+  writeFileSync(script, SENDER);
+  const sent = await lab.run(cli, [process.execPath, script, file, '10.77.0.1', '20'], { timeoutMs: 30_000 });
+  t.equal(sent.code, 0, `sender finished: ${sent.stderr}`);
+  t.match(sent.stdout, new RegExp(`sent ${DISCOVERS}`), 'every DISCOVER was sent');
+
+  const scrape = async () => {
+    const r = await lab.run(srv, ['curl', '-sS', '--max-time', '5', `${server.url}/metrics`], { timeoutMs: 8_000 });
+    const num = (re: RegExp) => Number(re.exec(r.stdout)?.[1] ?? 0);
+    return {
+      busy: num(/^edgeboot_dhcp_dropped_total\{reason="send_busy"\} (\d+)$/m),
+      failed: num(/^edgeboot_dhcp_dropped_total\{reason="send_failed"\} (\d+)$/m),
+      handlerErrors: num(/^edgeboot_dhcp_dropped_total\{reason="handler_error"\} (\d+)$/m),
+      discovers: num(/^edgeboot_dhcp_received_total\{type="discover"\} (\d+)$/m),
+      offers: num(/^edgeboot_dhcp_sent_total\{type="offer"\} (\d+)$/m),
+    };
+  };
+  // The server works through its receive queue after the sender is done: wait until every
+  // DISCOVER it received is answered or counted (bounded).
+  let m = await scrape();
+  for (const deadline = Date.now() + 20_000; (m.discovers < DISCOVERS || m.offers + m.busy < m.discovers) && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 250));
+    m = await scrape();
+  }
+  t.ok(m.discovers >= DISCOVERS * 0.9, `nearly every DISCOVER reached the server (${m.discovers} of ${DISCOVERS})`);
+  t.ok(m.busy > 0, `OFFERs that found the send queue full were counted as send_busy drops (${m.busy})`);
+  t.equal(m.offers + m.busy, m.discovers, `every DISCOVER was answered or counted (${m.offers} sent, ${m.busy} busy)`);
+  t.equal(m.failed, 0, 'no other send failure');
+  t.equal(m.handlerErrors, 0, 'no request failed in the handler');
+  const loud = server.logLines.filter((l) => l.level >= 40);
+  t.same(loud.map((l) => l.msg), [], 'no warning or error line');
+  t.notMatch(JSON.stringify(server.logLines), /EAGAIN|"stack"/, 'no EAGAIN and no stack in the log');
+  t.equal(server.process.exitCode, null, 'the server is still running');
+
+  // The link free again: a real client gets a lease.
+  const del = await lab.run(srv, ['tc', 'qdisc', 'del', 'dev', 's0', 'root'], { timeoutMs: 5_000 });
+  t.equal(del.code, 0, `tbf removed: ${del.stderr}`);
+  lab.ipIn(cli, 'addr', 'flush', 'dev', 'eth0');
+  const lease = await udhcpc(lab, dir, cli, 'eth0');
+  t.equal(lease.run.code, 0, `a real DISCOVER after the burst gets a lease: ${lease.run.stdout}${lease.run.stderr}`);
+  t.ok(lease.lease?.ip?.startsWith('10.77.'), `address ${lease.lease?.ip}`);
+  lab.cleanup();
+  t.same(netnsList().filter((n) => lab.names().includes(n)), [], 'no namespace of this test is left');
+});
