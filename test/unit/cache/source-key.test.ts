@@ -12,6 +12,11 @@ t.test('secret query parameters are cut, the rest kept in order', async (t) => {
     'pre-signed URL credentials',
   );
   t.equal(sourceKey('https://mirror.example/a.img?token=1&sig=2&signature=3&access_token=4'), 'https://mirror.example/a.img');
+  t.equal(
+    sourceKey('https://mirror.example/a.img?password=1&X-Goog-Signature=2&%74oken=3&x_amz_credential=4&arch=x86_64'),
+    'https://mirror.example/a.img?arch=x86_64',
+    'the one list of src/secrets/redact.ts: password, X-Goog-*, percent-encoded and underscore forms',
+  );
 });
 
 t.test('the same file under another key or with user info, a fragment or a host in capitals is the same key', async (t) => {
