@@ -27,6 +27,7 @@ export interface Config {
     timeoutSeconds: number;
     retries: number;
     maxTransfers: number;
+    maxTransfersPerClient: number;
   };
   dhcp: {
     mode: 'off' | 'proxy' | 'full';

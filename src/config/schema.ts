@@ -56,6 +56,7 @@ export const configSchema = {
         timeoutSeconds: { type: 'integer', minimum: 1, maximum: 255, description: 'a retransmission timeout in seconds, 1 to 255', default: 1 },
         retries: { type: 'integer', minimum: 1, maximum: 20, description: 'timeouts in a row before a transfer is given up, 1 to 20', default: 5 },
         maxTransfers: { type: 'integer', minimum: 1, maximum: 10000, description: 'concurrent transfers, 1 to 10000', default: 512 },
+        maxTransfersPerClient: { type: 'integer', minimum: 1, maximum: 10000, description: 'concurrent transfers from one client address, 1 to 10000', default: 16 },
       },
     },
     dhcp: {

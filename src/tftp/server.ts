@@ -41,7 +41,7 @@ export interface TftpServerDeps {
 }
 
 type Drop = DropReason | 'oversized' | 'unexpected_on_listener' | 'duplicate_request' | 'handler_error';
-type Refusal = 'write' | 'not_found' | 'access' | 'mode' | 'busy' | 'netascii_too_large' | 'read_error' | 'socket';
+type Refusal = 'write' | 'not_found' | 'access' | 'mode' | 'busy' | 'client_busy' | 'netascii_too_large' | 'read_error' | 'socket';
 
 export interface TftpStats {
   requests: number;
@@ -66,6 +66,14 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
   const { log } = deps;
   const limits = { maxBlksize: cfg.maxBlockSize, maxWindowsize: cfg.maxWindowSize, timeoutMs: cfg.timeoutSeconds * 1000 };
   const sessions = new Map<string, Session>();
+  /** Transfers running or being opened, by client address (not port): tftp.maxTransfersPerClient. */
+  const perClient = new Map<string, number>();
+  const holdSlot = (address: string): void => void perClient.set(address, (perClient.get(address) ?? 0) + 1);
+  const releaseSlot = (address: string): void => {
+    const n = (perClient.get(address) ?? 0) - 1;
+    if (n > 0) perClient.set(address, n);
+    else perClient.delete(address);
+  };
   const counters: SessionCounters = { blocksSent: 0, bytesSent: 0, ignored: {} };
   const s: Omit<TftpStats, 'active' | 'blocksSent' | 'bytesSent' | 'ignored'> = { requests: 0, dropped: {}, refused: {}, transfers: {} };
   let listener: Listener | undefined;
@@ -78,7 +86,9 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
 
   const refuse = (m: PktinfoMessage, reason: Refusal, code: ErrorCode, message: string, file?: string): void => {
     s.refused[reason] = (s.refused[reason] ?? 0) + 1;
-    log.info({ client: m.from.address, port: m.from.port, file, reason, message }, 'tftp request refused');
+    // One client flooding requests would flood the log too: its refusals are counted, and debug.
+    const level = reason === 'client_busy' ? 'debug' : 'info';
+    log[level]({ client: m.from.address, port: m.from.port, file, reason, message }, 'tftp request refused');
     try {
       // An error to a request may come from the listener's port (RFC 1350 §4 allows any TID).
       listener?.send({ data: encodeError(code, message), address: m.from.address, port: m.from.port, source: m.local });
@@ -89,6 +99,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
 
   const onEnd = (key: string) => (r: TransferRecord) => {
     sessions.delete(key);
+    releaseSlot(r.client.address);
     s.transfers[r.outcome] = (s.transfers[r.outcome] ?? 0) + 1;
     const line = { client: r.client.address, port: r.client.port, file: r.file, bytes: r.bytes, size: r.size, ms: Math.round(r.durationMs), blksize: r.blksize, windowsize: r.windowsize, resent: r.resent, outcome: r.outcome, error: r.error };
     if (r.outcome === 'complete') log.info(line, 'tftp transfer');
@@ -138,6 +149,12 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       refuse(m, 'busy', ErrorCode.NotDefined, `Server busy: ${cfg.maxTransfers} transfers running, try again`, req.filename);
       return;
     }
+    // One address must not take every slot (600 unanswered requests once did, for 5 s). Error
+    // code 0 with a message, as RFC 1350 §5 has for errors it does not name.
+    if ((perClient.get(m.from.address) ?? 0) >= cfg.maxTransfersPerClient) {
+      refuse(m, 'client_busy', ErrorCode.NotDefined, `Too many transfers from ${m.from.address}: ${cfg.maxTransfersPerClient} running, try again`, req.filename);
+      return;
+    }
     if (req.mode !== 'octet' && req.mode !== 'netascii') {
       refuse(m, 'mode', ErrorCode.IllegalOperation, `Transfer mode ${JSON.stringify(req.mode)} is not supported (octet, netascii)`, req.filename);
       return;
@@ -148,16 +165,20 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       return;
     }
     starting += 1;
+    holdSlot(m.from.address);
     let content: TftpContent | Refusal;
     try {
       content = await open(m, name.relative, req.mode === 'netascii');
+    } catch (err) {
+      releaseSlot(m.from.address);
+      throw err;
     } finally {
       starting -= 1;
     }
-    if (typeof content === 'string') return;
+    if (typeof content === 'string') return releaseSlot(m.from.address);
     if (!listener || sessions.has(key)) {
       content.close();
-      return;
+      return releaseSlot(m.from.address);
     }
     const info: SessionInfo = { client: m.from, local: m.local, file: name.relative, mode: req.mode, requested: Object.fromEntries(req.options) };
     const session = new Session({ info, content, negotiated: negotiate(req.options, limits, content.size), maxRetries: cfg.retries, counters, onEnd: onEnd(key) });
@@ -166,6 +187,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       session.start();
     } catch (err) {
       sessions.delete(key);
+      releaseSlot(m.from.address);
       content.close();
       refuse(m, 'socket', ErrorCode.NotDefined, `Cannot open a transfer socket (${(err as NodeJS.ErrnoException).code ?? 'error'})`, name.relative);
     }

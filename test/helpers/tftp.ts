@@ -26,6 +26,7 @@ export function tftpConfig(roots: string[], over: Partial<TftpConfig> = {}): Tft
     timeoutSeconds: 1,
     retries: 5,
     maxTransfers: 512,
+    maxTransfersPerClient: 16,
     ...over,
   };
 }
@@ -181,7 +182,7 @@ export interface Datagram {
   rinfo: RemoteInfo;
 }
 
-/** A dgram client on 127.0.0.1:0 whose datagrams queue up for `next()`. */
+/** A dgram client on 127.0.0.1:0 (or another loopback address) whose datagrams queue up for `next()`. */
 export class RawClient {
   readonly queue: Datagram[] = [];
   private waiter: ((d: Datagram) => void) | undefined;
@@ -196,11 +197,11 @@ export class RawClient {
     });
   }
 
-  static async open(t: Teardown): Promise<RawClient> {
+  static async open(t: Teardown, address = '127.0.0.1'): Promise<RawClient> {
     const sock = createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
-      sock.bind(0, '127.0.0.1', () => resolve());
+      sock.bind(0, address, () => resolve());
     });
     const c = new RawClient(sock);
     t.teardown(() => c.close());

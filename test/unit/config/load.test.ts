@@ -6,7 +6,7 @@ import { ConfigError } from '../../../src/config/config.js';
 import { checkConfig, CONFIG_KEYS, loadConfig, parseByteSize, parseListen, type LoadOptions } from '../../../src/config/load.js';
 
 /** The TFTP defaults beyond listen and roots. */
-const TFTP_TUNING = { maxBlockSize: 1468, maxWindowSize: 64, timeoutSeconds: 1, retries: 5, maxTransfers: 512 };
+const TFTP_TUNING = { maxBlockSize: 1468, maxWindowSize: 64, timeoutSeconds: 1, retries: 5, maxTransfers: 512, maxTransfersPerClient: 16 };
 
 type RawDoc = Parameters<typeof checkConfig>[0];
 
@@ -93,6 +93,7 @@ t.test('CONFIG_KEYS: every section.key with its EDGEBOOT_ variable', async (t) =
     'tftp.listen': 'EDGEBOOT_TFTP_LISTEN',
     'tftp.roots': 'EDGEBOOT_TFTP_ROOTS',
     'tftp.maxWindowSize': 'EDGEBOOT_TFTP_MAX_WINDOW_SIZE',
+    'tftp.maxTransfersPerClient': 'EDGEBOOT_TFTP_MAX_TRANSFERS_PER_CLIENT',
     'dhcp.mode': 'EDGEBOOT_DHCP_MODE',
     'dhcp.interfaces': 'EDGEBOOT_DHCP_INTERFACES',
     'dhcp.proxyPort': 'EDGEBOOT_DHCP_PROXY_PORT',
