@@ -15,7 +15,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { api, dhcpTools, machineEvents, sleep, startDhcpServer, type ApiResult, type DhcpServer, type MachineEvent } from './dhcp-system.js';
+import { api, dhcpTools, machineEvents, sleep, startDhcpServer, type ApiResult, type DhcpServer, type DhcpServerOptions, type MachineEvent } from './dhcp-system.js';
 import { createLab, requireTools, type Background, type Lab, type Teardown } from './netns.js';
 import { tempDir } from './process.js';
 import { buildBootImages, consoleTail, requireVmFiles, sparseDisk, startVm, VM_DIR, VM_TOOLS, type BootImages, type Firmware, type Vm } from './vm.js';
@@ -74,6 +74,12 @@ export interface BootLab {
   serverNs: string;
   server: DhcpServer;
   images: BootImages;
+  /**
+   * Starts edgeboot again exactly as the lab started `server` (same config file, data dir,
+   * namespace and ports), as a service manager restarting it would (test/helpers/supervisor.ts).
+   * The admin API (`api`, `events`) reaches whichever edgeboot serves the port.
+   */
+  startServerAgain(): Promise<DhcpServer>;
   /** A guest on the bridge; its console is printed by `explain` when a test fails. */
   vm(name: string, firmware: Firmware, mac: string, timeoutMs: number, opts?: GuestOptions): Vm;
   /** A sparse, all-zero raw disk image of `bytes` in the lab's dir, for `vm(…, { disk })`. */
@@ -151,7 +157,7 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
 
   await radvd.waitFor(/sending RA|version/i, 5_000);
 
-  const server = await startDhcpServer(t, serverNs, {
+  const serverOptions: DhcpServerOptions = {
     mode: opts.mode,
     subnets: [{ cidr: SUBNET.cidr, pool: ['10.77.0.160', '10.77.0.199'], router: SUBNET.router, dns: [SUBNET.router], domain: 'e2e.test' }],
     listen: `0.0.0.0:${HTTP_PORT}`,
@@ -163,7 +169,8 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
       ...(opts.cacheDir !== undefined && { cache: { dir: opts.cacheDir } }),
       ...(opts.precache !== undefined && { precache: opts.precache }),
     },
-  });
+  };
+  const server = await startDhcpServer(t, serverNs, serverOptions);
 
   const vms: { name: string; vm: Vm }[] = [];
   let taps = 0;
@@ -175,6 +182,7 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
     serverNs,
     server,
     images,
+    startServerAgain: () => startDhcpServer(t, serverNs, { ...serverOptions, dataDir: server.dataDir }),
     vm(name, firmware, mac, timeoutMs, guest = {}) {
       const vm = startVm(lab, switchNs, { firmware, mac, tap: `tap${taps++}`, bridge: 'br0', dir: join(dir, 'vms'), timeoutMs, ...guest });
       vms.push({ name, vm });

@@ -6,7 +6,9 @@
  * - the hardening keys are set, the capabilities are exactly CAP_NET_BIND_SERVICE, the address
  *   families exactly the four edgeboot opens, and the environment it sets puts the database,
  *   the admin token and the cache in its StateDirectory, as the config loader resolves it;
- * - `systemd-sysusers` creates the service user from the shipped sysusers.d file.
+ * - `systemd-sysusers` creates the service user from the shipped sysusers.d file;
+ * - the test supervisor (test/helpers/supervisor.ts), which the crash tests use in place of
+ *   systemd, reads its restart policy from this unit and decides as Restart=on-failure does.
  * Needs Debian's systemd package (systemd-analyze, systemd-sysusers; .ci/run installs it). It
  * does not need systemd running as PID 1. The system test test/system/service-capabilities.test.ts
  * shows edgeboot serving DHCP, TFTP and HTTP with exactly these capabilities.
@@ -18,35 +20,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { CONFIG_KEYS, loadConfig } from '../../../src/config/load.js';
 import { MAIN_JS, REPO_ROOT } from '../../helpers/process.js';
-
-const UNIT_FILE = join(REPO_ROOT, 'deploy/systemd/edgeboot.service');
+import { parseUnit, policyFromUnit, restartDecision, UNIT_FILE } from '../../helpers/supervisor.js';
 const SYSUSERS_FILE = join(REPO_ROOT, 'deploy/systemd/edgeboot.sysusers');
 const ENV_FILE = join(REPO_ROOT, 'deploy/systemd/edgeboot.env');
 const SHIPPED_EXEC = '/usr/bin/node /opt/edgeboot/dist/main.js serve';
-
-/** `[Section]` → key → every value the key was given, in order (systemd keys can repeat). */
-type UnitFile = Map<string, Map<string, string[]>>;
-
-/** systemd.syntax(7), the subset the unit uses: sections, `key=value` lines, `#` comments. */
-function parseUnit(text: string): UnitFile {
-  const unit: UnitFile = new Map();
-  let section: Map<string, string[]> | undefined;
-  for (const [n, raw] of text.split('\n').entries()) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const head = /^\[([A-Za-z]+)\]$/.exec(line);
-    if (head) {
-      section = new Map();
-      unit.set(head[1] as string, section);
-      continue;
-    }
-    const eq = line.indexOf('=');
-    if (!section || eq <= 0) throw new Error(`line ${n + 1} of the unit is neither a section nor key=value: ${raw}`);
-    const key = line.slice(0, eq);
-    section.set(key, [...(section.get(key) ?? []), line.slice(eq + 1)]);
-  }
-  return unit;
-}
 
 const unitText = readFileSync(UNIT_FILE, 'utf8');
 const unit = parseUnit(unitText);
@@ -176,4 +153,21 @@ t.test('systemd-sysusers creates the service user from the shipped file', async 
 t.test('the package ships deploy/', async (t) => {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { files: string[] };
   t.ok(pkg.files.includes('deploy'), 'package.json "files" lists deploy');
+});
+
+t.test('the test supervisor restarts as the unit says (Restart=on-failure, systemd.service(5))', async (t) => {
+  const policy = policyFromUnit();
+  t.same(policy, { restartDelayMs: 2_000, preventExitStatus: [2], startLimitBurst: 10, startLimitIntervalMs: 300_000 }, 'RestartSec, RestartPreventExitStatus and the start limit of the unit');
+  const now = 1_000_000;
+  const once = [now - 60_000];
+  t.same(restartDecision({ code: null, signal: 'SIGKILL' }, once, now, policy), { restart: true }, 'killed by SIGKILL: restarted');
+  t.same(restartDecision({ code: null, signal: 'SIGABRT' }, once, now, policy), { restart: true }, 'aborted: restarted');
+  t.same(restartDecision({ code: 1, signal: null }, once, now, policy), { restart: true }, 'exit 1 (an uncaught exception): restarted');
+  t.match(restartDecision({ code: 0, signal: null }, once, now, policy), { restart: false }, 'exit 0: not restarted');
+  t.match(restartDecision({ code: null, signal: 'SIGTERM' }, once, now, policy), { restart: false }, 'SIGTERM (systemctl stop): not restarted');
+  t.match(restartDecision({ code: 2, signal: null }, once, now, policy), { restart: false, reason: /RestartPreventExitStatus/ }, 'exit 2 (a config error): not restarted');
+  const burst = Array.from({ length: 10 }, (_, i) => now - 10_000 * i);
+  t.match(restartDecision({ code: 1, signal: null }, burst, now, policy), { restart: false, reason: /start limit/ }, '10 starts in 5 minutes: the start limit stops it');
+  const spread = Array.from({ length: 10 }, (_, i) => now - 60_000 * i);
+  t.same(restartDecision({ code: 1, signal: null }, spread, now, policy), { restart: true }, '10 starts over 9 minutes: restarted');
 });
