@@ -6,12 +6,14 @@ import { imagesCommand } from './cli/images.js';
 import { siteconfigCommand } from './cli/siteconfig.js';
 import { machinesCommand } from './cli/machines.js';
 import { ClientError } from './cli/client.js';
+import { terminalSafe } from './cli/format.js';
 import { ConfigError } from './config/config.js';
 import { CONFIG_KEYS, loadConfig } from './config/load.js';
 import { createLogger } from './log.js';
 import { describeStart, reportProfiles, startServer } from './server.js';
 
-const print = (s: string) => process.stdout.write(`${s}\n`);
+/** Every line of output: a control character from the server (an event a machine posted, say) is shown escaped, never obeyed by the terminal. */
+const print = (s: string) => process.stdout.write(`${terminalSafe(s)}\n`);
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 function envHelp(): string {
@@ -84,9 +86,9 @@ program.addCommand(siteconfigCommand(print));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof ClientError) {
-    process.stderr.write(`edgeboot: ${err.message}\n`);
+    process.stderr.write(`edgeboot: ${terminalSafe(err.message)}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);
   }
-  process.stderr.write(`edgeboot: ${(err as Error).message}\n`);
+  process.stderr.write(`edgeboot: ${terminalSafe((err as Error).message)}\n`);
   process.exit(1);
 });

@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { sourceKey } from '../cache/source-key.js';
 import { adminToken, api, ClientError, serverUrl, type ClientOptions } from './client.js';
-import { bytes, clientOptions, table } from './format.js';
+import { bytes, clientOptions, table, visible } from './format.js';
 
 interface Entry {
   key: string;
@@ -56,7 +56,7 @@ function progressLine(key: string, done: number, total: number | undefined, seco
   const rate = seconds > 0 ? done / seconds : 0;
   const of = total !== undefined ? ` / ${bytes(total)} (${Math.floor((100 * done) / Math.max(total, 1))}%)` : '';
   const eta = total !== undefined && rate > 0 ? `, ETA ${Math.ceil((total - done) / rate)} s` : '';
-  return `${key}: ${bytes(done)}${of}, ${bytes(Math.round(rate))}/s${eta}`;
+  return `${visible(key)}: ${bytes(done)}${of}, ${bytes(Math.round(rate))}/s${eta}`;
 }
 
 export function cacheCommand(print: (s: string) => void): Command {

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { PullJob } from '../registry/puller.js';
 import { api, ClientError } from './client.js';
-import { bytes, clientOptions } from './format.js';
+import { bytes, clientOptions, visible } from './format.js';
 
 const POLL_MS = 500;
 
@@ -35,9 +35,10 @@ export function jobSummary(j: PullJob): string[] {
     `bytes: ${bytes(j.bytes.upstream)} from upstream, ${bytes(j.bytes.deduplicated)} deduplicated, ${bytes(j.bytes.total)} in all the images`,
     `time: ${j.seconds.toFixed(1)} s`,
   ];
-  for (const e of j.excluded) lines.push(`left out: ${e.name} (${e.ref}) by /${e.pattern}/`);
-  for (const f of j.failures) lines.push(`failed: ${f.ref}: ${f.error}`);
-  if (j.error) lines.push(`the job failed: ${j.error}`);
+  // Names and errors come from upstream registries: one line each, controls shown escaped.
+  for (const e of j.excluded) lines.push(visible(`left out: ${e.name} (${e.ref}) by /${e.pattern}/`));
+  for (const f of j.failures) lines.push(visible(`failed: ${f.ref}: ${f.error}`));
+  if (j.error) lines.push(visible(`the job failed: ${j.error}`));
   return lines;
 }
 

@@ -3,7 +3,8 @@ import type { Machine, MachineEvent, PrecacheProgress } from '../machines/model.
 import { MACHINE_STATES } from '../machines/state.js';
 import { macHyphenated, parseMac, type Mac } from '../machines/mac.js';
 import { api, ClientError } from './client.js';
-import { bytes, clientOptions, table } from './format.js';
+import { bytes, clientOptions, table, visible } from './format.js';
+import { redactSecrets } from '../secrets/redact.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -104,7 +105,7 @@ export function machinesCommand(print: (s: string) => void): Command {
         ['ip', m.ip],
         ['uuid', m.uuid],
         ['labels', Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(', ') || undefined],
-        ['assisted', m.assisted?.ipxeScriptUrl.replace(/api_key=[^&]*/, 'api_key=<redacted>')],
+        ['assisted', m.assisted && redactSecrets(m.assisted.ipxeScriptUrl)],
         ['precache', m.precache ? JSON.stringify(m.precache) : undefined],
         ['progress', m.precacheProgress ? describeProgress(m.precacheProgress) : undefined],
         ['disks', m.inventory?.disks.map((d) => `${d.path} ${bytes(d.sizeBytes)}${d.removable ? ' removable' : ''}`).join(', ')],
@@ -112,7 +113,8 @@ export function machinesCommand(print: (s: string) => void): Command {
         ['serial', m.observed.serial],
         ['last seen', m.observed.lastSeenAt],
       ];
-      print(fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(11)}${v}`).join('\n'));
+      // Every value came from the server, some from the machine itself (serial, disks, messages).
+      print(fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(11)}${visible(v ?? '')}`).join('\n'));
       if (recent.length) {
         print('\nevents:');
         print(table(recent.map((e) => [e.time, e.source, e.type, e.from ? `${e.from} -> ${e.to}` : '', e.message ?? ''])));
