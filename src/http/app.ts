@@ -13,6 +13,7 @@ import type { Store } from '../store/store.js';
 import { baseUrlOf } from './base-url.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { installErrorHandling } from './errors.js';
+import { installJsonBodyParsers } from './json-body.js';
 import { installReplyRedaction } from './redact-replies.js';
 import type { AssetLimits } from './artifact-responder.js';
 import { assetRoutes, type AssetServed } from './routes/assets.js';
@@ -78,9 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   installErrorHandling(app);
   installReplyRedaction(app);
-  // The same parser as application/json: a 400 for broken JSON, and __proto__ / constructor
-  // members refused rather than turned into the prototype of the merged document.
-  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  installJsonBodyParsers(app);
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug({ method: req.method, url: redactSecrets(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });

@@ -15,16 +15,23 @@ export function installErrorHandling(app: FastifyInstance): void {
       const details = err.validation.map((v) => ({ path: `${where}${v.instancePath}`, problem: v.message, params: v.params }));
       return reply.code(400).send({ error: 'invalid_request', message: `invalid ${where}: ${err.validation.map(describeProblem(where)).join('; ')}`, details });
     }
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) {
-      req.log.error({ err }, 'request failed');
-      return reply.code(status).send({ error: 'internal_error', message: 'the server failed to handle this request; see its log' });
+    // Fastify's own client errors (a body too large, a media type it cannot parse) carry a 4xx.
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: (err.code ?? 'bad_request').toLowerCase(), message: err.message });
     }
-    return reply.code(status).send({ error: (err.code ?? 'bad_request').toLowerCase(), message: err.message });
+    // Anything else is a bug. Its message can hold a path, a URL or a secret: the log gets it
+    // (redacted, with the stack), the client only the id to find that line by.
+    req.log.error({ err, route: req.routeOptions.url, method: req.method }, 'request failed: unexpected error');
+    return reply.code(500).send(internalErrorBody(req.id));
   });
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` }),
   );
+}
+
+/** The whole body of a 500: nothing of the error itself, only the request id its log line carries. */
+export function internalErrorBody(requestId: string): { error: 'internal'; message: string; requestId: string } {
+  return { error: 'internal', message: 'internal server error', requestId };
 }
 
 type Problem = NonNullable<FastifyError['validation']>[number];

@@ -167,7 +167,7 @@ export const eventBody = {
 export const errorResponse = {
   type: 'object',
   required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' }, details: {} },
+  properties: { error: { type: 'string' }, message: { type: 'string' }, details: {}, requestId: { type: 'string' } },
 } as const;
 
 export const macParams = {

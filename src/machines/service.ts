@@ -110,7 +110,7 @@ export class MachineService {
       const base: Machine = beat
         ? { ...cur, precacheProgress: heartbeat(beat, this.now().toISOString(), e.type === 'precache-progress' ? progressReport(e.data, e.message) : {}) }
         : cur;
-      const toTransition = TRANSITION_EVENTS[e.type];
+      const toTransition = TRANSITION_EVENTS.get(e.type);
       const change = toTransition ? this.transition(base, toTransition(e.message), source, e.message) : ({ kind: 'keep' } as const);
       if (change.kind !== 'save') return beat ? { kind: 'save', machine: base, events: [posted] } : { kind: 'keep', events: [posted] };
       return { ...change, events: [posted, ...(change.events ?? [])] };

@@ -33,6 +33,14 @@ export interface Profile {
   requires: MachinePlaceholder[];
 }
 
+/**
+ * The artifact of a profile by a name from a request: own members only, so that `constructor`
+ * or `__proto__` in a URL is an unknown artifact, not Object.prototype's.
+ */
+export function artifactOf(profile: Profile, name: string): Artifact | undefined {
+  return Object.hasOwn(profile.artifacts, name) ? profile.artifacts[name] : undefined;
+}
+
 export interface ProfileProblem {
   file: string;
   message: string;

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ArtifactCache } from '../../cache/artifacts.js';
 import { ApiError } from '../../errors.js';
-import type { ProfileSet } from '../../profiles/profile.js';
+import { artifactOf, type ProfileSet } from '../../profiles/profile.js';
 import { ArtifactResponder, cacheError, clientAddress, type AssetLimits } from '../artifact-responder.js';
 import { redactSecrets } from '../../secrets/redact.js';
 import { errors } from '../schemas.js';
@@ -53,7 +53,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
   const serve = async (req: FastifyRequest<{ Params: AssetParams }>, reply: FastifyReply) => {
     const { profile: name, artifact: key } = req.params;
     const profile = profiles().get(name);
-    const artifact = profile?.artifacts[key];
+    const artifact = profile && artifactOf(profile, key);
     if (!profile || !artifact) throw new ApiError('not_found', `no artifact ${key} in a profile ${name}`, 404);
     if (!artifact.url.startsWith('file:')) {
       if (!cache) {
