@@ -9,6 +9,7 @@ import { ClientError } from './cli/client.js';
 import { terminalSafe } from './cli/format.js';
 import { ConfigError } from './config/config.js';
 import { CONFIG_KEYS, loadConfig } from './config/load.js';
+import { shownConfig } from './config/show.js';
 import { createLogger } from './log.js';
 import { describeStart, reportProfiles, startServer } from './server.js';
 
@@ -72,11 +73,14 @@ configCmd
   });
 configCmd
   .command('show')
-  .description('print the effective configuration: defaults, file and environment merged')
-  .argument('[file]', 'YAML or JSON config file')
-  .action((file: string | undefined) => {
-    const { config } = loadConfig({ file, env: process.env });
-    print(program.opts<{ json?: boolean }>().json ? JSON.stringify(config, null, 2) : stringify(config));
+  .description('print the resolved configuration (defaults, file, environment and --set merged; paths absolute; secrets redacted) without starting anything')
+  .argument('[file]', 'YAML or JSON config file (same as --config)')
+  .option('-c, --config <file>', 'YAML or JSON config file (env EDGEBOOT_CONFIG)')
+  .option('--set <key=value>', 'override one config key, as serve takes it (repeatable)', collect, [])
+  .action((file: string | undefined, o: { config?: string; set: string[] }) => {
+    const { config } = loadConfig({ file: file ?? o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
+    const shown = shownConfig(config);
+    print(program.opts<{ json?: boolean }>().json ? JSON.stringify(shown, null, 2) : stringify(shown).trimEnd());
   });
 
 program.addCommand(machinesCommand(print));

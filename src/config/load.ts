@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, type Config, type Listen, type UnknownMachinePolicy } from './config.js';
 import { configSchema } from './schema.js';
@@ -199,12 +199,25 @@ type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
   boot: { unknownMachines: string; recheckSeconds: number; assistedChain: 'rewrite' | 'chain' };
 };
 
+/**
+ * Paths as absolute ones, resolved once against the working directory at start; `<dataDir>` in
+ * a path (the defaults of store.url and cache.dir) stands for server.dataDir, so that setting
+ * the data dir alone moves the database and the cache with it.
+ */
+export function resolveDataPath(path: string, dataDir: string): string {
+  return resolve(path.replaceAll('<dataDir>', dataDir));
+}
+
 function normalise(c: RawConfig): Config {
+  const dataDir = resolve(c.server.dataDir);
+  const storeUrl = c.store.url.startsWith('sqlite:') ? `sqlite:${resolveDataPath(c.store.url.slice('sqlite:'.length), dataDir)}` : c.store.url;
   return {
     ...c,
+    server: { ...c.server, dataDir },
+    store: { ...c.store, url: storeUrl },
     http: { listen: parseListen(c.http.listen) },
     tftp: { ...c.tftp, listen: parseListen(c.tftp.listen) },
-    cache: { dir: c.cache.dir, maxBytes: parseByteSize(c.cache.maxBytes), maxTransfers: c.cache.maxTransfers, largeBytes: parseByteSize(c.cache.largeBytes), retryAfterSeconds: c.cache.retryAfterSeconds, clientRate: parseByteSize(c.cache.clientRate) },
+    cache: { dir: resolveDataPath(c.cache.dir, dataDir), maxBytes: parseByteSize(c.cache.maxBytes), maxTransfers: c.cache.maxTransfers, largeBytes: parseByteSize(c.cache.largeBytes), retryAfterSeconds: c.cache.retryAfterSeconds, clientRate: parseByteSize(c.cache.clientRate) },
     boot: { unknownMachines: parsePolicy(c.boot.unknownMachines), recheckSeconds: c.boot.recheckSeconds, assistedChain: c.boot.assistedChain },
   };
 }

@@ -102,7 +102,8 @@ export const configSchema = {
           type: 'string',
           pattern: '^(sqlite:.+|postgres(ql)?://.+)$',
           description: 'sqlite:<path> or postgres://…',
-          default: 'sqlite:./var/edgeboot.db',
+          // <dataDir> stands for server.dataDir (load.ts), so the default follows it.
+          default: 'sqlite:<dataDir>/edgeboot.db',
         },
       },
     },
@@ -111,7 +112,7 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        dir: { type: 'string', minLength: 1, description: 'a directory path', default: './var/cache' },
+        dir: { type: 'string', minLength: 1, description: 'a directory path (<dataDir> stands for server.dataDir)', default: '<dataDir>/cache' },
         maxBytes: { ...byteSize, default: '200GiB' },
         maxTransfers: { type: 'integer', minimum: 0, maximum: 100000, description: 'concurrent large artifact transfers before machines are told to retry (503); 0: no limit', default: 0 },
         largeBytes: { ...byteSize, default: '64MiB' },

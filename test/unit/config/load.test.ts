@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { ConfigError } from '../../../src/config/config.js';
 import { checkConfig, CONFIG_KEYS, loadConfig, parseByteSize, parseListen, type LoadOptions } from '../../../src/config/load.js';
@@ -42,7 +42,7 @@ function hasProblem(t: Test, err: ConfigError, fragments: string[], what: string
 t.test('embedded defaults', async (t) => {
   const { config, warnings } = loadConfig();
   t.same(warnings, []);
-  t.same(config.server, { advertiseAddress: 'auto', dataDir: './var' });
+  t.same(config.server, { advertiseAddress: 'auto', dataDir: resolve('var') }, './var, resolved against the working directory');
   t.same(config.http.listen, { host: '0.0.0.0', port: 8080 });
   t.same(config.tftp, { enabled: true, listen: { host: '0.0.0.0', port: 69 }, roots: ['/usr/lib/ipxe'], ...TFTP_TUNING });
   t.equal(config.dhcp.mode, 'proxy');
@@ -55,8 +55,8 @@ t.test('embedded defaults', async (t) => {
   t.same(config.dhcp.subnets, [
     { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 },
   ]);
-  t.equal(config.store.url, 'sqlite:./var/edgeboot.db');
-  t.same(config.cache, { dir: './var/cache', maxBytes: 214748364800, maxTransfers: 0, largeBytes: 64 * 2 ** 20, retryAfterSeconds: 10, clientRate: 0 });
+  t.equal(config.store.url, `sqlite:${resolve('var/edgeboot.db')}`);
+  t.same(config.cache, { dir: resolve('var/cache'), maxBytes: 214748364800, maxTransfers: 0, largeBytes: 64 * 2 ** 20, retryAfterSeconds: 10, clientRate: 0 });
   t.equal(config.cache.maxBytes, 200 * 2 ** 30, '200GiB');
   const { allowedUpstreams, ...registry } = config.registry;
   t.same(registry, { pullSecret: '', insecureRegistries: [], pullThrough: true, readTokens: [], upstreams: {} });
@@ -142,9 +142,9 @@ t.test('a YAML file', async (t) => {
   t.equal(config.dhcp.proxyPort, 4011);
   t.same(config.dhcp.subnets, [{ cidr: '10.9.0.0/16', router: '10.9.0.1', leaseSeconds: 3600 }], 'subnet defaults are filled in');
   t.equal(config.cache.maxBytes, 512 * 2 ** 20);
-  t.equal(config.cache.dir, './var/cache');
+  t.equal(config.cache.dir, '/srv/edgeboot/cache', 'the default cache dir follows server.dataDir');
   t.equal(config.boot.unknownMachines, 'wait');
-  t.equal(config.store.url, 'sqlite:./var/edgeboot.db', 'an absent section keeps its defaults');
+  t.equal(config.store.url, 'sqlite:/srv/edgeboot/edgeboot.db', 'an absent section keeps its default, under server.dataDir');
 });
 
 t.test('a JSON file, a .yml file and an empty file', async (t) => {
@@ -203,6 +203,22 @@ t.test('environment overrides', async (t) => {
 t.test('boot.unknownMachines from a file', async (t) => {
   t.same(loadConfig({ file: writeConfig('boot: { unknownMachines: x }') }).config.boot.unknownMachines, { profile: 'x' });
   t.equal(loadConfig({ file: writeConfig('boot: { unknownMachines: exit }') }).config.boot.unknownMachines, 'exit');
+});
+
+t.test('default paths follow server.dataDir; explicit values win', async (t) => {
+  const moved = loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/var/lib/edgeboot' } }).config;
+  t.equal(moved.server.dataDir, '/var/lib/edgeboot');
+  t.equal(moved.store.url, 'sqlite:/var/lib/edgeboot/edgeboot.db', 'EDGEBOOT_SERVER_DATA_DIR alone moves the database');
+  t.equal(moved.cache.dir, '/var/lib/edgeboot/cache', 'and the cache');
+  const relative = loadConfig({ sets: ['server.dataDir=data/here'] }).config;
+  t.equal(relative.server.dataDir, resolve('data/here'), 'a relative data dir is made absolute');
+  t.equal(relative.store.url, `sqlite:${resolve('data/here/edgeboot.db')}`);
+  const file = writeConfig('server: { dataDir: /srv/e }\nstore: { url: "sqlite:/db/elsewhere.db" }\ncache: { dir: scratch/cache }\n');
+  const explicit = loadConfig({ file }).config;
+  t.equal(explicit.store.url, 'sqlite:/db/elsewhere.db', 'an explicit store.url wins');
+  t.equal(explicit.cache.dir, resolve('scratch/cache'), 'an explicit cache.dir wins (relative: to the working directory)');
+  t.equal(loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/srv/e', EDGEBOOT_CACHE_DIR: '<dataDir>/big-cache' } }).config.cache.dir, '/srv/e/big-cache', '<dataDir> in an explicit value');
+  t.equal(loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/srv/e', EDGEBOOT_STORE_URL: 'postgres://edge@db/edge' } }).config.store.url, 'postgres://edge@db/edge', 'a postgres URL is left as it is');
 });
 
 t.test('precedence: defaults < file < environment < --set', async (t) => {
