@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ArtifactCache, availableAt, CacheFullError, IntegrityError, openDownload, readDownload, UpstreamError, type ArtifactRequest, type Download } from '../cache/artifacts.js';
 import { ApiError } from '../errors.js';
@@ -85,8 +85,11 @@ export class ArtifactResponder {
    * kernel from the file (sendfile.ts) when the request came on a TCP socket, else streamed.
    * The file is opened first, so a blob evicted meanwhile is still read whole.
    */
-  readonly sendLocal = async (req: FastifyRequest, reply: FastifyReply, path: string, digest?: string, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
-    const file = await open(path, 'r');
+  readonly sendLocal = async (req: FastifyRequest, reply: FastifyReply, path: string, digest?: string, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> =>
+    this.sendOpenFile(req, reply, await open(path, 'r'), digest, extraHeaders);
+
+  /** As `sendLocal`, from a file already open (and checked) by the caller; closes `file`. */
+  readonly sendOpenFile = async (req: FastifyRequest, reply: FastifyReply, file: FileHandle, digest?: string, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
     let handedOff = false;
     try {
       const st = await file.stat();

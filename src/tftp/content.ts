@@ -32,6 +32,11 @@ async function openRegular(path: string): Promise<{ fh: FileHandle; size: number
 /** A file as transfer content: its descriptor, read by the pump, closed with the content. */
 export async function openFileContent(path: string): Promise<TftpContent> {
   const { fh, size } = await openRegular(path);
+  return fileContent(fh, size, path);
+}
+
+/** An open regular file (`size` bytes) as transfer content; the content owns `fh` and closes it. */
+export function fileContent(fh: FileHandle, size: number, path: string): TftpContent {
   let closed = false;
   return {
     size,
@@ -48,6 +53,11 @@ export async function openFileContent(path: string): Promise<TftpContent> {
 /** Reads a file whole, up to `max` bytes; undefined if it is larger. */
 export async function readWhole(path: string, max: number): Promise<Buffer | undefined> {
   const { fh, size } = await openRegular(path);
+  return readWholeOpen(fh, size, max);
+}
+
+/** Reads an open regular file of `size` bytes whole, up to `max`; undefined if larger. Closes `fh`. */
+export async function readWholeOpen(fh: FileHandle, size: number, max: number): Promise<Buffer | undefined> {
   try {
     return size > max ? undefined : await fh.readFile();
   } finally {

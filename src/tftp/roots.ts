@@ -1,8 +1,10 @@
 /**
  * Which file a requested name means, confined to the served directories ("roots"). Shared by
- * TFTP and the /ipxe-bin HTTP route, so both serve exactly the same files.
+ * TFTP and the /ipxe-bin HTTP route, so both serve exactly the same files: both open them with
+ * `openInRoots` and send from that descriptor alone.
  */
-import { lstat, readlink, realpath, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 
 /** Longest accepted name, and longest path segment (NAME_MAX). */
@@ -82,6 +84,53 @@ async function inRoot(root: string, relative: string): Promise<{ ok: true; path:
   }
   if (!(await stat(real)).isFile()) return { ok: false, kind: 'refused', reason: 'not a regular file' };
   return { ok: true, path: real };
+}
+
+export type Opened =
+  | { ok: true; file: FileHandle; size: number; mtime: Date; path: string; root: string }
+  | { ok: false; kind: 'not-found' | 'refused'; reason: string };
+
+/**
+ * Opens the file `resolveInRoots` approves for `relative`, once. The caller sends from `file`
+ * alone (never by path again) and closes it.
+ */
+export async function openInRoots(roots: readonly string[], relative: string): Promise<Opened> {
+  const found = await resolveInRoots(roots, relative);
+  return found.ok ? openApproved(found) : found;
+}
+
+/**
+ * Opens an approved real path and proves that the descriptor is that very file: the kernel's
+ * name of the open file (/proc/self/fd/N) must be the approved path. A path whose last part was
+ * swapped for a link after the check fails the open (O_NOFOLLOW); a directory on the way
+ * swapped for one opens a file under another name: both are refused, never served. Files
+ * the file system will not open (gone, unreadable) throw its error.
+ */
+export async function openApproved(approved: { path: string; root: string }): Promise<Opened> {
+  let file: FileHandle;
+  try {
+    // O_NONBLOCK: a FIFO swapped in would otherwise block the open until a writer came.
+    file = await open(approved.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') return { ok: false, kind: 'refused', reason: `${approved.path} became a symlink while it was opened` };
+    throw err;
+  }
+  try {
+    const opened = await readlink(`/proc/self/fd/${file.fd}`);
+    if (opened !== approved.path) {
+      await file.close();
+      return { ok: false, kind: 'refused', reason: `${approved.path} changed while it was opened` };
+    }
+    const st = await file.stat();
+    if (!st.isFile()) {
+      await file.close();
+      return { ok: false, kind: 'refused', reason: 'not a regular file' };
+    }
+    return { ok: true, file, size: st.size, mtime: st.mtime, path: approved.path, root: approved.root };
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
 }
 
 function isMissing(err: unknown): boolean {

@@ -10,9 +10,9 @@ import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../n
 import type { ProtocolServer } from '../protocol.js';
 import { bindError } from '../net/bind-error.js';
 import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
-import { bufferContent, openFileContent, readWhole, toNetascii, type TftpContent } from './content.js';
+import { bufferContent, fileContent, readWholeOpen, toNetascii, type TftpContent } from './content.js';
 import { negotiate } from './options.js';
-import { normaliseName, resolveInRoots } from './roots.js';
+import { normaliseName, openInRoots } from './roots.js';
 import { Session, type SessionCounters, type SessionInfo, type TransferRecord } from './session.js';
 import type { Outcome } from './transfer.js';
 
@@ -119,15 +119,15 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       const generated = await handler({ file, client: m.from, local: m.local });
       if (generated) return bufferContent(netascii ? toNetascii(generated) : generated);
     }
-    const found = await resolveInRoots(cfg.roots, file);
-    if (!found.ok) {
-      if (found.kind === 'not-found') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file);
-      else refuse(m, 'access', ErrorCode.AccessViolation, `Access violation: ${found.reason}`, file);
-      return found.kind === 'not-found' ? 'not_found' : 'access';
-    }
     try {
-      if (!netascii) return await openFileContent(found.path);
-      const whole = await readWhole(found.path, NETASCII_MAX_BYTES);
+      const found = await openInRoots(cfg.roots, file);
+      if (!found.ok) {
+        if (found.kind === 'not-found') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file);
+        else refuse(m, 'access', ErrorCode.AccessViolation, `Access violation: ${found.reason}`, file);
+        return found.kind === 'not-found' ? 'not_found' : 'access';
+      }
+      if (!netascii) return fileContent(found.file, found.size, found.path);
+      const whole = await readWholeOpen(found.file, found.size, NETASCII_MAX_BYTES);
       const converted = whole && toNetascii(whole);
       if (!converted || converted.length > NETASCII_MAX_BYTES) {
         refuse(m, 'netascii_too_large', ErrorCode.NotDefined, `Netascii transfers are limited to ${NETASCII_MAX_BYTES} bytes; ask for octet mode`, file);

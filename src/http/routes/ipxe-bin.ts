@@ -1,34 +1,38 @@
-import fastifyStatic from '@fastify/static';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { resolve } from 'node:path';
-import { normaliseName, resolveInRoots } from '../../tftp/roots.js';
+import { normaliseName, openInRoots } from '../../tftp/roots.js';
+import { ArtifactResponder } from '../artifact-responder.js';
+import { errors } from '../schemas.js';
 
 /** Where UEFI HTTP Boot clients fetch the iPXE binaries DHCP points them at (`dhcp/pxe.ts`). */
 export const IPXE_BIN_PREFIX = '/ipxe-bin';
 
 /**
  * The iPXE binaries of the TFTP roots, over HTTP, for UEFI HTTP Boot (arch 15/16/19): the same
- * files TFTP serves — the name is checked by the same rules as a TFTP request (src/tftp/roots.ts,
- * symlinks included) — read-only, with Range, ETag and HEAD from @fastify/static.
+ * files TFTP serves. The name is resolved and the file opened by the code TFTP uses
+ * (`openInRoots` in src/tftp/roots.ts, symlink rule included), and the answer is sent from that
+ * one descriptor — never from a path looked up again — with Range, ETag and HEAD
+ * (ArtifactResponder). Read-only; dotfiles stay hidden over HTTP.
  */
 export const ipxeBinRoutes: FastifyPluginAsync<{ roots: readonly string[] }> = async (app, { roots }) => {
   const absolute = [...new Set(roots.map((r) => resolve(r)))];
   if (absolute.length === 0) return;
-  app.addHook('onRequest', async (req, reply) => {
+  const responder = new ArtifactResponder(undefined, undefined);
+  const notFound = (reply: FastifyReply) => reply.code(404).send({ error: 'not_found', message: 'no such file in the served directories' });
+  // Fastify answers HEAD from this route too (exposeHeadRoutes).
+  app.get(`${IPXE_BIN_PREFIX}/*`, { schema: { summary: 'An iPXE binary of the TFTP roots, for UEFI HTTP Boot (Range, ETag, HEAD)', tags: ['boot'], response: errors(404, 412) } }, async (req, reply) => {
     const path = decodeURIComponentSafe(req.url.split('?')[0]?.slice(IPXE_BIN_PREFIX.length + 1) ?? '');
     const name = path === undefined ? undefined : normaliseName(path, absolute);
-    const found = name?.ok ? await resolveInRoots(absolute, name.relative) : undefined;
-    if (!found?.ok) await reply.code(404).send({ error: 'not_found', message: 'no such file in the served directories' });
-  });
-  await app.register(fastifyStatic, {
-    root: absolute.length === 1 ? (absolute[0] as string) : absolute,
-    prefix: `${IPXE_BIN_PREFIX}/`,
-    decorateReply: false,
-    index: false,
-    list: false,
-    dotfiles: 'deny',
-    serveDotFiles: false,
-    schemaHide: false,
+    if (!name?.ok || name.relative.split('/').some((seg) => seg.startsWith('.'))) return notFound(reply);
+    const opened = await openInRoots(absolute, name.relative).catch((err: unknown) => {
+      req.log.info({ file: name.relative, code: (err as NodeJS.ErrnoException).code }, 'ipxe-bin file could not be opened');
+      return undefined;
+    });
+    if (!opened?.ok) {
+      if (opened) req.log.debug({ file: name.relative, reason: opened.reason }, 'ipxe-bin file refused');
+      return notFound(reply);
+    }
+    return responder.sendOpenFile(req, reply, opened.file);
   });
 };
 
