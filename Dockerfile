@@ -26,5 +26,7 @@ ENV EDGEBOOT_SERVER_DATA_DIR=/var/lib/edgeboot \
     EDGEBOOT_CACHE_DIR=/var/lib/edgeboot/cache
 VOLUME /var/lib/edgeboot
 EXPOSE 8080/tcp 69/udp 67/udp 4011/udp
+# SIGTERM stops it gracefully; run it with --restart=unless-stopped --stop-timeout 30 (README
+# "Docker"): a crash costs no boot once it is back.
 ENTRYPOINT ["node", "/opt/edgeboot/dist/main.js"]
 CMD ["serve"]

@@ -116,8 +116,11 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
   return `${head}${fetchAndBoot(fetches, base, ctx.recheckSeconds)}`;
 }
 
-/** Tries of a boot's downloads before the machine asks the server what it boots again. */
-export const DOWNLOAD_TRIES = 5;
+/**
+ * Tries of a boot's downloads before the machine asks the server what it boots again: about a
+ * minute, time for a restart of the service on a loaded host (RestartSec plus Node's start).
+ */
+export const DOWNLOAD_TRIES = 12;
 /** Seconds between two tries: longer than a restart of the service (systemd RestartSec=2s). */
 export const DOWNLOAD_RETRY_SECONDS = 5;
 

@@ -119,6 +119,8 @@ export interface Supervisor<P extends Supervised> {
   restarted(n: number, timeoutMs: number): Promise<Restart<P>>;
   /** Why the supervisor stopped restarting, once it has. */
   gaveUp(): string | undefined;
+  /** The error of every start that failed, in order. */
+  startErrors(): string[];
   /** No more restarts; SIGTERMs the current process. */
   stop(): Promise<void>;
 }
@@ -185,9 +187,10 @@ export function supervise<P extends Supervised>(t: Teardown, first: P, start: ()
     current: () => current,
     restarts: () => [...restarts],
     gaveUp: () => gaveUp,
+    startErrors: () => [...startErrors],
     restarted(n, timeoutMs) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no restart ${n} within ${timeoutMs} ms (${restarts.length} so far${gaveUp ? `; gave up: ${gaveUp}` : ''})`)), timeoutMs);
+        const timer = setTimeout(() => reject(new Error(`no restart ${n} within ${timeoutMs} ms (${restarts.length} so far${gaveUp ? `; gave up: ${gaveUp}` : ''}${startErrors.length > 0 ? `; failed starts: ${startErrors.join(' | ')}` : ''})`)), timeoutMs);
         waiters.push({ n, resolve: (r) => (clearTimeout(timer), resolve(r)), reject: (e) => (clearTimeout(timer), reject(e)) });
         settle();
       });

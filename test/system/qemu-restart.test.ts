@@ -85,14 +85,14 @@ t.test('edgeboot SIGKILLed mid-boot and restarted as systemd would: the boot com
   const died = await victim.exited;
   t.equal(died.signal, 'SIGKILL', 'edgeboot died of SIGKILL while the initrd was on its way');
 
-  const restart = await sup.restarted(1, 30_000);
+  const restart = await sup.restarted(1, 60_000);
   t.same([restart.exit.code, restart.exit.signal], [null, 'SIGKILL'], 'the supervisor restarted it after the SIGKILL (Restart=on-failure)');
   t.ok(restart.servingAt - restart.diedAt >= policy.restartDelayMs, `after RestartSec (${policy.restartDelayMs} ms; serving again ${restart.servingAt - killedAt} ms after the kill)`);
 
   await vm.waitConsole(/eb-init: result posted/, 240_000);
   const off = await vm.exited;
   t.comment(`the boot took ${Math.round(off.ms / 1000)} s, the restart included`);
-  t.match(vm.console(), /try 1 of 5\), fetching again in 5 s/, "iPXE's download was cut and fetched again in place");
+  t.match(vm.console(), /try 1 of \d+\), fetching again in 5 s/, "iPXE's download was cut and fetched again in place");
 
   const events = await bl.events(MAC);
   t.comment(describeTimeline(events));
