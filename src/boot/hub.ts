@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { redactSecrets } from '../secrets/redact.js';
 import { parseAssistedScript, redirectUrl, type AssistedBoot } from './assisted.js';
@@ -32,8 +33,8 @@ export async function fetchHubScript(url: string, mac: string, opts: { dispatche
         if (status === 404) return { kind: 'installed' };
         return { kind: 'error', reason: `the hub answered HTTP ${status} for ${shown}` };
       }
-      const body = Buffer.from(await res.body.arrayBuffer());
-      if (body.length > MAX_SCRIPT_BYTES) return { kind: 'error', reason: `the hub's script at ${shown} is over ${MAX_SCRIPT_BYTES} bytes` };
+      const body = await readUpTo(res.body, MAX_SCRIPT_BYTES);
+      if (body === undefined) return { kind: 'error', reason: `the hub's script at ${shown} is over ${MAX_SCRIPT_BYTES} bytes` };
       text = body.toString('utf8');
     } catch (err) {
       const e = err as { code?: string; message?: string };
@@ -45,4 +46,20 @@ export async function fetchHubScript(url: string, mac: string, opts: { dispatche
     next = redirectUrl(parsed.url, mac);
   }
   return { kind: 'error', reason: `the hub redirected more than ${MAX_REDIRECTS} times` };
+}
+
+/**
+ * The body, or undefined as soon as it passes `max` bytes: the rest is never read (leaving the
+ * loop destroys the stream, and the connection with it). Each chunk is taken as it arrives, so
+ * undici's parser is never held back (see BodyFile in cache/artifacts.ts).
+ */
+async function readUpTo(body: Readable, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > max) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }

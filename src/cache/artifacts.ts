@@ -1,7 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { redactSecrets } from '../secrets/redact.js';
@@ -360,42 +361,55 @@ export class ArtifactCache {
             else if (lastModified !== undefined) headers['if-range'] = lastModified;
           }
           const res = await request(req.url, { method: 'GET', headers, dispatcher: this.dispatcher });
+          // The body is piped into the file before anything else is awaited: bytes left unread
+          // in undici's stream pause its parser, and an upstream that closes the connection
+          // then takes the process down (see BodyFile).
+          let admitted: Promise<void>;
           if (resumed && res.statusCode === 206 && contentRangeStart(res.headers['content-range']) === d.written) {
             // Go on where the dropped connection left off.
+            admitted = Promise.resolve();
           } else if (res.statusCode === 200) {
-            if (resumed) {
+            const restart = resumed;
+            if (restart) {
               // The upstream ignored the range (or the file changed): start over.
               this.o.log.warn({ upstream }, 'upstream did not resume the download: starting over');
-              await fh.truncate(0);
               hash = createHash('sha256');
               d.written = 0;
               d.generation++;
             }
             const total = numberHeader(res.headers['content-length']);
-            // A body that cannot fit fails now, as a 507 to every client, instead of a 200 that
-            // each of them would see cut short when the disk runs out. Checked before `total`
-            // is published: a client that joins meanwhile must not be answered 200 either.
-            // What the other downloads still have to write counts as taken.
-            const free = total === undefined ? Infinity : (await this.o.blobs.free()) - this.pendingBytes(d);
-            if (total !== undefined && total > free) {
-              await res.body.dump();
-              throw new CacheFullError(upstream, this.o.blobs.dir, `${total} bytes to store, ${free} free`);
-            }
-            d.total = total;
             etag = textHeader(res.headers.etag);
             lastModified = textHeader(res.headers['last-modified']);
             mediaType = textHeader(res.headers['content-type']);
-            if (req.size !== undefined && d.total !== undefined && d.total !== req.size) {
-              await res.body.dump();
-              throw new IntegrityError(upstream, `the upstream announces ${d.total} bytes, the profile expects ${req.size}`);
-            }
+            admitted = (async () => {
+              if (restart) await fh.truncate(0);
+              // A body that cannot fit fails now, as a 507 to every client, instead of a 200 that
+              // each of them would see cut short when the disk runs out. Checked before `total`
+              // is published: a client that joins meanwhile must not be answered 200 either.
+              // What the other downloads still have to write counts as taken.
+              const free = total === undefined ? Infinity : (await this.o.blobs.free()) - this.pendingBytes(d);
+              if (total !== undefined && total > free) throw new CacheFullError(upstream, this.o.blobs.dir, `${total} bytes to store, ${free} free`);
+              d.total = total;
+              if (req.size !== undefined && total !== undefined && total !== req.size) {
+                throw new IntegrityError(upstream, `the upstream announces ${total} bytes, the profile expects ${req.size}`);
+              }
+              d.emit('progress');
+            })();
           } else {
             const status = res.statusCode;
             await res.body.dump();
             throw new UpstreamError(upstream, `answered HTTP ${status}`, false, status);
           }
-          d.emit('progress');
-          await writeBody(res.body, fh, hash, d, upstream, this.o.blobs.dir, this.stats);
+          const file = new BodyFile({ fh, hash, download: d, admitted, upstream, dir: this.o.blobs.dir, stats: this.stats });
+          // A refusal stops the transfer at once, not at the next chunk; `finally` rethrows it.
+          admitted.catch((err: Error) => file.destroy(err));
+          try {
+            await pipeline(res.body, file);
+          } finally {
+            // Settled before the next attempt or the cleanup touches the file; its error, if
+            // any, is the one that counts (an empty body never waits for it in `_write`).
+            await admitted;
+          }
           if (d.total !== undefined && d.written < d.total) throw new CutShort(`the body ended after ${d.written} of ${d.total} bytes`);
           break;
         } catch (err) {
@@ -439,8 +453,42 @@ function sumDistinct(entries: readonly CacheEntry[]): number {
 /** A body that ended before its announced length: retried like a dropped connection. */
 class CutShort extends Error {}
 
-async function writeBody(body: AsyncIterable<Buffer>, fh: FileHandle, hash: Hash, d: Download, upstream: string, dir: string, stats: CacheStats): Promise<void> {
-  for await (const chunk of body) {
+/**
+ * How far the disk may lag behind an upstream before the body is held back. undici 7 ends the
+ * process when an upstream closes the connection while the parser is paused by back-pressure
+ * (`assert(!this.paused)` in Parser.finish, nodejs/undici#5360; fixed in undici 8, which needs
+ * Node 22): a write buffer this deep keeps the body flowing, so the parser only pauses when the
+ * disk is this far behind the network. One `await` per chunk inside `for await` paused it at
+ * every chunk, and killed the process at the first close-delimited upstream.
+ */
+const BODY_BUFFER_BYTES = 8 * 1024 * 1024;
+
+interface BodyFileOptions {
+  fh: FileHandle;
+  hash: Hash;
+  download: Download;
+  /** Settles once the body may be written (the free-space and length checks); no write before. */
+  admitted: Promise<void>;
+  upstream: string;
+  dir: string;
+  stats: CacheStats;
+}
+
+/**
+ * The end of an upstream body's pipeline: each chunk written at the download's offset of the
+ * temporary file, then hashed and counted, in order. Back-pressure is the Writable's own.
+ */
+class BodyFile extends Writable {
+  constructor(private readonly o: BodyFileOptions) {
+    super({ highWaterMark: BODY_BUFFER_BYTES });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.o.admitted.then(() => this.put(chunk)).then(() => done(), done);
+  }
+
+  private async put(chunk: Buffer): Promise<void> {
+    const { fh, download: d } = this.o;
     try {
       // A nearly full disk takes part of a chunk (a short write, no error); the rest is
       // written after it, or fails with ENOSPC. Counting the whole chunk as written would
@@ -452,12 +500,12 @@ async function writeBody(body: AsyncIterable<Buffer>, fh: FileHandle, hash: Hash
         off += bytesWritten;
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new CacheFullError(upstream, dir);
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new CacheFullError(this.o.upstream, this.o.dir);
       throw err;
     }
-    hash.update(chunk);
+    this.o.hash.update(chunk);
     d.written += chunk.length;
-    stats.upstreamBytes += chunk.length;
+    this.o.stats.upstreamBytes += chunk.length;
     d.emit('progress');
   }
 }

@@ -1,12 +1,18 @@
 /**
- * A stand-in upstream for the artifact cache tests: an HTTP server on 127.0.0.1:0 that serves
- * files from memory with Content-Length, ETag and single ranges, counts every request and
- * byte, and misbehaves on demand — drops the connection mid-body, serves other bytes than it
- * announced, streams slowly, or answers an error status.
+ * Stand-in upstreams for the artifact cache tests, on 127.0.0.1:
+ * - `startUpstream`: an HTTP server on port 0 that serves files from memory with
+ *   Content-Length, ETag and single ranges, counts every request and byte, and misbehaves on
+ *   demand — drops the connection mid-body, serves other bytes than it announced, streams
+ *   slowly, or answers an error status;
+ * - `startClosingUpstream`: a bare node:net server whose responses end with the connection
+ *   closed (close-delimited, or Content-Length with `Connection: close`);
+ * - `startPythonHttpServer`: `python3 -m http.server` over a directory.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Teardown } from './process.js';
+import { spawn } from 'node:child_process';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { killAtExit, type Teardown } from './process.js';
 
 export interface UpstreamRequest {
   path: string;
@@ -126,4 +132,141 @@ function write(res: ServerResponse, b: Buffer): Promise<void> {
     if (res.write(b)) ok();
     else res.once('drain', ok);
   });
+}
+
+/**
+ * How a close-delimited upstream ends a response (RFC 9112 §6.3):
+ * - `close`: no Content-Length and no chunked coding; the body ends where the server closes
+ *   the connection (item 8: "the message body length is determined by the number of octets
+ *   received prior to the server closing the connection");
+ * - `length-close`: Content-Length and `Connection: close`, then the close.
+ */
+export type Closing = 'close' | 'length-close';
+
+export interface ClosingResponse {
+  status?: number;
+  headers?: Record<string, string>;
+  body: Buffer;
+}
+
+export interface ClosingRequest {
+  method: string;
+  path: string;
+  sent: number;
+}
+
+export interface ClosingUpstream {
+  /** `127.0.0.1:<port>` */
+  host: string;
+  url(path: string): string;
+  /** What each path answers (the query is ignored); any other path is a 404. */
+  routes: Map<string, ClosingResponse>;
+  /** Every request, in order, with the body bytes handed to the kernel before the end or a reset. */
+  requests: ClosingRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * A bare HTTP/1.1 server on 127.0.0.1:0 (node:net, no HTTP library) whose every response ends
+ * with the server closing the connection, as `closing` says: the upstreams that crashed undici's
+ * parser when the reader held the body back. One request per connection; HEAD gets the headers.
+ */
+export async function startClosingUpstream(t: Teardown, closing: Closing): Promise<ClosingUpstream> {
+  const routes = new Map<string, ClosingResponse>();
+  const requests: ClosingRequest[] = [];
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let head = '';
+    const onData = (data: Buffer): void => {
+      head += data.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > 64 * 1024) socket.destroy();
+        return;
+      }
+      socket.off('data', onData);
+      const [method = '', target = '/'] = head.slice(0, head.indexOf('\r\n')).split(' ');
+      const path = new URL(target, 'http://upstream').pathname;
+      const rec: ClosingRequest = { method, path, sent: 0 };
+      requests.push(rec);
+      void answer(socket, rec, routes.get(path) ?? { status: 404, body: Buffer.from('not found\n') });
+    };
+    socket.on('data', onData);
+  });
+
+  async function answer(socket: Socket, rec: ClosingRequest, r: ClosingResponse): Promise<void> {
+    const status = r.status ?? 200;
+    const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Status'}`, ...Object.entries(r.headers ?? {}).map(([k, v]) => `${k}: ${v}`)];
+    if (closing === 'length-close') lines.push(`Content-Length: ${r.body.length}`, 'Connection: close');
+    await writeSocket(socket, Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
+    if (rec.method !== 'HEAD') {
+      for (let off = 0; off < r.body.length && !socket.destroyed; off += 64 * 1024) {
+        const piece = r.body.subarray(off, off + 64 * 1024);
+        await writeSocket(socket, piece);
+        if (!socket.destroyed) rec.sent += piece.length;
+      }
+    }
+    socket.end();
+  }
+
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const port = (server.address() as AddressInfo).port;
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((ok) => server.close(() => ok()));
+  };
+  t.teardown(close);
+  return { host: `127.0.0.1:${port}`, url: (path) => `http://127.0.0.1:${port}${path}`, routes, requests, close };
+}
+
+function writeSocket(socket: Socket, b: Buffer): Promise<void> {
+  return new Promise((ok) => {
+    if (socket.destroyed || socket.write(b)) ok();
+    else {
+      socket.once('drain', ok);
+      socket.once('close', ok);
+    }
+  });
+}
+
+export interface PythonHttpServer {
+  url(path: string): string;
+  /** Its stderr so far: one access-log line per request. */
+  log(): string;
+}
+
+/**
+ * `python3 -m http.server` serving `dir` on 127.0.0.1 and a port the kernel picks (port 0; the
+ * chosen port is read from its "Serving HTTP on" line). It answers HTTP/1.0 with
+ * Content-Length and closes the connection after each response. Killed at teardown.
+ */
+export async function startPythonHttpServer(t: Teardown, dir: string): Promise<PythonHttpServer> {
+  const child = spawn('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  killAtExit(child);
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => (stderr += d));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`python3 -m http.server did not say where it serves within 10 s: ${stderr}`)), 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`python3 -m http.server exited (${code}): ${stderr}`));
+    });
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const m = /^Serving HTTP on 127\.0\.0\.1 port (\d+) /.exec(line);
+      if (!m) return;
+      clearTimeout(timer);
+      resolve(Number(m[1]));
+    });
+  });
+  return { url: (path) => `http://127.0.0.1:${port}${path}`, log: () => stderr };
 }
