@@ -10,6 +10,7 @@ import { terminalSafe } from './cli/format.js';
 import { ConfigError } from './config/config.js';
 import { CONFIG_KEYS, loadConfig } from './config/load.js';
 import { shownConfig } from './config/show.js';
+import type { Logger } from 'pino';
 import { createLogger } from './log.js';
 import { describeStart, reportProfiles, startServer } from './server.js';
 
@@ -28,6 +29,20 @@ function envHelp(): string {
   ].join('\n');
 }
 
+/**
+ * An error no handler caught leaves the process in a state nothing vouches for: it is logged
+ * once at fatal level (through the logger, so its secrets are redacted) and the process exits
+ * with 70 (EX_SOFTWARE), for systemd's Restart=on-failure or Docker's restart policy to start a clean one.
+ */
+function exitOnEscapedErrors(log: Logger): void {
+  const die = (kind: 'uncaughtException' | 'unhandledRejection') => (err: unknown) => {
+    log.fatal({ err, kind }, `crashed: ${kind}; exiting for the service manager to restart edgeboot`);
+    process.exit(70);
+  };
+  process.on('uncaughtException', die('uncaughtException'));
+  process.on('unhandledRejection', die('unhandledRejection'));
+}
+
 const program = new Command('edgeboot')
   .description('PXE/iPXE provisioning server: machines, profiles, boot scripts, a local cache, the precache flow')
   .option('--server <url>', 'server of the client commands (env EDGEBOOT_URL, default http://127.0.0.1:8080)')
@@ -44,6 +59,7 @@ program
   .action(async (o: { config?: string; set: string[] }) => {
     const { config, warnings } = loadConfig({ file: o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
     const log = createLogger(config.log.level);
+    exitOnEscapedErrors(log);
     for (const w of warnings) log.warn(w);
     const running = await startServer(config, log);
     describeStart(config, running, log);

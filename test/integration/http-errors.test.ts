@@ -12,8 +12,11 @@ import t from 'tap';
 import { installErrorHandling } from '../../src/http/errors.js';
 import { installJsonBodyParsers, jsonDepthExceeds, MAX_JSON_DEPTH } from '../../src/http/json-body.js';
 import { createLogger } from '../../src/log.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { deepJson } from '../helpers/http-fuzz.js';
 import { testApp, type ErrorBody } from '../helpers/app.js';
+import { startServer, tempDir } from '../helpers/process.js';
 
 const run = promisify(execFile);
 const SECRET_PATH = '/etc/edgeboot/pull-secret.json?token=hunter2hunter2';
@@ -163,4 +166,27 @@ t.test('the whole app: deep JSON bodies are 400s, Object.prototype names are unk
   }
   const m = await app.inject({ url: `/api/v1/machines/${mac}`, headers: auth });
   t.equal(m.json<{ state: string }>().state, 'registered', 'and moves nothing');
+});
+
+t.test('edgeboot serve: an error that escapes every handler is one fatal log line and exit 70, for the service manager to restart', async (t) => {
+  for (const kind of ['throw', 'reject'] as const) {
+    // Preloaded into the real server: on SIGUSR2, an exception or a rejection nothing catches.
+    const preload = join(tempDir(t), 'escape.mjs');
+    writeFileSync(
+      preload,
+      kind === 'throw'
+        ? "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('escaped throw token=hunter2hunter2'); }));\n"
+        : "process.on('SIGUSR2', () => { void Promise.reject(new Error('escaped rejection token=hunter2hunter2')); });\n",
+    );
+    const server = await startServer(t, { dataDir: join(tempDir(t), 'var'), env: { NODE_OPTIONS: `--import=${preload}` } });
+    const health = await fetch(`${server.url}/healthz`);
+    t.equal(health.status, 200, `${kind}: serving before`);
+    server.process.kill('SIGUSR2');
+    const exit = await server.exited;
+    t.equal(exit.code, 70, `${kind}: exits with 70 (EX_SOFTWARE), not on in an unknown state`);
+    const fatal = server.logLines.filter((l) => l.level === 60);
+    t.equal(fatal.length, 1, `${kind}: one fatal line`);
+    t.match(fatal[0], { kind: kind === 'throw' ? 'uncaughtException' : 'unhandledRejection', err: { message: /escaped/, stack: /at / } });
+    t.notMatch(JSON.stringify(server.logLines) + server.stderr(), /hunter2/, 'the secret in the message is redacted');
+  }
 });
