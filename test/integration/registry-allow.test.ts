@@ -6,14 +6,18 @@
  * gets 403 DENIED in the distribution format (or a 400/404 for a name that is not one) and
  * the listener accepts no connection; image jobs and bundles that name one are refused with
  * 403 upstream_denied before anything starts. An allowed namespace on the same host does
- * reach the listener, so the listener would have seen a connection.
+ * reach the listener, so the listener would have seen a connection. A release pulled from an
+ * allowed registry (Debian's docker-registry) whose components name the refused host resolves,
+ * and its components fail without a connection.
  */
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { closedPort, startServer, type Teardown } from '../helpers/process.js';
+import { closedPort, startServer, tempDir, type Teardown } from '../helpers/process.js';
+import { makeImage, makeReleaseImage, pushImage, startRegistry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 
@@ -136,4 +140,29 @@ t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection'
   t.equal(allowed.status, 502, `an allowed name is asked upstream (the trap is no registry: ${allowed.body})`);
   t.ok(trap.accepted() > 0, `the trap saw edgeboot connect for the allowed name (${trap.accepted()} connections)`);
   t.equal(eb.process.exitCode, null, 'the server is still running');
+});
+
+t.test("a release from an allowed registry whose components point elsewhere: those components fail, unasked", async (t) => {
+  const trap = await startTrap(t);
+  const reg = await startRegistry(t, { auth: 'none' });
+  const dir = tempDir(t);
+  const component = makeImage(join(dir, 'c'), { layers: [{ 'usr/bin/pod': 'pod' }] });
+  const release = makeReleaseImage(join(dir, 'release'), { version: '4.99.0', repository: `${trap.host}/ocp/art-dev`, components: [{ name: 'pod', image: component }], tag: 'rel' });
+  await pushImage(reg, release, 'ocp/release:4.99.0-x86_64');
+  const eb = await startServer(t, { env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host } });
+  const auth = { authorization: `Bearer ${eb.token}`, 'content-type': 'application/json' };
+  const started = await fetch(`${eb.url}/api/v1/images/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ release: `${reg.host}/ocp/release:4.99.0-x86_64` }) });
+  t.equal(started.status, 202, 'the release itself is allowed');
+  const { id } = (await started.json()) as { id: string };
+  let job: { state: string; release?: { version: string }; failures: { ref: string; error: string }[] } | undefined;
+  for (let i = 0; i < 120; i++) {
+    job = (await (await fetch(`${eb.url}/api/v1/images/jobs/${id}`, { headers: auth })).json()) as typeof job;
+    if (job?.state !== 'running') break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  t.equal(job?.state, 'done');
+  t.equal(job?.release?.version, '4.99.0', 'the release resolved');
+  t.same(job?.failures.map((f) => f.ref), [`${trap.host}/ocp/art-dev@${component.digest}`], 'its component failed');
+  t.match(job?.failures[0]?.error, /not in registry\.allowedUpstreams/);
+  t.equal(trap.accepted(), 0, 'and its host was never connected to');
 });
