@@ -49,10 +49,10 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
   const doc = { tags: ['registry'], hide: true };
   app.get('/v2/', { schema: { ...doc, summary: 'The distribution API version check' } }, async (_req, reply) => reply.type('application/json').send({}));
 
-  app.get('/v2/*', { schema: { ...doc, summary: 'Manifests and blobs of the read-only registry mirror' } }, async (req, reply) => {
+  app.get('/v2/*', { schema: { ...doc, summary: 'Manifests, blobs and tag lists of the read-only registry mirror' } }, async (req, reply) => {
     const rest = req.url.slice('/v2/'.length).split('?')[0] ?? '';
-    const tagsOf = parseTagsPath(rest);
-    if (tagsOf !== undefined) return tagList(req, reply, tagsOf);
+    const tagsPath = parseTagsPath(rest);
+    if (tagsPath !== undefined) return tagList(req, reply, tagsPath);
     const p = parseMirrorPath(rest);
     if (p === undefined) return distributionError(reply, 404, 'NAME_UNKNOWN', `${rest}: this mirror serves <upstream>/<repository>/manifests/<reference>, …/blobs/<digest> and …/tags/list, read-only`);
     if ('error' in p) return distributionError(reply, 400, p.error, p.message);
@@ -95,7 +95,10 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
 
 function answerError(req: FastifyRequest, reply: FastifyReply, err: unknown, what: 'manifests' | 'blobs' | 'tags'): FastifyReply {
   const unknown = what === 'manifests' ? 'MANIFEST_UNKNOWN' : what === 'blobs' ? 'BLOB_UNKNOWN' : 'NAME_UNKNOWN';
-  if (err instanceof UpstreamDeniedError) return distributionError(reply, 403, 'DENIED', err.message, { name: err.image });
+  if (err instanceof UpstreamDeniedError) {
+    req.log.debug({ image: err.image }, 'registry mirror: a name outside registry.allowedUpstreams refused');
+    return distributionError(reply, 403, 'DENIED', err.message, { name: err.image });
+  }
   if (err instanceof ManifestUnknownError || err instanceof RepositoryUnknownError) return distributionError(reply, 404, unknown, err.message);
   if (err instanceof RegistryError || err instanceof UpstreamError) {
     const status = err.status;
