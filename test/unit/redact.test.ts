@@ -58,6 +58,10 @@ t.test('URLs inside text: error messages and JSON log lines', async (t) => {
     `the hub at https://hub/ipxe?api_key=${REDACTED} cannot be reached: ECONNREFUSED`,
   );
   t.equal(redactSecrets('login failed, password=SECRET-p (retry)'), `login failed, password=${REDACTED} (retry)`, 'a bare name=value in prose');
+  // A value may hold ( ) , ; (RFC 3986 sub-delims): cut to the next & rather than leak a tail.
+  t.equal(redactSecrets('retry(token=SECRET-1),sig=SECRET-2;x=1 then'), `retry(token=${REDACTED} then`, 'after a bracket; the value runs on');
+  t.equal(redactSecrets('one,sig=SECRET-4'), `one,sig=${REDACTED}`, 'after a comma');
+  t.equal(redactSecrets('a=1=2&token=SECRET-3'), `a=1=2&token=${REDACTED}`, 'a value with = before a secret');
   const line = JSON.stringify({ level: 20, url: '/api/v1/machines/x/events?%74oken=SECRET-t&y=1', msg: 'request' });
   const red = redactJsonText(line);
   t.notMatch(red, /SECRET/);
