@@ -96,14 +96,19 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     maxBytes: config.cache.maxBytes,
     pinned: () => pinnedKeys(profiles.current()),
   });
-  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac), precacheJob: loadPrecacheJob(), onBootLoop: () => precache.countEnd('boot-loop') });
+  let dhcpRef: DhcpServer | undefined;
+  // Built with DHCP below; a bound, unexpired lease answers for full mode, the neighbour table
+  // for proxy mode. It says whose address a request comes from: timeline events, and whether a
+  // request gets a machine's secrets (boot.verifyClient).
+  const macAt = (ip: string): Mac | undefined =>
+    parseMac(dhcpRef?.leases().find((l) => l.ip === ip && l.state === 'bound' && l.expiresAt > Date.now())?.mac ?? '') ?? neighborMac(ip);
+  const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac), precacheJob: loadPrecacheJob(), onBootLoop: () => precache.countEnd('boot-loop'), macAt });
   const registryLog = log.child({ component: 'registry' });
   const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log: registryLog });
   const puller = new ImagePuller({ cache: artifacts, log: registryLog });
   const bundles = new BundleBuilder({ dir: join(resolve(config.cache.dir), 'bundles'), puller, cache: artifacts, log: log.child({ component: 'bundles' }), mirror: () => mirrors.mirror });
   const precache = new PrecacheService({ store, machines, bundles, config: config.precache, log: log.child({ component: 'precache' }) });
   // DHCP is built after the app (it needs the HTTP port); metrics read it when scraped.
-  let dhcpRef: DhcpServer | undefined;
   let tftpRef: TftpServer | undefined;
   const metrics = createMetricsRegistry({
     dhcp: () => dhcpRef?.stats(),
@@ -113,8 +118,6 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     precache: () => precache.stats,
     machineStates: () => machineStates(store),
   });
-  // Built with DHCP below; the lease table answers for full mode, the neighbour table for proxy.
-  const macAt = (ip: string): Mac | undefined => parseMac(dhcpRef?.leases().find((l) => l.ip === ip)?.mac ?? '') ?? neighborMac(ip);
   const recordAt = (address: string, event: NewEvent): void => {
     const mac = macAt(address);
     if (!mac) return;

@@ -15,6 +15,8 @@ export interface ScriptContext {
   recheckSeconds: number;
   /** A chain stage's hub script, rewritten to this server's URLs (boot/assisted.ts). */
   hubLines?: string[];
+  /** Why this request gets no secrets (boot/trust.ts): said in a comment at the top. */
+  untrusted?: string;
 }
 
 export class RenderError extends Error {
@@ -63,7 +65,8 @@ export function renderScript(d: BootDecision, ctx: ScriptContext): string {
   const base = safeUrl('server URL', ctx.baseUrl);
   const who = ctx.mac ? `${ctx.mac}` : 'this machine';
   const state = ctx.state ? ` (state ${ctx.state})` : '';
-  const head = `#!ipxe\necho edgeboot: ${echoText(who)}: ${echoText(d.reason)}${echoText(state)}\n`;
+  const untrusted = ctx.untrusted === undefined ? '' : `# edgeboot: no secrets and no state move for this request: ${echoText(ctx.untrusted)}\n`;
+  const head = `#!ipxe\n${untrusted}echo edgeboot: ${echoText(who)}: ${echoText(d.reason)}${echoText(state)}\n`;
   switch (d.kind) {
     case 'local':
       // UEFI: `exit` hands back to the firmware's next boot entry. BIOS: boot the first disk,

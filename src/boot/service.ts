@@ -16,6 +16,7 @@ import type { ArtifactCache } from '../cache/artifacts.js';
 import { RenderError, renderScript } from './render.js';
 import { UnsafeValueError } from './safe.js';
 import { checkMachineToken, machineToken } from './tokens.js';
+import { clientTrust, type ClientTrust } from './trust.js';
 import { bootLoopReason, precacheBooted } from '../precache/lifecycle.js';
 
 /** How long a signed Ignition URL stays good: a slow live boot still makes it. */
@@ -45,6 +46,11 @@ export interface BootServiceDeps {
   precacheJob?: string;
   /** Told of each machine failed for a boot loop (the precache metrics). */
   onBootLoop?: () => void;
+  /**
+   * The MAC at a client address: edgeboot's bound DHCP lease, else the kernel's neighbour
+   * table (server.ts). Absent: only a reservation's `ip` identifies a machine's address.
+   */
+  macAt?: (address: string) => Mac | undefined;
 }
 
 /**
@@ -59,12 +65,21 @@ export class BootService {
     this.now = deps.now ?? (() => new Date());
   }
 
-  async script(q: BootQuery, baseUrl: string): Promise<{ script: string; machine: Machine; decision: BootDecision }> {
+  /**
+   * @param client the request's source address: a machine's secrets and the state moves of
+   *   its boot are for its own address alone (boot.verifyClient, boot/trust.ts).
+   */
+  async script(q: BootQuery, baseUrl: string, client: string): Promise<{ script: string; machine: Machine; decision: BootDecision; trust: ClientTrust }> {
     const { store, config } = this.deps;
     const known = await store.findMachine({ macs: [q.mac, ...q.macs], uuid: q.uuid });
-    // The hub is asked before the transaction: it is a network round trip.
-    const hub = await this.askHub(known);
+    // Decided before the transaction (the neighbour table is a file read), on the machine the
+    // request names, or the discovered record it would make.
+    const trust = this.trust(known ?? { mac: q.mac, macs: [] }, client);
+    // The hub is asked before the transaction: it is a network round trip. Not for a stranger,
+    // who gets no hub script anyway.
+    const hub = trust.trusted ? await this.askHub(known) : undefined;
     let out: { script: string; decision: BootDecision } | undefined;
+    let withheld = false;
     const res = await store.mutateMachine(known?.mac ?? q.mac, (cur): MachineChange => {
       const time = this.now().toISOString();
       const observed: Observed = { ...cur?.observed, ...q.observed, ...(q.uuid && { uuid: q.uuid }), ...(q.macs.length > 0 && { nics: q.macs }), lastSeenAt: time };
@@ -78,11 +93,18 @@ export class BootService {
         events.push({ type: 'discovered', source: 'http', to: 'discovered', data: { ...q.observed, macs: q.macs, uuid: q.uuid ?? null } });
       }
       const planned = planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: config.boot.unknownMachines });
+      if (!trust.trusted && (planned.kind === 'boot' || planned.transition !== undefined)) {
+        withheld = true;
+        return this.untrustedChange(cur, machine, planned, trust, baseUrl, events, (r) => (out = r));
+      }
       const d = this.withBootLoop(machine, hub && isAssistedChain(planned) ? withHubAnswer(planned, hub, machine.state) : planned);
       // Render before committing the state move: a script that cannot be rendered moves nothing.
       const moved = d.transition ? this.deps.machines.transition(machine, d.transition, 'http', d.reason) : undefined;
       let next = moved?.kind === 'save' ? moved.machine : machine;
       if (d.kind === 'boot' && d.stage === 'precache') next = { ...next, precacheProgress: precacheBooted(machine.precacheProgress, machine.state, time) };
+      // Each precache or install boot of the machine's flow gets fresh credentials: those of
+      // the boot before (an old precache.env, a leaked script) stop working.
+      if (d.kind === 'boot' && d.transition) next = { ...next, tokenGeneration: (next.tokenGeneration ?? 0) + 1 };
       try {
         out = { script: renderScript(d, { ...this.context(next, baseUrl), ...(d.kind === 'boot' && d.hub && { hubLines: this.hubLines(d.hub, baseUrl) }) }), decision: d };
         if (moved?.kind === 'save') events.push(...(moved.events ?? []));
@@ -98,13 +120,52 @@ export class BootService {
     });
     const machine = res.machine as Machine;
     const r = out as { script: string; decision: BootDecision };
+    if (withheld && !trust.trusted) {
+      this.deps.log.warn({ mac: machine.mac, client, reason: trust.reason }, 'boot script without secrets: the request is not from the machine');
+      return { ...r, machine, trust };
+    }
     if (r.decision.kind === 'error') this.deps.log.error({ mac: machine.mac, reason: r.decision.reason }, 'machine cannot boot: configuration error');
     // Only a boot loop waits with a state move (withBootLoop).
     if (r.decision.kind === 'wait' && r.decision.transition?.kind === 'error') {
       this.deps.log.warn({ mac: machine.mac, reason: r.decision.reason }, 'precache boot loop: machine failed');
       this.deps.onBootLoop?.();
     }
-    return { ...r, machine };
+    return { ...r, machine, trust };
+  }
+
+  /** Whether a request from `address` may have this machine's secrets (boot.verifyClient). */
+  trust(m: Pick<Machine, 'mac' | 'macs' | 'ip'>, address: string): ClientTrust {
+    const mode = this.deps.config.boot.verifyClient;
+    return clientTrust(m, address, mode === 'off' ? undefined : this.deps.macAt?.(address), mode);
+  }
+
+  /**
+   * A request for a boot stage or a state move of a machine, from an address that is not the
+   * machine's: a wait that re-checks, with no secret and no state move. The firmware keeps
+   * asking, and boots as soon as its address is known (a DHCP lease, a neighbour entry or the
+   * reservation's ip). An existing machine's record is left as it was, with a `boot-untrusted`
+   * event naming the address. Anything else (the local disk, a wait) holds no secret and is
+   * served as it is.
+   */
+  private untrustedChange(
+    cur: Machine | undefined,
+    machine: Machine,
+    planned: BootDecision,
+    trust: Extract<ClientTrust, { trusted: false }>,
+    baseUrl: string,
+    events: NewEvent[],
+    done: (r: { script: string; decision: BootDecision }) => void,
+  ): MachineChange {
+    const decision: BootDecision = { kind: 'wait', reason: `not served to this address: ${trust.reason}` };
+    done({ script: renderScript(decision, { ...this.context(machine, baseUrl, false), untrusted: trust.reason }), decision });
+    const untrusted: NewEvent = {
+      type: 'boot-untrusted',
+      source: 'http',
+      message: trust.reason,
+      data: { client: trust.address, withheld: planned.kind === 'boot' ? `${planned.stage} stage ${planned.profile.name}` : planned.kind },
+    };
+    events.push(untrusted);
+    return cur ? { kind: 'keep', events } : { kind: 'save', machine, events };
   }
 
   /** One precache boot too many without a result fails the machine instead of booting it again. */
@@ -163,38 +224,64 @@ export class BootService {
     return `${baseUrl}/api/v1/machines/${macHyphenated(mac)}`;
   }
 
-  eventsUrl(baseUrl: string, mac: Mac): string {
-    return `${this.machineUrl(baseUrl, mac)}/events?token=${machineToken(this.deps.secret, mac, 'events')}`;
+  /** Where the machine posts its events, with the token of its current boot. */
+  eventsUrl(baseUrl: string, m: TokenHolder): string {
+    return `${this.machineUrl(baseUrl, m.mac)}/events?token=${this.eventsToken(m)}`;
   }
 
-  ignitionUrl(baseUrl: string, mac: Mac): string {
-    const exp = Math.floor(this.now().getTime() / 1000) + IGNITION_URL_TTL_SECONDS;
-    return `${baseUrl}/api/v1/machines/${macHyphenated(mac)}/ignition?exp=${exp}&sig=${machineToken(this.deps.secret, mac, 'ignition', exp)}`;
+  ignitionUrl(baseUrl: string, m: TokenHolder): string {
+    const expiresAt = Math.floor(this.now().getTime() / 1000) + IGNITION_URL_TTL_SECONDS;
+    const sig = machineToken(this.deps.secret, m.mac, 'ignition', { expiresAt, generation: m.tokenGeneration });
+    return `${baseUrl}/api/v1/machines/${macHyphenated(m.mac)}/ignition?exp=${expiresAt}&sig=${sig}`;
   }
 
-  checkEventsToken(mac: Mac, token: string): boolean {
-    return checkMachineToken(this.deps.secret, mac, 'events', token);
+  private eventsToken(m: TokenHolder): string {
+    return machineToken(this.deps.secret, m.mac, 'events', { generation: m.tokenGeneration });
   }
 
-  async ignition(mac: Mac, exp: number, sig: string, baseUrl: string): Promise<IgnitionConfig> {
+  /**
+   * The check of a machine's events token, against its current generation: a token of an
+   * earlier boot fails. A MAC no machine has is checked at generation 0 (the route answers 404).
+   */
+  async eventsTokenCheck(mac: Mac): Promise<(token: string) => boolean> {
+    const m = await this.deps.store.getMachine(mac);
+    return (token) => checkMachineToken(this.deps.secret, mac, 'events', token, { generation: m?.tokenGeneration });
+  }
+
+  /**
+   * The Ignition config behind a signed URL. The signature is the secret, and it went to the
+   * machine's address alone; the source address is checked here too (defence in depth: a URL
+   * copied off a console or a log is no good elsewhere), with the same rule as `/ipxe`.
+   */
+  async ignition(mac: Mac, exp: number, sig: string, baseUrl: string, client: string): Promise<IgnitionConfig> {
     if (exp * 1000 < this.now().getTime()) throw new ApiError('url_expired', 'this Ignition URL has expired: boot the machine again for a new one', 403);
-    if (!checkMachineToken(this.deps.secret, mac, 'ignition', sig, exp)) {
-      throw new ApiError('bad_signature', 'this Ignition URL is not signed for this machine', 403);
+    const found = await this.deps.store.getMachine(mac);
+    if (!checkMachineToken(this.deps.secret, mac, 'ignition', sig, { expiresAt: exp, generation: found?.tokenGeneration })) {
+      throw new ApiError('bad_signature', 'this Ignition URL is not signed for this machine, or is from an earlier boot of it', 403);
     }
-    const m = await this.deps.machines.mustGet(mac);
+    const m = found ?? (await this.deps.machines.mustGet(mac));
+    const trust = this.trust(m, client);
+    if (!trust.trusted) {
+      await this.deps.store.appendEvents(m.mac, [{ type: 'boot-untrusted', source: 'http', message: trust.reason, data: { client, withheld: 'ignition' } }]);
+      this.deps.log.warn({ mac: m.mac, client, reason: trust.reason }, 'Ignition refused: the request is not from the machine');
+      throw new ApiError('untrusted_client', `this Ignition config is served to the machine's own address only: ${trust.reason}`, 403);
+    }
     const job = this.deps.precacheJob;
-    const precache = m.state === 'precaching' && job !== undefined ? { machineUrl: this.machineUrl(baseUrl, m.mac), token: machineToken(this.deps.secret, m.mac, 'events'), mac: m.mac, after: this.deps.config.precache.after, script: job } : undefined;
-    return renderIgnition({ eventsUrl: this.eventsUrl(baseUrl, m.mac), ...(m.hostname && { hostname: m.hostname }), ...(precache && { precache }) });
+    const precache = m.state === 'precaching' && job !== undefined ? { machineUrl: this.machineUrl(baseUrl, m.mac), token: this.eventsToken(m), mac: m.mac, after: this.deps.config.precache.after, script: job } : undefined;
+    return renderIgnition({ eventsUrl: this.eventsUrl(baseUrl, m), ...(m.hostname && { hostname: m.hostname }), ...(precache && { precache }) });
   }
 
-  private context(m: Machine, baseUrl: string) {
-    const ignitionUrl = this.ignitionUrl(baseUrl, m.mac);
+  private secretValues(m: Machine, baseUrl: string): Partial<Record<MachinePlaceholder, string>> {
+    const ignitionUrl = this.ignitionUrl(baseUrl, m);
+    return { 'machine.eventsUrl': this.eventsUrl(baseUrl, m), 'machine.ignitionUrl': ignitionUrl, 'kargs.ignition': `ignition.config.url=${ignitionUrl}` };
+  }
+
+  /** The values a script is rendered with; `secrets: false` leaves out the events and Ignition URLs. */
+  private context(m: Machine, baseUrl: string, secrets = true) {
     const values: Partial<Record<MachinePlaceholder, string>> = {
       'server.url': baseUrl,
       'machine.mac': m.mac,
-      'machine.eventsUrl': this.eventsUrl(baseUrl, m.mac),
-      'machine.ignitionUrl': ignitionUrl,
-      'kargs.ignition': `ignition.config.url=${ignitionUrl}`,
+      ...(secrets && this.secretValues(m, baseUrl)),
       'kargs.staticIp': m.ip ? staticIpKarg(m.ip, m.hostname, this.deps.config.dhcp.subnets) : '',
       ...(m.hostname && { 'machine.hostname': m.hostname }),
       ...(m.ip && { 'machine.ip': m.ip }),
@@ -203,6 +290,9 @@ export class BootService {
     return { baseUrl, mac: m.mac, state: m.state, values, recheckSeconds: this.deps.config.boot.recheckSeconds };
   }
 }
+
+/** What the tokens of a machine are derived from. */
+type TokenHolder = Pick<Machine, 'mac' | 'tokenGeneration'>;
 
 function served(d: BootDecision): NewEvent {
   const data: Record<string, unknown> = { kind: d.kind };

@@ -196,7 +196,7 @@ type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
   http: { listen: string };
   tftp: Omit<Config['tftp'], 'listen'> & { listen: string };
   cache: { dir: string; maxBytes: number | string; maxTransfers: number; largeBytes: number | string; retryAfterSeconds: number; clientRate: number | string };
-  boot: { unknownMachines: string; recheckSeconds: number; assistedChain: 'rewrite' | 'chain' };
+  boot: Omit<Config['boot'], 'unknownMachines'> & { unknownMachines: string };
 };
 
 /**
@@ -218,7 +218,7 @@ function normalise(c: RawConfig): Config {
     http: { listen: parseListen(c.http.listen) },
     tftp: { ...c.tftp, listen: parseListen(c.tftp.listen) },
     cache: { dir: resolveDataPath(c.cache.dir, dataDir), maxBytes: parseByteSize(c.cache.maxBytes), maxTransfers: c.cache.maxTransfers, largeBytes: parseByteSize(c.cache.largeBytes), retryAfterSeconds: c.cache.retryAfterSeconds, clientRate: parseByteSize(c.cache.clientRate) },
-    boot: { unknownMachines: parsePolicy(c.boot.unknownMachines), recheckSeconds: c.boot.recheckSeconds, assistedChain: c.boot.assistedChain },
+    boot: { ...c.boot, unknownMachines: parsePolicy(c.boot.unknownMachines) },
   };
 }
 

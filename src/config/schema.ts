@@ -201,6 +201,13 @@ export const configSchema = {
           description: "rewrite (fetch the hub's iPXE script and serve it with its artifacts from the cache) or chain (hand the machine the hub's URL)",
           default: 'rewrite',
         },
+        verifyClient: {
+          type: 'string',
+          enum: ['source', 'off'],
+          description:
+            "source (a machine's secrets and state moves only for requests from its own address: its DHCP lease, its reservation's ip or a neighbour entry of one of its MACs) or off (any request that names the MAC; for networks behind NAT)",
+          default: 'source',
+        },
       },
     },
     precache: {

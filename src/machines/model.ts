@@ -86,6 +86,12 @@ export interface Machine extends Reservation {
   precachedAt?: string;
   inventory?: Inventory;
   precacheProgress?: PrecacheProgress;
+  /**
+   * Mixed into the machine's events token and Ignition signature (boot/tokens.ts); bumped by
+   * each precache or install boot served to the machine's own address, so that the tokens of
+   * an earlier boot stop working. Absent: 0.
+   */
+  tokenGeneration?: number;
   createdAt: string;
   updatedAt: string;
 }

@@ -155,6 +155,8 @@ export class MachineService {
       ...(cur.precachedAt !== undefined && { precachedAt: cur.precachedAt }),
       ...(cur.inventory !== undefined && { inventory: cur.inventory }),
       ...(cur.precacheProgress !== undefined && { precacheProgress: cur.precacheProgress }),
+      // A new reservation must not bring back the tokens of an earlier boot.
+      ...(cur.tokenGeneration !== undefined && { tokenGeneration: cur.tokenGeneration }),
     };
     const events: NewEvent[] = [{ type: 'reservation-updated', source: 'api', data: { profile: r.profile ?? null } }];
     if (r.profile === undefined && cur.state !== 'discovered') {

@@ -270,7 +270,8 @@ t.test('DELETE: 204, then 404; the secondary MAC is free again', async (t) => {
 
 t.test('read-only fields of a GET body round-trip through PUT unchanged', async (t) => {
   const ta = await testApp(t);
-  t.equal((await put(ta, MAC, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', labels: { site: 'f1' } })).statusCode, 201);
+  // Its ip is where app.inject's requests come from: /ipxe serves it its own boot (boot.verifyClient).
+  t.equal((await put(ta, MAC, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', labels: { site: 'f1' }, ip: '127.0.0.1' })).statusCode, 201);
   // Give it observed data, a state beyond registered and a precachedAt.
   const boot = await ta.app.inject({ method: 'GET', url: `/ipxe?mac=${MAC.replaceAll(':', '-')}&uuid=4c4c4544-0042-3510-8052-b4c04f333532&arch=x86_64&platform=efi&serial=SN123` });
   t.equal(boot.statusCode, 200);
@@ -477,8 +478,9 @@ t.test('reset: failed → registered; to precached only after a completed precac
   const post = (mac: string, payload: Record<string, unknown>) => ta.app.inject({ method: 'POST', url: path(mac, '/events'), headers: ta.auth, payload });
   const reset = (mac: string, payload?: Record<string, unknown>) => ta.app.inject({ method: 'POST', url: path(mac, '/reset'), headers: ta.auth, ...(payload && { payload }) });
 
-  // Never precached: fails, cannot keep a precache, resets to registered.
-  t.equal((await put(ta, MAC, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB } })).statusCode, 201);
+  // Never precached: fails, cannot keep a precache, resets to registered. (Its ip is where
+  // app.inject's requests come from: /ipxe serves it its own boot, boot.verifyClient.)
+  t.equal((await put(ta, MAC, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, ip: '127.0.0.1' })).statusCode, 201);
   let ev = await post(MAC, { type: 'failed', message: 'disk on fire' });
   t.equal(ev.statusCode, 201, ev.body);
   t.equal(machine(await get(ta, path(MAC))).state, 'failed');

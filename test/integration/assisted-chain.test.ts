@@ -77,7 +77,7 @@ async function listen(ta: TestApp): Promise<string> {
 }
 
 async function register(base: string, ta: TestApp, profile: string, scriptUrl: string): Promise<void> {
-  const r = await fetch(`${base}/api/v1/machines/${MAC}`, { method: 'PUT', headers: { ...ta.auth, 'content-type': 'application/json' }, body: JSON.stringify({ profile, assisted: { ipxeScriptUrl: scriptUrl } }) });
+  const r = await fetch(`${base}/api/v1/machines/${MAC}`, { method: 'PUT', headers: { ...ta.auth, 'content-type': 'application/json' }, body: JSON.stringify({ profile, assisted: { ipxeScriptUrl: scriptUrl }, ip: '127.0.0.1' }) });
   if (r.status !== 201) throw new Error(`PUT: ${r.status} ${await r.text()}`);
 }
 

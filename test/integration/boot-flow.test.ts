@@ -58,12 +58,14 @@ const HUB = 'https://hub.example.com/api/assisted-install/v2/infra-envs/1234/dow
 /** The address machines reach edgeboot at in these tests: the Host header of every boot request. */
 const HOST = '10.77.0.2:8080';
 const BASE = `http://${HOST}`;
+/** The machine's own address (its reservation's ip): where its boot requests come from (boot.verifyClient). */
+const MACHINE_IP = '10.77.0.50';
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 const path = (mac: string, rest = '') => `/api/v1/machines/${mac}${rest}`;
 
 function ipxe(ta: TestApp, query: string): Promise<LightMyRequestResponse> {
-  return ta.app.inject({ method: 'GET', url: `/ipxe?${query}`, headers: { host: HOST } });
+  return ta.app.inject({ method: 'GET', url: `/ipxe?${query}`, headers: { host: HOST }, remoteAddress: MACHINE_IP });
 }
 
 function adminGet(ta: TestApp, url: string): Promise<LightMyRequestResponse> {
@@ -123,7 +125,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
 
   // 2. An admin assigns the profile: registered.
   times.push(tick());
-  res = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1' } });
+  res = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', ip: MACHINE_IP } });
   t.equal(res.statusCode, 200, `the discovered machine is replaced, not created (${res.body})`);
   m = res.json<Machine>();
   t.equal(m.state, 'registered');
@@ -167,7 +169,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.equal((await machine(ta, MAC)).state, 'precaching');
 
   // 4. The live environment fetches its Ignition: no admin token, the signed URL is the key.
-  res = await ta.app.inject({ method: 'GET', url: local(ignitionUrl), headers: { host: HOST } });
+  res = await ta.app.inject({ method: 'GET', url: local(ignitionUrl), headers: { host: HOST }, remoteAddress: MACHINE_IP });
   t.equal(res.statusCode, 200, res.body);
   const ign = res.json<IgnitionBody>();
   t.equal(ign.ignition.version, '3.4.0');
@@ -183,7 +185,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.equal(env.EDGEBOOT_MACHINE_URL, `${BASE}/api/v1/machines/${MAC_HYP}`, "the job's machine URL");
   t.equal(env.EDGEBOOT_MAC, MAC);
   const eventsUrl = `${env.EDGEBOOT_MACHINE_URL}/events?token=${env.EDGEBOOT_TOKEN}`;
-  t.equal(eventsUrl, ta.boot.eventsUrl(BASE, MAC as Mac), "its token is the machine's events token");
+  t.equal(eventsUrl, ta.boot.eventsUrl(BASE, (await ta.store.getMachine(MAC as Mac)) ?? { mac: MAC as Mac }), "its token is the machine's events token");
   const token = env.EDGEBOOT_TOKEN ?? '';
 
   const ign403 = async (url: string, code: string, why: string) => {
@@ -209,7 +211,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   res = await ta.app.inject({ method: 'POST', url: local(eventsUrl ?? ''), headers: { host: HOST }, payload: { type: 'booted', message: 'live environment reached multi-user' } });
   t.equal(res.statusCode, 201, res.body);
   const eventsBeforeWrong = (await timeline(ta, MAC)).length;
-  for (const wrong of [`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`, 'x', ta.boot.eventsUrl(BASE, MAC2 as Mac).split('token=')[1] ?? '']) {
+  for (const wrong of [`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`, 'x', ta.boot.eventsUrl(BASE, { mac: MAC2 as Mac }).split('token=')[1] ?? '']) {
     res = await ta.app.inject({ method: 'POST', url: `${path(MAC_HYP, '/events')}?token=${wrong}`, payload: { type: 'precache-done' } });
     t.equal(res.statusCode, 401, 'a wrong token: 401');
     t.equal(res.json<ErrorBody>().error, 'unauthorized');
@@ -242,9 +244,14 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.ok(res.body.endsWith(`\nchain --replace --autofree ${HUB} || exit\n`), 'chain to the hub, || exit');
   t.equal((await machine(ta, MAC)).state, 'installing');
 
-  // 7. The install is done (the machine's token as a bearer token works too).
-  times.push(tick());
+  // 7. The install is done, posted with the token of this boot (the hub has it from GET …/boot;
+  // a bearer token works too). The precache job's token was rotated away by the install boot.
   res = await ta.app.inject({ method: 'POST', url: path(MAC_HYP, '/events'), headers: { authorization: `Bearer ${token}` }, payload: { type: 'install-done' } });
+  t.equal(res.statusCode, 401, "the precache boot's token no longer works");
+  times.push(tick());
+  const installToken = new URL((await bootInfo(ta, MAC)).eventsUrl ?? '').searchParams.get('token') ?? '';
+  t.not(installToken, token, 'the install boot has a token of its own');
+  res = await ta.app.inject({ method: 'POST', url: path(MAC_HYP, '/events'), headers: { authorization: `Bearer ${installToken}` }, payload: { type: 'install-done' } });
   t.equal(res.statusCode, 201, res.body);
   t.equal((await machine(ta, MAC)).state, 'installed');
   t.same((await bootInfo(ta, MAC)).next, { kind: 'local', reason: 'installed: booting from the local disk' });
@@ -327,7 +334,7 @@ t.test('boot.unknownMachines: wait — re-check until a profile is assigned, the
   t.equal(served.length, 3);
   t.ok(served.every((e) => e.data?.kind === 'wait'));
 
-  const put = await ta.app.inject({ method: 'PUT', url: path(MAC_HYP), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB } } });
+  const put = await ta.app.inject({ method: 'PUT', url: path(MAC_HYP), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP } });
   t.equal(put.statusCode, 200);
   t.equal(put.json<Machine>().state, 'registered');
   const res = await ipxe(ta, `mac=${MAC_HYP}`);
@@ -349,7 +356,7 @@ t.test('boot.unknownMachines: local-disk — an unknown machine boots its disk a
 
 t.test('a multi-NIC machine booting from its second NIC is the same machine', async (t) => {
   const ta = await testApp(t);
-  const put = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { macs: [MAC2.toUpperCase()], profile: 'assisted', assisted: { ipxeScriptUrl: HUB } } });
+  const put = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { macs: [MAC2.toUpperCase()], profile: 'assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP } });
   t.equal(put.statusCode, 201);
   // The entry script sends netX (the NIC that booted) as mac= and every NIC, comma-ended, as macs=.
   const res = await ipxe(ta, `mac=52-54-00-ab-cd-f0&macs=${MAC_HYP},52-54-00-ab-cd-f0,&uuid=${UUID}&arch=x86_64&platform=efi`);

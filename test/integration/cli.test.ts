@@ -123,10 +123,11 @@ t.test('machines show by the further MAC', async (t) => {
 
 t.test('machines add --bundle, and show prints the precache run and the disks', async (t) => {
   const M3 = '52:54:00:00:00:21';
-  const add = await cli(['machines', 'add', M3, '--profile', 'precache-assisted', '--assisted-url', 'https://hub.example.com/s', '--bundle', '0123456789abcdef', '--size-gib', '2', '--disk', '/dev/vda', '--json']);
+  const add = await cli(['machines', 'add', M3, '--profile', 'precache-assisted', '--assisted-url', 'https://hub.example.com/s', '--bundle', '0123456789abcdef', '--size-gib', '2', '--disk', '/dev/vda', '--ip', '127.0.0.1', '--json']);
   t.equal(add.code, 0, `exit 0 (stderr: ${add.stderr})`);
   t.same((JSON.parse(add.stdout) as Machine).precache, { bundle: '0123456789abcdef', sizeGiB: 2, disk: '/dev/vda' }, 'the precache settings are on the reservation');
-  // The machine boots the live environment and its job reports, as the real one does.
+  // The machine boots the live environment and its job reports, as the real one does (from
+  // 127.0.0.1, its reservation's ip: boot.verifyClient serves it its secrets).
   t.equal((await fetch(`${srv.url}/ipxe?mac=${M3}`)).status, 200);
   const boot = (await (await fetch(`${srv.url}/api/v1/machines/${M3}/boot`, { headers: { authorization: `Bearer ${srv.token}` } })).json()) as { eventsUrl: string };
   const token = new URL(boot.eventsUrl).searchParams.get('token') ?? '';

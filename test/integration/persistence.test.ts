@@ -70,7 +70,8 @@ t.test('a SIGTERM restart on the same data dir keeps machines, MACs, labels, eve
     macs: ['52-54-00-AA-00-02', '525400aa0003'],
     uuid: '4c4c4544-0042-3510-8056-b4c04f4e3232',
     hostname: 'n1',
-    ip: '10.77.0.51',
+    // Where this test's requests come from: /ipxe serves n1 its own boot (boot.verifyClient).
+    ip: '127.0.0.1',
     profile: 'rhcos-live',
     labels: { site: 'f1', rack: 'r2' },
   });

@@ -18,6 +18,8 @@ import { tempDir, testApp, type ErrorBody, type TestApp } from '../helpers/app.j
 
 const HOST = '10.77.0.1:8080';
 const BASE = `http://${HOST}`;
+/** The address the machines of these tests boot from: their reservations' ip. */
+const MACHINE_IP = '10.77.0.50';
 const GiB = 2 ** 30;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -61,14 +63,16 @@ async function setup(t: Test, config: Record<string, unknown> = {}) {
   let clock = Date.parse('2026-06-01T08:00:00.000Z');
   const ta = await testApp(t, { cache: {}, profileDirs: [liveProfileDir()], now: () => new Date(clock), config: { precache: { installReserveGiB: 1, maxBoots: 3, heartbeatSeconds: 60 }, ...config } });
   const register = async (mac: string, precache: Record<string, unknown>) => {
-    const res = await ta.app.inject({ method: 'PUT', url: `/api/v1/machines/${mac}`, headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: 'https://hub.example.com/s' }, precache: { liveProfile: 'test-live', ...precache } } });
+    const res = await ta.app.inject({ method: 'PUT', url: `/api/v1/machines/${mac}`, headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: 'https://hub.example.com/s' }, precache: { liveProfile: 'test-live', ...precache }, ip: MACHINE_IP } });
     if (res.statusCode !== 201) throw new Error(`PUT ${mac}: ${res.statusCode} ${res.body}`);
   };
-  const boot = (mac: string) => ta.app.inject({ method: 'GET', url: `/ipxe?mac=${mac}`, headers: { host: HOST } });
-  const token = (mac: string) => new URL(ta.boot.eventsUrl(BASE, mac as Mac)).searchParams.get('token') ?? '';
+  // From the machine's own address (its reservation's ip): boot.verifyClient serves it its secrets.
+  const boot = (mac: string) => ta.app.inject({ method: 'GET', url: `/ipxe?mac=${mac}`, headers: { host: HOST }, remoteAddress: MACHINE_IP });
+  /** The machine's events token of its current boot (tokens rotate with each precache boot). */
+  const token = async (mac: string) => new URL(ta.boot.eventsUrl(BASE, (await ta.store.getMachine(mac as Mac)) ?? { mac: mac as Mac })).searchParams.get('token') ?? '';
   /** A request of the machine's job: its own token as a bearer token. */
-  const job = (mac: string, method: 'GET' | 'POST', rest: string, payload?: unknown, as = mac) =>
-    ta.app.inject({ method, url: `/api/v1/machines/${mac}/${rest}`, headers: { host: HOST, authorization: `Bearer ${token(as)}` }, ...(payload !== undefined && { payload: payload as Record<string, unknown> }) });
+  const job = async (mac: string, method: 'GET' | 'POST', rest: string, payload?: unknown, as = mac) =>
+    ta.app.inject({ method, url: `/api/v1/machines/${mac}/${rest}`, headers: { host: HOST, authorization: `Bearer ${await token(as)}` }, ...(payload !== undefined && { payload: payload as Record<string, unknown> }) });
   const machine = async (mac: string) => (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${mac}`, headers: ta.auth })).json<Machine>();
   const events = async (mac: string) => (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${mac}/events`, headers: ta.auth })).json<{ events: EventBody[] }>().events;
   const tick = (seconds: number) => {
@@ -89,12 +93,12 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   t.equal(m.state, 'precaching', 'the precache boot moves it to precaching');
   t.same(m.precacheProgress && [m.precacheProgress.boots, m.precacheProgress.step], [1, 'booting'], 'a run begins: boot 1');
   const ignitionUrl = /ignition\.config\.url=(\S+)/.exec(res.body)?.[1] ?? '';
-  const ign = await ta.app.inject({ method: 'GET', url: new URL(ignitionUrl).pathname + new URL(ignitionUrl).search, headers: { host: HOST } });
+  const ign = await ta.app.inject({ method: 'GET', url: new URL(ignitionUrl).pathname + new URL(ignitionUrl).search, headers: { host: HOST }, remoteAddress: MACHINE_IP });
   t.equal(ign.statusCode, 200);
   const body = ign.json<{ systemd: { units: { name: string }[] }; storage: { files: { path: string; contents: { source: string } }[] } }>();
   t.same(body.systemd.units.map((u) => u.name), ['edgeboot-precache.service'], 'the Ignition runs the precache job');
   const env = Buffer.from(body.storage.files.find((f) => f.path === '/etc/edgeboot/precache.env')?.contents.source.split(',')[1] ?? '', 'base64').toString();
-  t.match(env, `EDGEBOOT_TOKEN='${token(mac)}'`, "the job carries this machine's token");
+  t.match(env, `EDGEBOOT_TOKEN='${await token(mac)}'`, "the job carries this machine's token");
 
   t.equal((await job(mac, 'GET', 'plan')).json<ErrorBody>().error, 'no_inventory', 'no plan before the inventory');
   t.equal((await machine(mac)).state, 'precaching', 'and that fails nothing');

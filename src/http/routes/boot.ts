@@ -52,8 +52,8 @@ export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { b
         reply.code(400);
         return `#!ipxe\necho edgeboot: /ipxe needs mac= with a MAC address (aa-bb-cc-dd-ee-ff)\nexit 1\n`;
       }
-      const r = await boot.script(q, baseUrl(req));
-      req.log.info({ mac: r.machine.mac, state: r.machine.state, decision: r.decision.kind, reason: r.decision.reason }, 'boot script served');
+      const r = await boot.script(q, baseUrl(req), clientAddress(req));
+      req.log.info({ mac: r.machine.mac, state: r.machine.state, decision: r.decision.kind, reason: r.decision.reason, trusted: r.trust.trusted }, 'boot script served');
       return r.script;
     },
   );
@@ -62,14 +62,14 @@ export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { b
     '/api/v1/machines/:mac/ignition',
     {
       schema: {
-        summary: 'The Ignition config of a machine (signed, expiring URL from its boot script)',
+        summary: "The Ignition config of a machine (signed, expiring URL from its boot script; to the machine's own address only)",
         tags: ['boot'],
         params: macParams,
         querystring: { type: 'object', required: ['exp', 'sig'], properties: { exp: { type: 'integer' }, sig: { type: 'string', maxLength: 64 } } },
         response: errors(403, 404),
       },
     },
-    async (req) => boot.ignition(macOf(req.params.mac), req.query.exp, req.query.sig, baseUrl(req)),
+    async (req) => boot.ignition(macOf(req.params.mac), req.query.exp, req.query.sig, baseUrl(req), clientAddress(req)),
   );
 };
 

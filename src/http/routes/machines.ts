@@ -181,7 +181,8 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
     async (req, reply) => {
       const mac = macOf(req.params.mac);
-      const source = machineCaller(req, adminTokens, (token) => boot.checkEventsToken(mac, token));
+      // The machine's token of its current boot only (boot/tokens.ts): one from an earlier boot is refused.
+      const source = machineCaller(req, adminTokens, await boot.eventsTokenCheck(mac));
       const events = await machines.postEvent(mac, req.body, source);
       req.log.info({ mac, type: req.body.type, source }, 'machine event');
       return reply.code(201).send({ events });
@@ -225,7 +226,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         next: { kind: d.kind, reason: d.reason, ...(d.kind === 'boot' && { stage: d.stage, profile: d.profile.name }) },
         scriptUrl: `${base}/ipxe?mac=${macHyphenated(m.mac)}`,
         entryUrl: `${base}/boot.ipxe`,
-        eventsUrl: boot.eventsUrl(base, m.mac),
+        eventsUrl: boot.eventsUrl(base, m),
       };
     },
   );
@@ -257,7 +258,7 @@ function toReservation(pathMac: Mac, b: Body, cur: Machine | undefined): Reserva
 }
 
 function reservationOf(m: Machine): Body {
-  const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, inventory: _i, precacheProgress: _pp, ...r } = m;
+  const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, inventory: _i, precacheProgress: _pp, tokenGeneration: _g, ...r } = m;
   return r as unknown as Body;
 }
 

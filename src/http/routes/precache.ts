@@ -88,9 +88,10 @@ const planResponse = {
  * `POST …/events` as `precache-progress`.
  */
 export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (app, { precache, boot, adminTokens, baseUrl }) => {
-  const caller = (req: FastifyRequest<{ Params: MacParams }>) => {
+  // The machine's token of its current boot only (boot/tokens.ts): one from an earlier boot is refused.
+  const caller = async (req: FastifyRequest<{ Params: MacParams }>) => {
     const mac = macOf(req.params.mac);
-    return { mac, source: machineCaller(req, adminTokens, (t) => boot.checkEventsToken(mac, t)) };
+    return { mac, source: machineCaller(req, adminTokens, await boot.eventsTokenCheck(mac)) };
   };
 
   app.post<{ Params: MacParams; Body: InventoryBody }>(
@@ -100,7 +101,7 @@ export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (
       schema: { summary: "The machine's inventory, as its live environment found it", tags, params: macParams, querystring: token, body: inventoryBody, response: errors(400, 401, 404) },
     },
     async (req) => {
-      const { mac, source } = caller(req);
+      const { mac, source } = await caller(req);
       const inventory = await precache.inventory(mac, req.body, source);
       req.log.info({ mac, disks: inventory.disks.length }, 'inventory reported');
       return { inventory };
@@ -111,7 +112,7 @@ export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (
     '/api/v1/machines/:mac/plan',
     { schema: { summary: "The machine's precache plan: disk, partition, bundle files with sizes and sha256", tags, params: macParams, querystring: token, response: { 200: planResponse, ...errors(401, 404, 409, 503) } } },
     async (req) => {
-      const { mac, source } = caller(req);
+      const { mac, source } = await caller(req);
       const base = baseUrl(req);
       const plan = await precache.plan(mac, (bundle, file) => `${base}/bundles/${bundle}/${encodeURIComponent(file)}`, source);
       req.log.info({ mac, disk: plan.disk, bundle: plan.bundle.id, files: plan.files.length }, 'precache plan served');
@@ -138,7 +139,7 @@ export const precacheRoutes: FastifyPluginAsync<PrecacheRoutesOptions> = async (
       },
     },
     async (req) => {
-      const { mac, source } = caller(req);
+      const { mac, source } = await caller(req);
       const m = await precache.result(mac, req.body, source);
       req.log.info({ mac, ok: req.body.ok, step: req.body.step, state: m.state }, 'precache result');
       return m;
