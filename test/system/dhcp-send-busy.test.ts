@@ -8,7 +8,9 @@
  *
  * Proves: a full send queue is a counted drop (`edgeboot_dhcp_dropped_total{reason="send_busy"}`),
  * with no warning or error line and no stack, and the server still answers a real client once
- * the link is free again. Needs root, iproute2 (ip, tc), udhcpc and curl, and a built dist/.
+ * the link is free again. Any other send failure (EPERM from a firewall rule) is one warning
+ * line without a stack and `reason="send_failed"`. Needs root, iproute2 (ip, tc), iptables,
+ * udhcpc and curl, and a built dist/.
  * Namespaces are eb-db-<pid>-<n>, removed at teardown even on failure.
  */
 import { writeFileSync } from 'node:fs';
@@ -46,7 +48,7 @@ s.bind(68, () => {
 `;
 
 t.test('a full send queue is a counted drop, not an error, and the server keeps serving', { skip, timeout: 120_000 }, async (t) => {
-  requireTools({ ...dhcpTools('udhcpc', 'curl'), tc: [['-V'], 'iproute2'] });
+  requireTools({ ...dhcpTools('udhcpc', 'curl'), tc: [['-V'], 'iproute2'], iptables: [['-V'], 'iptables'] });
   const lab = createLab(t, 'db');
   const dir = scratchDir(t);
   const srv = lab.netns('server');
@@ -116,6 +118,21 @@ t.test('a full send queue is a counted drop, not an error, and the server keeps 
   const lease = await udhcpc(lab, dir, cli, 'eth0');
   t.equal(lease.run.code, 0, `a real DISCOVER after the burst gets a lease: ${lease.run.stdout}${lease.run.stderr}`);
   t.ok(lease.lease?.ip?.startsWith('10.77.'), `address ${lease.lease?.ip}`);
+
+  // Another send error: a firewall rule in the server's namespace makes sendmsg fail with EPERM.
+  const rule = ['OUTPUT', '-p', 'udp', '--dport', '68', '-j', 'DROP'];
+  const add = await lab.run(srv, ['iptables', '-A', ...rule], { timeoutMs: 5_000 });
+  t.equal(add.code, 0, `iptables rule added: ${add.stderr}`);
+  const before = (await scrape()).failed;
+  const refused = await udhcpc(lab, dir, cli, 'eth0', { tries: 1 });
+  t.equal(refused.lease, undefined, 'no lease while replies cannot leave');
+  const after = (await scrape()).failed;
+  t.ok(after > before, `counted as send_failed (${before} -> ${after})`);
+  const warned = server.logLines.filter((l) => l.msg === 'dhcp reply not sent');
+  t.ok(warned.length > 0 && warned.every((l) => l.level === 40 && l.code === 'EPERM' && l.stack === undefined && l.err === undefined), `a warning naming EPERM, without a stack: ${JSON.stringify(warned[0])}`);
+  t.same(server.logLines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no error line');
+  t.equal(server.process.exitCode, null, 'the server is still running');
+  await lab.run(srv, ['iptables', '-D', ...rule], { timeoutMs: 5_000 });
   lab.cleanup();
   t.same(netnsList().filter((n) => lab.names().includes(n)), [], 'no namespace of this test is left');
 });
