@@ -9,6 +9,7 @@ import { checkConfig } from '../../src/config/load.js';
 import { ArtifactCache, type ArtifactCacheOptions } from '../../src/cache/artifacts.js';
 import { BlobStore } from '../../src/cache/blobs.js';
 import { buildApp, type AppDeps } from '../../src/http/app.js';
+import { createMetricsRegistry } from '../../src/http/routes/metrics.js';
 import { createLogger } from '../../src/log.js';
 import { MachineService } from '../../src/machines/service.js';
 import { ProfileHolder } from '../../src/server.js';
@@ -38,6 +39,10 @@ export interface TestAppOptions {
   recordAt?: AppDeps['recordAt'];
   /** An artifact cache under `<dir>/cache` on the test store, with these options. */
   cache?: Pick<ArtifactCacheOptions, 'retries' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'failureHoldMs'>;
+  /** /metrics, over the app's cache and precache (no DHCP or TFTP server). */
+  metrics?: boolean;
+  /** /ipxe-bin/ over these folders. */
+  ipxeRoots?: string[];
 }
 
 export interface TestApp {
@@ -116,6 +121,8 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     log,
     admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
     ...(opts.recordAt && { recordAt: opts.recordAt }),
+    ...(opts.ipxeRoots && { ipxeRoots: opts.ipxeRoots }),
+    ...(opts.metrics && { metrics: createMetricsRegistry({ dhcp: () => undefined, dhcpLeases: () => 0, ...(artifacts && { cache: () => artifacts.stats }), ...(precache && { precache: () => precache?.stats }) }) }),
     ...(registry && { registry }),
     ...(precache && { precache }),
   });
