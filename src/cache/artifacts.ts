@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { redactSecrets } from '../secrets/redact.js';
@@ -404,7 +404,7 @@ export class ArtifactCache {
           // A refusal stops the transfer at once, not at the next chunk; `finally` rethrows it.
           admitted.catch((err: Error) => file.destroy(err));
           try {
-            await pipeline(res.body, file);
+            await pour(res.body, file);
           } finally {
             // Settled before the next attempt or the cleanup touches the file; its error, if
             // any, is the one that counts (an empty body never waits for it in `_write`).
@@ -475,16 +475,30 @@ interface BodyFileOptions {
 }
 
 /**
- * The end of an upstream body's pipeline: each chunk written at the download's offset of the
+ * Where an upstream body goes (see `pour`): each chunk written at the download's offset of the
  * temporary file, then hashed and counted, in order. Back-pressure is the Writable's own.
  */
 class BodyFile extends Writable {
+  /** The write in progress, if any. */
+  private writing: Promise<void> = Promise.resolve();
+
   constructor(private readonly o: BodyFileOptions) {
     super({ highWaterMark: BODY_BUFFER_BYTES });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.o.admitted.then(() => this.put(chunk)).then(() => done(), done);
+    this.writing = this.o.admitted.then(() => this.put(chunk));
+    this.writing.then(() => done(), done);
+  }
+
+  /**
+   * Destroyed (the download was refused) while a chunk is being written: this settles only
+   * after that write, or it would move `written` and the hash under the next attempt. The
+   * refusal is the failure reported, not what that write did.
+   */
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    const settled = (): void => done(err);
+    this.writing.then(settled, settled);
   }
 
   private async put(chunk: Buffer): Promise<void> {
@@ -508,6 +522,26 @@ class BodyFile extends Writable {
     this.o.stats.upstreamBytes += chunk.length;
     d.emit('progress');
   }
+}
+
+/**
+ * Pipes an upstream body into its file, with back-pressure. Unlike `pipeline`, a connection
+ * that drops mid-body does not throw away what already arrived: the file writes every byte it
+ * was handed, then the failure is thrown, and the next attempt resumes after the last byte
+ * received. A write that fails stops the body.
+ */
+async function pour(body: Readable, file: BodyFile): Promise<void> {
+  file.once('error', (err) => body.destroy(err));
+  body.pipe(file, { end: false });
+  let failure: unknown;
+  try {
+    await finished(body);
+  } catch (err) {
+    failure = err;
+  }
+  if (!file.destroyed) file.end();
+  await finished(file);
+  if (failure !== undefined) throw failure;
 }
 
 function contentRangeStart(v: string | string[] | undefined): number | undefined {
