@@ -2,6 +2,7 @@ import t from 'tap';
 import type { Mac } from '../../../src/machines/mac.js';
 import { checkMachineToken, machineToken } from '../../../src/boot/tokens.js';
 import { clientTrust } from '../../../src/boot/trust.js';
+import { loadConfig } from '../../../src/config/load.js';
 
 /** Whose address a request comes from (boot/trust.ts), and the tokens it may then have (boot/tokens.ts). */
 
@@ -40,4 +41,10 @@ t.test('machine tokens by generation', async (t) => {
   t.notOk(checkMachineToken(secret, A, 'ignition', sig, { generation: 2, expiresAt: 100 }), 'an Ignition signature of an earlier boot');
   t.notOk(checkMachineToken(secret, A, 'ignition', sig, { generation: 1, expiresAt: 101 }), 'another expiry');
   t.notOk(checkMachineToken(secret, OTHER, 'events', g1, { generation: 1 }), "another machine's");
+});
+
+t.test('boot.verifyClient in the config: default source, EDGEBOOT_BOOT_VERIFY_CLIENT, nothing else', async (t) => {
+  t.equal(loadConfig().config.boot.verifyClient, 'source', 'the default binds secrets to the address');
+  t.equal(loadConfig({ env: { EDGEBOOT_BOOT_VERIFY_CLIENT: 'off' } }).config.boot.verifyClient, 'off', 'the environment variable');
+  t.throws(() => loadConfig({ env: { EDGEBOOT_BOOT_VERIFY_CLIENT: 'maybe' } }), /boot\.verifyClient: got "maybe", expected source \(.*\) or off/, 'a clear error for anything else');
 });
