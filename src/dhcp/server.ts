@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/config.js';
-import { parseMac, type Mac } from '../machines/mac.js';
+import { macRefusal, parseMac, type Mac } from '../machines/mac.js';
 import type { NewEvent, Observed } from '../machines/model.js';
 import type { ProtocolServer } from '../protocol.js';
 import { bindError } from '../net/bind-error.js';
@@ -64,7 +64,7 @@ export interface DhcpServerDeps {
   now?: () => number;
 }
 
-type Drop = DropReason | 'oversized' | 'unknown_interface' | 'interface_not_served' | 'handler_error' | 'send_busy' | 'send_failed';
+type Drop = DropReason | 'oversized' | 'bad_chaddr' | 'unknown_interface' | 'interface_not_served' | 'handler_error' | 'send_busy' | 'send_failed';
 
 export interface DhcpStats {
   received: Record<string, number>;
@@ -139,6 +139,9 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     const clientAt = req.giaddr !== '0.0.0.0' ? req.giaddr : ours;
     const subnet = subnets.find((s) => inSubnet(s, clientAt));
     const mac = parseMac(hardwareAddress(req));
+    // chaddr is the client's own address (RFC 2131 §2); an all-zero or group (multicast,
+    // broadcast) Ethernet address is no client's: answering it would record no machine.
+    if (mac && req.htype === 1 && macRefusal(mac)) return drop('bad_chaddr', { from: m.from.address, chaddr: mac });
     const reservation = mac && responder.mode === 'full' ? await deps.boot.reservation(mac) : undefined;
     if (stopped) return;
     const httpHost = deps.advertiseAddress === 'auto' ? ours : deps.advertiseAddress;

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { BootQuery, BootService } from '../../boot/service.js';
 import { renderEntryScript } from '../../boot/render.js';
 import { clientAddress } from '../artifact-responder.js';
-import { parseMac, parseUuid, type Mac } from '../../machines/mac.js';
+import { parseUnicastMac, parseUuid, type Mac } from '../../machines/mac.js';
 import { ApiError } from '../../errors.js';
 import { errors, macParams } from '../schemas.js';
 
@@ -50,7 +50,7 @@ export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { b
       if (!q) {
         // iPXE's chain fails on a 400 and the entry script retries; the body says why.
         reply.code(400);
-        return `#!ipxe\necho edgeboot: /ipxe needs mac= with a MAC address (aa-bb-cc-dd-ee-ff)\nexit 1\n`;
+        return `#!ipxe\necho edgeboot: /ipxe needs mac= with a MAC address (aa-bb-cc-dd-ee-ff) of one machine: not all-zero, broadcast or multicast\nexit 1\n`;
       }
       const r = await boot.script(q, baseUrl(req), clientAddress(req));
       req.log.info({ mac: r.machine.mac, state: r.machine.state, decision: r.decision.kind, reason: r.decision.reason, trusted: r.trust.trusted }, 'boot script served');
@@ -73,20 +73,26 @@ export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { b
   );
 };
 
+/** A MAC of the API: well-formed and a machine's (unicast), else 400 `invalid_mac` saying why. */
 export function macOf(s: string): Mac {
-  const m = parseMac(s);
-  if (!m) throw new ApiError('invalid_mac', `${JSON.stringify(s)} is not a MAC address`, 400);
-  return m;
+  const m = parseUnicastMac(s);
+  if (!m.ok) throw new ApiError('invalid_mac', m.reason, 400);
+  return m.mac;
 }
 
 const ARCH = /^[a-z0-9_]{1,16}$/;
 
 /** Parses what iPXE expanded into the query; a value in the wrong shape is dropped, not echoed. */
 export function parseBootQuery(q: IpxeQuery): BootQuery | undefined {
-  const mac = q.mac === undefined ? undefined : parseMac(q.mac);
+  // The all-zero, broadcast and multicast MACs are no machine's: dropped like malformed ones.
+  const unicast = (s: string): Mac | undefined => {
+    const m = parseUnicastMac(s);
+    return m.ok ? m.mac : undefined;
+  };
+  const mac = q.mac === undefined ? undefined : unicast(q.mac);
   const macs = (q.macs ?? '')
     .split(',')
-    .map((s) => parseMac(s))
+    .map(unicast)
     .filter((m): m is Mac => m !== undefined);
   const first = mac ?? macs[0];
   if (!first) return undefined;

@@ -239,10 +239,10 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
  * `cur` holds, so a GET, an edit and a PUT do not break the machine's install.
  */
 function toReservation(pathMac: Mac, b: Body, cur: Machine | undefined): Reservation {
-  if (b.mac !== undefined && parseMac(String(b.mac)) !== pathMac) {
+  if (b.mac !== undefined && macOf(String(b.mac)) !== pathMac) {
     throw new ApiError('invalid_request', `body mac ${String(b.mac)} differs from the MAC in the path (${pathMac})`, 400);
   }
-  const macs = [...new Set(((b.macs as string[] | undefined) ?? []).map((s) => parseMac(s) as Mac))].filter((m) => m !== pathMac);
+  const macs = [...new Set(((b.macs as string[] | undefined) ?? []).map(macOf))].filter((m) => m !== pathMac);
   const r: Reservation = { mac: pathMac, macs, labels: (b.labels as Record<string, string> | undefined) ?? {} };
   if (b.uuid !== undefined) r.uuid = parseUuid(String(b.uuid)) as Uuid;
   if (b.hostname !== undefined) r.hostname = String(b.hostname).toLowerCase();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { macHyphenated, parseMac, parseUuid, type Mac } from '../../../src/machines/mac.js';
+import { macHyphenated, macRefusal, parseMac, parseUnicastMac, parseUuid, type Mac } from '../../../src/machines/mac.js';
 
 const CANONICAL = 'aa:bb:cc:dd:ee:ff';
 
@@ -51,6 +51,43 @@ t.test('parseMac refuses malformed input', async (t) => {
     'trailing separator': 'aa:bb:cc:dd:ee:ff:',
   };
   for (const [why, input] of Object.entries(refused)) t.equal(parseMac(input), undefined, `${why}: ${JSON.stringify(input)}`);
+});
+
+t.test('parseUnicastMac refuses the all-zero, broadcast and every multicast MAC, and says why', async (t) => {
+  const refused: [string, RegExp][] = [
+    ['00:00:00:00:00:00', /all-zero/],
+    ['000000000000', /all-zero/],
+    ['FF-FF-FF-FF-FF-FF', /broadcast/],
+    ['ffffffffffff', /broadcast/],
+    ['01:00:5e:00:00:fb', /multicast.*low bit of its first octet/], // IPv4 mDNS group
+    ['33:33:00:00:00:01', /multicast/], // IPv6 all-nodes
+    ['01:80:c2:00:00:0e', /multicast/], // LLDP
+    ['01:23:45:67:89:AB', /multicast/],
+    ['ff:ff:ff:ff:ff:fe', /multicast/],
+  ];
+  for (const [input, why] of refused) {
+    const r = parseUnicastMac(input);
+    t.equal(r.ok, false, `${input} refused`);
+    if (!r.ok) t.match(r.reason, why, `${input}: ${r.reason}`);
+    const parsed = parseMac(input);
+    t.ok(parsed !== undefined && macRefusal(parsed) !== undefined, `macRefusal(${input}) says why too`);
+  }
+  // Every first octet with the I/G bit set is a group address; clear, unicast.
+  for (let octet = 0; octet < 256; octet++) {
+    const mac = `${octet.toString(16).padStart(2, '0')}:00:00:00:00:01`;
+    t.equal(parseUnicastMac(mac).ok, (octet & 1) === 0, mac);
+  }
+});
+
+t.test('parseUnicastMac accepts machine MACs in the three forms, and says why for malformed ones', async (t) => {
+  for (const input of ['52:54:00:ab:cd:ef', '52-54-00-AB-CD-EF', '525400abcdef', '02:00:00:00:00:00', 'fe:ff:ff:ff:ff:ff', '00:00:00:00:00:01']) {
+    const r = parseUnicastMac(input);
+    t.ok(r.ok, input);
+    if (r.ok) t.equal(r.mac, parseMac(input));
+  }
+  const bad = parseUnicastMac('aa:bb-cc:dd:ee:ff');
+  t.equal(bad.ok, false);
+  if (!bad.ok) t.match(bad.reason, /is not a MAC address/);
 });
 
 t.test('macHyphenated turns the stored form into the iPXE :hexhyp form', async (t) => {
