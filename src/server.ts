@@ -194,9 +194,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
 
 /** Every state with its number of machines (0 included, so a series never vanishes). */
 async function machineStates(store: Store): Promise<Record<string, number>> {
-  const counts: Record<string, number> = Object.fromEntries(MACHINE_STATES.map((st) => [st, 0]));
-  for (const m of await store.listMachines()) counts[m.state] = (counts[m.state] ?? 0) + 1;
-  return counts;
+  return { ...Object.fromEntries(MACHINE_STATES.map((st) => [st, 0])), ...(await store.countMachinesByState()) };
 }
 
 /**

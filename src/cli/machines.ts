@@ -1,18 +1,27 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Machine, MachineEvent, PrecacheProgress } from '../machines/model.js';
 import { MACHINE_STATES } from '../machines/state.js';
-import { macHyphenated, parseMac, type Mac } from '../machines/mac.js';
+import { macHyphenated, parseUnicastMac, type Mac } from '../machines/mac.js';
 import { api, ClientError } from './client.js';
 import { bytes, clientOptions, table, visible } from './format.js';
 import { redactSecrets } from '../secrets/redact.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-function macArg(s: string): Mac {
-  const m = parseMac(s);
-  if (!m) throw new ClientError(`${JSON.stringify(s)} is not a MAC address (aa:bb:cc:dd:ee:ff, aa-bb-… or aabb…)`);
-  return m;
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('a whole number of 1 or more');
+  return n;
 }
+
+function macArg(s: string): Mac {
+  const m = parseUnicastMac(s);
+  if (!m.ok) throw new ClientError(m.reason);
+  return m.mac;
+}
+
+/** The server's largest page: fewest round trips when following the cursor to the end. */
+const PAGE_MAX = 1000;
 
 function labelsOf(list: string[]): Record<string, string> {
   return Object.fromEntries(
@@ -69,12 +78,22 @@ export function machinesCommand(print: (s: string) => void): Command {
     .addOption(new Option('--state <state>', 'only machines in this state').choices(MACHINE_STATES))
     .option('--profile <name>', 'only machines with this profile')
     .option('--label <key=value>', 'only machines with this label (repeatable)', collect, [])
-    .action(async (o: { state?: string; profile?: string; label: string[] }, self: Command) => {
+    .option('--limit <n>', 'at most this many machines (default: all, read a page at a time)', positiveInt)
+    .action(async (o: { state?: string; profile?: string; label: string[]; limit?: number }, self: Command) => {
       const q = new URLSearchParams();
       if (o.state) q.set('state', o.state);
       if (o.profile) q.set('profile', o.profile);
       for (const l of o.label) q.append('label', l);
-      const { machines } = await api<{ machines: Machine[] }>(clientOptions(self), 'GET', `/api/v1/machines${q.size ? `?${q}` : ''}`);
+      const machines: Machine[] = [];
+      let cursor: string | undefined;
+      do {
+        const want = o.limit === undefined ? PAGE_MAX : Math.min(PAGE_MAX, o.limit - machines.length);
+        q.set('limit', String(want));
+        if (cursor !== undefined) q.set('cursor', cursor);
+        const page = await api<{ machines: Machine[]; nextCursor?: string }>(clientOptions(self), 'GET', `/api/v1/machines?${q}`);
+        machines.push(...page.machines);
+        cursor = page.nextCursor;
+      } while (cursor !== undefined && (o.limit === undefined || machines.length < o.limit));
       if (clientOptions(self).json) return print(JSON.stringify(machines, null, 2));
       if (machines.length === 0) return print('no machines');
       print(

@@ -7,8 +7,10 @@ import { EVENT_TYPE_PATTERN } from '../machines/events.js';
 export const MAC_PATTERN = '^([0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\\2[0-9A-Fa-f]{2}){4})$';
 const mac = { type: 'string', pattern: MAC_PATTERN, description: 'a MAC address: aa:bb:cc:dd:ee:ff, aa-bb-… or aabb…' };
 const uuid = { type: 'string', pattern: '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$' };
-const LABEL_KEY = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$';
-const LABEL_VALUE = '^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$';
+const LABEL_KEY_TEXT = '[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?';
+const LABEL_VALUE_TEXT = '([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?';
+const LABEL_KEY = `^${LABEL_KEY_TEXT}$`;
+const LABEL_VALUE = `^${LABEL_VALUE_TEXT}$`;
 const IMAGE_REF = '^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$';
 const state = { type: 'string', enum: MACHINE_STATES };
 
@@ -169,6 +171,9 @@ export const errorResponse = {
   required: ['error', 'message'],
   properties: { error: { type: 'string' }, message: { type: 'string' }, details: {}, requestId: { type: 'string' } },
 } as const;
+
+/** `key=value` of a listing's label filter: a key and a value a reservation can hold. */
+export const labelSelector = { type: 'string', pattern: `^${LABEL_KEY_TEXT}=${LABEL_VALUE_TEXT}$`, description: 'key=value' } as const;
 
 export const macParams = {
   type: 'object',

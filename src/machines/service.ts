@@ -4,7 +4,7 @@ import type { MachinePlaceholder } from '../profiles/template.js';
 import { StoreConflictError, type MachineChange, type MachineFilter, type Store } from '../store/store.js';
 import { finished, heartbeat, progressReport } from '../precache/lifecycle.js';
 import { TRANSITION_EVENTS } from './events.js';
-import type { Mac } from './mac.js';
+import { parseMac, type Mac } from './mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent, type Reservation } from './model.js';
 import { applyTransition, type MachineState, type Transition } from './state.js';
 
@@ -26,8 +26,20 @@ export class MachineService {
     return m;
   }
 
-  list(filter: MachineFilter): Promise<Machine[]> {
-    return this.store.listMachines(filter);
+  /**
+   * One page of machines in MAC order; `nextCursor` (absent on the last page) continues after
+   * it with the same filter.
+   */
+  async list(filter: MachineFilter, page: { cursor?: string; limit: number }): Promise<{ machines: Machine[]; nextCursor?: string }> {
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    if (page.cursor !== undefined && after === undefined) {
+      throw new ApiError('invalid_cursor', 'cursor is not one this server handed out: pass nextCursor from the previous page unchanged', 400);
+    }
+    // One row more than asked tells whether a next page exists without a count.
+    const rows = await this.store.listMachines(filter, { ...(after && { after }), limit: page.limit + 1 });
+    const machines = rows.slice(0, page.limit);
+    const last = machines.at(-1);
+    return rows.length > page.limit && last ? { machines, nextCursor: encodeCursor(last.mac) } : { machines };
   }
 
   /** PUT: create, or replace the reservation of, the machine whose primary MAC is `r.mac`. */
@@ -205,6 +217,19 @@ export class MachineService {
       throw err;
     }
   }
+}
+
+/** A listing cursor: the last primary MAC of a page, opaque to clients (they must not build one). */
+export function encodeCursor(mac: Mac): string {
+  return Buffer.from(`m1:${mac}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): Mac | undefined {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(cursor)) return undefined;
+  const text = Buffer.from(cursor, 'base64url').toString('latin1');
+  const mac = text.startsWith('m1:') ? parseMac(text.slice(3)) : undefined;
+  // Only the exact form encodeCursor makes: no other spelling of the same MAC.
+  return mac !== undefined && encodeCursor(mac) === cursor ? mac : undefined;
 }
 
 const notFound = (mac: Mac) => new ApiError('machine_not_found', `no machine has MAC ${mac}`, 404);

@@ -9,7 +9,7 @@ import { ApiError } from '../errors.js';
 import type { Mac } from '../machines/mac.js';
 import type { Inventory, Machine, NewEvent } from '../machines/model.js';
 import type { MachineService } from '../machines/service.js';
-import type { MachineChange, Store } from '../store/store.js';
+import { eachMachine, type MachineChange, type Store } from '../store/store.js';
 import type { BundleBuilder, BundleSpec, BundleStatus } from './bundles.js';
 import { heartbeat, heartbeatLapsed } from './lifecycle.js';
 import { gib, makePlan, type PrecachePlan } from './plan.js';
@@ -140,7 +140,7 @@ export class PrecacheService {
   async sweep(): Promise<number> {
     const { config, store, machines } = this.deps;
     let failed = 0;
-    for (const m of await store.listMachines({ state: 'precaching' })) {
+    for await (const m of eachMachine(store, { state: 'precaching' })) {
       if (!heartbeatLapsed(m, this.now(), config.heartbeatSeconds)) continue;
       await store.mutateMachine(m.mac, (cur) => {
         const reason = cur && heartbeatLapsed(cur, this.now(), config.heartbeatSeconds);

@@ -6,7 +6,7 @@ import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../mach
 import type { MachineState } from '../machines/state.js';
 import type { Lease } from '../dhcp/leases.js';
 import { MIGRATIONS } from './migrations.js';
-import { StoreConflictError, type CacheEntry, type MachineChange, type MachineFilter, type MutationResult, type RegistryManifest, type RegistryTagList, type Store } from './store.js';
+import { StoreConflictError, type CacheEntry, type MachineChange, type MachineFilter, type MachinePage, type MutationResult, type RegistryManifest, type RegistryTagList, type Store } from './store.js';
 
 /** Events kept per machine; older ones are pruned in the transaction that appends. */
 export const EVENTS_KEPT_PER_MACHINE = 5000;
@@ -58,8 +58,18 @@ function migrate(db: Database.Database): void {
   }
 }
 
+/**
+ * A machine a boot recorded and nobody reserved: `discovered`, and none of the fields an
+ * operator sets. Only these are pruned (boot.maxDiscovered).
+ */
+const UNRESERVED_DISCOVERED = `state = 'discovered' AND profile IS NULL AND uuid IS NULL
+  AND json_extract(doc, '$.hostname') IS NULL AND json_extract(doc, '$.ip') IS NULL
+  AND json_extract(doc, '$.assisted') IS NULL AND json_extract(doc, '$.precache') IS NULL
+  AND json_array_length(doc, '$.macs') = 0 AND json_extract(doc, '$.labels') = '{}'`;
+
 export class SqliteStore implements Store {
   private readonly q;
+  private readonly listings = new Map<string, Database.Statement<(string | number)[], { doc: string }>>();
 
   constructor(
     private readonly db: Database.Database,
@@ -70,8 +80,13 @@ export class SqliteStore implements Store {
         'SELECT m.doc FROM machine_macs x JOIN machines m ON m.mac = x.machine WHERE x.mac = ?',
       ),
       machinesByUuid: db.prepare<[string], { doc: string }>('SELECT doc FROM machines WHERE uuid = ? LIMIT 2'),
-      allMachines: db.prepare<[], { doc: string }>('SELECT doc FROM machines ORDER BY mac'),
-      machinesByState: db.prepare<[string], { doc: string }>('SELECT doc FROM machines WHERE state = ? ORDER BY mac'),
+      countByState: db.prepare<[], { state: MachineState; n: number }>('SELECT state, count(*) AS n FROM machines GROUP BY state'),
+      pruneDiscovered: db.prepare<[number], { mac: string }>(
+        `DELETE FROM machines WHERE mac IN (
+           SELECT mac FROM machines WHERE ${UNRESERVED_DISCOVERED}
+           ORDER BY coalesce(json_extract(doc, '$.observed.lastSeenAt'), updated_at) DESC, mac DESC LIMIT -1 OFFSET ?)
+         RETURNING mac`,
+      ),
       upsertMachine: db.prepare(
         `INSERT INTO machines (mac, uuid, state, profile, doc, created_at, updated_at)
          VALUES (@mac, @uuid, @state, @profile, @doc, @createdAt, @updatedAt)
@@ -148,12 +163,42 @@ export class SqliteStore implements Store {
     return undefined;
   }
 
-  async listMachines(filter: MachineFilter = {}): Promise<Machine[]> {
-    const rows = filter.state ? this.q.machinesByState.all(filter.state) : this.q.allMachines.all();
-    const labels = Object.entries(filter.labels ?? {});
-    return rows
-      .map((r) => parseDoc(r.doc))
-      .filter((m) => (filter.profile === undefined || m.profile === filter.profile) && labels.every(([k, v]) => m.labels[k] === v));
+  async listMachines(filter: MachineFilter = {}, page?: MachinePage): Promise<Machine[]> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    const add = (condition: string, ...values: (string | number)[]) => {
+      where.push(condition);
+      params.push(...values);
+    };
+    if (filter.state !== undefined) add('state = ?', filter.state);
+    if (filter.profile !== undefined) add('profile = ?', filter.profile);
+    for (const [k, v] of Object.entries(filter.labels ?? {})) {
+      // A JSON path cannot quote a double quote, and no label key holds one (the API's label pattern).
+      if (k.includes('"')) return [];
+      add('json_extract(doc, ?) = ?', `$.labels."${k}"`, v);
+    }
+    if (page?.after !== undefined) add('mac > ?', page.after);
+    const sql = `SELECT doc FROM machines${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY mac${page ? ' LIMIT ?' : ''}`;
+    if (page) params.push(page.limit);
+    return this.prepared(sql).all(...params).map((r) => parseDoc(r.doc));
+  }
+
+  async countMachinesByState(): Promise<Partial<Record<MachineState, number>>> {
+    return Object.fromEntries(this.q.countByState.all().map((r) => [r.state, r.n]));
+  }
+
+  async pruneDiscovered(keep: number): Promise<Mac[]> {
+    return this.q.pruneDiscovered.all(keep).map((r) => r.mac as Mac);
+  }
+
+  /** One prepared statement per shape of listing query (filters × paging: a handful). */
+  private prepared(sql: string): Database.Statement<(string | number)[], { doc: string }> {
+    let st = this.listings.get(sql);
+    if (!st) {
+      st = this.db.prepare<(string | number)[], { doc: string }>(sql);
+      this.listings.set(sql, st);
+    }
+    return st;
   }
 
   async mutateMachine(mac: Mac, change: (current: Machine | undefined) => MachineChange): Promise<MutationResult> {

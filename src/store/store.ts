@@ -10,6 +10,25 @@ export interface MachineFilter {
   profile?: string;
 }
 
+/** A window of a listing ordered by primary MAC. */
+export interface MachinePage {
+  /** Only machines whose primary MAC sorts after this one. */
+  after?: Mac;
+  limit: number;
+}
+
+/** Every machine that matches, read a page at a time: the callers that need them all. */
+export async function* eachMachine(store: Pick<Store, 'listMachines'>, filter: MachineFilter = {}, pageSize = 500): AsyncGenerator<Machine> {
+  let after: Mac | undefined;
+  for (;;) {
+    const page = await store.listMachines(filter, { ...(after && { after }), limit: pageSize });
+    yield* page;
+    const last = page.at(-1);
+    if (page.length < pageSize || !last) return;
+    after = last.mac;
+  }
+}
+
 /**
  * What a mutation decides, given the machine as it is now (undefined: absent). Returning
  * `keep` writes nothing; throwing aborts the transaction and reaches the caller unchanged.
@@ -74,7 +93,20 @@ export interface Store {
   getMachine(mac: Mac): Promise<Machine | undefined>;
   /** The first machine that owns any of these MACs, else the one with this UUID. */
   findMachine(key: { macs: readonly Mac[]; uuid?: Uuid }): Promise<Machine | undefined>;
-  listMachines(filter?: MachineFilter): Promise<Machine[]>;
+  /**
+   * Ordered by primary MAC. With `page`, only machines after `page.after` and at most
+   * `page.limit` of them; without, every match (callers with many machines page, or use
+   * `eachMachine`).
+   */
+  listMachines(filter?: MachineFilter, page?: MachinePage): Promise<Machine[]>;
+  /** How many machines are in each state that has any. */
+  countMachinesByState(): Promise<Partial<Record<MachineState, number>>>;
+  /**
+   * Deletes the oldest (by last seen) machines that a boot recorded and nobody reserved
+   * (`discovered`, without profile or operator fields) until `keep` of them are left; the
+   * MACs it deleted. A registered machine, or one an admin gave fields to, is never touched.
+   */
+  pruneDiscovered(keep: number): Promise<Mac[]>;
   /**
    * Read-modify-write of one machine (looked up by any of its MACs) in one transaction:
    * `change` sees the current row and returns what to write. It must be pure and synchronous.

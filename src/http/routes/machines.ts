@@ -6,7 +6,7 @@ import type { Machine, Reservation } from '../../machines/model.js';
 import type { MachineService } from '../../machines/service.js';
 import { MACHINE_STATES, type MachineState } from '../../machines/state.js';
 import { machineCaller, requireAdmin } from '../auth.js';
-import { errors, eventBody, eventResponse, machineResponse, macParams, reservationBody } from '../schemas.js';
+import { errors, eventBody, eventResponse, labelSelector, machineResponse, macParams, reservationBody } from '../schemas.js';
 import { macOf } from './boot.js';
 import { keepRedacted } from '../../secrets/redact.js';
 
@@ -33,12 +33,12 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
   const { machines, boot, adminTokens } = opts;
   const admin = requireAdmin(adminTokens);
 
-  app.get<{ Querystring: { state?: MachineState; label?: string[]; profile?: string } }>(
+  app.get<{ Querystring: { state?: MachineState; label?: string[]; profile?: string; limit: number; cursor?: string } }>(
     '/api/v1/machines',
     {
       onRequest: admin,
       schema: {
-        summary: 'List machines, filtered by state, profile and labels (label=key=value, repeatable)',
+        summary: 'List machines in MAC order, a page at a time (follow nextCursor), filtered by state, profile and labels (label=key=value, repeatable)',
         tags,
         security,
         querystring: {
@@ -46,16 +46,28 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
           additionalProperties: false,
           properties: {
             state: { type: 'string', enum: MACHINE_STATES },
-            profile: { type: 'string' },
-            label: { type: 'array', items: { type: 'string', pattern: '^[^=]+=.*$' } },
+            profile: { type: 'string', maxLength: 253 },
+            label: { type: 'array', maxItems: 16, items: labelSelector },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            cursor: { type: 'string', maxLength: 64, description: 'nextCursor of the previous page, unchanged' },
           },
         },
-        response: { 200: { type: 'object', properties: { machines: { type: 'array', items: machineResponse } } }, ...errors(400, 401) },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              machines: { type: 'array', items: machineResponse },
+              nextCursor: { type: 'string', description: 'absent on the last page' },
+            },
+          },
+          ...errors(400, 401),
+        },
       },
     },
     async (req) => {
       const labels = Object.fromEntries((req.query.label ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      return { machines: await machines.list({ state: req.query.state, profile: req.query.profile, labels }) };
+      const filter = { ...(req.query.state && { state: req.query.state }), ...(req.query.profile !== undefined && { profile: req.query.profile }), labels };
+      return machines.list(filter, { limit: req.query.limit, ...(req.query.cursor !== undefined && { cursor: req.query.cursor }) });
     },
   );
 
