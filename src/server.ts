@@ -116,6 +116,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     tftp: () => tftpRef?.stats(),
     cache: () => artifacts.stats,
     precache: () => precache.stats,
+    discovery: () => boot.discovery.stats,
     machineStates: () => machineStates(store),
   });
   const recordAt = (address: string, event: NewEvent): void => {

@@ -16,6 +16,7 @@ import type { ArtifactCache } from '../cache/artifacts.js';
 import { RenderError, renderScript } from './render.js';
 import { UnsafeValueError } from './safe.js';
 import { checkMachineToken, machineToken } from './tokens.js';
+import { DiscoveryLimiter } from './discovery.js';
 import { clientTrust, type ClientTrust } from './trust.js';
 import { bootLoopReason, precacheBooted } from '../precache/lifecycle.js';
 
@@ -60,9 +61,12 @@ export interface BootServiceDeps {
  */
 export class BootService {
   private readonly now: () => Date;
+  /** Per-address rate and overall cap of the records unknown MACs leave (boot/discovery.ts). */
+  readonly discovery: DiscoveryLimiter;
 
   constructor(private readonly deps: BootServiceDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.discovery = new DiscoveryLimiter({ perMinute: deps.config.boot.discoverPerMinute, maxDiscovered: deps.config.boot.maxDiscovered, now: () => this.now().getTime() });
   }
 
   /**
@@ -80,7 +84,9 @@ export class BootService {
     const hub = trust.trusted ? await this.askHub(known) : undefined;
     let out: { script: string; decision: BootDecision } | undefined;
     let withheld = false;
-    const res = await store.mutateMachine(known?.mac ?? q.mac, (cur): MachineChange => {
+    // A record for an unknown MAC is made only within the client's rate (boot.discoverPerMinute).
+    const gate = this.discovery.gate(() => this.discovery.allowNew(client));
+    const res = await store.mutateMachine(known?.mac ?? q.mac, gate.wrap((cur): MachineChange => {
       const time = this.now().toISOString();
       const observed: Observed = { ...cur?.observed, ...q.observed, ...(q.uuid && { uuid: q.uuid }), ...(q.macs.length > 0 && { nics: q.macs }), lastSeenAt: time };
       const events: NewEvent[] = [];
@@ -117,8 +123,10 @@ export class BootService {
         events.push({ type: 'boot-error', source: 'http', message: err.message }, served(failed));
         return { kind: 'save', machine, events };
       }
-    });
-    const machine = res.machine as Machine;
+    }));
+    const machine = res.machine ?? (gate.refused as Machine);
+    if (gate.refused) this.deps.log.debug({ mac: machine.mac, client }, 'unknown machine not recorded: boot.discoverPerMinute reached for this address');
+    if (gate.created) await this.discovery.cap(store, this.deps.log);
     const r = out as { script: string; decision: BootDecision };
     if (withheld && !trust.trusted) {
       this.deps.log.warn({ mac: machine.mac, client, reason: trust.reason }, 'boot script without secrets: the request is not from the machine');
@@ -200,13 +208,15 @@ export class BootService {
    * `discovered` one when unknown) and the reply onto its timeline.
    */
   async observeDhcp(mac: Mac, seen: Omit<Observed, 'lastSeenAt' | 'nics'>, event: NewEvent): Promise<void> {
-    await this.deps.store.mutateMachine(mac, (cur): MachineChange => {
+    const gate = this.discovery.gate();
+    await this.deps.store.mutateMachine(mac, gate.wrap((cur): MachineChange => {
       const time = this.now().toISOString();
       const observed: Observed = { ...cur?.observed, ...seen, lastSeenAt: time };
       if (cur) return { kind: 'save', machine: { ...cur, observed }, events: [event] };
       const machine: Machine = { mac, macs: [], labels: {}, state: 'discovered', observed, createdAt: time, updatedAt: time };
       return { kind: 'save', machine, events: [{ type: 'discovered', source: event.source, to: 'discovered', data: { ...seen } }, event] };
-    });
+    }));
+    if (gate.created) await this.discovery.cap(this.deps.store, this.deps.log);
   }
 
   /** The reservation DHCP needs in full mode: fixed address and host name. */

@@ -44,7 +44,7 @@ export interface Config {
   registry: { pullSecret: string; insecureRegistries: string[]; pullThrough: boolean; readTokens: string[]; upstreams: Record<string, string>; allowedUpstreams: string[] };
   auth: { adminTokens: string[] };
   profiles: { dirs: string[] };
-  boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number; assistedChain: 'rewrite' | 'chain'; verifyClient: 'source' | 'off' };
+  boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number; assistedChain: 'rewrite' | 'chain'; verifyClient: 'source' | 'off'; maxDiscovered: number; discoverPerMinute: number };
   precache: PrecacheConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }

@@ -208,6 +208,20 @@ export const configSchema = {
             "source (a machine's secrets and state moves only for requests from its own address: its DHCP lease, its reservation's ip or a neighbour entry of one of its MACs) or off (any request that names the MAC; for networks behind NAT)",
           default: 'source',
         },
+        maxDiscovered: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 10000000,
+          description: 'discovered machines (booted, never reserved) kept; beyond, the least recently seen are deleted; 0: no cap',
+          default: 4096,
+        },
+        discoverPerMinute: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 1000000,
+          description: 'new discovered machines one client address may make a minute over HTTP (beyond, the script is served and no record is made); 0: no limit',
+          default: 60,
+        },
       },
     },
     precache: {

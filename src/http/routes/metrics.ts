@@ -4,6 +4,7 @@ import type { CacheStats } from '../../cache/artifacts.js';
 import type { DhcpStats } from '../../dhcp/server.js';
 import type { TftpStats } from '../../tftp/server.js';
 import type { PrecacheStats } from '../../precache/service.js';
+import type { DiscoveryStats } from '../../boot/discovery.js';
 
 export interface MetricsSources {
   /** The DHCP server's counters; undefined when DHCP is off. */
@@ -13,6 +14,8 @@ export interface MetricsSources {
   tftp?: () => TftpStats | undefined;
   cache?: () => CacheStats | undefined;
   precache?: () => PrecacheStats | undefined;
+  /** Records of unknown MACs pruned and refused (boot.maxDiscovered, boot.discoverPerMinute). */
+  discovery?: () => DiscoveryStats | undefined;
   /** How many machines are in each state, read from the store at scrape time. */
   machineStates?: () => Promise<Record<string, number>>;
 }
@@ -54,6 +57,9 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
   const precache = countersOf(registry, src.precache ?? (() => undefined));
   precache.labelled('edgeboot_precache_runs_ended_total', 'precache runs ended, by how (precached, job-failed, plan-refused, heartbeat-lost, boot-loop)', 'end', (s) => s.ended);
   precache.plain('edgeboot_precache_plans_total', 'precache plans served to live environments', (s) => s.plans);
+  const discovery = countersOf(registry, src.discovery ?? (() => undefined));
+  discovery.plain('edgeboot_discovered_pruned_total', 'discovered machines deleted, least recently seen first, to stay within boot.maxDiscovered', (s) => s.pruned);
+  discovery.labelled('edgeboot_discovered_refused_total', 'boots of unknown MACs that made no record, by reason (rate_limit: boot.discoverPerMinute of the address)', 'reason', (s) => s.refused);
   const states = src.machineStates;
   if (states) {
     new Gauge({
