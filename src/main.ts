@@ -10,6 +10,7 @@ import { terminalSafe } from './cli/format.js';
 import { ConfigError } from './config/config.js';
 import { CONFIG_KEYS, loadConfig } from './config/load.js';
 import { shownConfig } from './config/show.js';
+import { redactSecrets } from './secrets/redact.js';
 import type { Logger } from 'pino';
 import { createLogger } from './log.js';
 import { describeStart, reportProfiles, startServer } from './server.js';
@@ -106,9 +107,9 @@ program.addCommand(siteconfigCommand(print));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof ClientError) {
-    process.stderr.write(`edgeboot: ${terminalSafe(err.message)}\n`);
+    process.stderr.write(`edgeboot: ${terminalSafe(redactSecrets(err.message))}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);
   }
-  process.stderr.write(`edgeboot: ${terminalSafe((err as Error).message)}\n`);
+  process.stderr.write(`edgeboot: ${terminalSafe(redactSecrets((err as Error).message))}\n`);
   process.exit(1);
 });

@@ -61,9 +61,10 @@ t.test('edgeboot config show: a config file, the environment and --set, as serve
   t.same(doc.auth.adminTokens, [REDACTED]);
   t.notOk(existsSync(join(dir, 'rel-data')), 'config show starts nothing and creates nothing');
 
-  const bad = await runCli(t, ['config', 'show', '--set', 'store.url=mysql://x'], { cwd: dir });
+  const bad = await runCli(t, ['config', 'show', '--set', 'store.url=mysql://edge:SECRET-pw@db/x'], { cwd: dir });
   t.equal(bad.code, 2, 'an invalid value: exit 2');
   t.match(bad.stderr, /store\.url/, 'naming the key');
+  t.notMatch(bad.stderr, /SECRET/, 'without the password in the value it quotes');
 });
 
 t.test('serve with only EDGEBOOT_SERVER_DATA_DIR keeps its database and cache there', async (t) => {
