@@ -245,17 +245,29 @@ export class BootService {
     return `${baseUrl}/api/v1/machines/${macHyphenated(m.mac)}/ignition?exp=${expiresAt}&sig=${sig}`;
   }
 
+  /**
+   * The events URL for hub automation (`GET …/{mac}/boot`, admin only): with the token of the
+   * machine's next generation, so that it works now and after the next boot too. The hub may
+   * read it while edgeboot asks it for the install script, just before the boot that rotates
+   * the machine's tokens, and post install-done once the machine is installing.
+   */
+  hubEventsUrl(baseUrl: string, m: TokenHolder): string {
+    return this.eventsUrl(baseUrl, { mac: m.mac, tokenGeneration: (m.tokenGeneration ?? 0) + 1 });
+  }
+
   private eventsToken(m: TokenHolder): string {
     return machineToken(this.deps.secret, m.mac, 'events', { generation: m.tokenGeneration });
   }
 
   /**
-   * The check of a machine's events token, against its current generation: a token of an
-   * earlier boot fails. A MAC no machine has is checked at generation 0 (the route answers 404).
+   * The check of a machine's events token: the machine's current generation, or the next one
+   * (handed to admins only, by hubEventsUrl). A token of an earlier boot fails. A MAC no
+   * machine has is checked at generation 0 (the route answers 404).
    */
   async eventsTokenCheck(mac: Mac): Promise<(token: string) => boolean> {
-    const m = await this.deps.store.getMachine(mac);
-    return (token) => checkMachineToken(this.deps.secret, mac, 'events', token, { generation: m?.tokenGeneration });
+    const generation = (await this.deps.store.getMachine(mac))?.tokenGeneration ?? 0;
+    const { secret } = this.deps;
+    return (token) => checkMachineToken(secret, mac, 'events', token, { generation }) || checkMachineToken(secret, mac, 'events', token, { generation: generation + 1 });
   }
 
   /**

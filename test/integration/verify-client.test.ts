@@ -158,14 +158,22 @@ t.test("tokens rotate: an earlier boot's token and Ignition URL stop working at 
   t.equal((await lab.post('events', t2, { type: 'precache-done' })).statusCode, 201);
   t.equal((await lab.machine()).state, 'precached');
 
+  // Hub automation reads the machine's events URL (GET …/boot, admin) as edgeboot asks it for
+  // the install script: just before the install boot.
+  const hubToken = async () => new URL((await lab.ta.app.inject({ method: 'GET', url: `/api/v1/machines/${VICTIM}/boot`, headers: lab.ta.auth })).json<{ eventsUrl: string }>().eventsUrl).searchParams.get('token') ?? '';
+  const hub = await hubToken();
+  t.not(hub, t2, "the hub's token is not the machine's");
   // The install boot rotates again: the precache job's token is done with.
   await lab.ipxe(VICTIM_IP);
   t.equal((await lab.machine()).state, 'installing');
   t.equal((await lab.post('events', t2, { type: 'install-done' })).statusCode, 401, "the precache boot's token after the install boot: 401");
-  const boot = await lab.ta.app.inject({ method: 'GET', url: `/api/v1/machines/${VICTIM}/boot`, headers: lab.ta.auth });
-  const t3 = new URL(boot.json<{ eventsUrl: string }>().eventsUrl).searchParams.get('token') ?? '';
-  t.equal((await lab.post('events', t3, { type: 'install-done' })).statusCode, 201, "the install boot's token (GET …/boot, for the hub) works");
+  t.equal((await lab.post('events', hub, { type: 'booted' }, STRANGER)).statusCode, 201, 'the token the hub read before the install boot works after it (from the hub, anywhere)');
+  t.equal((await lab.post('events', await hubToken(), { type: 'install-done' })).statusCode, 201, 'and so does one read now');
   t.equal((await lab.machine()).state, 'installed');
+  // One boot further, the hub's earlier token is done with too.
+  await lab.ta.app.inject({ method: 'POST', url: `/api/v1/machines/${VICTIM}/reset`, headers: lab.ta.auth, payload: { to: 'precached' } });
+  await lab.ipxe(VICTIM_IP);
+  t.equal((await lab.post('events', hub, { type: 'booted' })).statusCode, 401, "the hub's token of two boots ago: 401");
 });
 
 t.test("the Ignition URL is served to the machine's own address only", async (t) => {

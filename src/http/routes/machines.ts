@@ -220,7 +220,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
               next: { type: 'object', properties: { kind: { type: 'string' }, stage: { type: 'string' }, profile: { type: 'string' }, reason: { type: 'string' } } },
               scriptUrl: { type: 'string' },
               entryUrl: { type: 'string' },
-              eventsUrl: { type: 'string', description: 'where the machine, or the hub on its behalf, posts events such as install-done' },
+              eventsUrl: { type: 'string', description: "where the hub, on the machine's behalf, posts events such as install-done; its token works now and through the machine's next boot" },
             },
           },
           ...errors(400, 401, 404),
@@ -238,7 +238,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         next: { kind: d.kind, reason: d.reason, ...(d.kind === 'boot' && { stage: d.stage, profile: d.profile.name }) },
         scriptUrl: `${base}/ipxe?mac=${macHyphenated(m.mac)}`,
         entryUrl: `${base}/boot.ipxe`,
-        eventsUrl: boot.eventsUrl(base, m),
+        eventsUrl: boot.hubEventsUrl(base, m),
       };
     },
   );
