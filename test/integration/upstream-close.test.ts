@@ -32,7 +32,7 @@ const FRAMINGS: Closing[] = ['close', 'length-close'];
 async function curlSha(t: Test, url: string): Promise<{ status: string; sha?: string; failed?: string }> {
   const out = join(tempDir(t), 'body');
   try {
-    const r = await run('curl', ['-sS', '--max-time', '120', '-o', out, '-w', '%{http_code}', url]);
+    const r = await run('curl', ['-sS', '--max-time', '60', '-o', out, '-w', '%{http_code}', url]);
     return { status: r.stdout, sha: sha256(readFileSync(out)) };
   } catch (err) {
     return { status: 'none', failed: (err as Error).message };
@@ -148,13 +148,13 @@ t.test('the /v2/ mirror over upstream registries in both framings: curl, skopeo 
     }
     await stillServing(t, eb);
     const mirror = `127.0.0.1:${eb.port}/${closing}`;
-    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--no-creds', `docker://${mirror}/ns/app:v1`], { encoding: 'buffer' }).then(
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--no-creds', `docker://${mirror}/ns/app:v1`], { encoding: 'buffer', timeout: 60_000 }).then(
       (r) => r.stdout,
       (err: Error) => Buffer.from(err.message),
     );
     t.equal(sha256(raw), image.digest.slice('sha256:'.length), `${closing}: skopeo inspect --raw gives the upstream manifest, byte for byte`);
     const out = join(dir, `pulled-${closing}`);
-    const copied = await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/app:v1`, `oci:${out}:v1`]).then(
+    const copied = await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/app:v1`, `oci:${out}:v1`], { timeout: 60_000 }).then(
       () => 'copied',
       (err: Error) => err.message,
     );
