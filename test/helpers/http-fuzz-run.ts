@@ -6,8 +6,8 @@
  * so the only way to be sure nothing leaves the machine is to have no way out.
  *
  * Env: FUZZ_SEED (default: random, printed), FUZZ_REQUESTS (default 200000), FUZZ_SECONDS
- * (a time bound, default 600), FUZZ_CONCURRENCY (default 16). The last stdout line is
- * `FUZZ-RESULT <json>`.
+ * (a time bound, default 600), FUZZ_CONCURRENCY (default 16). The run also stops at 50
+ * failures. The last stdout line is `FUZZ-RESULT <json>`.
  */
 import { randomInt } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
