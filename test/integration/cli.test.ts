@@ -140,7 +140,7 @@ t.test('machines add --bundle, and show prints the precache run and the disks', 
   t.match(show.stdout, /^progress:\s+download, 1\/3 files, 3\.0 MiB of 12\.0 MiB, boot 1 \(last heard \S+Z\): downloading a\.tgz$/m, 'where the run is');
   t.match(show.stdout, /^disks:\s+\/dev\/vda 4\.0 GiB$/m, 'what the job found');
   const list = await cli(['machines', 'list', '--state', 'precaching']);
-  t.match(list.stdout, new RegExp(`^${M3}\\s+precaching\\s+precache-assisted\\s+-\\s+-\\s+download 1/3 25%\\s+\\S+Z$`, 'm'), 'list shows how far the run is');
+  t.match(list.stdout, new RegExp(`^${M3}\\s+precaching\\s+precache-assisted\\s+-\\s+127\\.0\\.0\\.1\\s+download 1/3 25%\\s+\\S+Z$`, 'm'), 'list shows how far the run is');
 });
 
 t.test('machines reset on a registered machine fails with the server message', async (t) => {
