@@ -74,11 +74,15 @@ export class DiscoveryLimiter {
     return new CreationGate(allow);
   }
 
-  /** After a record was made: the least recently seen beyond boot.maxDiscovered go, logged once per batch. */
+  /**
+   * After a record was made: beyond boot.maxDiscovered, the least recently seen go, down to
+   * 15/16 of it, so that a stream of new MACs prunes (a sort of every record) once in
+   * max/16 records rather than at each; logged once per batch.
+   */
   async cap(store: Pick<Store, 'pruneDiscovered'>, log: Logger): Promise<void> {
     const max = this.opts.maxDiscovered;
     if (max === 0) return;
-    const pruned = await store.pruneDiscovered(max);
+    const pruned = await store.pruneDiscovered(max, max - Math.floor(max / 16));
     if (pruned.length === 0) return;
     this.stats.pruned += pruned.length;
     log.info({ pruned: pruned.length, macs: pruned.slice(0, 16), maxDiscovered: max }, 'least recently seen discovered machines pruned (boot.maxDiscovered)');

@@ -212,7 +212,7 @@ export const configSchema = {
           type: 'integer',
           minimum: 0,
           maximum: 10000000,
-          description: 'discovered machines (booted, never reserved) kept; beyond, the least recently seen are deleted; 0: no cap',
+          description: 'discovered machines (booted, never reserved) kept; beyond, the least recently seen are deleted, down to 15/16 of it; 0: no cap',
           default: 4096,
         },
         discoverPerMinute: {

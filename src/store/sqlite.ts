@@ -81,6 +81,7 @@ export class SqliteStore implements Store {
       ),
       machinesByUuid: db.prepare<[string], { doc: string }>('SELECT doc FROM machines WHERE uuid = ? LIMIT 2'),
       countByState: db.prepare<[], { state: MachineState; n: number }>('SELECT state, count(*) AS n FROM machines GROUP BY state'),
+      countDiscovered: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM machines WHERE state = 'discovered'"),
       pruneDiscovered: db.prepare<[number], { mac: string }>(
         `DELETE FROM machines WHERE mac IN (
            SELECT mac FROM machines WHERE ${UNRESERVED_DISCOVERED}
@@ -187,7 +188,9 @@ export class SqliteStore implements Store {
     return Object.fromEntries(this.q.countByState.all().map((r) => [r.state, r.n]));
   }
 
-  async pruneDiscovered(keep: number): Promise<Mac[]> {
+  async pruneDiscovered(max: number, keep = max): Promise<Mac[]> {
+    // The count reads the state index only; the prune sorts every record by its JSON last-seen.
+    if ((this.q.countDiscovered.get()?.n ?? 0) <= max) return [];
     return this.q.pruneDiscovered.all(keep).map((r) => r.mac as Mac);
   }
 

@@ -102,11 +102,12 @@ export interface Store {
   /** How many machines are in each state that has any. */
   countMachinesByState(): Promise<Partial<Record<MachineState, number>>>;
   /**
-   * Deletes the oldest (by last seen) machines that a boot recorded and nobody reserved
-   * (`discovered`, without profile or operator fields) until `keep` of them are left; the
-   * MACs it deleted. A registered machine, or one an admin gave fields to, is never touched.
+   * When more than `max` machines are `discovered`, deletes the least recently seen of those
+   * a boot recorded and nobody reserved (no profile or operator field) until `keep` (default
+   * `max`) are left; the MACs it deleted. A registered machine, or one an admin gave fields
+   * to, is never touched.
    */
-  pruneDiscovered(keep: number): Promise<Mac[]>;
+  pruneDiscovered(max: number, keep?: number): Promise<Mac[]>;
   /**
    * Read-modify-write of one machine (looked up by any of its MACs) in one transaction:
    * `change` sees the current row and returns what to write. It must be pure and synchronous.

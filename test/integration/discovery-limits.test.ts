@@ -102,6 +102,21 @@ t.test('beyond boot.maxDiscovered the least recently seen discovered go; registe
   t.same((await ta.store.getMachine('52:54:00:00:00:03' as Mac))?.labels, { site: 'f1' }, 'nor one with labels');
 });
 
+t.test('a stream of new MACs prunes in batches: beyond maxDiscovered, down to 15/16 of it', async (t) => {
+  const now = new Date('2026-03-01T00:00:00Z');
+  const ta = await testApp(t, { now: () => now, config: { boot: { maxDiscovered: 32 } } });
+  const macs = Array.from({ length: 40 }, (_, i) => `02:00:00:00:03:${i.toString(16).padStart(2, '0')}` as Mac);
+  const sizes: number[] = [];
+  for (const mac of macs) {
+    now.setTime(now.getTime() + 1000);
+    await ta.boot.observeDhcp(mac, {}, { type: 'dhcp-offer', source: 'dhcp' });
+    sizes.push((await discovered(ta)).length);
+  }
+  t.same(sizes.slice(30), [31, 32, 30, 31, 32, 30, 31, 32, 30, 31], 'the 33rd, 36th and 39th records each prune 3, down to 30');
+  t.equal(ta.boot.discovery.stats.pruned, 9);
+  t.same(await discovered(ta), macs.slice(9), 'the 9 least recently seen went');
+});
+
 t.test('a real server: env settings, curl from 127.0.0.1, one log line per prune batch, /metrics', async (t) => {
   const srv = await startServer(t, { env: { EDGEBOOT_BOOT_DISCOVER_PER_MINUTE: '10', EDGEBOOT_BOOT_MAX_DISCOVERED: '4' } });
   const macs = randomMacs(30, 0xabcdef);

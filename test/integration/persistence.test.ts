@@ -45,10 +45,17 @@ async function call<T>(srv: ServerProcess, method: string, path: string, body?: 
 
 const hyp = (mac: string) => mac.replaceAll(':', '-');
 
+/** Every machine: the listing's pages, following nextCursor. */
 async function listMachines(srv: ServerProcess): Promise<Machine[]> {
-  const r = await call<{ machines: Machine[] }>(srv, 'GET', '/api/v1/machines');
-  if (r.status !== 200) throw new Error(`GET /api/v1/machines: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.machines;
+  const all: Machine[] = [];
+  let cursor: string | undefined;
+  do {
+    const r = await call<{ machines: Machine[]; nextCursor?: string }>(srv, 'GET', `/api/v1/machines?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+    if (r.status !== 200) throw new Error(`GET /api/v1/machines: ${r.status} ${JSON.stringify(r.body)}`);
+    all.push(...r.body.machines);
+    cursor = r.body.nextCursor;
+  } while (cursor !== undefined);
+  return all;
 }
 
 async function eventsOf(srv: ServerProcess, mac: string): Promise<EventBody[]> {
