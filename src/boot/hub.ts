@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
+import { upstreamDispatcher } from '../net/upstream-agent.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { parseAssistedScript, redirectUrl, type AssistedBoot } from './assisted.js';
 
@@ -8,6 +9,8 @@ export type HubAnswer = { kind: 'boot'; script: AssistedBoot } | { kind: 'instal
 
 const MAX_REDIRECTS = 3;
 const MAX_SCRIPT_BYTES = 64 * 1024;
+/** Redirects stay unfollowed, as with the global dispatcher before: the hub's script is asked for as is. */
+const hubDispatcher = upstreamDispatcher({ maxRedirections: 0 });
 
 /**
  * Fetches a machine's assisted iPXE script server-side: follows the boot-order-control
@@ -25,7 +28,7 @@ export async function fetchHubScript(url: string, mac: string, opts: { dispatche
         method: 'GET',
         headersTimeout: opts.timeoutMs ?? 10_000,
         bodyTimeout: opts.timeoutMs ?? 10_000,
-        ...(opts.dispatcher && { dispatcher: opts.dispatcher }),
+        dispatcher: opts.dispatcher ?? hubDispatcher,
       });
       status = res.statusCode;
       if (status !== 200) {

@@ -9,8 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { USER_AGENT, type ArtifactRequest } from '../cache/artifacts.js';
+import { upstreamDispatcher } from '../net/upstream-agent.js';
 import { parseChallenges, type Challenge, type Credentials } from './auth.js';
 import { declaredMediaType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './media.js';
 import { upstreamNextPage } from './tags.js';
@@ -59,7 +60,7 @@ export class RegistryClient {
   private readonly tokens = new Map<string, { token: string; until: number }>();
 
   constructor(private readonly o: RegistryClientOptions) {
-    this.dispatcher = o.dispatcher ?? new Agent({ headersTimeout: 30_000, bodyTimeout: 60_000 }).compose(interceptors.redirect({ maxRedirections: 5 }));
+    this.dispatcher = o.dispatcher ?? upstreamDispatcher();
   }
 
   baseUrl(host: string): string {

@@ -152,6 +152,8 @@ export interface ClosingResponse {
 export interface ClosingRequest {
   method: string;
   path: string;
+  /** The Range header, if any. */
+  range?: string;
   sent: number;
 }
 
@@ -170,8 +172,9 @@ export interface ClosingUpstream {
  * A bare HTTP/1.1 server on 127.0.0.1:0 (node:net, no HTTP library) whose every response ends
  * with the server closing the connection, as `closing` says: the upstreams that crashed undici's
  * parser when the reader held the body back. One request per connection; HEAD gets the headers.
+ * With `ranges`, a `Range: bytes=N-` is answered 206 from byte N (closing the same way).
  */
-export async function startClosingUpstream(t: Teardown, closing: Closing): Promise<ClosingUpstream> {
+export async function startClosingUpstream(t: Teardown, closing: Closing, opts: { ranges?: boolean } = {}): Promise<ClosingUpstream> {
   const routes = new Map<string, ClosingResponse>();
   const requests: ClosingRequest[] = [];
   const sockets = new Set<Socket>();
@@ -190,9 +193,19 @@ export async function startClosingUpstream(t: Teardown, closing: Closing): Promi
       socket.off('data', onData);
       const [method = '', target = '/'] = head.slice(0, head.indexOf('\r\n')).split(' ');
       const path = new URL(target, 'http://upstream').pathname;
-      const rec: ClosingRequest = { method, path, sent: 0 };
+      const range = /\r\nrange: *([^\r]*)/i.exec(head.slice(0, end))?.[1];
+      const rec: ClosingRequest = { method, path, ...(range !== undefined && { range }), sent: 0 };
       requests.push(rec);
-      void answer(socket, rec, routes.get(path) ?? { status: 404, body: Buffer.from('not found\n') });
+      const route = routes.get(path) ?? { status: 404, body: Buffer.from('not found\n') };
+      const from = opts.ranges && (route.status ?? 200) === 200 ? /^bytes=(\d+)-$/.exec(range ?? '') : null;
+      const start = from ? Number(from[1]) : undefined;
+      void answer(
+        socket,
+        rec,
+        start !== undefined && start < route.body.length
+          ? { status: 206, headers: { ...route.headers, 'Content-Range': `bytes ${start}-${route.body.length - 1}/${route.body.length}` }, body: route.body.subarray(start) }
+          : route,
+      );
     };
     socket.on('data', onData);
   });
@@ -229,8 +242,14 @@ function writeSocket(socket: Socket, b: Buffer): Promise<void> {
   return new Promise((ok) => {
     if (socket.destroyed || socket.write(b)) ok();
     else {
-      socket.once('drain', ok);
-      socket.once('close', ok);
+      // Each listener goes with the other: a slow reader makes thousands of waits on one socket.
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        ok();
+      };
+      socket.once('drain', done);
+      socket.once('close', done);
     }
   });
 }
