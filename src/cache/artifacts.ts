@@ -4,7 +4,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
+import { upstreamDispatcher, UpstreamOutpacedError } from '../net/upstream-agent.js';
 import { redactSecrets } from '../secrets/redact.js';
 import type { CacheEntry, Store } from '../store/store.js';
 import type { BlobStore, Hex } from './blobs.js';
@@ -86,6 +87,8 @@ export interface ArtifactCacheOptions {
   maxBytes?: number;
   /** Source keys that are never evicted: the artifacts profiles name. */
   pinned?: () => ReadonlySet<string>;
+  /** Test seam (a slow disk): awaited before each body chunk is written to its temporary file. */
+  beforeWrite?: () => Promise<void>;
 }
 
 /** Counters for /metrics, read at scrape time. */
@@ -101,6 +104,11 @@ export interface CacheStats {
   /** Large transfers refused with 503 (cache.maxTransfers), and those running now. */
   busy: number;
   activeTransfers: number;
+  /**
+   * Downloads cut because the disk fell too far behind an upstream that closes its connection
+   * (see UpstreamOutpacedError), then resumed with Range.
+   */
+  outpacedResumes: number;
 }
 
 /** Where a complete artifact is. */
@@ -164,7 +172,7 @@ export class ArtifactCache {
   private readonly held = new Map<string, { error: IntegrityError; until: number }>();
   /** Upstream URLs (secrets included) of artifacts named by hub scripts, by edgeboot's id. */
   private readonly sources = new Map<string, ArtifactRequest>();
-  readonly stats: CacheStats = { hits: 0, misses: 0, upstreamBytes: 0, servedBytes: 0, evictions: 0, downloads: 0, busy: 0, activeTransfers: 0 };
+  readonly stats: CacheStats = { hits: 0, misses: 0, upstreamBytes: 0, servedBytes: 0, evictions: 0, downloads: 0, busy: 0, activeTransfers: 0, outpacedResumes: 0 };
   private readonly now: () => Date;
   private readonly dispatcher: Dispatcher;
   private readonly touched = new Map<string, string>();
@@ -172,7 +180,7 @@ export class ArtifactCache {
 
   constructor(private readonly o: ArtifactCacheOptions) {
     this.now = o.now ?? (() => new Date());
-    this.dispatcher = o.dispatcher ?? new Agent({ headersTimeout: o.headersTimeoutMs ?? 30_000, bodyTimeout: o.bodyTimeoutMs ?? 60_000 }).compose(interceptors.redirect({ maxRedirections: 5 }));
+    this.dispatcher = o.dispatcher ?? upstreamDispatcher({ headersTimeoutMs: o.headersTimeoutMs ?? 30_000, bodyTimeoutMs: o.bodyTimeoutMs ?? 60_000 });
   }
 
   /**
@@ -349,6 +357,8 @@ export class ArtifactCache {
     let lastModified: string | undefined;
     let mediaType: string | undefined;
     let failures = 0;
+    /** The furthest the file got: a cut that moved past it made progress. */
+    let furthest = 0;
     const retries = this.o.retries ?? 5;
     try {
       for (;;) {
@@ -400,7 +410,7 @@ export class ArtifactCache {
             await res.body.dump();
             throw new UpstreamError(upstream, `answered HTTP ${status}`, false, status);
           }
-          const file = new BodyFile({ fh, hash, download: d, admitted, upstream, dir: this.o.blobs.dir, stats: this.stats });
+          const file = new BodyFile({ fh, hash, download: d, admitted, upstream, dir: this.o.blobs.dir, stats: this.stats, ...(this.o.beforeWrite && { beforeWrite: this.o.beforeWrite }) });
           // A refusal stops the transfer at once, not at the next chunk; `finally` rethrows it.
           admitted.catch((err: Error) => file.destroy(err));
           try {
@@ -415,6 +425,16 @@ export class ArtifactCache {
         } catch (err) {
           if (err instanceof IntegrityError || err instanceof CacheFullError || (err instanceof UpstreamError && err.status !== undefined)) throw err;
           const reason = describeNetworkError(err);
+          if (err instanceof UpstreamOutpacedError && d.written > furthest) {
+            // The disk is slower than the upstream, and the file grew: not a failure of the
+            // upstream, and bounded (each such resume starts further on). An upstream that
+            // cannot resume (200 to a Range) makes no headway, and counts below.
+            furthest = d.written;
+            this.stats.outpacedResumes++;
+            this.o.log.warn({ upstream, written: d.written, reason }, 'the cache disk is slower than the upstream: resuming');
+            continue;
+          }
+          furthest = Math.max(furthest, d.written);
           failures++;
           if (failures > retries || d.written === 0) throw new UpstreamError(upstream, reason, isTimeout(err));
           this.o.log.warn({ upstream, written: d.written, attempt: failures, reason }, 'artifact download interrupted: resuming');
@@ -457,11 +477,10 @@ class CutShort extends Error {}
  * How far the disk may lag behind an upstream before the body is held back. undici 7 ends the
  * process when an upstream closes the connection while the parser is paused by back-pressure
  * (`assert(!this.paused)` in Parser.finish, nodejs/undici#5360; fixed in undici 8, which needs
- * Node 22): a write buffer this deep keeps the body flowing, so the parser only pauses when the
- * disk is this far behind the network. One `await` per chunk inside `for await` paused it at
- * every chunk, and killed the process at the first close-delimited upstream. What is left: a
- * disk slower than the upstream by more than this, at the moment the upstream closes, still
- * trips undici 7 (seen with writes slowed to 5 ms per 64 KiB against a loopback upstream).
+ * Node 22). One `await` per chunk inside `for await` paused it at every chunk. A write buffer
+ * this deep keeps most bodies flowing; for a response that closes its connection, the
+ * upstream dispatcher (net/upstream-agent.ts) never lets the parser pause at all, and cuts the
+ * transfer (UpstreamOutpacedError, resumed with Range) when the disk falls further behind.
  */
 const BODY_BUFFER_BYTES = 8 * 1024 * 1024;
 
@@ -474,6 +493,7 @@ interface BodyFileOptions {
   upstream: string;
   dir: string;
   stats: CacheStats;
+  beforeWrite?: () => Promise<void>;
 }
 
 /**
@@ -505,6 +525,7 @@ class BodyFile extends Writable {
 
   private async put(chunk: Buffer): Promise<void> {
     const { fh, download: d } = this.o;
+    await this.o.beforeWrite?.();
     try {
       // A nearly full disk takes part of a chunk (a short write, no error); the rest is
       // written after it, or fails with ENOSPC. Counting the whole chunk as written would

@@ -38,7 +38,7 @@ export interface TestAppOptions {
   /** Receives what the app would put on the timeline of the machine at a client address. */
   recordAt?: AppDeps['recordAt'];
   /** An artifact cache under `<dir>/cache` on the test store, with these options. */
-  cache?: Pick<ArtifactCacheOptions, 'retries' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'failureHoldMs'>;
+  cache?: Pick<ArtifactCacheOptions, 'retries' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'failureHoldMs' | 'beforeWrite'>;
   /** /metrics, over the app's cache and precache (no DHCP or TFTP server). */
   metrics?: boolean;
   /** /ipxe-bin/ over these folders. */
