@@ -24,6 +24,19 @@ import type { Teardown } from './process.js';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const SECRET = 'test-secret';
 
+/** An event as `GET /api/v1/machines/{mac}/events` returns it. */
+export interface EventBody {
+  id: number;
+  mac: string;
+  time: string;
+  source: string;
+  type: string;
+  from?: string;
+  to?: string;
+  message?: string;
+  data?: Record<string, unknown>;
+}
+
 /** The body of every API error: `{ error, message, details? }`. */
 export interface ErrorBody {
   error: string;
@@ -38,7 +51,7 @@ export interface TestAppOptions {
   /** Receives what the app would put on the timeline of the machine at a client address. */
   recordAt?: AppDeps['recordAt'];
   /** An artifact cache under `<dir>/cache` on the test store, with these options. */
-  cache?: Pick<ArtifactCacheOptions, 'retries' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'failureHoldMs' | 'beforeWrite'>;
+  cache?: Pick<ArtifactCacheOptions, 'retries' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'failureHoldMs' | 'beforeWrite' | 'dispatcher'>;
   /** /metrics, over the app's cache and precache (no DHCP or TFTP server). */
   metrics?: boolean;
   /** /ipxe-bin/ over these folders. */

@@ -485,3 +485,37 @@ export const inRange = (ip: string | undefined, first: string, last: string): bo
 
 /** A fresh temp dir for scripts and lease files, removed at teardown. */
 export const scratchDir = (t: Teardown): string => tempDir(t, 'edgeboot-dhcp-sys-');
+
+/**
+ * A node script that sends every length-prefixed datagram of a file to host:67 from port 68,
+ * `perMs` datagrams a millisecond at most, for at most `seconds`, then prints `sent N`. Written
+ * into `dir`; run it in a client namespace as `node <script> <file> <host> <seconds> <perMs>`.
+ */
+export function writeDhcpSender(dir: string): string {
+  const script = join(dir, 'sender.cjs');
+  writeFileSync(script, DHCP_SENDER);
+  return script;
+}
+
+const DHCP_SENDER = `
+const dgram = require('node:dgram');
+const fs = require('node:fs');
+const [file, host, seconds, perMs] = process.argv.slice(2);
+const data = fs.readFileSync(file);
+const s = dgram.createSocket('udp4');
+const deadline = Date.now() + Number(seconds) * 1000;
+let at = 0, sent = 0;
+s.bind(68, () => {
+  const burst = () => {
+    for (let k = 0; k < Number(perMs) && at < data.length; k++) {
+      const len = data.readUInt16BE(at);
+      s.send(data.subarray(at + 2, at + 2 + len), 67, host);
+      at += 2 + len;
+      sent++;
+    }
+    if (at < data.length && Date.now() < deadline) setTimeout(burst, 1);
+    else setTimeout(() => { console.log('sent ' + sent); s.close(); }, 200);
+  };
+  burst();
+});
+`;

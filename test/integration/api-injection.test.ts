@@ -10,14 +10,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Mac } from '../../src/machines/mac.js';
 import type { Machine } from '../../src/machines/model.js';
-import { testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
-
-interface EventBody {
-  id: number;
-  type: string;
-  source: string;
-  message?: string;
-}
+import { testApp, type ErrorBody, type TestApp, type EventBody } from '../helpers/app.js';
 
 /** The `t` of a subtest. */
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];

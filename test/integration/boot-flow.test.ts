@@ -10,18 +10,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Mac } from '../../src/machines/mac.js';
 import type { Machine } from '../../src/machines/model.js';
-import { tempDir, testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
-
-interface EventBody {
-  id: number;
-  time: string;
-  source: string;
-  type: string;
-  message?: string;
-  from?: string;
-  to?: string;
-  data?: Record<string, unknown>;
-}
+import { tempDir, testApp, type ErrorBody, type TestApp, type EventBody } from '../helpers/app.js';
 
 interface BootInfo {
   mac: string;

@@ -10,18 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { Machine } from '../../src/machines/model.js';
 import { startServer, tempDir, type ServerProcess } from '../helpers/process.js';
-
-interface EventBody {
-  id: number;
-  mac: string;
-  time: string;
-  source: string;
-  type: string;
-  from?: string;
-  to?: string;
-  message?: string;
-  data?: Record<string, unknown>;
-}
+import type { EventBody } from '../helpers/app.js';
 
 interface Reply<T> {
   status: number;

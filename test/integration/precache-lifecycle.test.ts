@@ -14,7 +14,7 @@ import type { Mac } from '../../src/machines/mac.js';
 import type { Machine } from '../../src/machines/model.js';
 import { bundleId } from '../../src/precache/bundles.js';
 import type { PrecachePlan } from '../../src/precache/plan.js';
-import { tempDir, testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
+import { tempDir, testApp, type ErrorBody, type TestApp, type EventBody } from '../helpers/app.js';
 
 const HOST = '10.77.0.1:8080';
 const BASE = `http://${HOST}`;
@@ -22,15 +22,6 @@ const BASE = `http://${HOST}`;
 const MACHINE_IP = '10.77.0.50';
 const GiB = 2 ** 30;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-
-interface EventBody {
-  type: string;
-  source: string;
-  message?: string;
-  from?: string;
-  to?: string;
-  data?: Record<string, unknown>;
-}
 
 /** A ready bundle as BundleBuilder leaves it: the files and bundle.json under <cache>/bundles/<id>. */
 function writeBundle(ta: TestApp, id: string, files: Record<string, Buffer | string>): { name: string; size: number; sha256: string }[] {

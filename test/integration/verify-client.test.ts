@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Mac } from '../../src/machines/mac.js';
 import type { Machine } from '../../src/machines/model.js';
-import { testApp, type ErrorBody, type TestApp } from '../helpers/app.js';
+import { testApp, type ErrorBody, type TestApp, type EventBody } from '../helpers/app.js';
 
 const VICTIM = '52:54:00:12:34:56';
 const VICTIM_HYP = '52-54-00-12-34-56';
@@ -23,15 +23,6 @@ const HOST = '10.77.0.1:8080';
 const HUB = 'https://hub.example.com/api/assisted-install/v2/infra-envs/1234/downloads/files?file_name=ipxe-script&api_key=abc.def';
 /** What a script holds when it carries a secret: a token, a signature, the Ignition URL. */
 const SECRET = /token=|sig=|ignition\.config\.url=|\/ignition\?/;
-
-interface EventBody {
-  type: string;
-  source: string;
-  message?: string;
-  from?: string;
-  to?: string;
-  data?: Record<string, unknown>;
-}
 
 interface Lab {
   ta: TestApp;
