@@ -83,6 +83,9 @@ function serveAsNobody(s: Setup, name: string, caps: string[]) {
     EDGEBOOT_HTTP_LISTEN: '0.0.0.0:80',
     EDGEBOOT_TFTP_LISTEN: '0.0.0.0:69',
     EDGEBOOT_TFTP_ROOTS: s.tftpRoot,
+    // tap's process-info hook rides along in every node child and writes a record under this
+    // folder when the process exits: nobody cannot write to the checkout.
+    _TAPJS_PROCESSINFO_CWD_: dataDir,
   };
   return s.lab.start(s.serverNs, argv, { env });
 }
