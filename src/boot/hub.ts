@@ -1,6 +1,5 @@
-import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
-import { upstreamDispatcher } from '../net/upstream-agent.js';
+import { readUpTo, upstreamDispatcher } from '../net/upstream-agent.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { parseAssistedScript, redirectUrl, type AssistedBoot } from './assisted.js';
 
@@ -49,20 +48,4 @@ export async function fetchHubScript(url: string, mac: string, opts: { dispatche
     next = redirectUrl(parsed.url, mac);
   }
   return { kind: 'error', reason: `the hub redirected more than ${MAX_REDIRECTS} times` };
-}
-
-/**
- * The body, or undefined as soon as it passes `max` bytes: the rest is never read (leaving the
- * loop destroys the stream, and the connection with it). Each chunk is taken as it arrives, so
- * undici's parser is never held back (see BodyFile in cache/artifacts.ts).
- */
-async function readUpTo(body: Readable, max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > max) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

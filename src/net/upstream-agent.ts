@@ -13,7 +13,7 @@
  * (the artifact cache, with Range) treats like a dropped connection.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { Agent, interceptors, type Dispatcher } from 'undici';
 
 export interface UpstreamDispatcherOptions {
@@ -45,6 +45,22 @@ export function upstreamDispatcher(o: UpstreamDispatcherOptions = {}): Dispatche
   // compose() wraps in order, so the last interceptor sees the caller's handler first: the hold
   // sits between the caller and the redirect handler, and only the final response reaches it.
   return agent.compose(...(redirects > 0 ? [interceptors.redirect({ maxRedirections: redirects })] : []), neverPauseClosing(o.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES));
+}
+
+/**
+ * An upstream body of at most `max` bytes, or undefined as soon as it passes them: the rest is
+ * never read (leaving the loop destroys the stream, and the connection with it). Each chunk is
+ * taken as it arrives, so undici's parser is never held back.
+ */
+export async function readUpTo(body: Readable, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > max) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }
 
 /**

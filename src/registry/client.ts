@@ -8,10 +8,11 @@
  * Authorization when the origin changes.
  */
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { request, type Dispatcher } from 'undici';
 import { USER_AGENT, type ArtifactRequest } from '../cache/artifacts.js';
-import { upstreamDispatcher } from '../net/upstream-agent.js';
+import { readUpTo, upstreamDispatcher } from '../net/upstream-agent.js';
 import { parseChallenges, type Challenge, type Credentials } from './auth.js';
 import { declaredMediaType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './media.js';
 import { upstreamNextPage } from './tags.js';
@@ -75,13 +76,7 @@ export class RegistryClient {
       const text = await res.body.text().catch((err: Error) => err.message);
       throw new RegistryError(`${where}: the upstream answered HTTP ${res.statusCode}${upstreamMessage(text)}`, res.statusCode);
     }
-    const length = Number(res.headers['content-length'] ?? 0);
-    if (length > MAX_MANIFEST_BYTES) {
-      await res.body.dump();
-      throw new RegistryError(`${where}: a manifest of ${length} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`, 502);
-    }
-    const bytes = Buffer.from(await res.body.arrayBuffer());
-    if (bytes.length > MAX_MANIFEST_BYTES) throw new RegistryError(`${where}: a manifest over the ${MAX_MANIFEST_BYTES}-byte limit`, 502);
+    const bytes = await bodyWithin(res.body, MAX_MANIFEST_BYTES, `${where}: a manifest`);
     const header = res.headers['content-type'];
     const mediaType = (Array.isArray(header) ? header[0] : header)?.split(';')[0]?.trim() || declaredMediaType(bytes) || 'application/vnd.oci.image.manifest.v1+json';
     return { bytes, mediaType, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
@@ -103,13 +98,7 @@ export class RegistryClient {
         const text = await res.body.text().catch((err: Error) => err.message);
         throw new RegistryError(`${where}: the upstream answered the tag list with HTTP ${res.statusCode}${upstreamMessage(text)}`, res.statusCode);
       }
-      if (Number(res.headers['content-length'] ?? 0) > MAX_TAG_PAGE_BYTES) {
-        await res.body.dump();
-        throw new RegistryError(`${where}: a tag list page over the ${MAX_TAG_PAGE_BYTES}-byte limit`, 502);
-      }
-      const bytes = Buffer.from(await res.body.arrayBuffer());
-      if (bytes.length > MAX_TAG_PAGE_BYTES) throw new RegistryError(`${where}: a tag list page over the ${MAX_TAG_PAGE_BYTES}-byte limit`, 502);
-      all.push(...tagsOf(bytes, where));
+      all.push(...tagsOf(await bodyWithin(res.body, MAX_TAG_PAGE_BYTES, `${where}: a tag list page`), where));
       const next = upstreamNextPage(res.headers.link, origin, repository);
       if (next === undefined) return all;
       path = next;
@@ -204,6 +193,13 @@ export class RegistryClient {
       await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** n));
     }
   }
+}
+
+/** A body of at most `max` bytes; past them, a 502 naming `what` (read no further). */
+async function bodyWithin(body: Readable, max: number, what: string): Promise<Buffer> {
+  const bytes = await readUpTo(body, max);
+  if (bytes === undefined) throw new RegistryError(`${what} over the ${max}-byte limit`, 502);
+  return bytes;
 }
 
 /** The `tags` of a tags/list body (`null` for none, as distribution sends an empty repository). */
