@@ -76,12 +76,12 @@ export class RegistryMirror {
       const stored = await this.stored(digest);
       if (stored) return stored;
       if (!this.o.pullThrough) throw new ManifestUnknownError(`${name}@${ref} is not in this mirror, and it does not pull through`);
-      return this.single(`${host}/${p.repository}@${ref}`, () => this.fetch(host, p.repository, ref, digest));
+      return singleFlight(this.inflight, `${host}/${p.repository}@${ref}`, () => this.fetch(host, p.repository, ref, digest));
     }
     const tag = p.reference.tag;
     if (this.o.pullThrough) {
       try {
-        const got = await this.single(`${host}/${p.repository}:${tag}`, () => this.fetch(host, p.repository, tag, undefined));
+        const got = await singleFlight(this.inflight, `${host}/${p.repository}:${tag}`, () => this.fetch(host, p.repository, tag, undefined));
         await this.o.store.putRegistryTag(p.upstream, p.repository, tag, got.manifest.digest, this.now().toISOString());
         return got;
       } catch (err) {
@@ -113,20 +113,11 @@ export class RegistryMirror {
     const name = `${p.upstream}/${p.repository}`;
     if (this.o.pullThrough) {
       try {
-        const key = `${host}/${p.repository}`;
-        let pending = this.inflightTags.get(key);
-        if (!pending) {
-          pending = this.o.client
-            .tags(host, p.repository)
-            .then(async (got) => {
-              const tags = sortTags(got);
-              await this.o.store.putRegistryTagList(p.upstream, p.repository, { tags, updatedAt: this.now().toISOString() });
-              return tags;
-            })
-            .finally(() => this.inflightTags.delete(key));
-          this.inflightTags.set(key, pending);
-        }
-        return await pending;
+        return await singleFlight(this.inflightTags, `${host}/${p.repository}`, async () => {
+          const tags = sortTags(await this.o.client.tags(host, p.repository));
+          await this.o.store.putRegistryTagList(p.upstream, p.repository, { tags, updatedAt: this.now().toISOString() });
+          return tags;
+        });
       } catch (err) {
         if (!(err instanceof RegistryError) || err.status !== undefined) throw err;
         const known = await this.o.store.getRegistryTagList(p.upstream, p.repository);
@@ -160,15 +151,6 @@ export class RegistryMirror {
     return { manifest, path: this.o.blobs.path(hex) };
   }
 
-  private single(key: string, run: () => Promise<MirroredManifest>): Promise<MirroredManifest> {
-    let p = this.inflight.get(key);
-    if (!p) {
-      p = run().finally(() => this.inflight.delete(key));
-      this.inflight.set(key, p);
-    }
-    return p;
-  }
-
   /** Fetches, checks the digest asked for (if any), and stores the bytes as they came. */
   private async fetch(host: string, repository: string, reference: string, digest: string | undefined): Promise<MirroredManifest> {
     const got = await this.o.client.manifest(host, repository, reference);
@@ -192,4 +174,14 @@ export class RegistryMirror {
     if (digest !== m.manifest.digest) throw new Error(`the stored manifest ${m.manifest.digest} reads as ${digest}: the content store is damaged`);
     return bytes;
   }
+}
+
+/** One run of `run` per key at a time: callers that come while it runs share its promise. */
+function singleFlight<T>(inflight: Map<string, Promise<T>>, key: string, run: () => Promise<T>): Promise<T> {
+  let p = inflight.get(key);
+  if (!p) {
+    p = run().finally(() => inflight.delete(key));
+    inflight.set(key, p);
+  }
+  return p;
 }
