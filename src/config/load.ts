@@ -204,7 +204,7 @@ type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
  * a path (the defaults of store.url and cache.dir) stands for server.dataDir, so that setting
  * the data dir alone moves the database and the cache with it.
  */
-export function resolveDataPath(path: string, dataDir: string): string {
+function resolveDataPath(path: string, dataDir: string): string {
   return resolve(path.replaceAll('<dataDir>', dataDir));
 }
 

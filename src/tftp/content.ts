@@ -1,9 +1,9 @@
 /**
  * What a transfer sends: a file (read by the pump with pread, from the page cache, as
  * tftpd-hpa does — a boot storm fetching one iPXE binary reads it from disk once) or a buffer
- * of generated content.
+ * of generated content. Files come open and checked from `openInRoots` (roots.ts).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 
 export interface TftpContent {
   readonly size: number;
@@ -14,25 +14,6 @@ export interface TftpContent {
 
 export function bufferContent(data: Buffer): TftpContent {
   return { size: data.length, source: data, close: () => undefined };
-}
-
-/** Opens a regular file for reading, with its size. Throws the file system's error. */
-async function openRegular(path: string): Promise<{ fh: FileHandle; size: number }> {
-  const fh = await open(path, 'r');
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EISDIR' });
-    return { fh, size: st.size };
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
-}
-
-/** A file as transfer content: its descriptor, read by the pump, closed with the content. */
-export async function openFileContent(path: string): Promise<TftpContent> {
-  const { fh, size } = await openRegular(path);
-  return fileContent(fh, size, path);
 }
 
 /** An open regular file (`size` bytes) as transfer content; the content owns `fh` and closes it. */
@@ -50,14 +31,8 @@ export function fileContent(fh: FileHandle, size: number, path: string): TftpCon
   };
 }
 
-/** Reads a file whole, up to `max` bytes; undefined if it is larger. */
-export async function readWhole(path: string, max: number): Promise<Buffer | undefined> {
-  const { fh, size } = await openRegular(path);
-  return readWholeOpen(fh, size, max);
-}
-
 /** Reads an open regular file of `size` bytes whole, up to `max`; undefined if larger. Closes `fh`. */
-export async function readWholeOpen(fh: FileHandle, size: number, max: number): Promise<Buffer | undefined> {
+export async function readWhole(fh: FileHandle, size: number, max: number): Promise<Buffer | undefined> {
   try {
     return size > max ? undefined : await fh.readFile();
   } finally {

@@ -10,7 +10,7 @@ import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../n
 import type { ProtocolServer } from '../protocol.js';
 import { bindError } from '../net/bind-error.js';
 import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
-import { bufferContent, fileContent, readWholeOpen, toNetascii, type TftpContent } from './content.js';
+import { bufferContent, fileContent, readWhole, toNetascii, type TftpContent } from './content.js';
 import { negotiate } from './options.js';
 import { normaliseName, openInRoots } from './roots.js';
 import { Session, type SessionCounters, type SessionInfo, type TransferRecord } from './session.js';
@@ -127,7 +127,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
         return found.kind === 'not-found' ? 'not_found' : 'access';
       }
       if (!netascii) return fileContent(found.file, found.size, found.path);
-      const whole = await readWholeOpen(found.file, found.size, NETASCII_MAX_BYTES);
+      const whole = await readWhole(found.file, found.size, NETASCII_MAX_BYTES);
       const converted = whole && toNetascii(whole);
       if (!converted || converted.length > NETASCII_MAX_BYTES) {
         refuse(m, 'netascii_too_large', ErrorCode.NotDefined, `Netascii transfers are limited to ${NETASCII_MAX_BYTES} bytes; ask for octet mode`, file);

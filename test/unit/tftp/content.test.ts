@@ -3,7 +3,8 @@ import { fstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, readSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { bufferContent, openFileContent, readWhole, toNetascii, type TftpContent } from '../../../src/tftp/content.js';
+import { bufferContent, fileContent, readWhole as readWholeOpen, toNetascii, type TftpContent } from '../../../src/tftp/content.js';
+import { openApproved, type Opened } from '../../../src/tftp/roots.js';
 
 /**
  * What a transfer sends: generated buffers, files opened for the pump's pread (read here with
@@ -13,6 +14,25 @@ import { bufferContent, openFileContent, readWhole, toNetascii, type TftpContent
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeboot-tftp-content-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A file opened as the server opens it (roots.ts `openApproved`), refusals thrown. */
+async function opened(path: string): Promise<Extract<Opened, { ok: true }>> {
+  const o = await openApproved({ path, root: dir });
+  if (!o.ok) throw Object.assign(new Error(o.reason), { kind: o.kind });
+  return o;
+}
+
+/** A file as TFTP transfer content, opened the server's way. */
+async function openFileContent(path: string): Promise<TftpContent> {
+  const o = await opened(path);
+  return fileContent(o.file, o.size, o.path);
+}
+
+/** A file read whole up to `max`, opened the server's way (netascii transfers). */
+async function readWhole(path: string, max: number): Promise<Buffer | undefined> {
+  const o = await opened(path);
+  return readWholeOpen(o.file, o.size, max);
+}
 
 /** Descriptors this process has open, by number. */
 const openFds = (): Set<number> => new Set(readdirSync('/proc/self/fd').map(Number));
@@ -156,8 +176,8 @@ t.test('openFileContent and readWhole refuse what is not a regular file', async 
   const sub = join(dir, 'a-directory');
   mkdirSync(sub);
   const before = openFds();
-  await t.rejects(openFileContent(sub), { code: 'EISDIR' }, 'a directory is refused');
-  await t.rejects(readWhole(sub, 1 << 20), { code: 'EISDIR' }, 'readWhole refuses it too');
+  await t.rejects(openFileContent(sub), { kind: 'refused', message: 'not a regular file' }, 'a directory is refused');
+  await t.rejects(readWhole(sub, 1 << 20), { kind: 'refused', message: 'not a regular file' }, 'readWhole refuses it too');
   await t.rejects(openFileContent(join(dir, 'missing')), { code: 'ENOENT' }, 'a missing file: the file system error');
   await t.rejects(readWhole(join(dir, 'missing'), 10), { code: 'ENOENT' });
   await settle();
