@@ -15,11 +15,11 @@
  * dist/. All traffic stays inside namespaces this test creates (eb-sc-<pid>-<n>).
  */
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import t from 'tap';
 import { udhcpc } from '../helpers/dhcp-system.js';
 import { createLab, netnsList, netnsSkip, requireTools, type Lab } from '../helpers/netns.js';
-import { MAIN_JS, tempDir } from '../helpers/process.js';
+import { MAIN_JS, REPO_ROOT, tempDir } from '../helpers/process.js';
 import { parseUnit, UNIT_FILE } from '../helpers/supervisor.js';
 
 const skip = netnsSkip();
@@ -69,11 +69,19 @@ function serveAsNobody(s: Setup, name: string, caps: string[]) {
   const configFile = join(dataDir, 'config.json');
   writeFileSync(configFile, JSON.stringify({ dhcp: { subnets: [{ cidr: '10.79.0.0/24', pool: ['10.79.0.100', '10.79.0.120'], router: SERVER, dns: [SERVER], domain: 'caps.test' }] } }));
   const set = caps.map((c) => `+${c}`).join(',');
-  const argv = [
+  // nobody must read the checkout (dist/, node_modules), wherever it was cloned: a clone under a
+  // 0700 directory (mktemp -d) is out of its reach. So the server runs from a bind mount of the
+  // checkout on a directory nobody can reach, in a mount namespace of its own (unshare). tap's
+  // process-info hook (NODE_OPTIONS, added to every node child) is not for the server: `env -u`.
+  const view = join(s.dir, 'checkout');
+  mkdirSync(view, { recursive: true });
+  const main = join(view, relative(REPO_ROOT, MAIN_JS));
+  const privs = [
     'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--no-new-privs',
     `--inh-caps=-all${set ? `,${set}` : ''}`, `--ambient-caps=-all${set ? `,${set}` : ''}`, `--bounding-set=-all${set ? `,${set}` : ''}`,
-    process.execPath, MAIN_JS, 'serve', '--config', configFile,
+    'env', '-u', 'NODE_OPTIONS', process.execPath, main, 'serve', '--config', configFile,
   ];
+  const argv = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" "$1" && shift && exec "$@"', REPO_ROOT, view, ...privs];
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     EDGEBOOT_SERVER_DATA_DIR: dataDir,
@@ -83,9 +91,6 @@ function serveAsNobody(s: Setup, name: string, caps: string[]) {
     EDGEBOOT_HTTP_LISTEN: '0.0.0.0:80',
     EDGEBOOT_TFTP_LISTEN: '0.0.0.0:69',
     EDGEBOOT_TFTP_ROOTS: s.tftpRoot,
-    // tap's process-info hook rides along in every node child and writes a record under this
-    // folder when the process exits: nobody cannot write to the checkout.
-    _TAPJS_PROCESSINFO_CWD_: dataDir,
   };
   return s.lab.start(s.serverNs, argv, { env });
 }
