@@ -31,10 +31,13 @@ export interface PlanInput {
   unknownMachines: UnknownMachinePolicy;
 }
 
+/** A machine an admin assigned a profile to: one edgeboot boots by its state and profile. */
+function isAssigned(machine: Machine | undefined): machine is Machine & { profile: string } {
+  return machine !== undefined && machine.state !== 'discovered' && machine.profile !== undefined;
+}
+
 export function planBoot({ machine, profiles, unknownMachines }: PlanInput): BootDecision {
-  if (!machine || machine.state === 'discovered' || machine.profile === undefined) {
-    return planUnknown(profiles, unknownMachines);
-  }
+  if (!isAssigned(machine)) return planUnknown(profiles, unknownMachines);
   const profile = profiles.get(machine.profile);
   if (!profile) return { kind: 'error', reason: `profile ${machine.profile} is not loaded on the server` };
   const liveName = profile.flow?.precache === undefined ? undefined : (machine.precache?.liveProfile ?? profile.flow.precache);
@@ -77,6 +80,23 @@ function stage(which: 'precache' | 'install', name: string, profiles: ProfileSet
   // Booting the local disk serves no installer: no state moves.
   if (p.boot.kind === 'local') return { kind: 'local', reason: `profile ${name} boots the local disk` };
   return { kind: 'boot', stage: which, profile: p, spec: p.boot, transition, reason: `${which} stage: ${name}` };
+}
+
+/** Whether proxy DHCP answers a PXE client, and why not when it does not. */
+export type PxeAnswer = { answer: true } | { answer: false; reason: string };
+
+/**
+ * Proxy DHCP answers only the machines edgeboot will boot. An assigned machine is answered in
+ * any state, even when its script says "boot the local disk": that script is where its state
+ * and timeline move. An unknown, discovered or unassigned machine whose plan is the local disk
+ * (boot.unknownMachines: exit, or a profile that boots the disk) gets silence: the firmware
+ * gives up on proxy offers quickly and boots its own disk, and edgeboot on a shared network
+ * answers no PXE boot that is not its business (pixiecore is silent the same way).
+ */
+export function pxeAnswer(input: PlanInput): PxeAnswer {
+  if (isAssigned(input.machine)) return { answer: true };
+  const d = planBoot(input);
+  return d.kind === 'local' ? { answer: false, reason: `not booted by edgeboot: ${d.reason}` } : { answer: true };
 }
 
 /** A chain stage to the machine's assisted script: what edgeboot fetches and rewrites. */
