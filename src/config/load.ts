@@ -32,6 +32,11 @@ export interface Loaded {
   config: Config;
   /** Non-fatal notes (unknown EDGEBOOT_ variables), for the log. */
   warnings: string[];
+  /**
+   * The `section.key` paths the file, the environment or `--set` named (each key of a file
+   * section counts); a path absent here runs on its embedded default.
+   */
+  explicit: ReadonlySet<string>;
 }
 
 export function loadConfig(opts: LoadOptions = {}): Loaded {
@@ -39,6 +44,11 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
   const raw: JsonObject = opts.file ? readConfigFile(opts.file) : {};
   const source = opts.file ?? 'defaults, environment and flags';
   const problems: string[] = [];
+  const explicit = new Set<string>();
+  for (const [section, keys] of Object.entries(raw)) {
+    if (keys === null || typeof keys !== 'object' || Array.isArray(keys)) continue;
+    for (const key of Object.keys(keys)) explicit.add(`${section}.${key}`);
+  }
   for (const [name, value] of Object.entries(opts.env ?? {})) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined || CLIENT_ENV.has(name)) continue;
     const key = ENV_KEYS.get(name);
@@ -47,6 +57,7 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
       continue;
     }
     applyOverride(raw, key, value, name, problems);
+    explicit.add(key.path);
   }
   for (const set of opts.sets ?? []) {
     const eq = set.indexOf('=');
@@ -56,11 +67,12 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
       continue;
     }
     applyOverride(raw, key, set.slice(eq + 1), `--set ${key.path}`, problems);
+    explicit.add(key.path);
   }
   // Report the file's problems along with those of the environment and flags, all at once.
   problems.push(...configProblems(raw));
   if (problems.length > 0) throw new ConfigError(problems, source);
-  return { config: normalise(raw as unknown as RawConfig), warnings };
+  return { config: normalise(raw as unknown as RawConfig), warnings, explicit };
 }
 
 /** Validates a parsed document (defaults filled in place) and normalises it. */

@@ -246,6 +246,17 @@ t.test('precedence: defaults < file < environment < --set', async (t) => {
   t.equal(loadConfig({ sets: ['dhcp.proxyPort=5000'] }).config.dhcp.proxyPort, 5000, '--set converts like the environment');
 });
 
+t.test('explicit: the keys the file, the environment and --set named', async (t) => {
+  t.same([...loadConfig().explicit], [], 'embedded defaults: nothing explicit');
+  t.same([...loadConfig({ env: { EDGEBOOT_URL: 'http://x', EDGEBOOT_TOKEN: 't', PATH: '/bin' } }).explicit], [], 'client and foreign variables are no keys');
+  const file = writeConfig(['http: { listen: 127.0.0.1:9000 }', 'dhcp:', '  mode: full', '  interfaces: [eth1]', 'tftp: {}', ''].join('\n'));
+  const { explicit } = loadConfig({ file, env: { EDGEBOOT_TFTP_LISTEN: '127.0.0.1:6969' }, sets: ['cache.maxBytes=1GiB'] });
+  t.same([...explicit].sort(), ['cache.maxBytes', 'dhcp.interfaces', 'dhcp.mode', 'http.listen', 'tftp.listen'].sort());
+  t.notOk(explicit.has('tftp.roots'), 'an empty file section sets no key');
+  t.notOk(explicit.has('dhcp.proxyPort'), 'a key of a named section left out stays on its default');
+  t.ok(loadConfig({ sets: ['http.listen=0.0.0.0:8080'] }).explicit.has('http.listen'), 'a key set to its default value is still explicit');
+});
+
 t.test('unknown EDGEBOOT_ variables warn; the client ones do not', async (t) => {
   const { config, warnings } = loadConfig({
     env: { EDGEBOOT_HTTP_LISTN: '1.2.3.4:5', EDGEBOOT_URL: 'http://127.0.0.1:8080', EDGEBOOT_TOKEN: 'secret', EDGEBOOT_CONFIG: '/etc/edgeboot.yaml' },
