@@ -4,7 +4,7 @@ import type { Config } from '../config/config.js';
 import { macRefusal, parseMac, type Mac } from '../machines/mac.js';
 import type { NewEvent, Observed } from '../machines/model.js';
 import type { ProtocolServer } from '../protocol.js';
-import { bindError } from '../net/bind-error.js';
+import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 import { isSendBusy } from '../net/pktinfo-socket.js';
 import type { Store } from '../store/store.js';
 import { decodeDhcp, hardwareAddress, type DropReason } from './codec.js';
@@ -189,7 +189,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
       throw bindError('DHCP', `UDP port ${port}`, err as Error & { code?: string }, {
           holder: 'another DHCP server (dnsmasq, dhcpd, kea)',
           inUseFix: 'stop the other server, or set dhcp.mode: proxy beside it (EDGEBOOT_DHCP_MODE=proxy) — in proxy mode edgeboot still needs port 67 to itself on this host',
-          accessFix: 'run as root, or grant the capability: setcap cap_net_bind_service,cap_net_raw=+ep $(command -v node)',
+          accessFix: PRIVILEGED_PORT_FIX,
         });
     }
     sockets.push(socket);

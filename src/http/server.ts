@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Listen } from '../config/config.js';
 import type { ProtocolServer } from '../protocol.js';
-import { bindError } from '../net/bind-error.js';
+import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 
 export function createHttpServer(app: FastifyInstance, listen: Listen): ProtocolServer {
   let addresses: AddressInfo[] = [];
@@ -21,7 +21,7 @@ export function createHttpServer(app: FastifyInstance, listen: Listen): Protocol
         throw bindError('HTTP', `TCP ${listen.host}:${listen.port}`, e, {
           holder: 'another server',
           inUseFix: 'set http.listen (EDGEBOOT_HTTP_LISTEN) to a free address',
-          accessFix: 'run as root, grant CAP_NET_BIND_SERVICE, or use a port above 1023',
+          accessFix: `${PRIVILEGED_PORT_FIX}; or set http.listen to a port above 1023`,
         });
       }
       addresses = app.addresses().filter((a): a is AddressInfo => typeof a !== 'string');

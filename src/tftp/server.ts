@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../net/pktinfo-socket.js';
 import type { ProtocolServer } from '../protocol.js';
-import { bindError } from '../net/bind-error.js';
+import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
 import { bufferContent, fileContent, readWhole, toNetascii, type TftpContent } from './content.js';
 import { negotiate } from './options.js';
@@ -235,7 +235,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
         throw bindError('TFTP', `UDP ${host}:${port}`, err as Error & { code?: string }, {
           holder: 'another TFTP server (tftpd-hpa, atftpd, dnsmasq with enable-tftp, inetd)',
           inUseFix: 'stop the other server, or set tftp.enabled: false (EDGEBOOT_TFTP_ENABLED=false) and serve /usr/lib/ipxe from it',
-          accessFix: 'run as root, or grant the capability: setcap cap_net_bind_service=+ep $(command -v node); or set tftp.listen to a port above 1023 (EDGEBOOT_TFTP_LISTEN=0.0.0.0:6969) for clients that can be told the port',
+          accessFix: `${PRIVILEGED_PORT_FIX}; or set tftp.listen to a port above 1023 (EDGEBOOT_TFTP_LISTEN=0.0.0.0:6969) for clients that can be told the port`,
         });
       }
       addresses = [{ address: listener.localAddress, family: 'IPv4', port: listener.localPort }];
