@@ -9,7 +9,7 @@ import type { MachinePlaceholder } from '../profiles/template.js';
 import type { MachineChange, Store } from '../store/store.js';
 import { renderIgnition, type IgnitionConfig } from './ignition.js';
 import { staticIpKarg } from './kargs.js';
-import { isAssistedChain, planBoot, withHubAnswer, type BootDecision } from './planner.js';
+import { isAssistedChain, planBoot, pxeAnswer, withHubAnswer, type BootDecision, type PxeAnswer } from './planner.js';
 import { rewriteAssistedBoot, type AssistedBoot } from './assisted.js';
 import type { HubAnswer } from './hub.js';
 import type { ArtifactCache } from '../cache/artifacts.js';
@@ -217,6 +217,15 @@ export class BootService {
       return { kind: 'save', machine, events: [{ type: 'discovered', source: event.source, to: 'discovered', data: { ...seen } }, event] };
     }));
     if (gate.created) await this.discovery.cap(this.deps.store, this.deps.log);
+  }
+
+  /**
+   * Whether proxy DHCP answers this PXE client: the planner's pxeAnswer for the machine with
+   * this MAC on any of its NICs, or this UUID, found as `/ipxe` finds it.
+   */
+  async pxeAnswer(client: { mac: Mac; uuid?: Uuid }): Promise<PxeAnswer> {
+    const machine = await this.deps.store.findMachine({ macs: [client.mac], ...(client.uuid && { uuid: client.uuid }) });
+    return pxeAnswer({ machine, profiles: this.deps.profiles(), unknownMachines: this.deps.config.boot.unknownMachines });
   }
 
   /** The reservation DHCP needs in full mode: fixed address and host name. */

@@ -2,6 +2,7 @@ import { MIN_MAX_MESSAGE, buildReply, hardwareAddress, ipv4Bytes, type DhcpPacke
 import { OFFER_HOLD_MS, inSubnet, maskText, type Lease, type LeasePool, type Subnet } from './leases.js';
 import { MessageType, Opt, maxMessageSize, messageType, parameterRequestList, relayAgent, requestedIp, serverId, u32, u8, encodeSubOptions, type MessageTypeName } from './options.js';
 import { chooseBootFile, classifyClient, type BootFile, type BootFileConfig, type PxeClient } from './pxe.js';
+import type { PxeAnswer } from '../boot/planner.js';
 
 
 /** The IP datagram that fits one Ethernet frame. */
@@ -34,6 +35,17 @@ export interface ClientReservation {
   hostname?: string;
 }
 
+/** What edgeboot's machines say about the client, looked up by the shell before it responds. */
+export interface KnownClient {
+  /** Full mode: the machine's fixed address and host name. */
+  reservation?: ClientReservation;
+  /**
+   * Proxy mode, for a PXE client: whether edgeboot boots it (the boot planner's pxeAnswer).
+   * Absent, a proxy answers nobody: it fails closed.
+   */
+  pxe?: PxeAnswer;
+}
+
 export interface Destination {
   address: string;
   port: number;
@@ -49,6 +61,8 @@ export type Outcome =
       client: PxeClient;
       bootFile: BootFile | undefined;
       yiaddr: string;
+      /** A NAK's reason, also in its option 56 (cut to 200 bytes there). */
+      reason?: string;
       /** Lease changes to persist before sending. */
       save: Lease[];
       remove: string[];
@@ -59,13 +73,14 @@ const silent = (reason: string, client?: PxeClient, save: Lease[] = [], remove: 
 
 const ZERO = '0.0.0.0';
 
-export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool: LeasePool, reservation: ClientReservation | undefined, now: number): Outcome {
+export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool: LeasePool, known: KnownClient, now: number): Outcome {
   if (req.op !== 1) return silent('not a request (op 2)');
   const type = messageType(req.options);
   if (!type) return silent('no message type (BOOTP is not served)');
   const client = classifyClient(req);
   const mac = hardwareAddress(req);
-  if (cfg.mode === 'proxy' || at.listener === 'proxy') return proxy(req, type, client, at, cfg);
+  if (cfg.mode === 'proxy' || at.listener === 'proxy') return proxy(req, type, client, at, cfg, known.pxe);
+  const { reservation } = known;
   const s = at.subnet;
   if (!s) return silent('no configured subnet for this interface or relay', client);
   switch (type) {
@@ -130,8 +145,11 @@ function leaseSecondsFor(c: PxeClient, s: Subnet, cfg: ResponderConfig): number 
   return c.pxe || c.ipxe ? Math.min(cfg.pxeLeaseSeconds, s.leaseSeconds) : s.leaseSeconds;
 }
 
-function proxy(req: DhcpPacket, type: MessageTypeName, client: PxeClient, at: Arrival, cfg: ResponderConfig): Outcome {
+function proxy(req: DhcpPacket, type: MessageTypeName, client: PxeClient, at: Arrival, cfg: ResponderConfig, answer: PxeAnswer | undefined): Outcome {
   if (!client.pxe) return silent('proxy mode answers PXE clients only', client);
+  // A proxy answers only the machines edgeboot boots: the others' firmware boots its own disk.
+  if (!answer) return silent('no boot decision for this client', client);
+  if (!answer.answer) return silent(answer.reason, client);
   const bootFile = chooseBootFile(client, { ...cfg.boot, httpBase: at.httpBase });
   if (bootFile.kind === 'none') return silent(bootFile.reason, client);
   if (at.listener === 'dhcp' && type !== 'discover') return silent('proxy mode answers only DISCOVER on port 67 (never a REQUEST, never a NAK)', client);
@@ -210,7 +228,8 @@ function nak(req: DhcpPacket, why: string, client: PxeClient, at: Arrival): Outc
   ];
   // RFC 2131 §4.3.2: through a relay, set the broadcast bit so the relay broadcasts the NAK.
   const r = req.giaddr !== ZERO ? { ...req, flags: req.flags | 0x8000 } : req;
-  return finish(r, 'nak', ZERO, options, at, client, undefined, destination(req, true), undefined, [], []);
+  const out = finish(r, 'nak', ZERO, options, at, client, undefined, destination(req, true), undefined, [], []);
+  return out.kind === 'reply' ? { ...out, reason: why } : out;
 }
 
 /** RFC 2131 §4.1: to the relay; else to ciaddr; else broadcast (no ARP injection from Node). */

@@ -1,17 +1,18 @@
 import type { Logger } from 'pino';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/config.js';
-import { macRefusal, parseMac, type Mac } from '../machines/mac.js';
+import { macRefusal, parseMac, parseUuid, type Mac, type Uuid } from '../machines/mac.js';
 import type { NewEvent, Observed } from '../machines/model.js';
 import type { ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 import { isSendBusy } from '../net/pktinfo-socket.js';
 import type { Store } from '../store/store.js';
-import { decodeDhcp, hardwareAddress, type DropReason } from './codec.js';
+import { decodeDhcp, hardwareAddress, type DhcpPacket, type DropReason } from './codec.js';
 import { inSubnet, LeasePool, parseSubnet, type Lease, type Subnet } from './leases.js';
 import { messageType } from './options.js';
-import { ARCH_NAMES, DEFAULT_BINARIES } from './pxe.js';
-import { respond, type ResponderConfig } from './responder.js';
+import { ARCH_NAMES, DEFAULT_BINARIES, classifyClient } from './pxe.js';
+import { respond, type KnownClient, type ResponderConfig } from './responder.js';
+import type { PxeAnswer } from '../boot/planner.js';
 import { IPXE_BIN_PREFIX } from '../http/routes/ipxe-bin.js';
 
 /** A datagram with the interface it arrived on (IP_PKTINFO). */
@@ -49,6 +50,8 @@ export interface NetInterface {
 export interface DhcpBootHooks {
   observeDhcp(mac: Mac, seen: Omit<Observed, 'lastSeenAt' | 'nics'>, event: NewEvent): Promise<void>;
   reservation(mac: Mac): Promise<{ ip?: string; hostname?: string } | undefined>;
+  /** Proxy mode: whether edgeboot boots this PXE client (the boot planner decides, not DHCP). */
+  pxeAnswer(client: { mac: Mac; uuid?: Uuid }): Promise<PxeAnswer>;
 }
 
 export interface DhcpServerDeps {
@@ -124,6 +127,19 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
   };
   const refreshInterfaces = () => (ifaces = new Map(deps.interfaces().map((i) => [i.ifindex, i])));
 
+  /**
+   * What the machines say about a client: in full mode its reservation (which also tells a
+   * known MAC); in proxy mode, for a PXE client, whether edgeboot boots it (the planner's
+   * answer). Nothing is looked up for the rest: a proxy ignores them anyway.
+   */
+  async function knownClient(req: DhcpPacket, mac: Mac): Promise<KnownClient> {
+    if (responder.mode === 'full') return { reservation: await deps.boot.reservation(mac) };
+    const client = classifyClient(req);
+    if (!client.pxe) return {};
+    const uuid = client.uuid === undefined ? undefined : parseUuid(client.uuid);
+    return { pxe: await deps.boot.pxeAnswer({ mac, ...(uuid && { uuid }) }) };
+  }
+
   async function handle(listener: 'dhcp' | 'proxy', m: DatagramIn, socket: DhcpSocket): Promise<void> {
     if (m.truncated) return drop('oversized', { from: m.from.address });
     const d = decodeDhcp(m.data);
@@ -142,10 +158,10 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     // chaddr is the client's own address (RFC 2131 §2); an all-zero or group (multicast,
     // broadcast) Ethernet address is no client's: answering it would record no machine.
     if (mac && req.htype === 1 && macRefusal(mac)) return drop('bad_chaddr', { from: m.from.address, chaddr: mac });
-    const reservation = mac && responder.mode === 'full' ? await deps.boot.reservation(mac) : undefined;
+    const known = mac ? await knownClient(req, mac) : {};
     if (stopped) return;
     const httpHost = deps.advertiseAddress === 'auto' ? ours : deps.advertiseAddress;
-    const out = respond(req, { listener, serverAddress: ours, subnet, httpBase: `http://${httpHost}:${deps.httpPort()}`, from: m.from }, responder, pool, reservation, now());
+    const out = respond(req, { listener, serverAddress: ours, subnet, httpBase: `http://${httpHost}:${deps.httpPort()}`, from: m.from }, responder, pool, known, now());
     for (const ip of out.remove) pool.remove(ip);
     for (const l of out.save) pool.put(l);
     const durable = out.save.filter((l) => l.state !== 'offered');
@@ -155,10 +171,13 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
       if (deps.log.isLevelEnabled('debug')) deps.log.debug({ mac, reason: out.reason, listener }, 'dhcp request not answered');
     } else if (send(socket, { data: out.packet, address: out.to.address, port: out.to.port, ifindex: iface.ifindex, source: ours }, mac)) {
       count(stats.sent, out.type);
-      deps.log.info({ mac, type: out.type, yiaddr: out.yiaddr, interface: iface.name, bootFile: out.bootFile?.kind === 'none' ? undefined : out.bootFile }, 'dhcp reply');
+      const bootFile = out.bootFile?.kind === 'none' ? undefined : out.bootFile;
+      deps.log.info({ mac, type: out.type, yiaddr: out.yiaddr, interface: iface.name, bootFile, ...(out.reason !== undefined && { reason: out.reason }) }, 'dhcp reply');
     }
     const c = out.client;
-    if (mac && c && (c.pxe || c.ipxe)) {
+    // PXE clients are recorded on their machines; any other client's NAK only on a machine it has.
+    const nakOfKnown = out.kind === 'reply' && out.type === 'nak' && known.reservation !== undefined;
+    if (mac && c && (c.pxe || c.ipxe || nakOfKnown)) {
       const seen: Omit<Observed, 'lastSeenAt' | 'nics'> = {
         ...(c.archs[0] !== undefined && { arch: ARCH_NAMES[c.archs[0]] ?? String(c.archs[0]) }),
         ...(c.vendorClass && { vendorClass: c.vendorClass }),
@@ -166,7 +185,12 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
       };
       const event: NewEvent =
         out.kind === 'reply'
-          ? { type: `dhcp-${out.type}`, source: 'dhcp', data: { listener, interface: iface.name, yiaddr: out.yiaddr, bootFile: out.bootFile ?? null, ipxe: c.ipxe } }
+          ? {
+              type: `dhcp-${out.type}`,
+              source: 'dhcp',
+              ...(out.reason !== undefined && { message: out.reason }),
+              data: { listener, interface: iface.name, yiaddr: out.yiaddr, bootFile: out.bootFile ?? null, ipxe: c.ipxe },
+            }
           : { type: 'dhcp-ignored', source: 'dhcp', message: out.reason, data: { listener, interface: iface.name } };
       deps.boot.observeDhcp(mac, seen, event).catch((err: unknown) => deps.log.warn({ mac, err }, 'could not record the DHCP client on its machine'));
     }

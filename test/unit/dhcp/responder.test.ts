@@ -2,6 +2,7 @@ import t from 'tap';
 import type { DhcpPacket } from '../../../src/dhcp/codec.js';
 import { LeasePool, parseSubnet, type Lease, type Subnet } from '../../../src/dhcp/leases.js';
 import { DEFAULT_BINARIES } from '../../../src/dhcp/pxe.js';
+import type { PxeAnswer } from '../../../src/boot/planner.js';
 import { respond, type Arrival, type ClientReservation, type Outcome, type ResponderConfig } from '../../../src/dhcp/responder.js';
 import {
   DHCP_TYPE,
@@ -49,6 +50,10 @@ function arrival(over: Partial<Arrival> = {}): Arrival {
   return { listener: 'dhcp', serverAddress: SERVER, subnet: labSubnet(), httpBase: HTTP_BASE, from: { address: '0.0.0.0', port: 68 }, ...over };
 }
 
+/** What the boot planner answers for a machine edgeboot boots, and for one it leaves to its disk. */
+const BOOTED: PxeAnswer = { answer: true };
+const NOT_BOOTED: PxeAnswer = { answer: false, reason: 'not booted by edgeboot: no profile assigned (boot.unknownMachines: exit)' };
+
 type Reply = Extract<Outcome, { kind: 'reply' }>;
 type Silent = Extract<Outcome, { kind: 'silent' }>;
 
@@ -73,8 +78,10 @@ class Lab {
     this.pool = new LeasePool(leases);
   }
 
-  send(spec: RequestSpec, o: { at?: Partial<Arrival>; reservation?: ClientReservation; now?: number } = {}): Outcome {
-    const out = respond(request(spec), arrival({ subnet: this.subnet, ...o.at }), this.cfg, this.pool, o.reservation, o.now ?? NOW);
+  /** `pxe`: the planner's answer for the client; default BOOTED, a machine edgeboot boots. */
+  send(spec: RequestSpec, o: { at?: Partial<Arrival>; reservation?: ClientReservation; pxe?: PxeAnswer | null; now?: number } = {}): Outcome {
+    const pxe = o.pxe === null ? undefined : (o.pxe ?? BOOTED);
+    const out = respond(request(spec), arrival({ subnet: this.subnet, ...o.at }), this.cfg, this.pool, { reservation: o.reservation, pxe }, o.now ?? NOW);
     for (const ip of out.remove) this.pool.remove(ip);
     for (const l of out.save) this.pool.put(l);
     return out;
@@ -219,6 +226,8 @@ t.test('REQUEST for an address another client holds: NAK, broadcast, with a mess
     t.equal(msgType(p), DHCP_TYPE.nak, name);
     t.equal(ipOption(p, 54), SERVER, name);
     t.ok((textOption(p, 56) ?? '').length > 0, `${name}: option 56 explains`);
+    t.equal(out.reason, `${held} is not available to this client`, `${name}: the outcome carries the reason`);
+    t.equal(textOption(p, 56), out.reason, `${name}: the same reason as option 56`);
     t.equal(p.yiaddr, '0.0.0.0', name);
     t.equal(p.ciaddr, '0.0.0.0', name);
     t.equal(p.siaddr, '0.0.0.0', name);
@@ -235,7 +244,28 @@ t.test('INIT-REBOOT for an address on another network: NAK', async (t) => {
   t.equal(out.type, 'nak');
   t.equal(msgType(p), DHCP_TYPE.nak);
   t.match(textOption(p, 56) ?? '', '192.168.1.50');
+  t.equal(out.reason, '192.168.1.50 is not on 10.77.0.0/24', 'the outcome carries the reason');
   t.same(out.to, BROADCAST);
+});
+
+t.test('every NAK carries its reason out of the responder; other replies carry none', async (t) => {
+  const lab = new Lab();
+  const held = lab.dora(B);
+  const reserved = { ip: '10.77.0.20' };
+  const cases: [string, RequestSpec, ClientReservation | undefined, string][] = [
+    ['no requested address', { type: DHCP_TYPE.request, mac: A, options: [[54, opt.ip(SERVER)]] }, undefined, 'no requested address'],
+    ['another network', { type: DHCP_TYPE.request, mac: A, options: [[50, opt.ip('10.1.2.3')]] }, undefined, '10.1.2.3 is not on 10.77.0.0/24'],
+    ['a reserved client asking for another address', { type: DHCP_TYPE.request, mac: C, options: [[50, opt.ip('10.77.0.150')]] }, reserved, "this client's address is 10.77.0.20"],
+    ['an address another client holds', { type: DHCP_TYPE.request, mac: A, options: [[50, opt.ip(held)], [54, opt.ip(SERVER)]] }, undefined, `${held} is not available to this client`],
+  ];
+  for (const [name, spec, reservation, reason] of cases) {
+    const { out, p } = asReply(lab.send(spec, { reservation }));
+    t.equal(out.type, 'nak', name);
+    t.equal(out.reason, reason, `${name}: the reason`);
+    t.equal(textOption(p, 56), reason, `${name}: and option 56`);
+  }
+  const offer = asReply(lab.send({ type: DHCP_TYPE.discover, mac: C }));
+  t.equal(offer.out.reason, undefined, 'an OFFER has no NAK reason');
 });
 
 t.test('INIT-REBOOT with no record of an address outside the pool: silent', async (t) => {
@@ -606,6 +636,38 @@ t.test('proxy mode, iPXE on the boot-server port: ACK with the script URL to its
   t.equal(textOption(p, 67), `${HTTP_BASE}/boot.ipxe`);
   t.same(out.to, { address: '10.77.0.130', port: 68, broadcast: false });
   t.match(asSilent(lab.send({ type: DHCP_TYPE.discover, mac: A, options: IPXE }, { at: { listener: 'proxy', from } })).reason, /REQUESTs only/, 'the boot server answers REQUESTs only');
+});
+
+t.test('proxy mode answers only a client the boot planner boots, on both ports', async (t) => {
+  const lab = new Lab(labSubnet(), [], PROXY);
+  const from = { address: '10.77.0.130', port: 4011 };
+  const cases: [string, RequestSpec, Partial<Arrival>][] = [
+    ['BIOS DISCOVER on 67', { type: DHCP_TYPE.discover, mac: A, options: BIOS_PXE }, {}],
+    ['UEFI DISCOVER on 67', { type: DHCP_TYPE.discover, mac: A, options: UEFI_PXE }, {}],
+    ['iPXE DISCOVER on 67', { type: DHCP_TYPE.discover, mac: A, options: IPXE }, {}],
+    ['UEFI REQUEST on 4011', { type: DHCP_TYPE.request, mac: A, ciaddr: from.address, options: UEFI_PXE }, { listener: 'proxy', from }],
+    ['iPXE REQUEST on 4011', { type: DHCP_TYPE.request, mac: A, ciaddr: from.address, options: IPXE }, { listener: 'proxy', from }],
+  ];
+  for (const [name, spec, at] of cases) {
+    t.equal(asReply(lab.send(spec, { at, pxe: BOOTED })).out.kind, 'reply', `${name}: answered for a machine edgeboot boots`);
+    const silent = asSilent(lab.send(spec, { at, pxe: NOT_BOOTED }));
+    t.equal(silent.reason, NOT_BOOTED.reason, `${name}: silence with the planner's reason`);
+    t.ok(silent.client?.pxe, `${name}: the PXE client is still classified (its timeline gets the silence)`);
+    t.same([silent.save, silent.remove], [[], []], `${name}: no lease change`);
+    t.match(asSilent(lab.send(spec, { at, pxe: null })).reason, /no boot decision/, `${name}: no answer asked: silence (fails closed)`);
+  }
+  t.match(asSilent(lab.send({ type: DHCP_TYPE.discover, mac: A }, { pxe: BOOTED })).reason, /PXE clients only/, 'a non-PXE client is not answered either way');
+});
+
+t.test('full mode gives a client the planner does not boot its address and boot file as before', async (t) => {
+  const lab = new Lab();
+  const booted = asReply(lab.send({ type: DHCP_TYPE.discover, mac: A, options: BIOS_PXE }, { pxe: BOOTED }));
+  const other = asReply(new Lab().send({ type: DHCP_TYPE.discover, mac: A, options: BIOS_PXE }, { pxe: NOT_BOOTED }));
+  const unasked = asReply(new Lab().send({ type: DHCP_TYPE.discover, mac: A, options: BIOS_PXE }, { pxe: null }));
+  for (const [name, r] of [['not booted', other], ['not asked', unasked]] as const) {
+    t.same(r.out.packet, booted.out.packet, `${name}: the same OFFER, byte for byte`);
+    t.equal(fixedField(r.p.file), 'undionly.kpxe', `${name}: with the boot file`);
+  }
 });
 
 t.test('proxy mode: REQUESTs on port 67 are never answered and never NAKed', async (t) => {
