@@ -1,5 +1,5 @@
 /**
- * The captured DHCP traffic in shared/testdata (beside the repository, as CI clones it) for the
+ * The captured DHCP traffic in test/fixtures (see its README for each capture's source) for the
  * DHCP unit tests: which captures hold DHCP, their DHCP datagrams, and a decode that throws.
  */
 import { join } from 'node:path';
@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { decodeDhcp, type DhcpPacket } from '../../src/dhcp/codec.js';
 import { readCapture, type UdpPacket } from './pcap.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const TESTDATA_DIR = join(REPO_ROOT, '..', 'shared', 'testdata');
+/** test/fixtures: the packet captures and schemas the tests read, carried in the repository. */
+export const TESTDATA_DIR = fileURLToPath(new URL('../fixtures/', import.meta.url));
 
 /** The captures holding DHCP (the pcapng files hold TFTP only). */
 export const DHCP_CAPTURES = ['netboot-dhcp4.pcap', 'qemu-ovmf-full-boot.pcap', 'qemu-ovmf-proxy-boot.pcap', 'qemu-ipxe-bios-full-boot.pcap'] as const;

@@ -1,6 +1,6 @@
 /**
  * The precache lab: QEMU guests PXE-boot from edgeboot into the CoreOS-live stand-in
- * (shared/tools/live-standin: Debian's kernel and an initramfs that applies edgeboot's real
+ * (test/vm/live-standin: Debian's kernel and an initramfs that applies edgeboot's real
  * Ignition and runs its enabled unit, the precache job, with the real sgdisk, mkfs.xfs and
  * curl) and write a precache bundle onto a raw disk image, which the test reads back on the
  * host, read-only.
@@ -22,15 +22,15 @@ import type { Machine } from '../../src/machines/model.js';
 import { HTTP_PORT, provisioningNetwork, SUBNET } from './boot-lab.js';
 import { api, machineEvents, sleep, startDhcpServer, type ApiResult, type DhcpServer, type MachineEvent } from './dhcp-system.js';
 import { createLab, requireTools, type Lab, type Teardown } from './netns.js';
-import { REPO_ROOT, tempDir } from './process.js';
-import { consoleTail, requireVmFiles, startVm, VM_TOOLS, type Vm } from './vm.js';
+import { tempDir } from './process.js';
+import { consoleTail, requireVmFiles, startVm, VM_DIR, VM_TOOLS, type Vm } from './vm.js';
 
 const run = promisify(execFile);
 
 export const STANDIN_PROFILE = 'standin-live';
 
-/** shared/ sits beside the repository, in CI too. */
-export const STANDIN_DIR = join(REPO_ROOT, '..', 'shared', 'tools', 'live-standin');
+/** The stand-in's build (build.sh and the files it packs), beside the other VM files. */
+export const STANDIN_DIR = join(VM_DIR, 'live-standin');
 
 /** What building the stand-in and reading a disk back need, beside the VM tools. */
 export const STANDIN_TOOLS = {

@@ -1,6 +1,6 @@
 /**
  * End to end, the precache stage: QEMU guests (BIOS, QEMU's iPXE ROM) PXE-boot from edgeboot in
- * full DHCP mode into the CoreOS-live stand-in (shared/tools/live-standin), which applies
+ * full DHCP mode into the CoreOS-live stand-in (test/vm/live-standin), which applies
  * edgeboot's real Ignition and runs its precache job with the real sgdisk, mkfs.xfs and curl
  * against a raw disk image (test/helpers/standin.ts). The bundles are built beforehand from
  * generated images in Debian's docker-registry (test/helpers/prebuilt-bundle.ts); inside the

@@ -12,8 +12,8 @@ import { loadPrecacheJob } from '../../../src/precache/job.js';
 // (at run time module.exports is the class and carries itself as `.default`).
 const AjvDraft04 = AjvDraft04Module.default;
 
-// shared/ sits beside the repository (in CI too): ../shared/testdata from the repository root.
-const SCHEMA_PATH = fileURLToPath(new URL('../../../../shared/testdata/ignition-v3_4.schema.json', import.meta.url));
+// coreos/ignition's config/v3_4/schema/ignition.json, carried in test/fixtures (see its README).
+const SCHEMA_PATH = fileURLToPath(new URL('../../fixtures/ignition-v3_4.schema.json', import.meta.url));
 const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as Record<string, unknown>;
 const ajv = new AjvDraft04({ allErrors: true, strict: true });
 const validate = ajv.compile(schema);

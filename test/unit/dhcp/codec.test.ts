@@ -113,8 +113,8 @@ t.test('captures: every DHCP datagram decodes, re-encodes byte for byte, and mat
   }
 });
 
-/** Independent of the goldens: what the testdata README says each capture holds. */
-t.test('captures hold what the testdata README says', async (t) => {
+/** Independent of the goldens: what test/fixtures/README.md says each capture holds. */
+t.test('captures hold what test/fixtures/README.md says', async (t) => {
   const decoded = (c: DhcpCapture) => dhcpDatagrams(c).map((u) => ({ u, p: mustDecode(u.payload) }));
 
   t.test('netboot-dhcp4.pcap: Intel UNDI DISCOVER, proxy OFFER with 43, router OFFER, relayed REQUEST', async (t) => {
