@@ -58,11 +58,14 @@ program
   .option('--set <key=value>', 'override one config key, e.g. --set http.listen=127.0.0.1:9000 (repeatable)', collect, [])
   .addHelpText('after', envHelp)
   .action(async (o: { config?: string; set: string[] }) => {
-    const { config, warnings } = loadConfig({ file: o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
+    const { config, warnings, explicit } = loadConfig({ file: o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
     const log = createLogger(config.log.level);
     exitOnEscapedErrors(log);
     for (const w of warnings) log.warn(w);
-    const running = await startServer(config, log);
+    // A first `npm start` as a normal user serves HTTP: DHCP and TFTP on their embedded defaults
+    // stay off with a warning when their port is not allowed; a port the operator named still fails.
+    const onDefaults = ['dhcp', 'tftp'].filter((section) => ![...explicit].some((key) => key.startsWith(`${section}.`)));
+    const running = await startServer(config, log, { offWhenDenied: new Set(onDefaults) });
     describeStart(config, running, log);
     const shutdown = (signal: string) => {
       log.info({ signal }, 'shutting down');

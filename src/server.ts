@@ -1,5 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { fetchHubScript } from './boot/hub.js';
@@ -17,6 +19,8 @@ import { loadPrecacheJob } from './precache/job.js';
 import { PrecacheService } from './precache/service.js';
 import { createHttpServer } from './http/server.js';
 import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
+import type { Lease } from './dhcp/leases.js';
+import { BindError, PRIVILEGED_PORT_FIX } from './net/bind-error.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
 import { interfaceAddresses, openPktinfoSocket } from './net/pktinfo-socket.js';
 import { MachineService } from './machines/service.js';
@@ -34,6 +38,8 @@ import type { Store } from './store/store.js';
 
 export interface Running {
   servers: ProtocolServer[];
+  /** Servers left off because their port was not allowed (see StartOptions.offWhenDenied). */
+  denied: { server: string; error: BindError }[];
   store: Store;
   profiles: ProfileHolder;
   adminTokenFile: string | undefined;
@@ -75,7 +81,24 @@ export function adminTokens(config: Config): { tokens: string[]; file?: string }
   return { tokens: [token], file };
 }
 
-export async function startServer(config: Config, log: Logger): Promise<Running> {
+export interface StartOptions {
+  /**
+   * Servers that stay off, with a warning, when binding their port is not allowed (EACCES):
+   * `serve` names those that run on the embedded defaults, so that a first `npm start` as a
+   * normal user serves HTTP. A port the configuration names still fails the start.
+   */
+  offWhenDenied?: ReadonlySet<string>;
+}
+
+/**
+ * The MAC at an address: a bound, unexpired DHCP lease of ours (full mode), else the kernel's
+ * neighbour table (proxy mode). It says whose address a request comes from.
+ */
+export function macAtAddress(leases: () => readonly Lease[], neighbour: (ip: string) => Mac | undefined = neighborMac, now: () => number = Date.now) {
+  return (ip: string): Mac | undefined => parseMac(leases().find((l) => l.ip === ip && l.state === 'bound' && l.expiresAt > now())?.mac ?? '') ?? neighbour(ip);
+}
+
+export async function startServer(config: Config, log: Logger, opts: StartOptions = {}): Promise<Running> {
   mkdirSync(config.server.dataDir, { recursive: true });
   const store = openStore(config.store.url);
   const profiles = new ProfileHolder(config.profiles.dirs);
@@ -97,11 +120,9 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     pinned: () => pinnedKeys(profiles.current()),
   });
   let dhcpRef: DhcpServer | undefined;
-  // Built with DHCP below; a bound, unexpired lease answers for full mode, the neighbour table
-  // for proxy mode. It says whose address a request comes from: timeline events, and whether a
-  // request gets a machine's secrets (boot.verifyClient).
-  const macAt = (ip: string): Mac | undefined =>
-    parseMac(dhcpRef?.leases().find((l) => l.ip === ip && l.state === 'bound' && l.expiresAt > Date.now())?.mac ?? '') ?? neighborMac(ip);
+  // DHCP is built below. The MAC at an address goes on timeline events and log lines, and says
+  // whether a request gets a machine's secrets (boot.verifyClient).
+  const macAt = macAtAddress(() => dhcpRef?.leases() ?? []);
   const boot = new BootService({ store, machines, profiles: profiles.current, config, secret, log, artifacts, hub: (url, mac) => fetchHubScript(url, mac), precacheJob: loadPrecacheJob(), onBootLoop: () => precache.countEnd('boot-loop'), macAt });
   const registryLog = log.child({ component: 'registry' });
   const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log: registryLog });
@@ -119,11 +140,11 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     discovery: () => boot.discovery.stats,
     machineStates: () => machineStates(store),
   });
-  const recordAt = (address: string, event: NewEvent): void => {
-    const mac = macAt(address);
+  const recordOn = (mac: Mac | undefined, event: NewEvent): void => {
     if (!mac) return;
     store.appendEvents(mac, [event]).catch((err: unknown) => log.warn({ mac, err, type: event.type }, 'could not record an event on its machine'));
   };
+  const recordAt = (address: string, event: NewEvent): void => recordOn(macAt(address), event);
   const app = await buildApp({
     metrics,
     recordAt,
@@ -140,7 +161,8 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     adminTokens: tokens,
     advertiseAddress: config.server.advertiseAddress,
     httpPort: config.http.listen.port,
-    log,
+    // A logger of its own: the HTTP shell silences it while Fastify binds (src/http/server.ts).
+    log: log.child({}),
   });
   const http = createHttpServer(app, config.http.listen);
   const dhcp = createDhcpServer(config.dhcp, {
@@ -158,19 +180,35 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     ? createTftpServer(config.tftp, {
         log: log.child({ server: 'tftp' }),
         handlers: tftpHandlers(config.server.advertiseAddress, httpPort),
-        onTransfer: (r) => recordTransfer(recordAt, r),
+        macAt,
+        onTransfer: (r, mac) => {
+          const e = transferEvent(r, mac);
+          if (e) recordOn(e.mac, e.event);
+        },
       })
     : undefined;
   tftpRef = tftp;
   const servers: ProtocolServer[] = [];
+  const denied: Running['denied'] = [];
   try {
-    // Nothing half-starts: a server that fails to bind stops the ones already running.
+    // Nothing half-starts: a server that fails to bind stops the ones already running, unless
+    // it may stay off (its port on the embedded defaults, and not allowed to this user).
     for (const s of [http, ...(tftp ? [tftp] : []), dhcp]) {
-      await s.start();
+      try {
+        await s.start();
+      } catch (err) {
+        if (!(err instanceof BindError && err.code === 'EACCES' && opts.offWhenDenied?.has(s.name))) throw err;
+        denied.push({ server: s.name, error: err });
+        continue;
+      }
       servers.push(s);
     }
   } catch (err) {
-    for (const s of servers.reverse()) await s.stop();
+    for (const s of servers.reverse()) {
+      const listen = s.addresses.map(hostPort);
+      await s.stop();
+      log.info({ server: s.name, listen }, 'stopped: another server could not start');
+    }
     await store.close();
     throw err;
   }
@@ -178,6 +216,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   let stopped: Promise<void> | undefined;
   return {
     servers,
+    denied,
     store,
     profiles,
     adminTokenFile: file,
@@ -208,10 +247,14 @@ export function tftpHandlers(advertise: string, httpPort: () => number): Map<str
   ]);
 }
 
-/** A transfer onto the timeline of the machine at that address (size probes are left out). */
-function recordTransfer(recordAt: (address: string, event: NewEvent) => void, r: TransferRecord): void {
-  if (r.outcome === 'probe' || r.outcome === 'stopped') return;
+/**
+ * The timeline event of a TFTP transfer of the machine with that MAC; none for size probes and
+ * transfers the server stopped, nor when no lease or neighbour entry named the client.
+ */
+export function transferEvent(r: TransferRecord, mac: Mac | undefined): { mac: Mac; event: NewEvent } | undefined {
+  if (!mac || r.outcome === 'probe' || r.outcome === 'stopped') return undefined;
   const data = {
+    mac,
     file: r.file,
     outcome: r.outcome,
     bytes: r.bytes,
@@ -224,7 +267,7 @@ function recordTransfer(recordAt: (address: string, event: NewEvent) => void, r:
     resent: r.resent,
     options: r.requested,
   };
-  recordAt(r.client.address, { type: r.outcome === 'complete' ? 'tftp-transfer' : 'tftp-failed', source: 'tftp', ...(r.error && { message: r.error }), data });
+  return { mac, event: { type: r.outcome === 'complete' ? 'tftp-transfer' : 'tftp-failed', source: 'tftp', ...(r.error && { message: r.error }), data } };
 }
 
 /** The source keys of every remote artifact a loaded profile names: pinned in the cache. */
@@ -239,13 +282,78 @@ export function reportProfiles(set: ProfileSet, log: Logger): void {
   log.info({ profiles: set.list().map((p) => p.name) }, 'profiles loaded');
 }
 
+/** `0.0.0.0:8080`, `[::]:8080`. */
+export function hostPort(a: Pick<AddressInfo, 'address' | 'port'>): string {
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/** Who can reach a bound address: every interface, loopback alone, or the interface that has it. */
+export function reachOf(address: string, interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces()): string {
+  if (address === '0.0.0.0' || address === '::') return 'all interfaces';
+  if (address.startsWith('127.') || address === '::1') return 'loopback only';
+  const name = Object.entries(interfaces).find(([, list]) => list?.some((i) => i.address === address))?.[0];
+  return name ? `${name} only` : 'this address only';
+}
+
+/**
+ * What DHCP answers, where, and how to change it, from the config (the boot planner decides per
+ * machine; this says the same in words): proxy DHCP is silent to a machine edgeboot would not
+ * boot, so with boot.unknownMachines: exit it answers registered machines only.
+ */
+export function dhcpAnswers(dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | 'subnets'>, policy: Config['boot']['unknownMachines']): string {
+  const where = dhcp.interfaces.length === 0 ? 'all interfaces' : `${dhcp.interfaces.length === 1 ? 'interface' : 'interfaces'} ${dhcp.interfaces.join(', ')}`;
+  const policyText = typeof policy === 'object' ? policy.profile : policy;
+  const unknown =
+    policy === 'exit' ? 'unknown machines boot their own disk' : policy === 'wait' ? 'an unknown machine waits in iPXE until it is registered' : `an unknown machine boots profile ${policy.profile}`;
+  const change =
+    policy === 'exit'
+      ? 'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait'
+      : 'To boot registered machines only, set boot.unknownMachines: exit';
+  if (dhcp.mode === 'proxy') {
+    const answers = policy === 'exit' ? 'registered machines only' : 'every PXE client';
+    return `proxy DHCP on ${where} answers ${answers} (boot.unknownMachines: ${policyText}); ${unknown}. ${change}`;
+  }
+  const subnets = dhcp.subnets.map((n) => n.cidr).join(', ');
+  return `full DHCP on ${where} leases addresses in ${subnets} to every client that asks and chains PXE clients to iPXE (boot.unknownMachines: ${policyText}); ${unknown}. ${change}`;
+}
+
+/** The start-up lines: one per server with what it bound (or why it is off), then `edgeboot serving`. */
 export function describeStart(config: Config, r: Running, log: Logger): void {
+  const deniedLine = (name: string, label: string): boolean => {
+    const d = r.denied.find((x) => x.server === name);
+    if (!d) return false;
+    log.warn(
+      { server: name, bind: d.error.where, fix: PRIVILEGED_PORT_FIX },
+      `${label} off: this user may not bind ${d.error.where} (permission denied). ${PRIVILEGED_PORT_FIX}. HTTP still serves`,
+    );
+    return true;
+  };
   const http = r.servers.find((s) => s.name === 'http')?.addresses[0];
+  const bound = http ? hostPort(http) : `${config.http.listen.host}:${config.http.listen.port}`;
+  if (http) log.info({ listen: bound, reach: reachOf(http.address) }, 'HTTP serving');
+  const tftp = r.servers.find((s) => s.name === 'tftp')?.addresses[0];
+  if (tftp) log.info({ listen: hostPort(tftp), reach: reachOf(tftp.address), roots: config.tftp.roots }, 'TFTP serving');
+  else if (!deniedLine('tftp', 'TFTP')) log.info('TFTP off (tftp.enabled: false)');
+  const dhcp = r.servers.find((s) => s.name === 'dhcp');
+  if (dhcp && dhcp.addresses.length > 0) {
+    log.info(
+      {
+        mode: config.dhcp.mode,
+        ports: dhcp.addresses.map((a) => a.port),
+        listen: dhcp.addresses.map(hostPort),
+        interfaces: config.dhcp.interfaces.length ? config.dhcp.interfaces : 'all',
+        answers: dhcpAnswers(config.dhcp, config.boot.unknownMachines),
+      },
+      'DHCP serving',
+    );
+  } else if (!deniedLine('dhcp', 'DHCP')) {
+    log.info('DHCP off (dhcp.mode: off): the site DHCP server must hand iPXE clients the entry script');
+  }
   const port = http?.port ?? config.http.listen.port;
   const host = config.server.advertiseAddress === 'auto' ? '<this host>' : config.server.advertiseAddress;
   log.info(
     {
-      http: `${config.http.listen.host}:${port}`,
+      http: bound,
       entryScript: `http://${host}:${port}/boot.ipxe`,
       api: `http://${host}:${port}/api/v1`,
       docs: `http://${host}:${port}/docs`,
@@ -255,14 +363,4 @@ export function describeStart(config: Config, r: Running, log: Logger): void {
     },
     'edgeboot serving',
   );
-  const tftp = r.servers.find((s) => s.name === 'tftp')?.addresses[0];
-  if (tftp) log.info({ listen: `${tftp.address}:${tftp.port}`, roots: config.tftp.roots }, 'TFTP serving');
-  else log.info('TFTP off (tftp.enabled: false)');
-  const dhcp = r.servers.find((s) => s.name === 'dhcp');
-  if (dhcp && dhcp.addresses.length > 0) {
-    log.info({ mode: config.dhcp.mode, ports: dhcp.addresses.map((a) => a.port), interfaces: config.dhcp.interfaces.length ? config.dhcp.interfaces : 'all' }, 'DHCP serving');
-  } else {
-    log.info('DHCP off (dhcp.mode: off): the site DHCP server must hand iPXE clients the entry script');
-  }
 }
-

@@ -13,6 +13,12 @@ export function createHttpServer(app: FastifyInstance, listen: Listen): Protocol
       return addresses;
     },
     async start() {
+      // Fastify logs "Server listening at http://127.0.0.1:8080" (one line per interface address
+      // when bound to 0.0.0.0), which reads as if loopback alone were bound, and has no option to
+      // leave it out (fastify/help#641): its logger is silent while it binds, and edgeboot's
+      // start-up lines say what is bound (describeStart).
+      const level = app.log.level;
+      app.log.level = 'silent';
       try {
         await app.listen({ host: listen.host, port: listen.port });
       } catch (err) {
@@ -23,6 +29,8 @@ export function createHttpServer(app: FastifyInstance, listen: Listen): Protocol
           inUseFix: 'set http.listen (EDGEBOOT_HTTP_LISTEN) to a free address',
           accessFix: `${PRIVILEGED_PORT_FIX}; or set http.listen to a port above 1023`,
         });
+      } finally {
+        app.log.level = level;
       }
       addresses = app.addresses().filter((a): a is AddressInfo => typeof a !== 'string');
     },

@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import type { Mac } from '../machines/mac.js';
 import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../net/pktinfo-socket.js';
 import type { ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
@@ -35,8 +36,13 @@ export interface TftpServerDeps {
   log: Logger;
   /** Names served from code instead of the roots (exact, after normalisation). */
   handlers?: ReadonlyMap<string, TftpHandler>;
-  /** Every transfer that ended, probes included. */
-  onTransfer?: (record: TransferRecord) => void;
+  /** Every transfer that ended, probes included, with the client's MAC when `macAt` knew it. */
+  onTransfer?: (record: TransferRecord, mac: Mac | undefined) => void;
+  /**
+   * The MAC at a client address (a DHCP lease of ours, the neighbour table), for the log lines
+   * and records of its transfers: asked once per request, never per block.
+   */
+  macAt?: (address: string) => Mac | undefined;
   openListener?: (address: string, port: number, onMessage: (m: PktinfoMessage) => void) => Listener;
 }
 
@@ -84,11 +90,24 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     s.dropped[reason] = (s.dropped[reason] ?? 0) + 1;
   };
 
-  const refuse = (m: PktinfoMessage, reason: Refusal, code: ErrorCode, message: string, file?: string): void => {
+  const macOf = (address: string): Mac | undefined => {
+    try {
+      return deps.macAt?.(address);
+    } catch (err) {
+      log.warn({ client: address, err }, 'tftp client MAC not looked up');
+      return undefined;
+    }
+  };
+
+  /** `mac`: the client's, when the caller looked it up already; else looked up if the line is logged. */
+  const refuse = (m: PktinfoMessage, reason: Refusal, code: ErrorCode, message: string, file?: string, mac?: Mac): void => {
     s.refused[reason] = (s.refused[reason] ?? 0) + 1;
     // One client flooding requests would flood the log too: its refusals are counted, and debug.
     const level = reason === 'client_busy' ? 'debug' : 'info';
-    log[level]({ client: m.from.address, port: m.from.port, file, reason, message }, 'tftp request refused');
+    if (log.isLevelEnabled(level)) {
+      const known = mac ?? macOf(m.from.address);
+      log[level]({ client: m.from.address, port: m.from.port, ...(known && { mac: known }), file, reason, message }, 'tftp request refused');
+    }
     try {
       // An error to a request may come from the listener's port (RFC 1350 §4 allows any TID).
       listener?.send({ data: encodeError(code, message), address: m.from.address, port: m.from.port, source: m.local });
@@ -97,23 +116,23 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     }
   };
 
-  const onEnd = (key: string) => (r: TransferRecord) => {
+  const onEnd = (key: string, mac: Mac | undefined) => (r: TransferRecord) => {
     sessions.delete(key);
     releaseSlot(r.client.address);
     s.transfers[r.outcome] = (s.transfers[r.outcome] ?? 0) + 1;
-    const line = { client: r.client.address, port: r.client.port, file: r.file, bytes: r.bytes, size: r.size, ms: Math.round(r.durationMs), blksize: r.blksize, windowsize: r.windowsize, resent: r.resent, outcome: r.outcome, error: r.error };
+    const line = { client: r.client.address, port: r.client.port, ...(mac && { mac }), file: r.file, bytes: r.bytes, size: r.size, ms: Math.round(r.durationMs), blksize: r.blksize, windowsize: r.windowsize, resent: r.resent, outcome: r.outcome, error: r.error };
     if (r.outcome === 'complete') log.info(line, 'tftp transfer');
     // A size probe (RFC 2349 tsize, then an abort) is how firmware starts: not a failure.
     else if (r.outcome === 'probe' || r.outcome === 'stopped') log.debug(line, 'tftp transfer ended');
     else log.warn(line, 'tftp transfer failed');
     try {
-      deps.onTransfer?.(r);
+      deps.onTransfer?.(r, mac);
     } catch (err) {
       log.error({ err }, 'tftp transfer record not taken');
     }
   };
 
-  async function open(m: PktinfoMessage, file: string, netascii: boolean): Promise<TftpContent | Refusal> {
+  async function open(m: PktinfoMessage, file: string, netascii: boolean, mac: Mac | undefined): Promise<TftpContent | Refusal> {
     const handler = deps.handlers?.get(file);
     if (handler) {
       const generated = await handler({ file, client: m.from, local: m.local });
@@ -122,23 +141,23 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     try {
       const found = await openInRoots(cfg.roots, file);
       if (!found.ok) {
-        if (found.kind === 'not-found') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file);
-        else refuse(m, 'access', ErrorCode.AccessViolation, `Access violation: ${found.reason}`, file);
+        if (found.kind === 'not-found') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file, mac);
+        else refuse(m, 'access', ErrorCode.AccessViolation, `Access violation: ${found.reason}`, file, mac);
         return found.kind === 'not-found' ? 'not_found' : 'access';
       }
       if (!netascii) return fileContent(found.file, found.size, found.path);
       const whole = await readWhole(found.file, found.size, NETASCII_MAX_BYTES);
       const converted = whole && toNetascii(whole);
       if (!converted || converted.length > NETASCII_MAX_BYTES) {
-        refuse(m, 'netascii_too_large', ErrorCode.NotDefined, `Netascii transfers are limited to ${NETASCII_MAX_BYTES} bytes; ask for octet mode`, file);
+        refuse(m, 'netascii_too_large', ErrorCode.NotDefined, `Netascii transfers are limited to ${NETASCII_MAX_BYTES} bytes; ask for octet mode`, file, mac);
         return 'netascii_too_large';
       }
       return bufferContent(converted);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file);
-      else if (code === 'EACCES' || code === 'EPERM') refuse(m, 'access', ErrorCode.AccessViolation, 'Access violation: not readable', file);
-      else refuse(m, 'read_error', ErrorCode.NotDefined, `Cannot read the file (${code ?? 'error'})`, file);
+      if (code === 'ENOENT') refuse(m, 'not_found', ErrorCode.FileNotFound, 'File not found', file, mac);
+      else if (code === 'EACCES' || code === 'EPERM') refuse(m, 'access', ErrorCode.AccessViolation, 'Access violation: not readable', file, mac);
+      else refuse(m, 'read_error', ErrorCode.NotDefined, `Cannot read the file (${code ?? 'error'})`, file, mac);
       return 'read_error';
     }
   }
@@ -166,9 +185,11 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     }
     starting += 1;
     holdSlot(m.from.address);
+    // Once per transfer: its refusal, its end line and its record all carry this MAC.
+    const mac = macOf(m.from.address);
     let content: TftpContent | Refusal;
     try {
-      content = await open(m, name.relative, req.mode === 'netascii');
+      content = await open(m, name.relative, req.mode === 'netascii', mac);
     } catch (err) {
       releaseSlot(m.from.address);
       throw err;
@@ -181,7 +202,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       return releaseSlot(m.from.address);
     }
     const info: SessionInfo = { client: m.from, local: m.local, file: name.relative, mode: req.mode, requested: Object.fromEntries(req.options) };
-    const session = new Session({ info, content, negotiated: negotiate(req.options, limits, content.size), maxRetries: cfg.retries, counters, onEnd: onEnd(key) });
+    const session = new Session({ info, content, negotiated: negotiate(req.options, limits, content.size), maxRetries: cfg.retries, counters, onEnd: onEnd(key, mac) });
     sessions.set(key, session);
     try {
       session.start();
@@ -189,7 +210,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       sessions.delete(key);
       releaseSlot(m.from.address);
       content.close();
-      refuse(m, 'socket', ErrorCode.NotDefined, `Cannot open a transfer socket (${(err as NodeJS.ErrnoException).code ?? 'error'})`, name.relative);
+      refuse(m, 'socket', ErrorCode.NotDefined, `Cannot open a transfer socket (${(err as NodeJS.ErrnoException).code ?? 'error'})`, name.relative, mac);
     }
   }
 
