@@ -3,8 +3,12 @@ import addFormatsModule from 'ajv-formats';
 import { readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { REDACTED } from '../secrets/redact.js';
 import { ConfigError, type Config, type Listen, type UnknownMachinePolicy } from './config.js';
+import { directoryFindings } from './directories.js';
 import { configSchema } from './schema.js';
+import { subnetProblems } from './subnets.js';
+import { nearestName } from './suggest.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -26,6 +30,10 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** `section.key=value` overrides from the command line, applied last. */
   sets?: string[];
+  /** An unknown EDGEBOOT_ variable is an error (`config check`) rather than a warning (`serve`). */
+  strictEnv?: boolean;
+  /** Check on disk that tftp.roots and profiles.dirs are directories (directories.ts). */
+  checkDirectories?: boolean;
 }
 
 export interface Loaded {
@@ -51,11 +59,15 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
   }
   for (const [name, value] of Object.entries(opts.env ?? {})) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined || CLIENT_ENV.has(name)) continue;
-    const key = ENV_KEYS.get(name);
+    const key = ENV_KEYS.get(name) ?? LEGACY_ENV_KEYS.get(name);
     if (!key) {
-      warnings.push(`ignoring ${name}: no such config key (see edgeboot serve --help)`);
+      const near = nearestName(name, ENV_KEYS.keys());
+      const unknown = `${name}: no such config key${near ? `; did you mean ${near}?` : ''} (see edgeboot serve --help)`;
+      if (opts.strictEnv) problems.push(unknown);
+      else warnings.push(`ignoring ${unknown}`);
       continue;
     }
+    if (key.env !== name) warnings.push(`${name} is deprecated: it is spelt ${key.env} now (for ${key.path})`);
     applyOverride(raw, key, value, name, problems);
     explicit.add(key.path);
   }
@@ -63,7 +75,8 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
     const eq = set.indexOf('=');
     const key = eq > 0 ? KEYS.get(set.slice(0, eq)) : undefined;
     if (!key) {
-      problems.push(`--set ${set}: expected section.key=value with a known key (see edgeboot serve --help)`);
+      const near = eq > 0 ? nearestName(set.slice(0, eq), KEYS.keys()) : undefined;
+      problems.push(`--set ${set}: expected section.key=value with a known key${near ? `; did you mean ${near}?` : ''} (see edgeboot serve --help)`);
       continue;
     }
     applyOverride(raw, key, set.slice(eq + 1), `--set ${key.path}`, problems);
@@ -72,7 +85,13 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
   // Report the file's problems along with those of the environment and flags, all at once.
   problems.push(...configProblems(raw));
   if (problems.length > 0) throw new ConfigError(problems, source);
-  return { config: normalise(raw as unknown as RawConfig), warnings, explicit };
+  const config = normalise(raw as unknown as RawConfig);
+  if (opts.checkDirectories) {
+    const found = directoryFindings(config, explicit);
+    if (found.problems.length > 0) throw new ConfigError(found.problems, source);
+    warnings.push(...found.warnings);
+  }
+  return { config, warnings, explicit };
 }
 
 /** Validates a parsed document (defaults filled in place) and normalises it. */
@@ -82,9 +101,18 @@ export function checkConfig(raw: JsonObject, source = 'config'): Config {
   return normalise(raw as unknown as RawConfig);
 }
 
-/** Schema errors, then what the listen pattern cannot say: a port stops at 65535. */
+/**
+ * Schema errors, then what the schema cannot say: a port stops at 65535, the addresses of the
+ * DHCP subnets agree with their cidr and with each other, and no value is a secret `config show` cut.
+ */
 function configProblems(raw: JsonObject): string[] {
-  const problems = validate(raw) ? [] : describeErrors(raw, validate.errors ?? []);
+  const redacted = redactedPaths(raw, '');
+  const schemaProblems = validate(raw) ? [] : describeErrors(raw, validate.errors ?? []);
+  // A cut secret fails its pattern too; the line saying what happened to it is the useful one.
+  const problems = schemaProblems.filter((p) => !redacted.some((path) => p.startsWith(`${path}:`)));
+  problems.push(
+    ...redacted.map((path) => `${path}: got the placeholder ${REDACTED} of a secret edgeboot config show cut, expected the real value (put it back in the file)`),
+  );
   for (const k of CONFIG_KEYS) {
     if (k.key !== 'listen' || problems.some((p) => p.startsWith(`${k.path}:`))) continue;
     const section = raw[k.section];
@@ -93,7 +121,20 @@ function configProblems(raw: JsonObject): string[] {
       problems.push(`${k.path}: got ${describeValue(v)}, expected ${k.schema.description ?? 'host:port'}, with a port up to 65535`);
     }
   }
+  const dhcp = raw.dhcp;
+  const subnets = dhcp && typeof dhcp === 'object' && !Array.isArray(dhcp) ? dhcp.subnets : undefined;
+  if (Array.isArray(subnets) && !problems.some((p) => p.startsWith('dhcp.subnets'))) {
+    problems.push(...subnetProblems(subnets as unknown as RawConfig['dhcp']['subnets']));
+  }
   return problems;
+}
+
+/** Where a value holds the placeholder of a redacted secret, as `section.key[i]` paths. */
+function redactedPaths(value: Json, path: string): string[] {
+  if (typeof value === 'string') return value.includes(REDACTED) ? [path] : [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => redactedPaths(v, `${path}[${i}]`));
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => redactedPaths(v, path === '' ? k : `${path}.${k}`));
 }
 
 function readConfigFile(file: string): JsonObject {
@@ -132,7 +173,18 @@ interface SchemaNode {
   properties?: Record<string, SchemaNode>;
 }
 
-const upperSnake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+/**
+ * A camelCase key as one word a part: a unit (GiB, MiB …) is one word and a capital run an
+ * acronym (`installReserveGiB` is INSTALL_RESERVE_GIB, `pxeURLPrefix` PXE_URL_PREFIX).
+ */
+export const upperSnake = (s: string): string =>
+  s
+    .replace(/([KMGTP]i)B(?![a-z])/g, '$1b')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toUpperCase();
+/** The spelling before units and acronyms were kept whole (INSTALL_RESERVE_GI_B): still read, with a warning. */
+const legacyUpperSnake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
 /** Every `section.key` of the schema, with its environment variable name. */
 export const CONFIG_KEYS: readonly KeyInfo[] = Object.entries(configSchema.properties as Record<string, SchemaNode>).flatMap(
@@ -145,7 +197,10 @@ export const CONFIG_KEYS: readonly KeyInfo[] = Object.entries(configSchema.prope
       schema,
     })),
 );
-const ENV_KEYS = new Map(CONFIG_KEYS.map((k) => [k.env, k]));
+const ENV_KEYS = new Map<string, KeyInfo>(CONFIG_KEYS.map((k) => [k.env, k]));
+const LEGACY_ENV_KEYS = new Map<string, KeyInfo>(
+  CONFIG_KEYS.map((k) => [`${ENV_PREFIX}${legacyUpperSnake(k.section)}_${legacyUpperSnake(k.key)}`, k] as const).filter(([name]) => !ENV_KEYS.has(name)),
+);
 const KEYS = new Map(CONFIG_KEYS.map((k) => [k.path, k]));
 
 /** Environment and flag values are text: turn them into what the schema expects. */
@@ -182,7 +237,7 @@ function describeErrors(raw: JsonObject, errors: ErrorObject[]): string[] {
   const out = new Set<string>();
   for (const e of errors) {
     if (e.keyword !== 'oneOf' && oneOfPaths.has(e.instancePath)) continue;
-    const key = e.instancePath.slice(1).replaceAll('/', '.') || '(top level)';
+    const key = keyPath(e.instancePath) || '(top level)';
     if (e.keyword === 'additionalProperties') {
       const extra = String((e.params as { additionalProperty: string }).additionalProperty);
       const where = key === '(top level)' ? extra : `${key}.${extra}`;
@@ -194,6 +249,15 @@ function describeErrors(raw: JsonObject, errors: ErrorObject[]): string[] {
     out.add(`${key}: got ${describeValue(e.data)}, expected ${expected}`);
   }
   return [...out];
+}
+
+/** A JSON pointer as the config's own notation: `/dhcp/subnets/0/pool` is `dhcp.subnets[0].pool`. */
+function keyPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .reduce((path, part) => (/^[0-9]+$/.test(part) ? `${path}[${part}]` : path === '' ? part : `${path}.${part}`), '');
 }
 
 function describeValue(v: unknown): string {

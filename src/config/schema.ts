@@ -9,6 +9,8 @@ const listen = (port: number) => ({
   default: `0.0.0.0:${port}`,
 });
 
+/** 0 to 255 without leading zeros, as ajv's ipv4 format reads an address. */
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
 const ipv4 = { type: 'string', format: 'ipv4', description: 'an IPv4 address such as 10.77.0.1' };
 const byteSize = {
   description: 'a byte count, or a size such as 200GiB or 512MiB',
@@ -82,7 +84,7 @@ export const configSchema = {
             additionalProperties: false,
             required: ['cidr'],
             properties: {
-              cidr: { type: 'string', pattern: '^[0-9.]+/[0-9]{1,2}$', description: 'an IPv4 CIDR such as 10.77.0.0/24' },
+              cidr: { type: 'string', pattern: `^(${OCTET}\\.){3}${OCTET}/(3[0-2]|[12]?[0-9])$`, description: 'an IPv4 CIDR such as 10.77.0.0/24' },
               pool: { type: 'array', items: ipv4, minItems: 2, maxItems: 2, description: 'the first and last address of the pool' },
               router: ipv4,
               dns: { type: 'array', items: ipv4, description: 'a list of IPv4 addresses' },

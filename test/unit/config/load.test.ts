@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { ConfigError } from '../../../src/config/config.js';
-import { checkConfig, CONFIG_KEYS, loadConfig, parseByteSize, parseListen, type LoadOptions } from '../../../src/config/load.js';
+import { checkConfig, CONFIG_KEYS, loadConfig, parseByteSize, parseListen, upperSnake, type LoadOptions } from '../../../src/config/load.js';
 
 /** The TFTP defaults beyond listen and roots. */
 const TFTP_TUNING = { maxBlockSize: 1468, maxWindowSize: 64, timeoutSeconds: 1, retries: 5, maxTransfers: 512, maxTransfersPerClient: 16 };
@@ -107,12 +107,42 @@ t.test('CONFIG_KEYS: every section.key with its EDGEBOOT_ variable', async (t) =
     'auth.adminTokens': 'EDGEBOOT_AUTH_ADMIN_TOKENS',
     'profiles.dirs': 'EDGEBOOT_PROFILES_DIRS',
     'boot.unknownMachines': 'EDGEBOOT_BOOT_UNKNOWN_MACHINES',
+    'precache.installReserveGiB': 'EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB',
   };
   for (const [path, env] of Object.entries(expected)) t.equal(byPath.get(path), env, path);
   for (const k of CONFIG_KEYS) {
     t.equal(k.path, `${k.section}.${k.key}`, `${k.path} is section.key`);
     t.ok(k.schema.description, `${k.path} has a description for --help and errors`);
+    // A one-letter word (…_GI_B) is an acronym or a unit cut in two.
+    t.notMatch(k.env, /(^|_)[A-Z0-9](_|$)/, `${k.env} has no word of one letter`);
   }
+});
+
+t.test('upperSnake keeps units and acronyms whole', async (t) => {
+  const cases: Record<string, string> = {
+    installReserveGiB: 'INSTALL_RESERVE_GIB',
+    sizeMiB: 'SIZE_MIB',
+    maxTransfersPerClient: 'MAX_TRANSFERS_PER_CLIENT',
+    ipxeScriptURL: 'IPXE_SCRIPT_URL',
+    pxeURLPrefix: 'PXE_URL_PREFIX',
+    hostId: 'HOST_ID',
+    ipv4Address: 'IPV4_ADDRESS',
+    giBytes: 'GI_BYTES',
+    dataDir: 'DATA_DIR',
+  };
+  for (const [key, env] of Object.entries(cases)) t.equal(upperSnake(key), env, key);
+});
+
+t.test('the old spelling of a variable still works, with a deprecation warning', async (t) => {
+  const { config, warnings, explicit } = loadConfig({ env: { EDGEBOOT_PRECACHE_INSTALL_RESERVE_GI_B: '80' } });
+  t.equal(config.precache.installReserveGiB, 80, 'the value is taken');
+  t.ok(explicit.has('precache.installReserveGiB'), 'and counts as set');
+  t.same(warnings, ['EDGEBOOT_PRECACHE_INSTALL_RESERVE_GI_B is deprecated: it is spelt EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB now (for precache.installReserveGiB)']);
+  const strict = loadConfig({ env: { EDGEBOOT_PRECACHE_INSTALL_RESERVE_GI_B: '80' }, strictEnv: true });
+  t.equal(strict.warnings.length, 1, 'a warning in config check too, not an error');
+  const both = loadConfig({ env: { EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB: '90' } });
+  t.same(both.warnings, [], 'the new spelling warns of nothing');
+  t.equal(both.config.precache.installReserveGiB, 90);
 });
 
 t.test('a YAML file', async (t) => {
@@ -264,8 +294,31 @@ t.test('unknown EDGEBOOT_ variables warn; the client ones do not', async (t) => 
   t.equal(warnings.length, 1, JSON.stringify(warnings));
   t.match(warnings[0], 'EDGEBOOT_HTTP_LISTN');
   t.match(warnings[0], 'no such config key');
+  t.match(warnings[0], 'did you mean EDGEBOOT_HTTP_LISTEN?');
   t.equal(config.http.listen.port, 8080, 'the misspelt variable changes nothing');
   t.same(loadConfig({ env: { EDGEBOOT_URL: 'http://x', EDGEBOOT_TOKEN: 't' } }).warnings, []);
+});
+
+t.test('strictEnv (config check): an unknown EDGEBOOT_ variable is an error with a did-you-mean', async (t) => {
+  const err = loadError({ env: { EDGEBOOT_DHCP_MOED: 'full' }, strictEnv: true });
+  t.same(err.problems, ['EDGEBOOT_DHCP_MOED: no such config key; did you mean EDGEBOOT_DHCP_MODE? (see edgeboot serve --help)']);
+  const far = loadError({ env: { EDGEBOOT_WHATEVER_ELSE_ENTIRELY: '1' }, strictEnv: true });
+  t.same(far.problems, ['EDGEBOOT_WHATEVER_ELSE_ENTIRELY: no such config key (see edgeboot serve --help)'], 'no guess when nothing is near');
+  const warned = loadConfig({ env: { EDGEBOOT_DHCP_MOED: 'full' } });
+  t.same(warned.warnings, ['ignoring EDGEBOOT_DHCP_MOED: no such config key; did you mean EDGEBOOT_DHCP_MODE? (see edgeboot serve --help)'], 'serve: the same words as a warning');
+  const client = loadConfig({ env: { EDGEBOOT_URL: 'http://x', EDGEBOOT_TOKEN: 't', EDGEBOOT_CONFIG: '/etc/e.yaml' }, strictEnv: true });
+  t.same(client.warnings, [], 'the client variables are never reported');
+  hasProblem(t, loadError({ sets: ['http.listn=127.0.0.1:1'] }), ['--set http.listn=127.0.0.1:1', 'did you mean http.listen?'], '--set guesses too');
+});
+
+t.test('a secret config show cut is refused, naming the key', async (t) => {
+  const file = writeConfig(
+    ['auth: { adminTokens: [aaaaaaaaaaaaaaaaaaaa, "*redacted*"] }', 'registry: { pullSecret: "*redacted*" }', 'store: { url: "postgres://*redacted*@db/edgeboot" }', ''].join('\n'),
+  );
+  const err = loadError({ file });
+  t.equal(err.problems.length, 3, JSON.stringify(err.problems));
+  for (const key of ['auth.adminTokens[1]', 'registry.pullSecret', 'store.url']) hasProblem(t, err, [`${key}: got the placeholder *redacted*`, 'the real value'], key);
+  t.notOk(err.problems.some((p) => p.includes('at least 16')), 'no second line from the token pattern');
 });
 
 t.test('errors name the key, the value and what was expected', async (t) => {
@@ -307,9 +360,9 @@ t.test('errors name the key, the value and what was expected', async (t) => {
   });
   t.test('errors inside a list name the item', async (t) => {
     const err = loadError({ file: writeConfig('dhcp:\n  subnets:\n    - { cidr: 10.0.0.0/8, router: 10.0.0.300 }\n') });
-    hasProblem(t, err, ['dhcp.subnets.0.router', '"10.0.0.300"', 'an IPv4 address'], 'bad router');
+    hasProblem(t, err, ['dhcp.subnets[0].router', '"10.0.0.300"', 'an IPv4 address'], 'bad router');
     const err2 = loadError({ file: writeConfig('auth: { adminTokens: [short] }\n') });
-    hasProblem(t, err2, ['auth.adminTokens.0', '"short"'], 'short token');
+    hasProblem(t, err2, ['auth.adminTokens[0]', '"short"'], 'short token');
   });
   t.test('errors from the environment and --set', async (t) => {
     hasProblem(t, loadError({ env: { EDGEBOOT_DHCP_MODE: 'fast' } }), ['dhcp.mode', '"fast"', 'off, proxy, full'], 'env mode');

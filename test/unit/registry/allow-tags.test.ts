@@ -98,7 +98,7 @@ t.test('registry.allowedUpstreams: the default and EDGEBOOT_REGISTRY_ALLOWED_UPS
   const fromEnv = loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: 'registry.lab:5000, quay.io/acme' } }).config;
   t.same(fromEnv.registry.allowedUpstreams, ['registry.lab:5000', 'quay.io/acme'], 'comma-separated');
   t.same(loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: '' } }).config.registry.allowedUpstreams, [], 'empty: only upstreams and insecureRegistries');
-  t.throws(() => loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: 'quay.io/a b' } }), /registry\.allowedUpstreams\.0: got "quay\.io\/a b", expected a registry host\[:port\] or host\/namespace prefix/);
+  t.throws(() => loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: 'quay.io/a b' } }), /registry\.allowedUpstreams\[0\]: got "quay\.io\/a b", expected a registry host\[:port\] or host\/namespace prefix/);
 });
 
 t.test('tags/list paths', async (t) => {
