@@ -19,6 +19,9 @@ import { checkMachineToken, machineToken } from './tokens.js';
 import { DiscoveryLimiter } from './discovery.js';
 import { clientTrust, type ClientTrust } from './trust.js';
 import { bootLoopReason, precacheBooted } from '../precache/lifecycle.js';
+import { redactSecrets } from '../secrets/redact.js';
+import type { MachineState } from '../machines/state.js';
+import { reservationAddressProblem } from '../machines/addresses.js';
 
 /** How long a signed Ignition URL stays good: a slow live boot still makes it. */
 export const IGNITION_URL_TTL_SECONDS = 2 * 3600;
@@ -103,26 +106,10 @@ export class BootService {
         withheld = true;
         return this.untrustedChange(cur, machine, planned, trust, baseUrl, events, (r) => (out = r));
       }
-      const d = this.withBootLoop(machine, hub && isAssistedChain(planned) ? withHubAnswer(planned, hub, machine.state) : planned);
-      // Render before committing the state move: a script that cannot be rendered moves nothing.
-      const moved = d.transition ? this.deps.machines.transition(machine, d.transition, 'http', d.reason) : undefined;
-      let next = moved?.kind === 'save' ? moved.machine : machine;
-      if (d.kind === 'boot' && d.stage === 'precache') next = { ...next, precacheProgress: precacheBooted(machine.precacheProgress, machine.state, time) };
-      // Each precache or install boot of the machine's flow gets fresh credentials: those of
-      // the boot before (an old precache.env, a leaked script) stop working.
-      if (d.kind === 'boot' && d.transition) next = { ...next, tokenGeneration: (next.tokenGeneration ?? 0) + 1 };
-      try {
-        out = { script: renderScript(d, { ...this.context(next, baseUrl), ...(d.kind === 'boot' && d.hub && { hubLines: this.hubLines(d.hub, baseUrl) }) }), decision: d };
-        if (moved?.kind === 'save') events.push(...(moved.events ?? []));
-        events.push(served(d));
-        return { kind: 'save', machine: next, events };
-      } catch (err) {
-        if (!(err instanceof RenderError || err instanceof UnsafeValueError)) throw err;
-        const failed: BootDecision = { kind: 'error', reason: "the server cannot render this machine's boot script: see its events" };
-        out = { script: renderScript(failed, this.context(machine, baseUrl)), decision: failed };
-        events.push({ type: 'boot-error', source: 'http', message: err.message }, served(failed));
-        return { kind: 'save', machine, events };
-      }
+      const s = this.serve(machine, planned, hub, baseUrl, time);
+      out = { script: s.script, decision: s.decision };
+      events.push(...s.events);
+      return { kind: 'save', machine: s.machine, events };
     }));
     const machine = res.machine ?? (gate.refused as Machine);
     if (gate.refused) this.deps.log.debug({ mac: machine.mac, client }, 'unknown machine not recorded: boot.discoverPerMinute reached for this address');
@@ -139,6 +126,47 @@ export class BootService {
       this.deps.onBootLoop?.();
     }
     return { ...r, machine, trust };
+  }
+
+  /**
+   * What serving `/ipxe` to the machine's own address does now, computed and not applied: the
+   * decision (the hub's answer and a boot loop included), the machine as it would be saved
+   * (state move, precache boot, next token generation), the events, and the script rendered
+   * for that machine. `script` saves it; `previewScript` shows it and saves nothing.
+   */
+  private serve(machine: Machine, planned: BootDecision, hub: HubAnswer | undefined, baseUrl: string, time: string): Served {
+    const d = this.withBootLoop(machine, hub && isAssistedChain(planned) ? withHubAnswer(planned, hub, machine.state) : planned);
+    // Render before committing the state move: a script that cannot be rendered moves nothing.
+    const moved = d.transition ? this.deps.machines.transition(machine, d.transition, 'http', d.reason) : undefined;
+    let next = moved?.kind === 'save' ? moved.machine : machine;
+    if (d.kind === 'boot' && d.stage === 'precache') next = { ...next, precacheProgress: precacheBooted(machine.precacheProgress, machine.state, time) };
+    // Each precache or install boot of the machine's flow gets fresh credentials: those of
+    // the boot before (an old precache.env, a leaked script) stop working.
+    if (d.kind === 'boot' && d.transition) next = { ...next, tokenGeneration: (next.tokenGeneration ?? 0) + 1 };
+    try {
+      const script = renderScript(d, { ...this.context(next, baseUrl), ...(d.kind === 'boot' && d.hub && { hubLines: this.hubLines(d.hub, baseUrl) }) });
+      return { script, decision: d, machine: next, events: [...(moved?.kind === 'save' ? (moved.events ?? []) : []), served(d)] };
+    } catch (err) {
+      if (!(err instanceof RenderError || err instanceof UnsafeValueError)) throw err;
+      const failed: BootDecision = { kind: 'error', reason: "the server cannot render this machine's boot script: see its events" };
+      const script = renderScript(failed, this.context(machine, baseUrl));
+      return { script, decision: failed, machine, events: [{ type: 'boot-error', source: 'http', message: err.message }, served(failed)] };
+    }
+  }
+
+  /**
+   * The script `/ipxe` would serve the machine now, from its own address, with every secret
+   * cut (secrets/redact.ts): its events token, its signed Ignition URL, the hub's keys. Nothing
+   * is saved — no state move, no boot counted, no token generation, no event. The hub is asked
+   * as `/ipxe` asks it (a GET of the machine's assisted script, in rewrite mode), so the preview
+   * shows the script the machine would get; what the hub answers moves nothing here either.
+   * Throws a 404 ApiError for a MAC no machine has.
+   */
+  async previewScript(mac: Mac, baseUrl: string): Promise<ScriptPreview> {
+    const machine = await this.deps.machines.mustGet(mac);
+    const hub = await this.askHub(machine);
+    const s = this.serve(machine, this.preview(machine), hub, baseUrl, this.now().toISOString());
+    return { machine, script: redactSecrets(s.script), decision: s.decision, ...(s.machine.state !== machine.state && { wouldMoveTo: s.machine.state }) };
   }
 
   /** Whether a request from `address` may have this machine's secrets (boot.verifyClient). */
@@ -234,6 +262,11 @@ export class BootService {
     return m ? { ...(m.ip && { ip: m.ip }), ...(m.hostname && { hostname: m.hostname }) } : undefined;
   }
 
+  /** Why a reservation's `ip` cannot be its DHCP lease in this server's mode (machines/addresses.ts); undefined when it can. */
+  addressProblem(ip: string | undefined): string | undefined {
+    return reservationAddressProblem(ip, this.deps.config.dhcp);
+  }
+
   /** What `GET /api/v1/machines/{mac}/boot` reports: the decision without side effects. */
   preview(machine: Machine): BootDecision {
     return planBoot({ machine, profiles: this.deps.profiles(), unknownMachines: this.deps.config.boot.unknownMachines });
@@ -320,6 +353,22 @@ export class BootService {
     };
     return { baseUrl, mac: m.mac, state: m.state, values, recheckSeconds: this.deps.config.boot.recheckSeconds };
   }
+}
+
+/** What serving one `/ipxe` request does, before it is saved. */
+interface Served {
+  script: string;
+  decision: BootDecision;
+  machine: Machine;
+  events: NewEvent[];
+}
+
+/** `previewScript`: the script with its secrets cut, the decision, and the state serving it would move the machine to. */
+export interface ScriptPreview {
+  machine: Machine;
+  script: string;
+  decision: BootDecision;
+  wouldMoveTo?: MachineState;
 }
 
 /** What the tokens of a machine are derived from. */

@@ -166,6 +166,23 @@ export const eventBody = {
   },
 } as const;
 
+/** `GET /api/v1/machines/{mac}/script?format=json`: the preview of a machine's boot script. */
+export const scriptPreviewResponse = {
+  type: 'object',
+  required: ['mac', 'state', 'decision', 'script'],
+  properties: {
+    mac: { type: 'string' },
+    state,
+    wouldMoveTo: { ...state, description: 'the state serving this script would move the machine to; absent: it stays' },
+    decision: {
+      type: 'object',
+      required: ['kind', 'reason'],
+      properties: { kind: { type: 'string', enum: ['boot', 'local', 'wait', 'error'] }, reason: { type: 'string' }, stage: { type: 'string' }, profile: { type: 'string' }, hub: { type: 'string' } },
+    },
+    script: { type: 'string', description: 'the iPXE script, every secret replaced by *redacted*' },
+  },
+} as const;
+
 export const errorResponse = {
   type: 'object',
   required: ['error', 'message'],

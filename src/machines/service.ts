@@ -104,10 +104,22 @@ export class MachineService {
     if (!found) throw notFound(mac);
   }
 
-  async reset(mac: Mac, to: 'registered' | 'precached'): Promise<Machine> {
+  /**
+   * Back to `to`. A plain reset takes failed and installed machines; a forced one takes a
+   * machine in any state of its flow (an install that never reported back) and ends the
+   * credentials of the boot it was forced out of, so a live environment still running cannot
+   * post into the new run. The timeline names who did it, from where, and from which state.
+   */
+  async reset(mac: Mac, to: 'registered' | 'precached', by: Actor, force = false): Promise<Machine> {
     const res = await this.mutate(mac, (cur) => {
       if (!cur) throw notFound(mac);
-      return this.transition(cur, { kind: 'reset', to, precacheKept: cur.precachedAt !== undefined }, 'api', `reset to ${to}`);
+      const t: Transition = { kind: 'reset', to, precacheKept: cur.precachedAt !== undefined, ...(force && { force }) };
+      const change = this.transition(cur, t, 'api', force ? `forced reset to ${to} from ${cur.state}` : `reset to ${to}`);
+      if (change.kind !== 'save') return change;
+      const who = { actor: by.actor, client: by.client, ...(force && { forced: true }) };
+      const events = (change.events ?? []).map((e) => (e.type === 'state-changed' ? { ...e, data: { ...e.data, ...who } } : e));
+      const machine = force ? { ...change.machine, tokenGeneration: (cur.tokenGeneration ?? 0) + 1 } : change.machine;
+      return { kind: 'save', machine, events };
     });
     return res.machine as Machine;
   }
@@ -196,7 +208,7 @@ export class MachineService {
     if (live !== undefined) {
       const lp = profiles.get(live);
       if (!lp || lp.boot?.kind !== 'kernel') {
-        throw new ApiError('unknown_profile', `precache.liveProfile ${live} is not a loaded profile that boots a kernel`, 400);
+        throw new ApiError('unknown_profile', `precache.liveProfile ${live} is not a loaded profile that boots a kernel`, 400, { field: 'precache.liveProfile' });
       }
     }
     const stages = p.flow ? [p.flow.precache, p.flow.install].filter((n): n is string => n !== undefined) : [];
@@ -217,6 +229,14 @@ export class MachineService {
       throw err;
     }
   }
+}
+
+/** Who asked for an admin action, as the timeline records it. */
+export interface Actor {
+  /** The caller's identity as the server knows it: `admin` for an admin token. */
+  actor: string;
+  /** The request's source address. */
+  client: string;
 }
 
 /** A listing cursor: the last primary MAC of a page, opaque to clients (they must not build one). */

@@ -20,7 +20,7 @@ export type Transition =
   | { kind: 'install-served'; precacheRequired: boolean }
   | { kind: 'install-done' }
   | { kind: 'error'; reason: string }
-  | { kind: 'reset'; to: 'registered' | 'precached'; precacheKept: boolean };
+  | { kind: 'reset'; to: 'registered' | 'precached'; precacheKept: boolean; force?: boolean };
 
 export type TransitionKind = Transition['kind'];
 
@@ -61,8 +61,11 @@ export function applyTransition(from: MachineState, t: Transition): Step {
       if (from === 'discovered') return refuse(from, t, 'a discovered machine has no flow to fail');
       return move(from, 'failed');
     case 'reset':
-      if (from !== 'failed' && from !== 'installed') {
-        return refuse(from, t, 'only failed or installed machines can be reset');
+      // A forced reset gets a machine out of any state of its flow (an install that never
+      // reported back); a discovered machine has no flow to restart.
+      if (t.force && from === 'discovered') return refuse(from, t, 'a discovered machine has no flow to reset: assign it a profile');
+      if (!t.force && from !== 'failed' && from !== 'installed') {
+        return refuse(from, t, 'without force, only failed or installed machines can be reset');
       }
       if (t.to === 'precached' && !t.precacheKept) {
         return refuse(from, t, 'it has no completed precache to keep');

@@ -6,7 +6,8 @@ import type { Machine, Reservation } from '../../machines/model.js';
 import type { MachineService } from '../../machines/service.js';
 import { MACHINE_STATES, type MachineState } from '../../machines/state.js';
 import { machineCaller, requireAdmin } from '../auth.js';
-import { errors, eventBody, eventResponse, labelSelector, machineResponse, macParams, reservationBody } from '../schemas.js';
+import { errors, eventBody, eventResponse, labelSelector, machineResponse, macParams, reservationBody, scriptPreviewResponse } from '../schemas.js';
+import { clientAddress } from '../artifact-responder.js';
 import { macOf } from './boot.js';
 import { keepRedacted } from '../../secrets/redact.js';
 
@@ -93,6 +94,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     async (req, reply) => {
       const mac = macOf(req.params.mac);
       const r = toReservation(mac, req.body, await machines.get(mac));
+      checkAddress(boot, r);
       const { machine, created } = await machines.put(r);
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, created, profile: machine.profile, state: machine.state }, created ? 'machine created' : 'machine replaced');
@@ -121,7 +123,9 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
       if (merged.mac !== undefined && parseMac(String(merged.mac)) !== cur.mac) {
         throw new ApiError('invalid_request', `the primary MAC of ${cur.mac} cannot change; DELETE and PUT the machine instead`, 400);
       }
-      const { machine } = await machines.put(toReservation(cur.mac, merged, cur));
+      const r = toReservation(cur.mac, merged, cur);
+      checkAddress(boot, r);
+      const { machine } = await machines.put(r);
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, fields: Object.keys(req.body) }, 'machine patched');
       return machine;
@@ -139,23 +143,69 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.post<{ Params: MacParams; Body: { to?: 'registered' | 'precached' } }>(
+  app.post<{ Params: MacParams; Body: { to?: 'registered' | 'precached'; force?: boolean } | null }>(
     '/api/v1/machines/:mac/reset',
     {
       onRequest: admin,
       schema: {
-        summary: 'Reset a failed or installed machine: to registered (full redo) or precached (reinstall, keep the partition)',
+        summary:
+          'Reset a failed or installed machine — or, with force, a machine in any state of its flow — to registered (full redo) or precached (reinstall, keep the partition)',
         tags,
         security,
         params: macParams,
-        body: { type: ['object', 'null'], additionalProperties: false, properties: { to: { type: 'string', enum: ['registered', 'precached'] } } },
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: {
+            to: { type: 'string', enum: ['registered', 'precached'] },
+            force: { type: 'boolean', description: "from any state but discovered (a stuck install, say); ends the credentials of the machine's current boot" },
+          },
+        },
         response: { 200: machineResponse, ...errors(400, 401, 404, 409) },
       },
     },
     async (req) => {
-      const m = await machines.reset(macOf(req.params.mac), req.body?.to ?? 'registered');
-      req.log.info({ mac: m.mac, state: m.state }, 'machine reset');
+      const force = req.body?.force === true;
+      const by = { actor: 'admin', client: clientAddress(req) };
+      const m = await machines.reset(macOf(req.params.mac), req.body?.to ?? 'registered', by, force);
+      req.log.info({ mac: m.mac, state: m.state, force, client: by.client }, force ? 'machine reset (forced)' : 'machine reset');
       return m;
+    },
+  );
+
+  app.get<{ Params: MacParams; Querystring: { format: 'text' | 'json' } }>(
+    '/api/v1/machines/:mac/script',
+    {
+      onRequest: admin,
+      schema: {
+        summary:
+          "The iPXE script /ipxe would serve the machine now, its secrets cut; nothing moves (no state move, boot count, token or event). format=json adds the decision and the state it would move to",
+        tags,
+        security,
+        params: macParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { format: { type: 'string', enum: ['text', 'json'], default: 'text' } } },
+        response: {
+          200: {
+            content: {
+              'text/plain': { schema: { type: 'string' } },
+              'application/json': { schema: scriptPreviewResponse },
+            },
+          },
+          ...errors(400, 401, 404, 409),
+        },
+      },
+    },
+    async (req, reply) => {
+      const p = await boot.previewScript(macOf(req.params.mac), opts.baseUrl(req));
+      if (req.query.format === 'text') return reply.type('text/plain; charset=utf-8').send(p.script);
+      const d = p.decision;
+      return reply.type('application/json; charset=utf-8').send({
+        mac: p.machine.mac,
+        state: p.machine.state,
+        ...(p.wouldMoveTo && { wouldMoveTo: p.wouldMoveTo }),
+        decision: { kind: d.kind, reason: d.reason, ...(d.kind === 'boot' && { stage: d.stage, profile: d.profile.name, ...(d.hub && { hub: 'rewritten' }) }) },
+        script: p.script,
+      });
     },
   );
 
@@ -262,11 +312,17 @@ function toReservation(pathMac: Mac, b: Body, cur: Machine | undefined): Reserva
   if (b.profile !== undefined) r.profile = String(b.profile);
   if (b.assisted !== undefined) {
     const kept = keepRedacted((b.assisted as { ipxeScriptUrl: string }).ipxeScriptUrl, cur?.assisted?.ipxeScriptUrl);
-    if ('refused' in kept) throw new ApiError('invalid_request', `assisted.ipxeScriptUrl: ${kept.refused}`, 400);
+    if ('refused' in kept) throw new ApiError('invalid_request', `assisted.ipxeScriptUrl: ${kept.refused}`, 400, { field: 'assisted.ipxeScriptUrl' });
     r.assisted = { ipxeScriptUrl: kept.value };
   }
   if (b.precache !== undefined) r.precache = b.precache as Reservation['precache'];
   return r;
+}
+
+/** A reservation's `ip` that full-mode DHCP could never lease is refused, naming the key. */
+function checkAddress(boot: BootService, r: Reservation): void {
+  const problem = boot.addressProblem(r.ip);
+  if (problem !== undefined) throw new ApiError('address_outside_subnets', problem, 400, { field: 'ip' });
 }
 
 function reservationOf(m: Machine): Body {

@@ -20,6 +20,10 @@ const VARIANTS = {
   'reset to registered (no precache)': { kind: 'reset', to: 'registered', precacheKept: false },
   'reset to precached (precache kept)': { kind: 'reset', to: 'precached', precacheKept: true },
   'reset to precached (no precache)': { kind: 'reset', to: 'precached', precacheKept: false },
+  'forced reset to registered (precache kept)': { kind: 'reset', to: 'registered', precacheKept: true, force: true },
+  'forced reset to registered (no precache)': { kind: 'reset', to: 'registered', precacheKept: false, force: true },
+  'forced reset to precached (precache kept)': { kind: 'reset', to: 'precached', precacheKept: true, force: true },
+  'forced reset to precached (no precache)': { kind: 'reset', to: 'precached', precacheKept: false, force: true },
 } as const satisfies Record<string, Transition>;
 type Variant = keyof typeof VARIANTS;
 
@@ -47,6 +51,10 @@ const TABLE: Record<MachineState, Record<Variant, Cell>> = {
     'reset to registered (no precache)': NO,
     'reset to precached (precache kept)': NO,
     'reset to precached (no precache)': NO,
+    'forced reset to registered (precache kept)': NO,
+    'forced reset to registered (no precache)': NO,
+    'forced reset to precached (precache kept)': NO,
+    'forced reset to precached (no precache)': NO,
   },
   registered: {
     'profile-assigned': stays('registered'),
@@ -60,6 +68,10 @@ const TABLE: Record<MachineState, Record<Variant, Cell>> = {
     'reset to registered (no precache)': NO,
     'reset to precached (precache kept)': NO,
     'reset to precached (no precache)': NO,
+    'forced reset to registered (precache kept)': stays('registered'),
+    'forced reset to registered (no precache)': stays('registered'),
+    'forced reset to precached (precache kept)': moves('precached'),
+    'forced reset to precached (no precache)': NO,
   },
   precaching: {
     'profile-assigned': stays('precaching'),
@@ -73,6 +85,10 @@ const TABLE: Record<MachineState, Record<Variant, Cell>> = {
     'reset to registered (no precache)': NO,
     'reset to precached (precache kept)': NO,
     'reset to precached (no precache)': NO,
+    'forced reset to registered (precache kept)': moves('registered'),
+    'forced reset to registered (no precache)': moves('registered'),
+    'forced reset to precached (precache kept)': moves('precached'),
+    'forced reset to precached (no precache)': NO,
   },
   precached: {
     'profile-assigned': stays('precached'),
@@ -86,6 +102,10 @@ const TABLE: Record<MachineState, Record<Variant, Cell>> = {
     'reset to registered (no precache)': NO,
     'reset to precached (precache kept)': NO,
     'reset to precached (no precache)': NO,
+    'forced reset to registered (precache kept)': moves('registered'),
+    'forced reset to registered (no precache)': moves('registered'),
+    'forced reset to precached (precache kept)': stays('precached'),
+    'forced reset to precached (no precache)': NO,
   },
   installing: {
     'profile-assigned': stays('installing'),
@@ -99,6 +119,10 @@ const TABLE: Record<MachineState, Record<Variant, Cell>> = {
     'reset to registered (no precache)': NO,
     'reset to precached (precache kept)': NO,
     'reset to precached (no precache)': NO,
+    'forced reset to registered (precache kept)': moves('registered'),
+    'forced reset to registered (no precache)': moves('registered'),
+    'forced reset to precached (precache kept)': moves('precached'),
+    'forced reset to precached (no precache)': NO,
   },
   installed: {
     'profile-assigned': stays('installed'),
@@ -112,6 +136,10 @@ const TABLE: Record<MachineState, Record<Variant, Cell>> = {
     'reset to registered (no precache)': moves('registered'),
     'reset to precached (precache kept)': moves('precached'),
     'reset to precached (no precache)': NO,
+    'forced reset to registered (precache kept)': moves('registered'),
+    'forced reset to registered (no precache)': moves('registered'),
+    'forced reset to precached (precache kept)': moves('precached'),
+    'forced reset to precached (no precache)': NO,
   },
   failed: {
     'profile-assigned': stays('failed'),
@@ -125,6 +153,10 @@ const TABLE: Record<MachineState, Record<Variant, Cell>> = {
     'reset to registered (no precache)': moves('registered'),
     'reset to precached (precache kept)': moves('precached'),
     'reset to precached (no precache)': NO,
+    'forced reset to registered (precache kept)': moves('registered'),
+    'forced reset to registered (no precache)': moves('registered'),
+    'forced reset to precached (precache kept)': moves('precached'),
+    'forced reset to precached (no precache)': NO,
   },
 };
 
@@ -172,6 +204,8 @@ t.test('refusals explain themselves', async (t) => {
   t.match(reasonOf('registered', { kind: 'install-served', precacheRequired: true }), /precaches first/);
   t.match(reasonOf('failed', { kind: 'reset', to: 'precached', precacheKept: false }), /no completed precache/);
   t.match(reasonOf('precaching', { kind: 'reset', to: 'registered', precacheKept: true }), /only failed or installed/);
+  t.match(reasonOf('discovered', { kind: 'reset', to: 'registered', precacheKept: false, force: true }), /discovered machine has no flow to reset/);
+  t.match(reasonOf('installing', { kind: 'reset', to: 'precached', precacheKept: false, force: true }), /no completed precache/);
   t.match(reasonOf('discovered', { kind: 'error', reason: 'x' }), /discovered machine has no flow/);
   t.match(reasonOf('registered', { kind: 'precache-succeeded' }), /no precache is running/);
   t.match(reasonOf('precached', { kind: 'install-done' }), /no install is running/);
