@@ -121,7 +121,7 @@ t.test('proxy DHCP is silent for machines edgeboot will not boot', { skip }, asy
 
     // Registered through the API: the same probe is answered.
     const put = await api(lab, server, 'PUT', `/api/v1/machines/${MAC}`, { profile: 'local-disk' });
-    t.equal(put.status, 200, `registered (200: it replaces the discovered record)`);
+    t.equal(put.status, 200, 'registered (200: it replaces the discovered record)');
     const before = peer.received.length;
     await discover(peer, 0x51e70010);
     const offerD = await peer.next(fromServer(0x51e70010, DHCP_TYPE.offer), 5_000, before);
