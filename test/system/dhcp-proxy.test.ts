@@ -21,6 +21,10 @@
  * 4011 as OVMF sends, and from 68). A client that is not PXE gets dnsmasq's lease and edgeboot
  * answers nothing, logs nothing at info and makes no machine for it.
  *
+ * The ROMs are unregistered machines: the server runs with `boot.unknownMachines: wait`, under
+ * which proxy DHCP answers every PXE client (with the default `exit` it answers only registered
+ * machines: dhcp-proxy-silence.test.ts).
+ *
  * Needs root, iproute2, dnsmasq-base, udhcpc and curl, and a built dist/. Namespaces are
  * eb-dp-<pid>-<n>; they and every process in them are removed at teardown, even on failure.
  */
@@ -149,7 +153,7 @@ t.test('proxy mode beside dnsmasq', { skip }, async (t) => {
     `--dhcp-leasefile=${dnsmasqLeases}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--user=root', '--log-facility=-', '--log-dhcp',
   ]);
   await dnsmasq.waitFor(/DHCP, IP range 10\.77\.0\.100 -- 10\.77\.0\.150/, 5_000);
-  const server = await startDhcpServer(t, srv, { mode: 'proxy', logLevel: 'debug', subnets: [{ cidr: '10.77.0.0/24' }] });
+  const server = await startDhcpServer(t, srv, { mode: 'proxy', logLevel: 'debug', subnets: [{ cidr: '10.77.0.0/24' }], config: { boot: { unknownMachines: 'wait' } } });
   t.same(server.logLines.find((l) => l.msg === 'DHCP serving')?.ports, [67, 4011], 'edgeboot serves ports 67 and 4011');
   const ctx: Ctx = { lab, dir, server, ns, dnsmasqLeases };
   t.comment(`dnsmasq and edgeboot up in ${Date.now() - started} ms`);
