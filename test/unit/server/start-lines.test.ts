@@ -1,0 +1,36 @@
+import t from 'tap';
+import type { NetworkInterfaceInfo } from 'node:os';
+import { dhcpAnswers, hostPort, reachOf } from '../../../src/server.js';
+
+const subnet = { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'] as [string, string], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 };
+
+t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unknownMachines', async (t) => {
+  t.equal(
+    dhcpAnswers({ mode: 'proxy', interfaces: [], subnets: [subnet] }, 'exit'),
+    'proxy DHCP on all interfaces answers registered machines only (boot.unknownMachines: exit); unknown machines boot their own disk. ' +
+      'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
+  );
+  t.equal(
+    dhcpAnswers({ mode: 'proxy', interfaces: ['eth1', 'eth2'], subnets: [] }, { profile: 'rhcos-live' }),
+    'proxy DHCP on interfaces eth1, eth2 answers every PXE client (boot.unknownMachines: rhcos-live); an unknown machine boots profile rhcos-live. ' +
+      'To boot registered machines only, set boot.unknownMachines: exit',
+  );
+  t.equal(
+    dhcpAnswers({ mode: 'full', interfaces: ['eth1'], subnets: [subnet, { ...subnet, cidr: '10.78.0.0/24' }] }, 'exit'),
+    'full DHCP on interface eth1 leases addresses in 10.77.0.0/24, 10.78.0.0/24 to every client that asks and chains PXE clients to iPXE ' +
+      '(boot.unknownMachines: exit); unknown machines boot their own disk. Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
+  );
+});
+
+t.test('who can reach a bound address', async (t) => {
+  const eth: NetworkInterfaceInfo = { address: '10.77.0.1', netmask: '255.255.255.0', family: 'IPv4', mac: '52:54:00:00:00:01', internal: false, cidr: '10.77.0.1/24' };
+  const interfaces = { eth1: [eth] };
+  t.equal(reachOf('0.0.0.0', interfaces), 'all interfaces');
+  t.equal(reachOf('::', interfaces), 'all interfaces');
+  t.equal(reachOf('127.0.0.1', interfaces), 'loopback only');
+  t.equal(reachOf('::1', interfaces), 'loopback only');
+  t.equal(reachOf('10.77.0.1', interfaces), 'eth1 only', 'the interface that has the address');
+  t.equal(reachOf('10.99.0.1', interfaces), 'this address only');
+  t.equal(hostPort({ address: '0.0.0.0', port: 8080 }), '0.0.0.0:8080');
+  t.equal(hostPort({ address: '::', port: 8080 }), '[::]:8080', 'IPv6 in brackets');
+});
