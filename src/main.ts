@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { stringify } from 'yaml';
 import { cacheCommand } from './cli/cache.js';
 import { imagesCommand } from './cli/images.js';
 import { siteconfigCommand } from './cli/siteconfig.js';
@@ -9,7 +8,7 @@ import { ClientError } from './cli/client.js';
 import { terminalSafe } from './cli/format.js';
 import { ConfigError } from './config/config.js';
 import { CONFIG_KEYS, loadConfig } from './config/load.js';
-import { shownConfig } from './config/show.js';
+import { showText } from './config/show.js';
 import { redactSecrets } from './secrets/redact.js';
 import type { Logger } from 'pino';
 import { createLogger } from './log.js';
@@ -85,10 +84,11 @@ program
 const configCmd = program.command('config').description('check or show configuration');
 configCmd
   .command('check')
-  .description('validate a config file (with the environment applied) without starting')
+  .description('validate a config file (with the environment applied, an unknown EDGEBOOT_ variable an error) and its directories, without starting')
   .argument('<file>', 'YAML or JSON config file')
   .action((file: string) => {
-    loadConfig({ file, env: process.env });
+    const { warnings } = loadConfig({ file, env: process.env, strictEnv: true, checkDirectories: true });
+    for (const w of warnings) process.stderr.write(`edgeboot: warning: ${terminalSafe(redactSecrets(w))}\n`);
     print(`${file}: valid`);
   });
 configCmd
@@ -98,9 +98,9 @@ configCmd
   .option('-c, --config <file>', 'YAML or JSON config file (env EDGEBOOT_CONFIG)')
   .option('--set <key=value>', 'override one config key, as serve takes it (repeatable)', collect, [])
   .action((file: string | undefined, o: { config?: string; set: string[] }) => {
-    const { config } = loadConfig({ file: file ?? o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
-    const shown = shownConfig(config);
-    print(program.opts<{ json?: boolean }>().json ? JSON.stringify(shown, null, 2) : stringify(shown).trimEnd());
+    const { config, warnings } = loadConfig({ file: file ?? o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
+    for (const w of warnings) process.stderr.write(`edgeboot: warning: ${terminalSafe(redactSecrets(w))}\n`);
+    print(showText(config, program.opts<{ json?: boolean }>().json ? 'json' : 'yaml'));
   });
 
 program.addCommand(machinesCommand(print));

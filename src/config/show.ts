@@ -1,5 +1,6 @@
+import { stringify } from 'yaml';
 import { isSecretKey, redactSecrets, REDACTED } from '../secrets/redact.js';
-import type { Config } from './config.js';
+import type { Config, Listen } from './config.js';
 import { configSchema } from './schema.js';
 
 type Shown = null | boolean | number | string | Shown[] | { [key: string]: Shown };
@@ -23,7 +24,37 @@ function redactValue(value: unknown, secret: boolean): Shown {
  * of URLs (a postgres:// password) — so the output can be pasted into a ticket.
  */
 export function shownConfig(config: Config): Shown {
-  const shown = redactValue(config, false) as { [section: string]: Shown };
+  const shown = redactValue(configDocument(config), false) as { [section: string]: Shown };
   // Sections in the schema's order, whatever order the file and the environment named them in.
   return Object.fromEntries(Object.keys(configSchema.properties).filter((s) => s in shown).map((s) => [s, shown[s] ?? null]));
+}
+
+const listenText = (l: Listen): string => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+
+/**
+ * A resolved config back in the form the config file takes, so that what `config show` prints is
+ * a file `config check` accepts and that loads to the same config: listen addresses as host:port,
+ * the unknown-machine policy as its word or profile name. Sizes stay byte counts and paths stay
+ * absolute, both forms the file accepts.
+ */
+export function configDocument(config: Config): Record<string, unknown> {
+  const policy = config.boot.unknownMachines;
+  return {
+    ...config,
+    http: { ...config.http, listen: listenText(config.http.listen) },
+    tftp: { ...config.tftp, listen: listenText(config.tftp.listen) },
+    boot: { ...config.boot, unknownMachines: typeof policy === 'string' ? policy : policy.profile },
+  };
+}
+
+/**
+ * `config show`'s output: JSON, or YAML with a note on top when a secret was cut, since `config
+ * check` refuses the placeholder rather than take it for a token or a path.
+ */
+export function showText(config: Config, format: 'yaml' | 'json'): string {
+  const shown = shownConfig(config);
+  if (format === 'json') return JSON.stringify(shown, null, 2);
+  const text = stringify(shown).trimEnd();
+  if (!text.includes(REDACTED)) return text;
+  return `# ${REDACTED} stands for a secret cut from this view; config check refuses it until the real value is put back.\n${text}`;
 }

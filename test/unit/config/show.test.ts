@@ -8,8 +8,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../../src/config/load.js';
-import { shownConfig } from '../../../src/config/show.js';
+import { parse as parseYaml } from 'yaml';
+import type { Config } from '../../../src/config/config.js';
+import { checkConfig, loadConfig } from '../../../src/config/load.js';
+import { configDocument, shownConfig, showText } from '../../../src/config/show.js';
 import { REDACTED } from '../../../src/secrets/redact.js';
 import { cleanEnv, killAtExit, MAIN_JS, onJsonLines, runCli, tempDir, type LogLine } from '../../helpers/process.js';
 
@@ -38,6 +40,51 @@ t.test('shownConfig cuts every credential and keeps the rest', async (t) => {
   t.equal((shownConfig(loadConfig().config) as Record<string, Record<string, unknown>>).registry?.pullSecret, '', 'an empty value stays empty');
 });
 
+/** A config as `config show` prints it, read back as a file is. */
+const reread = (config: Config, format: 'yaml' | 'json'): Config => {
+  const text = showText(config, format);
+  return checkConfig((format === 'json' ? JSON.parse(text) : parseYaml(text)) as Parameters<typeof checkConfig>[0], `shown ${format}`);
+};
+
+t.test('config show round-trips: what it prints loads to the same config', async (t) => {
+  const defaults = loadConfig().config;
+  t.same(reread(defaults, 'yaml'), defaults, 'the defaults, as YAML');
+  t.same(reread(defaults, 'json'), defaults, 'the defaults, as JSON');
+  const { config } = loadConfig({
+    env: {
+      EDGEBOOT_HTTP_LISTEN: '[::1]:9000',
+      EDGEBOOT_TFTP_LISTEN: ':6969',
+      EDGEBOOT_BOOT_UNKNOWN_MACHINES: 'rhcos-live',
+      EDGEBOOT_CACHE_MAX_BYTES: '1.5GiB',
+      EDGEBOOT_CACHE_CLIENT_RATE: '40MiB',
+      EDGEBOOT_STORE_URL: 'sqlite:rel/db.sqlite',
+      EDGEBOOT_DHCP_MODE: 'full',
+      EDGEBOOT_DHCP_SUBNETS: JSON.stringify([
+        { cidr: '192.168.50.0/24', pool: ['192.168.50.10', '192.168.50.20'], router: '192.168.50.1', dns: ['9.9.9.9'], domain: 'x.example' },
+        { cidr: '192.168.51.0/24' },
+      ]),
+      EDGEBOOT_REGISTRY_UPSTREAMS: '{"lab": "127.0.0.1:5000"}',
+      EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB: '64',
+    },
+  });
+  t.same(reread(config, 'yaml'), config, 'a non-trivial config, as YAML');
+  t.same(reread(config, 'json'), config, 'and as JSON');
+  const doc = configDocument(config) as { http: { listen: string }; tftp: { listen: string }; boot: { unknownMachines: string } };
+  t.equal(doc.http.listen, '[::1]:9000', 'an IPv6 listen address in brackets');
+  t.equal(doc.tftp.listen, '0.0.0.0:6969');
+  t.equal(doc.boot.unknownMachines, 'rhcos-live', 'a profile policy as its name');
+  t.notMatch(showText(config, 'yaml'), /^#/, 'nothing cut, no note');
+});
+
+t.test('a redacted secret does not round-trip silently', async (t) => {
+  const { config } = loadConfig({ env: { EDGEBOOT_AUTH_ADMIN_TOKENS: ADMIN, EDGEBOOT_STORE_URL: 'postgres://edge:SECRET-pw@db/edgeboot' } });
+  const text = showText(config, 'yaml');
+  t.match(text, /^# \*redacted\* stands for a secret cut from this view; config check refuses it until the real value is put back\.\n/, 'YAML opens with a note');
+  t.notMatch(text, /SECRET/);
+  t.throws(() => reread(config, 'yaml'), /auth\.adminTokens\[0\]: got the placeholder \*redacted\*/, 'the check names the token');
+  t.throws(() => reread(config, 'json'), /store\.url: got the placeholder \*redacted\*/, 'and the store url');
+});
+
 t.test('edgeboot config show: a config file, the environment and --set, as serve reads them', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'edgeboot.yaml');
@@ -48,7 +95,7 @@ t.test('edgeboot config show: a config file, the environment and --set, as serve
   t.equal(yaml.code, 0, `exit 0 (stderr: ${yaml.stderr})`);
   t.match(yaml.stdout, new RegExp(`dataDir: ${join(dir, 'data')}\\n`), 'the environment over the file, absolute');
   t.match(yaml.stdout, new RegExp(`dir: ${join(dir, 'data', 'cache')}\\n`), 'the cache under the data dir');
-  t.match(yaml.stdout, /port: 9000/, 'the file');
+  t.match(yaml.stdout, /listen: 127\.0\.0\.1:9000\n/, 'the file, as host:port');
   t.match(yaml.stdout, /maxBytes: 1073741824/, '--set');
   t.notMatch(yaml.stdout, /SECRET/, 'no secret printed');
 
