@@ -267,8 +267,11 @@ t.test('TFTP on port 69 of a two-address server', { skip }, async (t) => {
     const ofData = transfers.filter((e) => e.data?.file === 'data.bin');
     t.equal(ofData.length, complete - 3, 'the data.bin transfers');
     for (const e of ofData) {
-      t.match(e, { source: 'tftp', data: { file: 'data.bin', bytes: DATA_SIZE, size: DATA_SIZE, outcome: 'complete', client: CLIENT_IP } }, `data.bin from ${String(e.data?.server)}: the file, its size, complete`);
+      t.match(e, { source: 'tftp', data: { mac, file: 'data.bin', bytes: DATA_SIZE, size: DATA_SIZE, outcome: 'complete', client: CLIENT_IP } }, `data.bin from ${String(e.data?.server)}: the MAC, the file, its size, complete`);
     }
+    const lines = server.logLines.filter((l) => l.msg === 'tftp transfer' && l.client === CLIENT_IP);
+    t.equal(lines.length, complete, 'one log line per complete transfer');
+    t.ok(lines.every((l) => l.mac === mac), `each names the client's MAC from the neighbour table (${mac})`);
     t.same([...new Set(ofData.map((e) => e.data?.server))].sort(), [SRV1, SRV2], 'recorded with the server address each transfer used');
     const boot = transfers.filter((e) => e.data?.file === 'boot.ipxe');
     t.equal(boot.length, 3, 'the boot.ipxe transfers');
