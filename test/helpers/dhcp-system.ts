@@ -228,12 +228,17 @@ export function dhclient(lab: Lab, dir: string, ns: string, dev: string): Dhclie
       const bg = lab.start(ns, ['dhclient', '-4', '-1', '-d', '-v', '-sf', script, '-lf', leaseFile, '-pf', pidFile, '-cf', conf, dev]);
       const bound = /^(BOUND|REBOOT|RENEW|REBIND)$/;
       let records: HookRecord[] = [];
+      let boundIp: string | undefined;
       while (Date.now() - since < timeoutMs) {
         records = readRecords(out);
-        if (records.some((r) => bound.test(r.reason ?? ''))) break;
+        boundIp = records.find((r) => bound.test(r.reason ?? ''))?.new_ip_address;
+        if (boundIp !== undefined) break;
         if (bg.child.exitCode !== null || bg.child.signalCode !== null) break;
         await sleep(50);
       }
+      // dhclient writes the lease file after its hook ran: stopping it at once may leave the
+      // file without the lease a later run is to reboot into. Wait for it, bounded.
+      for (let i = 0; boundIp && i < 40 && !readFileSync(leaseFile, 'utf8').includes(`fixed-address ${boundIp};`); i++) await sleep(50);
       const exit = await bg.stop();
       records = readRecords(out);
       rmSync(pidFile, { force: true });

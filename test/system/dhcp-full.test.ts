@@ -12,7 +12,9 @@
  * entry script on the server's own address and HTTP port; ISC dhclient and dhcpcd (plain
  * clients) get the subnet's router, DNS servers and domain, and no machine is made for them; a
  * reservation made through the admin API gives its MAC the fixed address and host name
- * (option 12); every client gets an address of its own; the leases are in the SQLite store and
+ * (option 12); a registered machine's dhclient that comes with a lease of another network
+ * (INIT-REBOOT) is NAKed, and the NAK's reason is in the log line and on its timeline; every
+ * client gets an address of its own; the leases are in the SQLite store and
  * survive a restart (SIGTERM, same data dir): the same clients get their addresses back and a
  * newcomer gets none of them.
  *
@@ -21,6 +23,7 @@
  * (eb-df-<pid>-<n>); they and every process in them are removed at teardown, even on failure.
  */
 import Database from 'better-sqlite3';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { api, dhclient, dhcpcd, dhcpTools, inRange, machineEvents, scratchDir, sleep, startDhcpServer, udhcpc, type ClientRun, type Dhclient, type DhcpServer } from '../helpers/dhcp-system.js';
@@ -48,6 +51,7 @@ const MAC = {
   dhcpcd: '02:eb:0f:00:00:06',
   reserved: '02:eb:0f:00:00:07',
   newcomer: '02:eb:0f:00:00:08',
+  moved: '02:eb:0f:00:00:09',
 } as const;
 type Who = keyof typeof MAC;
 
@@ -207,9 +211,31 @@ t.test('full mode with real clients', { skip }, async (t) => {
     ctx.got.reserved = c.lease?.ip;
   });
 
+  await t.test('a NAK has its reason, in the log line and on the machine’s timeline', async (t) => {
+    // A registered machine whose OS moved from another network: dhclient INIT-REBOOTs into its
+    // old lease (RFC 2131 §3.2), is NAKed, and starts over with a DISCOVER.
+    const put = await api(lab, server, 'PUT', `/api/v1/machines/${MAC.moved}`, { profile: 'local-disk' });
+    t.equal(put.status, 201, 'registered');
+    const dc = dhclient(lab, dir, clients.moved, 'eth0');
+    writeFileSync(
+      dc.leaseFile,
+      ['lease {', '  interface "eth0";', '  fixed-address 10.77.1.50;', '  option subnet-mask 255.255.255.0;', '  option dhcp-server-identifier 10.77.1.1;',
+        '  renew 4 2099/01/01 00:00:00;', '  rebind 4 2099/01/01 00:00:00;', '  expire 4 2099/01/01 00:00:00;', '}', ''].join('\n'),
+    );
+    const c = await dc.once();
+    t.match(c.run.stdout, /DHCPNAK from 10\.77\.0\.1/, 'dhclient was NAKed by edgeboot');
+    t.equal(c.lease?.reason, 'BOUND', `then bound a new lease: ${describe(c)}`);
+    t.ok(inRange(c.lease?.new_ip_address, ...POOL), `from the pool (${c.lease?.new_ip_address})`);
+    ctx.got.moved = c.lease?.new_ip_address;
+    const reason = '10.77.1.50 is not on 10.77.0.0/24';
+    t.match(ctx.server.logLines.find((l) => l.msg === 'dhcp reply' && l.mac === MAC.moved && l.type === 'nak'), { reason }, 'the log line of the NAK gives its reason');
+    const events = await eventsWith(ctx, MAC.moved, 'dhcp-nak');
+    t.match(events.find((e) => e.type === 'dhcp-nak'), { source: 'dhcp', message: reason }, `the timeline's dhcp-nak gives it too (${events.map((e) => e.type).join(', ')})`);
+  });
+
   await t.test('every client got an address of its own', async (t) => {
     const ips = Object.entries(ctx.got);
-    t.equal(ips.length, 7, `seven clients have addresses: ${JSON.stringify(ctx.got)}`);
+    t.equal(ips.length, 8, `eight clients have addresses: ${JSON.stringify(ctx.got)}`);
     t.equal(new Set(ips.map(([, ip]) => ip)).size, ips.length, 'no address was given twice');
   });
 
