@@ -324,7 +324,7 @@ export function describeStart(config: Config, r: Running, log: Logger): void {
     if (!d) return false;
     log.warn(
       { server: name, bind: d.error.where, fix: PRIVILEGED_PORT_FIX },
-      `${label} off: this user may not bind ${d.error.where} (permission denied). ${PRIVILEGED_PORT_FIX}. HTTP still serves`,
+      `${label} off: this user may not bind ${d.error.where} (permission denied); HTTP still serves. To serve ${label}, ${PRIVILEGED_PORT_FIX}`,
     );
     return true;
   };
