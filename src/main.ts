@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { cacheCommand } from './cli/cache.js';
 import { imagesCommand } from './cli/images.js';
@@ -43,11 +44,18 @@ function exitOnEscapedErrors(log: Logger): void {
   process.on('unhandledRejection', die('unhandledRejection'));
 }
 
+/** The version in package.json, found beside dist/ (or src/), wherever the command is run from. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 const program = new Command('edgeboot')
   .description('PXE/iPXE provisioning server: machines, profiles, boot scripts, a local cache, the precache flow')
   .option('--server <url>', 'server of the client commands (env EDGEBOOT_URL, default http://127.0.0.1:8080)')
   .option('--token <token>', 'admin token (env EDGEBOOT_TOKEN, default: ./var/admin-token)')
   .option('--json', 'machine-readable output')
+  .version(packageVersion(), '-V, --version', 'print the version of edgeboot')
   .showHelpAfterError();
 
 program

@@ -8,7 +8,7 @@ export interface ClientOptions {
 }
 
 export class ClientError extends Error {
-  constructor(message: string, readonly status?: number, readonly code?: string) {
+  constructor(message: string, readonly status?: number, readonly code?: string, readonly details?: unknown) {
     super(message);
     this.name = 'ClientError';
   }
@@ -50,15 +50,17 @@ export async function api<T>(o: ClientOptions, method: string, path: string, bod
   if (!res.ok) {
     let code: string | undefined;
     let message = text;
+    let details: unknown;
     try {
-      const e = JSON.parse(text) as { error?: string; message?: string };
+      const e = JSON.parse(text) as { error?: string; message?: string; details?: unknown };
       code = e.error;
       message = e.message ?? text;
+      details = e.details;
     } catch {
       // not JSON: keep the raw text as the message
     }
     if (res.status === 401 && !token) message += ' (no token: pass --token, set EDGEBOOT_TOKEN, or run where ./var/admin-token is readable)';
-    throw new ClientError(`${message}${code ? ` [${code}]` : ''}`, res.status, code);
+    throw new ClientError(`${message}${code ? ` [${code}]` : ''}`, res.status, code, details);
   }
   return (text === '' ? undefined : JSON.parse(text)) as T;
 }

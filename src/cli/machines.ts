@@ -3,6 +3,8 @@ import type { Machine, MachineEvent, PrecacheProgress } from '../machines/model.
 import { MACHINE_STATES } from '../machines/state.js';
 import { macHyphenated, parseUnicastMac, type Mac } from '../machines/mac.js';
 import { api, ClientError } from './client.js';
+import { namingFlags } from './fields.js';
+import { EVENT_TYPE_PATTERN } from '../machines/events.js';
 import { bytes, clientOptions, table, visible } from './format.js';
 import { redactSecrets } from '../secrets/redact.js';
 
@@ -18,6 +20,20 @@ function macArg(s: string): Mac {
   const m = parseUnicastMac(s);
   if (!m.ok) throw new ClientError(m.reason);
   return m.mac;
+}
+
+function eventType(v: string): string {
+  if (!new RegExp(EVENT_TYPE_PATTERN).test(v)) throw new InvalidArgumentError('a lower-case word of letters, digits, dots and hyphens, such as install-done');
+  return v;
+}
+
+/** `GET /api/v1/machines/{mac}/script?format=json`. */
+interface ScriptPreview {
+  mac: string;
+  state: string;
+  wouldMoveTo?: string;
+  decision: { kind: string; reason: string; stage?: string; profile?: string };
+  script: string;
 }
 
 /** The server's largest page: fewest round trips when following the cursor to the end. */
@@ -68,7 +84,7 @@ export function machinesCommand(print: (s: string) => void): Command {
       if (o.liveProfile) precache.liveProfile = o.liveProfile;
       if (o.bundle) precache.bundle = o.bundle;
       if (Object.keys(precache).length) body.precache = precache;
-      const m = await api<Machine>(clientOptions(self), 'PUT', path(mac), body);
+      const m = await api<Machine>(clientOptions(self), 'PUT', path(mac), body).catch(namingFlags);
       print(clientOptions(self).json ? JSON.stringify(m, null, 2) : `${m.mac} saved: state ${m.state}${m.profile ? `, profile ${m.profile}` : ''}`);
     });
 
@@ -152,12 +168,41 @@ export function machinesCommand(print: (s: string) => void): Command {
 
   cmd
     .command('reset')
-    .description('reset a failed or installed machine')
+    .description('reset a failed or installed machine; with --force, a machine stuck in any state of its flow')
     .argument('<mac>', 'any MAC of the machine')
     .addOption(new Option('--to <state>', 'registered: redo everything; precached: reinstall, keep the precache partition').choices(['registered', 'precached']).default('registered'))
-    .action(async (macText: string, o: { to: string }, self: Command) => {
-      const m = await api<Machine>(clientOptions(self), 'POST', path(macArg(macText), '/reset'), { to: o.to });
+    .option('--force', "from any state but discovered (an install that never reported back); the timeline records it, and the machine's current boot loses its credentials")
+    .action(async (macText: string, o: { to: string; force?: boolean }, self: Command) => {
+      const m = await api<Machine>(clientOptions(self), 'POST', path(macArg(macText), '/reset'), { to: o.to, ...(o.force && { force: true }) });
       print(clientOptions(self).json ? JSON.stringify(m, null, 2) : `${m.mac} is now ${m.state}`);
+    });
+
+  cmd
+    .command('script')
+    .description('the iPXE script the machine would get if it booted now, its secrets cut; nothing moves (no state move, boot count or event)')
+    .argument('<mac>', 'any MAC of the machine')
+    .action(async (macText: string, _o: unknown, self: Command) => {
+      const c = clientOptions(self);
+      const p = await api<ScriptPreview>(c, 'GET', path(macArg(macText), '/script?format=json'));
+      if (c.json) return print(JSON.stringify(p, null, 2));
+      // The script is the machine's, and shown as it is; where it would take the machine goes to stderr.
+      process.stderr.write(`${visible(`${p.mac}: ${p.state}${p.wouldMoveTo ? ` -> ${p.wouldMoveTo} when served` : ''}: ${p.decision.reason}`)}\n`);
+      print(p.script.trimEnd());
+    });
+
+  cmd
+    .command('event')
+    .description('post an event to the machine as an admin, as the machine would: a type that moves the state moves it (install-done, precache-done, failed, …)')
+    .argument('<mac>', 'any MAC of the machine')
+    .argument('<type>', 'event type, lower case: install-done, precache-done, precache-failed, failed, or a type of your own', eventType)
+    .option('--message <text>', 'a message for the timeline')
+    .action(async (macText: string, type: string, o: { message?: string }, self: Command) => {
+      const c = clientOptions(self);
+      const mac = macArg(macText);
+      const { events } = await api<{ events: MachineEvent[] }>(c, 'POST', path(mac, '/events'), { type, ...(o.message !== undefined && { message: o.message }) });
+      if (c.json) return print(JSON.stringify(events, null, 2));
+      const moved = events.find((e) => e.type === 'state-changed');
+      print(`${mac}: ${type} recorded${moved ? `, state ${moved.from} -> ${moved.to}` : ', state unchanged'}`);
     });
 
   return cmd;
