@@ -32,7 +32,7 @@ export interface PlanInput {
 }
 
 /** A machine an admin assigned a profile to: one edgeboot boots by its state and profile. */
-function isAssigned(machine: Machine | undefined): machine is Machine & { profile: string } {
+function isAssigned(machine: Machine | undefined): machine is Machine & { profile: string; state: Exclude<MachineState, 'discovered'> } {
   return machine !== undefined && machine.state !== 'discovered' && machine.profile !== undefined;
 }
 
