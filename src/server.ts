@@ -94,8 +94,12 @@ export interface StartOptions {
  * The MAC at an address: a bound, unexpired DHCP lease of ours (full mode), else the kernel's
  * neighbour table (proxy mode). It says whose address a request comes from.
  */
-export function macAtAddress(leases: () => readonly Lease[], neighbour: (ip: string) => Mac | undefined = neighborMac, now: () => number = Date.now) {
-  return (ip: string): Mac | undefined => parseMac(leases().find((l) => l.ip === ip && l.state === 'bound' && l.expiresAt > now())?.mac ?? '') ?? neighbour(ip);
+export function macAtAddress(
+  leases: () => readonly Lease[],
+  neighbour: (ip: string) => Mac | undefined = neighborMac,
+  now: () => number = Date.now,
+): (ip: string) => Mac | undefined {
+  return (ip) => parseMac(leases().find((l) => l.ip === ip && l.state === 'bound' && l.expiresAt > now())?.mac ?? '') ?? neighbour(ip);
 }
 
 export async function startServer(config: Config, log: Logger, opts: StartOptions = {}): Promise<Running> {
@@ -301,10 +305,15 @@ export function reachOf(address: string, interfaces: ReturnType<typeof networkIn
  * boot, so with boot.unknownMachines: exit it answers registered machines only.
  */
 export function dhcpAnswers(dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | 'subnets'>, policy: Config['boot']['unknownMachines']): string {
-  const where = dhcp.interfaces.length === 0 ? 'all interfaces' : `${dhcp.interfaces.length === 1 ? 'interface' : 'interfaces'} ${dhcp.interfaces.join(', ')}`;
+  const named = `${dhcp.interfaces.length === 1 ? 'interface' : 'interfaces'} ${dhcp.interfaces.join(', ')}`;
+  const where = dhcp.interfaces.length === 0 ? 'all interfaces' : named;
   const policyText = typeof policy === 'object' ? policy.profile : policy;
   const unknown =
-    policy === 'exit' ? 'unknown machines boot their own disk' : policy === 'wait' ? 'an unknown machine waits in iPXE until it is registered' : `an unknown machine boots profile ${policy.profile}`;
+    policy === 'exit'
+      ? 'unknown machines boot their own disk'
+      : policy === 'wait'
+        ? 'an unknown machine waits in iPXE until it is registered'
+        : `an unknown machine boots profile ${policy.profile}`;
   const change =
     policy === 'exit'
       ? 'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait'
@@ -314,7 +323,8 @@ export function dhcpAnswers(dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | '
     return `proxy DHCP on ${where} answers ${answers} (boot.unknownMachines: ${policyText}); ${unknown}. ${change}`;
   }
   const subnets = dhcp.subnets.map((n) => n.cidr).join(', ');
-  return `full DHCP on ${where} leases addresses in ${subnets} to every client that asks and chains PXE clients to iPXE (boot.unknownMachines: ${policyText}); ${unknown}. ${change}`;
+  const leases = `leases addresses in ${subnets} to every client that asks and chains PXE clients to iPXE`;
+  return `full DHCP on ${where} ${leases} (boot.unknownMachines: ${policyText}); ${unknown}. ${change}`;
 }
 
 /** The start-up lines: one per server with what it bound (or why it is off), then `edgeboot serving`. */

@@ -120,7 +120,20 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     sessions.delete(key);
     releaseSlot(r.client.address);
     s.transfers[r.outcome] = (s.transfers[r.outcome] ?? 0) + 1;
-    const line = { client: r.client.address, port: r.client.port, ...(mac && { mac }), file: r.file, bytes: r.bytes, size: r.size, ms: Math.round(r.durationMs), blksize: r.blksize, windowsize: r.windowsize, resent: r.resent, outcome: r.outcome, error: r.error };
+    const line = {
+      client: r.client.address,
+      port: r.client.port,
+      ...(mac && { mac }),
+      file: r.file,
+      bytes: r.bytes,
+      size: r.size,
+      ms: Math.round(r.durationMs),
+      blksize: r.blksize,
+      windowsize: r.windowsize,
+      resent: r.resent,
+      outcome: r.outcome,
+      error: r.error,
+    };
     if (r.outcome === 'complete') log.info(line, 'tftp transfer');
     // A size probe (RFC 2349 tsize, then an abort) is how firmware starts: not a failure.
     else if (r.outcome === 'probe' || r.outcome === 'stopped') log.debug(line, 'tftp transfer ended');
@@ -202,7 +215,8 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       return releaseSlot(m.from.address);
     }
     const info: SessionInfo = { client: m.from, local: m.local, file: name.relative, mode: req.mode, requested: Object.fromEntries(req.options) };
-    const session = new Session({ info, content, negotiated: negotiate(req.options, limits, content.size), maxRetries: cfg.retries, counters, onEnd: onEnd(key, mac) });
+    const negotiated = negotiate(req.options, limits, content.size);
+    const session = new Session({ info, content, negotiated, maxRetries: cfg.retries, counters, onEnd: onEnd(key, mac) });
     sessions.set(key, session);
     try {
       session.start();
@@ -256,7 +270,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
         throw bindError('TFTP', `UDP ${host}:${port}`, err as Error & { code?: string }, {
           holder: 'another TFTP server (tftpd-hpa, atftpd, dnsmasq with enable-tftp, inetd)',
           inUseFix: 'stop the other server, or set tftp.enabled: false (EDGEBOOT_TFTP_ENABLED=false) and serve /usr/lib/ipxe from it',
-          accessFix: `${PRIVILEGED_PORT_FIX}; or set tftp.listen to a port above 1023 (EDGEBOOT_TFTP_LISTEN=0.0.0.0:6969) for clients that can be told the port`,
+          accessFix: `${PRIVILEGED_PORT_FIX}; or set tftp.listen to a port above 1023 (EDGEBOOT_TFTP_LISTEN=0.0.0.0:6969) for clients that can be told it`,
         });
       }
       addresses = [{ address: listener.localAddress, family: 'IPv4', port: listener.localPort }];

@@ -85,16 +85,28 @@ t.test('a leased client: its transfer line, its refusal line and its timeline re
   t.equal(got.code, 0, `tftp-hpa fetched the file (${got.stderr.trim() || 'no error'})`);
   t.equal(readFileSync(out).length, 100_000, 'whole');
   const transfer = await lineWith(h, 'tftp transfer');
-  t.match(transfer, { client: '127.0.0.1', mac: MAC, file: 'undionly.kpxe', outcome: 'complete', bytes: 100_000 }, 'the transfer line names the MAC of the lease');
+  t.match(
+    transfer,
+    { client: '127.0.0.1', mac: MAC, file: 'undionly.kpxe', outcome: 'complete', bytes: 100_000 },
+    'the transfer line names the MAC of the lease',
+  );
   t.equal(h.lookups.length, 1, 'one lookup for the whole transfer (196 blocks), not one per block');
   t.equal(h.records[0]?.mac, MAC, 'the record for the timeline has the MAC');
   const event = h.records[0] && transferEvent(h.records[0].record, h.records[0].mac);
-  t.match(event, { mac: MAC, event: { type: 'tftp-transfer', source: 'tftp', data: { mac: MAC, file: 'undionly.kpxe', client: '127.0.0.1', bytes: 100_000 } } }, 'and the tftp-transfer event goes on that machine, naming it');
+  t.match(
+    event,
+    { mac: MAC, event: { type: 'tftp-transfer', source: 'tftp', data: { mac: MAC, file: 'undionly.kpxe', client: '127.0.0.1', bytes: 100_000 } } },
+    'and the tftp-transfer event goes on that machine, naming it',
+  );
 
   const [acmd, aargs] = atftpGet(h.port, 'missing.efi', join(h.dir, 'missing.out'));
   const missing = await run(t, acmd, aargs, { timeoutMs: 30_000 });
   t.not(missing.code, 0, 'atftp is told the file is missing');
-  t.match(await lineWith(h, 'tftp request refused'), { client: '127.0.0.1', mac: MAC, file: 'missing.efi', reason: 'not_found' }, 'the refusal line names the MAC too');
+  t.match(
+    await lineWith(h, 'tftp request refused'),
+    { client: '127.0.0.1', mac: MAC, file: 'missing.efi', reason: 'not_found' },
+    'the refusal line names the MAC too',
+  );
 });
 
 t.test('an expired lease names nobody: no mac on the lines, no timeline event', async (t) => {

@@ -80,16 +80,32 @@ t.test('as nobody on the embedded defaults: DHCP and TFTP off with the setcap co
   await srv.waitFor(/"msg":"edgeboot serving"/, 30_000);
   const lines = logLines(srv.output());
   const warned = (server: string) => lines.find((l) => l.level === 40 && l.server === server);
-  t.match(warned('tftp'), { bind: 'UDP 0.0.0.0:69', msg: /^TFTP off: this user may not bind UDP 0\.0\.0\.0:69 \(permission denied\)/ }, 'a warning: TFTP off, the port it may not bind');
-  t.match(warned('dhcp'), { bind: 'UDP port 67', msg: /^DHCP off: this user may not bind UDP port 67 \(permission denied\)/ }, 'a warning: DHCP off, the port it may not bind');
+  t.match(
+    warned('tftp'),
+    { bind: 'UDP 0.0.0.0:69', msg: /^TFTP off: this user may not bind UDP 0\.0\.0\.0:69 \(permission denied\)/ },
+    'a warning: TFTP off, the port it may not bind',
+  );
+  t.match(
+    warned('dhcp'),
+    { bind: 'UDP port 67', msg: /^DHCP off: this user may not bind UDP port 67 \(permission denied\)/ },
+    'a warning: DHCP off, the port it may not bind',
+  );
   for (const server of ['tftp', 'dhcp']) {
-    t.ok(warned(server)?.msg.includes(`run edgeboot as root, or give node the capability (as root, once): ${SETCAP}`), `the ${server} warning names the fix: ${SETCAP}, or root`);
+    t.ok(
+      warned(server)?.msg.includes(`run edgeboot as root, or give node the capability (as root, once): ${SETCAP}`),
+      `the ${server} warning names the fix: ${SETCAP}, or root`,
+    );
   }
   t.notOk(lines.some((l) => l.msg === 'TFTP serving' || l.msg === 'DHCP serving'), 'neither says it serves');
-  t.match(lines.find((l) => l.msg === 'HTTP serving'), { listen: '0.0.0.0:8080', reach: 'all interfaces' }, 'HTTP says what it bound: 0.0.0.0:8080, all interfaces');
+  t.match(
+    lines.find((l) => l.msg === 'HTTP serving'),
+    { listen: '0.0.0.0:8080', reach: 'all interfaces' },
+    'HTTP says what it bound: 0.0.0.0:8080, all interfaces',
+  );
   t.match(lines.find((l) => l.msg === 'edgeboot serving'), { http: '0.0.0.0:8080' }, 'the serving line names the bound address');
   t.notOk(lines.some((l) => /Server listening|127\.0\.0\.1:8080/.test(JSON.stringify(l))), 'no line suggests loopback alone is bound');
-  const health = await s.lab.run(s.ns, ['curl', '-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:8080/healthz'], { timeoutMs: 10_000 });
+  const curl = ['curl', '-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:8080/healthz'];
+  const health = await s.lab.run(s.ns, curl, { timeoutMs: 10_000 });
   t.equal(health.stdout, '200', 'curl gets /healthz from port 8080');
   t.equal((await srv.stop(10_000)).code, 0, 'SIGTERM stops it cleanly');
 });
@@ -99,15 +115,27 @@ t.test('as nobody, a port the configuration names still fails the start', { skip
   const tftp = serveAsNobody({ lab: s.lab, ns: s.ns, dir: s.dir, caps: [], args: ['--set', 'tftp.listen=0.0.0.0:69'], env: envFor(s, 'tftp-set') });
   const tftpExit = await exitWithin(tftp, 30_000);
   t.not(tftpExit === 'running' ? 'running' : tftpExit.code, 0, 'with --set tftp.listen=0.0.0.0:69 it exits with an error');
-  t.match(tftp.output(), `TFTP: cannot bind UDP 0.0.0.0:69: permission denied; run edgeboot as root, or give node the capability (as root, once): ${SETCAP}`, 'naming the port and the fix');
+  t.match(
+    tftp.output(),
+    `TFTP: cannot bind UDP 0.0.0.0:69: permission denied; run edgeboot as root, or give node the capability (as root, once): ${SETCAP}`,
+    'naming the port and the fix',
+  );
   t.notMatch(tftp.output(), /"msg":"edgeboot serving"/, 'it never said it was serving');
 
   // DHCP named in the environment fails; TFTP, on its defaults, is only a warning before it.
   const dhcp = serveAsNobody({ lab: s.lab, ns: s.ns, dir: s.dir, caps: [], args: [], env: envFor(s, 'dhcp-env', { EDGEBOOT_DHCP_MODE: 'proxy' }) });
   const dhcpExit = await exitWithin(dhcp, 30_000);
   t.not(dhcpExit === 'running' ? 'running' : dhcpExit.code, 0, 'with EDGEBOOT_DHCP_MODE=proxy it exits with an error');
-  t.match(dhcp.output(), `DHCP: cannot bind UDP port 67: permission denied; run edgeboot as root, or give node the capability (as root, once): ${SETCAP}`, 'naming the DHCP port and the fix');
-  t.match(dhcp.output(), /"server":"http","listen":\["0\.0\.0\.0:8080"\],"msg":"stopped: another server could not start"/, 'HTTP, started first, is stopped: nothing half-starts');
+  t.match(
+    dhcp.output(),
+    `DHCP: cannot bind UDP port 67: permission denied; run edgeboot as root, or give node the capability (as root, once): ${SETCAP}`,
+    'naming the DHCP port and the fix',
+  );
+  t.match(
+    dhcp.output(),
+    /"server":"http","listen":\["0\.0\.0\.0:8080"\],"msg":"stopped: another server could not start"/,
+    'HTTP, started first, is stopped: nothing half-starts',
+  );
   s.lab.cleanup();
   t.same(netnsList().filter((n) => n.startsWith(s.lab.prefix)), [], 'no namespace is left behind');
 });

@@ -2,7 +2,14 @@ import t from 'tap';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { dhcpAnswers, hostPort, reachOf } from '../../../src/server.js';
 
-const subnet = { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'] as [string, string], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 };
+const subnet = {
+  cidr: '10.77.0.0/24',
+  pool: ['10.77.0.100', '10.77.0.199'] as [string, string],
+  router: '10.77.0.1',
+  dns: ['10.77.0.1'],
+  domain: 'lab.example',
+  leaseSeconds: 3600,
+};
 
 t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unknownMachines', async (t) => {
   t.equal(
@@ -18,12 +25,20 @@ t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unkn
   t.equal(
     dhcpAnswers({ mode: 'full', interfaces: ['eth1'], subnets: [subnet, { ...subnet, cidr: '10.78.0.0/24' }] }, 'exit'),
     'full DHCP on interface eth1 leases addresses in 10.77.0.0/24, 10.78.0.0/24 to every client that asks and chains PXE clients to iPXE ' +
-      '(boot.unknownMachines: exit); unknown machines boot their own disk. Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
+      '(boot.unknownMachines: exit); unknown machines boot their own disk. ' +
+      'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
   );
 });
 
 t.test('who can reach a bound address', async (t) => {
-  const eth: NetworkInterfaceInfo = { address: '10.77.0.1', netmask: '255.255.255.0', family: 'IPv4', mac: '52:54:00:00:00:01', internal: false, cidr: '10.77.0.1/24' };
+  const eth: NetworkInterfaceInfo = {
+    address: '10.77.0.1',
+    netmask: '255.255.255.0',
+    family: 'IPv4',
+    mac: '52:54:00:00:00:01',
+    internal: false,
+    cidr: '10.77.0.1/24',
+  };
   const interfaces = { eth1: [eth] };
   t.equal(reachOf('0.0.0.0', interfaces), 'all interfaces');
   t.equal(reachOf('::', interfaces), 'all interfaces');
