@@ -171,7 +171,10 @@ export function machinesCommand(print: (s: string) => void): Command {
     .description('reset a failed or installed machine; with --force, a machine stuck in any state of its flow')
     .argument('<mac>', 'any MAC of the machine')
     .addOption(new Option('--to <state>', 'registered: redo everything; precached: reinstall, keep the precache partition').choices(['registered', 'precached']).default('registered'))
-    .option('--force', "from any state but discovered (an install that never reported back); the timeline records it, and the machine's current boot loses its credentials")
+    .option(
+      '--force',
+      "from any state but discovered (an install that never reported back); the timeline records it, and the machine's current boot loses its credentials",
+    )
     .action(async (macText: string, o: { to: string; force?: boolean }, self: Command) => {
       const m = await api<Machine>(clientOptions(self), 'POST', path(macArg(macText), '/reset'), { to: o.to, ...(o.force && { force: true }) });
       print(clientOptions(self).json ? JSON.stringify(m, null, 2) : `${m.mac} is now ${m.state}`);
@@ -192,14 +195,17 @@ export function machinesCommand(print: (s: string) => void): Command {
 
   cmd
     .command('event')
-    .description('post an event to the machine as an admin, as the machine would: a type that moves the state moves it (install-done, precache-done, failed, …)')
+    .description(
+      'post an event to the machine as an admin, as the machine would: a type that moves the state moves it (install-done, precache-done, failed, …)',
+    )
     .argument('<mac>', 'any MAC of the machine')
     .argument('<type>', 'event type, lower case: install-done, precache-done, precache-failed, failed, or a type of your own', eventType)
     .option('--message <text>', 'a message for the timeline')
     .action(async (macText: string, type: string, o: { message?: string }, self: Command) => {
       const c = clientOptions(self);
       const mac = macArg(macText);
-      const { events } = await api<{ events: MachineEvent[] }>(c, 'POST', path(mac, '/events'), { type, ...(o.message !== undefined && { message: o.message }) });
+      const body = { type, ...(o.message !== undefined && { message: o.message }) };
+      const { events } = await api<{ events: MachineEvent[] }>(c, 'POST', path(mac, '/events'), body);
       if (c.json) return print(JSON.stringify(events, null, 2));
       const moved = events.find((e) => e.type === 'state-changed');
       print(`${mac}: ${type} recorded${moved ? `, state ${moved.from} -> ${moved.to}` : ', state unchanged'}`);

@@ -177,7 +177,13 @@ export const scriptPreviewResponse = {
     decision: {
       type: 'object',
       required: ['kind', 'reason'],
-      properties: { kind: { type: 'string', enum: ['boot', 'local', 'wait', 'error'] }, reason: { type: 'string' }, stage: { type: 'string' }, profile: { type: 'string' }, hub: { type: 'string' } },
+      properties: {
+        kind: { type: 'string', enum: ['boot', 'local', 'wait', 'error'] },
+        reason: { type: 'string' },
+        stage: { type: 'string' },
+        profile: { type: 'string' },
+        hub: { type: 'string' },
+      },
     },
     script: { type: 'string', description: 'the iPXE script, every secret replaced by *redacted*' },
   },

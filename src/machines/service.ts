@@ -208,7 +208,8 @@ export class MachineService {
     if (live !== undefined) {
       const lp = profiles.get(live);
       if (!lp || lp.boot?.kind !== 'kernel') {
-        throw new ApiError('unknown_profile', `precache.liveProfile ${live} is not a loaded profile that boots a kernel`, 400, { field: 'precache.liveProfile' });
+        const why = `precache.liveProfile ${live} is not a loaded profile that boots a kernel`;
+        throw new ApiError('unknown_profile', why, 400, { field: 'precache.liveProfile' });
       }
     }
     const stages = p.flow ? [p.flow.precache, p.flow.install].filter((n): n is string => n !== undefined) : [];

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Machine } from '../../src/machines/model.js';
+import type { EventBody } from '../helpers/app.js';
 import { REPO_ROOT, runCli, startServer, tempDir, type CliResult } from '../helpers/process.js';
 
 // The chain mode hands the machine the hub's URL: no hub needed to reach installing.
@@ -41,7 +42,8 @@ t.test('a machine stuck in installing: see its script, force it out, report it i
   const preview = await cli(['machines', 'script', STUCK]);
   t.equal(preview.code, 0, `script exits 0 (stderr: ${preview.stderr})`);
   t.match(preview.stdout, /^#!ipxe\n/, 'stdout is the iPXE script…');
-  t.match(preview.stdout, /^chain --replace --autofree https:\/\/hub\.example\.com\/\S+api_key=\*redacted\* \|\| exit$/m, "…chaining to the hub, the hub's key cut");
+  const chain = /^chain --replace --autofree https:\/\/hub\.example\.com\/\S+api_key=\*redacted\* \|\| exit$/m;
+  t.match(preview.stdout, chain, "…chaining to the hub, the hub's key cut");
   t.notMatch(preview.stdout, /operator-test-key/, 'the key is nowhere');
   t.equal(preview.stderr, `${STUCK}: registered -> installing when served: install stage: assisted\n`, 'stderr says what serving it would do');
   t.equal(await stateOf(STUCK), 'registered', 'the preview moved nothing');
@@ -51,7 +53,8 @@ t.test('a machine stuck in installing: see its script, force it out, report it i
   t.equal(await stateOf(STUCK), 'installing', 'the machine is installing, and never reports back');
 
   const json = await cli(['machines', 'script', STUCK, '--json']);
-  t.match(JSON.parse(json.stdout), { mac: STUCK, state: 'installing', decision: { kind: 'boot', stage: 'install', profile: 'assisted' } }, '--json: the decision');
+  const decision = { kind: 'boot', stage: 'install', profile: 'assisted' };
+  t.match(JSON.parse(json.stdout), { mac: STUCK, state: 'installing', decision }, '--json: the decision');
 
   const refused = await cli(['machines', 'reset', STUCK]);
   t.equal(refused.code, 1, 'a plain reset refuses');
@@ -61,8 +64,19 @@ t.test('a machine stuck in installing: see its script, force it out, report it i
   t.equal(forced.code, 0, `reset --force exits 0 (stderr: ${forced.stderr})`);
   t.equal(forced.stdout, `${STUCK} is now registered\n`);
   const show = await cli(['machines', 'show', STUCK, '--json']);
-  const { events } = JSON.parse(show.stdout) as { events: { type: string; source: string; from?: string; to?: string; message?: string; data?: Record<string, unknown> }[] };
-  t.match(events.at(-1), { type: 'state-changed', source: 'api', from: 'installing', to: 'registered', message: 'forced reset to registered from installing', data: { forced: true, actor: 'admin', client: '127.0.0.1' } }, 'on the timeline: forced, by whom, from where, from which state');
+  const { events } = JSON.parse(show.stdout) as { events: EventBody[] };
+  t.match(
+    events.at(-1),
+    {
+      type: 'state-changed',
+      source: 'api',
+      from: 'installing',
+      to: 'registered',
+      message: 'forced reset to registered from installing',
+      data: { forced: true, actor: 'admin', client: '127.0.0.1' },
+    },
+    'on the timeline: forced, by whom, from where, from which state',
+  );
 
   await boot(STUCK);
   t.equal(await stateOf(STUCK), 'installing', 'booted into the installer again');
@@ -89,9 +103,19 @@ t.test('an error that names a field names the flag that sets it', async (t) => {
   const M = '52:54:00:0e:00:02';
   const cases: [string[], string][] = [
     [['--profile', 'precache-assisted'], 'edgeboot: profile precache-assisted needs assisted.ipxeScriptUrl (--assisted-url) [missing_field]\n'],
-    [['--profile', 'assisted', '--assisted-url', 'https://hub.example.com/s?api_key=*redacted*'], 'edgeboot: assisted.ipxeScriptUrl (--assisted-url): it holds *redacted*, the mark of a secret cut from an API answer, and is not the stored value\'s redacted form: send the full value [invalid_request]\n'],
-    [['--profile', 'precache-assisted', '--assisted-url', HUB, '--size-gib', '0'], 'edgeboot: invalid body: /precache/sizeGiB (--size-gib) must be >= 1 [invalid_request]\n'],
-    [['--profile', 'precache-assisted', '--assisted-url', HUB, '--live-profile', 'assisted'], 'edgeboot: precache.liveProfile (--live-profile) assisted is not a loaded profile that boots a kernel [unknown_profile]\n'],
+    [
+      ['--profile', 'assisted', '--assisted-url', 'https://hub.example.com/s?api_key=*redacted*'],
+      'edgeboot: assisted.ipxeScriptUrl (--assisted-url): it holds *redacted*, the mark of a secret cut from an API answer, ' +
+        "and is not the stored value's redacted form: send the full value [invalid_request]\n",
+    ],
+    [
+      ['--profile', 'precache-assisted', '--assisted-url', HUB, '--size-gib', '0'],
+      'edgeboot: invalid body: /precache/sizeGiB (--size-gib) must be >= 1 [invalid_request]\n',
+    ],
+    [
+      ['--profile', 'precache-assisted', '--assisted-url', HUB, '--live-profile', 'assisted'],
+      'edgeboot: precache.liveProfile (--live-profile) assisted is not a loaded profile that boots a kernel [unknown_profile]\n',
+    ],
   ];
   for (const [args, stderr] of cases) {
     const r = await cli(['machines', 'add', M, ...args]);

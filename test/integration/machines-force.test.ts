@@ -24,12 +24,14 @@ const url = (rest = '') => `/api/v1/machines/${MAC_HYP}${rest}`;
 
 async function registered(t: Test): Promise<TestApp> {
   const ta = await testApp(t, { config: { boot: { assistedChain: 'chain' } } });
-  const put = await ta.app.inject({ method: 'PUT', url: url(), headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP } });
+  const payload = { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP };
+  const put = await ta.app.inject({ method: 'PUT', url: url(), headers: ta.auth, payload });
   if (put.statusCode !== 201) throw new Error(`PUT: ${put.statusCode} ${put.body}`);
   return ta;
 }
 
-const boot = (ta: TestApp): Promise<LightMyRequestResponse> => ta.app.inject({ method: 'GET', url: `/ipxe?mac=${MAC_HYP}`, headers: { host: HOST }, remoteAddress: MACHINE_IP });
+const boot = (ta: TestApp): Promise<LightMyRequestResponse> =>
+  ta.app.inject({ method: 'GET', url: `/ipxe?mac=${MAC_HYP}`, headers: { host: HOST }, remoteAddress: MACHINE_IP });
 const reset = (ta: TestApp, payload: Record<string, unknown>, remoteAddress = '192.0.2.7'): Promise<LightMyRequestResponse> =>
   ta.app.inject({ method: 'POST', url: url('/reset'), headers: ta.auth, payload, remoteAddress });
 const state = async (ta: TestApp): Promise<string | undefined> => (await ta.store.getMachine(MAC))?.state;
@@ -106,7 +108,8 @@ t.test('forced: an install that never reported back, back to precached; a discov
   t.equal(plain.statusCode, 409, 'precached is not failed or installed: a plain reset still refuses');
 
   const STRANGER = '52:54:00:f0:00:99';
-  t.equal((await ta.app.inject({ method: 'GET', url: `/ipxe?mac=${STRANGER}`, headers: { host: HOST } })).statusCode, 200, 'an unknown machine leaves a discovered record');
+  const seen = await ta.app.inject({ method: 'GET', url: `/ipxe?mac=${STRANGER}`, headers: { host: HOST } });
+  t.equal(seen.statusCode, 200, 'an unknown machine leaves a discovered record');
   const disc = await ta.app.inject({ method: 'POST', url: `/api/v1/machines/${STRANGER}/reset`, headers: ta.auth, payload: { force: true } });
   t.equal(disc.statusCode, 409);
   t.match(disc.json<ErrorBody>().message, /a discovered machine has no flow to reset: assign it a profile/);
@@ -133,7 +136,11 @@ t.test('full DHCP mode: a reservation ip outside every subnet is a 400 naming th
   const put = (ip: string) => ta.app.inject({ method: 'PUT', url: url(), headers: ta.auth, payload: { profile: 'local-disk', ip } });
   const outside = await put('10.9.9.9');
   t.equal(outside.statusCode, 400);
-  t.same(outside.json<ErrorBody>(), { error: 'address_outside_subnets', message: 'ip: 10.9.9.9 is outside every dhcp.subnets cidr (10.77.0.0/24)', details: { field: 'ip' } });
+  t.same(outside.json<ErrorBody>(), {
+    error: 'address_outside_subnets',
+    message: 'ip: 10.9.9.9 is outside every dhcp.subnets cidr (10.77.0.0/24)',
+    details: { field: 'ip' },
+  });
   t.equal(await ta.store.getMachine(MAC), undefined, 'nothing saved');
 
   t.equal((await put('10.77.0.80')).statusCode, 201, 'an address inside the subnet is saved');
@@ -148,7 +155,8 @@ t.test('proxy mode: ip is a static address, not a lease, and any address goes; t
   const ta = await testApp(t, { config: { dhcp: { mode: 'proxy', subnets: [SUBNET] } } });
   const res = await ta.app.inject({ method: 'PUT', url: url(), headers: ta.auth, payload: { profile: 'local-disk', ip: '10.9.9.9' } });
   t.equal(res.statusCode, 201, 'accepted in proxy mode');
-  const other = await ta.app.inject({ method: 'PUT', url: '/api/v1/machines/52:54:00:f0:00:02', headers: ta.auth, payload: { profile: 'local-disk', ip: '10.77.0.90' } });
+  const inside = { profile: 'local-disk', ip: '10.77.0.90' };
+  const other = await ta.app.inject({ method: 'PUT', url: '/api/v1/machines/52:54:00:f0:00:02', headers: ta.auth, payload: inside });
   t.equal(other.statusCode, 201);
   t.same(await machinesOutsideSubnets(ta.store, ta.config.dhcp), [], 'proxy mode: no lease to warn about');
   t.same(

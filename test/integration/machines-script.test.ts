@@ -56,7 +56,7 @@ async function adminEvent(ta: TestApp, type: string): Promise<void> {
 async function previewThenBoot(t: Test, ta: TestApp, mac: Mac, state: string): Promise<Preview> {
   const before = await snapshot(ta, mac);
   const text = await preview(ta, mac);
-  t.equal(text.statusCode, 200, `${state}: 200${text.statusCode === 200 ? "" : ` (${text.body})`}`);
+  t.equal(text.statusCode, 200, `${state}: 200${text.statusCode === 200 ? '' : ` (${text.body})`}`);
   t.match(text.headers['content-type'], /^text\/plain/, `${state}: text/plain`);
   const json = await preview(ta, mac, 'json');
   t.equal(json.statusCode, 200, `${state}: format=json 200`);
@@ -91,7 +91,8 @@ t.test('the preview of each state equals the boot that follows it, and moves not
   t.equal(put.statusCode, 200, `registered (${put.body})`);
 
   p = await previewThenBoot(t, ta, MAC, 'registered');
-  t.same([p.decision.kind, p.decision.stage, p.decision.profile, p.wouldMoveTo], ['boot', 'precache', 'rhcos-live', 'precaching'], 'registered: the precache stage, which would move it to precaching');
+  const precacheStage = [p.decision.kind, p.decision.stage, p.decision.profile, p.wouldMoveTo];
+  t.same(precacheStage, ['boot', 'precache', 'rhcos-live', 'precaching'], 'registered: the precache stage, which would move it to precaching');
   t.match(p.script, `ignition.config.url=http://${HOST}/api/v1/machines/${MAC_HYP}/ignition?exp=`, 'the Ignition URL is shown…');
   t.match(p.script, `&sig=${REDACTED}`, '…with its signature cut');
   t.equal((await ta.store.getMachine(MAC))?.state, 'precaching', 'the boot (not the preview) moved it');
@@ -154,22 +155,27 @@ t.test('rewrite mode: the preview asks the hub, and its 404 moves nothing until 
   });
   await new Promise<void>((resolve) => hub.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => hub.close(() => resolve())));
-  const scriptUrl = `http://127.0.0.1:${(hub.address() as AddressInfo).port}/api/assisted-install/v2/infra-envs/77/downloads/files?file_name=ipxe-script&api_key=${API_KEY}`;
+  const hubBase = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
+  const scriptUrl = `${hubBase}/api/assisted-install/v2/infra-envs/77/downloads/files?file_name=ipxe-script&api_key=${API_KEY}`;
 
   const ta = await testApp(t, { now: () => NOW, cache: {} });
-  const put = await ta.app.inject({ method: 'PUT', url: `/api/v1/machines/${MAC_HYP}`, headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: scriptUrl }, ip: MACHINE_IP } });
-  t.equal(put.statusCode, 201, `created${put.statusCode === 201 ? "" : ` (${put.body})`}`);
+  const payload = { profile: 'assisted', assisted: { ipxeScriptUrl: scriptUrl }, ip: MACHINE_IP };
+  const put = await ta.app.inject({ method: 'PUT', url: `/api/v1/machines/${MAC_HYP}`, headers: ta.auth, payload });
+  t.equal(put.statusCode, 201, `created${put.statusCode === 201 ? '' : ` (${put.body})`}`);
 
   let p = await previewThenBoot(t, ta, MAC, 'registered');
   t.same([p.decision.hub, p.wouldMoveTo], ['rewritten', 'installing'], "registered: the hub's script, rewritten, would move it to installing");
-  t.match(p.script, /^kernel http:\/\/10\.77\.0\.1:8080\/assets\/hub\/[0-9a-f]{16}\/kernel initrd=initrd coreos\.live\.rootfs_url=http:\/\/10\.77\.0\.1:8080\/assets\/hub\/[0-9a-f]{16}\/rootfs ip=dhcp /m, 'the kernel line with edgeboot URLs');
+  const asset = (name: string) => `http://10\\.77\\.0\\.1:8080/assets/hub/[0-9a-f]{16}/${name}`;
+  const kernelLine = new RegExp(`^kernel ${asset('kernel')} initrd=initrd coreos\\.live\\.rootfs_url=${asset('rootfs')} ip=dhcp `, 'm');
+  t.match(p.script, kernelLine, 'the kernel line with edgeboot URLs');
   t.equal(hubRequests.length, 3, 'the hub was asked by each preview (text and JSON) and by the boot');
 
   installed = true;
   const before = await snapshot(ta, MAC);
   const res = await preview(ta, MAC, 'json');
   p = res.json<Preview>();
-  t.same([p.state, p.decision.kind, p.wouldMoveTo], ['installing', 'local', 'installed'], "the hub's 404: the local disk, and serving it would mark the machine installed");
+  const answer = [p.state, p.decision.kind, p.wouldMoveTo];
+  t.same(answer, ['installing', 'local', 'installed'], "the hub's 404: the local disk, and serving it would mark the machine installed");
   t.equal(await snapshot(ta, MAC), before, 'the preview moved nothing');
   t.equal((await boot(ta, MAC_HYP)).statusCode, 200);
   t.equal((await ta.store.getMachine(MAC))?.state, 'installed', 'the boot did');

@@ -149,7 +149,8 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
       onRequest: admin,
       schema: {
         summary:
-          'Reset a failed or installed machine — or, with force, a machine in any state of its flow — to registered (full redo) or precached (reinstall, keep the partition)',
+          'Reset a failed or installed machine — or, with force, a machine in any state of its flow — ' +
+          'to registered (full redo) or precached (reinstall, keep the partition)',
         tags,
         security,
         params: macParams,
@@ -179,7 +180,8 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
       onRequest: admin,
       schema: {
         summary:
-          "The iPXE script /ipxe would serve the machine now, its secrets cut; nothing moves (no state move, boot count, token or event). format=json adds the decision and the state it would move to",
+          'The iPXE script /ipxe would serve the machine now, its secrets cut; nothing moves (no state move, boot count, token or event). ' +
+          'format=json adds the decision and the state it would move to',
         tags,
         security,
         params: macParams,

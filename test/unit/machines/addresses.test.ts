@@ -14,7 +14,8 @@ t.test('full mode: an ip inside one of the subnets is a lease DHCP can give', as
 t.test('full mode: an ip outside every subnet names the key, the address and the cidrs', async (t) => {
   t.equal(reservationAddressProblem('10.9.9.9', full(lab)), 'ip: 10.9.9.9 is outside every dhcp.subnets cidr (10.77.0.0/24)');
   t.equal(reservationAddressProblem('10.77.1.100', full(lab)), 'ip: 10.77.1.100 is outside every dhcp.subnets cidr (10.77.0.0/24)', 'one bit past the mask');
-  t.equal(reservationAddressProblem('10.78.8.0', full(lab, storage)), 'ip: 10.78.8.0 is outside every dhcp.subnets cidr (10.77.0.0/24, 10.78.4.0/22)', 'every cidr listed');
+  const both = 'ip: 10.78.8.0 is outside every dhcp.subnets cidr (10.77.0.0/24, 10.78.4.0/22)';
+  t.equal(reservationAddressProblem('10.78.8.0', full(lab, storage)), both, 'every cidr listed');
   t.equal(reservationAddressProblem('10.77.0.5', full()), 'ip: 10.77.0.5 is outside every dhcp.subnets cidr (none configured)');
 });
 
