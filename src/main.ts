@@ -65,7 +65,7 @@ program
   .option('--set <key=value>', 'override one config key, e.g. --set http.listen=127.0.0.1:9000 (repeatable)', collect, [])
   .addHelpText('after', envHelp)
   .action(async (o: { config?: string; set: string[] }) => {
-    const { config, warnings, explicit } = loadConfig({ file: o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set });
+    const { config, warnings, explicit } = loadConfig({ file: o.config ?? process.env.EDGEBOOT_CONFIG, env: process.env, sets: o.set, checkDirectories: true });
     const log = createLogger(config.log.level);
     exitOnEscapedErrors(log);
     for (const w of warnings) log.warn(w);

@@ -25,8 +25,19 @@ function redactValue(value: unknown, secret: boolean): Shown {
  */
 export function shownConfig(config: Config): Shown {
   const shown = redactValue(configDocument(config), false) as { [section: string]: Shown };
-  // Sections in the schema's order, whatever order the file and the environment named them in.
-  return Object.fromEntries(Object.keys(configSchema.properties).filter((s) => s in shown).map((s) => [s, shown[s] ?? null]));
+  // Sections and their keys in the schema's order, whatever order the file and the environment named them in.
+  const sections = configSchema.properties as Record<string, { properties: Record<string, unknown> }>;
+  return Object.fromEntries(
+    Object.keys(sections)
+      .filter((s) => s in shown)
+      .map((s) => [s, inSchemaOrder(shown[s] ?? null, Object.keys(sections[s]?.properties ?? {}))]),
+  );
+}
+
+function inSchemaOrder(section: Shown, keys: string[]): Shown {
+  if (section === null || typeof section !== 'object' || Array.isArray(section)) return section;
+  const rank = (k: string) => (keys.includes(k) ? keys.indexOf(k) : keys.length);
+  return Object.fromEntries(Object.entries(section).sort(([a], [b]) => rank(a) - rank(b)));
 }
 
 const listenText = (l: Listen): string => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;

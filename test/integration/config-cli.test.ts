@@ -17,21 +17,35 @@ function fileIn(dir: string, name: string, text: string): string {
 
 t.test('config check refuses what used to fail at boot, naming the key', async (t) => {
   const dir = tempDir(t);
-  const cases: Array<[string, string, string]> = [
-    ['pool outside', 'dhcp: { subnets: [{ cidr: 10.77.0.0/24, pool: [10.77.1.100, 10.77.1.199] }] }', 'dhcp.subnets[0].pool: got [10.77.1.100, 10.77.1.199], expected addresses inside 10.77.0.0/24'],
-    ['router outside', 'dhcp: { subnets: [{ cidr: 10.77.0.0/24, router: 10.77.1.1 }] }', 'dhcp.subnets[0].router: got "10.77.1.1", expected an address inside 10.77.0.0/24'],
-    ['overlap', 'dhcp: { subnets: [{ cidr: 10.77.0.0/24 }, { cidr: 10.77.0.0/23 }] }', 'dhcp.subnets[1].cidr: 10.77.0.0/23 overlaps dhcp.subnets[0].cidr 10.77.0.0/24'],
-    ['host bits', 'dhcp: { subnets: [{ cidr: 10.77.0.9/24 }] }', 'dhcp.subnets[0].cidr: got "10.77.0.9/24", expected a network address with no host bits set, such as 10.77.0.0/24'],
-    ['missing root', `tftp: { roots: [${join(dir, 'no-such-dir')}] }`, `tftp.roots[0]: ${join(dir, 'no-such-dir')} does not exist; expected an existing directory`],
-    ['missing profiles', `profiles: { dirs: [${join(dir, 'nope')}] }`, `profiles.dirs[0]: ${join(dir, 'nope')} does not exist; expected an existing directory`],
-  ];
-  for (const [what, yaml, expected] of cases) {
-    const file = fileIn(dir, `${what.replaceAll(' ', '-')}.yaml`, `${yaml}\n`);
-    const r = await runCli(t, ['config', 'check', file]);
-    t.equal(r.code, 2, `${what}: exit 2`);
-    t.ok(r.stderr.includes(expected), `${what}: stderr names it (got ${r.stderr.trim()})`);
-    t.notMatch(r.stdout, /valid/, `${what}: not called valid`);
+  const subnets = fileIn(
+    dir,
+    'subnets.yaml',
+    [
+      'dhcp:',
+      '  subnets:',
+      '    - { cidr: 10.77.0.0/24, pool: [10.77.1.100, 10.77.1.199], router: 10.77.1.1 }',
+      '    - { cidr: 10.77.0.0/23 }',
+      '    - { cidr: 10.90.0.9/24 }',
+      '',
+    ].join('\n'),
+  );
+  const r = await runCli(t, ['config', 'check', subnets]);
+  t.equal(r.code, 2, 'exit 2');
+  t.notMatch(r.stdout, /valid/, 'not called valid');
+  for (const expected of [
+    'dhcp.subnets[0].pool: got [10.77.1.100, 10.77.1.199], expected addresses inside 10.77.0.0/24',
+    'dhcp.subnets[0].router: got "10.77.1.1", expected an address inside 10.77.0.0/24',
+    'dhcp.subnets[1].cidr: 10.77.0.0/23 overlaps dhcp.subnets[0].cidr 10.77.0.0/24',
+    'dhcp.subnets[2].cidr: got "10.90.0.9/24", expected a network address with no host bits set, such as 10.90.0.0/24',
+  ]) {
+    t.ok(r.stderr.includes(expected), `stderr names ${expected.slice(0, expected.indexOf(':'))} (got ${r.stderr.trim()})`);
   }
+
+  const dirs = fileIn(dir, 'dirs.yaml', `tftp: { roots: [${join(dir, 'no-such-dir')}] }\nprofiles: { dirs: [${join(dir, 'nope')}] }\n`);
+  const d = await runCli(t, ['config', 'check', dirs]);
+  t.equal(d.code, 2, 'missing directories: exit 2');
+  t.ok(d.stderr.includes(`tftp.roots[0]: ${join(dir, 'no-such-dir')} does not exist; expected an existing directory`), `tftp.roots named (got ${d.stderr.trim()})`);
+  t.ok(d.stderr.includes(`profiles.dirs[0]: ${join(dir, 'nope')} does not exist; expected an existing directory`), 'profiles.dirs named');
 });
 
 t.test('config check: directories that exist pass; the embedded /usr/lib/ipxe only warns', async (t) => {
@@ -99,8 +113,9 @@ t.test('config show prints a file config check accepts and that loads to the sam
       '',
     ].join('\n'),
   );
-  for (const [what, args] of [['the defaults', []], ['a non-trivial config', [source]]] as const) {
-    for (const json of [false, true]) {
+  // Both forms of both configs round-trip in the unit test (show.test.ts); here the real CLI, for two of them.
+  for (const [what, args, json] of [['the defaults', [], true], ['a non-trivial config', [source], false]] as const) {
+    {
       const label = `${what}, ${json ? 'JSON' : 'YAML'}`;
       const show = (file: string[]) => runCli(t, [...(json ? ['--json'] : []), 'config', 'show', ...file], { cwd: dir, env: roots });
       const first = await show([...args]);
@@ -125,4 +140,18 @@ t.test('a shown secret is cut, marked, and refused by the check', async (t) => {
   const check = await runCli(t, ['config', 'check', file], { cwd: dir });
   t.equal(check.code, 2, 'refused');
   t.match(check.stderr, 'auth.adminTokens[0]: got the placeholder *redacted* of a secret edgeboot config show cut, expected the real value');
+});
+
+t.test('serve stops on a named directory that is missing, and warns on the embedded one', async (t) => {
+  const dir = tempDir(t);
+  const missing = join(dir, 'no-ipxe-here');
+  const r = await runCli(t, ['serve', '--set', 'http.listen=127.0.0.1:0', '--set', `tftp.roots=${missing}`], { cwd: dir });
+  t.equal(r.code, 2, `exit 2 before serving (stdout: ${r.stdout.slice(0, 400)})`);
+  t.match(r.stderr, `tftp.roots[0]: ${missing} does not exist; expected an existing directory`);
+  t.notOk(existsSync(join(dir, 'var')), 'nothing was started or created');
+
+  const server = await startServer(t, { dataDir: join(dir, 'data') });
+  const warned = server.logLines.some((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes('apt-get install ipxe'));
+  t.equal(warned, !existsSync('/usr/lib/ipxe'), 'on the embedded tftp.roots the server serves, warning exactly when /usr/lib/ipxe is missing');
+  await server.stop();
 });

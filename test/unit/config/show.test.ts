@@ -11,6 +11,7 @@ import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../../../src/config/config.js';
 import { checkConfig, loadConfig } from '../../../src/config/load.js';
+import { configSchema } from '../../../src/config/schema.js';
 import { configDocument, shownConfig, showText } from '../../../src/config/show.js';
 import { REDACTED } from '../../../src/secrets/redact.js';
 import { cleanEnv, killAtExit, MAIN_JS, onJsonLines, runCli, tempDir, type LogLine } from '../../helpers/process.js';
@@ -74,6 +75,8 @@ t.test('config show round-trips: what it prints loads to the same config', async
   t.equal(doc.tftp.listen, '0.0.0.0:6969');
   t.equal(doc.boot.unknownMachines, 'rhcos-live', 'a profile policy as its name');
   t.notMatch(showText(config, 'yaml'), /^#/, 'nothing cut, no note');
+  const reordered = shownConfig(loadConfig({ env: { EDGEBOOT_TFTP_ROOTS: '/srv/ipxe' } }).config) as Record<string, Record<string, unknown>>;
+  t.same(Object.keys(reordered.tftp ?? {}), Object.keys(configSchema.properties.tftp.properties), 'keys in the schema order, not the order they were set in');
 });
 
 t.test('a redacted secret does not round-trip silently', async (t) => {
