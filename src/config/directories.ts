@@ -40,7 +40,8 @@ export function directoryFindings(config: Config, explicit: ReadonlySet<string>)
         findings.problems.push(`${at}: ${dir} ${why}; expected an existing directory`);
       } else {
         findings.warnings.push(
-          `${at}: ${dir} ${why}, so TFTP has no iPXE binaries to serve: install them (apt-get install ipxe) or set tftp.roots (EDGEBOOT_TFTP_ROOTS) to a directory that holds them`,
+          `${at}: ${dir} ${why}, so TFTP has no iPXE binaries to serve: ` +
+            'install them (apt-get install ipxe) or set tftp.roots (EDGEBOOT_TFTP_ROOTS) to a directory that holds them',
         );
       }
     });

@@ -110,9 +110,8 @@ function configProblems(raw: JsonObject): string[] {
   const schemaProblems = validate(raw) ? [] : describeErrors(raw, validate.errors ?? []);
   // A cut secret fails its pattern too; the line saying what happened to it is the useful one.
   const problems = schemaProblems.filter((p) => !redacted.some((path) => p.startsWith(`${path}:`)));
-  problems.push(
-    ...redacted.map((path) => `${path}: got the placeholder ${REDACTED} of a secret edgeboot config show cut, expected the real value (put it back in the file)`),
-  );
+  const cut = `the placeholder ${REDACTED} of a secret edgeboot config show cut, expected the real value (put it back in the file)`;
+  problems.push(...redacted.map((path) => `${path}: got ${cut}`));
   for (const k of CONFIG_KEYS) {
     if (k.key !== 'listen' || problems.some((p) => p.startsWith(`${k.path}:`))) continue;
     const section = raw[k.section];

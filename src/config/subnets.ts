@@ -46,11 +46,12 @@ function poolProblems(s: Subnet, network: string, path: string): string[] {
   if (!pool) return [];
   const [first, last] = [intToIp(pool.first), intToIp(pool.last)];
   const outside = [first, last].filter((ip) => !inSubnet(s, ip));
-  if (outside.length > 0) return [`${path}: got [${first}, ${last}], expected addresses inside ${network} (${outside.join(' and ')} ${outside.length > 1 ? 'are' : 'is'} not)`];
-  if (pool.first > pool.last) return [`${path}: got [${first}, ${last}], expected the first address of the pool, then the last (the start is after the end)`];
+  const got = `${path}: got [${first}, ${last}]`;
+  if (outside.length > 0) return [`${got}, expected addresses inside ${network} (${outside.join(' and ')} ${outside.length > 1 ? 'are' : 'is'} not)`];
+  if (pool.first > pool.last) return [`${got}, expected the first address of the pool, then the last (the start is after the end)`];
   // A /31 (RFC 3021) and a /32 have no network or broadcast address to keep out of a pool.
   if (s.mask >= 0xfffffffe) return [];
   const reserved = [s.network, broadcastOf(s)].filter((ip) => pool.first <= ip && ip <= pool.last).map(intToIp);
   if (reserved.length === 0) return [];
-  return [`${path}: got [${first}, ${last}], expected a range without the network and broadcast addresses of ${network} (it holds ${reserved.join(' and ')})`];
+  return [`${got}, expected a range without the network and broadcast addresses of ${network} (it holds ${reserved.join(' and ')})`];
 }

@@ -44,7 +44,8 @@ t.test('config check refuses what used to fail at boot, naming the key', async (
   const dirs = fileIn(dir, 'dirs.yaml', `tftp: { roots: [${join(dir, 'no-such-dir')}] }\nprofiles: { dirs: [${join(dir, 'nope')}] }\n`);
   const d = await runCli(t, ['config', 'check', dirs]);
   t.equal(d.code, 2, 'missing directories: exit 2');
-  t.ok(d.stderr.includes(`tftp.roots[0]: ${join(dir, 'no-such-dir')} does not exist; expected an existing directory`), `tftp.roots named (got ${d.stderr.trim()})`);
+  const missingRoot = `tftp.roots[0]: ${join(dir, 'no-such-dir')} does not exist; expected an existing directory`;
+  t.ok(d.stderr.includes(missingRoot), `tftp.roots named (got ${d.stderr.trim()})`);
   t.ok(d.stderr.includes(`profiles.dirs[0]: ${join(dir, 'nope')} does not exist; expected an existing directory`), 'profiles.dirs named');
 });
 
@@ -61,7 +62,8 @@ t.test('config check: directories that exist pass; the embedded /usr/lib/ipxe on
   const onDefaults = await runCli(t, ['config', 'check', empty]);
   t.equal(onDefaults.code, 0, `the embedded defaults pass the check (stderr: ${onDefaults.stderr})`);
   const hasIpxe = existsSync('/usr/lib/ipxe');
-  t.equal(onDefaults.stderr.includes('edgeboot: warning: tftp.roots[0]: /usr/lib/ipxe does not exist'), !hasIpxe, 'a warning exactly when /usr/lib/ipxe is missing');
+  const warning = 'edgeboot: warning: tftp.roots[0]: /usr/lib/ipxe does not exist';
+  t.equal(onDefaults.stderr.includes(warning), !hasIpxe, 'a warning exactly when /usr/lib/ipxe is missing');
   t.equal(onDefaults.stderr.includes('apt-get install ipxe'), !hasIpxe, 'naming the fix');
 });
 

@@ -35,13 +35,16 @@ t.test('existing directories pass, with no warning', async (t) => {
   t.same(warnings, []);
 });
 
+/** The problem line for `path` at `at`. */
+const problem = (at: string, path: string, why = 'does not exist') => `${at}: ${path} ${why}; expected an existing directory`;
+
 t.test('a named directory that is missing or no directory is an error naming the key and the path', async (t) => {
-  t.same(problemsOf({ env: { EDGEBOOT_TFTP_ROOTS: `${roots},${missing}` } }), [`tftp.roots[1]: ${missing} does not exist; expected an existing directory`], 'tftp.roots from the environment');
-  t.same(problemsOf({ sets: [`profiles.dirs=${aFile}`] }), [`profiles.dirs[0]: ${aFile} is not a directory; expected an existing directory`], 'profiles.dirs from --set');
-  t.same(problemsOf({ sets: [`profiles.dirs=${join(aFile, 'sub')}`] }), [`profiles.dirs[0]: ${join(aFile, 'sub')} does not exist; expected an existing directory`], 'below a file');
+  t.same(problemsOf({ env: { EDGEBOOT_TFTP_ROOTS: `${roots},${missing}` } }), [problem('tftp.roots[1]', missing)], 'tftp.roots from the environment');
+  t.same(problemsOf({ sets: [`profiles.dirs=${aFile}`] }), [problem('profiles.dirs[0]', aFile, 'is not a directory')], 'profiles.dirs from --set');
+  t.same(problemsOf({ sets: [`profiles.dirs=${join(aFile, 'sub')}`] }), [problem('profiles.dirs[0]', join(aFile, 'sub'))], 'below a file');
   t.same(
     problemsOf({ sets: [`tftp.roots=${missing}`, `profiles.dirs=${missing}`] }),
-    [`tftp.roots[0]: ${missing} does not exist; expected an existing directory`, `profiles.dirs[0]: ${missing} does not exist; expected an existing directory`],
+    [problem('tftp.roots[0]', missing), problem('profiles.dirs[0]', missing)],
     'both at once',
   );
 });
@@ -55,7 +58,7 @@ t.test('the embedded /usr/lib/ipxe: a warning naming the fix, never an error', a
   t.match(found.warnings[0], `tftp.roots[0]: ${missing} does not exist`);
   t.match(found.warnings[0], 'apt-get install ipxe');
   t.match(found.warnings[0], 'EDGEBOOT_TFTP_ROOTS');
-  t.same(directoryFindings(config, new Set(['tftp.roots'])).problems, [`tftp.roots[0]: ${missing} does not exist; expected an existing directory`], 'the same path named explicitly');
+  t.same(directoryFindings(config, new Set(['tftp.roots'])).problems, [problem('tftp.roots[0]', missing)], 'the same path named explicitly');
 });
 
 t.test('TFTP off: its roots are not looked at', async (t) => {

@@ -137,7 +137,9 @@ t.test('the old spelling of a variable still works, with a deprecation warning',
   const { config, warnings, explicit } = loadConfig({ env: { EDGEBOOT_PRECACHE_INSTALL_RESERVE_GI_B: '80' } });
   t.equal(config.precache.installReserveGiB, 80, 'the value is taken');
   t.ok(explicit.has('precache.installReserveGiB'), 'and counts as set');
-  t.same(warnings, ['EDGEBOOT_PRECACHE_INSTALL_RESERVE_GI_B is deprecated: it is spelt EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB now (for precache.installReserveGiB)']);
+  t.same(warnings, [
+    'EDGEBOOT_PRECACHE_INSTALL_RESERVE_GI_B is deprecated: it is spelt EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB now (for precache.installReserveGiB)',
+  ]);
   const strict = loadConfig({ env: { EDGEBOOT_PRECACHE_INSTALL_RESERVE_GI_B: '80' }, strictEnv: true });
   t.equal(strict.warnings.length, 1, 'a warning in config check too, not an error');
   const both = loadConfig({ env: { EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB: '90' } });
@@ -305,7 +307,8 @@ t.test('strictEnv (config check): an unknown EDGEBOOT_ variable is an error with
   const far = loadError({ env: { EDGEBOOT_WHATEVER_ELSE_ENTIRELY: '1' }, strictEnv: true });
   t.same(far.problems, ['EDGEBOOT_WHATEVER_ELSE_ENTIRELY: no such config key (see edgeboot serve --help)'], 'no guess when nothing is near');
   const warned = loadConfig({ env: { EDGEBOOT_DHCP_MOED: 'full' } });
-  t.same(warned.warnings, ['ignoring EDGEBOOT_DHCP_MOED: no such config key; did you mean EDGEBOOT_DHCP_MODE? (see edgeboot serve --help)'], 'serve: the same words as a warning');
+  const serveWarning = 'ignoring EDGEBOOT_DHCP_MOED: no such config key; did you mean EDGEBOOT_DHCP_MODE? (see edgeboot serve --help)';
+  t.same(warned.warnings, [serveWarning], 'serve: the same words as a warning');
   const client = loadConfig({ env: { EDGEBOOT_URL: 'http://x', EDGEBOOT_TOKEN: 't', EDGEBOOT_CONFIG: '/etc/e.yaml' }, strictEnv: true });
   t.same(client.warnings, [], 'the client variables are never reported');
   hasProblem(t, loadError({ sets: ['http.listn=127.0.0.1:1'] }), ['--set http.listn=127.0.0.1:1', 'did you mean http.listen?'], '--set guesses too');
@@ -313,11 +316,18 @@ t.test('strictEnv (config check): an unknown EDGEBOOT_ variable is an error with
 
 t.test('a secret config show cut is refused, naming the key', async (t) => {
   const file = writeConfig(
-    ['auth: { adminTokens: [aaaaaaaaaaaaaaaaaaaa, "*redacted*"] }', 'registry: { pullSecret: "*redacted*" }', 'store: { url: "postgres://*redacted*@db/edgeboot" }', ''].join('\n'),
+    [
+      'auth: { adminTokens: [aaaaaaaaaaaaaaaaaaaa, "*redacted*"] }',
+      'registry: { pullSecret: "*redacted*" }',
+      'store: { url: "postgres://*redacted*@db/edgeboot" }',
+      '',
+    ].join('\n'),
   );
   const err = loadError({ file });
   t.equal(err.problems.length, 3, JSON.stringify(err.problems));
-  for (const key of ['auth.adminTokens[1]', 'registry.pullSecret', 'store.url']) hasProblem(t, err, [`${key}: got the placeholder *redacted*`, 'the real value'], key);
+  for (const key of ['auth.adminTokens[1]', 'registry.pullSecret', 'store.url']) {
+    hasProblem(t, err, [`${key}: got the placeholder *redacted*`, 'the real value'], key);
+  }
   t.notOk(err.problems.some((p) => p.includes('at least 16')), 'no second line from the token pattern');
 });
 

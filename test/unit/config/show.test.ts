@@ -82,7 +82,8 @@ t.test('config show round-trips: what it prints loads to the same config', async
 t.test('a redacted secret does not round-trip silently', async (t) => {
   const { config } = loadConfig({ env: { EDGEBOOT_AUTH_ADMIN_TOKENS: ADMIN, EDGEBOOT_STORE_URL: 'postgres://edge:SECRET-pw@db/edgeboot' } });
   const text = showText(config, 'yaml');
-  t.match(text, /^# \*redacted\* stands for a secret cut from this view; config check refuses it until the real value is put back\.\n/, 'YAML opens with a note');
+  const note = '# *redacted* stands for a secret cut from this view; config check refuses it until the real value is put back.\n';
+  t.ok(text.startsWith(note), 'YAML opens with a note');
   t.notMatch(text, /SECRET/);
   t.throws(() => reread(config, 'yaml'), /auth\.adminTokens\[0\]: got the placeholder \*redacted\*/, 'the check names the token');
   t.throws(() => reread(config, 'json'), /store\.url: got the placeholder \*redacted\*/, 'and the store url');

@@ -61,7 +61,8 @@ t.test('a pool holding the network or the broadcast address', async (t) => {
     'dhcp.subnets[0].pool: got [10.77.0.100, 10.77.0.255], expected a range without the network and broadcast addresses of 10.77.0.0/24 (it holds 10.77.0.255)',
   ], 'broadcast address');
   refused(t, [{ cidr: '10.77.0.0/30', pool: ['10.77.0.0', '10.77.0.3'] }], [
-    'dhcp.subnets[0].pool: got [10.77.0.0, 10.77.0.3], expected a range without the network and broadcast addresses of 10.77.0.0/30 (it holds 10.77.0.0 and 10.77.0.3)',
+    'dhcp.subnets[0].pool: got [10.77.0.0, 10.77.0.3], expected a range without the network and broadcast addresses of 10.77.0.0/30 ' +
+      '(it holds 10.77.0.0 and 10.77.0.3)',
   ], 'both, in a /30');
 });
 
@@ -70,14 +71,17 @@ t.test('a router outside its subnet', async (t) => {
 });
 
 t.test('overlapping subnets name both', async (t) => {
-  refused(t, [LAB, { cidr: '10.77.0.0/23' }], ['dhcp.subnets[1].cidr: 10.77.0.0/23 overlaps dhcp.subnets[0].cidr 10.77.0.0/24; expected subnets that share no address'], 'a wider one after');
-  refused(t, [{ cidr: '10.0.0.0/8' }, LAB], ['dhcp.subnets[1].cidr: 10.77.0.0/24 overlaps dhcp.subnets[0].cidr 10.0.0.0/8; expected subnets that share no address'], 'a narrower one after');
-  refused(t, [LAB, { cidr: '10.99.0.0/24' }, { ...LAB, pool: undefined }], ['dhcp.subnets[2].cidr: 10.77.0.0/24 overlaps dhcp.subnets[0].cidr 10.77.0.0/24; expected subnets that share no address'], 'the same twice');
+  const overlap = (later: string, earlier: string) => `${later} overlaps ${earlier}; expected subnets that share no address`;
+  refused(t, [LAB, { cidr: '10.77.0.0/23' }], [overlap('dhcp.subnets[1].cidr: 10.77.0.0/23', 'dhcp.subnets[0].cidr 10.77.0.0/24')], 'a wider one after');
+  refused(t, [{ cidr: '10.0.0.0/8' }, LAB], [overlap('dhcp.subnets[1].cidr: 10.77.0.0/24', 'dhcp.subnets[0].cidr 10.0.0.0/8')], 'a narrower one after');
+  const twice = [LAB, { cidr: '10.99.0.0/24' }, { ...LAB, pool: undefined }];
+  refused(t, twice, [overlap('dhcp.subnets[2].cidr: 10.77.0.0/24', 'dhcp.subnets[0].cidr 10.77.0.0/24')], 'the same twice');
   t.equal(problemsOf([{ cidr: '0.0.0.0/0' }, LAB, { cidr: '10.77.0.128/25' }]).length, 3, 'every pair, once');
 });
 
 t.test('a cidr with host bits set is refused, naming the network address', async (t) => {
-  refused(t, [{ cidr: '10.77.0.5/24' }], ['dhcp.subnets[0].cidr: got "10.77.0.5/24", expected a network address with no host bits set, such as 10.77.0.0/24'], 'host bits');
+  const expected = 'dhcp.subnets[0].cidr: got "10.77.0.5/24", expected a network address with no host bits set, such as 10.77.0.0/24';
+  refused(t, [{ cidr: '10.77.0.5/24' }], [expected], 'host bits');
 });
 
 t.test('a malformed cidr is the schema\'s, with no second guess from the subnet checks', async (t) => {
