@@ -18,7 +18,8 @@ import type { FuzzResult } from '../helpers/http-fuzz-run.js';
 import { netnsSkip, requireTools } from '../helpers/netns.js';
 
 const RUNNER = fileURLToPath(new URL('../helpers/http-fuzz-run.ts', import.meta.url));
-const TS_LOADER = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
+/** The TypeScript loader the tests run under (package.json's tap node-arg), for the .ts runner. */
+const TS_LOADER = [`--import=${import.meta.resolve('tsx')}`];
 
 /** Runs the fuzz in `unshare --net` with only loopback up: nothing it does can leave the machine. */
 function runIsolated(env: Record<string, string>, timeoutMs: number): Promise<{ seed: string; result?: FuzzResult; stderr: string; code: number | null }> {

@@ -24,7 +24,8 @@ import { tempDir } from '../helpers/process.js';
 import { startClosingUpstream, startPythonHttpServer, startUpstream } from '../helpers/upstream.js';
 
 const RUNNER = fileURLToPath(new URL('../helpers/slow-reader-run.ts', import.meta.url));
-const TS_LOADER = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
+/** The TypeScript loader the tests run under (package.json's tap node-arg), for the .ts runner. */
+const TS_LOADER = [`--import=${import.meta.resolve('tsx')}`];
 const MiB = 1024 * 1024;
 const BODY = randomBytes(32 * MiB);
 const BODY_SHA = createHash('sha256').update(BODY).digest('hex');

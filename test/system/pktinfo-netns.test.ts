@@ -17,8 +17,8 @@
  * even when the test fails, and the test ends by checking `ip netns list` for leftovers.
  *
  * The server and the clients are Node child processes started with `ip netns exec`. The server
- * imports src/net/pktinfo-socket.ts through tap's own TypeScript loader (the one this test runs
- * under), so it does not depend on dist/ being built or fresh; the clients use plain dgram.
+ * imports src/net/pktinfo-socket.ts through the TypeScript loader the tests run under (tsx, package.json's
+ * tap node-arg), so it does not depend on dist/ being built or fresh; the clients use plain dgram.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -28,7 +28,7 @@ import { createLab, netnsList, netnsSkip, type Lab } from '../helpers/netns.js';
 
 const WAIT_MS = 5_000;
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TS_LOADER = pathToFileURL(`${REPO_ROOT}node_modules/@tapjs/typescript/dist/esm/import.mjs`).href;
+const TS_LOADER = import.meta.resolve('tsx');
 const WRAPPER = pathToFileURL(`${REPO_ROOT}src/net/pktinfo-socket.ts`).href;
 
 // The DHCP ports: free inside namespaces of our own, whatever the host runs.
@@ -165,7 +165,7 @@ t.test('replies leave by the arrival interface with that interface’s address',
   t.not(sa, sb, 'two distinct server interfaces');
   t.comment(`namespaces up in ${Date.now() - started} ms (sa=${sa}, sb=${sb})`);
 
-  // The server, in its namespace, through tap's TypeScript loader.
+  // The server, in its namespace, through the tests' TypeScript loader.
   const server = nodeIn(lab, NS.server, [`--import=${TS_LOADER}`, '--input-type=module', '-e', SERVER_JS], 30_000);
   server.done.catch(() => {}); // it is killed in teardown; a failure to start shows below
   const serverLines: Array<Record<string, unknown>> = [];
