@@ -24,6 +24,7 @@ import { BindError, PRIVILEGED_PORT_FIX } from './net/bind-error.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
 import { interfaceAddresses, openPktinfoSocket } from './net/pktinfo-socket.js';
 import { MachineService } from './machines/service.js';
+import { machinesOutsideSubnets } from './machines/addresses.js';
 import { parseMac, type Mac } from './machines/mac.js';
 import { MACHINE_STATES } from './machines/state.js';
 import { neighborMac } from './net/neighbors.js';
@@ -112,6 +113,7 @@ export async function startServer(config: Config, log: Logger, opts: StartOption
     await store.close();
     throw new ConfigError([`boot.unknownMachines: got ${JSON.stringify(policy.profile)}, expected exit, wait or the name of a loaded profile`]);
   }
+  for (const m of await machinesOutsideSubnets(store, config.dhcp)) log.warn({ mac: m.mac, ip: m.ip }, `${m.problem}: full-mode DHCP will not lease it`);
   const { tokens, file } = adminTokens(config);
   const secret = await store.initSetting('machine-token-secret', newSecret());
   const machines = new MachineService(store, profiles.current);

@@ -4,6 +4,7 @@
  * "Server listening at …" lines; the HTTP logger is only silent while it binds (a request after
  * the start is logged). The same lines for 0.0.0.0 and for DHCP are in test/system/nonroot-start.
  */
+import { createSocket } from 'node:dgram';
 import t from 'tap';
 import { startServer, tempDir } from '../helpers/process.js';
 
@@ -29,4 +30,33 @@ t.test('one line per server with what it bound, then edgeboot serving; no Fastif
   }
   t.match(request, { method: 'GET', status: 200 }, 'the HTTP logger speaks again after the bind: the request is logged (debug)');
   t.equal((await srv.stop()).code, 0, 'SIGTERM: clean exit');
+});
+
+/** A UDP port free on every address now (bound to 0.0.0.0:0 and let go). */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '0.0.0.0', resolve));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+t.test('a reservation full-mode DHCP cannot lease is named at start', async (t) => {
+  const dataDir = `${tempDir(t)}/data`;
+  // In proxy and off mode a machine's ip is its static address: any address is accepted.
+  const first = await startServer(t, { dataDir });
+  const put = await fetch(`${first.url}/api/v1/machines/52:54:00:aa:00:01`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${first.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ profile: 'local-disk', ip: '10.9.9.9' }),
+  });
+  t.equal(put.status, 201, `registered with an ip outside 10.77.0.0/24 while DHCP is off (${put.status})`);
+  t.equal((await first.stop()).code, 0);
+
+  const port = await freeUdpPort();
+  const full = await startServer(t, { dataDir, env: { EDGEBOOT_DHCP_MODE: 'full', EDGEBOOT_DHCP_LISTEN_PORT: String(port) } });
+  const warning = full.logLines.find((l) => l.level === 40 && l.mac === '52:54:00:aa:00:01');
+  t.match(warning, { ip: '10.9.9.9', msg: /^ip: 10\.9\.9\.9 is outside every dhcp\.subnets cidr \(10\.77\.0\.0\/24\): full-mode DHCP will not lease it$/ }, 'one warning naming the machine, its ip and the subnets');
+  t.equal(full.logLines.filter((l) => /outside every dhcp\.subnets/.test(String(l.msg))).length, 1, 'and only that machine');
+  t.equal((await full.stop()).code, 0);
 });
