@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build: compile TypeScript and the native SQLite binding with the full toolchain.
-FROM node:20-bookworm AS build
+FROM node:24-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json binding.gyp ./
 COPY native ./native
@@ -8,8 +8,8 @@ COPY src ./src
 # npm ci builds the native addons (pktinfo socket, TFTP pump; node-gyp) and compiles TypeScript (prepare).
 RUN npm ci && npm prune --omit=dev
 
-# Run: a slim Debian with Node 20 and Debian's iPXE binaries for TFTP.
-FROM node:20-bookworm-slim
+# Run: a slim Debian with Node 24 (the current LTS) and Debian's iPXE binaries for TFTP.
+FROM node:24-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ipxe ca-certificates \
  && rm -rf /var/lib/apt/lists/*
