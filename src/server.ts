@@ -318,7 +318,7 @@ export function dhcpAnswers(dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | '
         : `an unknown machine boots profile ${policy.profile}`;
   const change =
     policy === 'exit'
-      ? 'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait'
+      ? 'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait'
       : 'To boot registered machines only, set boot.unknownMachines: exit';
   if (dhcp.mode === 'proxy') {
     const answers = policy === 'exit' ? 'registered machines only' : 'every PXE client';

@@ -115,8 +115,14 @@ export class MachineService {
       if (!cur) throw notFound(mac);
       const t: Transition = { kind: 'reset', to, precacheKept: cur.precachedAt !== undefined, ...(force && { force }) };
       const change = this.transition(cur, t, 'api', force ? `forced reset to ${to} from ${cur.state}` : `reset to ${to}`);
-      if (change.kind !== 'save') return change;
       const who = { actor: by.actor, client: by.client, ...(force && { forced: true }) };
+      if (change.kind !== 'save') {
+        if (!force) return change;
+        // Already in that state: no move, but the admin's act is on the timeline and it still
+        // ends the credentials handed out so far, as every forced reset does.
+        const forced: NewEvent = { type: 'reset', source: 'api', message: `forced reset: already ${cur.state}`, data: { cause: 'reset', ...who } };
+        return { kind: 'save', machine: { ...cur, updatedAt: this.now().toISOString(), tokenGeneration: (cur.tokenGeneration ?? 0) + 1 }, events: [forced] };
+      }
       const events = (change.events ?? []).map((e) => (e.type === 'state-changed' ? { ...e, data: { ...e.data, ...who } } : e));
       const machine = force ? { ...change.machine, tokenGeneration: (cur.tokenGeneration ?? 0) + 1 } : change.machine;
       return { kind: 'save', machine, events };

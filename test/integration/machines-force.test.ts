@@ -120,6 +120,19 @@ t.test('forced: an install that never reported back, back to precached; a discov
   t.equal(badFlag.statusCode, 400, 'force is a boolean');
 });
 
+t.test('a forced reset of a machine already in that state moves nothing but is on the record and ends its credentials', async (t) => {
+  const ta = await registered(t);
+  const before = await ta.store.getMachine(MAC);
+  const res = await reset(ta, { to: 'registered', force: true });
+  t.equal(res.statusCode, 200);
+  const after = await ta.store.getMachine(MAC);
+  t.equal(after?.state, 'registered', 'still registered');
+  t.equal(after?.tokenGeneration ?? 0, (before?.tokenGeneration ?? 0) + 1, 'the credentials handed out so far end');
+  t.match(await lastEvent(ta), { type: 'reset', source: 'api', message: 'forced reset: already registered', data: { cause: 'reset', actor: 'admin', client: '192.0.2.7', forced: true } });
+  const plain = await reset(ta, { to: 'registered' });
+  t.equal(plain.statusCode, 409, 'without force a registered machine is still refused');
+});
+
 t.test('a plain reset is recorded with who did it too', async (t) => {
   const ta = await registered(t);
   await ta.app.inject({ method: 'POST', url: url('/events'), headers: ta.auth, payload: { type: 'failed', message: 'disk on fire' } });

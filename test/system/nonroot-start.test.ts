@@ -154,7 +154,7 @@ t.test('as root on the defaults: the DHCP line says what it answers, where, and 
       interfaces: 'all',
       answers:
         'proxy DHCP on all interfaces answers registered machines only (boot.unknownMachines: exit); unknown machines boot their own disk. ' +
-        'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
+        'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
     },
     'proxy DHCP on all interfaces, registered machines only, and how to change it',
   );

@@ -15,7 +15,7 @@ t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unkn
   t.equal(
     dhcpAnswers({ mode: 'proxy', interfaces: [], subnets: [subnet] }, 'exit'),
     'proxy DHCP on all interfaces answers registered machines only (boot.unknownMachines: exit); unknown machines boot their own disk. ' +
-      'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
+      'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
   );
   t.equal(
     dhcpAnswers({ mode: 'proxy', interfaces: ['eth1', 'eth2'], subnets: [] }, { profile: 'rhcos-live' }),
@@ -26,7 +26,7 @@ t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unkn
     dhcpAnswers({ mode: 'full', interfaces: ['eth1'], subnets: [subnet, { ...subnet, cidr: '10.78.0.0/24' }] }, 'exit'),
     'full DHCP on interface eth1 leases addresses in 10.77.0.0/24, 10.78.0.0/24 to every client that asks and chains PXE clients to iPXE ' +
       '(boot.unknownMachines: exit); unknown machines boot their own disk. ' +
-      'Register a machine (edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
+      'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
   );
 });
 
