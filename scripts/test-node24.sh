@@ -42,6 +42,10 @@ echo "test-node24: node $(node --version) from $node_package, npm $(npm --versio
 # tests list the repository's files with git.
 cp -a "$root/." "$work/tree"
 cd "$work/tree"
+# tap links its plugin directory to @tapjs/core by absolute path: rebuild it for the copy, or the
+# copy's tests would load the checkout's @tapjs/core beside their own.
+rm -rf .tap/plugins
+npx tap build
 
 # better-sqlite3 is a V8/NAN addon, tied to one Node ABI: rebuild it from source against Node 24's
 # headers. The project's own addons (native/*.c) are N-API (NAPI_VERSION=8), ABI-stable across
