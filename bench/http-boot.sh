@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-EDGEBOOT_SERVER_DATA_DIR="$dir" EDGEBOOT_STORE_URL="sqlite:$dir/edgeboot.db" EDGEBOOT_LOG_LEVEL=warn \
+# HTTP alone: DHCP and TFTP stay off, so the bench binds nothing on the host but loopback.
+EDGEBOOT_SERVER_DATA_DIR="$dir" EDGEBOOT_STORE_URL="sqlite:$dir/edgeboot.db" EDGEBOOT_LOG_LEVEL=warn EDGEBOOT_DHCP_MODE=off EDGEBOOT_TFTP_ENABLED=false \
   node dist/main.js serve --set http.listen=127.0.0.1:18181 > "$dir/log" 2>&1 &
 pid=$!
 for _ in $(seq 50); do curl -fs http://127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
