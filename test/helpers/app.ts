@@ -77,8 +77,14 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+const madeDirs = new Set<string>();
+
+/** A fresh temp dir, removed when the test process exits (tests that need it gone sooner remove it themselves). */
 export function tempDir(prefix = 'edgeboot-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (madeDirs.size === 0) process.on('exit', () => madeDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  madeDirs.add(dir);
+  return dir;
 }
 
 /** Parses a config document the way `edgeboot serve` does (defaults filled in). */
