@@ -116,7 +116,7 @@ export async function startServer(config: Config, log: Logger, opts: StartOption
   for (const m of await machinesOutsideSubnets(store, config.dhcp)) log.warn({ mac: m.mac, ip: m.ip }, `${m.problem}: full-mode DHCP will not lease it`);
   const { tokens, file } = adminTokens(config);
   const secret = await store.initSetting('machine-token-secret', newSecret());
-  const machines = new MachineService(store, profiles.current);
+  const machines = new MachineService(store, profiles.current, { dhcp: config.dhcp });
   const blobs = new BlobStore(resolve(config.cache.dir));
   const artifacts = new ArtifactCache({
     store,

@@ -21,7 +21,6 @@ import { clientTrust, type ClientTrust } from './trust.js';
 import { bootLoopReason, precacheBooted } from '../precache/lifecycle.js';
 import { redactSecrets } from '../secrets/redact.js';
 import type { MachineState } from '../machines/state.js';
-import { reservationAddressProblem } from '../machines/addresses.js';
 
 /** How long a signed Ignition URL stays good: a slow live boot still makes it. */
 export const IGNITION_URL_TTL_SECONDS = 2 * 3600;
@@ -260,11 +259,6 @@ export class BootService {
   async reservation(mac: Mac): Promise<{ ip?: string; hostname?: string } | undefined> {
     const m = await this.deps.store.getMachine(mac);
     return m ? { ...(m.ip && { ip: m.ip }), ...(m.hostname && { hostname: m.hostname }) } : undefined;
-  }
-
-  /** Why a reservation's `ip` cannot be its DHCP lease in this server's mode (machines/addresses.ts); undefined when it can. */
-  addressProblem(ip: string | undefined): string | undefined {
-    return reservationAddressProblem(ip, this.deps.config.dhcp);
   }
 
   /** What `GET /api/v1/machines/{mac}/boot` reports: the decision without side effects. */

@@ -7,14 +7,22 @@ import { TRANSITION_EVENTS } from './events.js';
 import { parseMac, type Mac } from './mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent, type Reservation } from './model.js';
 import { applyTransition, type MachineState, type Transition } from './state.js';
+import { reservationAddressProblem, type DhcpAddressing } from './addresses.js';
 
 /** The operations of the admin API on machines: validation beyond the schemas, then one transaction. */
 export class MachineService {
+  private readonly now: () => Date;
+  private readonly dhcp: DhcpAddressing | undefined;
+
+  /** `dhcp`: the mode and subnets a reservation's `ip` must fit (machines/addresses.ts); absent, any `ip` goes. */
   constructor(
     private readonly store: Store,
     private readonly profiles: () => ProfileSet,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
+    opts: { now?: () => Date; dhcp?: DhcpAddressing } = {},
+  ) {
+    this.now = opts.now ?? (() => new Date());
+    this.dhcp = opts.dhcp;
+  }
 
   get(mac: Mac): Promise<Machine | undefined> {
     return this.store.getMachine(mac);
@@ -204,6 +212,8 @@ export class MachineService {
 
   /** Profile exists, and the machine has every value the profile's templates need. */
   private checkReservation(r: Reservation): void {
+    const address = this.dhcp && reservationAddressProblem(r.ip, this.dhcp);
+    if (address !== undefined) throw new ApiError('address_outside_subnets', address, 400, { field: 'ip' });
     if (r.profile === undefined) return;
     const profiles = this.profiles();
     const p = profiles.get(r.profile);

@@ -93,9 +93,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
     async (req, reply) => {
       const mac = macOf(req.params.mac);
-      const r = toReservation(mac, req.body, await machines.get(mac));
-      checkAddress(boot, r);
-      const { machine, created } = await machines.put(r);
+      const { machine, created } = await machines.put(toReservation(mac, req.body, await machines.get(mac)));
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, created, profile: machine.profile, state: machine.state }, created ? 'machine created' : 'machine replaced');
       return reply.code(created ? 201 : 200).send(machine);
@@ -123,9 +121,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
       if (merged.mac !== undefined && parseMac(String(merged.mac)) !== cur.mac) {
         throw new ApiError('invalid_request', `the primary MAC of ${cur.mac} cannot change; DELETE and PUT the machine instead`, 400);
       }
-      const r = toReservation(cur.mac, merged, cur);
-      checkAddress(boot, r);
-      const { machine } = await machines.put(r);
+      const { machine } = await machines.put(toReservation(cur.mac, merged, cur));
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, fields: Object.keys(req.body) }, 'machine patched');
       return machine;
@@ -322,11 +318,6 @@ function toReservation(pathMac: Mac, b: Body, cur: Machine | undefined): Reserva
 }
 
 /** A reservation's `ip` that full-mode DHCP could never lease is refused, naming the key. */
-function checkAddress(boot: BootService, r: Reservation): void {
-  const problem = boot.addressProblem(r.ip);
-  if (problem !== undefined) throw new ApiError('address_outside_subnets', problem, 400, { field: 'ip' });
-}
-
 function reservationOf(m: Machine): Body {
   const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, inventory: _i, precacheProgress: _pp, tokenGeneration: _g, ...r } = m;
   return r as unknown as Body;
