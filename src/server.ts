@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { fetchHubScript } from './boot/hub.js';
 import { BootService } from './boot/service.js';
+import { pxeAnswer, type PxeAnswer } from './boot/planner.js';
 import { ArtifactCache } from './cache/artifacts.js';
 import { BlobStore } from './cache/blobs.js';
 import { sourceKey } from './cache/source-key.js';
@@ -302,26 +303,24 @@ export function reachOf(address: string, interfaces: ReturnType<typeof networkIn
 }
 
 /**
- * What DHCP answers, where, and how to change it, from the config (the boot planner decides per
- * machine; this says the same in words): proxy DHCP is silent to a machine edgeboot would not
- * boot, so with boot.unknownMachines: exit it answers registered machines only.
+ * What DHCP answers, where, and how to change it. `strangers` is the boot planner's answer for a
+ * machine nobody registered (pxeAnswer with no machine): proxy DHCP is silent to those when
+ * their plan is the local disk, so it answers registered machines only.
  */
-export function dhcpAnswers(dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | 'subnets'>, policy: Config['boot']['unknownMachines']): string {
+export function dhcpAnswers(dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | 'subnets'>, policy: Config['boot']['unknownMachines'], strangers: PxeAnswer): string {
   const named = `${dhcp.interfaces.length === 1 ? 'interface' : 'interfaces'} ${dhcp.interfaces.join(', ')}`;
   const where = dhcp.interfaces.length === 0 ? 'all interfaces' : named;
   const policyText = typeof policy === 'object' ? policy.profile : policy;
-  const unknown =
-    policy === 'exit'
-      ? 'unknown machines boot their own disk'
-      : policy === 'wait'
-        ? 'an unknown machine waits in iPXE until it is registered'
-        : `an unknown machine boots profile ${policy.profile}`;
-  const change =
-    policy === 'exit'
-      ? 'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait'
-      : 'To boot registered machines only, set boot.unknownMachines: exit';
+  const unknown = !strangers.answer
+    ? 'unknown machines boot their own disk'
+    : policy === 'wait'
+      ? 'an unknown machine waits in iPXE until it is registered'
+      : `an unknown machine boots profile ${policyText}`;
+  const change = !strangers.answer
+    ? 'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait'
+    : 'To boot registered machines only, set boot.unknownMachines: exit';
   if (dhcp.mode === 'proxy') {
-    const answers = policy === 'exit' ? 'registered machines only' : 'every PXE client';
+    const answers = strangers.answer ? 'every PXE client' : 'registered machines only';
     return `proxy DHCP on ${where} answers ${answers} (boot.unknownMachines: ${policyText}); ${unknown}. ${change}`;
   }
   const subnets = dhcp.subnets.map((n) => n.cidr).join(', ');
@@ -354,7 +353,7 @@ export function describeStart(config: Config, r: Running, log: Logger): void {
         ports: dhcp.addresses.map((a) => a.port),
         listen: dhcp.addresses.map(hostPort),
         interfaces: config.dhcp.interfaces.length ? config.dhcp.interfaces : 'all',
-        answers: dhcpAnswers(config.dhcp, config.boot.unknownMachines),
+        answers: dhcpAnswers(config.dhcp, config.boot.unknownMachines, pxeAnswer({ machine: undefined, profiles: r.profiles.current(), unknownMachines: config.boot.unknownMachines })),
       },
       'DHCP serving',
     );

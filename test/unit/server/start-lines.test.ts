@@ -1,6 +1,14 @@
 import t from 'tap';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { dhcpAnswers, hostPort, reachOf } from '../../../src/server.js';
+import { pxeAnswer } from '../../../src/boot/planner.js';
+import type { UnknownMachinePolicy } from '../../../src/config/config.js';
+import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.js';
+import { dhcpAnswers as answersWith, hostPort, reachOf } from '../../../src/server.js';
+
+const profiles = loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }]);
+/** The line as describeStart words it, with the planner's answer for a machine nobody registered. */
+const dhcpAnswers = (dhcp: Parameters<typeof answersWith>[0], policy: UnknownMachinePolicy) =>
+  answersWith(dhcp, policy, pxeAnswer({ machine: undefined, profiles, unknownMachines: policy }));
 
 const subnet = {
   cidr: '10.77.0.0/24',
@@ -21,6 +29,12 @@ t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unkn
     dhcpAnswers({ mode: 'proxy', interfaces: ['eth1', 'eth2'], subnets: [] }, { profile: 'rhcos-live' }),
     'proxy DHCP on interfaces eth1, eth2 answers every PXE client (boot.unknownMachines: rhcos-live); an unknown machine boots profile rhcos-live. ' +
       'To boot registered machines only, set boot.unknownMachines: exit',
+  );
+  t.equal(
+    dhcpAnswers({ mode: 'proxy', interfaces: [], subnets: [subnet] }, { profile: 'local-disk' }),
+    'proxy DHCP on all interfaces answers registered machines only (boot.unknownMachines: local-disk); unknown machines boot their own disk. ' +
+      'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
+    'a profile that boots the local disk is silence too, as the planner says',
   );
   t.equal(
     dhcpAnswers({ mode: 'full', interfaces: ['eth1'], subnets: [subnet, { ...subnet, cidr: '10.78.0.0/24' }] }, 'exit'),
