@@ -13,7 +13,7 @@ import { messageType } from './options.js';
 import { ARCH_NAMES, DEFAULT_BINARIES, classifyClient } from './pxe.js';
 import { respond, type KnownClient, type ResponderConfig } from './responder.js';
 import type { PxeAnswer } from '../boot/planner.js';
-import { IPXE_BIN_PREFIX } from '../http/routes/ipxe-bin.js';
+import { IPXE_BIN_PREFIX } from '../urls.js';
 
 /** A datagram with the interface it arrived on (IP_PKTINFO). */
 export interface DatagramIn {

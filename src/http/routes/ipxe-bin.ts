@@ -2,10 +2,8 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { resolve } from 'node:path';
 import { normaliseName, openInRoots } from '../../tftp/roots.js';
 import { ArtifactResponder } from '../artifact-responder.js';
+import { IPXE_BIN_PREFIX } from '../../urls.js';
 import { errors } from '../schemas.js';
-
-/** Where UEFI HTTP Boot clients fetch the iPXE binaries DHCP points them at (`dhcp/pxe.ts`). */
-export const IPXE_BIN_PREFIX = '/ipxe-bin';
 
 /**
  * The iPXE binaries of the TFTP roots, over HTTP, for UEFI HTTP Boot (arch 15/16/19): the same
