@@ -205,23 +205,32 @@ export class SqliteStore implements Store {
   }
 
   async mutateMachine(mac: Mac, change: (current: Machine | undefined) => MachineChange): Promise<MutationResult> {
-    return this.db.transaction((): MutationResult => {
+    const { machine, events } = await this.updateMachine(mac, (current) => ({ change: change(current), result: undefined }));
+    return { machine, events };
+  }
+
+  async updateMachine<R>(mac: Mac, change: (current: Machine | undefined) => { change: MachineChange; result: R }): Promise<MutationResult & { result: R }> {
+    return this.db.transaction((): MutationResult & { result: R } => {
       const current = this.readMachine(mac);
-      const c = change(current);
-      switch (c.kind) {
-        case 'keep':
-          return { machine: current, events: current && c.events ? this.insertEvents(current.mac, c.events) : [] };
-        case 'delete':
-          if (current) this.q.deleteMachine.run(current.mac);
-          return { machine: undefined, events: [] };
-        case 'save':
-          if (current && current.mac !== c.machine.mac) {
-            throw new Error(`store: a save must keep the primary MAC ${current.mac}`);
-          }
-          this.writeMachine(c.machine);
-          return { machine: c.machine, events: c.events ? this.insertEvents(c.machine.mac, c.events) : [] };
-      }
+      const { change: c, result } = change(current);
+      return { ...this.apply(current, c), result };
     }).immediate();
+  }
+
+  private apply(current: Machine | undefined, c: MachineChange): MutationResult {
+    switch (c.kind) {
+      case 'keep':
+        return { machine: current, events: current && c.events ? this.insertEvents(current.mac, c.events) : [] };
+      case 'delete':
+        if (current) this.q.deleteMachine.run(current.mac);
+        return { machine: undefined, events: [] };
+      case 'save':
+        if (current && current.mac !== c.machine.mac) {
+          throw new Error(`store: a save must keep the primary MAC ${current.mac}`);
+        }
+        this.writeMachine(c.machine);
+        return { machine: c.machine, events: c.events ? this.insertEvents(c.machine.mac, c.events) : [] };
+    }
   }
 
   async appendEvents(mac: Mac, events: readonly NewEvent[]): Promise<MachineEvent[]> {

@@ -113,6 +113,11 @@ export interface Store {
    * `change` sees the current row and returns what to write. It must be pure and synchronous.
    */
   mutateMachine(mac: Mac, change: (current: Machine | undefined) => MachineChange): Promise<MutationResult>;
+  /**
+   * `mutateMachine` whose callback also computes a value from the row it saw; that value is
+   * handed back after the commit (same transaction, same purity rule).
+   */
+  updateMachine<R>(mac: Mac, change: (current: Machine | undefined) => { change: MachineChange; result: R }): Promise<MutationResult & { result: R }>;
   appendEvents(mac: Mac, events: readonly NewEvent[]): Promise<MachineEvent[]>;
   /** Oldest first; `afterId` pages forward. */
   listEvents(mac: Mac, opts?: { afterId?: number; limit?: number }): Promise<MachineEvent[]>;
