@@ -23,7 +23,7 @@ import { createDhcpServer, type DhcpServer } from './dhcp/server.js';
 import type { Lease } from './dhcp/leases.js';
 import { BindError, PRIVILEGED_PORT_FIX } from './net/bind-error.js';
 import { createMetricsRegistry } from './http/routes/metrics.js';
-import { interfaceAddresses, openPktinfoSocket } from './net/pktinfo-socket.js';
+import { interfaceAddresses } from './net/pktinfo-socket.js';
 import { MachineService } from './machines/service.js';
 import { machinesOutsideSubnets } from './machines/addresses.js';
 import { parseMac, type Mac } from './machines/mac.js';
@@ -176,7 +176,6 @@ export async function startServer(config: Config, log: Logger, opts: StartOption
     boot,
     store,
     log: log.child({ server: 'dhcp' }),
-    openSocket: (port, onMessage) => openPktinfoSocket({ address: '0.0.0.0', port }, onMessage),
     interfaces: () => [...interfaceAddresses()].map(([ifindex, i]) => ({ ifindex, name: i.name, address: i.address })),
     httpPort: () => http.addresses[0]?.port ?? config.http.listen.port,
     advertiseAddress: config.server.advertiseAddress,

@@ -5,7 +5,7 @@ import { macRefusal, parseMac, parseUuid, type Mac, type Uuid } from '../machine
 import type { NewEvent, Observed } from '../machines/model.js';
 import type { ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
-import { isSendBusy } from '../net/pktinfo-socket.js';
+import { isSendBusy, openDatagramSocket, type DatagramSocket, type OpenDatagramSocket, type PktinfoMessage, type PktinfoSend } from '../net/pktinfo-socket.js';
 import type { Store } from '../store/store.js';
 import { decodeDhcp, hardwareAddress, type DhcpPacket, type DropReason } from './codec.js';
 import { inSubnet, LeasePool, parseSubnet, type Lease, type Subnet } from './leases.js';
@@ -14,32 +14,6 @@ import { ARCH_NAMES, DEFAULT_BINARIES, classifyClient } from './pxe.js';
 import { respond, type KnownClient, type ResponderConfig } from './responder.js';
 import type { PxeAnswer } from '../boot/planner.js';
 import { IPXE_BIN_PREFIX } from '../urls.js';
-
-/** A datagram with the interface it arrived on (IP_PKTINFO). */
-export interface DatagramIn {
-  data: Buffer;
-  from: { address: string; port: number };
-  ifindex: number;
-  /** Our address on the arrival interface that a reply should come from (IP_PKTINFO spec_dst). */
-  local: string;
-  truncated: boolean;
-}
-
-export interface DatagramOut {
-  data: Buffer;
-  address: string;
-  port: number;
-  /** Leave by this interface, with this source address. */
-  ifindex: number;
-  source: string;
-}
-
-export interface DhcpSocket {
-  send(out: DatagramOut): void;
-  close(): void;
-}
-
-export type OpenSocket = (port: number, onMessage: (m: DatagramIn) => void) => DhcpSocket;
 
 export interface NetInterface {
   ifindex: number;
@@ -58,11 +32,17 @@ export interface DhcpServerDeps {
   boot: DhcpBootHooks;
   store: Pick<Store, 'listLeases' | 'writeLeases'>;
   log: Logger;
-  openSocket: OpenSocket;
+  /** Opens each listener on 0.0.0.0 (broadcasts); a native IP_PKTINFO socket unless a test gives a fake. */
+  openSocket?: OpenDatagramSocket;
   /** The host's IPv4 interfaces now (re-read when a packet names an unknown ifindex). */
   interfaces: () => NetInterface[];
   /** The HTTP port machines reach (read when a reply is built: HTTP may bind port 0). */
   httpPort: () => number;
+  /**
+   * The lease table, filled from the store at start; given when others read it too (whose
+   * address a request comes from: macAtAddress). A table of the server's own when absent.
+   */
+  leases?: LeasePool;
   advertiseAddress: string;
   now?: () => number;
 }
@@ -96,8 +76,8 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     boot: { binaries: { ...DEFAULT_BINARIES, 'efi-x86-64': cfg.efiBinary }, httpBinariesPath: IPXE_BIN_PREFIX },
   };
   const stats: DhcpStats = { received: {}, sent: {}, dropped: {}, ignored: 0 };
-  const sockets: DhcpSocket[] = [];
-  let pool = new LeasePool();
+  const sockets: DatagramSocket[] = [];
+  const pool = deps.leases ?? new LeasePool();
   let ifaces = new Map<number, NetInterface>();
   let addresses: AddressInfo[] = [];
   let stopped = false;
@@ -109,7 +89,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     if (deps.log.isLevelEnabled('debug')) deps.log.debug({ reason, ...detail }, 'dhcp drop');
   };
   /** Sends a reply; a failed send is a counted drop, never an exception out of the handler. */
-  const send = (socket: DhcpSocket, out: DatagramOut, mac: Mac | undefined): boolean => {
+  const send = (socket: DatagramSocket, out: PktinfoSend, mac: Mac | undefined): boolean => {
     try {
       socket.send(out);
       return true;
@@ -140,7 +120,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     return { pxe: await deps.boot.pxeAnswer({ mac, ...(uuid && { uuid }) }) };
   }
 
-  async function handle(listener: 'dhcp' | 'proxy', m: DatagramIn, socket: DhcpSocket): Promise<void> {
+  async function handle(listener: 'dhcp' | 'proxy', m: PktinfoMessage, socket: DatagramSocket): Promise<void> {
     if (m.truncated) return drop('oversized', { from: m.from.address });
     const d = decodeDhcp(m.data);
     if (!d.ok) return drop(d.reason, { from: m.from.address });
@@ -196,7 +176,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     }
   }
 
-  const onMessage = (listener: 'dhcp' | 'proxy', socketRef: () => DhcpSocket | undefined) => (m: DatagramIn) => {
+  const onMessage = (listener: 'dhcp' | 'proxy', socketRef: () => DatagramSocket | undefined) => (m: PktinfoMessage) => {
     const socket = socketRef();
     if (!socket || stopped) return;
     handle(listener, m, socket).catch((err: unknown) => {
@@ -206,9 +186,9 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
   };
 
   function open(listener: 'dhcp' | 'proxy', port: number): void {
-    let socket: DhcpSocket | undefined;
+    let socket: DatagramSocket | undefined;
     try {
-      socket = deps.openSocket(port, onMessage(listener, () => socket));
+      socket = (deps.openSocket ?? openDatagramSocket)('0.0.0.0', port, onMessage(listener, () => socket));
     } catch (err) {
       throw bindError('DHCP', `UDP port ${port}`, err as Error & { code?: string }, {
           holder: 'another DHCP server (dnsmasq, dhcpd, kea)',
@@ -227,7 +207,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     },
     async start() {
       if (cfg.mode === 'off') return;
-      pool = new LeasePool(await deps.store.listLeases());
+      pool.reset(await deps.store.listLeases());
       refreshInterfaces();
       try {
         open('dhcp', cfg.listenPort);

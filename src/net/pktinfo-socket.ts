@@ -147,6 +147,14 @@ export function openPktinfoSocket(
   };
 }
 
+/** What DHCP and TFTP use of a socket: the seam their tests replace with an in-process fake. */
+export type DatagramSocket = Pick<PktinfoSocket, 'send' | 'close' | 'localPort' | 'localAddress'>;
+
+/** Opens a datagram socket on `address:port` (IP_PKTINFO); throws the errno error as openPktinfoSocket does. */
+export type OpenDatagramSocket = (address: string, port: number, onMessage: (message: PktinfoMessage) => void) => DatagramSocket;
+
+export const openDatagramSocket: OpenDatagramSocket = (address, port, onMessage) => openPktinfoSocket({ address, port }, onMessage);
+
 /**
  * Whether a send failed only because the socket's send queue is full (a burst outran the
  * link): EAGAIN/EWOULDBLOCK from a non-blocking sendmsg, or ENOBUFS from a full device queue.

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Mac } from '../machines/mac.js';
-import { openPktinfoSocket, type PktinfoMessage, type PktinfoSocket } from '../net/pktinfo-socket.js';
+import { openDatagramSocket, type DatagramSocket, type OpenDatagramSocket, type PktinfoMessage } from '../net/pktinfo-socket.js';
 import type { ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
@@ -30,8 +30,6 @@ export interface TftpRequest {
 /** Generated content for a name, or undefined to fall through to the roots. */
 export type TftpHandler = (req: TftpRequest) => Buffer | undefined | Promise<Buffer | undefined>;
 
-type Listener = Pick<PktinfoSocket, 'send' | 'close' | 'localPort' | 'localAddress'>;
-
 export interface TftpServerDeps {
   log: Logger;
   /** Names served from code instead of the roots (exact, after normalisation). */
@@ -43,7 +41,8 @@ export interface TftpServerDeps {
    * and records of its transfers: asked once per request, never per block.
    */
   macAt?: (address: string) => Mac | undefined;
-  openListener?: (address: string, port: number, onMessage: (m: PktinfoMessage) => void) => Listener;
+  /** Opens the listener; a native IP_PKTINFO socket unless a test gives a fake. */
+  openSocket?: OpenDatagramSocket;
 }
 
 type Drop = DropReason | 'oversized' | 'unexpected_on_listener' | 'duplicate_request' | 'handler_error';
@@ -82,7 +81,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
   };
   const counters: SessionCounters = { blocksSent: 0, bytesSent: 0, ignored: {} };
   const s: Omit<TftpStats, 'active' | 'blocksSent' | 'bytesSent' | 'ignored'> = { requests: 0, dropped: {}, refused: {}, transfers: {} };
-  let listener: Listener | undefined;
+  let listener: DatagramSocket | undefined;
   let addresses: AddressInfo[] = [];
   let starting = 0;
 
@@ -256,9 +255,9 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     async start() {
       if (listener) return;
       const { host, port } = cfg.listen;
-      const openListener = deps.openListener ?? ((address, p, cb) => openPktinfoSocket({ address, port: p }, cb));
+      const openSocket = deps.openSocket ?? openDatagramSocket;
       try {
-        listener = openListener(host, port, (m) => {
+        listener = openSocket(host, port, (m) => {
           try {
             onMessage(m);
           } catch (err) {

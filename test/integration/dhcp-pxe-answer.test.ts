@@ -11,7 +11,11 @@
  */
 import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
-import { createDhcpServer, type DatagramIn, type DatagramOut, type DhcpServer } from '../../src/dhcp/server.js';
+import { createDhcpServer, type DhcpServer } from '../../src/dhcp/server.js';
+import type { PktinfoMessage, PktinfoSend } from '../../src/net/pktinfo-socket.js';
+
+/** A reply as the fake socket keeps it: its bytes as a Buffer, for decodeDhcp. */
+type Sent = PktinfoSend & { data: Buffer };
 import { createLogger } from '../../src/log.js';
 import type { Mac } from '../../src/machines/mac.js';
 import type { MachineEvent } from '../../src/machines/model.js';
@@ -37,7 +41,7 @@ interface Harness {
   dhcp: DhcpServer;
   logs: Record<string, unknown>[];
   /** Sends one request to `port` and waits (bounded) until the server has handled it; returns what it sent. */
-  exchange(spec: RequestSpec, port?: number, from?: { address: string; port: number }): Promise<DatagramOut[]>;
+  exchange(spec: RequestSpec, port?: number, from?: { address: string; port: number }): Promise<Sent[]>;
   /** The machine's events once one of `type` is there (observeDhcp runs after the reply); bounded. */
   eventsWith(mac: string, type: string): Promise<MachineEvent[]>;
 }
@@ -53,15 +57,15 @@ async function harness(t: Test, mode: 'proxy' | 'full', config: Record<string, u
       done();
     },
   });
-  const listeners = new Map<number, (m: DatagramIn) => void>();
-  const sent: DatagramOut[] = [];
+  const listeners = new Map<number, (m: PktinfoMessage) => void>();
+  const sent: Sent[] = [];
   const dhcp = createDhcpServer(ta.config.dhcp, {
     boot: ta.boot,
     store: ta.store,
     log: createLogger('debug', sink),
-    openSocket: (port, onMessage) => {
+    openSocket: (address, port, onMessage) => {
       listeners.set(port, onMessage);
-      return { send: (out) => sent.push(out), close: () => listeners.delete(port) };
+      return { send: (out) => void sent.push({ ...out, data: Buffer.from(out.data) }), close: () => listeners.delete(port), localPort: port, localAddress: address };
     },
     interfaces: () => [{ ifindex: 2, name: 'eth0', address: SERVER }],
     httpPort: () => 8080,
@@ -83,7 +87,7 @@ async function harness(t: Test, mode: 'proxy' | 'full', config: Record<string, u
       if (!onMessage) throw new Error(`nothing listens on port ${port} in ${mode} mode`);
       const before = handled();
       const sentBefore = sent.length;
-      onMessage({ data: encodeRequest(spec), from, ifindex: 2, local: SERVER, truncated: false });
+      onMessage({ data: encodeRequest(spec), from, ifindex: 2, to: '255.255.255.255', local: SERVER, truncated: false });
       for (let i = 0; i < 300 && handled() === before; i++) await sleep(10);
       if (handled() === before) throw new Error('the server did not handle the request within 3 s');
       return sent.slice(sentBefore);
