@@ -1,67 +1,30 @@
-/** The validated, normalised configuration every layer below `main.ts` receives. */
+/** The validated, normalised configuration every layer below `main.ts` receives, typed from the schema (schema.ts). */
+import type { ConfigFile } from './schema.js';
+
+export type { ConfigFile } from './schema.js';
+
 export interface Listen {
   host: string;
   port: number;
 }
 
-export interface SubnetConfig {
-  cidr: string;
-  pool?: [string, string];
-  router?: string;
-  dns?: string[];
-  domain?: string;
-  leaseSeconds: number;
-}
+export type SubnetConfig = ConfigFile['dhcp']['subnets'][number];
 
 export type UnknownMachinePolicy = 'exit' | 'wait' | { profile: string };
 
-export interface Config {
-  server: { advertiseAddress: 'auto' | string; dataDir: string };
-  http: { listen: Listen };
-  tftp: {
-    enabled: boolean;
-    listen: Listen;
-    roots: string[];
-    maxBlockSize: number;
-    maxWindowSize: number;
-    timeoutSeconds: number;
-    retries: number;
-    maxTransfers: number;
-    maxTransfersPerClient: number;
-  };
-  dhcp: {
-    mode: 'off' | 'proxy' | 'full';
-    interfaces: string[];
-    proxyPort: number;
-    listenPort: number;
-    pxeLeaseSeconds: number;
-    declineSeconds: number;
-    efiBinary: 'ipxe.efi' | 'snponly.efi';
-    subnets: SubnetConfig[];
-  };
-  store: { url: string };
-  cache: { dir: string; maxBytes: number; maxTransfers: number; largeBytes: number; retryAfterSeconds: number; clientRate: number };
-  registry: { pullSecret: string; insecureRegistries: string[]; pullThrough: boolean; readTokens: string[]; upstreams: Record<string, string>; allowedUpstreams: string[] };
-  auth: { adminTokens: string[] };
-  profiles: { dirs: string[] };
-  boot: { unknownMachines: UnknownMachinePolicy; recheckSeconds: number; assistedChain: 'rewrite' | 'chain'; verifyClient: 'source' | 'off'; maxDiscovered: number; discoverPerMinute: number };
-  precache: PrecacheConfig;
-  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
-}
-
 /** How the precache live environment's job runs and when edgeboot gives up on it. */
-export interface PrecacheConfig {
-  /** What the machine does once its partition is written. */
-  after: 'reboot' | 'poweroff';
-  /** A precaching machine silent this long has failed. */
-  heartbeatSeconds: number;
-  /** Precache boots without a result before the machine is failed as a boot loop. */
-  maxBoots: number;
-  /** Room the install disk keeps in front of the data partition for the OS itself. */
-  installReserveGiB: number;
-  /** How often the job reports progress while it downloads. */
-  progressSeconds: number;
-}
+export type PrecacheConfig = ConfigFile['precache'];
+
+/**
+ * The file's form after load.ts: paths absolute, listen addresses parsed, sizes in bytes, the
+ * unknown-machine policy as a word or a profile; every other key as the schema types it.
+ */
+export type Config = Omit<ConfigFile, 'http' | 'tftp' | 'cache' | 'boot'> & {
+  http: { listen: Listen };
+  tftp: Omit<ConfigFile['tftp'], 'listen'> & { listen: Listen };
+  cache: Omit<ConfigFile['cache'], 'maxBytes' | 'largeBytes' | 'clientRate'> & { maxBytes: number; largeBytes: number; clientRate: number };
+  boot: Omit<ConfigFile['boot'], 'unknownMachines'> & { unknownMachines: UnknownMachinePolicy };
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], source?: string) {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { REDACTED } from '../secrets/redact.js';
-import { ConfigError, type Config, type Listen, type UnknownMachinePolicy } from './config.js';
+import { ConfigError, type Config, type ConfigFile, type Listen, type UnknownMachinePolicy } from './config.js';
 import { directoryFindings } from './directories.js';
 import { configSchema } from './schema.js';
 import { subnetProblems } from './subnets.js';
@@ -85,7 +85,7 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
   // Report the file's problems along with those of the environment and flags, all at once.
   problems.push(...configProblems(raw));
   if (problems.length > 0) throw new ConfigError(problems, source);
-  const config = normalise(raw as unknown as RawConfig);
+  const config = normalise(raw as unknown as ConfigFile);
   if (opts.checkDirectories) {
     const found = directoryFindings(config, explicit);
     if (found.problems.length > 0) throw new ConfigError(found.problems, source);
@@ -98,7 +98,7 @@ export function loadConfig(opts: LoadOptions = {}): Loaded {
 export function checkConfig(raw: JsonObject, source = 'config'): Config {
   const problems = configProblems(raw);
   if (problems.length > 0) throw new ConfigError(problems, source);
-  return normalise(raw as unknown as RawConfig);
+  return normalise(raw as unknown as ConfigFile);
 }
 
 /**
@@ -123,7 +123,7 @@ function configProblems(raw: JsonObject): string[] {
   const dhcp = raw.dhcp;
   const subnets = dhcp && typeof dhcp === 'object' && !Array.isArray(dhcp) ? dhcp.subnets : undefined;
   if (Array.isArray(subnets) && !problems.some((p) => p.startsWith('dhcp.subnets'))) {
-    problems.push(...subnetProblems(subnets as unknown as RawConfig['dhcp']['subnets']));
+    problems.push(...subnetProblems(subnets as unknown as ConfigFile['dhcp']['subnets']));
   }
   return problems;
 }
@@ -267,13 +267,6 @@ function describeValue(v: unknown): string {
 
 // ---- normalisation: the schema has already checked every shape below ----
 
-type RawConfig = Omit<Config, 'http' | 'tftp' | 'cache' | 'boot'> & {
-  http: { listen: string };
-  tftp: Omit<Config['tftp'], 'listen'> & { listen: string };
-  cache: { dir: string; maxBytes: number | string; maxTransfers: number; largeBytes: number | string; retryAfterSeconds: number; clientRate: number | string };
-  boot: Omit<Config['boot'], 'unknownMachines'> & { unknownMachines: string };
-};
-
 /**
  * Paths as absolute ones, resolved once against the working directory at start; `<dataDir>` in
  * a path (the defaults of store.url and cache.dir) stands for server.dataDir, so that setting
@@ -283,7 +276,7 @@ function resolveDataPath(path: string, dataDir: string): string {
   return resolve(path.replaceAll('<dataDir>', dataDir));
 }
 
-function normalise(c: RawConfig): Config {
+function normalise(c: ConfigFile): Config {
   const dataDir = resolve(c.server.dataDir);
   const storeUrl = c.store.url.startsWith('sqlite:') ? `sqlite:${resolveDataPath(c.store.url.slice('sqlite:'.length), dataDir)}` : c.store.url;
   return {
