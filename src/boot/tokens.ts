@@ -1,5 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Mac } from '../machines/mac.js';
+import { sameSecret } from '../secrets/compare.js';
 
 /**
  * Per-machine credentials derived from one server secret: a machine's events token and its
@@ -29,18 +30,5 @@ export function machineToken(secret: string, m: Mac, purpose: TokenPurpose, scop
 }
 
 export function checkMachineToken(secret: string, m: Mac, purpose: TokenPurpose, token: string, scope: TokenScope = {}): boolean {
-  const want = Buffer.from(machineToken(secret, m, purpose, scope));
-  const got = Buffer.from(token);
-  return got.length === want.length && timingSafeEqual(got, want);
-}
-
-/** Constant-time comparison of a presented bearer token with each configured one. */
-export function matchesAny(token: string, tokens: readonly string[]): boolean {
-  const got = Buffer.from(token);
-  let found = false;
-  for (const t of tokens) {
-    const want = Buffer.from(t);
-    if (want.length === got.length && timingSafeEqual(want, got)) found = true;
-  }
-  return found;
+  return sameSecret(token, machineToken(secret, m, purpose, scope));
 }

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { matchesAny } from '../boot/tokens.js';
 import { ApiError } from '../errors.js';
+import { matchesAny } from '../secrets/compare.js';
 
 export function bearerToken(req: FastifyRequest): string | undefined {
   const h = req.headers.authorization;

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CacheFullError, IntegrityError, UpstreamError, type ArtifactCache } from '../../cache/artifacts.js';
 import { RegistryError } from '../../registry/client.js';
@@ -8,6 +7,7 @@ import { ManifestUnknownError, RegistryMirror, RepositoryUnknownError } from '..
 import { parseMirrorPath, parseTagsPath } from '../../registry/reference.js';
 import { nextPageLink, pageTags, parseTagQuery } from '../../registry/tags.js';
 import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';
+import { matchesAny } from '../../secrets/compare.js';
 import { redactSecrets } from '../../secrets/redact.js';
 
 export interface RegistryRoutesOptions {
@@ -123,9 +123,5 @@ function authorised(header: string | undefined, tokens: readonly string[]): bool
     const plain = Buffer.from(value, 'base64').toString('utf8');
     presented = plain.slice(plain.indexOf(':') + 1);
   } else if (scheme?.toLowerCase() !== 'bearer') return false;
-  const got = Buffer.from(presented);
-  return tokens.some((t) => {
-    const want = Buffer.from(t);
-    return want.length === got.length && timingSafeEqual(want, got);
-  });
+  return matchesAny(presented, tokens);
 }
