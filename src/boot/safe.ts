@@ -21,9 +21,6 @@ export const SAFE_URL_PATTERN = "^https?://[A-Za-z0-9._~:/?&=%+,@!*()\\[\\]-]+$"
  */
 export const IPXE_TOKEN_PATTERN = '^(?!&&$)[A-Za-z0-9._~:/?&=%+,@!*()\\[\\]-]*$';
 
-/** A name of a profile, label key or artifact. */
-export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
-
 /** Linux block device path. */
 export const DISK_PATTERN = '^/dev/[A-Za-z0-9/_.:-]+$';
 

@@ -1,4 +1,5 @@
-import { DISK_PATTERN, HOSTNAME_PATTERN, NAME_PATTERN, SAFE_URL_PATTERN } from '../boot/safe.js';
+import { DISK_PATTERN, HOSTNAME_PATTERN, SAFE_URL_PATTERN } from '../boot/safe.js';
+import { NAME_PATTERN } from '../profiles/schema.js';
 import { MACHINE_STATES } from '../machines/state.js';
 import { EVENT_SOURCES } from '../machines/model.js';
 import { EVENT_TYPE_PATTERN } from '../machines/events.js';

@@ -1,4 +1,8 @@
-import { NAME_PATTERN } from '../boot/safe.js';
+/**
+ * A name of a profile, label key or artifact: lower-case letters, digits and inner hyphens, so
+ * it is safe in an iPXE script and a URL path as it is (the boot code and the API check it too).
+ */
+export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 
 const artifactUrl = {
   type: 'string',
