@@ -2,8 +2,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { BootQuery, BootService } from '../../boot/service.js';
 import { renderEntryScript } from '../../boot/render.js';
 import { clientAddress } from '../artifact-responder.js';
+import { macOf } from '../checks.js';
 import { parseUnicastMac, parseUuid, type Mac } from '../../machines/mac.js';
-import { ApiError } from '../../errors.js';
 import { errors, macParams } from '../schemas.js';
 
 export interface BootRoutesOptions {
@@ -72,13 +72,6 @@ export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { b
     async (req) => boot.ignition(macOf(req.params.mac), req.query.exp, req.query.sig, baseUrl(req), clientAddress(req)),
   );
 };
-
-/** A MAC of the API: well-formed and a machine's (unicast), else 400 `invalid_mac` saying why. */
-export function macOf(s: string): Mac {
-  const m = parseUnicastMac(s);
-  if (!m.ok) throw new ApiError('invalid_mac', m.reason, 400);
-  return m.mac;
-}
 
 const ARCH = /^[a-z0-9_]{1,16}$/;
 

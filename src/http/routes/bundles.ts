@@ -7,8 +7,8 @@ import { parseFilter, type ImageFilter } from '../../registry/filter.js';
 import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';
 import { requireAdmin } from '../auth.js';
 import { errors, imageRef, imageSetProperties } from '../schemas.js';
-import { servedHook, type AssetServed } from './assets.js';
-import { refuseDenied } from './images.js';
+import { refuseDenied } from '../checks.js';
+import { servedHook, type AssetServed } from '../served.js';
 
 interface BundleBody {
   release?: string;

@@ -5,6 +5,7 @@ import type { Mirrors } from '../../registry/build.js';
 import { parseFilter, type ImageFilter } from '../../registry/filter.js';
 import type { ImagePuller } from '../../registry/puller.js';
 import { requireAdmin } from '../auth.js';
+import { refuseDenied } from '../checks.js';
 import { errors, imageSetProperties } from '../schemas.js';
 
 interface JobBody {
@@ -34,16 +35,6 @@ const job = {
     seconds: { type: 'number' },
   },
 } as const;
-
-/**
- * Refuses, before anything starts, a job or bundle that names an image outside
- * `registry.allowedUpstreams`: 403 `upstream_denied`, every such image in `details.images`, so
- * that a typo in a registry or namespace shows at once rather than as failed pulls later.
- */
-export function refuseDenied(denied: readonly string[]): void {
-  if (denied.length === 0) return;
-  throw new ApiError('upstream_denied', `${denied.join(', ')}: not in registry.allowedUpstreams (add the registry or namespace there if it is meant)`, 403, { images: denied });
-}
 
 /**
  * Pre-warming images (`edgeboot images pull` drives these): `POST /api/v1/images/jobs` starts

@@ -8,7 +8,7 @@ import { MACHINE_STATES, type MachineState } from '../../machines/state.js';
 import { machineCaller, requireAdmin } from '../auth.js';
 import { errors, eventBody, eventResponse, labelSelector, machineResponse, macParams, reservationBody, scriptPreviewResponse } from '../schemas.js';
 import { clientAddress } from '../artifact-responder.js';
-import { macOf } from './boot.js';
+import { macOf } from '../checks.js';
 import { keepRedacted } from '../../secrets/redact.js';
 
 export interface MachineRoutesOptions {

@@ -4,7 +4,7 @@ import type { PrecacheService } from '../../precache/service.js';
 import type { DiskInfo } from '../../machines/model.js';
 import { machineCaller } from '../auth.js';
 import { errors, machineResponse, macParams } from '../schemas.js';
-import { macOf } from './boot.js';
+import { macOf } from '../checks.js';
 
 export interface PrecacheRoutesOptions {
   precache: PrecacheService;
