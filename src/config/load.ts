@@ -6,9 +6,12 @@ import { parse as parseYaml } from 'yaml';
 import { REDACTED } from '../secrets/redact.js';
 import { ConfigError, type Config, type ConfigFile, type Listen, type UnknownMachinePolicy } from './config.js';
 import { directoryFindings } from './directories.js';
+import { CONFIG_KEYS, ENV_KEYS, ENV_PREFIX, KEYS, LEGACY_ENV_KEYS, type KeyInfo, type SchemaNode } from './keys.js';
 import { configSchema } from './schema.js';
 import { subnetProblems } from './subnets.js';
 import { nearestName } from './suggest.js';
+
+export { CONFIG_KEYS, ENV_PREFIX, upperSnake } from './keys.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -20,7 +23,6 @@ const validate = ajv.compile(configSchema);
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
-export const ENV_PREFIX = 'EDGEBOOT_';
 /** Variables of the CLI client, not config keys. */
 const CLIENT_ENV = new Set(['EDGEBOOT_URL', 'EDGEBOOT_TOKEN', 'EDGEBOOT_CONFIG']);
 
@@ -155,52 +157,6 @@ function readConfigFile(file: string): JsonObject {
   }
   return doc as JsonObject;
 }
-
-interface KeyInfo {
-  section: string;
-  key: string;
-  path: string;
-  env: string;
-  schema: SchemaNode;
-}
-interface SchemaNode {
-  type?: string;
-  description?: string;
-  items?: SchemaNode;
-  oneOf?: readonly SchemaNode[];
-  default?: unknown;
-  properties?: Record<string, SchemaNode>;
-}
-
-/**
- * A camelCase key as one word a part: a unit (GiB, MiB …) is one word and a capital run an
- * acronym (`installReserveGiB` is INSTALL_RESERVE_GIB, `pxeURLPrefix` PXE_URL_PREFIX).
- */
-export const upperSnake = (s: string): string =>
-  s
-    .replace(/([KMGTP]i)B(?![a-z])/g, '$1b')
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
-    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
-    .toUpperCase();
-/** The spelling before units and acronyms were kept whole (INSTALL_RESERVE_GI_B): still read, with a warning. */
-const legacyUpperSnake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
-
-/** Every `section.key` of the schema, with its environment variable name. */
-export const CONFIG_KEYS: readonly KeyInfo[] = Object.entries(configSchema.properties as Record<string, SchemaNode>).flatMap(
-  ([section, s]) =>
-    Object.entries(s.properties ?? {}).map(([key, schema]) => ({
-      section,
-      key,
-      path: `${section}.${key}`,
-      env: `${ENV_PREFIX}${upperSnake(section)}_${upperSnake(key)}`,
-      schema,
-    })),
-);
-const ENV_KEYS = new Map<string, KeyInfo>(CONFIG_KEYS.map((k) => [k.env, k]));
-const LEGACY_ENV_KEYS = new Map<string, KeyInfo>(
-  CONFIG_KEYS.map((k) => [`${ENV_PREFIX}${legacyUpperSnake(k.section)}_${legacyUpperSnake(k.key)}`, k] as const).filter(([name]) => !ENV_KEYS.has(name)),
-);
-const KEYS = new Map(CONFIG_KEYS.map((k) => [k.path, k]));
 
 /** Environment and flag values are text: turn them into what the schema expects. */
 function applyOverride(raw: JsonObject, k: KeyInfo, text: string, origin: string, problems: string[]): void {

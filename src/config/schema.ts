@@ -7,7 +7,7 @@ import { Type, type Static } from 'typebox';
 import { byteSize, flag, integer, ipv4, listen, OCTET, section, strings, token, word } from './schema-kit.js';
 import { bootSection, precacheSection } from './schema-boot.js';
 
-const server = section('This server', {
+const server = section('The server itself', {
   advertiseAddress: Type.String({
     pattern: '^(auto|[0-9A-Za-z.-]+)$',
     title: 'The address the machines reach this server at, in the URLs of their scripts; auto: the Host header each request names',
