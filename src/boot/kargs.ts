@@ -1,29 +1,11 @@
 import type { SubnetConfig } from '../config/config.js';
-
-function ipv4ToInt(ip: string): number | undefined {
-  const parts = ip.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    const v = Number(p);
-    if (!/^[0-9]{1,3}$/.test(p) || v > 255) return undefined;
-    n = n * 256 + v;
-  }
-  return n;
-}
-
-const intToIpv4 = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+import { inCidr, maskText, parseCidr, parseIpv4 } from '../net/ipv4.js';
 
 export function subnetOf(ip: string, subnets: readonly SubnetConfig[]): { subnet: SubnetConfig; mask: string } | undefined {
-  const addr = ipv4ToInt(ip);
-  if (addr === undefined) return undefined;
+  if (parseIpv4(ip) === undefined) return undefined;
   for (const s of subnets) {
-    const [net, bitsText] = s.cidr.split('/');
-    const base = net === undefined ? undefined : ipv4ToInt(net);
-    const bits = Number(bitsText);
-    if (base === undefined || !(bits >= 0 && bits <= 32)) continue;
-    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    if (((addr & mask) >>> 0) === ((base & mask) >>> 0)) return { subnet: s, mask: intToIpv4(mask) };
+    const prefix = parseCidr(s.cidr);
+    if (prefix && inCidr(prefix, ip)) return { subnet: s, mask: maskText(prefix) };
   }
   return undefined;
 }

@@ -3,25 +3,15 @@
  * memory is authoritative and the store is its journal (every bound lease is persisted before
  * the ACK leaves). No I/O here: every change is returned for the caller to persist.
  */
-export type LeaseState = 'offered' | 'bound' | 'declined';
+import { cidrOf, inCidr, intToIp, ipToInt, type Cidr } from '../net/ipv4.js';
+import type { Lease } from '../store/lease.js';
 
-export interface Lease {
-  ip: string;
-  /** Empty for a declined (quarantined) address. */
-  mac: string;
-  state: LeaseState;
-  /** Milliseconds since the epoch. */
-  expiresAt: number;
-  hostname?: string;
-}
+export type { Lease, LeaseState } from '../store/lease.js';
+/** The subnet mask as text; responder.ts takes it from here. */
+export { maskText } from '../net/ipv4.js';
 
-export const ipToInt = (ip: string): number => ip.split('.').reduce((n, p) => n * 256 + (Number(p) & 255), 0) >>> 0;
-export const intToIp = (n: number): string => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
-
-export interface Subnet {
-  cidr: string;
-  network: number;
-  mask: number;
+/** A subnet of full mode: its prefix, pool and the options handed out on it. */
+export interface Subnet extends Cidr {
   pool?: { first: number; last: number };
   router?: string;
   dns?: string[];
@@ -30,13 +20,8 @@ export interface Subnet {
 }
 
 export function parseSubnet(s: { cidr: string; pool?: [string, string]; router?: string; dns?: string[]; domain?: string; leaseSeconds: number }): Subnet {
-  const [net, bits] = s.cidr.split('/');
-  const prefix = Number(bits);
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return {
-    cidr: s.cidr,
-    network: (ipToInt(net ?? '0.0.0.0') & mask) >>> 0,
-    mask,
+    ...cidrOf(s.cidr),
     ...(s.pool && { pool: { first: ipToInt(s.pool[0]), last: ipToInt(s.pool[1]) } }),
     ...(s.router && { router: s.router }),
     ...(s.dns && { dns: s.dns }),
@@ -45,8 +30,7 @@ export function parseSubnet(s: { cidr: string; pool?: [string, string]; router?:
   };
 }
 
-export const inSubnet = (s: Subnet, ip: string): boolean => ((ipToInt(ip) & s.mask) >>> 0) === s.network;
-export const maskText = (s: Subnet): string => intToIp(s.mask);
+export const inSubnet: (s: Subnet, ip: string) => boolean = inCidr;
 
 /** How long an offered address stays held for the client that was offered it. */
 export const OFFER_HOLD_MS = 60_000;
@@ -58,6 +42,14 @@ export class LeasePool {
   private readonly cursor = new Map<string, number>();
 
   constructor(leases: Iterable<Lease> = []) {
+    this.reset(leases);
+  }
+
+  /** Holds these leases and no others (the journal's, when the DHCP server starts). */
+  reset(leases: Iterable<Lease>): void {
+    this.byIp.clear();
+    this.byMac.clear();
+    this.cursor.clear();
     for (const l of leases) this.set(l);
   }
 

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { LeasePool, inSubnet, intToIp, ipToInt, maskText, parseSubnet, type Lease, type Subnet } from '../../../src/dhcp/leases.js';
+import { LeasePool, inSubnet, maskText, parseSubnet, type Lease, type Subnet } from '../../../src/dhcp/leases.js';
+import { intToIp, ipToInt } from '../../../src/net/ipv4.js';
 
 const NOW = Date.UTC(2024, 0, 1, 12, 0, 0);
 const HOUR = 3_600_000;
