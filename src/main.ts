@@ -13,7 +13,9 @@ import { showText } from './config/show.js';
 import { redactSecrets } from './secrets/redact.js';
 import type { Logger } from 'pino';
 import { createLogger } from './log.js';
-import { describeStart, reportProfiles, startServer } from './server.js';
+import { reportProfiles } from './profiles/holder.js';
+import { startServer } from './server.js';
+import { describeStart } from './start-lines.js';
 
 /** Every line of output: a control character from the server (an event a machine posted, say) is shown escaped, never obeyed by the terminal. */
 const print = (s: string) => process.stdout.write(`${terminalSafe(s)}\n`);

@@ -2,23 +2,18 @@ import type { FastifyInstance } from 'fastify';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fetchHubScript } from '../../src/boot/hub.js';
-import { BootService } from '../../src/boot/service.js';
+import type { BootService } from '../../src/boot/service.js';
+import type { ArtifactCache } from '../../src/cache/artifacts.js';
+import type { BlobStore } from '../../src/cache/blobs.js';
+import { compose, type Overrides } from '../../src/compose.js';
 import type { Config } from '../../src/config/config.js';
 import { checkConfig } from '../../src/config/load.js';
-import { ArtifactCache, type ArtifactCacheOptions } from '../../src/cache/artifacts.js';
-import { BlobStore } from '../../src/cache/blobs.js';
-import { buildApp, type AppDeps } from '../../src/http/app.js';
-import { createMetricsRegistry } from '../../src/http/routes/metrics.js';
 import { createLogger } from '../../src/log.js';
-import { MachineService } from '../../src/machines/service.js';
-import { ProfileHolder } from '../../src/server.js';
+import type { MachineService } from '../../src/machines/service.js';
+import type { BundleBuilder } from '../../src/precache/bundles.js';
+import type { PrecacheService } from '../../src/precache/service.js';
+import type { ProfileHolder } from '../../src/profiles/holder.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
-import { BundleBuilder } from '../../src/precache/bundles.js';
-import { loadPrecacheJob } from '../../src/precache/job.js';
-import { PrecacheService } from '../../src/precache/service.js';
-import { buildRegistryMirrors } from '../../src/registry/build.js';
-import { ImagePuller } from '../../src/registry/puller.js';
 import type { Teardown } from './process.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -49,9 +44,9 @@ export interface TestAppOptions {
   profileDirs?: string[];
   now?: () => Date;
   /** Receives what the app would put on the timeline of the machine at a client address. */
-  recordAt?: AppDeps['recordAt'];
+  recordAt?: Overrides['recordAt'];
   /** An artifact cache under `<dir>/cache` on the test store, with these options. */
-  cache?: Pick<ArtifactCacheOptions, 'retries' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'failureHoldMs' | 'beforeWrite' | 'dispatcher'>;
+  cache?: Overrides['cacheOptions'];
   /** /metrics, over the app's cache and precache (no DHCP or TFTP server). */
   metrics?: boolean;
   /** /ipxe-bin/ over these folders. */
@@ -93,75 +88,46 @@ export function testConfig(doc: Record<string, unknown> = {}): Config {
 }
 
 /**
- * The whole HTTP app on a real SQLite store in a temp dir, ready for `app.inject()`.
+ * The whole HTTP app on a real SQLite store in a temp dir, ready for `app.inject()`: built by
+ * `compose`, as `edgeboot serve` builds it, with the test's fakes as overrides (no server started).
  * `profileDirs` adds user profile folders; `config` is merged into the defaults.
  */
 export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const dir = tempDir();
-  const config = testConfig({ ...opts.config, server: { dataDir: dir } });
+  const config = testConfig({
+    ...opts.config,
+    server: { dataDir: dir },
+    profiles: { dirs: opts.profileDirs ?? [] },
+    ...(opts.ipxeRoots && { tftp: { roots: opts.ipxeRoots } }),
+  });
   const store = openSqliteStore({ path: join(dir, 'edgeboot.db'), ...(opts.now && { now: opts.now }) });
-  const profiles = new ProfileHolder(opts.profileDirs ?? []);
-  const log = createLogger('silent');
-  const machines = new MachineService(store, profiles.current, { ...(opts.now && { now: opts.now }), dhcp: config.dhcp });
-  const blobs = opts.cache ? new BlobStore(join(dir, 'cache')) : undefined;
-  const artifacts = blobs ? new ArtifactCache({ store, blobs, log, ...opts.cache }) : undefined;
-  const boot = new BootService({
+  const built = await compose(config, {
     store,
-    machines,
-    profiles: profiles.current,
-    config,
+    log: createLogger('silent'),
     secret: SECRET,
-    log,
-    ...(opts.now && { now: opts.now }),
-    // With a cache, assisted chains are fetched and rewritten as `edgeboot serve` does.
-    ...(artifacts && { artifacts, hub: (url: string, mac: string) => fetchHubScript(url, mac) }),
-    precacheJob: loadPrecacheJob(),
-    onBootLoop: () => precache?.countEnd('boot-loop'),
-  });
-  let bundles: BundleBuilder | undefined;
-  let precache: PrecacheService | undefined;
-  let registry: AppDeps['registry'];
-  if (artifacts && blobs) {
-    const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log });
-    const puller = new ImagePuller({ cache: artifacts, log });
-    bundles = new BundleBuilder({ dir: join(dir, 'cache', 'bundles'), puller, cache: artifacts, log, mirror: () => mirrors.mirror });
-    precache = new PrecacheService({ store, machines, bundles, config: config.precache, log, ...(opts.now && { now: opts.now }) });
-    registry = { mirrors, puller, bundles, readTokens: config.registry.readTokens };
-  }
-  const app = await buildApp({
-    ...(artifacts && { artifacts }),
-    store,
-    machines,
-    boot,
-    profiles: profiles.current,
     adminTokens: [ADMIN_TOKEN],
-    advertiseAddress: 'auto',
-    httpPort: 8080,
-    log,
-    admission: { maxTransfers: config.cache.maxTransfers, largeBytes: config.cache.largeBytes, retryAfterSeconds: config.cache.retryAfterSeconds, clientRate: config.cache.clientRate },
+    neighbour: () => undefined,
+    ...(opts.now && { now: opts.now }),
     ...(opts.recordAt && { recordAt: opts.recordAt }),
-    ...(opts.ipxeRoots && { ipxeRoots: opts.ipxeRoots }),
-    ...(opts.metrics && { metrics: createMetricsRegistry({ dhcp: () => undefined, dhcpLeases: () => 0, ...(artifacts && { cache: () => artifacts.stats }), ...(precache && { precache: () => precache?.stats }) }) }),
-    ...(registry && { registry }),
-    ...(precache && { precache }),
+    ...(opts.cache && { cacheOptions: opts.cache }),
+    leaveOut: { cache: !opts.cache, metrics: !opts.metrics, ipxeBin: !opts.ipxeRoots },
   });
+  const { app, cache, precache } = built;
   await app.ready();
   return {
     app,
     store,
-    ...(artifacts && { artifacts }),
-    ...(blobs && { blobs }),
-    machines,
-    boot,
+    ...(cache && { artifacts: cache.artifacts, blobs: cache.blobs, bundles: cache.bundles }),
+    machines: built.machines,
+    boot: built.boot,
     ...(precache && { precache }),
-    ...(bundles && { bundles }),
-    profiles,
+    profiles: built.profiles,
     config,
     dir,
     auth: { authorization: `Bearer ${ADMIN_TOKEN}` },
     async close() {
       await app.close();
-      await artifacts?.close();
+      await cache?.artifacts.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },

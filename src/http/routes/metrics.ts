@@ -6,12 +6,16 @@ import type { TftpStats } from '../../tftp/server.js';
 import type { PrecacheStats } from '../../precache/service.js';
 import type { DiscoveryStats } from '../../boot/discovery.js';
 
-export interface MetricsSources {
+/** The protocol servers' counters. */
+export interface ServerSources {
   /** The DHCP server's counters; undefined when DHCP is off. */
   dhcp: () => DhcpStats | undefined;
   dhcpLeases: () => number;
   /** The TFTP server's counters; undefined when TFTP is off. */
   tftp?: () => TftpStats | undefined;
+}
+
+export interface MetricsSources extends Partial<ServerSources> {
   cache?: () => CacheStats | undefined;
   precache?: () => PrecacheStats | undefined;
   /** Records of unknown MACs pruned and refused (boot.maxDiscovered, boot.discoverPerMinute). */
@@ -27,22 +31,7 @@ export interface MetricsSources {
 export function createMetricsRegistry(src: MetricsSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'edgeboot_' });
-  const dhcp = countersOf(registry, src.dhcp);
-  dhcp.labelled('edgeboot_dhcp_received_total', 'DHCP requests received, by message type', 'type', (s) => s.received);
-  dhcp.labelled('edgeboot_dhcp_sent_total', 'DHCP replies sent, by message type', 'type', (s) => s.sent);
-  dhcp.labelled('edgeboot_dhcp_dropped_total', 'DHCP packets dropped, by reason', 'reason', (s) => s.dropped);
-  dhcp.plain('edgeboot_dhcp_ignored_total', 'DHCP requests deliberately not answered (proxy mode, other server chosen, ...)', (s) => s.ignored);
-  dhcp.gauge('edgeboot_dhcp_leases', 'DHCP leases held in memory (offered, bound, declined)', () => src.dhcpLeases());
-
-  const tftp = countersOf(registry, src.tftp ?? (() => undefined));
-  tftp.labelled('edgeboot_tftp_transfers_total', 'TFTP transfers ended, by outcome (complete, probe, timeout, ...)', 'outcome', (s) => s.transfers);
-  tftp.labelled('edgeboot_tftp_refused_total', 'TFTP requests refused with an error, by reason', 'reason', (s) => s.refused);
-  tftp.labelled('edgeboot_tftp_dropped_total', 'TFTP packets dropped at the listener, by reason', 'reason', (s) => s.dropped);
-  tftp.labelled('edgeboot_tftp_ignored_total', 'TFTP packets a transfer ignored (duplicate or stale ACKs, garbage), by reason', 'reason', (s) => s.ignored);
-  tftp.plain('edgeboot_tftp_requests_total', 'TFTP read and write requests received', (s) => s.requests);
-  tftp.plain('edgeboot_tftp_sent_bytes_total', 'TFTP DATA bytes sent, headers and resends included', (s) => s.bytesSent);
-  tftp.plain('edgeboot_tftp_sent_blocks_total', 'TFTP DATA packets sent, resends included', (s) => s.blocksSent);
-  tftp.gauge('edgeboot_tftp_active_transfers', 'TFTP transfers running now', (s) => s?.active ?? 0);
+  if (src.dhcp) addServerMetrics(registry, { dhcp: src.dhcp, dhcpLeases: src.dhcpLeases ?? (() => 0), ...(src.tftp && { tftp: src.tftp }) });
 
   const cache = countersOf(registry, src.cache ?? (() => undefined));
   cache.plain('edgeboot_cache_hits_total', 'artifact requests answered from the cache', (s) => s.hits);
@@ -75,6 +64,29 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
     });
   }
   return registry;
+}
+
+/**
+ * The DHCP and TFTP counters, on a registry made before the servers: the app (and its
+ * /metrics route) is built before them, as DHCP and TFTP hand out the port HTTP bound.
+ */
+export function addServerMetrics(registry: Registry, src: ServerSources): void {
+  const dhcp = countersOf(registry, src.dhcp);
+  dhcp.labelled('edgeboot_dhcp_received_total', 'DHCP requests received, by message type', 'type', (s) => s.received);
+  dhcp.labelled('edgeboot_dhcp_sent_total', 'DHCP replies sent, by message type', 'type', (s) => s.sent);
+  dhcp.labelled('edgeboot_dhcp_dropped_total', 'DHCP packets dropped, by reason', 'reason', (s) => s.dropped);
+  dhcp.plain('edgeboot_dhcp_ignored_total', 'DHCP requests deliberately not answered (proxy mode, other server chosen, ...)', (s) => s.ignored);
+  dhcp.gauge('edgeboot_dhcp_leases', 'DHCP leases held in memory (offered, bound, declined)', () => src.dhcpLeases());
+
+  const tftp = countersOf(registry, src.tftp ?? (() => undefined));
+  tftp.labelled('edgeboot_tftp_transfers_total', 'TFTP transfers ended, by outcome (complete, probe, timeout, ...)', 'outcome', (s) => s.transfers);
+  tftp.labelled('edgeboot_tftp_refused_total', 'TFTP requests refused with an error, by reason', 'reason', (s) => s.refused);
+  tftp.labelled('edgeboot_tftp_dropped_total', 'TFTP packets dropped at the listener, by reason', 'reason', (s) => s.dropped);
+  tftp.labelled('edgeboot_tftp_ignored_total', 'TFTP packets a transfer ignored (duplicate or stale ACKs, garbage), by reason', 'reason', (s) => s.ignored);
+  tftp.plain('edgeboot_tftp_requests_total', 'TFTP read and write requests received', (s) => s.requests);
+  tftp.plain('edgeboot_tftp_sent_bytes_total', 'TFTP DATA bytes sent, headers and resends included', (s) => s.bytesSent);
+  tftp.plain('edgeboot_tftp_sent_blocks_total', 'TFTP DATA packets sent, resends included', (s) => s.blocksSent);
+  tftp.gauge('edgeboot_tftp_active_transfers', 'TFTP transfers running now', (s) => s?.active ?? 0);
 }
 
 /** Metrics read from one server's stats object at scrape time (nothing when it is off). */

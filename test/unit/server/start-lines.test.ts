@@ -3,7 +3,7 @@ import type { NetworkInterfaceInfo } from 'node:os';
 import { pxeAnswer } from '../../../src/boot/planner.js';
 import type { UnknownMachinePolicy } from '../../../src/config/config.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.js';
-import { dhcpAnswers as answersWith, hostPort, reachOf } from '../../../src/server.js';
+import { dhcpAnswers as answersWith, hostPort, reachOf } from '../../../src/start-lines.js';
 
 const profiles = loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }]);
 /** The line as describeStart words it, with the planner's answer for a machine nobody registered. */
