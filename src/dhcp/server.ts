@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/config.js';
 import { macRefusal, parseMac, parseUuid, type Mac, type Uuid } from '../machines/mac.js';
 import type { NewEvent, Observed } from '../machines/model.js';
-import type { ProtocolServer } from '../protocol.js';
+import { InFlight, STOP_GRACE_MS, type ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 import { isSendBusy, openDatagramSocket, type DatagramSocket, type OpenDatagramSocket, type PktinfoMessage, type PktinfoSend } from '../net/pktinfo-socket.js';
 import type { Store } from '../store/store.js';
@@ -45,6 +45,8 @@ export interface DhcpServerDeps {
   leases?: LeasePool;
   advertiseAddress: string;
   now?: () => number;
+  /** How long stop() waits for requests being answered (STOP_GRACE_MS). */
+  stopGraceMs?: number;
 }
 
 type Drop = DropReason | 'oversized' | 'bad_chaddr' | 'unknown_interface' | 'interface_not_served' | 'handler_error' | 'send_busy' | 'send_failed';
@@ -65,6 +67,8 @@ export interface DhcpServer extends ProtocolServer {
  * The DHCP shell: sockets in, the pure responder in the middle, leases journaled to the store
  * (group commit: every lease written before its reply leaves), PXE clients recorded on their
  * machines. A bad packet is counted and dropped; nothing a client sends stops the server.
+ * stop() keeps the contract of src/protocol.ts: requests in flight are answered (within the
+ * grace), every lease they gave is journaled, then the sockets close.
  */
 export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): DhcpServer {
   const now = deps.now ?? Date.now;
@@ -80,7 +84,11 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
   const pool = deps.leases ?? new LeasePool();
   let ifaces = new Map<number, NetInterface>();
   let addresses: AddressInfo[] = [];
+  /** No new request is taken; `cancelled`: the grace is over, requests still waiting give up. */
   let stopped = false;
+  let cancelled = false;
+  let stopping: Promise<void> | undefined;
+  const inFlight = new InFlight();
   const journal = groupCommit(deps.store);
 
   const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
@@ -139,7 +147,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     // broadcast) Ethernet address is no client's: answering it would record no machine.
     if (mac && req.htype === 1 && macRefusal(mac)) return drop('bad_chaddr', { from: m.from.address, chaddr: mac });
     const known = mac ? await knownClient(req, mac) : {};
-    if (stopped) return;
+    if (cancelled) return;
     const httpHost = deps.advertiseAddress === 'auto' ? ours : deps.advertiseAddress;
     const out = respond(req, { listener, serverAddress: ours, subnet, httpBase: `http://${httpHost}:${deps.httpPort()}`, from: m.from }, responder, pool, known, now());
     for (const ip of out.remove) pool.remove(ip);
@@ -172,17 +180,19 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
               data: { listener, interface: iface.name, yiaddr: out.yiaddr, bootFile: out.bootFile ?? null, ipxe: c.ipxe },
             }
           : { type: 'dhcp-ignored', source: 'dhcp', message: out.reason, data: { listener, interface: iface.name } };
-      deps.boot.observeDhcp(mac, seen, event).catch((err: unknown) => deps.log.warn({ mac, err }, 'could not record the DHCP client on its machine'));
+      void inFlight.track(deps.boot.observeDhcp(mac, seen, event)).catch((err: unknown) => deps.log.warn({ mac, err }, 'could not record the DHCP client on its machine'));
     }
   }
 
   const onMessage = (listener: 'dhcp' | 'proxy', socketRef: () => DatagramSocket | undefined) => (m: PktinfoMessage) => {
     const socket = socketRef();
     if (!socket || stopped) return;
-    handle(listener, m, socket).catch((err: unknown) => {
-      drop('handler_error');
-      deps.log.error({ err, from: m.from.address }, 'dhcp request failed');
-    });
+    inFlight.track(
+      handle(listener, m, socket).catch((err: unknown) => {
+        drop('handler_error');
+        deps.log.error({ err, from: m.from.address }, 'dhcp request failed');
+      }),
+    );
   };
 
   function open(listener: 'dhcp' | 'proxy', port: number): void {
@@ -198,6 +208,18 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     }
     sockets.push(socket);
     addresses.push({ address: '0.0.0.0', family: 'IPv4', port });
+  }
+
+  /** The stop contract: no new request, the ones in flight answered (bounded), their leases journaled, sockets closed. */
+  async function drain(): Promise<void> {
+    stopped = true;
+    if (!(await inFlight.settled(deps.stopGraceMs ?? STOP_GRACE_MS))) {
+      cancelled = true;
+      deps.log.warn({ requests: inFlight.size }, 'dhcp stopped with requests still waiting on the store or the boot planner; they are dropped');
+    }
+    await journal.flush();
+    for (const s of sockets.splice(0)) s.close();
+    addresses = [];
   }
 
   return {
@@ -218,10 +240,9 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
         throw err;
       }
     },
-    async stop() {
-      stopped = true;
-      for (const s of sockets.splice(0)) s.close();
-      addresses = [];
+    stop() {
+      stopping ??= drain();
+      return stopping;
     },
     stats: () => stats,
     leases: () => pool.all(),
@@ -235,23 +256,42 @@ interface Batch {
   waiters: { resolve: () => void; reject: (e: unknown) => void }[];
 }
 
-function groupCommit(store: Pick<Store, 'writeLeases'>) {
+interface Journal {
+  (save: Lease[], remove: string[]): Promise<void>;
+  /** Writes the batch not yet written and resolves once every write has ended. */
+  flush(): Promise<void>;
+}
+
+function groupCommit(store: Pick<Store, 'writeLeases'>): Journal {
   let batch: Batch | undefined;
-  return (save: Lease[], remove: string[]): Promise<void> =>
+  const writing = new InFlight();
+  const commit = (b: Batch): void => {
+    if (batch === b) batch = undefined;
+    // flush() may have written this batch before its setImmediate came.
+    const waiters = b.waiters.splice(0);
+    if (waiters.length === 0) return;
+    void writing.track(
+      store.writeLeases(b.save, b.remove).then(
+        () => waiters.forEach((w) => w.resolve()),
+        (err: unknown) => waiters.forEach((w) => w.reject(err)),
+      ),
+    );
+  };
+  const write = (save: Lease[], remove: string[]): Promise<void> =>
     new Promise((resolve, reject) => {
       if (!batch) {
         const b: Batch = { save: [], remove: [], waiters: [] };
         batch = b;
-        setImmediate(() => {
-          batch = undefined;
-          store.writeLeases(b.save, b.remove).then(
-            () => b.waiters.forEach((w) => w.resolve()),
-            (err: unknown) => b.waiters.forEach((w) => w.reject(err)),
-          );
-        });
+        setImmediate(() => commit(b));
       }
       batch.save.push(...save);
       batch.remove.push(...remove);
       batch.waiters.push({ resolve, reject });
     });
+  return Object.assign(write, {
+    async flush(): Promise<void> {
+      if (batch) commit(batch);
+      await writing.settled();
+    },
+  });
 }

@@ -1,14 +1,15 @@
 /**
  * The TFTP shell: one listener, requests decoded and checked, each accepted read on its own
  * session socket. Read-only. A bad packet is counted and dropped; nothing a client sends stops
- * the server.
+ * the server. stop() keeps the contract of src/protocol.ts: no new request, transfers running
+ * finish within the grace or end with an ERROR packet, their records handed over.
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Mac } from '../machines/mac.js';
 import { openDatagramSocket, type DatagramSocket, type OpenDatagramSocket, type PktinfoMessage } from '../net/pktinfo-socket.js';
-import type { ProtocolServer } from '../protocol.js';
+import { InFlight, STOP_GRACE_MS, type ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 import { decodePacket, encodeError, ErrorCode, Opcode, type DropReason, type RequestPacket } from './codec.js';
 import { bufferContent, fileContent, readWhole, toNetascii, type TftpContent } from './content.js';
@@ -34,8 +35,11 @@ export interface TftpServerDeps {
   log: Logger;
   /** Names served from code instead of the roots (exact, after normalisation). */
   handlers?: ReadonlyMap<string, TftpHandler>;
-  /** Every transfer that ended, probes included, with the client's MAC when `macAt` knew it. */
-  onTransfer?: (record: TransferRecord, mac: Mac | undefined) => void;
+  /**
+   * Every transfer that ended, probes included, with the client's MAC when `macAt` knew it.
+   * A promise returned (the record being written) is waited for by stop().
+   */
+  onTransfer?: (record: TransferRecord, mac: Mac | undefined) => void | Promise<void>;
   /**
    * The MAC at a client address (a DHCP lease of ours, the neighbour table), for the log lines
    * and records of its transfers: asked once per request, never per block.
@@ -43,6 +47,8 @@ export interface TftpServerDeps {
   macAt?: (address: string) => Mac | undefined;
   /** Opens the listener; a native IP_PKTINFO socket unless a test gives a fake. */
   openSocket?: OpenDatagramSocket;
+  /** How long stop() lets running transfers finish before it ends them (STOP_GRACE_MS). */
+  stopGraceMs?: number;
 }
 
 type Drop = DropReason | 'oversized' | 'unexpected_on_listener' | 'duplicate_request' | 'handler_error';
@@ -84,6 +90,11 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
   let listener: DatagramSocket | undefined;
   let addresses: AddressInfo[] = [];
   let starting = 0;
+  let stopping: Promise<void> | undefined;
+  /** Requests being opened, transfers running, records being taken: what stop() waits for. */
+  const opening = new InFlight();
+  const running = new InFlight();
+  const recording = new InFlight();
 
   const drop = (reason: Drop): void => {
     s.dropped[reason] = (s.dropped[reason] ?? 0) + 1;
@@ -137,10 +148,12 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     // A size probe (RFC 2349 tsize, then an abort) is how firmware starts: not a failure.
     else if (r.outcome === 'probe' || r.outcome === 'stopped') log.debug(line, 'tftp transfer ended');
     else log.warn(line, 'tftp transfer failed');
+    const recordNotTaken = (err: unknown) => log.error({ err }, 'tftp transfer record not taken');
     try {
-      deps.onTransfer?.(r, mac);
+      const taking = deps.onTransfer?.(r, mac);
+      if (taking) void recording.track(taking.catch(recordNotTaken));
     } catch (err) {
-      log.error({ err }, 'tftp transfer record not taken');
+      recordNotTaken(err);
     }
   };
 
@@ -217,6 +230,7 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     const negotiated = negotiate(req.options, limits, content.size);
     const session = new Session({ info, content, negotiated, maxRetries: cfg.retries, counters, onEnd: onEnd(key, mac) });
     sessions.set(key, session);
+    void running.track(session.done);
     try {
       session.start();
     } catch (err) {
@@ -241,10 +255,30 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     s.requests += 1;
     // A client resending its request because our first answer was lost: that transfer answers.
     if (sessions.has(`${m.from.address}:${m.from.port}`)) return drop('duplicate_request');
-    startTransfer(m, p).catch((err: unknown) => {
-      drop('handler_error');
-      log.error({ client: m.from.address, file: p.filename, err }, 'tftp request failed');
-    });
+    void opening.track(
+      startTransfer(m, p).catch((err: unknown) => {
+        drop('handler_error');
+        log.error({ client: m.from.address, file: p.filename, err }, 'tftp request failed');
+      }),
+    );
+  }
+
+  /**
+   * The stop contract: the listener closes (no new request; one being opened sees no listener and
+   * is not started), running transfers get the grace to finish, then end with an ERROR packet.
+   */
+  async function drain(): Promise<void> {
+    listener?.close();
+    listener = undefined;
+    addresses = [];
+    const graceMs = deps.stopGraceMs ?? STOP_GRACE_MS;
+    const started = Date.now();
+    await opening.settled(graceMs);
+    if (!(await running.settled(Math.max(0, graceMs - (Date.now() - started))))) {
+      log.info({ transfers: sessions.size }, 'tftp transfers still running at stop are ended');
+      for (const session of [...sessions.values()]) session.cancel('Server shutting down');
+    }
+    await recording.settled();
   }
 
   return {
@@ -274,11 +308,9 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
       }
       addresses = [{ address: listener.localAddress, family: 'IPv4', port: listener.localPort }];
     },
-    async stop() {
-      listener?.close();
-      listener = undefined;
-      addresses = [];
-      for (const session of [...sessions.values()]) session.stop();
+    stop() {
+      stopping ??= drain();
+      return stopping;
     },
     stats() {
       return {

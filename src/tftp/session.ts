@@ -4,7 +4,7 @@
  * address on a multi-homed host — and connected to the client's address and port, the transfer
  * ID of RFC 1350 §4, so the kernel drops datagrams from anyone else before they reach it.
  */
-import { decodePacket, encodeOack, Opcode } from './codec.js';
+import { decodePacket, encodeError, encodeOack, ErrorCode, Opcode } from './codec.js';
 import type { TftpContent } from './content.js';
 import type { Negotiated } from './options.js';
 import { Pump } from './pump.js';
@@ -56,6 +56,9 @@ export class Session {
   private timerMs = 0;
   private readonly started = process.hrtime.bigint();
   private ended = false;
+  private endedNow: () => void = () => {};
+  /** Resolves once the transfer has ended and its record was handed to onEnd. */
+  readonly done = new Promise<void>((resolve) => (this.endedNow = resolve));
 
   constructor(private readonly o: SessionOptions) {
     const { negotiated: n, content } = o;
@@ -90,8 +93,17 @@ export class Session {
     this.apply(this.transfer.start());
   }
 
-  stop(): void {
-    this.finish('stopped');
+  /** Ends the transfer now, telling the client why with an ERROR packet (RFC 1350 §7: not retransmitted). */
+  cancel(message: string): void {
+    if (this.ended) return;
+    try {
+      this.pump?.sendRaw(encodeError(ErrorCode.NotDefined, message));
+      this.finish('stopped', message);
+    } catch (err) {
+      // The client is gone or the send queue is full: the transfer ends all the same, and the
+      // client times out as it would on a lost ERROR. The record says so.
+      this.finish('stopped', `${message} (ERROR not sent: ${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
   }
 
   private onPacket(msg: Buffer, acked: number, sent: number): void {
@@ -195,6 +207,7 @@ export class Session {
       resent: t.resent,
       ...(error !== undefined && outcome !== 'complete' && { error }),
     });
+    this.endedNow();
   }
 }
 

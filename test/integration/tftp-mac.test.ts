@@ -59,7 +59,7 @@ async function serve(t: Test, expiresAt: number): Promise<Harness> {
       lookups.push(address);
       return macAt(address);
     },
-    onTransfer: (record, mac) => records.push({ record, mac }),
+    onTransfer: (record, mac) => void records.push({ record, mac }),
   });
   await server.start();
   t.teardown(() => server.stop());
