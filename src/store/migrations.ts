@@ -105,4 +105,9 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       );
     `,
   },
+  {
+    // Optimistic concurrency for hosts sharing one database: 1 when created, one more per save.
+    version: 7,
+    sql: `ALTER TABLE machines ADD COLUMN version INTEGER NOT NULL DEFAULT 1;`,
+  },
 ];

@@ -1,7 +1,9 @@
 import type { Mac, Uuid } from '../machines/mac.js';
 import type { Machine, MachineEvent, NewEvent } from '../machines/model.js';
 import type { MachineState } from '../machines/state.js';
-import type { Lease } from '../dhcp/leases.js';
+import type { Lease } from './lease.js';
+
+export type { Lease, LeaseState } from './lease.js';
 
 export interface MachineFilter {
   state?: MachineState;
@@ -18,7 +20,7 @@ export interface MachinePage {
 }
 
 /** Every machine that matches, read a page at a time: the callers that need them all. */
-export async function* eachMachine(store: Pick<Store, 'listMachines'>, filter: MachineFilter = {}, pageSize = 500): AsyncGenerator<Machine> {
+export async function* eachMachine(store: Pick<MachineRepository, 'listMachines'>, filter: MachineFilter = {}, pageSize = 500): AsyncGenerator<Machine> {
   let after: Mac | undefined;
   for (;;) {
     const page = await store.listMachines(filter, { ...(after && { after }), limit: pageSize });
@@ -43,6 +45,12 @@ export interface MutationResult {
   events: MachineEvent[];
 }
 
+/** A machine with the version of its row: 1 when created, one more at every save. */
+export interface VersionedMachine {
+  machine: Machine;
+  version: number;
+}
+
 /** A MAC (or UUID) already belongs to another machine. */
 export class StoreConflictError extends Error {
   constructor(
@@ -56,9 +64,23 @@ export class StoreConflictError extends Error {
 }
 
 /**
- * The one persistence interface. Every method is async so that a PostgreSQL store fits the
- * same callers; every multi-row change happens inside one transaction of the implementation.
+ * A write based on a row that another writer (another host on the same database) changed
+ * since it was read. `mutateMachine`/`updateMachine` catch it and run the callback again on
+ * the fresh row; it reaches callers of `saveMachine` only.
  */
+export class StaleMachineError extends Error {
+  constructor(
+    readonly mac: Mac,
+    readonly expected: number | undefined,
+  ) {
+    super(`store: machine ${mac} changed since version ${expected ?? '(absent)'} was read`);
+    this.name = 'StaleMachineError';
+  }
+}
+
+/** How often a mutation runs its callback again after losing to another writer before giving up. */
+export const MUTATION_ATTEMPTS = 10;
+
 /** One upstream artifact in the cache index: where it came from (secrets cut) and its blob. */
 export interface CacheEntry {
   /** The source URL without secret query parameters (src/cache/source-key.ts). */
@@ -88,9 +110,15 @@ export interface RegistryTagList {
   updatedAt: string;
 }
 
-export interface Store {
+/**
+ * Machines and their timelines. Every method is async so that a store shared by several hosts
+ * (PostgreSQL) fits the same callers; every multi-row change is one transaction.
+ */
+export interface MachineRepository {
   /** By any of the machine's MACs. */
   getMachine(mac: Mac): Promise<Machine | undefined>;
+  /** `getMachine` with the version of the row, for `saveMachine`. */
+  readMachine(mac: Mac): Promise<VersionedMachine | undefined>;
   /** The first machine that owns any of these MACs, else the one with this UUID. */
   findMachine(key: { macs: readonly Mac[]; uuid?: Uuid }): Promise<Machine | undefined>;
   /**
@@ -109,25 +137,48 @@ export interface Store {
    */
   pruneDiscovered(max: number, keep?: number): Promise<Mac[]>;
   /**
-   * Read-modify-write of one machine (looked up by any of its MACs) in one transaction:
-   * `change` sees the current row and returns what to write. It must be pure and synchronous.
+   * Compare-and-set write of one machine: `expected` is the version read (undefined: the
+   * machine must not exist yet). Throws StaleMachineError when the row is at another version,
+   * StoreConflictError when a MAC belongs to another machine; returns the new version.
+   */
+  saveMachine(machine: Machine, expected: number | undefined): Promise<number>;
+  /**
+   * Read-modify-write of one machine (looked up by any of its MACs): `change` sees the current
+   * row and returns what to write, which is written only if the row is still at the version
+   * read; otherwise `change` runs again on the fresh row (at most MUTATION_ATTEMPTS times).
+   * `change` must therefore be pure and synchronous. Throwing aborts and reaches the caller.
    */
   mutateMachine(mac: Mac, change: (current: Machine | undefined) => MachineChange): Promise<MutationResult>;
   /**
-   * `mutateMachine` whose callback also computes a value from the row it saw; that value is
-   * handed back after the commit (same transaction, same purity rule).
+   * `mutateMachine` whose callback also computes a value from the row it saw; the value of the
+   * run that committed is handed back after the commit.
    */
   updateMachine<R>(mac: Mac, change: (current: Machine | undefined) => { change: MachineChange; result: R }): Promise<MutationResult & { result: R }>;
+  /** Appends to the timeline of the machine that owns `mac`; ids increase per machine. None when absent. */
   appendEvents(mac: Mac, events: readonly NewEvent[]): Promise<MachineEvent[]>;
   /** Oldest first; `afterId` pages forward. */
   listEvents(mac: Mac, opts?: { afterId?: number; limit?: number }): Promise<MachineEvent[]>;
+}
+
+/** DHCP leases of full mode, unique per address and per client MAC. */
+export interface LeaseRepository {
   /** Every DHCP lease (full mode keeps them in memory and journals them here). */
   listLeases(): Promise<Lease[]>;
-  /** Saves and removes leases (by IP) in one transaction. */
+  /**
+   * The journal: saves and removes leases (by IP) in one transaction, last writer wins. A
+   * saved lease ends the client's other leases. Correct while one host serves the pools.
+   */
   writeLeases(save: readonly Lease[], remove: readonly string[]): Promise<void>;
-  getSetting(key: string): Promise<string | undefined>;
-  /** Sets the value only if the key is absent; returns the value that is stored afterwards. */
-  initSetting(key: string, value: string): Promise<string>;
+  /**
+   * Atomic allocation for hosts sharing one database: in one transaction, records `lease`
+   * only if its address is free, expired at `now` (ms), or already held by `lease.mac`, and
+   * then ends the client's other leases. Whether it won; a loser changes nothing.
+   */
+  claimLease(lease: Lease, now: number): Promise<boolean>;
+}
+
+/** The HTTP cache's index: upstream artifacts by source key, and the hub's artifact requests. */
+export interface CacheIndexRepository {
   getCacheEntry(key: string): Promise<CacheEntry | undefined>;
   /** Creates or replaces the entry of `entry.key`. */
   putCacheEntry(entry: CacheEntry): Promise<void>;
@@ -143,7 +194,11 @@ export interface Store {
    */
   putHubArtifact(id: string, request: string, time: string, keepSince: string): Promise<void>;
   getHubArtifact(id: string): Promise<string | undefined>;
-  /** A mirrored manifest (its bytes are a blob of the content store) and its media type. */
+}
+
+/** The registry mirror's index: manifests (bytes in the content store) and tags as last seen upstream. */
+export interface RegistryIndexRepository {
+  /** A mirrored manifest and its media type; the first record of a digest stays. */
   putRegistryManifest(m: RegistryManifest): Promise<void>;
   getRegistryManifest(digest: string): Promise<RegistryManifest | undefined>;
   /** What a tag of an upstream repository pointed at when last asked. */
@@ -152,6 +207,20 @@ export interface Store {
   /** The last full tag list of an upstream repository (replacing the one before), for answering offline. */
   putRegistryTagList(upstream: string, repository: string, list: RegistryTagList): Promise<void>;
   getRegistryTagList(upstream: string, repository: string): Promise<RegistryTagList | undefined>;
+}
+
+export interface SettingsRepository {
+  getSetting(key: string): Promise<string | undefined>;
+  /** Sets the value only if the key is absent; returns the value stored afterwards (the first writer's). */
+  initSetting(key: string, value: string): Promise<string>;
+}
+
+/**
+ * The whole store: one implementation serves every repository, and a caller that needs one
+ * concern takes that repository's type. Precache bundles and registry pull jobs persist
+ * nothing here: bundles are files of the content store, jobs live in memory.
+ */
+export interface Store extends MachineRepository, LeaseRepository, CacheIndexRepository, RegistryIndexRepository, SettingsRepository {
   /** A cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
