@@ -19,8 +19,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { lowPortSkip } from '../helpers/privileges.js';
 import { startServer, tempDir } from '../helpers/process.js';
 import { makeImage, makeIndex, makeReleaseImage, pushImage, startRegistry } from '../helpers/registry.js';
+
+const skip = await lowPortSkip(80, 'the upstream docker-registry');
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -32,7 +35,7 @@ interface Status {
   manifest?: { files: { name: string; size: number; sha256: string }[]; release?: { digest: string } };
 }
 
-t.test('a bundle of a release, AI and extra images, in the layout the node-side hooks read', async (t) => {
+t.test('a bundle of a release, AI and extra images, in the layout the node-side hooks read', { skip }, async (t) => {
   const reg = await startRegistry(t, { auth: 'basic' });
   const dir = tempDir(t);
   const base = { 'usr/lib/base.bin': Buffer.alloc(200_000, 4) };

@@ -17,8 +17,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { lowPortSkip } from '../helpers/privileges.js';
 import { runCli, startServer, tempDir } from '../helpers/process.js';
 import { makeImage, makeIndex, makeReleaseImage, pushImage, startRegistry, type BuiltImage } from '../helpers/registry.js';
+
+const skip = await lowPortSkip(80, 'the upstream docker-registry');
 
 const run = promisify(execFile);
 
@@ -34,7 +37,7 @@ interface Job {
   error?: string;
 }
 
-t.test('a release and an extra image pulled into the mirror, once', async (t) => {
+t.test('a release and an extra image pulled into the mirror, once', { skip }, async (t) => {
   const reg = await startRegistry(t, { auth: 'basic' });
   const dir = tempDir(t);
   const base = { 'usr/lib/base.bin': Buffer.alloc(400_000, 5) };
@@ -98,7 +101,7 @@ t.test('a release and an extra image pulled into the mirror, once', async (t) =>
   t.equal(copied.manifests[0]?.digest, comps.etcd!.digest, 'a pulled component copies through /v2/ with the upstream stopped');
 });
 
-t.test("a job's own pull secret, and bad requests", async (t) => {
+t.test("a job's own pull secret, and bad requests", { skip }, async (t) => {
   const reg = await startRegistry(t, { auth: 'basic' });
   const dir = tempDir(t);
   const img = makeImage(join(dir, 'i'), { layers: [{ 'x': 'x' }], tag: 'v1' });

@@ -16,8 +16,11 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { lowPortSkip } from '../helpers/privileges.js';
 import { closedPort, startServer, tempDir, type Teardown } from '../helpers/process.js';
 import { makeImage, makeReleaseImage, pushImage, startRegistry } from '../helpers/registry.js';
+
+const skip = await lowPortSkip(80, 'the upstream docker-registry and the counting listener');
 
 const run = promisify(execFile);
 
@@ -70,7 +73,7 @@ async function curl(url: string, extra: string[] = []): Promise<Answer> {
 
 const errorsOf = (body: string) => (JSON.parse(body) as { errors: { code: string; message: string; detail?: { name?: string } }[] }).errors;
 
-t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection', async (t) => {
+t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection', { skip }, async (t) => {
   const trap = await startTrap(t);
   const lab = `127.0.0.1:${await closedPort()}`;
   const eb = await startServer(t, {
@@ -142,7 +145,7 @@ t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection'
   t.equal(eb.process.exitCode, null, 'the server is still running');
 });
 
-t.test("a release from an allowed registry whose components point elsewhere: those components fail, unasked", async (t) => {
+t.test("a release from an allowed registry whose components point elsewhere: those components fail, unasked", { skip }, async (t) => {
   const trap = await startTrap(t);
   const reg = await startRegistry(t, { auth: 'none' });
   const dir = tempDir(t);

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import t from 'tap';
+import { lowPortSkip } from '../helpers/privileges.js';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { tempDir } from '../helpers/process.js';
 import {
@@ -43,6 +44,8 @@ import {
   type Registry,
   type RegistryAuth,
 } from '../helpers/registry.js';
+
+const skip = await lowPortSkip(80, 'docker-registry');
 
 // No kept-alive sockets to registries the teardown kills.
 setGlobalDispatcher(new Agent({ keepAliveTimeout: 10, keepAliveMaxTimeout: 10 }));
@@ -73,7 +76,7 @@ const BASE: FileMap = {
 const MODES: RegistryAuth[] = ['none', 'basic', 'token'];
 
 for (const mode of MODES) {
-  t.test(`docker-registry with auth: ${mode}`, async (t) => {
+  t.test(`docker-registry with auth: ${mode}`, { skip }, async (t) => {
     const reg = await startRegistry(t, { auth: mode });
     t.match(reg.host, /^127\.\d+\.\d+\.\d+$/, 'a loopback address of its own');
     t.equal(reg.url, `http://${reg.host}`, 'port 80: no port in the URL');
@@ -222,7 +225,7 @@ for (const mode of MODES) {
   });
 }
 
-t.test('parallel registries get their own addresses; stop() stops', async (t) => {
+t.test('parallel registries get their own addresses; stop() stops', { skip }, async (t) => {
   const [r1, r2] = await Promise.all([startRegistry(t), startRegistry(t)]);
   t.not(r1.host, r2.host);
   for (const r of [r1, r2]) {

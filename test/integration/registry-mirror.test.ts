@@ -19,8 +19,11 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { lowPortSkip } from '../helpers/privileges.js';
 import { startServer, tempDir } from '../helpers/process.js';
 import { makeImage, makeIndex, pushImage, skopeoInspectRaw, startRegistry, type Registry } from '../helpers/registry.js';
+
+const skip = await lowPortSkip(80, 'the upstream docker-registry');
 
 const run = promisify(execFile);
 /** The manifest digest of the one image in an OCI layout skopeo wrote. */
@@ -35,7 +38,7 @@ async function edgebootFor(t: Parameters<typeof startServer>[0], reg: Registry, 
 }
 
 for (const auth of ['basic', 'token'] as const) {
-  t.test(`through edgeboot, byte for byte, with ${auth} auth upstream`, async (t) => {
+  t.test(`through edgeboot, byte for byte, with ${auth} auth upstream`, { skip }, async (t) => {
     const reg = await startRegistry(t, { auth });
     const dir = tempDir(t);
     const base = { 'etc/os-release': 'ID=edgeboot-test\n', 'usr/lib/big': Buffer.alloc(300_000, 7) };
@@ -76,7 +79,7 @@ for (const auth of ['basic', 'token'] as const) {
   });
 }
 
-t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob is refused', async (t) => {
+t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob is refused', { skip }, async (t) => {
   const reg = await startRegistry(t, { auth: 'basic' });
   const dir = tempDir(t);
   const base = { 'usr/lib/base': Buffer.alloc(2_000_000, 1) };
@@ -147,7 +150,7 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   t.equal(v2.headers.get('docker-distribution-api-version'), 'registry/2.0');
 });
 
-t.test('registry.readTokens: clients must present one', async (t) => {
+t.test('registry.readTokens: clients must present one', { skip }, async (t) => {
   const reg = await startRegistry(t, { auth: 'none' });
   const dir = tempDir(t);
   const img = makeImage(join(dir, 'i'), { layers: [{ 'x': 'x' }], tag: 'v1' });
