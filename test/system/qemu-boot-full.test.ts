@@ -230,7 +230,7 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
     const put = await bl.api('PUT', `/api/v1/machines/${MAC.unknown}`, { profile: 'e2e-report' });
     t.equal(put.status, 200, 'the admin assigns a profile to the discovered machine');
     const done = await vm.exited;
-    t.ok(done.ms < 110_000, `the guest powered off by itself after its report (${Math.round(done.ms / 1000)} s)`);
+    t.equal(done.signal, null, `the guest powered off by itself after its report, not killed at the VM's timeout (${Math.round(done.ms / 1000)} s)`);
     t.match(vm.console(), /eb-init: reported booted/, 'the initramfs reported');
     const events = await bl.events(MAC.unknown);
     t.comment(describeTimeline(events));
