@@ -1,10 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Listen } from '../config/config.js';
-import type { ProtocolServer } from '../protocol.js';
+import { STOP_GRACE_MS, type ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 
-export function createHttpServer(app: FastifyInstance, listen: Listen): ProtocolServer {
+/**
+ * Fastify on `listen`, keeping the stop contract of src/protocol.ts: close() stops accepting and
+ * closes idle keep-alive connections; requests in flight get `stopGraceMs` to finish (each
+ * connection closed as its response ends), then every connection left is destroyed.
+ */
+export function createHttpServer(app: FastifyInstance, listen: Listen, stopGraceMs = STOP_GRACE_MS): ProtocolServer {
   let addresses: AddressInfo[] = [];
   let stopping: Promise<void> | undefined;
   return {
@@ -35,7 +40,18 @@ export function createHttpServer(app: FastifyInstance, listen: Listen): Protocol
       addresses = app.addresses().filter((a): a is AddressInfo => typeof a !== 'string');
     },
     stop() {
-      stopping ??= app.close();
+      stopping ??= (async () => {
+        const cutOff = setTimeout(() => app.server.closeAllConnections(), stopGraceMs);
+        // A keep-alive connection whose response ends after close() began stays open until its
+        // keep-alive timeout (72 s in Fastify): close each one as it turns idle.
+        const idle = setInterval(() => app.server.closeIdleConnections(), 50);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(cutOff);
+          clearInterval(idle);
+        }
+      })();
       return stopping;
     },
   };
