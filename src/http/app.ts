@@ -34,7 +34,7 @@ import { profileRoutes } from './routes/profiles.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ipxeBinRoutes } from './routes/ipxe-bin.js';
 import type { Registry } from 'prom-client';
-import { reservationBody } from './schemas.js';
+import { reservationBody, type ReservationBody } from './schemas.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -96,7 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const baseUrl = (req: FastifyRequest) => baseUrlOf(req, deps.advertiseAddress, deps.httpPort);
   const checker = new Ajv({ allErrors: true, strict: false });
   addFormats(checker);
-  const checkReservation = checker.compile(reservationBody);
+  const checkReservation = checker.compile<ReservationBody>(reservationBody);
 
   await app.register(healthRoutes, { store: deps.store, profiles: deps.profiles });
   const recordAt = deps.recordAt;
@@ -107,7 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     boot: deps.boot,
     adminTokens: deps.adminTokens,
     baseUrl,
-    checkReservation: (doc) => (checkReservation(doc) ? undefined : checker.errorsText(checkReservation.errors, { dataVar: 'machine' })),
+    checkReservation: (doc) => (checkReservation(doc) ? { body: doc } : { problem: checker.errorsText(checkReservation.errors, { dataVar: 'machine' }) }),
     ...(deps.precache && { onSaved: async (m: Machine) => deps.precache?.prepare(m) }),
   });
   if (deps.precache) await app.register(precacheRoutes, { precache: deps.precache, boot: deps.boot, adminTokens: deps.adminTokens, baseUrl });

@@ -1,220 +1,217 @@
+/**
+ * The JSON Schemas of the API, in TypeBox: each is the route's validation and its swagger entry,
+ * and (through the type provider, app.ts) the type of the handler's body, query and params. Where
+ * TypeBox's own form would change the schema Fastify and fast-json-stringify see (an enum becomes
+ * anyOf, a record patternProperties), `Type.Unsafe` keeps the plain JSON Schema and names its type.
+ */
+import { Type, type Static } from 'typebox';
 import { DISK_PATTERN, HOSTNAME_PATTERN, SAFE_URL_PATTERN } from '../boot/safe.js';
 import { NAME_PATTERN } from '../profiles/schema.js';
 import { MACHINE_STATES } from '../machines/state.js';
 import { EVENT_SOURCES } from '../machines/model.js';
 import { EVENT_TYPE_PATTERN } from '../machines/events.js';
 
+/** `{ type: 'string', enum }`, typed as one of the words. */
+export const oneOf = <const W extends readonly string[]>(words: W, options: { default?: W[number]; description?: string } = {}) =>
+  Type.Unsafe<W[number]>({ type: 'string', enum: words, ...options });
+
 /** `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` or `aabbccddeeff`, any case. */
 export const MAC_PATTERN = '^([0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\\2[0-9A-Fa-f]{2}){4})$';
-const mac = { type: 'string', pattern: MAC_PATTERN, description: 'a MAC address: aa:bb:cc:dd:ee:ff, aa-bb-… or aabb…' };
-const uuid = { type: 'string', pattern: '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$' };
+const mac = Type.String({ pattern: MAC_PATTERN, description: 'a MAC address: aa:bb:cc:dd:ee:ff, aa-bb-… or aabb…' });
+const uuid = Type.String({ pattern: '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$' });
 const LABEL_KEY_TEXT = '[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?';
 const LABEL_VALUE_TEXT = '([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?';
 const LABEL_KEY = `^${LABEL_KEY_TEXT}$`;
 const LABEL_VALUE = `^${LABEL_VALUE_TEXT}$`;
 const IMAGE_REF = '^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$';
-const state = { type: 'string', enum: MACHINE_STATES };
+const state = oneOf(MACHINE_STATES);
+const opt = Type.Optional;
+const text = () => Type.String();
+const count = () => Type.Integer();
+/** Any JSON object: `{ type: 'object' }` as it was, where `Type.Object({})` would add `properties: {}`. */
+const anyObject = () => Type.Unsafe<Record<string, unknown>>({ type: 'object' });
 
-const labels = {
+const labels = Type.Unsafe<Record<string, string>>({
   type: 'object',
   maxProperties: 64,
   propertyNames: { pattern: LABEL_KEY },
   additionalProperties: { type: 'string', pattern: LABEL_VALUE },
-};
+});
 
-const precache = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    release: { type: 'string', pattern: IMAGE_REF, description: 'a release image reference' },
-    images: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: IMAGE_REF } },
-    sizeGiB: { type: 'integer', minimum: 1, maximum: 65536 },
-    disk: { type: 'string', pattern: DISK_PATTERN, maxLength: 255 },
-    liveProfile: { type: 'string', pattern: NAME_PATTERN },
-    bundle: { type: 'string', pattern: '^[0-9a-f]{16}$', description: 'a bundle built with POST /api/v1/bundles, instead of release and images' },
+const precache = Type.Object(
+  {
+    release: opt(Type.String({ pattern: IMAGE_REF, description: 'a release image reference' })),
+    images: opt(Type.Array(Type.String({ pattern: IMAGE_REF }), { maxItems: 1000 })),
+    sizeGiB: opt(Type.Integer({ minimum: 1, maximum: 65536 })),
+    disk: opt(Type.String({ pattern: DISK_PATTERN, maxLength: 255 })),
+    liveProfile: opt(Type.String({ pattern: NAME_PATTERN })),
+    bundle: opt(Type.String({ pattern: '^[0-9a-f]{16}$', description: 'a bundle built with POST /api/v1/bundles, instead of release and images' })),
   },
-};
+  { additionalProperties: false },
+);
 
-const inventory = {
-  type: 'object',
-  properties: {
-    disks: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          path: { type: 'string' },
-          name: { type: 'string' },
-          sizeBytes: { type: 'integer' },
-          type: { type: 'string' },
-          removable: { type: 'boolean' },
-          readOnly: { type: 'boolean' },
-          model: { type: 'string' },
-          serial: { type: 'string' },
-          transport: { type: 'string' },
-        },
-      },
-    },
-    macs: { type: 'array', items: { type: 'string' } },
-    memoryBytes: { type: 'integer' },
-    cpus: { type: 'integer' },
-    serial: { type: 'string' },
-    reportedAt: { type: 'string' },
-  },
-};
+const disk = Type.Object({
+  path: opt(text()),
+  name: opt(text()),
+  sizeBytes: opt(count()),
+  type: opt(text()),
+  removable: opt(Type.Boolean()),
+  readOnly: opt(Type.Boolean()),
+  model: opt(text()),
+  serial: opt(text()),
+  transport: opt(text()),
+});
 
-const precacheProgress = {
-  type: 'object',
-  properties: {
-    boots: { type: 'integer' },
-    step: { type: 'string' },
-    message: { type: 'string' },
-    filesDone: { type: 'integer' },
-    filesTotal: { type: 'integer' },
-    bytesDone: { type: 'integer' },
-    bytesTotal: { type: 'integer' },
-    disk: { type: 'string' },
-    bundle: { type: 'string' },
-    startedAt: { type: 'string' },
-    lastHeartbeatAt: { type: 'string' },
-    finishedAt: { type: 'string' },
-    outcome: { type: 'string' },
-  },
-};
+/** What a machine's live environment reports of its hardware (POST /api/v1/precache/{mac}/inventory). */
+export const inventory = Type.Object({
+  disks: opt(Type.Array(disk)),
+  macs: opt(Type.Array(text())),
+  memoryBytes: opt(count()),
+  cpus: opt(count()),
+  serial: opt(text()),
+  reportedAt: opt(text()),
+});
 
-const assisted = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ipxeScriptUrl'],
-  properties: { ipxeScriptUrl: { type: 'string', maxLength: 4096, pattern: SAFE_URL_PATTERN, description: 'an http(s) URL without spaces, quotes, #, $, braces, | or ;' } },
-};
+const precacheProgress = Type.Object({
+  boots: opt(count()),
+  step: opt(text()),
+  message: opt(text()),
+  filesDone: opt(count()),
+  filesTotal: opt(count()),
+  bytesDone: opt(count()),
+  bytesTotal: opt(count()),
+  disk: opt(text()),
+  bundle: opt(text()),
+  startedAt: opt(text()),
+  lastHeartbeatAt: opt(text()),
+  finishedAt: opt(text()),
+  outcome: opt(text()),
+});
 
-const observed = {
-  type: 'object',
-  properties: {
-    uuid: { type: 'string' },
-    nics: { type: 'array', items: { type: 'string' } },
-    arch: { type: 'string' },
-    platform: { type: 'string' },
-    serial: { type: 'string' },
-    vendorClass: { type: 'string' },
-    lastSeenAt: { type: 'string' },
-  },
-};
+const assisted = Type.Object(
+  { ipxeScriptUrl: Type.String({ maxLength: 4096, pattern: SAFE_URL_PATTERN, description: 'an http(s) URL without spaces, quotes, #, $, braces, | or ;' }) },
+  { additionalProperties: false },
+);
 
-/** The operator-owned fields of a reservation; every one that reaches a script is pattern-checked. */
-const reservationProperties = {
-  mac,
-  macs: { type: 'array', maxItems: 32, items: mac },
-  uuid,
-  hostname: { type: 'string', pattern: HOSTNAME_PATTERN, maxLength: 253, description: 'an RFC 1123 host name' },
-  ip: { type: 'string', format: 'ipv4' },
-  profile: { type: 'string', pattern: NAME_PATTERN },
-  labels,
-  assisted,
-  precache,
-};
+const observed = Type.Object({
+  uuid: opt(text()),
+  nics: opt(Type.Array(text())),
+  arch: opt(text()),
+  platform: opt(text()),
+  serial: opt(text()),
+  vendorClass: opt(text()),
+  lastSeenAt: opt(text()),
+});
+
+const macs = Type.Array(mac, { maxItems: 32 });
+const hostname = Type.String({ pattern: HOSTNAME_PATTERN, maxLength: 253, description: 'an RFC 1123 host name' });
+const ip = Type.String({ format: 'ipv4' });
+const profile = Type.String({ pattern: NAME_PATTERN });
 
 /**
- * PUT body. The server-owned fields a GET returns are accepted and ignored, so that a GET,
+ * PUT body: the operator-owned fields of a reservation, every one that reaches a script
+ * pattern-checked. The server-owned fields a GET returns are accepted and ignored, so that a GET,
  * an edit and a PUT round-trip.
  */
-export const reservationBody = {
-  $id: 'reservation',
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    ...reservationProperties,
-    state,
-    observed,
-    createdAt: { type: 'string' },
-    updatedAt: { type: 'string' },
-    precachedAt: { type: 'string' },
-    inventory: { type: 'object' },
-    precacheProgress: { type: 'object' },
+export const reservationBody = Type.Object(
+  {
+    mac: opt(mac),
+    macs: opt(macs),
+    uuid: opt(uuid),
+    hostname: opt(hostname),
+    ip: opt(ip),
+    profile: opt(profile),
+    labels: opt(labels),
+    assisted: opt(assisted),
+    precache: opt(precache),
+    state: opt(state),
+    observed: opt(observed),
+    createdAt: opt(text()),
+    updatedAt: opt(text()),
+    precachedAt: opt(text()),
+    inventory: opt(anyObject()),
+    precacheProgress: opt(anyObject()),
   },
-} as const;
+  { $id: 'reservation', additionalProperties: false },
+);
+export type ReservationBody = Static<typeof reservationBody>;
 
-export const machineResponse = {
-  type: 'object',
-  required: ['mac', 'macs', 'labels', 'state', 'createdAt', 'updatedAt'],
-  properties: { ...reservationProperties, state, observed, precachedAt: { type: 'string' }, inventory, precacheProgress, createdAt: { type: 'string' }, updatedAt: { type: 'string' } },
-} as const;
+/** A machine as the API answers it; the order of the properties is the order of the JSON. */
+export const machineResponse = Type.Object({
+  mac,
+  macs,
+  uuid: opt(uuid),
+  hostname: opt(hostname),
+  ip: opt(ip),
+  profile: opt(profile),
+  labels,
+  assisted: opt(assisted),
+  precache: opt(precache),
+  state,
+  observed: opt(observed),
+  precachedAt: opt(text()),
+  inventory: opt(inventory),
+  precacheProgress: opt(precacheProgress),
+  createdAt: text(),
+  updatedAt: text(),
+});
 
-export const eventResponse = {
-  type: 'object',
-  required: ['id', 'time', 'source', 'type'],
-  properties: {
-    id: { type: 'integer' },
-    time: { type: 'string' },
-    source: { type: 'string', enum: EVENT_SOURCES },
-    type: { type: 'string' },
-    message: { type: 'string' },
-    from: state,
-    to: state,
-    data: { type: 'object', additionalProperties: true },
+export const eventResponse = Type.Object({
+  id: count(),
+  time: text(),
+  source: oneOf(EVENT_SOURCES),
+  type: text(),
+  message: opt(text()),
+  from: opt(state),
+  to: opt(state),
+  data: opt(Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true })),
+});
+
+export const eventBody = Type.Object(
+  {
+    type: Type.String({ pattern: EVENT_TYPE_PATTERN, description: 'a lower-case event type such as booted or precache-done' }),
+    message: opt(Type.String({ maxLength: 4096 })),
+    data: opt(Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true, maxProperties: 256 })),
   },
-} as const;
-
-export const eventBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type'],
-  properties: {
-    type: { type: 'string', pattern: EVENT_TYPE_PATTERN, description: 'a lower-case event type such as booted or precache-done' },
-    message: { type: 'string', maxLength: 4096 },
-    data: { type: 'object', additionalProperties: true, maxProperties: 256 },
-  },
-} as const;
+  { additionalProperties: false },
+);
 
 /** `GET /api/v1/machines/{mac}/script?format=json`: the preview of a machine's boot script. */
-export const scriptPreviewResponse = {
-  type: 'object',
-  required: ['mac', 'state', 'decision', 'script'],
-  properties: {
-    mac: { type: 'string' },
-    state,
-    wouldMoveTo: { ...state, description: 'the state serving this script would move the machine to; absent: it stays' },
-    decision: {
-      type: 'object',
-      required: ['kind', 'reason'],
-      properties: {
-        kind: { type: 'string', enum: ['boot', 'local', 'wait', 'error'] },
-        reason: { type: 'string' },
-        stage: { type: 'string' },
-        profile: { type: 'string' },
-        hub: { type: 'string' },
-      },
-    },
-    script: { type: 'string', description: 'the iPXE script, every secret replaced by *redacted*' },
-  },
-} as const;
+export const scriptPreviewResponse = Type.Object({
+  mac: text(),
+  state,
+  wouldMoveTo: opt(oneOf(MACHINE_STATES, { description: 'the state serving this script would move the machine to; absent: it stays' })),
+  decision: Type.Object({
+    kind: oneOf(['boot', 'local', 'wait', 'error']),
+    reason: text(),
+    stage: opt(text()),
+    profile: opt(text()),
+    hub: opt(text()),
+  }),
+  script: Type.String({ description: 'the iPXE script, every secret replaced by *redacted*' }),
+});
 
-export const errorResponse = {
-  type: 'object',
-  required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' }, details: {}, requestId: { type: 'string' } },
-} as const;
+export const errorResponse = Type.Object({ error: text(), message: text(), details: opt(Type.Unknown()), requestId: opt(text()) });
 
 /** `key=value` of a listing's label filter: a key and a value a reservation can hold. */
-export const labelSelector = { type: 'string', pattern: `^${LABEL_KEY_TEXT}=${LABEL_VALUE_TEXT}$`, description: 'key=value' } as const;
+export const labelSelector = Type.String({ pattern: `^${LABEL_KEY_TEXT}=${LABEL_VALUE_TEXT}$`, description: 'key=value' });
 
-export const macParams = {
-  type: 'object',
-  required: ['mac'],
-  properties: { mac },
-} as const;
+export const macParams = Type.Object({ mac });
+
+/** A 204's schema: `{ type: 'null' }` for swagger, typed as no payload so that `reply.code(204).send()` takes none. */
+export const noContent = Type.Unsafe<undefined>({ type: 'null' });
 
 export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, errorResponse]));
 
 /** An image reference as the image and bundle APIs take it (parsed further by registry/reference.ts). */
-export const imageRef = { type: 'string', minLength: 3, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' } as const;
+const IMAGE_REF_TEXT = { minLength: 3, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' };
+export const imageRef = Type.String(IMAGE_REF_TEXT);
 
 /** What an image job and a bundle are made of: a release, images, a filter, the platform, the pace. */
 export const imageSetProperties = {
-  release: { ...imageRef, description: 'a release image, by tag or digest: quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64' },
-  images: { type: 'array', maxItems: 10000, items: imageRef, description: 'more images (assisted-installer, multicluster-engine, …)' },
-  filter: { type: 'string', maxLength: 65536, description: 'patterns: a YAML `patterns:` list or one regular expression per line; matching images are left out' },
-  parallel: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
-  architecture: { type: 'string', pattern: '^[a-z0-9]+$', default: 'amd64', description: "the release's platform" },
-} as const;
+  release: opt(Type.String({ ...IMAGE_REF_TEXT, description: 'a release image, by tag or digest: quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64' })),
+  images: opt(Type.Array(imageRef, { maxItems: 10000, description: 'more images (assisted-installer, multicluster-engine, …)' })),
+  filter: opt(Type.String({ maxLength: 65536, description: 'patterns: a YAML `patterns:` list or one regular expression per line; matching images are left out' })),
+  parallel: opt(Type.Integer({ minimum: 1, maximum: 64, default: 4 })),
+  architecture: opt(Type.String({ pattern: '^[a-z0-9]+$', default: 'amd64', description: "the release's platform" })),
+};

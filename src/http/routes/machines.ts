@@ -1,12 +1,26 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import type { BootService } from '../../boot/service.js';
 import { ApiError } from '../../errors.js';
 import { macHyphenated, parseMac, parseUuid, type Mac, type Uuid } from '../../machines/mac.js';
 import type { Machine, Reservation } from '../../machines/model.js';
 import type { MachineService } from '../../machines/service.js';
-import { MACHINE_STATES, type MachineState } from '../../machines/state.js';
+import { MACHINE_STATES } from '../../machines/state.js';
 import { machineCaller, requireAdmin } from '../auth.js';
-import { errors, eventBody, eventResponse, labelSelector, machineResponse, macParams, reservationBody, scriptPreviewResponse } from '../schemas.js';
+import {
+  errors,
+  eventBody,
+  eventResponse,
+  labelSelector,
+  machineResponse,
+  macParams,
+  noContent,
+  oneOf,
+  reservationBody,
+  scriptPreviewResponse,
+  type ReservationBody,
+} from '../schemas.js';
 import { clientAddress } from '../artifact-responder.js';
 import { macOf } from '../checks.js';
 import { keepRedacted } from '../../secrets/redact.js';
@@ -16,25 +30,24 @@ export interface MachineRoutesOptions {
   boot: BootService;
   adminTokens: readonly string[];
   baseUrl: (req: FastifyRequest) => string;
-  /** Validates a merged PATCH document against the PUT schema. */
-  checkReservation: (doc: unknown) => string | undefined;
+  /** Validates a merged PATCH document against the PUT schema: the document as a body, or what is wrong with it. */
+  checkReservation: (doc: unknown) => { body: ReservationBody } | { problem: string };
   /** Told of every saved reservation: a precache bundle starts building before the machine boots. */
   onSaved?: (m: Machine) => Promise<void>;
 }
 
-type Body = Record<string, unknown>;
-interface MacParams {
-  mac: string;
-}
-
+/** A page of the machine listing when the query names no limit. */
+const LIST_LIMIT = 100;
+const opt = Type.Optional;
 const tags = ['machines'];
+const eventList = Type.Object({ events: opt(Type.Array(eventResponse)) });
 const security = [{ bearer: [] }];
 
-export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (app, opts) => {
+export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = async (app, opts) => {
   const { machines, boot, adminTokens } = opts;
   const admin = requireAdmin(adminTokens);
 
-  app.get<{ Querystring: { state?: MachineState; label?: string[]; profile?: string; limit: number; cursor?: string } }>(
+  app.get(
     '/api/v1/machines',
     {
       onRequest: admin,
@@ -42,25 +55,18 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         summary: 'List machines in MAC order, a page at a time (follow nextCursor), filtered by state, profile and labels (label=key=value, repeatable)',
         tags,
         security,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            state: { type: 'string', enum: MACHINE_STATES },
-            profile: { type: 'string', maxLength: 253 },
-            label: { type: 'array', maxItems: 16, items: labelSelector },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            cursor: { type: 'string', maxLength: 64, description: 'nextCursor of the previous page, unchanged' },
+        querystring: Type.Object(
+          {
+            state: opt(oneOf(MACHINE_STATES)),
+            profile: opt(Type.String({ maxLength: 253 })),
+            label: opt(Type.Array(labelSelector, { maxItems: 16 })),
+            limit: opt(Type.Integer({ minimum: 1, maximum: 1000, default: LIST_LIMIT })),
+            cursor: opt(Type.String({ maxLength: 64, description: 'nextCursor of the previous page, unchanged' })),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              machines: { type: 'array', items: machineResponse },
-              nextCursor: { type: 'string', description: 'absent on the last page' },
-            },
-          },
+          200: Type.Object({ machines: opt(Type.Array(machineResponse)), nextCursor: opt(Type.String({ description: 'absent on the last page' })) }),
           ...errors(400, 401),
         },
       },
@@ -68,17 +74,17 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     async (req) => {
       const labels = Object.fromEntries((req.query.label ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
       const filter = { ...(req.query.state && { state: req.query.state }), ...(req.query.profile !== undefined && { profile: req.query.profile }), labels };
-      return machines.list(filter, { limit: req.query.limit, ...(req.query.cursor !== undefined && { cursor: req.query.cursor }) });
+      return machines.list(filter, { limit: req.query.limit ?? LIST_LIMIT, ...(req.query.cursor !== undefined && { cursor: req.query.cursor }) });
     },
   );
 
-  app.get<{ Params: MacParams }>(
+  app.get(
     '/api/v1/machines/:mac',
     { onRequest: admin, schema: { summary: 'One machine, by any of its MACs', tags, security, params: macParams, response: { 200: machineResponse, ...errors(400, 401, 404) } } },
     async (req) => machines.mustGet(macOf(req.params.mac)),
   );
 
-  app.put<{ Params: MacParams; Body: Body }>(
+  app.put(
     '/api/v1/machines/:mac',
     {
       onRequest: admin,
@@ -100,7 +106,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.patch<{ Params: MacParams; Body: Body }>(
+  app.patch(
     '/api/v1/machines/:mac',
     {
       onRequest: admin,
@@ -109,16 +115,16 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         tags,
         security,
         params: macParams,
-        body: { type: 'object' },
+        body: Type.Unsafe<Record<string, unknown>>({ type: 'object' }),
         response: { 200: machineResponse, ...errors(400, 401, 404, 409) },
       },
     },
     async (req) => {
       const cur = await machines.mustGet(macOf(req.params.mac));
-      const merged = mergePatch(reservationOf(cur), req.body) as Body;
-      const problem = opts.checkReservation(merged);
-      if (problem) throw new ApiError('invalid_request', `invalid patch: ${problem}`, 400);
-      if (merged.mac !== undefined && parseMac(String(merged.mac)) !== cur.mac) {
+      const checked = opts.checkReservation(mergePatch(reservationOf(cur), req.body));
+      if ('problem' in checked) throw new ApiError('invalid_request', `invalid patch: ${checked.problem}`, 400);
+      const merged = checked.body;
+      if (merged.mac !== undefined && parseMac(merged.mac) !== cur.mac) {
         throw new ApiError('invalid_request', `the primary MAC of ${cur.mac} cannot change; DELETE and PUT the machine instead`, 400);
       }
       const { machine } = await machines.put(toReservation(cur.mac, merged, cur));
@@ -128,9 +134,9 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.delete<{ Params: MacParams }>(
+  app.delete(
     '/api/v1/machines/:mac',
-    { onRequest: admin, schema: { summary: 'Forget a machine and its events', tags, security, params: macParams, response: { 204: { type: 'null' }, ...errors(400, 401, 404) } } },
+    { onRequest: admin, schema: { summary: 'Forget a machine and its events', tags, security, params: macParams, response: { 204: noContent, ...errors(400, 401, 404) } } },
     async (req, reply) => {
       const mac = macOf(req.params.mac);
       await machines.remove(mac);
@@ -139,7 +145,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.post<{ Params: MacParams; Body: { to?: 'registered' | 'precached'; force?: boolean } | null }>(
+  app.post(
     '/api/v1/machines/:mac/reset',
     {
       onRequest: admin,
@@ -150,14 +156,14 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         tags,
         security,
         params: macParams,
-        body: {
+        body: Type.Unsafe<{ to?: 'registered' | 'precached'; force?: boolean } | null>({
           type: ['object', 'null'],
           additionalProperties: false,
           properties: {
-            to: { type: 'string', enum: ['registered', 'precached'] },
-            force: { type: 'boolean', description: "from any state but discovered (a stuck install, say); ends the credentials of the machine's current boot" },
+            to: oneOf(['registered', 'precached']),
+            force: Type.Boolean({ description: "from any state but discovered (a stuck install, say); ends the credentials of the machine's current boot" }),
           },
-        },
+        }),
         response: { 200: machineResponse, ...errors(400, 401, 404, 409) },
       },
     },
@@ -170,7 +176,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.get<{ Params: MacParams; Querystring: { format: 'text' | 'json' } }>(
+  app.get(
     '/api/v1/machines/:mac/script',
     {
       onRequest: admin,
@@ -181,7 +187,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         tags,
         security,
         params: macParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { format: { type: 'string', enum: ['text', 'json'], default: 'text' } } },
+        querystring: Type.Object({ format: opt(oneOf(['text', 'json'], { default: 'text' })) }, { additionalProperties: false }),
         response: {
           200: {
             content: {
@@ -207,7 +213,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.get<{ Params: MacParams; Querystring: { after?: number; limit?: number } }>(
+  app.get(
     '/api/v1/machines/:mac/events',
     {
       onRequest: admin,
@@ -216,8 +222,8 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         tags,
         security,
         params: macParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { after: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 5000 } } },
-        response: { 200: { type: 'object', properties: { events: { type: 'array', items: eventResponse } } }, ...errors(400, 401, 404) },
+        querystring: Type.Object({ after: opt(Type.Integer({ minimum: 0 })), limit: opt(Type.Integer({ minimum: 1, maximum: 5000 })) }, { additionalProperties: false }),
+        response: { 200: eventList, ...errors(400, 401, 404) },
       },
     },
     async (req) => {
@@ -226,7 +232,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.post<{ Params: MacParams; Body: { type: string; message?: string; data?: Record<string, unknown> }; Querystring: { token?: string } }>(
+  app.post(
     '/api/v1/machines/:mac/events',
     {
       bodyLimit: 64 * 1024,
@@ -234,9 +240,9 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         summary: 'Post an event: from the machine (its token from {{ machine.eventsUrl }}) or an admin',
         tags,
         params: macParams,
-        querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 64 } } },
+        querystring: Type.Object({ token: opt(Type.String({ maxLength: 64 })) }),
         body: eventBody,
-        response: { 201: { type: 'object', properties: { events: { type: 'array', items: eventResponse } } }, ...errors(400, 401, 404, 409) },
+        response: { 201: eventList, ...errors(400, 401, 404, 409) },
       },
     },
     async (req, reply) => {
@@ -249,7 +255,7 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
     },
   );
 
-  app.get<{ Params: MacParams }>(
+  app.get(
     '/api/v1/machines/:mac/boot',
     {
       onRequest: admin,
@@ -259,18 +265,17 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
         security,
         params: macParams,
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              mac: { type: 'string' },
-              state: { type: 'string' },
-              profile: { type: 'string' },
-              next: { type: 'object', properties: { kind: { type: 'string' }, stage: { type: 'string' }, profile: { type: 'string' }, reason: { type: 'string' } } },
-              scriptUrl: { type: 'string' },
-              entryUrl: { type: 'string' },
-              eventsUrl: { type: 'string', description: "where the hub, on the machine's behalf, posts events such as install-done; its token works now and through the machine's next boot" },
-            },
-          },
+          200: Type.Object({
+            mac: opt(Type.String()),
+            state: opt(Type.String()),
+            profile: opt(Type.String()),
+            next: opt(Type.Object({ kind: opt(Type.String()), stage: opt(Type.String()), profile: opt(Type.String()), reason: opt(Type.String()) })),
+            scriptUrl: opt(Type.String()),
+            entryUrl: opt(Type.String()),
+            eventsUrl: opt(
+              Type.String({ description: "where the hub, on the machine's behalf, posts events such as install-done; its token works now and through the machine's next boot" }),
+            ),
+          }),
           ...errors(400, 401, 404),
         },
       },
@@ -298,29 +303,29 @@ export const machineRoutes: FastifyPluginAsync<MachineRoutesOptions> = async (ap
  * assisted URL's key redacted (redact-replies.ts); that redacted URL sent back keeps the key
  * `cur` holds, so a GET, an edit and a PUT do not break the machine's install.
  */
-function toReservation(pathMac: Mac, b: Body, cur: Machine | undefined): Reservation {
-  if (b.mac !== undefined && macOf(String(b.mac)) !== pathMac) {
-    throw new ApiError('invalid_request', `body mac ${String(b.mac)} differs from the MAC in the path (${pathMac})`, 400);
+function toReservation(pathMac: Mac, b: ReservationBody, cur: Machine | undefined): Reservation {
+  if (b.mac !== undefined && macOf(b.mac) !== pathMac) {
+    throw new ApiError('invalid_request', `body mac ${b.mac} differs from the MAC in the path (${pathMac})`, 400);
   }
-  const macs = [...new Set(((b.macs as string[] | undefined) ?? []).map(macOf))].filter((m) => m !== pathMac);
-  const r: Reservation = { mac: pathMac, macs, labels: (b.labels as Record<string, string> | undefined) ?? {} };
-  if (b.uuid !== undefined) r.uuid = parseUuid(String(b.uuid)) as Uuid;
-  if (b.hostname !== undefined) r.hostname = String(b.hostname).toLowerCase();
-  if (b.ip !== undefined) r.ip = String(b.ip);
-  if (b.profile !== undefined) r.profile = String(b.profile);
+  const macs = [...new Set((b.macs ?? []).map(macOf))].filter((m) => m !== pathMac);
+  const r: Reservation = { mac: pathMac, macs, labels: b.labels ?? {} };
+  if (b.uuid !== undefined) r.uuid = parseUuid(b.uuid) as Uuid;
+  if (b.hostname !== undefined) r.hostname = b.hostname.toLowerCase();
+  if (b.ip !== undefined) r.ip = b.ip;
+  if (b.profile !== undefined) r.profile = b.profile;
   if (b.assisted !== undefined) {
-    const kept = keepRedacted((b.assisted as { ipxeScriptUrl: string }).ipxeScriptUrl, cur?.assisted?.ipxeScriptUrl);
+    const kept = keepRedacted(b.assisted.ipxeScriptUrl, cur?.assisted?.ipxeScriptUrl);
     if ('refused' in kept) throw new ApiError('invalid_request', `assisted.ipxeScriptUrl: ${kept.refused}`, 400, { field: 'assisted.ipxeScriptUrl' });
     r.assisted = { ipxeScriptUrl: kept.value };
   }
-  if (b.precache !== undefined) r.precache = b.precache as Reservation['precache'];
+  if (b.precache !== undefined) r.precache = b.precache;
   return r;
 }
 
 /** A reservation's `ip` that full-mode DHCP could never lease is refused, naming the key. */
-function reservationOf(m: Machine): Body {
+function reservationOf(m: Machine): Reservation {
   const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, inventory: _i, precacheProgress: _pp, tokenGeneration: _g, ...r } = m;
-  return r as unknown as Body;
+  return r;
 }
 
 /** RFC 7396 JSON merge patch. */
