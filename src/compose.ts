@@ -118,18 +118,14 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
   const now = overrides.now && { now: overrides.now };
   const leaveOut = overrides.leaveOut ?? {};
   const profiles = new ProfileHolder(config.profiles.dirs);
-  reportProfiles(profiles.current(), log);
-  const policy = config.boot.unknownMachines;
-  if (typeof policy === 'object' && !profiles.current().get(policy.profile)) {
-    throw new ConfigError([`boot.unknownMachines: got ${JSON.stringify(policy.profile)}, expected exit, wait or the name of a loaded profile`]);
-  }
-  for (const m of await machinesOutsideSubnets(store, config.dhcp)) log.warn({ mac: m.mac, ip: m.ip }, `${m.problem}: full-mode DHCP will not lease it`);
+  await checkBeforeStart(config, store, profiles, log);
   const admin = overrides.adminTokens ? { tokens: overrides.adminTokens, file: undefined } : adminTokens(config);
   const secret = overrides.secret ?? (await store.initSetting('machine-token-secret', newSecret()));
 
   const machines = new MachineService(store, profiles.current, { ...now, dhcp: config.dhcp });
   const cache = leaveOut.cache ? undefined : cacheGraph(config, store, profiles, log, overrides);
-  const precache = cache && new PrecacheService({ store, machines, bundles: cache.bundles, config: config.precache, log: log.child({ component: 'precache' }), ...now });
+  const precacheLog = log.child({ component: 'precache' });
+  const precache = cache && new PrecacheService({ store, machines, bundles: cache.bundles, config: config.precache, log: precacheLog, ...now });
   // Whose address a request comes from: DHCP's leases (full mode), else the neighbour table. It goes on
   // timeline events and log lines, and says whether a request gets a machine's secrets (boot.verifyClient).
   const leases = new LeasePool();
@@ -227,6 +223,16 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
   };
 }
 
+/** What the profiles and the machines on record say about the config, before anything is built on them. */
+async function checkBeforeStart(config: Config, store: Store, profiles: ProfileHolder, log: Logger): Promise<void> {
+  reportProfiles(profiles.current(), log);
+  const policy = config.boot.unknownMachines;
+  if (typeof policy === 'object' && !profiles.current().get(policy.profile)) {
+    throw new ConfigError([`boot.unknownMachines: got ${JSON.stringify(policy.profile)}, expected exit, wait or the name of a loaded profile`]);
+  }
+  for (const m of await machinesOutsideSubnets(store, config.dhcp)) log.warn({ mac: m.mac, ip: m.ip }, `${m.problem}: full-mode DHCP will not lease it`);
+}
+
 function cacheGraph(config: Config, store: Store, profiles: ProfileHolder, log: Logger, overrides: Overrides): CacheGraph {
   const dir = resolve(config.cache.dir);
   const blobs = new BlobStore(dir);
@@ -245,7 +251,8 @@ function cacheGraph(config: Config, store: Store, profiles: ProfileHolder, log: 
   const registryLog = log.child({ component: 'registry' });
   const mirrors = buildRegistryMirrors(config.registry, { blobs, store, log: registryLog });
   const puller = new ImagePuller({ cache: artifacts, log: registryLog });
-  const bundles = new BundleBuilder({ dir: join(dir, 'bundles'), puller, cache: artifacts, log: log.child({ component: 'bundles' }), mirror: () => mirrors.mirror });
+  const bundlesLog = log.child({ component: 'bundles' });
+  const bundles = new BundleBuilder({ dir: join(dir, 'bundles'), puller, cache: artifacts, log: bundlesLog, mirror: () => mirrors.mirror });
   const hubArtifacts = new HubArtifacts({ store, log: cacheLog, now });
   return { blobs, artifacts, hubArtifacts, mirrors, puller, bundles };
 }

@@ -34,7 +34,11 @@ export function reachOf(address: string, interfaces: ReturnType<typeof networkIn
  * machine nobody registered (pxeAnswer with no machine): proxy DHCP is silent to those when
  * their plan is the local disk, so it answers registered machines only.
  */
-export function dhcpAnswers(dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | 'subnets'>, policy: Config['boot']['unknownMachines'], strangers: PxeAnswer): string {
+export function dhcpAnswers(
+  dhcp: Pick<Config['dhcp'], 'mode' | 'interfaces' | 'subnets'>,
+  policy: Config['boot']['unknownMachines'],
+  strangers: PxeAnswer,
+): string {
   const named = `${dhcp.interfaces.length === 1 ? 'interface' : 'interfaces'} ${dhcp.interfaces.join(', ')}`;
   const where = dhcp.interfaces.length === 0 ? 'all interfaces' : named;
   const policyText = typeof policy === 'object' ? policy.profile : policy;
@@ -73,6 +77,7 @@ export function describeStart(config: Config, r: Started, log: Logger): void {
   if (tftp) log.info({ listen: hostPort(tftp), reach: reachOf(tftp.address), roots: config.tftp.roots }, 'TFTP serving');
   else if (!deniedLine('tftp', 'TFTP')) log.info('TFTP off (tftp.enabled: false)');
   const dhcp = r.servers.find((s) => s.name === 'dhcp');
+  const policy = config.boot.unknownMachines;
   if (dhcp && dhcp.addresses.length > 0) {
     log.info(
       {
@@ -80,7 +85,7 @@ export function describeStart(config: Config, r: Started, log: Logger): void {
         ports: dhcp.addresses.map((a) => a.port),
         listen: dhcp.addresses.map(hostPort),
         interfaces: config.dhcp.interfaces.length ? config.dhcp.interfaces : 'all',
-        answers: dhcpAnswers(config.dhcp, config.boot.unknownMachines, pxeAnswer({ machine: undefined, profiles: r.profiles.current(), unknownMachines: config.boot.unknownMachines })),
+        answers: dhcpAnswers(config.dhcp, policy, pxeAnswer({ machine: undefined, profiles: r.profiles.current(), unknownMachines: policy })),
       },
       'DHCP serving',
     );

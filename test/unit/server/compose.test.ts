@@ -70,7 +70,8 @@ t.test('compose builds the graph on the overrides: the store, clock and admin to
 });
 
 t.test('compose: no TFTP server when tftp.enabled is false; the leaveOut parts are left out', async (t) => {
-  const built = await compose(loopbackConfig({ tftp: { enabled: false } }), { log: silent, adminTokens: [ADMIN_TOKEN], leaveOut: { cache: true, metrics: true } });
+  const leaveOut = { cache: true, metrics: true };
+  const built = await compose(loopbackConfig({ tftp: { enabled: false } }), { log: silent, adminTokens: [ADMIN_TOKEN], leaveOut });
   t.teardown(async () => {
     await built.app.close();
     await built.store.close();
@@ -117,7 +118,11 @@ t.test('startServer: a server that cannot bind stops those already started, and 
   t.type(err, BindError, 'the bind error comes out');
   const stopped = lines.find((l) => l.msg === 'stopped: another server could not start');
   t.equal(stopped?.server, 'http', 'HTTP had started, and was stopped');
-  const port = Number(String((stopped?.listen as string[])[0]).split(':').pop());
+  const port = Number(
+    String((stopped?.listen as string[])[0])
+      .split(':')
+      .pop(),
+  );
   t.ok(await refused(port), `nothing listens on ${port} afterwards`);
   await t.rejects(store.getMachine(MAC), 'the store is closed');
 });
