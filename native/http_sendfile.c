@@ -321,7 +321,7 @@ static void sf_call_js(napi_env env, napi_value unused, void *context, void *dat
   pool->active--;
   if (napi_get_reference_value(env, j->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok) {
     if (j->err == 0) napi_get_null(env, &argv[0]);
-    else argv[0] = pk_errno_error(env, j->err_syscall, j->err, j->err == ENODATA ? "(the file ended before the range)" : NULL);
+    else argv[0] = eb_errno_error(env, j->err_syscall, j->err, j->err == ENODATA ? "(the file ended before the range)" : NULL);
     napi_create_double(env, (double)j->sent, &argv[1]);
     if (argv[0] != NULL && napi_make_callback(env, pool->actx, recv, cb, 2, argv, &result) != napi_ok) {
       bool pending = false;
@@ -334,6 +334,18 @@ static void sf_call_js(napi_env env, napi_value unused, void *context, void *dat
   free(j);
 }
 
+/* Closes and frees a list of transfers (linked by `next`) that no thread holds any more. */
+static void sf_free_jobs(sf_job *j) {
+  for (sf_job *next; j != NULL; j = next) {
+    next = j->next;
+    close(j->sock_fd);
+    close(j->file_fd);
+    free(j);
+  }
+}
+
+/* Environment teardown (napi_add_env_cleanup_hook; a Worker's exit too): stops and joins every
+ * thread first, so nothing else touches a transfer while they are freed. */
 static void sf_pool_destroy(void *arg) {
   sf_pool *pool = (sf_pool *)arg;
   for (int i = 0; i < pool->nthreads; i++) {
@@ -342,15 +354,13 @@ static void sf_pool_destroy(void *arg) {
     atomic_store(&t->stop, 1);
     sf_wake(t);
     pthread_join(t->tid, NULL);
-    for (sf_job *j = t->jobs, *next; j != NULL; j = next) {
-      next = j->next;
-      close(j->sock_fd);
-      close(j->file_fd);
-    }
-    for (sf_job *j = t->incoming; j != NULL; j = j->next) {
-      close(j->sock_fd);
-      close(j->file_fd);
-    }
+    /* The thread has ended: the transfers still on it (running, or handed over and not yet
+     * taken) are ours alone now, and are freed here. Those that ended before are in the
+     * thread-safe function's queue, which frees them (sf_call_js with env NULL) when it is
+     * released below. Their callback references go with the environment. */
+    sf_free_jobs(t->jobs);
+    sf_free_jobs(t->incoming);
+    t->jobs = t->incoming = NULL;
     while (t->buckets != NULL) {
       sf_bucket *b = t->buckets;
       t->buckets = b->next;
@@ -360,7 +370,6 @@ static void sf_pool_destroy(void *arg) {
     close(t->wake_fd);
     pthread_mutex_destroy(&t->mu);
   }
-  /* The jobs themselves (and their references) go with the environment. */
   napi_release_threadsafe_function(pool->tsfn, napi_tsfn_abort);
   free(pool);
 }
@@ -405,14 +414,14 @@ static sf_pool *sf_pool_get(napi_env env) {
   if (napi_get_instance_data(env, (void **)&pool) == napi_ok && pool != NULL) return pool;
   pool = (sf_pool *)calloc(1, sizeof *pool);
   if (pool == NULL) {
-    pk_throw_errno(env, "calloc", ENOMEM, NULL);
+    eb_throw_errno(env, "calloc", ENOMEM, NULL);
     return NULL;
   }
   pool->env = env;
   if (napi_create_string_utf8(env, "edgeboot:sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, pool, sf_call_js, &pool->tsfn) != napi_ok) {
     free(pool);
-    pk_rethrow(env, "napi_create_threadsafe_function");
+    eb_rethrow(env, "napi_create_threadsafe_function");
     return NULL;
   }
   /* Open sockets keep the process alive; the transfers need not. */
@@ -420,7 +429,7 @@ static sf_pool *sf_pool_get(napi_env env) {
   if (napi_async_init(env, NULL, name, &pool->actx) != napi_ok) {
     napi_release_threadsafe_function(pool->tsfn, napi_tsfn_abort);
     free(pool);
-    pk_rethrow(env, "napi_async_init");
+    eb_rethrow(env, "napi_async_init");
     return NULL;
   }
   cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -431,7 +440,7 @@ static sf_pool *sf_pool_get(napi_env env) {
       if (i == 0) {
         napi_release_threadsafe_function(pool->tsfn, napi_tsfn_abort);
         free(pool);
-        pk_throw_errno(env, "pthread_create", rc, NULL);
+        eb_throw_errno(env, "pthread_create", rc, NULL);
         return NULL;
       }
       pool->nthreads = i;
@@ -440,7 +449,7 @@ static sf_pool *sf_pool_get(napi_env env) {
   }
   if (napi_set_instance_data(env, pool, NULL, NULL) != napi_ok || napi_add_env_cleanup_hook(env, sf_pool_destroy, pool) != napi_ok) {
     sf_pool_destroy(pool);
-    pk_rethrow(env, "napi_set_instance_data");
+    eb_rethrow(env, "napi_set_instance_data");
     return NULL;
   }
   return pool;
@@ -468,38 +477,38 @@ static napi_value sf_send(napi_env env, napi_callback_info info) {
   sf_pool *pool;
   sf_job *j;
   sf_thread *th;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 8) return pk_throw_type(env, "send(socketFd, fileFd, offset, length, rate, rateKey, stallMs, cb)");
-  if (pk_get_int(env, argv[0], 0, INT32_MAX, &sock_fd) != 0 || pk_get_int(env, argv[1], 0, INT32_MAX, &file_fd) != 0)
-    return pk_throw_type(env, "socketFd and fileFd must be file descriptors");
-  if (pk_get_int(env, argv[2], 0, INT64_C(1) << 52, &offset) != 0 || pk_get_int(env, argv[3], 1, INT64_C(1) << 52, &length) != 0)
-    return pk_throw_type(env, "offset must be an integer >= 0 and length one >= 1");
-  if (pk_get_int(env, argv[4], 0, INT64_C(1) << 52, &rate) != 0) return pk_throw_type(env, "rate must be bytes per second, 0 for no cap");
-  if (pk_get_string(env, argv[5], key, sizeof key) != 0) return pk_throw_type(env, "rateKey must be a string of under 64 bytes");
-  if (pk_get_int(env, argv[6], 1, INT32_MAX, &stall_ms) != 0) return pk_throw_type(env, "stallMs must be a positive integer");
-  if (napi_typeof(env, argv[7], &t) != napi_ok || t != napi_function) return pk_throw_type(env, "cb must be a function");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return eb_throw_type(env, "send(socketFd, fileFd, offset, length, rate, rateKey, stallMs, cb)");
+  if (eb_get_int(env, argv[0], 0, INT32_MAX, &sock_fd) != 0 || eb_get_int(env, argv[1], 0, INT32_MAX, &file_fd) != 0)
+    return eb_throw_type(env, "socketFd and fileFd must be file descriptors");
+  if (eb_get_int(env, argv[2], 0, INT64_C(1) << 52, &offset) != 0 || eb_get_int(env, argv[3], 1, INT64_C(1) << 52, &length) != 0)
+    return eb_throw_type(env, "offset must be an integer >= 0 and length one >= 1");
+  if (eb_get_int(env, argv[4], 0, INT64_C(1) << 52, &rate) != 0) return eb_throw_type(env, "rate must be bytes per second, 0 for no cap");
+  if (eb_get_string(env, argv[5], key, sizeof key) != 0) return eb_throw_type(env, "rateKey must be a string of under 64 bytes");
+  if (eb_get_int(env, argv[6], 1, INT32_MAX, &stall_ms) != 0) return eb_throw_type(env, "stallMs must be a positive integer");
+  if (napi_typeof(env, argv[7], &t) != napi_ok || t != napi_function) return eb_throw_type(env, "cb must be a function");
   pool = sf_pool_get(env);
   if (pool == NULL) return NULL;
   j = (sf_job *)calloc(1, sizeof *j);
-  if (j == NULL) return pk_throw_errno(env, "calloc", ENOMEM, NULL);
+  if (j == NULL) return eb_throw_errno(env, "calloc", ENOMEM, NULL);
   j->sock_fd = fcntl((int)sock_fd, F_DUPFD_CLOEXEC, 0);
   if (j->sock_fd < 0) {
     int err = errno;
     free(j);
-    return pk_throw_errno(env, "dup", err, "(socket)");
+    return eb_throw_errno(env, "dup", err, "(socket)");
   }
   j->file_fd = fcntl((int)file_fd, F_DUPFD_CLOEXEC, 0);
   if (j->file_fd < 0) {
     int err = errno;
     close(j->sock_fd);
     free(j);
-    return pk_throw_errno(env, "dup", err, "(file)");
+    return eb_throw_errno(env, "dup", err, "(file)");
   }
   if (napi_create_reference(env, argv[7], 1, &j->cb) != napi_ok) {
     close(j->sock_fd);
     close(j->file_fd);
     free(j);
-    return pk_rethrow(env, "napi_create_reference");
+    return eb_rethrow(env, "napi_create_reference");
   }
   j->id = ++pool->next_id;
   j->offset = offset;
@@ -518,7 +527,7 @@ static napi_value sf_send(napi_env env, napi_callback_info info) {
   th->incoming = j;
   pthread_mutex_unlock(&th->mu);
   sf_wake(th);
-  PK_CALL(env, napi_create_uint32(env, j->id, &out));
+  EB_CALL(env, napi_create_uint32(env, j->id, &out));
   return out;
 }
 
@@ -527,8 +536,8 @@ static napi_value sf_cancel(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t id;
   sf_pool *pool = NULL;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || pk_get_int(env, argv[0], 1, UINT32_MAX, &id) != 0) return pk_throw_type(env, "cancel(id)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || eb_get_int(env, argv[0], 1, UINT32_MAX, &id) != 0) return eb_throw_type(env, "cancel(id)");
   if (napi_get_instance_data(env, (void **)&pool) != napi_ok || pool == NULL) return NULL;
   for (sf_job *j = pool->live; j != NULL; j = j->live_next) {
     if (j->id == (uint32_t)id) {
@@ -544,7 +553,7 @@ static napi_value sf_active(napi_env env, napi_callback_info info) {
   sf_pool *pool = NULL;
   napi_value out;
   napi_get_instance_data(env, (void **)&pool);
-  PK_CALL(env, napi_create_uint32(env, pool == NULL ? 0 : pool->active, &out));
+  EB_CALL(env, napi_create_uint32(env, pool == NULL ? 0 : pool->active, &out));
   return out;
 }
 #endif /* __linux__ */

@@ -1,6 +1,7 @@
 /*
- * Helpers shared by the Node-API addons (udp_pktinfo.c, tftp_pump.c): errors shaped like Node's
- * system errors, and argument readers that refuse anything but the expected type and range.
+ * Helpers shared by the Node-API addons (udp_pktinfo.c, tftp_pump.c, http_sendfile.c), all named
+ * eb_* / EB_* (each addon keeps its own prefix: pk_, tp_, sf_): errors shaped like Node's system
+ * errors, and argument readers that refuse anything but the expected type and range.
  */
 #ifndef EDGEBOOT_NAPI_UTIL_H
 #define EDGEBOOT_NAPI_UTIL_H
@@ -20,13 +21,13 @@
 #include <netinet/in.h>
 #endif
 
-#define PK_CALL(env, call)                                                                        \
+#define EB_CALL(env, call)                                                                        \
   do {                                                                                            \
-    if ((call) != napi_ok) return pk_rethrow(env, #call);                                         \
+    if ((call) != napi_ok) return eb_rethrow(env, #call);                                         \
   } while (0)
 
 /* If a Node-API call failed without a pending JS exception, throw a generic one. */
-static inline napi_value pk_rethrow(napi_env env, const char *what) {
+static inline napi_value eb_rethrow(napi_env env, const char *what) {
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (!pending) {
@@ -42,7 +43,7 @@ static inline napi_value pk_rethrow(napi_env env, const char *what) {
 
 /* An Error like Node's system errors: message "<syscall> <detail>: CODE (text)", with code,
  * errno (negative, as libuv and Node report it) and syscall. */
-static inline napi_value pk_errno_error(napi_env env, const char *syscall, int err, const char *detail) {
+static inline napi_value eb_errno_error(napi_env env, const char *syscall, int err, const char *detail) {
   char msg[256];
   const char *name = uv_err_name(-err);
   napi_value m, e, v;
@@ -58,24 +59,24 @@ static inline napi_value pk_errno_error(napi_env env, const char *syscall, int e
   return e;
 }
 
-static inline napi_value pk_throw_errno(napi_env env, const char *syscall, int err, const char *detail) {
-  napi_value e = pk_errno_error(env, syscall, err, detail);
+static inline napi_value eb_throw_errno(napi_env env, const char *syscall, int err, const char *detail) {
+  napi_value e = eb_errno_error(env, syscall, err, detail);
   if (e != NULL) napi_throw(env, e);
   return NULL;
 }
 
-static inline napi_value pk_throw_code(napi_env env, const char *code, const char *msg) {
+static inline napi_value eb_throw_code(napi_env env, const char *code, const char *msg) {
   napi_throw_error(env, code, msg);
   return NULL;
 }
 
-static inline napi_value pk_throw_type(napi_env env, const char *msg) {
+static inline napi_value eb_throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
   return NULL;
 }
 
 /* Reads a JS string into buf (NUL-terminated); fails if it does not fit. */
-static inline int pk_get_string(napi_env env, napi_value v, char *buf, size_t size) {
+static inline int eb_get_string(napi_env env, napi_value v, char *buf, size_t size) {
   napi_valuetype t;
   size_t len = 0;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return -1;
@@ -86,7 +87,7 @@ static inline int pk_get_string(napi_env env, napi_value v, char *buf, size_t si
 }
 
 /* A number that is an integer in [min, max]. */
-static inline int pk_get_int(napi_env env, napi_value v, int64_t min, int64_t max, int64_t *out) {
+static inline int eb_get_int(napi_env env, napi_value v, int64_t min, int64_t max, int64_t *out) {
   napi_valuetype t;
   double d;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return -1;
@@ -98,19 +99,19 @@ static inline int pk_get_int(napi_env env, napi_value v, int64_t min, int64_t ma
 
 /* An IPv4 address and port from JS into `sa` (address text kept in `addr_s` for messages).
  * Returns NULL, or the TypeError message to throw. */
-static inline const char *pk_get_sockaddr(napi_env env, napi_value addr, napi_value port_v, int64_t min_port,
+static inline const char *eb_get_sockaddr(napi_env env, napi_value addr, napi_value port_v, int64_t min_port,
                                    struct sockaddr_in *sa, char *addr_s, size_t size, int64_t *port) {
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
-  if (pk_get_string(env, addr, addr_s, size) != 0 || inet_pton(AF_INET, addr_s, &sa->sin_addr) != 1)
+  if (eb_get_string(env, addr, addr_s, size) != 0 || inet_pton(AF_INET, addr_s, &sa->sin_addr) != 1)
     return "address must be a dotted-quad IPv4 address";
-  if (pk_get_int(env, port_v, min_port, 65535, port) != 0)
+  if (eb_get_int(env, port_v, min_port, 65535, port) != 0)
     return min_port == 0 ? "port must be an integer from 0 to 65535" : "port must be an integer from 1 to 65535";
   sa->sin_port = htons((uint16_t)*port);
   return NULL;
 }
 
-static inline int pk_is_nullish(napi_env env, napi_value v) {
+static inline int eb_is_nullish(napi_env env, napi_value v) {
   napi_valuetype t;
   return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
 }
@@ -201,7 +202,7 @@ static inline eb_sock *eb_unwrap(napi_env env, napi_value handle, const napi_typ
   if (napi_typeof(env, handle, &t) != napi_ok || t != napi_object ||
       napi_check_object_type_tag(env, handle, tag, &ours) != napi_ok || !ours ||
       napi_unwrap(env, handle, &p) != napi_ok || p == NULL) {
-    pk_throw_type(env, what);
+    eb_throw_type(env, what);
     return NULL;
   }
   *bad = 0;
@@ -214,7 +215,7 @@ static inline eb_sock *eb_unwrap_open(napi_env env, napi_value handle, const nap
   int bad;
   eb_sock *s = eb_unwrap(env, handle, tag, what, &bad);
   if (bad) return NULL;
-  if (s == NULL) pk_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
+  if (s == NULL) eb_throw_code(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "socket is closed");
   return s;
 }
 
@@ -224,8 +225,8 @@ static inline napi_value eb_close_js(napi_env env, napi_callback_info info, cons
   napi_value argv[1];
   int bad;
   eb_sock *s;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return pk_throw_type(env, "close(handle)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return eb_throw_type(env, "close(handle)");
   s = eb_unwrap(env, argv[0], tag, what, &bad);
   if (bad) return NULL;
   if (s != NULL) eb_begin_close(s);
@@ -263,7 +264,7 @@ static inline napi_value eb_sock_start(napi_env env, eb_sock *s, napi_value cb, 
     if (s->release != NULL) s->release(s);
     close(s->fd);
     free(s);
-    return box == NULL ? pk_throw_errno(env, "calloc", ENOMEM, NULL) : pk_rethrow(env, "napi_get_uv_event_loop");
+    return box == NULL ? eb_throw_errno(env, "calloc", ENOMEM, NULL) : eb_rethrow(env, "napi_get_uv_event_loop");
   }
   s->box = box;
   box->sock = s;
@@ -272,7 +273,7 @@ static inline napi_value eb_sock_start(napi_env env, eb_sock *s, napi_value cb, 
     if (s->release != NULL) s->release(s);
     close(s->fd);
     free(s);
-    return pk_rethrow(env, "napi_wrap");
+    return eb_rethrow(env, "napi_wrap");
   }
   /* From here the box belongs to the handle object's finalizer. */
   if (napi_type_tag_object(env, handle, tag) != napi_ok || napi_create_reference(env, cb, 1, &s->cb_ref) != napi_ok ||
@@ -293,7 +294,7 @@ static inline napi_value eb_sock_start(napi_env env, eb_sock *s, napi_value cb, 
       napi_throw(env, exc);
       return NULL;
     }
-    return pk_rethrow(env, "napi_create_reference");
+    return eb_rethrow(env, "napi_create_reference");
   }
   rc = uv_poll_init_socket(loop, &s->poll, s->fd);
   if (rc != 0) {
@@ -304,19 +305,19 @@ static inline napi_value eb_sock_start(napi_env env, eb_sock *s, napi_value cb, 
     box->sock = NULL;
     close(s->fd);
     free(s);
-    return pk_throw_errno(env, "uv_poll_init_socket", -rc, NULL);
+    return eb_throw_errno(env, "uv_poll_init_socket", -rc, NULL);
   }
   s->poll.data = s;
   /* From here every failure goes through eb_begin_close, which frees in the uv_close callback. */
   if (napi_add_async_cleanup_hook(env, eb_cleanup_hook, s, &s->cleanup) != napi_ok) {
     s->cleanup = NULL;
     eb_begin_close(s);
-    return pk_rethrow(env, "napi_add_async_cleanup_hook");
+    return eb_rethrow(env, "napi_add_async_cleanup_hook");
   }
   rc = uv_poll_start(&s->poll, UV_READABLE, on_poll);
   if (rc != 0) {
     eb_begin_close(s);
-    return pk_throw_errno(env, "uv_poll_start", -rc, NULL);
+    return eb_throw_errno(env, "uv_poll_start", -rc, NULL);
   }
   return handle;
 }

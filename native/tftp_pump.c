@@ -87,7 +87,7 @@ static void tp_deliver(tp_sock *s, const char *syscall, int err, size_t n) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   int ok;
   if (syscall != NULL) {
-    argv[0] = pk_errno_error(env, syscall, err, NULL);
+    argv[0] = eb_errno_error(env, syscall, err, NULL);
     ok = argv[0] != NULL && napi_get_null(env, &argv[1]) == napi_ok;
   } else {
     ok = napi_get_null(env, &argv[0]) == napi_ok &&
@@ -193,38 +193,38 @@ static napi_value tp_open(napi_env env, napi_callback_info info) {
   tp_sock *s;
   const char *bad;
 
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return pk_throw_type(env, "open(localAddress, clientAddress, clientPort, callback)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return eb_throw_type(env, "open(localAddress, clientAddress, clientPort, callback)");
   {
     napi_value zero;
-    PK_CALL(env, napi_create_uint32(env, 0, &zero));
-    bad = pk_get_sockaddr(env, argv[0], zero, 0, &local, local_s, sizeof local_s, &lport);
-    if (bad != NULL) return pk_throw_type(env, bad);
+    EB_CALL(env, napi_create_uint32(env, 0, &zero));
+    bad = eb_get_sockaddr(env, argv[0], zero, 0, &local, local_s, sizeof local_s, &lport);
+    if (bad != NULL) return eb_throw_type(env, bad);
   }
-  bad = pk_get_sockaddr(env, argv[1], argv[2], 1, &client, client_s, sizeof client_s, &cport);
-  if (bad != NULL) return pk_throw_type(env, bad);
+  bad = eb_get_sockaddr(env, argv[1], argv[2], 1, &client, client_s, sizeof client_s, &cport);
+  if (bad != NULL) return eb_throw_type(env, bad);
   if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
-    return pk_throw_type(env, "callback must be a function");
+    return eb_throw_type(env, "callback must be a function");
 
   fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return pk_throw_errno(env, "socket", errno, NULL);
+  if (fd < 0) return eb_throw_errno(env, "socket", errno, NULL);
   if (bind(fd, (struct sockaddr *)&local, sizeof local) != 0) {
     int err = errno;
     close(fd);
     snprintf(detail, sizeof detail, "%s:0", local_s);
-    return pk_throw_errno(env, "bind", err, detail);
+    return eb_throw_errno(env, "bind", err, detail);
   }
   if (connect(fd, (struct sockaddr *)&client, sizeof client) != 0) {
     int err = errno;
     close(fd);
     snprintf(detail, sizeof detail, "%s:%d", client_s, (int)cport);
-    return pk_throw_errno(env, "connect", err, detail);
+    return eb_throw_errno(env, "connect", err, detail);
   }
 
   s = (tp_sock *)calloc(1, sizeof *s);
   if (s == NULL) {
     close(fd);
-    return pk_throw_errno(env, "calloc", ENOMEM, NULL);
+    return eb_throw_errno(env, "calloc", ENOMEM, NULL);
   }
   s->base.fd = fd;
   s->base.release = tp_release;
@@ -245,33 +245,33 @@ static napi_value tp_configure(napi_env env, napi_callback_info info) {
   bool is_buffer = false;
   tp_sock *s;
   unsigned char *block;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) return pk_throw_type(env, "configure(handle, source, size, blksize, windowsize)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return eb_throw_type(env, "configure(handle, source, size, blksize, windowsize)");
   s = tp_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
-  if (pk_get_int(env, argv[2], 0, (int64_t)1 << 52, &size) != 0) return pk_throw_type(env, "size must be a non-negative integer");
-  if (pk_get_int(env, argv[3], 8, 65464, &blksize) != 0) return pk_throw_type(env, "blksize must be an integer from 8 to 65464");
-  if (pk_get_int(env, argv[4], 1, 65535, &windowsize) != 0) return pk_throw_type(env, "windowsize must be an integer from 1 to 65535");
-  PK_CALL(env, napi_is_buffer(env, argv[1], &is_buffer));
-  if (s->source_ref != NULL || s->block != NULL) return pk_throw_code(env, "ERR_INVALID_STATE", "transfer already configured");
+  if (eb_get_int(env, argv[2], 0, (int64_t)1 << 52, &size) != 0) return eb_throw_type(env, "size must be a non-negative integer");
+  if (eb_get_int(env, argv[3], 8, 65464, &blksize) != 0) return eb_throw_type(env, "blksize must be an integer from 8 to 65464");
+  if (eb_get_int(env, argv[4], 1, 65535, &windowsize) != 0) return eb_throw_type(env, "windowsize must be an integer from 1 to 65535");
+  EB_CALL(env, napi_is_buffer(env, argv[1], &is_buffer));
+  if (s->source_ref != NULL || s->block != NULL) return eb_throw_code(env, "ERR_INVALID_STATE", "transfer already configured");
   block = (unsigned char *)malloc(TP_HEADER + (size_t)blksize);
-  if (block == NULL) return pk_throw_errno(env, "malloc", ENOMEM, NULL);
+  if (block == NULL) return eb_throw_errno(env, "malloc", ENOMEM, NULL);
   if (is_buffer) {
     void *data = NULL;
     size_t len = 0;
     if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || (int64_t)len < size) {
       free(block);
-      return pk_throw_type(env, "source buffer is shorter than size");
+      return eb_throw_type(env, "source buffer is shorter than size");
     }
     if (napi_create_reference(env, argv[1], 1, &s->source_ref) != napi_ok) {
       free(block);
-      return pk_rethrow(env, "napi_create_reference");
+      return eb_rethrow(env, "napi_create_reference");
     }
     s->source_buf = (const unsigned char *)data;
   } else {
-    if (pk_get_int(env, argv[1], 0, INT32_MAX, &sfd) != 0) {
+    if (eb_get_int(env, argv[1], 0, INT32_MAX, &sfd) != 0) {
       free(block);
-      return pk_throw_type(env, "source must be a file descriptor or a Buffer");
+      return eb_throw_type(env, "source must be a file descriptor or a Buffer");
     }
     s->source_fd = (int)sfd;
     /* Sequential reads: ask for a larger read-ahead so a cold file streams from the disk. */
@@ -291,19 +291,19 @@ static napi_value tp_send_blocks_js(napi_env env, napi_callback_info info) {
   napi_value argv[4], result;
   int64_t from, to, acked, r;
   tp_sock *s;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return pk_throw_type(env, "sendBlocks(handle, from, to, acked)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return eb_throw_type(env, "sendBlocks(handle, from, to, acked)");
   s = tp_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
-  if (s->block == NULL) return pk_throw_code(env, "ERR_INVALID_STATE", "transfer not configured");
-  if (pk_get_int(env, argv[1], 1, (int64_t)1 << 52, &from) != 0 || pk_get_int(env, argv[2], 0, (int64_t)s->last, &to) != 0 ||
-      pk_get_int(env, argv[3], 0, (int64_t)s->last, &acked) != 0 || acked >= from)
-    return pk_throw_type(env, "blocks must satisfy acked < from, to <= last");
+  if (s->block == NULL) return eb_throw_code(env, "ERR_INVALID_STATE", "transfer not configured");
+  if (eb_get_int(env, argv[1], 1, (int64_t)1 << 52, &from) != 0 || eb_get_int(env, argv[2], 0, (int64_t)s->last, &to) != 0 ||
+      eb_get_int(env, argv[3], 0, (int64_t)s->last, &acked) != 0 || acked >= from)
+    return eb_throw_type(env, "blocks must satisfy acked < from, to <= last");
   s->acked = (uint64_t)acked;
   r = tp_send_blocks(s, (uint64_t)from, (uint64_t)to);
-  if (r < 0) return pk_throw_errno(env, s->source_buf == NULL ? "pread/send" : "send", (int)-r, NULL);
+  if (r < 0) return eb_throw_errno(env, s->source_buf == NULL ? "pread/send" : "send", (int)-r, NULL);
   if ((uint64_t)to > s->sent) s->sent = (uint64_t)to;
-  PK_CALL(env, napi_create_int64(env, r, &result));
+  EB_CALL(env, napi_create_int64(env, r, &result));
   return result;
 }
 
@@ -316,17 +316,17 @@ static napi_value tp_send_raw(napi_env env, napi_callback_info info) {
   bool is_buffer = false;
   ssize_t w;
   tp_sock *s;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return pk_throw_type(env, "sendRaw(handle, data)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return eb_throw_type(env, "sendRaw(handle, data)");
   s = tp_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
-  PK_CALL(env, napi_is_buffer(env, argv[1], &is_buffer));
-  if (!is_buffer) return pk_throw_type(env, "data must be a Buffer");
-  PK_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  EB_CALL(env, napi_is_buffer(env, argv[1], &is_buffer));
+  if (!is_buffer) return eb_throw_type(env, "data must be a Buffer");
+  EB_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
   do {
     w = send(s->base.fd, data, len, MSG_DONTWAIT);
   } while (w < 0 && errno == EINTR);
-  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return pk_throw_errno(env, "send", errno, NULL);
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return eb_throw_errno(env, "send", errno, NULL);
   return NULL;
 }
 
@@ -337,8 +337,8 @@ static napi_value tp_progress(napi_env env, napi_callback_info info) {
   tp_sock *s;
   double values[5];
   uint32_t i;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return pk_throw_type(env, "progress(handle)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return eb_throw_type(env, "progress(handle)");
   s = tp_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
   values[0] = (double)s->acked;
@@ -346,10 +346,10 @@ static napi_value tp_progress(napi_env env, napi_callback_info info) {
   values[2] = (double)s->blocks_sent;
   values[3] = (double)s->bytes_sent;
   values[4] = s->last_send_ns == 0 ? 0 : (double)(uv_hrtime() - s->last_send_ns) / 1e6;
-  PK_CALL(env, napi_create_array_with_length(env, 5, &arr));
+  EB_CALL(env, napi_create_array_with_length(env, 5, &arr));
   for (i = 0; i < 5; i++) {
-    PK_CALL(env, napi_create_double(env, values[i], &v));
-    PK_CALL(env, napi_set_element(env, arr, i, v));
+    EB_CALL(env, napi_create_double(env, values[i], &v));
+    EB_CALL(env, napi_set_element(env, arr, i, v));
   }
   return arr;
 }
@@ -360,12 +360,12 @@ static napi_value tp_local_port(napi_env env, napi_callback_info info) {
   struct sockaddr_in sa;
   socklen_t salen = sizeof sa;
   tp_sock *s;
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return pk_throw_type(env, "localPort(handle)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return eb_throw_type(env, "localPort(handle)");
   s = tp_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
-  if (getsockname(s->base.fd, (struct sockaddr *)&sa, &salen) != 0) return pk_throw_errno(env, "getsockname", errno, NULL);
-  PK_CALL(env, napi_create_uint32(env, ntohs(sa.sin_port), &v));
+  if (getsockname(s->base.fd, (struct sockaddr *)&sa, &salen) != 0) return eb_throw_errno(env, "getsockname", errno, NULL);
+  EB_CALL(env, napi_create_uint32(env, ntohs(sa.sin_port), &v));
   return v;
 }
 
@@ -377,7 +377,7 @@ static napi_value tp_close(napi_env env, napi_callback_info info) {
 
 static napi_value tp_unsupported(napi_env env, napi_callback_info info) {
   (void)info;
-  return pk_throw_code(env, "ERR_TFTP_PUMP_UNSUPPORTED", "tftp_pump: Linux only");
+  return eb_throw_code(env, "ERR_TFTP_PUMP_UNSUPPORTED", "tftp_pump: Linux only");
 }
 #define tp_open tp_unsupported
 #define tp_configure tp_unsupported
@@ -399,6 +399,6 @@ NAPI_MODULE_INIT() {
       {"localPort", NULL, tp_local_port, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, tp_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  PK_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  EB_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }

@@ -64,7 +64,7 @@ static void pk_report_error(pk_sock *s, const char *syscall, int err) {
   napi_handle_scope scope;
   napi_value e;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  e = pk_errno_error(env, syscall, err, NULL);
+  e = eb_errno_error(env, syscall, err, NULL);
   if (e != NULL) eb_invoke(&s->base, 1, &e);
   napi_close_handle_scope(env, scope);
 }
@@ -160,28 +160,28 @@ static napi_value pk_open(napi_env env, napi_callback_info info) {
   struct sockaddr_in sa;
   pk_sock *s;
 
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return pk_throw_type(env, "open(address, port, device, callback)");
-  const char *bad_addr = pk_get_sockaddr(env, argv[0], argv[1], 0, &sa, addr_s, sizeof addr_s, &port);
-  if (bad_addr != NULL) return pk_throw_type(env, bad_addr);
-  if (!pk_is_nullish(env, argv[2])) {
-    if (pk_get_string(env, argv[2], dev, sizeof dev) != 0 || dev[0] == '\0')
-      return pk_throw_type(env, "device must be an interface name shorter than IFNAMSIZ");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return eb_throw_type(env, "open(address, port, device, callback)");
+  const char *bad_addr = eb_get_sockaddr(env, argv[0], argv[1], 0, &sa, addr_s, sizeof addr_s, &port);
+  if (bad_addr != NULL) return eb_throw_type(env, bad_addr);
+  if (!eb_is_nullish(env, argv[2])) {
+    if (eb_get_string(env, argv[2], dev, sizeof dev) != 0 || dev[0] == '\0')
+      return eb_throw_type(env, "device must be an interface name shorter than IFNAMSIZ");
     have_dev = 1;
   }
   if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
-    return pk_throw_type(env, "callback must be a function");
+    return eb_throw_type(env, "callback must be a function");
 
   snprintf(detail, sizeof detail, "%s:%d", addr_s, (int)port);
   fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return pk_throw_errno(env, "socket", errno, NULL);
+  if (fd < 0) return eb_throw_errno(env, "socket", errno, NULL);
   /* SO_REUSEADDR off: a clash with another DHCP daemon on the same port must be an error. */
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &zero, sizeof zero) != 0 ||
       setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0 ||
       setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) {
     int err = errno;
     close(fd);
-    return pk_throw_errno(env, "setsockopt", err, detail);
+    return eb_throw_errno(env, "setsockopt", err, detail);
   }
   /* A boot storm arrives in bursts while the event loop is busy (a lease commit, a reply):
    * ask for a 4 MiB receive queue. SO_RCVBUFFORCE passes net.core.rmem_max for root; without
@@ -196,18 +196,18 @@ static napi_value pk_open(napi_env env, napi_callback_info info) {
       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev) + 1) != 0) {
     int err = errno;
     close(fd);
-    return pk_throw_errno(env, "setsockopt SO_BINDTODEVICE", err, dev);
+    return eb_throw_errno(env, "setsockopt SO_BINDTODEVICE", err, dev);
   }
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
     int err = errno;
     close(fd);
-    return pk_throw_errno(env, "bind", err, detail);
+    return eb_throw_errno(env, "bind", err, detail);
   }
 
   s = (pk_sock *)calloc(1, sizeof *s);
   if (s == NULL) {
     close(fd);
-    return pk_throw_errno(env, "calloc", ENOMEM, NULL);
+    return eb_throw_errno(env, "calloc", ENOMEM, NULL);
   }
   s->base.fd = fd;
   return eb_sock_start(env, &s->base, argv[3], &pk_tag, "edgeboot:udp_pktinfo", pk_on_poll);
@@ -234,32 +234,32 @@ static napi_value pk_send(napi_env env, napi_callback_info info) {
   ssize_t n;
   pk_sock *s;
 
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) return pk_throw_type(env, "send(handle, data, address, port, ifindex, source)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return eb_throw_type(env, "send(handle, data, address, port, ifindex, source)");
   s = pk_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
 
-  PK_CALL(env, napi_is_typedarray(env, argv[1], &is_ta));
+  EB_CALL(env, napi_is_typedarray(env, argv[1], &is_ta));
   if (is_ta) {
     napi_typedarray_type tt;
     size_t count;
     napi_value ab;
     size_t off;
-    PK_CALL(env, napi_get_typedarray_info(env, argv[1], &tt, &count, &data, &ab, &off));
+    EB_CALL(env, napi_get_typedarray_info(env, argv[1], &tt, &count, &data, &ab, &off));
     if (tt != napi_uint8_array && tt != napi_uint8_clamped_array && tt != napi_int8_array)
-      return pk_throw_type(env, "data must be a Buffer or Uint8Array");
+      return eb_throw_type(env, "data must be a Buffer or Uint8Array");
     len = count;
   } else {
-    return pk_throw_type(env, "data must be a Buffer or Uint8Array");
+    return eb_throw_type(env, "data must be a Buffer or Uint8Array");
   }
 
-  const char *bad_to = pk_get_sockaddr(env, argv[2], argv[3], 1, &to, addr_s, sizeof addr_s, &port);
-  if (bad_to != NULL) return pk_throw_type(env, bad_to);
-  if (pk_get_int(env, argv[4], 0, INT32_MAX, &ifindex) != 0)
-    return pk_throw_type(env, "ifindex must be a non-negative integer");
-  if (pk_get_string(env, argv[5], src_s, sizeof src_s) != 0 ||
+  const char *bad_to = eb_get_sockaddr(env, argv[2], argv[3], 1, &to, addr_s, sizeof addr_s, &port);
+  if (bad_to != NULL) return eb_throw_type(env, bad_to);
+  if (eb_get_int(env, argv[4], 0, INT32_MAX, &ifindex) != 0)
+    return eb_throw_type(env, "ifindex must be a non-negative integer");
+  if (eb_get_string(env, argv[5], src_s, sizeof src_s) != 0 ||
       inet_pton(AF_INET, src_s, &src) != 1)
-    return pk_throw_type(env, "source must be a dotted-quad IPv4 address");
+    return eb_throw_type(env, "source must be a dotted-quad IPv4 address");
 
   memset(&msg, 0, sizeof msg);
   iov.iov_base = data;
@@ -290,9 +290,9 @@ static napi_value pk_send(napi_env env, napi_callback_info info) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     snprintf(detail, sizeof detail, "%s:%d", addr_s, (int)port);
-    return pk_throw_errno(env, "sendmsg", errno, detail);
+    return eb_throw_errno(env, "sendmsg", errno, detail);
   }
-  PK_CALL(env, napi_create_int64(env, (int64_t)n, &result));
+  EB_CALL(env, napi_create_int64(env, (int64_t)n, &result));
   return result;
 }
 
@@ -308,18 +308,18 @@ static napi_value pk_local_address(napi_env env, napi_callback_info info) {
   struct sockaddr_in sa;
   socklen_t salen = sizeof sa;
   char addr_s[INET_ADDRSTRLEN];
-  PK_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return pk_throw_type(env, "localAddress(handle)");
+  EB_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return eb_throw_type(env, "localAddress(handle)");
   s = pk_open_sock(env, argv[0]);
   if (s == NULL) return NULL;
   if (getsockname(s->base.fd, (struct sockaddr *)&sa, &salen) != 0)
-    return pk_throw_errno(env, "getsockname", errno, NULL);
+    return eb_throw_errno(env, "getsockname", errno, NULL);
   inet_ntop(AF_INET, &sa.sin_addr, addr_s, sizeof addr_s);
-  PK_CALL(env, napi_create_object(env, &obj));
-  PK_CALL(env, napi_create_string_latin1(env, addr_s, NAPI_AUTO_LENGTH, &v));
-  PK_CALL(env, napi_set_named_property(env, obj, "address", v));
-  PK_CALL(env, napi_create_uint32(env, ntohs(sa.sin_port), &v));
-  PK_CALL(env, napi_set_named_property(env, obj, "port", v));
+  EB_CALL(env, napi_create_object(env, &obj));
+  EB_CALL(env, napi_create_string_latin1(env, addr_s, NAPI_AUTO_LENGTH, &v));
+  EB_CALL(env, napi_set_named_property(env, obj, "address", v));
+  EB_CALL(env, napi_create_uint32(env, ntohs(sa.sin_port), &v));
+  EB_CALL(env, napi_set_named_property(env, obj, "port", v));
   return obj;
 }
 
@@ -327,7 +327,7 @@ static napi_value pk_local_address(napi_env env, napi_callback_info info) {
 
 static napi_value pk_unsupported(napi_env env, napi_callback_info info) {
   (void)info;
-  return pk_throw_code(env, "ERR_UDP_PKTINFO_UNSUPPORTED", "udp_pktinfo: Linux only");
+  return eb_throw_code(env, "ERR_UDP_PKTINFO_UNSUPPORTED", "udp_pktinfo: Linux only");
 }
 #define pk_open pk_unsupported
 #define pk_send pk_unsupported
@@ -345,9 +345,9 @@ static napi_value pk_init(napi_env env, napi_value exports) {
       {"localAddress", NULL, pk_local_address, NULL, NULL, NULL, napi_enumerable, NULL},
       {"RECV_MAX", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  PK_CALL(env, napi_create_uint32(env, PK_RECV_MAX, &recv_max));
+  EB_CALL(env, napi_create_uint32(env, PK_RECV_MAX, &recv_max));
   props[4].value = recv_max;
-  PK_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  EB_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }
 
