@@ -110,7 +110,7 @@ export class LeasePool {
       removed = old;
     }
     const displaced = this.byIp.get(lease.ip);
-    if (displaced && displaced.mac && displaced.mac !== lease.mac) this.byMac.delete(displaced.mac);
+    if (displaced?.mac && displaced.mac !== lease.mac) this.byMac.delete(displaced.mac);
     this.set(lease);
     return { saved: lease, ...(removed && { removed }) };
   }

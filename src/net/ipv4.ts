@@ -64,7 +64,7 @@ export function cidrOf(cidr: string): Cidr {
 /** Whether the address is inside the prefix; false for text that is no address. */
 export function inCidr(c: Pick<Cidr, 'network' | 'mask'>, ip: string): boolean {
   const n = parseIpv4(ip);
-  return n !== undefined && ((n & c.mask) >>> 0) === c.network;
+  return n !== undefined && (n & c.mask) >>> 0 === c.network;
 }
 
 export const broadcastOf = (c: Pick<Cidr, 'network' | 'mask'>): number => (c.network | ~c.mask) >>> 0;

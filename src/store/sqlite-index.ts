@@ -77,7 +77,9 @@ export function sqliteRegistryIndex(db: Database.Database): RegistryIndexReposit
     putManifest: db.prepare(
       'INSERT INTO registry_manifests (digest, media_type, size, created_at) VALUES (@digest, @mediaType, @size, @createdAt) ON CONFLICT (digest) DO NOTHING',
     ),
-    getManifest: db.prepare<[string], { digest: string; media_type: string; size: number; created_at: string }>('SELECT * FROM registry_manifests WHERE digest = ?'),
+    getManifest: db.prepare<[string], { digest: string; media_type: string; size: number; created_at: string }>(
+      'SELECT * FROM registry_manifests WHERE digest = ?',
+    ),
     putTag: db.prepare<[string, string, string, string, string]>(
       'INSERT INTO registry_tags (upstream, repository, tag, digest, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at',
     ),
@@ -85,7 +87,9 @@ export function sqliteRegistryIndex(db: Database.Database): RegistryIndexReposit
     putTagList: db.prepare<[string, string, string, string]>(
       'INSERT INTO registry_tag_lists (upstream, repository, tags, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (upstream, repository) DO UPDATE SET tags = excluded.tags, updated_at = excluded.updated_at',
     ),
-    getTagList: db.prepare<[string, string], { tags: string; updated_at: string }>('SELECT tags, updated_at FROM registry_tag_lists WHERE upstream = ? AND repository = ?'),
+    getTagList: db.prepare<[string, string], { tags: string; updated_at: string }>(
+      'SELECT tags, updated_at FROM registry_tag_lists WHERE upstream = ? AND repository = ?',
+    ),
   };
   return {
     async putRegistryManifest(m) {

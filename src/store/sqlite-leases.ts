@@ -13,7 +13,13 @@ interface LeaseRow {
 const UPSERT = `INSERT INTO leases (ip, mac, state, expires_at, hostname) VALUES (@ip, @mac, @state, @expiresAt, @hostname)
   ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at, hostname = excluded.hostname`;
 
-const leaseOf = (r: LeaseRow): Lease => ({ ip: r.ip, mac: r.mac, state: r.state, expiresAt: r.expires_at, ...(r.hostname !== null && { hostname: r.hostname }) });
+const leaseOf = (r: LeaseRow): Lease => ({
+  ip: r.ip,
+  mac: r.mac,
+  state: r.state,
+  expiresAt: r.expires_at,
+  ...(r.hostname !== null && { hostname: r.hostname }),
+});
 const rowOf = (l: Lease) => ({ ip: l.ip, mac: l.mac, state: l.state, expiresAt: l.expiresAt, hostname: l.hostname ?? null });
 
 export function sqliteLeases(db: Database.Database): LeaseRepository {

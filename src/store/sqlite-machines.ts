@@ -3,7 +3,16 @@ import type { Mac, Uuid } from '../machines/mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../machines/model.js';
 import type { MachineState } from '../machines/state.js';
 import { checkVersion, mutateWithRetry } from './mutation.js';
-import { StaleMachineError, StoreConflictError, type MachineChange, type MachineFilter, type MachinePage, type MachineRepository, type MutationResult, type VersionedMachine } from './store.js';
+import {
+  StaleMachineError,
+  StoreConflictError,
+  type MachineChange,
+  type MachineFilter,
+  type MachinePage,
+  type MachineRepository,
+  type MutationResult,
+  type VersionedMachine,
+} from './store.js';
 
 /** Events kept per machine; older ones are pruned in the transaction that appends. */
 export const EVENTS_KEPT_PER_MACHINE = 5000;
@@ -112,7 +121,16 @@ export function sqliteMachines(db: Database.Database, now: () => Date): MachineR
     const time = now().toISOString();
     const out = events.map((e): MachineEvent => {
       const data = e.data === undefined ? null : JSON.stringify(e.data);
-      const info = q.insertEvent.run({ machine, time, source: e.source, type: e.type, from: e.from ?? null, to: e.to ?? null, message: e.message ?? null, data });
+      const info = q.insertEvent.run({
+        machine,
+        time,
+        source: e.source,
+        type: e.type,
+        from: e.from ?? null,
+        to: e.to ?? null,
+        message: e.message ?? null,
+        data,
+      });
       return { ...e, id: Number(info.lastInsertRowid), mac: machine, time };
     });
     if (out.length > 0) q.pruneEvents.run(machine, machine, EVENTS_KEPT_PER_MACHINE);

@@ -35,10 +35,7 @@ export async function* eachMachine(store: Pick<MachineRepository, 'listMachines'
  * What a mutation decides, given the machine as it is now (undefined: absent). Returning
  * `keep` writes nothing; throwing aborts the transaction and reaches the caller unchanged.
  */
-export type MachineChange =
-  | { kind: 'keep'; events?: NewEvent[] }
-  | { kind: 'save'; machine: Machine; events?: NewEvent[] }
-  | { kind: 'delete' };
+export type MachineChange = { kind: 'keep'; events?: NewEvent[] } | { kind: 'save'; machine: Machine; events?: NewEvent[] } | { kind: 'delete' };
 
 export interface MutationResult {
   machine: Machine | undefined;

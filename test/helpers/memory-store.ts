@@ -43,8 +43,15 @@ const repoKey = (...parts: string[]) => JSON.stringify(parts);
 
 /** Nobody reserved it: the condition under which SQLite's pruneDiscovered may delete a machine. */
 const unreserved = (m: Machine) =>
-  m.state === 'discovered' && m.profile === undefined && m.uuid === undefined && m.hostname === undefined && m.ip === undefined &&
-  m.assisted === undefined && m.precache === undefined && m.macs.length === 0 && Object.keys(m.labels).length === 0;
+  m.state === 'discovered' &&
+  m.profile === undefined &&
+  m.uuid === undefined &&
+  m.hostname === undefined &&
+  m.ip === undefined &&
+  m.assisted === undefined &&
+  m.precache === undefined &&
+  m.macs.length === 0 &&
+  Object.keys(m.labels).length === 0;
 
 export class MemoryStore implements Store {
   private closed = false;

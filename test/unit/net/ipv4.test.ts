@@ -5,7 +5,19 @@ t.test('parseIpv4 reads exactly four decimal parts of 0-255, big-endian', async 
   t.equal(parseIpv4('10.77.0.1'), 0x0a4d0001);
   t.equal(parseIpv4('255.255.255.255'), 0xffffffff);
   t.equal(parseIpv4('0.0.0.0'), 0);
-  for (const bad of ['', '10.77.0', '10.77.0.256', '10.77.0.5.1', 'a.b.c.d', '10.77.0.-1', '10.77.0.1e1', ' 10.77.0.5', '10.77..5', '10.77.0.1234', '1.2.3.+4']) {
+  for (const bad of [
+    '',
+    '10.77.0',
+    '10.77.0.256',
+    '10.77.0.5.1',
+    'a.b.c.d',
+    '10.77.0.-1',
+    '10.77.0.1e1',
+    ' 10.77.0.5',
+    '10.77..5',
+    '10.77.0.1234',
+    '1.2.3.+4',
+  ]) {
     t.equal(parseIpv4(bad), undefined, JSON.stringify(bad));
   }
 });

@@ -12,7 +12,7 @@ import type { Lease } from '../../../src/store/lease.js';
 export interface ContractSubject {
   store: Store;
   /** Another handle on the same database. */
-  second(): Store;
+  second: () => Store;
 }
 
 const T0 = '2026-01-01T00:00:00.000Z';
@@ -50,10 +50,22 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
       const state = n % 3 === 0 ? 'registered' : 'discovered';
       await create(store, machine(10 - n, { state, ...(n % 2 === 0 && { profile: 'p', labels: { rack: `r${n % 4}` } }) }));
     }
-    t.same((await store.listMachines()).map((m) => m.mac), [1, 2, 3, 4, 5, 6, 7, 8, 9].map(mac));
-    t.same((await store.listMachines({ state: 'registered' })).map((m) => m.mac), [1, 4, 7].map(mac));
-    t.same((await store.listMachines({ profile: 'p', labels: { rack: 'r0' } })).map((m) => m.mac), [2, 6].map(mac));
-    t.same((await store.listMachines({}, { after: mac(3), limit: 2 })).map((m) => m.mac), [4, 5].map(mac));
+    t.same(
+      (await store.listMachines()).map((m) => m.mac),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9].map(mac),
+    );
+    t.same(
+      (await store.listMachines({ state: 'registered' })).map((m) => m.mac),
+      [1, 4, 7].map(mac),
+    );
+    t.same(
+      (await store.listMachines({ profile: 'p', labels: { rack: 'r0' } })).map((m) => m.mac),
+      [2, 6].map(mac),
+    );
+    t.same(
+      (await store.listMachines({}, { after: mac(3), limit: 2 })).map((m) => m.mac),
+      [4, 5].map(mac),
+    );
     const all: Mac[] = [];
     for await (const m of eachMachine(store, {}, 4)) all.push(m.mac);
     t.equal(all.length, 9, 'eachMachine pages through every machine');
@@ -67,7 +79,10 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
     await create(store, machine(7, { hostname: 'named' }));
     t.same(await store.pruneDiscovered(10), [], 'under the limit: nothing');
     t.same((await store.pruneDiscovered(5, 2)).sort(), [1, 2, 3].map(mac), 'the oldest unreserved, until `keep` of those are left');
-    t.same((await store.listMachines()).map((m) => m.mac), [4, 5, 6, 7].map(mac));
+    t.same(
+      (await store.listMachines()).map((m) => m.mac),
+      [4, 5, 6, 7].map(mac),
+    );
   });
 
   t.test('machines: mutate keeps, saves with events, deletes; the primary MAC stays', async (t) => {
@@ -79,10 +94,22 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
     t.equal(saved.events[0]?.mac, mac(1));
     const withEvent = await store.mutateMachine(mac(1), () => ({ kind: 'keep', events: [{ type: 'seen', source: 'dhcp' }] }));
     t.equal(withEvent.machine?.mac, mac(1), 'keep hands back the current machine');
-    t.same((await store.listEvents(mac(1))).map((e) => e.type), ['created', 'seen']);
-    await t.rejects(store.mutateMachine(mac(1), () => save(machine(2))), /primary MAC/);
+    t.same(
+      (await store.listEvents(mac(1))).map((e) => e.type),
+      ['created', 'seen'],
+    );
+    await t.rejects(
+      store.mutateMachine(mac(1), () => save(machine(2))),
+      /primary MAC/,
+    );
     const thrown = new Error('callback refused');
-    await t.rejects(store.mutateMachine(mac(1), () => { throw thrown; }), thrown, 'a throwing callback reaches the caller');
+    await t.rejects(
+      store.mutateMachine(mac(1), () => {
+        throw thrown;
+      }),
+      thrown,
+      'a throwing callback reaches the caller',
+    );
     const deleted = await store.mutateMachine(mac(1), () => ({ kind: 'delete' }));
     t.equal(deleted.machine, undefined);
     t.equal(await store.getMachine(mac(1)), undefined);
@@ -155,10 +182,19 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
       await store.appendEvents(mac(2), [{ type: `b${i}`, source: 'tftp' }]);
     }
     const a = await store.listEvents(mac(1));
-    t.same(a.map((e) => e.type), ['a0', 'a1', 'a2']);
+    t.same(
+      a.map((e) => e.type),
+      ['a0', 'a1', 'a2'],
+    );
     t.same(a[1]?.data, { i: 1 });
-    t.ok(a.every((e, i) => i === 0 || e.id > (a[i - 1]?.id ?? Infinity)), 'ids increase');
-    t.same((await store.listEvents(mac(1), { afterId: a[0]?.id ?? 0, limit: 1 })).map((e) => e.type), ['a1']);
+    t.ok(
+      a.every((e, i) => i === 0 || e.id > (a[i - 1]?.id ?? Infinity)),
+      'ids increase',
+    );
+    t.same(
+      (await store.listEvents(mac(1), { afterId: a[0]?.id ?? 0, limit: 1 })).map((e) => e.type),
+      ['a1'],
+    );
   });
 
   t.test('leases: journal writes, one address per client, removal', async (t) => {
@@ -191,9 +227,19 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
     await store.putCacheEntry({ ...entry('a', '2026-01-03'), etag: '"e"', mediaType: 'text/plain' });
     await store.putCacheEntry(entry('b', '2026-01-02'));
     t.same(await store.getCacheEntry('a'), { ...entry('a', '2026-01-03'), etag: '"e"', mediaType: 'text/plain' });
-    t.same((await store.listCacheEntries()).map((e) => e.key), ['b', 'a'], 'least recently used first');
-    await store.touchCacheEntries([{ key: 'b', time: '2026-01-04' }, { key: 'gone', time: '2026-01-04' }]);
-    t.same((await store.listCacheEntries()).map((e) => e.key), ['a', 'b']);
+    t.same(
+      (await store.listCacheEntries()).map((e) => e.key),
+      ['b', 'a'],
+      'least recently used first',
+    );
+    await store.touchCacheEntries([
+      { key: 'b', time: '2026-01-04' },
+      { key: 'gone', time: '2026-01-04' },
+    ]);
+    t.same(
+      (await store.listCacheEntries()).map((e) => e.key),
+      ['a', 'b'],
+    );
     await store.deleteCacheEntry('a');
     t.equal(await store.getCacheEntry('a'), undefined);
     await store.putHubArtifact('old', '{"u":1}', '2026-01-01', '2026-01-01');
