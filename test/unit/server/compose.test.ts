@@ -41,7 +41,10 @@ function capturingLog(): { log: ReturnType<typeof createLogger>; lines: Record<s
 const refused = (port: number): Promise<boolean> =>
   new Promise((res) => {
     const s = createConnection({ host: '127.0.0.1', port });
-    s.once('connect', () => (s.destroy(), res(false)));
+    s.once('connect', () => {
+      s.destroy();
+      res(false);
+    });
     s.once('error', () => res(true));
   });
 
