@@ -6,7 +6,7 @@ import type { NewEvent, Observed } from '../machines/model.js';
 import { InFlight, STOP_GRACE_MS, type ProtocolServer } from '../protocol.js';
 import { bindError, PRIVILEGED_PORT_FIX } from '../net/bind-error.js';
 import { isSendBusy, openDatagramSocket, type DatagramSocket, type OpenDatagramSocket, type PktinfoMessage, type PktinfoSend } from '../net/pktinfo-socket.js';
-import type { Store } from '../store/store.js';
+import type { LeaseRepository } from '../store/store.js';
 import { decodeDhcp, hardwareAddress, type DhcpPacket, type DropReason } from './codec.js';
 import { inSubnet, LeasePool, parseSubnet, type Lease, type Subnet } from './leases.js';
 import { messageType } from './options.js';
@@ -30,7 +30,7 @@ export interface DhcpBootHooks {
 
 export interface DhcpServerDeps {
   boot: DhcpBootHooks;
-  store: Pick<Store, 'listLeases' | 'writeLeases'>;
+  store: Pick<LeaseRepository, 'listLeases' | 'writeLeases'>;
   log: Logger;
   /** Opens each listener on 0.0.0.0 (broadcasts); a native IP_PKTINFO socket unless a test gives a fake. */
   openSocket?: OpenDatagramSocket;
@@ -262,7 +262,7 @@ interface Journal {
   flush(): Promise<void>;
 }
 
-function groupCommit(store: Pick<Store, 'writeLeases'>): Journal {
+function groupCommit(store: Pick<LeaseRepository, 'writeLeases'>): Journal {
   let batch: Batch | undefined;
   const writing = new InFlight();
   const commit = (b: Batch): void => {

@@ -17,7 +17,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ArtifactRequest } from '../cache/artifacts.js';
 import type { BlobStore } from '../cache/blobs.js';
-import type { RegistryManifest, Store } from '../store/store.js';
+import type { RegistryIndexRepository, RegistryManifest } from '../store/store.js';
 import { RegistryClient, RegistryError } from './client.js';
 import { UpstreamDeniedError } from './allow.js';
 import { referenceString, type MirrorPath } from './reference.js';
@@ -26,7 +26,7 @@ import { sortTags } from './tags.js';
 export interface MirrorOptions {
   client: RegistryClient;
   blobs: BlobStore;
-  store: Store;
+  store: RegistryIndexRepository;
   log: Logger;
   /** The upstream host (with a port, if any) a path's first component stands for. */
   upstreamHost: (component: string) => string;
