@@ -47,9 +47,9 @@ export class BlobStore {
     return fs.bavail * fs.bsize;
   }
 
-  /** A fresh temporary path inside the store's file system (so the final rename is atomic). */
+  /** A fresh temporary path inside the store's file system (so the final rename is atomic); its mtime says its age. */
   tmpPath(): string {
-    return join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
+    return join(this.tmpDir, randomBytes(12).toString('hex'));
   }
 
   /** Moves a complete, verified temporary file into place under its digest. */

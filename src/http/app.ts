@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
 import type { ArtifactCache } from '../cache/artifacts.js';
+import type { HubArtifacts } from '../boot/hub-artifacts.js';
 import type { Machine, NewEvent } from '../machines/model.js';
 import type { MachineService } from '../machines/service.js';
 import type { ProfileSet } from '../profiles/profile.js';
@@ -57,6 +58,8 @@ export interface AppDeps {
   recordAt?: (address: string, event: NewEvent) => void;
   /** The artifact cache remote artifacts are served through. */
   artifacts?: ArtifactCache;
+  /** The ids of the artifacts rewritten hub scripts name (`/assets/hub/<id>/<name>`). */
+  hubArtifacts?: Pick<HubArtifacts, 'registered'>;
   /** cache.maxBytes, as GET /api/v1/cache reports it. */
   cacheMaxBytes?: number;
   /** Boot-storm admission for large artifacts and the per-client rate cap (cache.maxTransfers, largeBytes, retryAfterSeconds, clientRate). */
@@ -101,7 +104,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { store: deps.store, profiles: deps.profiles });
   const recordAt = deps.recordAt;
   await app.register(bootRoutes, { boot: deps.boot, baseUrl, ...(recordAt && { onEntryScript: (address: string) => recordAt(address, { type: 'entry-script-served', source: 'http', data: { client: address } }) }) });
-  await app.register(assetRoutes, { profiles: deps.profiles, ...(deps.artifacts && { cache: deps.artifacts }), ...(deps.admission && { admission: deps.admission }), ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
+  await app.register(assetRoutes, { profiles: deps.profiles, ...(deps.artifacts && { cache: deps.artifacts }), ...(deps.hubArtifacts && { hubArtifacts: deps.hubArtifacts }), ...(deps.admission && { admission: deps.admission }), ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
   await app.register(machineRoutes, {
     machines: deps.machines,
     boot: deps.boot,

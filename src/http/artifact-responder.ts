@@ -1,12 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { ArtifactCache, availableAt, CacheFullError, IntegrityError, openDownload, readDownload, UpstreamError, type ArtifactRequest, type Download } from '../cache/artifacts.js';
+import { CacheFullError, IntegrityError, UpstreamError, type ArtifactCache, type ArtifactRequest, type DownloadView } from '../cache/artifacts.js';
+import { availableAt, openDownload, readDownload } from '../cache/readers.js';
 import { ApiError } from '../errors.js';
-import { answerFileRequest, fileEtag } from './conditional.js';
-import { parseRange } from './range.js';
+import { answerFileRequest, fileEtag, type FileInProgress, type FileValidators } from './conditional.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { beginBody, sendfileBody, sendfileSpan, socketFd, type SendfileOptions } from './sendfile.js';
 
@@ -52,7 +51,8 @@ export class ArtifactResponder {
 
   /** For an onResponse hook: adds a cache-served response's length to the cache's counter. */
   countServed(req: FastifyRequest, reply: FastifyReply): void {
-    if (this.cache && this.remote.has(req) && req.method === 'GET' && reply.statusCode < 300) this.cache.stats.servedBytes += Number(reply.getHeader('content-length') ?? 0);
+    if (this.cache && this.remote.has(req) && req.method === 'GET' && reply.statusCode < 300)
+      this.cache.stats.servedBytes += Number(reply.getHeader('content-length') ?? 0);
   }
 
   /** Counts a large transfer until its connection closes; false when the server is full. */
@@ -61,7 +61,10 @@ export class ArtifactResponder {
     if (!admission || admission.maxTransfers === 0 || size < admission.largeBytes || req.method === 'HEAD') return true;
     if (this.active >= admission.maxTransfers) {
       if (cache) cache.stats.busy++;
-      req.log.warn({ active: this.active, max: admission.maxTransfers, url: redactSecrets(req.url) }, 'artifact transfer refused: server busy (503, Retry-After)');
+      req.log.warn(
+        { active: this.active, max: admission.maxTransfers, url: redactSecrets(req.url) },
+        'artifact transfer refused: server busy (503, Retry-After)',
+      );
       return false;
     }
     this.active++;
@@ -77,7 +80,10 @@ export class ArtifactResponder {
     return reply
       .code(503)
       .header('retry-after', String(admission?.retryAfterSeconds ?? 10))
-      .send({ error: 'busy', message: `this server is already sending ${admission?.maxTransfers} large artifacts: retry after ${admission?.retryAfterSeconds} s` });
+      .send({
+        error: 'busy',
+        message: `this server is already sending ${admission?.maxTransfers} large artifacts: retry after ${admission?.retryAfterSeconds} s`,
+      });
   }
 
   /**
@@ -85,38 +91,40 @@ export class ArtifactResponder {
    * kernel from the file (sendfile.ts) when the request came on a TCP socket, else streamed.
    * The file is opened first, so a blob evicted meanwhile is still read whole.
    */
-  readonly sendLocal = async (req: FastifyRequest, reply: FastifyReply, path: string, digest?: string, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> =>
-    this.sendOpenFile(req, reply, await open(path, 'r'), digest, extraHeaders);
+  readonly sendLocal = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    path: string,
+    digest?: string,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<FastifyReply> => this.sendOpenFile(req, reply, await open(path, 'r'), digest, extraHeaders);
 
   /** As `sendLocal`, from a file already open (and checked) by the caller; closes `file`. */
-  readonly sendOpenFile = async (req: FastifyRequest, reply: FastifyReply, file: FileHandle, digest?: string, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
+  readonly sendOpenFile = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    file: FileHandle,
+    digest?: string,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<FastifyReply> => {
     let handedOff = false;
     try {
       const st = await file.stat();
       const etag = digest ? `"sha256:${digest}"` : fileEtag(st.mtime, st.size);
-      const h = req.headers;
-      const answer = answerFileRequest(
-        { method: req.method, range: h.range, ifMatch: h['if-match'], ifNoneMatch: h['if-none-match'], ifModifiedSince: h['if-modified-since'], ifUnmodifiedSince: h['if-unmodified-since'], ifRange: firstValue(h['if-range']) },
-        { size: st.size, etag, lastModified: st.mtime },
-      );
-      const headers: Record<string, string | number> = { ...extraHeaders, 'accept-ranges': 'bytes', etag, 'last-modified': st.mtime.toUTCString() };
-      if (answer.status === 412) throw new ApiError('precondition_failed', `the artifact is not the one If-Match or If-Unmodified-Since names: it is ${etag}, modified ${headers['last-modified']}`, 412);
-      if (answer.status === 304) return reply.code(304).headers(headers).send();
-      headers['content-type'] = 'application/octet-stream';
-      if (answer.status === 416) return reply.code(416).headers({ ...headers, 'content-range': `bytes */${st.size}` }).send();
-      const length = answer.end - answer.start + 1;
-      headers['content-length'] = length;
-      if (answer.status === 206) headers['content-range'] = `bytes ${answer.start}-${answer.end}/${st.size}`;
-      if (req.method === 'HEAD' || length === 0) return reply.code(answer.status).headers(headers).send(Readable.from([]));
+      const body = this.head(req, reply, { size: st.size, etag, lastModified: st.mtime }, extraHeaders);
+      if ('sent' in body) return body.sent;
       if (!this.admit(req, reply, st.size)) return this.busy(reply);
       // A pipelined request's response has no socket until the ones before it are done: it streams, in order.
       if (socketFd(reply.raw.socket) === undefined) {
         handedOff = true;
-        return reply.code(answer.status).headers(headers).send(file.createReadStream({ start: answer.start, end: answer.end, highWaterMark: READ_CHUNK }));
+        return reply
+          .code(body.status)
+          .headers(body.headers)
+          .send(file.createReadStream({ start: body.start, end: body.end, highWaterMark: READ_CHUNK }));
       }
-      const res = takeOver(reply, answer.status, headers);
+      const res = takeOver(reply, body.status, body.headers);
       try {
-        await sendfileBody(res, file.fd, answer.start, length, this.sendOptions(req));
+        await sendfileBody(res, file.fd, body.start, body.end - body.start + 1, this.sendOptions(req));
       } catch (err) {
         endedEarly(req, err, 'artifact transfer ended early');
       }
@@ -126,52 +134,110 @@ export class ArtifactResponder {
     }
   };
 
-  /** A cached artifact from its blob; one being fetched, as its bytes arrive (Range included). */
-  /** Throws the cache's errors as they are (UpstreamError, IntegrityError, CacheFullError): see `cacheError`. */
-  readonly serveRemote = async (req: FastifyRequest, reply: FastifyReply, c: ArtifactCache, want: ArtifactRequest, extraHeaders: Record<string, string> = {}): Promise<FastifyReply> => {
+  /**
+   * The one conditional-GET path of every file route (conditional.ts): validators, 304, 412,
+   * 416 and HEAD answered here (`sent`), or the status, headers and byte span of the body to send.
+   */
+  private head(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    file: FileValidators | FileInProgress,
+    extraHeaders: Record<string, string>,
+  ): BodyToSend | { sent: FastifyReply } {
+    const h = req.headers;
+    const answer = answerFileRequest(
+      {
+        method: req.method,
+        range: h.range,
+        ifMatch: h['if-match'],
+        ifNoneMatch: h['if-none-match'],
+        ifModifiedSince: h['if-modified-since'],
+        ifUnmodifiedSince: h['if-unmodified-since'],
+        ifRange: firstValue(h['if-range']),
+      },
+      file,
+    );
+    const headers: Record<string, string | number> = { ...extraHeaders, 'accept-ranges': 'bytes' };
+    if ('etag' in file) {
+      headers.etag = file.etag;
+      headers['last-modified'] = file.lastModified.toUTCString();
+    }
+    if (answer.status === 412)
+      throw new ApiError(
+        'precondition_failed',
+        `the artifact is not the one If-Match or If-Unmodified-Since names: it is ${headers.etag}, modified ${headers['last-modified']}`,
+        412,
+      );
+    if (answer.status === 304) return { sent: reply.code(304).headers(headers).send() };
+    headers['content-type'] = 'application/octet-stream';
+    if (answer.status === 416)
+      return {
+        sent: reply
+          .code(416)
+          .headers({ ...headers, 'content-range': `bytes */${file.size}` })
+          .send(),
+      };
+    const length = answer.end - answer.start + 1;
+    headers['content-length'] = length;
+    if (answer.status === 206) headers['content-range'] = `bytes ${answer.start}-${answer.end}/${file.size}`;
+    // An (empty) stream keeps the Content-Length set above: Fastify's HEAD route would set 0 for no payload.
+    if (req.method === 'HEAD' || length === 0) return { sent: reply.code(answer.status).headers(headers).send(Readable.from([])) };
+    return { status: answer.status, start: answer.start, end: answer.end, headers };
+  }
+
+  /**
+   * A cached artifact from its blob; one being fetched, as its bytes arrive (Range included).
+   * Throws the cache's errors as they are (UpstreamError, IntegrityError, CacheFullError): see `cacheError`.
+   */
+  readonly serveRemote = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    c: ArtifactCache,
+    want: ArtifactRequest,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<FastifyReply> => {
     this.remote.add(req);
     const opened = await c.open(want);
     if (opened.kind === 'cached') return this.sendLocal(req, reply, opened.cached.path, opened.cached.entry.digest, extraHeaders);
     const d = opened.download;
-    while (d.total === undefined && !d.finished && !d.failure) await once(d, 'progress');
+    const gone = clientGone(reply);
+    while (d.total === undefined && !d.finished && !d.failure) await d.changed(gone);
     if (d.failure) throw d.failure;
     if (d.finished || d.total === undefined) {
       const done = await d.done;
       return this.sendLocal(req, reply, done.path, done.entry.digest, extraHeaders);
     }
-    const total = d.total;
-    if (!this.admit(req, reply, total)) return this.busy(reply);
-    const range = parseRange(req.headers.range, total);
-    reply.type('application/octet-stream').headers(extraHeaders).header('accept-ranges', 'bytes');
-    if (range.kind === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${total}`).send();
-    const [start, end] = range.kind === 'range' ? [range.start, range.end] : [0, total - 1];
-    if (range.kind === 'range') reply.code(206).header('content-range', `bytes ${start}-${end}/${total}`);
-    reply.header('content-length', end - start + 1);
-    // An (empty) stream keeps the Content-Length set above: Fastify's HEAD route would set 0 for no payload.
-    if (req.method === 'HEAD' || total === 0) return reply.send(Readable.from([]));
-    if (socketFd(reply.raw.socket) === undefined) return reply.send(readDownload(d, start, end));
-    return this.sendDownloading(req, reply, d, start, end);
+    const body = this.head(req, reply, { size: d.total, inProgress: true }, extraHeaders);
+    if ('sent' in body) return body.sent;
+    if (!this.admit(req, reply, d.total)) return this.busy(reply);
+    if (socketFd(reply.raw.socket) === undefined)
+      return reply
+        .code(body.status)
+        .headers(body.headers)
+        .send(readDownload(d, body.start, body.end, gone));
+    return this.sendDownloading(req, reply, d, body, gone);
   };
 
-  /**
-   * A download's bytes as they are written, sent by the kernel from the temporary file span by
-   * span (waiting for more at the written mark, the last byte held for the verdict): with
-   * several machines on one uncached rootfs, no byte passes through JavaScript for them.
-   */
   /** How the addon sends to this client: its rate cap, and the stall time. */
   private sendOptions(req: FastifyRequest): SendfileOptions {
     return { rate: this.admission?.clientRate ?? 0, rateKey: clientAddress(req), stallMs: STALL_MS };
   }
 
-  private async sendDownloading(req: FastifyRequest, reply: FastifyReply, d: Download, start: number, end: number): Promise<FastifyReply> {
+  /**
+   * A download's bytes as they are written, sent by the kernel from the temporary file span by
+   * span (waiting for more at the written mark, the last byte held for the verdict): with
+   * several machines on one uncached rootfs, no byte passes through JavaScript for them. A
+   * client that leaves while the span waits for bytes ends the wait (`gone`).
+   */
+  private async sendDownloading(req: FastifyRequest, reply: FastifyReply, d: DownloadView, body: BodyToSend, gone: AbortSignal): Promise<FastifyReply> {
     const generation = d.generation;
     const fh = await openDownload(d);
-    const res = takeOver(reply, reply.statusCode, reply.getHeaders());
+    const res = takeOver(reply, body.status, body.headers);
     try {
       const socket = await beginBody(res);
       const opts = this.sendOptions(req);
-      for (let pos = start; pos <= end; ) {
-        const n = await availableAt(d, generation, pos, end);
+      for (let pos = body.start; pos <= body.end;) {
+        const n = await availableAt(d, generation, pos, body.end, gone);
         pos += await sendfileSpan(socket, fh.fd, pos, n, opts);
       }
       res.end();
@@ -183,6 +249,23 @@ export class ArtifactResponder {
     }
     return reply;
   }
+}
+
+/** What follows the headers: the status, and bytes [start, end] of the file. */
+interface BodyToSend {
+  status: 200 | 206;
+  start: number;
+  end: number;
+  headers: Record<string, string | number>;
+}
+
+/** Aborts when the client's connection closes before the response is complete. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const gone = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) gone.abort(Object.assign(new Error('the client closed the connection'), { code: 'ECONNRESET' }));
+  });
+  return gone.signal;
 }
 
 /** Fastify steps aside; the raw response gets `status` and `headers`, written with the body. */
@@ -202,7 +285,8 @@ function endedEarly(req: FastifyRequest, err: unknown, what: string): void {
 
 /** A cache failure as the API error a machine (and its admin) can act on. */
 export function cacheError(err: unknown): unknown {
-  if (err instanceof UpstreamError) return new ApiError(err.timeout ? 'upstream_timeout' : 'upstream_failed', `the artifact's upstream failed: ${err.message}`, err.timeout ? 504 : 502);
+  if (err instanceof UpstreamError)
+    return new ApiError(err.timeout ? 'upstream_timeout' : 'upstream_failed', `the artifact's upstream failed: ${err.message}`, err.timeout ? 504 : 502);
   if (err instanceof IntegrityError) return new ApiError('integrity_failed', `the artifact's upstream sent other bytes: ${err.message}`, 502);
   if (err instanceof CacheFullError) return new ApiError('cache_full', err.message, 507);
   return err;

@@ -8,6 +8,12 @@ export interface FileValidators {
   lastModified: Date;
 }
 
+/** A file still being written (an artifact downloading into the cache): its length, and no validators yet. */
+export interface FileInProgress {
+  size: number;
+  inProgress: true;
+}
+
 export interface RequestConditions {
   method: string;
   range?: string | undefined;
@@ -19,20 +25,33 @@ export interface RequestConditions {
 }
 
 /** How to answer a GET or HEAD of a file: a status, and for 200/206 the bytes [start, end]. */
-export type FileAnswer =
-  | { status: 200 | 206; start: number; end: number }
-  | { status: 304 }
-  | { status: 412 }
-  | { status: 416 };
+export type FileAnswer = { status: 200 | 206; start: number; end: number } | { status: 304 } | { status: 412 } | { status: 416 };
 
 /**
- * The preconditions of RFC 9110 §13.2.2, in its order, then the range (§14.2): If-Match
- * (strong comparison) or else If-Unmodified-Since may fail with 412; If-None-Match (weak) or
- * else If-Modified-Since give 304; a Range is honoured on GET only, and under If-Range only if
- * that names the current entity tag (strong) or its exact Last-Modified date (§13.1.5).
+ * The one answer to a GET or HEAD of a file, for every file route. The preconditions of RFC 9110
+ * §13.2.2, in its order, then the range (§14.2): If-Match (strong comparison) or else
+ * If-Unmodified-Since may fail with 412; If-None-Match (weak) or else If-Modified-Since give
+ * 304; a Range is honoured on GET only, and under If-Range only if that names the current
+ * entity tag (strong) or its exact Last-Modified date (§13.1.5). A file in progress has no
+ * validators to evaluate the preconditions or If-Range against yet: its range alone counts.
  */
-export function answerFileRequest(req: RequestConditions, file: FileValidators): FileAnswer {
-  const modified = Math.floor(file.lastModified.getTime() / 1000);
+export function answerFileRequest(req: RequestConditions, file: FileValidators | FileInProgress): FileAnswer {
+  const whole = { status: 200 as const, start: 0, end: file.size - 1 };
+  if ('etag' in file) {
+    const held = preconditions(req, file);
+    if (held) return held;
+  }
+  if (req.method !== 'GET' || req.range === undefined) return whole;
+  if ('etag' in file && req.ifRange !== undefined && !ifRangeHolds(req.ifRange, file.etag, seconds(file.lastModified))) return whole;
+  const range = parseRange(req.range, file.size);
+  if (range.kind === 'unsatisfiable') return { status: 416 };
+  if (range.kind === 'whole') return whole;
+  return { status: 206, start: range.start, end: range.end };
+}
+
+/** §13.2.2 steps 1 to 4: the 412 or 304 the conditions give, or undefined when they let the request through. */
+function preconditions(req: RequestConditions, file: FileValidators): { status: 304 | 412 } | undefined {
+  const modified = seconds(file.lastModified);
   if (req.ifMatch !== undefined) {
     if (!tagListMatches(req.ifMatch, file.etag, 'strong')) return { status: 412 };
   } else if (req.ifUnmodifiedSince !== undefined) {
@@ -45,13 +64,12 @@ export function answerFileRequest(req: RequestConditions, file: FileValidators):
     const since = httpDateSeconds(req.ifModifiedSince);
     if (since !== undefined && modified <= since) return { status: 304 };
   }
-  const whole = { status: 200 as const, start: 0, end: file.size - 1 };
-  if (req.method !== 'GET' || req.range === undefined) return whole;
-  if (req.ifRange !== undefined && !ifRangeHolds(req.ifRange, file.etag, modified)) return whole;
-  const range = parseRange(req.range, file.size);
-  if (range.kind === 'unsatisfiable') return { status: 416 };
-  if (range.kind === 'whole') return whole;
-  return { status: 206, start: range.start, end: range.end };
+  return undefined;
+}
+
+/** HTTP dates have whole seconds. */
+function seconds(date: Date): number {
+  return Math.floor(date.getTime() / 1000);
 }
 
 function ifRangeHolds(value: string, etag: string, modified: number): boolean {
@@ -78,5 +96,5 @@ function httpDateSeconds(value: string): number | undefined {
 
 /** nginx's entity tag for a file: its mtime in seconds and its size, in hex. */
 export function fileEtag(mtime: Date, size: number): string {
-  return `"${Math.floor(mtime.getTime() / 1000).toString(16)}-${size.toString(16)}"`;
+  return `"${seconds(mtime).toString(16)}-${size.toString(16)}"`;
 }

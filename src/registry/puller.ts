@@ -250,11 +250,11 @@ export class ImagePuller {
       if (d.written > counted) job.bytes.upstream += d.written - counted;
       counted = d.written;
     };
-    d.on('progress', onProgress);
+    const stop = d.onChange(onProgress);
     try {
       await d.done;
     } finally {
-      d.off('progress', onProgress);
+      stop();
       onProgress();
     }
     return true;

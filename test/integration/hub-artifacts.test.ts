@@ -7,8 +7,7 @@
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ArtifactCache } from '../../src/cache/artifacts.js';
-import { BlobStore } from '../../src/cache/blobs.js';
+import { HubArtifacts } from '../../src/boot/hub-artifacts.js';
 import { createLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { tempDir } from '../helpers/app.js';
@@ -22,26 +21,26 @@ t.test('a hub artifact id is found again after a restart, and expires a week aft
   let now = new Date('2026-12-01T12:00:00Z');
   const start = () => {
     const store = openSqliteStore({ path: dbPath });
-    const cache = new ArtifactCache({ store, blobs: new BlobStore(join(dir, 'cache')), log: createLogger('silent'), now: () => now });
-    return { store, cache };
+    const ids = new HubArtifacts({ store, log: createLogger('silent'), now: () => now });
+    return { store, ids };
   };
 
   const first = start();
   t.equal(statSync(dbPath).mode & 0o777, 0o600, 'the store file is private to its owner');
-  const id = first.cache.register({ url: URL_WITH_KEY, revalidate: true });
+  const id = first.ids.register({ url: URL_WITH_KEY, revalidate: true });
   t.match(id, /^[0-9a-f]{16}$/);
-  t.same(await first.cache.registered(id), { url: URL_WITH_KEY, revalidate: true });
+  t.same(await first.ids.registered(id), { url: URL_WITH_KEY, revalidate: true });
   await new Promise((resolve) => setImmediate(resolve));
   await first.store.close();
 
   const second = start();
   t.teardown(() => second.store.close());
-  t.same(await second.cache.registered(id), { url: URL_WITH_KEY, revalidate: true }, 'after a restart, with its api_key for the upstream');
-  t.equal(await second.cache.registered('0123456789abcdef'), undefined, 'an id never registered is unknown');
+  t.same(await second.ids.registered(id), { url: URL_WITH_KEY, revalidate: true }, 'after a restart, with its api_key for the upstream');
+  t.equal(await second.ids.registered('0123456789abcdef'), undefined, 'an id never registered is unknown');
 
   // Eight days later another registration prunes the old one; a new process no longer knows it.
   now = new Date('2026-12-09T12:00:01Z');
-  const other = second.cache.register({ url: 'https://hub.example/other?api_key=K2' });
+  const other = second.ids.register({ url: 'https://hub.example/other?api_key=K2' });
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(await second.store.getHubArtifact(id), undefined, 'pruned from the store');
   t.ok(await second.store.getHubArtifact(other), 'the fresh one kept');

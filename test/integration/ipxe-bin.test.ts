@@ -1,9 +1,13 @@
 import Fastify from 'fastify';
+import { execFile } from 'node:child_process';
 import { existsSync, lchownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { ipxeBinRoutes } from '../../src/http/routes/ipxe-bin.js';
-import { tempDir } from '../helpers/app.js';
+import { tempDir, testApp } from '../helpers/app.js';
+
+const run = promisify(execFile);
 
 t.test('/ipxe-bin serves the TFTP roots read-only for UEFI HTTP Boot', async (t) => {
   const dir = tempDir();
@@ -51,4 +55,44 @@ t.test('/ipxe-bin follows the Debian ipxe package link ipxe.efi -> /boot/ipxe.ef
   const r = await app.inject({ url: '/ipxe-bin/ipxe.efi' });
   t.equal(r.statusCode, 200);
   t.same(r.rawPayload, readFileSync('/usr/lib/ipxe/ipxe.efi'), 'the target of the link, byte for byte');
+});
+
+t.test('one conditional-GET path: curl -z, If-None-Match, If-Range and -r answer alike on /ipxe-bin and /assets', async (t) => {
+  const dir = tempDir();
+  const root = join(dir, 'ipxe');
+  mkdirSync(root);
+  const body = Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 253));
+  writeFileSync(join(root, 'snp.efi'), body);
+  mkdirSync(join(dir, 'profiles'));
+  writeFileSync(join(dir, 'profiles', 'lab.yaml'), ['name: lab', 'description: one file', 'artifacts:', `  kernel: { url: "file://${join(root, 'snp.efi')}" }`, 'boot:', '  kernel: kernel', ''].join('\n'));
+  const ta = await testApp(t, { profileDirs: [join(dir, 'profiles')], ipxeRoots: [root] });
+  const base = await ta.app.listen({ port: 0, host: '127.0.0.1' });
+  /** curl's status line and headers (lower-cased names) and body length for `args`. */
+  const curl = async (url: string, ...args: string[]) => {
+    const r = await run('curl', ['-sS', '--max-time', '10', '-D', '-', '-o', join(dir, 'body'), ...args, url]);
+    const lines = r.stdout.split(/\r?\n/);
+    const headers = new Map(lines.slice(1).filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    return { status: Number(lines[0]?.split(' ')[1]), headers, bytes: readFileSync(join(dir, 'body')) };
+  };
+  for (const url of [`${base}/ipxe-bin/snp.efi`, `${base}/assets/lab/kernel`]) {
+    const whole = await curl(url);
+    t.equal(whole.status, 200, `${url}: 200`);
+    const etag = whole.headers.get('etag') ?? '';
+    const modified = whole.headers.get('last-modified') ?? '';
+    t.match(etag, /^"[0-9a-f]+-[0-9a-f]+"$/, 'an ETag of mtime and size');
+    t.equal((await curl(url, '-H', `If-None-Match: ${etag}`)).status, 304, 'If-None-Match with it: 304');
+    t.equal((await curl(url, '-H', 'If-None-Match: "other"')).status, 200, 'another tag: 200');
+    t.equal((await curl(url, '-z', modified)).status, 304, 'curl -z (If-Modified-Since) the Last-Modified: 304');
+    t.equal((await curl(url, '-z', 'Thu, 01 Jan 2015 00:00:00 GMT')).status, 200, 'curl -z an earlier date: 200');
+    const part = await curl(url, '-r', '100-199');
+    t.equal(part.status, 206, 'curl -r: 206');
+    t.equal(part.headers.get('content-range'), `bytes 100-199/${body.length}`);
+    t.same(part.bytes, body.subarray(100, 200), 'the range, byte for byte');
+    t.equal((await curl(url, '-r', '100-199', '-H', `If-Range: ${etag}`)).status, 206, 'If-Range with the ETag: the range');
+    const stale = await curl(url, '-r', '100-199', '-H', 'If-Range: "old"');
+    t.equal(stale.status, 200, 'If-Range with another ETag: the whole file');
+    t.equal(stale.bytes.length, body.length);
+    t.equal((await curl(url, '-r', '20000-')).status, 416, 'a range past the end: 416');
+    t.equal((await curl(url, '-H', 'If-Match: "other"')).status, 412, 'If-Match another tag: 412');
+  }
 });

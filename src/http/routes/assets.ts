@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import type { HubArtifacts } from '../../boot/hub-artifacts.js';
 import type { ArtifactCache } from '../../cache/artifacts.js';
 import { ApiError } from '../../errors.js';
 import { artifactOf, type ProfileSet } from '../../profiles/profile.js';
@@ -13,6 +14,8 @@ export interface AssetRoutesOptions {
   profiles: () => ProfileSet;
   /** Remote artifacts come through this cache; without one they answer 501. */
   cache?: ArtifactCache;
+  /** The ids of `/assets/hub/{id}/{name}` (boot/hub-artifacts.ts); without them (or a cache) those URLs answer 404. */
+  hubArtifacts?: Pick<HubArtifacts, 'registered'>;
   /** Boot-storm admission and the per-client rate cap (artifact-responder.ts). */
   admission?: AssetLimits;
   onServed?: (served: AssetServed) => void;
@@ -34,7 +37,7 @@ const NAME = { type: 'string', maxLength: 63 } as const;
  * downloading into the cache is streamed as its bytes arrive. Without a cache (an app built
  * without one) a remote artifact answers 501 rather than being pulled per machine.
  */
-export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, admission, onServed }) => {
+export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, hubArtifacts, admission, onServed }) => {
   const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 412, 501, 502, 503, 504, 507) };
 
   const serve = async (req: FastifyRequest<{ Params: AssetParams }>, reply: FastifyReply) => {
@@ -78,7 +81,7 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
     '/assets/hub/:id/:name',
     { schema: { summary: "An artifact of a hub's iPXE script, through the cache", tags: ['boot'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' }, name: NAME } }, response: errors(404, 502, 503, 504, 507) } },
     async (req, reply) => {
-      const want = await cache?.registered(req.params.id);
+      const want = await hubArtifacts?.registered(req.params.id);
       if (!cache || !want) throw new ApiError('not_found', 'no such hub artifact on this server (it restarted since the script was served?): boot the machine again', 404);
       return serveRemote(req, reply, cache, want).catch((err: unknown) => {
         throw cacheError(err);
