@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BootService } from '../../src/boot/service.js';
+import type { HubArtifacts } from '../../src/boot/hub-artifacts.js';
 import type { ArtifactCache } from '../../src/cache/artifacts.js';
 import type { BlobStore } from '../../src/cache/blobs.js';
 import { compose, type Overrides } from '../../src/compose.js';
@@ -58,6 +59,8 @@ export interface TestApp {
   store: SqliteStore;
   /** Present when `cache` was asked for. */
   artifacts?: ArtifactCache;
+  /** With a cache: the ids of `/assets/hub/<id>/<name>`. */
+  hubArtifacts?: HubArtifacts;
   blobs?: BlobStore;
   machines: MachineService;
   boot: BootService;
@@ -117,7 +120,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   return {
     app,
     store,
-    ...(cache && { artifacts: cache.artifacts, blobs: cache.blobs, bundles: cache.bundles }),
+    ...(cache && { artifacts: cache.artifacts, hubArtifacts: cache.hubArtifacts, blobs: cache.blobs, bundles: cache.bundles }),
     machines: built.machines,
     boot: built.boot,
     ...(precache && { precache }),
