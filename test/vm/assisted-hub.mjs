@@ -114,4 +114,8 @@ const server = createServer((req, res) => {
     },
   );
 });
-server.listen(cfg.port, cfg.host, () => (base = `http://${cfg.host}:${server.address().port}`) && out({ listening: `${cfg.host}:${server.address().port}`, port: server.address().port }));
+server.listen(cfg.port, cfg.host, () => {
+  const { port } = server.address();
+  base = `http://${cfg.host}:${port}`;
+  out({ listening: `${cfg.host}:${port}`, port });
+});
