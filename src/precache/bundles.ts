@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { Logger } from 'pino';
@@ -26,7 +26,7 @@ import { RegistryMirror } from '../registry/mirror.js';
 import type { ImagePuller, PullImageResult, PullJob } from '../registry/puller.js';
 import { parseImageRef } from '../registry/reference.js';
 import { mirrorPath, parseManifest } from '../registry/release.js';
-import { TAR_END, tarHeader, tarPadding } from './tar-header.js';
+import { packTar, type TarEntry } from '../registry/tar.js';
 
 export interface BundleSpec {
   release?: string;
@@ -235,20 +235,16 @@ export class BundleBuilder {
     const cache = this.o.cache;
     const mtime = new Date();
     const hash = createHash('sha256');
-    async function* entries(): AsyncGenerator<Buffer | Readable> {
-      yield tarHeader({ path: name, type: 'directory', size: 0, mode: 0o755, mtime });
-      const file = async function* (file: string, bytes: Buffer) {
-        yield tarHeader({ path: `${name}/${file}`, type: 'file', size: bytes.length, mode: 0o644, mtime });
-        yield bytes;
-        yield tarPadding(bytes.length);
-      };
-      yield* file('version', Buffer.from(DIR_VERSION));
+    async function* entries(): AsyncGenerator<TarEntry> {
+      yield { path: name, type: 'directory', mode: 0o755, mtime };
+      const file = (file: string, body: TarEntry['body']): TarEntry => ({ path: `${name}/${file}`, type: 'file', mode: 0o644, mtime, body });
+      yield file('version', Buffer.from(DIR_VERSION));
       const blobs = new Map<string, number>();
-      const visit = async function* (d: string, top: boolean): AsyncGenerator<Buffer> {
+      const visit = async function* (d: string, top: boolean): AsyncGenerator<TarEntry> {
         const hex = d.slice('sha256:'.length);
         const m = await mirror.manifest(mirrorPath({ host: ref.host, repository: ref.repository, reference: { kind: 'digest', digest: d, hex } }));
         const bytes = await RegistryMirror.read(m);
-        yield* file(top ? 'manifest.json' : `${hex}.manifest.json`, bytes);
+        yield file(top ? 'manifest.json' : `${hex}.manifest.json`, bytes);
         const parsed = parseManifest(bytes, `${ref.host}/${ref.repository}@${d}`);
         for (const child of parsed.manifests ?? []) yield* visit(child.digest, false);
         for (const b of [...(parsed.config ? [parsed.config] : []), ...(parsed.layers ?? [])]) blobs.set(b.digest, b.size);
@@ -258,16 +254,7 @@ export class BundleBuilder {
         const cached = await cache.get(mirror.blobRequest({ upstream: ref.host, repository: ref.repository, what: 'blobs', reference: { kind: 'digest', digest: d, hex: d.slice(7) } }));
         const actual = (await stat(cached.path)).size;
         if (actual !== size) throw new Error(`blob ${d} is ${actual} bytes in the store, its manifest says ${size}`);
-        yield tarHeader({ path: `${name}/${d.slice(7)}`, type: 'file', size, mode: 0o644, mtime });
-        yield createReadStream(cached.path, { highWaterMark: 1 << 20 });
-        yield tarPadding(size);
-      }
-      yield TAR_END;
-    }
-    async function* flatten(): AsyncGenerator<Buffer> {
-      for await (const part of entries()) {
-        if (Buffer.isBuffer(part)) yield part;
-        else for await (const chunk of part) yield chunk as Buffer;
+        yield file(d.slice(7), { size, open: () => createReadStream(cached.path, { highWaterMark: 1 << 20 }) });
       }
     }
     let size = 0;
@@ -279,7 +266,7 @@ export class BundleBuilder {
       },
     });
     // 1 MiB output chunks: gzip's default 16 KiB made the thread pool the bottleneck (bench/bundle-build.sh).
-    await pipeline(Readable.from(flatten()), createGzip({ level: 0, chunkSize: 1 << 20 }), tap, createWriteStream(path));
+    await pipeline(packTar(entries()), createGzip({ level: 0, chunkSize: 1 << 20 }), tap, createWriteStream(path));
     return { name: `${name}.tgz`, size, sha256: hash.digest('hex') };
   }
 }
