@@ -48,7 +48,7 @@ export interface TestAppOptions {
   recordAt?: Overrides['recordAt'];
   /** An artifact cache under `<dir>/cache` on the test store, with these options. */
   cache?: Overrides['cacheOptions'];
-  /** /metrics, over the app's cache and precache (no DHCP or TFTP server). */
+  /** /metrics, as `edgeboot serve` has it (DHCP and TFTP counters from servers built, not started). */
   metrics?: boolean;
   /** /ipxe-bin/ over these folders. */
   ipxeRoots?: string[];
