@@ -344,8 +344,8 @@ static void sf_free_jobs(sf_job *j) {
   }
 }
 
-/* Environment teardown (napi_add_env_cleanup_hook; a Worker's exit too): stops and joins every
- * thread first, so nothing else touches a transfer while they are freed. */
+/* Environment teardown (napi_add_env_cleanup_hook; a Worker's exit too). Every thread is stopped
+ * and joined first, so nothing else touches a transfer while they are freed. */
 static void sf_pool_destroy(void *arg) {
   sf_pool *pool = (sf_pool *)arg;
   for (int i = 0; i < pool->nthreads; i++) {
@@ -354,10 +354,17 @@ static void sf_pool_destroy(void *arg) {
     atomic_store(&t->stop, 1);
     sf_wake(t);
     pthread_join(t->tid, NULL);
-    /* The thread has ended: the transfers still on it (running, or handed over and not yet
-     * taken) are ours alone now, and are freed here. Those that ended before are in the
-     * thread-safe function's queue, which frees them (sf_call_js with env NULL) when it is
-     * released below. Their callback references go with the environment. */
+  }
+  /* Every transfer not yet called back holds a reference to its callback: dropped here, while
+   * the environment still takes Node-API calls. */
+  for (sf_job *j = pool->live; j != NULL; j = j->live_next) napi_delete_reference(pool->env, j->cb);
+  pool->live = NULL;
+  for (int i = 0; i < pool->nthreads; i++) {
+    sf_thread *t = &pool->threads[i];
+    if (!t->started) continue;
+    /* The transfers still on the thread (running, or handed over and not yet taken) are freed
+     * here; those that ended before are in the thread-safe function's queue, which frees them
+     * (sf_call_js with env NULL) when it is released below. */
     sf_free_jobs(t->jobs);
     sf_free_jobs(t->incoming);
     t->jobs = t->incoming = NULL;
@@ -370,6 +377,7 @@ static void sf_pool_destroy(void *arg) {
     close(t->wake_fd);
     pthread_mutex_destroy(&t->mu);
   }
+  napi_async_destroy(pool->env, pool->actx);
   napi_release_threadsafe_function(pool->tsfn, napi_tsfn_abort);
   free(pool);
 }

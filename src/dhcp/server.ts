@@ -180,7 +180,8 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
               data: { listener, interface: iface.name, yiaddr: out.yiaddr, bootFile: out.bootFile ?? null, ipxe: c.ipxe },
             }
           : { type: 'dhcp-ignored', source: 'dhcp', message: out.reason, data: { listener, interface: iface.name } };
-      void inFlight.track(deps.boot.observeDhcp(mac, seen, event)).catch((err: unknown) => deps.log.warn({ mac, err }, 'could not record the DHCP client on its machine'));
+      const recorded = deps.boot.observeDhcp(mac, seen, event);
+      void inFlight.track(recorded.catch((err: unknown) => deps.log.warn({ mac, err }, 'could not record the DHCP client on its machine')));
     }
   }
 
