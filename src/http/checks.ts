@@ -17,5 +17,6 @@ export function macOf(s: string): Mac {
  */
 export function refuseDenied(denied: readonly string[]): void {
   if (denied.length === 0) return;
-  throw new ApiError('upstream_denied', `${denied.join(', ')}: not in registry.allowedUpstreams (add the registry or namespace there if it is meant)`, 403, { images: denied });
+  const message = `${denied.join(', ')}: not in registry.allowedUpstreams (add the registry or namespace there if it is meant)`;
+  throw new ApiError('upstream_denied', message, 403, { images: denied });
 }

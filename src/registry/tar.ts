@@ -18,7 +18,11 @@ export interface TarLimits {
 const EXTRACT_OPTIONS: Parameters<typeof extract>[0] & { allowUnknownFormat: boolean } = { allowUnknownFormat: true };
 
 /** Files whose normalised name (`./` and `/` prefixes cut) `wanted` accepts, by that name. */
-export async function readTarFiles(source: AsyncIterable<Buffer>, wanted: (name: string) => boolean, limits: TarLimits = { maxFileBytes: 64 << 20 }): Promise<Map<string, Buffer>> {
+export async function readTarFiles(
+  source: AsyncIterable<Buffer>,
+  wanted: (name: string) => boolean,
+  limits: TarLimits = { maxFileBytes: 64 << 20 },
+): Promise<Map<string, Buffer>> {
   const found = new Map<string, Buffer>();
   const entries = extract(EXTRACT_OPTIONS);
   const feed = Readable.from(source);
