@@ -201,7 +201,11 @@ export const macParams = Type.Object({ mac });
 /** A 204's schema: `{ type: 'null' }` for swagger, typed as no payload so that `reply.code(204).send()` takes none. */
 export const noContent = Type.Unsafe<undefined>({ type: 'null' });
 
-export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, errorResponse]));
+/**
+ * The error replies of a route, for swagger and the serialiser. Typed `unknown` for the type
+ * provider: error bodies come from the error handler (errors.ts), never from a route's return.
+ */
+export const errors = (...codes: number[]): Record<number, unknown> => Object.fromEntries(codes.map((c) => [c, errorResponse]));
 
 /** An image reference as the image and bundle APIs take it (parsed further by registry/reference.ts). */
 const IMAGE_REF_TEXT = { minLength: 3, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' };

@@ -1,4 +1,6 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
 import type { BootQuery, BootService } from '../../boot/service.js';
 import { renderEntryScript } from '../../boot/render.js';
 import { clientAddress } from '../artifact-responder.js';
@@ -13,35 +15,26 @@ export interface BootRoutesOptions {
   onEntryScript?: (address: string) => void;
 }
 
-interface IpxeQuery {
-  mac?: string;
-  macs?: string;
-  uuid?: string;
-  serial?: string;
-  arch?: string;
-  platform?: string;
-}
-
-const text = { type: 'string' } as const;
+const text = Type.Optional(Type.String());
+/** What iPXE's `${…}` settings put in the /ipxe URL; each is checked by parseBootQuery, not by the schema. */
+const ipxeQuery = Type.Object({ mac: text, macs: text, uuid: text, serial: text, arch: text, platform: text });
+type IpxeQuery = Static<typeof ipxeQuery>;
 
 /** Firmware cannot authenticate: these routes are open, and everything they echo is checked. */
-export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { boot, baseUrl, onEntryScript }) => {
+export const bootRoutes: FastifyPluginAsyncTypebox<BootRoutesOptions> = async (app, { boot, baseUrl, onEntryScript }) => {
   app.get('/boot.ipxe', { schema: { summary: 'The iPXE entry script', tags: ['boot'], produces: ['text/plain'] } }, async (req, reply) => {
     reply.type('text/plain; charset=utf-8');
     onEntryScript?.(clientAddress(req));
     return renderEntryScript(baseUrl(req));
   });
 
-  app.get<{ Querystring: IpxeQuery }>(
+  app.get(
     '/ipxe',
     {
       schema: {
         summary: 'The iPXE script for one machine now',
         tags: ['boot'],
-        querystring: {
-          type: 'object',
-          properties: { mac: text, macs: text, uuid: text, serial: text, arch: text, platform: text },
-        },
+        querystring: ipxeQuery,
       },
     },
     async (req, reply) => {
@@ -58,14 +51,14 @@ export const bootRoutes: FastifyPluginAsync<BootRoutesOptions> = async (app, { b
     },
   );
 
-  app.get<{ Params: { mac: string }; Querystring: { exp: number; sig: string } }>(
+  app.get(
     '/api/v1/machines/:mac/ignition',
     {
       schema: {
         summary: "The Ignition config of a machine (signed, expiring URL from its boot script; to the machine's own address only)",
         tags: ['boot'],
         params: macParams,
-        querystring: { type: 'object', required: ['exp', 'sig'], properties: { exp: { type: 'integer' }, sig: { type: 'string', maxLength: 64 } } },
+        querystring: Type.Object({ exp: Type.Integer(), sig: Type.String({ maxLength: 64 }) }),
         response: errors(403, 404),
       },
     },

@@ -1,4 +1,5 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { join } from 'node:path';
 import type { ArtifactCache } from '../../cache/artifacts.js';
 import { ApiError } from '../../errors.js';
@@ -10,16 +11,7 @@ import { errors, imageRef, imageSetProperties } from '../schemas.js';
 import { refuseDenied } from '../checks.js';
 import { servedHook, type AssetServed } from '../served.js';
 
-interface BundleBody {
-  release?: string;
-  aiImages?: string[];
-  images?: string[];
-  filter?: string;
-  architecture?: string;
-  parallel?: number;
-}
-
-const ID = { type: 'string', pattern: '^[0-9a-f]{16}$' } as const;
+const ID = Type.String({ pattern: '^[0-9a-f]{16}$' });
 
 /**
  * Precache bundles: `POST /api/v1/bundles` builds one for a spec (once: the same spec is the
@@ -38,13 +30,13 @@ export interface BundleRoutesOptions {
   onServed?: (served: AssetServed) => void;
 }
 
-export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app, { bundles, cache, admission, adminTokens, denied, onServed }) => {
+export const bundleRoutes: FastifyPluginAsyncTypebox<BundleRoutesOptions> = async (app, { bundles, cache, admission, adminTokens, denied, onServed }) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   const tags = ['bundles'];
   const responder = new ArtifactResponder(cache, admission);
 
-  app.post<{ Body: BundleBody }>(
+  app.post(
     '/api/v1/bundles',
     {
       onRequest,
@@ -52,14 +44,13 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app,
         summary: 'Build the precache bundle of a release and images (once per spec)',
         tags,
         security,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
+        body: Type.Object(
+          {
             ...imageSetProperties,
-            aiImages: { type: 'array', maxItems: 1000, items: imageRef, description: 'images the discovery stage loads (ai-images.txt)' },
+            aiImages: Type.Optional(Type.Array(imageRef, { maxItems: 1000, description: 'images the discovery stage loads (ai-images.txt)' })),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: errors(400, 401, 403),
       },
     },
@@ -83,7 +74,7 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app,
     },
   );
 
-  app.get<{ Params: { id: string } }>('/api/v1/bundles/:id', { onRequest, schema: { summary: 'A bundle: its build, then its files', tags, security, params: { type: 'object', properties: { id: ID } }, response: errors(401, 404) } }, async (req) => {
+  app.get('/api/v1/bundles/:id', { onRequest, schema: { summary: 'A bundle: its build, then its files', tags, security, params: Type.Object({ id: ID }), response: errors(401, 404) } }, async (req) => {
     const status = await bundles.status(req.params.id);
     if (!status) throw new ApiError('not_found', `no bundle ${req.params.id}`, 404);
     return status;
@@ -99,9 +90,9 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = async (app,
     );
   }
 
-  app.get<{ Params: { id: string; file: string } }>(
+  app.get(
     '/bundles/:id/:file',
-    { schema: { summary: 'A file of a ready bundle (Range, ETag, HEAD)', tags, params: { type: 'object', properties: { id: ID, file: { type: 'string', maxLength: 255, pattern: '^[A-Za-z0-9._@-]+$' } } }, response: errors(404) } },
+    { schema: { summary: 'A file of a ready bundle (Range, ETag, HEAD)', tags, params: Type.Object({ id: ID, file: Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9._@-]+$' }) }), response: errors(404) } },
     async (req, reply) => {
       const status = await bundles.status(req.params.id);
       const file = status?.manifest?.files.find((f) => f.name === req.params.file);

@@ -1,4 +1,5 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { ArtifactCache } from '../../cache/artifacts.js';
 import { SAFE_URL_PATTERN } from '../../boot/safe.js';
 import { requireAdmin } from '../auth.js';
@@ -20,18 +21,12 @@ const entry = {
 } as const;
 const download = { type: 'object', properties: { key: { type: 'string' }, bytes: { type: 'integer' }, total: { type: 'integer' } } } as const;
 
-interface PrefetchBody {
-  url: string;
-  sha256?: string;
-  size?: number;
-}
-
 /**
  * The cache for operators: what it holds and what it is fetching (`GET /api/v1/cache`), and
  * pre-warming before the machines arrive (`POST /api/v1/cache/prefetch`, which the CLI's
  * `edgeboot cache pull` drives). Keys and messages never carry a URL's secrets.
  */
-export const cacheRoutes: FastifyPluginAsync<{ cache: ArtifactCache; adminTokens: readonly string[]; maxBytes: number }> = async (app, { cache, adminTokens, maxBytes }) => {
+export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; adminTokens: readonly string[]; maxBytes: number }> = async (app, { cache, adminTokens, maxBytes }) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   const tags = ['cache'];
@@ -49,7 +44,7 @@ export const cacheRoutes: FastifyPluginAsync<{ cache: ArtifactCache; adminTokens
     async () => ({ ...(await cache.list()), maxBytes }),
   );
 
-  app.post<{ Body: PrefetchBody; Querystring: { wait?: boolean } }>(
+  app.post(
     '/api/v1/cache/prefetch',
     {
       onRequest,
@@ -57,17 +52,15 @@ export const cacheRoutes: FastifyPluginAsync<{ cache: ArtifactCache; adminTokens
         summary: 'Fetch an artifact into the cache now (wait=true: answer when it is complete and verified)',
         tags,
         security,
-        querystring: { type: 'object', additionalProperties: false, properties: { wait: { type: 'boolean' } } },
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['url'],
-          properties: {
-            url: { type: 'string', maxLength: 4096, pattern: SAFE_URL_PATTERN, description: 'an http(s) URL' },
-            sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-            size: { type: 'integer', minimum: 0 },
+        querystring: Type.Object({ wait: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            url: Type.String({ maxLength: 4096, pattern: SAFE_URL_PATTERN, description: 'an http(s) URL' }),
+            sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
+            size: Type.Optional(Type.Integer({ minimum: 0 })),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: {
           200: { type: 'object', properties: { state: { type: 'string' }, entry } },
           202: { type: 'object', properties: { state: { type: 'string' }, download } },

@@ -1,4 +1,5 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { ApiError } from '../../errors.js';
 import { parsePullSecret, type PullSecret } from '../../registry/auth.js';
 import type { Mirrors } from '../../registry/build.js';
@@ -7,15 +8,6 @@ import type { ImagePuller } from '../../registry/puller.js';
 import { requireAdmin } from '../auth.js';
 import { refuseDenied } from '../checks.js';
 import { errors, imageSetProperties } from '../schemas.js';
-
-interface JobBody {
-  release?: string;
-  images?: string[];
-  filter?: string;
-  parallel?: number;
-  architecture?: string;
-  pullSecret?: string;
-}
 
 const counts = (...names: string[]) => ({ type: 'object', properties: Object.fromEntries(names.map((n) => [n, { type: 'number' }])) });
 const job = {
@@ -42,11 +34,11 @@ const job = {
  * optionally with a pull secret of its own that is kept in memory for the job only — and `GET
  * /api/v1/images/jobs/{id}` reports its progress and, once done, its summary.
  */
-export const imageRoutes: FastifyPluginAsync<{ puller: ImagePuller; mirrors: Mirrors; adminTokens: readonly string[] }> = async (app, { puller, mirrors, adminTokens }) => {
+export const imageRoutes: FastifyPluginAsyncTypebox<{ puller: ImagePuller; mirrors: Mirrors; adminTokens: readonly string[] }> = async (app, { puller, mirrors, adminTokens }) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   const tags = ['images'];
-  app.post<{ Body: JobBody }>(
+  app.post(
     '/api/v1/images/jobs',
     {
       onRequest,
@@ -54,14 +46,13 @@ export const imageRoutes: FastifyPluginAsync<{ puller: ImagePuller; mirrors: Mir
         summary: 'Pull a release and images into the mirror (a job; poll its progress)',
         tags,
         security,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
+        body: Type.Object(
+          {
             ...imageSetProperties,
-            pullSecret: { type: 'string', maxLength: 1048576, description: 'a pull secret (auths JSON) for this job, tried before registry.pullSecret' },
+            pullSecret: Type.Optional(Type.String({ maxLength: 1048576, description: 'a pull secret (auths JSON) for this job, tried before registry.pullSecret' })),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: { 202: job, ...errors(400, 401, 403) },
       },
     },
@@ -89,9 +80,9 @@ export const imageRoutes: FastifyPluginAsync<{ puller: ImagePuller; mirrors: Mir
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/api/v1/images/jobs/:id',
-    { onRequest, schema: { summary: 'An image pull job: progress, then its summary', tags, security, params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } } }, response: { 200: job, ...errors(401, 404) } } },
+    { onRequest, schema: { summary: 'An image pull job: progress, then its summary', tags, security, params: Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }), response: { 200: job, ...errors(401, 404) } } },
     async (req) => {
       const found = puller.get(req.params.id);
       if (!found) throw new ApiError('not_found', `no image job ${req.params.id} (jobs are kept until the server restarts)`, 404);

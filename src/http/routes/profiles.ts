@@ -1,4 +1,5 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type Static } from 'typebox';
 import { ApiError } from '../../errors.js';
 import type { Profile, ProfileSet } from '../../profiles/profile.js';
 import { requireAdmin } from '../auth.js';
@@ -18,7 +19,7 @@ const profileResponse = {
   },
 } as const;
 
-function view(p: Profile) {
+function view(p: Profile): Static<typeof profileResponse> {
   return {
     name: p.name,
     description: p.description,
@@ -31,7 +32,7 @@ function view(p: Profile) {
   };
 }
 
-export const profileRoutes: FastifyPluginAsync<{ profiles: () => ProfileSet; adminTokens: readonly string[] }> = async (app, { profiles, adminTokens }) => {
+export const profileRoutes: FastifyPluginAsyncTypebox<{ profiles: () => ProfileSet; adminTokens: readonly string[] }> = async (app, { profiles, adminTokens }) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   app.get(
@@ -56,14 +57,14 @@ export const profileRoutes: FastifyPluginAsync<{ profiles: () => ProfileSet; adm
     },
     async () => {
       const set = profiles();
-      return { profiles: set.list().map(view), problems: set.problems };
+      return { profiles: set.list().map(view), problems: [...set.problems] };
     },
   );
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/api/v1/profiles/:name',
     {
       onRequest,
-      schema: { summary: 'One profile', tags: ['profiles'], security, params: { type: 'object', properties: { name: { type: 'string' } } }, response: { 200: profileResponse, ...errors(401, 404) } },
+      schema: { summary: 'One profile', tags: ['profiles'], security, params: Type.Object({ name: Type.String() }), response: { 200: profileResponse, ...errors(401, 404) } },
     },
     async (req) => {
       const p = profiles().get(req.params.name);
