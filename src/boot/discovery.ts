@@ -69,7 +69,7 @@ export class DiscoveryLimiter {
     return true;
   }
 
-  /** One store change whose creation of a record goes through `allow` (see CreationGate). */
+  /** A gate for one store change: its creation of a record goes through `allow` (see CreationGate). */
   gate(allow: () => boolean = () => true): CreationGate {
     return new CreationGate(allow);
   }
@@ -90,26 +90,29 @@ export class DiscoveryLimiter {
 }
 
 /**
- * Wraps a store change (store.mutateMachine): a save that would create a record, where there
- * was none, happens only if `allow()` says so; otherwise nothing is written and `refused`
- * holds the machine that would have been, for the script to be rendered from.
+ * Admits a store change of one machine (store.mutateMachine, store.updateMachine): a save
+ * that would create a record, where there was none, happens only if `allow()` says so;
+ * otherwise nothing is written (`refused`), and the caller serves from the machine it meant
+ * to save. The store may run a change again on a fresh row (optimistic concurrency): `allow`
+ * is asked once per gate, and the flags say what the last run admitted.
  */
 export class CreationGate {
   created = false;
-  refused: Machine | undefined;
+  refused = false;
+  private allowed: boolean | undefined;
 
   constructor(private readonly allow: () => boolean) {}
 
-  wrap(change: (cur: Machine | undefined) => MachineChange): (cur: Machine | undefined) => MachineChange {
-    return (cur) => {
-      const c = change(cur);
-      if (cur !== undefined || c.kind !== 'save') return c;
-      if (!this.allow()) {
-        this.refused = c.machine;
-        return { kind: 'keep' };
-      }
-      this.created = true;
-      return c;
-    };
+  admit(cur: Machine | undefined, change: MachineChange): MachineChange {
+    this.created = false;
+    this.refused = false;
+    if (cur !== undefined || change.kind !== 'save') return change;
+    this.allowed ??= this.allow();
+    if (!this.allowed) {
+      this.refused = true;
+      return { kind: 'keep' };
+    }
+    this.created = true;
+    return change;
   }
 }

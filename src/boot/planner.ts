@@ -1,5 +1,6 @@
-import type { UnknownMachinePolicy } from '../config/config.js';
+import type { PrecacheConfig, UnknownMachinePolicy } from '../config/config.js';
 import type { Machine } from '../machines/model.js';
+import { bootLoopReason } from '../machines/precache-run.js';
 import type { MachineState, Transition } from '../machines/state.js';
 import type { BootSpec, Profile, ProfileSet } from '../profiles/profile.js';
 import type { AssistedBoot } from './assisted.js';
@@ -7,8 +8,9 @@ import type { HubAnswer } from './hub.js';
 
 /**
  * The one answer to "what does this machine boot now?" (DESIGN.md). Pure: it reads the
- * machine, its profile and the policy for unknown machines, and says what to boot and which
- * state move serving it causes. DHCP, TFTP and HTTP ask this; they never decide it themselves.
+ * machine, the profiles, the policy for unknown machines, the precache limits and the hub's
+ * answer, and says what to boot and which state move serving it causes. DHCP, TFTP and HTTP
+ * ask this; they never decide it themselves, nor edit what it decided.
  */
 export type BootDecision =
   | {
@@ -25,10 +27,53 @@ export type BootDecision =
   | { kind: 'wait'; reason: string; transition?: Transition }
   | { kind: 'error'; reason: string; transition?: undefined };
 
-export interface PlanInput {
+/** What picks the stage: the machine's state and profile, or the policy for unknown machines. */
+export interface StageInput {
   machine: Machine | undefined;
   profiles: ProfileSet;
   unknownMachines: UnknownMachinePolicy;
+}
+
+/** Everything the decision depends on. */
+export interface PlanInput extends StageInput {
+  /** `precache.maxBoots`: one precache boot more than this without a result is a boot loop. */
+  precache: Pick<PrecacheConfig, 'maxBoots'>;
+  /**
+   * The hub's answer for this boot, when it was asked (hubScriptUrl says when to ask it);
+   * absent: not asked (`boot.assistedChain: chain`, no hub, an untrusted request, the admin
+   * API's `/boot`), and an assisted chain stage chains to the hub itself.
+   */
+  hub?: HubAnswer;
+}
+
+/**
+ * The whole decision: the stage the machine's state calls for, what the hub's answer makes of
+ * an assisted chain stage, and a precache boot that would be one too many failing the machine
+ * instead (a boot loop).
+ */
+export function planBoot(input: PlanInput): BootDecision {
+  const staged = stageOf(input);
+  const answered = input.hub && isAssistedChain(staged) ? withHubAnswer(staged, input.hub, input.machine?.state) : staged;
+  if (answered.kind !== 'boot' || answered.stage !== 'precache' || !input.machine) return answered;
+  const loop = bootLoopReason(input.machine, input.precache.maxBoots);
+  if (!loop) return answered;
+  return { kind: 'wait', reason: `provisioning failed: ${loop}; reset it on the server to retry`, transition: { kind: 'error', reason: loop } };
+}
+
+/** A boot loop (planBoot): the one wait that moves the machine, to failed. */
+export function isBootLoop(d: BootDecision): boolean {
+  return d.kind === 'wait' && d.transition?.kind === 'error';
+}
+
+/**
+ * Whether the machine's next boot chains to its assisted script, asked before the store
+ * transaction because fetching that script is a network round trip: the script's URL, or
+ * undefined. It reads the stage alone (as planBoot's first step does), not a plan: planBoot
+ * runs once per request, with the hub's answer in its input.
+ */
+export function hubScriptUrl(input: StageInput): string | undefined {
+  const url = input.machine?.assisted?.ipxeScriptUrl;
+  return url !== undefined && isAssistedChain(stageOf(input)) ? url : undefined;
 }
 
 /** A machine an admin assigned a profile to: one edgeboot boots by its state and profile. */
@@ -36,7 +81,8 @@ function isAssigned(machine: Machine | undefined): machine is Machine & { profil
   return machine !== undefined && machine.state !== 'discovered' && machine.profile !== undefined;
 }
 
-export function planBoot({ machine, profiles, unknownMachines }: PlanInput): BootDecision {
+/** The stage the machine's state and profile call for (an unknown machine's: the policy's). */
+function stageOf({ machine, profiles, unknownMachines }: StageInput): BootDecision {
   if (!isAssigned(machine)) return planUnknown(profiles, unknownMachines);
   const profile = profiles.get(machine.profile);
   if (!profile) return { kind: 'error', reason: `profile ${machine.profile} is not loaded on the server` };
@@ -91,11 +137,12 @@ export type PxeAnswer = { answer: true } | { answer: false; reason: string };
  * and timeline move. An unknown, discovered or unassigned machine whose plan is the local disk
  * (boot.unknownMachines: exit, or a profile that boots the disk) gets silence: the firmware
  * gives up on proxy offers quickly and boots its own disk, and edgeboot on a shared network
- * answers no PXE boot that is not its business (pixiecore is silent the same way).
+ * answers no PXE boot that is not its business (pixiecore is silent the same way). Such a
+ * machine's plan is its stage: the precache limits and the hub concern assigned machines only.
  */
-export function pxeAnswer(input: PlanInput): PxeAnswer {
+export function pxeAnswer(input: StageInput): PxeAnswer {
   if (isAssigned(input.machine)) return { answer: true };
-  const d = planBoot(input);
+  const d = stageOf(input);
   return d.kind === 'local' ? { answer: false, reason: `not booted by edgeboot: ${d.reason}` } : { answer: true };
 }
 
@@ -109,12 +156,16 @@ export function isAssistedChain(d: BootDecision): d is Extract<BootDecision, { k
  * (boot-order control: the host is installed), the local disk — and `installed` for a machine
  * that was installing; an error, a wait and re-check with the hub's error as the reason.
  */
-export function withHubAnswer(d: Extract<BootDecision, { kind: 'boot' }>, answer: HubAnswer, state: MachineState): BootDecision {
+export function withHubAnswer(d: Extract<BootDecision, { kind: 'boot' }>, answer: HubAnswer, state: MachineState | undefined): BootDecision {
   switch (answer.kind) {
     case 'boot':
       return { ...d, hub: answer.script, reason: `${d.reason}, the hub's script served from this server's cache` };
     case 'installed':
-      return { kind: 'local', reason: "the hub answers 404 for this host: it is installed", ...(state === 'installing' && { transition: { kind: 'install-done' } }) };
+      return {
+        kind: 'local',
+        reason: 'the hub answers 404 for this host: it is installed',
+        ...(state === 'installing' && { transition: { kind: 'install-done' } }),
+      };
     case 'error':
       return { kind: 'error', reason: answer.reason };
   }

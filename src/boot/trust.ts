@@ -11,9 +11,7 @@ import { allMacs, type Machine } from '../machines/model.js';
 
 export type VerifyClient = 'source' | 'off';
 
-export type ClientTrust =
-  | { trusted: true; by: 'reservation-ip' | 'mac-at-address' | 'verify-off' }
-  | { trusted: false; address: string; reason: string };
+export type ClientTrust = { trusted: true; by: 'reservation-ip' | 'mac-at-address' | 'verify-off' } | { trusted: false; address: string; reason: string };
 
 /**
  * @param addressMac the MAC at `address`: edgeboot's bound DHCP lease, else the neighbour
@@ -25,4 +23,15 @@ export function clientTrust(m: Pick<Machine, 'mac' | 'macs' | 'ip'>, address: st
   if (addressMac !== undefined && allMacs(m).includes(addressMac)) return { trusted: true, by: 'mac-at-address' };
   const seen = addressMac === undefined ? 'no DHCP lease or neighbour entry of this server names it' : `it belongs to ${addressMac}`;
   return { trusted: false, address, reason: `the request came from ${address}, which is not an address of ${m.mac} (${seen})` };
+}
+
+/** Whether a request from an address may have this machine's secrets. */
+export type TrustCheck = (m: Pick<Machine, 'mac' | 'macs' | 'ip'>, address: string) => ClientTrust;
+
+/**
+ * clientTrust with the server's `boot.verifyClient` and its MAC-at-address lookup bound in;
+ * with verification off the lookup (a file read of the neighbour table) is never made.
+ */
+export function trustCheck(mode: VerifyClient, macAt?: (address: string) => Mac | undefined): TrustCheck {
+  return (m, address) => clientTrust(m, address, mode === 'off' ? undefined : macAt?.(address), mode);
 }

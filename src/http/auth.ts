@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { ApiError } from '../errors.js';
+import { ApiError } from './errors.js';
 import { matchesAny } from '../secrets/compare.js';
 
 export function bearerToken(req: FastifyRequest): string | undefined {

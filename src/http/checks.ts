@@ -1,4 +1,4 @@
-import { ApiError } from '../errors.js';
+import { ApiError } from './errors.js';
 import { parseUnicastMac, type Mac } from '../machines/mac.js';
 
 /** Request checks several route modules share; each throws the `ApiError` the route answers with. */

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError } from '../errors.js';
+import { ApiError } from './errors.js';
 
 /**
  * How deep a JSON request body may nest. Fastify's parser copes with any depth, but the code

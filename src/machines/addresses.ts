@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import { inSubnet, parseSubnet } from '../dhcp/leases.js';
+import { cidrOf, inCidr } from '../net/ipv4.js';
 import { eachMachine, type Store } from '../store/store.js';
 import type { Mac } from './mac.js';
 
@@ -14,7 +14,7 @@ export type DhcpAddressing = Pick<Config['dhcp'], 'mode' | 'subnets'>;
  */
 export function reservationAddressProblem(ip: string | undefined, dhcp: DhcpAddressing): string | undefined {
   if (ip === undefined || dhcp.mode !== 'full') return undefined;
-  if (dhcp.subnets.some((s) => inSubnet(parseSubnet(s), ip))) return undefined;
+  if (dhcp.subnets.some((s) => inCidr(cidrOf(s.cidr), ip))) return undefined;
   const cidrs = dhcp.subnets.map((s) => s.cidr).join(', ') || 'none configured';
   return `ip: ${ip} is outside every dhcp.subnets cidr (${cidrs})`;
 }
@@ -39,4 +39,3 @@ export async function machinesOutsideSubnets(store: Pick<Store, 'listMachines'>,
   }
   return found;
 }
-

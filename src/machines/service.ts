@@ -1,8 +1,8 @@
-import { ApiError } from '../errors.js';
+import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { MachinePlaceholder } from '../profiles/template.js';
 import { StoreConflictError, type MachineChange, type MachineFilter, type Store } from '../store/store.js';
-import { finished, heartbeat, progressReport } from '../precache/lifecycle.js';
+import { finished, heartbeat, progressReport } from './precache-run.js';
 import { TRANSITION_EVENTS } from './events.js';
 import { parseMac, type Mac } from './mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent, type Reservation } from './model.js';
@@ -30,7 +30,7 @@ export class MachineService {
 
   async mustGet(mac: Mac): Promise<Machine> {
     const m = await this.store.getMachine(mac);
-    if (!m) throw notFound(mac);
+    if (!m) throw machineNotFound(mac);
     return m;
   }
 
@@ -41,7 +41,7 @@ export class MachineService {
   async list(filter: MachineFilter, page: { cursor?: string; limit: number }): Promise<{ machines: Machine[]; nextCursor?: string }> {
     const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
     if (page.cursor !== undefined && after === undefined) {
-      throw new ApiError('invalid_cursor', 'cursor is not one this server handed out: pass nextCursor from the previous page unchanged', 400);
+      throw new InvalidError('invalid_cursor', 'cursor is not one this server handed out: pass nextCursor from the previous page unchanged');
     }
     // One row more than asked tells whether a next page exists without a count.
     const rows = await this.store.listMachines(filter, { ...(after && { after }), limit: page.limit + 1 });
@@ -54,24 +54,27 @@ export class MachineService {
   async put(r: Reservation): Promise<{ machine: Machine; created: boolean }> {
     this.checkReservation(r);
     const absorbed = await this.absorbDiscovered(r);
-    const merged = absorbed.map((d): NewEvent => ({ type: 'discovered-record-merged', source: 'api', message: `the discovered record of ${d.mac} now belongs to this machine`, data: { mac: d.mac, observed: d.observed } }));
-    let created = false;
-    const res = await this.mutate(r.mac, (cur) => {
+    const merged = absorbed.map((d): NewEvent => ({
+      type: 'discovered-record-merged',
+      source: 'api',
+      message: `the discovered record of ${d.mac} now belongs to this machine`,
+      data: { mac: d.mac, observed: d.observed },
+    }));
+    const { result } = await this.update(r.mac, (cur) => {
       const time = this.now().toISOString();
       if (cur && cur.mac !== r.mac) {
-        throw new ApiError('mac_in_use', `MAC ${r.mac} is a further MAC of machine ${cur.mac}; change that machine instead`, 409, { owner: cur.mac });
+        throw new ConflictError('mac_in_use', `MAC ${r.mac} is a further MAC of machine ${cur.mac}; change that machine instead`, { owner: cur.mac });
       }
       if (!cur) {
-        created = true;
         const state: MachineState = r.profile ? 'registered' : 'discovered';
         const machine: Machine = { ...r, state, observed: absorbed[0]?.observed ?? {}, createdAt: time, updatedAt: time };
         const events: NewEvent[] = [{ type: 'reservation-created', source: 'api', to: state, data: { profile: r.profile ?? null } }, ...merged];
-        return { kind: 'save', machine, events };
+        return { change: { kind: 'save', machine, events }, result: { machine, created: true } };
       }
       const change = this.replace(cur, r, time);
-      return change.kind === 'save' ? { ...change, events: [...(change.events ?? []), ...merged] } : change;
+      return { change: { ...change, events: [...change.events, ...merged] }, result: { machine: change.machine, created: false } };
     });
-    return { machine: res.machine as Machine, created };
+    return result;
   }
 
   /**
@@ -104,12 +107,8 @@ export class MachineService {
   }
 
   async remove(mac: Mac): Promise<void> {
-    let found = false;
-    await this.mutate(mac, (cur) => {
-      found = cur !== undefined;
-      return cur ? { kind: 'delete' } : { kind: 'keep' };
-    });
-    if (!found) throw notFound(mac);
+    const { result: found } = await this.update(mac, (cur) => ({ change: cur ? { kind: 'delete' } : { kind: 'keep' }, result: cur !== undefined }));
+    if (!found) throw machineNotFound(mac);
   }
 
   /**
@@ -119,41 +118,45 @@ export class MachineService {
    * post into the new run. The timeline names who did it, from where, and from which state.
    */
   async reset(mac: Mac, to: 'registered' | 'precached', by: Actor, force = false): Promise<Machine> {
-    const res = await this.mutate(mac, (cur) => {
-      if (!cur) throw notFound(mac);
+    const { result } = await this.update(mac, (cur) => {
+      if (!cur) throw machineNotFound(mac);
       const t: Transition = { kind: 'reset', to, precacheKept: cur.precachedAt !== undefined, ...(force && { force }) };
       const change = this.transition(cur, t, 'api', force ? `forced reset to ${to} from ${cur.state}` : `reset to ${to}`);
       const who = { actor: by.actor, client: by.client, ...(force && { forced: true }) };
       if (change.kind !== 'save') {
-        if (!force) return change;
+        if (!force) return { change, result: cur };
         // Already in that state: no move, but the admin's act is on the timeline and it still
         // ends the credentials handed out so far, as every forced reset does.
         const forced: NewEvent = { type: 'reset', source: 'api', message: `forced reset: already ${cur.state}`, data: { cause: 'reset', ...who } };
-        return { kind: 'save', machine: { ...cur, updatedAt: this.now().toISOString(), tokenGeneration: (cur.tokenGeneration ?? 0) + 1 }, events: [forced] };
+        const machine = { ...cur, updatedAt: this.now().toISOString(), tokenGeneration: (cur.tokenGeneration ?? 0) + 1 };
+        return { change: { kind: 'save', machine, events: [forced] }, result: machine };
       }
       const events = (change.events ?? []).map((e) => (e.type === 'state-changed' ? { ...e, data: { ...e.data, ...who } } : e));
       const machine = force ? { ...change.machine, tokenGeneration: (cur.tokenGeneration ?? 0) + 1 } : change.machine;
-      return { kind: 'save', machine, events };
+      return { change: { kind: 'save', machine, events }, result: machine };
     });
-    return res.machine as Machine;
+    return result;
   }
 
   /** An event from the machine itself or an admin; some types move the state (machines/events.ts). */
-  async postEvent(mac: Mac, e: { type: string; message?: string; data?: Record<string, unknown> }, source: 'machine' | 'api'): Promise<MachineEvent[]> {
-    const res = await this.mutate(mac, (cur) => {
-      if (!cur) throw notFound(mac);
-      const posted: NewEvent = { type: e.type, source, ...(e.message !== undefined && { message: e.message }), ...(e.data !== undefined && { data: e.data }) };
-      // Anything the live environment says is a heartbeat of its precache run; progress moves its counters.
-      const beat = source === 'machine' && cur.state === 'precaching' && cur.precacheProgress;
-      const base: Machine = beat
-        ? { ...cur, precacheProgress: heartbeat(beat, this.now().toISOString(), e.type === 'precache-progress' ? progressReport(e.data, e.message) : {}) }
-        : cur;
-      const toTransition = TRANSITION_EVENTS.get(e.type);
-      const change = toTransition ? this.transition(base, toTransition(e.message), source, e.message) : ({ kind: 'keep' } as const);
-      if (change.kind !== 'save') return beat ? { kind: 'save', machine: base, events: [posted] } : { kind: 'keep', events: [posted] };
-      return { ...change, events: [posted, ...(change.events ?? [])] };
-    });
+  async postEvent(mac: Mac, e: PostedEvent, source: 'machine' | 'api'): Promise<MachineEvent[]> {
+    const res = await this.update(mac, (cur) => ({ change: this.eventChange(mac, cur, e, source), result: undefined }));
     return res.events;
+  }
+
+  /** What a posted event does to the machine's record: the event, a heartbeat, a state move. */
+  private eventChange(mac: Mac, cur: Machine | undefined, e: PostedEvent, source: 'machine' | 'api'): MachineChange {
+    if (!cur) throw machineNotFound(mac);
+    const posted: NewEvent = { type: e.type, source, ...(e.message !== undefined && { message: e.message }), ...(e.data !== undefined && { data: e.data }) };
+    // Anything the live environment says is a heartbeat of its precache run; progress moves its counters.
+    const beat = source === 'machine' && cur.state === 'precaching' && cur.precacheProgress;
+    const base: Machine = beat
+      ? { ...cur, precacheProgress: heartbeat(beat, this.now().toISOString(), e.type === 'precache-progress' ? progressReport(e.data, e.message) : {}) }
+      : cur;
+    const toTransition = TRANSITION_EVENTS.get(e.type);
+    const change = toTransition ? this.transition(base, toTransition(e.message), source, e.message) : ({ kind: 'keep' } as const);
+    if (change.kind !== 'save') return beat ? { kind: 'save', machine: base, events: [posted] } : { kind: 'keep', events: [posted] };
+    return { ...change, events: [posted, ...(change.events ?? [])] };
   }
 
   events(mac: Mac, opts: { afterId?: number; limit?: number }): Promise<MachineEvent[]> {
@@ -164,9 +167,9 @@ export class MachineService {
    * A state move as a store change: refused moves become a 409 that names the rule, accepted
    * ones an event with from/to. Used by the API and by the boot service.
    */
-  transition(cur: Machine, t: Transition, source: NewEvent['source'], message?: string): MachineChange {
+  transition(cur: Machine, t: Transition, source: NewEvent['source'], message?: string): StateChange {
     const step = applyTransition(cur.state, t);
-    if (!step.ok) throw new ApiError('invalid_transition', step.reason, 409, { state: cur.state, transition: t.kind });
+    if (!step.ok) throw new ConflictError('invalid_transition', step.reason, { state: cur.state, transition: t.kind });
     if (!step.changed) return { kind: 'keep' };
     const time = this.now().toISOString();
     const machine: Machine = { ...cur, state: step.to, updatedAt: time };
@@ -175,7 +178,8 @@ export class MachineService {
     if (t.kind === 'reset' && t.to === 'registered') delete machine.precachedAt;
     if (t.kind === 'reset') delete machine.precacheProgress;
     const run = cur.state === 'precaching' ? cur.precacheProgress : undefined;
-    if (run && (step.to === 'precached' || step.to === 'failed')) machine.precacheProgress = finished(run, time, step.to, step.to === 'failed' ? reason : undefined);
+    if (run && (step.to === 'precached' || step.to === 'failed'))
+      machine.precacheProgress = finished(run, time, step.to, step.to === 'failed' ? reason : undefined);
     return {
       kind: 'save',
       machine,
@@ -183,7 +187,7 @@ export class MachineService {
     };
   }
 
-  private replace(cur: Machine, r: Reservation, time: string): MachineChange {
+  private replace(cur: Machine, r: Reservation, time: string): Extract<MachineChange, { kind: 'save' }> & { events: NewEvent[] } {
     const machine: Machine = {
       ...r,
       state: cur.state,
@@ -198,13 +202,20 @@ export class MachineService {
     };
     const events: NewEvent[] = [{ type: 'reservation-updated', source: 'api', data: { profile: r.profile ?? null } }];
     if (r.profile === undefined && cur.state !== 'discovered') {
-      throw new ApiError('profile_required', `machine ${cur.mac} is ${cur.state}: it keeps a profile; assign another one, or DELETE the machine`, 409);
+      throw new ConflictError('profile_required', `machine ${cur.mac} is ${cur.state}: it keeps a profile; assign another one, or DELETE the machine`);
     }
     if (r.profile !== undefined && cur.state === 'discovered') {
       const step = applyTransition(cur.state, { kind: 'profile-assigned' });
       if (step.ok) {
         machine.state = step.to;
-        events.push({ type: 'state-changed', source: 'api', from: cur.state, to: step.to, message: `profile ${r.profile} assigned`, data: { cause: 'profile-assigned' } });
+        events.push({
+          type: 'state-changed',
+          source: 'api',
+          from: cur.state,
+          to: step.to,
+          message: `profile ${r.profile} assigned`,
+          data: { cause: 'profile-assigned' },
+        });
       }
     }
     return { kind: 'save', machine, events };
@@ -213,39 +224,49 @@ export class MachineService {
   /** Profile exists, and the machine has every value the profile's templates need. */
   private checkReservation(r: Reservation): void {
     const address = this.dhcp && reservationAddressProblem(r.ip, this.dhcp);
-    if (address !== undefined) throw new ApiError('address_outside_subnets', address, 400, { field: 'ip' });
+    if (address !== undefined) throw new InvalidError('address_outside_subnets', address, { field: 'ip' });
     if (r.profile === undefined) return;
     const profiles = this.profiles();
     const p = profiles.get(r.profile);
     if (!p) {
-      throw new ApiError('unknown_profile', `no profile named ${r.profile} is loaded`, 400, { profiles: profiles.list().map((x) => x.name) });
+      throw new InvalidError('unknown_profile', `no profile named ${r.profile} is loaded`, { profiles: profiles.list().map((x) => x.name) });
     }
     const live = r.precache?.liveProfile;
     if (live !== undefined) {
       const lp = profiles.get(live);
       if (!lp || lp.boot?.kind !== 'kernel') {
         const why = `precache.liveProfile ${live} is not a loaded profile that boots a kernel`;
-        throw new ApiError('unknown_profile', why, 400, { field: 'precache.liveProfile' });
+        throw new InvalidError('unknown_profile', why, { field: 'precache.liveProfile' });
       }
     }
     const stages = p.flow ? [p.flow.precache, p.flow.install].filter((n): n is string => n !== undefined) : [];
     const requires = new Set([...p.requires, ...stages.flatMap((n) => profiles.get(n)?.requires ?? [])]);
     const missing = [...requires].filter((k) => machineValue(r, k) === undefined);
     if (missing.length > 0) {
-      throw new ApiError('missing_field', `profile ${r.profile} needs ${missing.map(fieldOf).join(', ')}`, 400, { missing: missing.map(fieldOf) });
+      throw new InvalidError('missing_field', `profile ${r.profile} needs ${missing.map(fieldOf).join(', ')}`, { missing: missing.map(fieldOf) });
     }
   }
 
-  private async mutate(mac: Mac, change: (cur: Machine | undefined) => MachineChange) {
+  private async update<R>(mac: Mac, change: (cur: Machine | undefined) => { change: MachineChange; result: R }) {
     try {
-      return await this.store.mutateMachine(mac, change);
+      return await this.store.updateMachine(mac, change);
     } catch (err) {
       if (err instanceof StoreConflictError) {
-        throw new ApiError('mac_in_use', err.message, 409, { owner: err.owner, mac: err.conflicting });
+        throw new ConflictError('mac_in_use', err.message, { owner: err.owner, mac: err.conflicting });
       }
       throw err;
     }
   }
+}
+
+/** A state move as a store change: the move saved, or nothing to save (already there). */
+export type StateChange = Extract<MachineChange, { kind: 'keep' | 'save' }>;
+
+/** An event as the API takes it. */
+export interface PostedEvent {
+  type: string;
+  message?: string;
+  data?: Record<string, unknown>;
 }
 
 /** Who asked for an admin action, as the timeline records it. */
@@ -269,7 +290,8 @@ export function decodeCursor(cursor: string): Mac | undefined {
   return mac !== undefined && encodeCursor(mac) === cursor ? mac : undefined;
 }
 
-const notFound = (mac: Mac) => new ApiError('machine_not_found', `no machine has MAC ${mac}`, 404);
+/** The one wording of a MAC no machine has, for every service that looks a machine up. */
+export const machineNotFound = (mac: Mac): NotFoundError => new NotFoundError('machine_not_found', `no machine has MAC ${mac}`);
 
 /** A reservation's value for a machine placeholder that depends on the reservation alone. */
 export function machineValue(r: Reservation, name: MachinePlaceholder): string | undefined {
@@ -290,4 +312,3 @@ export function machineValue(r: Reservation, name: MachinePlaceholder): string |
 function fieldOf(p: MachinePlaceholder): string {
   return p === 'machine.assistedScriptUrl' ? 'assisted.ipxeScriptUrl' : p.replace('machine.', '');
 }
-

@@ -5,13 +5,13 @@
  */
 import type { Logger } from 'pino';
 import type { PrecacheConfig } from '../config/config.js';
-import { ApiError } from '../errors.js';
+import { ConflictError, NotReadyError } from '../errors.js';
 import type { Mac } from '../machines/mac.js';
 import type { Inventory, Machine, NewEvent } from '../machines/model.js';
-import type { MachineService } from '../machines/service.js';
+import { machineNotFound, type MachineService } from '../machines/service.js';
 import { eachMachine, type MachineChange, type Store } from '../store/store.js';
 import type { BundleBuilder, BundleSpec, BundleStatus } from './bundles.js';
-import { heartbeat, heartbeatLapsed } from './lifecycle.js';
+import { heartbeat, heartbeatLapsed } from '../machines/precache-run.js';
 import { gib, makePlan, type PrecachePlan } from './plan.js';
 
 export interface PrecacheResult {
@@ -62,7 +62,14 @@ export class PrecacheService {
     await this.mutate(mac, (cur) => ({
       kind: 'save',
       machine: { ...this.beat(cur, { step: 'inventory' }), inventory },
-      events: [{ type: 'inventory', source, message: `disks: ${summary || 'none'}`, data: { disks: inventory.disks.length, macs: inventory.macs, memoryBytes: inventory.memoryBytes ?? null, serial: inventory.serial ?? null } }],
+      events: [
+        {
+          type: 'inventory',
+          source,
+          message: `disks: ${summary || 'none'}`,
+          data: { disks: inventory.disks.length, macs: inventory.macs, memoryBytes: inventory.memoryBytes ?? null, serial: inventory.serial ?? null },
+        },
+      ],
     }));
     return inventory;
   }
@@ -73,7 +80,7 @@ export class PrecacheService {
     const bundle = await this.bundleOf(m);
     if (bundle.kind === 'waiting') {
       await this.mutate(mac, (cur) => ({ kind: 'save', machine: this.beat(cur, { step: 'waiting-for-bundle', message: bundle.message }) }));
-      throw new ApiError('bundle_building', bundle.message, 503, { bundle: bundle.id }, { 'retry-after': String(BUNDLE_RETRY_SECONDS) });
+      throw new NotReadyError('bundle_building', bundle.message, { bundle: bundle.id }, BUNDLE_RETRY_SECONDS);
     }
     const outcome =
       bundle.kind === 'unusable'
@@ -98,11 +105,22 @@ export class PrecacheService {
       const machine = this.beat(cur, progress);
       if (machine.precacheProgress) machine.precacheProgress = { ...machine.precacheProgress, disk: plan.disk, bundle: plan.bundle.id };
       const data = { disk: plan.disk, sizeGiB: plan.partition.sizeGiB, bundle: plan.bundle.id, files: plan.files.length, bytes: progress.bytesTotal };
-      return { kind: 'save', machine, events: [{ type: 'precache-plan', source, message: `${plan.files.length} files, ${progress.bytesTotal} bytes onto a ${plan.partition.sizeGiB} GiB data partition of ${plan.disk}`, data }] };
+      return {
+        kind: 'save',
+        machine,
+        events: [
+          {
+            type: 'precache-plan',
+            source,
+            message: `${plan.files.length} files, ${progress.bytesTotal} bytes onto a ${plan.partition.sizeGiB} GiB data partition of ${plan.disk}`,
+            data,
+          },
+        ],
+      };
     });
     if (!outcome.ok) {
       if (outcome.problem !== 'no_inventory') this.countEnd('plan-refused');
-      throw new ApiError(outcome.problem, outcome.reason, 409);
+      throw new ConflictError(outcome.problem, outcome.reason);
     }
     this.stats.plans++;
     return outcome.plan;
@@ -111,13 +129,19 @@ export class PrecacheService {
   async result(mac: Mac, r: PrecacheResult, source: Caller = 'machine'): Promise<Machine> {
     const step = r.ok ? 'done' : (r.step ?? 'unknown');
     const reason = `precache failed at ${step}: ${r.message ?? 'no message'}`;
-    const res = await this.mutate(mac, (cur): MachineChange => {
-      const posted: NewEvent = { type: 'precache-result', source, message: r.ok ? (r.message ?? 'precache done') : reason, data: { ok: r.ok, step, ...r.data } };
+    const { result } = await this.update(mac, (cur) => {
+      const posted: NewEvent = {
+        type: 'precache-result',
+        source,
+        message: r.ok ? (r.message ?? 'precache done') : reason,
+        data: { ok: r.ok, step, ...r.data },
+      };
       const change = this.deps.machines.transition(this.beat(cur, { step }), r.ok ? { kind: 'precache-succeeded' } : { kind: 'error', reason }, source);
-      return change.kind === 'save' ? { ...change, events: [posted, ...(change.events ?? [])] } : change;
+      if (change.kind !== 'save') return { change, result: cur };
+      return { change: { ...change, events: [posted, ...(change.events ?? [])] }, result: change.machine };
     });
     this.countEnd(r.ok ? 'precached' : 'job-failed');
-    return res.machine as Machine;
+    return result;
   }
 
   /**
@@ -189,16 +213,22 @@ export class PrecacheService {
       return { kind: 'unusable', message: 'the reservation names no precache bundle, release or images' };
     }
     if (status.state === 'ready' && status.manifest) return { kind: 'ready', status: { ...status, manifest: status.manifest } };
-    if (status.state === 'failed') return { kind: 'unusable', id: status.id, message: `bundle ${status.id} failed to build: ${status.error ?? 'no reason recorded'}` };
+    if (status.state === 'failed')
+      return { kind: 'unusable', id: status.id, message: `bundle ${status.id} failed to build: ${status.error ?? 'no reason recorded'}` };
     const a = status.archives;
     return { kind: 'waiting', id: status.id, message: `bundle ${status.id} is building${a ? ` (${a.done} of ${a.total} archives)` : ' (pulling its images)'}` };
   }
 
-  private async mutate(mac: Mac, change: (cur: Machine) => MachineChange) {
-    return this.deps.store.mutateMachine(mac, (cur) => {
-      if (!cur) throw new ApiError('machine_not_found', `no machine has MAC ${mac}`, 404);
+  /** One transaction on a machine that must exist (else NotFoundError), with a value computed from its row. */
+  private async update<R>(mac: Mac, change: (cur: Machine) => { change: MachineChange; result: R }) {
+    return this.deps.store.updateMachine(mac, (cur) => {
+      if (!cur) throw machineNotFound(mac);
       return change(cur);
     });
+  }
+
+  private async mutate(mac: Mac, change: (cur: Machine) => MachineChange) {
+    return this.update(mac, (cur) => ({ change: change(cur), result: undefined }));
   }
 }
 
@@ -209,6 +239,6 @@ function bundleSpecOf(m: Machine): BundleSpec | undefined {
   return { ...(p.release !== undefined && { release: p.release }), aiImages: [], images: p.images ?? [], architecture: 'amd64' };
 }
 
-function notPrecaching(m: Machine): ApiError {
-  return new ApiError('invalid_transition', `machine ${m.mac} is ${m.state}: the precache job runs only while it is precaching`, 409, { state: m.state });
+function notPrecaching(m: Machine): ConflictError {
+  return new ConflictError('invalid_transition', `machine ${m.mac} is ${m.state}: the precache job runs only while it is precaching`, { state: m.state });
 }

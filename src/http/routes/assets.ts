@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { HubArtifacts } from '../../boot/hub-artifacts.js';
 import type { ArtifactCache } from '../../cache/artifacts.js';
-import { ApiError } from '../../errors.js';
+import { ApiError } from '../errors.js';
 import { artifactOf, type ProfileSet } from '../../profiles/profile.js';
 import { ArtifactResponder, cacheError, type AssetLimits } from '../artifact-responder.js';
 import { servedHook, type AssetServed } from '../served.js';

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { join } from 'node:path';
 import type { ArtifactCache } from '../../cache/artifacts.js';
-import { ApiError } from '../../errors.js';
+import { ApiError } from '../errors.js';
 import { BundleBuilder } from '../../precache/bundles.js';
 import { parseFilter, type ImageFilter } from '../../registry/filter.js';
 import { ArtifactResponder, type AssetLimits } from '../artifact-responder.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { ApiError } from '../../errors.js';
+import { ApiError } from '../errors.js';
 import { parsePullSecret, type PullSecret } from '../../registry/auth.js';
 import type { Mirrors } from '../../registry/build.js';
 import { parseFilter, type ImageFilter } from '../../registry/filter.js';

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { BootService } from '../../boot/service.js';
-import { ApiError } from '../../errors.js';
+import { ApiError } from '../errors.js';
 import { macHyphenated, parseMac, parseUuid, type Mac, type Uuid } from '../../machines/mac.js';
 import type { Machine, Reservation } from '../../machines/model.js';
 import type { MachineService } from '../../machines/service.js';

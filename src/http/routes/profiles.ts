@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { ApiError } from '../../errors.js';
+import { ApiError } from '../errors.js';
 import type { Profile, ProfileSet } from '../../profiles/profile.js';
 import { requireAdmin } from '../auth.js';
 import { errors } from '../schemas.js';

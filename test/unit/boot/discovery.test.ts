@@ -57,22 +57,23 @@ t.test('the gate turns a creating save into keep when refused, and lets updates 
   const create = (cur: Machine | undefined): MachineChange => ({ kind: 'save', machine: cur ?? discovered('52:54:00:00:00:01') });
 
   const no = l.gate(() => false);
-  t.same(no.wrap(create)(undefined), { kind: 'keep' }, 'refused: nothing written');
-  t.equal(no.refused?.mac, '52:54:00:00:00:01', 'the machine that would have been, for the script');
+  const wanted = create(undefined);
+  t.same(no.admit(undefined, wanted), { kind: 'keep' }, 'refused: nothing written');
+  t.equal(no.refused, true, 'refused: the caller serves from the machine it meant to save');
   t.equal(no.created, false);
 
   const existing = discovered('52:54:00:00:00:02');
   const update = l.gate(() => false);
-  t.same(update.wrap(create)(existing), { kind: 'save', machine: existing }, 'an existing record is updated whatever the rate');
-  t.equal(update.refused, undefined);
+  t.same(update.admit(existing, create(existing)), { kind: 'save', machine: existing }, 'an existing record is updated whatever the rate');
+  t.equal(update.refused, false);
   t.equal(update.created, false);
 
   const yes = l.gate(() => true);
-  t.equal(yes.wrap(create)(undefined).kind, 'save');
+  t.equal(yes.admit(undefined, create(undefined)).kind, 'save');
   t.equal(yes.created, true, 'created: the caller prunes');
 
   let asked = 0;
   const keep = l.gate(() => (asked++, true));
-  t.same(keep.wrap(() => ({ kind: 'keep' }))(undefined), { kind: 'keep' });
+  t.same(keep.admit(undefined, { kind: 'keep' }), { kind: 'keep' });
   t.equal(asked, 0, 'a change that creates nothing does not spend the allowance');
 });

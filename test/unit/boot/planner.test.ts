@@ -29,7 +29,7 @@ const altLive = mustProfile({
 });
 
 function plan(m: Machine | undefined, unknownMachines: UnknownMachinePolicy = 'exit', profiles: ProfileSet = builtins): BootDecision {
-  return planBoot({ machine: m, profiles, unknownMachines });
+  return planBoot({ machine: m, profiles, unknownMachines, precache: { maxBoots: 3 } });
 }
 
 type BootPlan = Extract<BootDecision, { kind: 'boot' }>;

@@ -82,7 +82,7 @@ const CASES: Case[] = [
 ];
 
 function decide(c: Case): BootDecision {
-  return planBoot({ machine: c.machine, profiles, unknownMachines: c.unknownMachines ?? 'exit' });
+  return planBoot({ machine: c.machine, profiles, unknownMachines: c.unknownMachines ?? 'exit', precache: { maxBoots: 3 } });
 }
 
 function render(c: Case): string {

@@ -4,8 +4,8 @@
  * move the counters, and two things end a run that never posts a result — silence longer than
  * the heartbeat timeout, and more precache boots than allowed (a boot loop).
  */
-import type { Machine, PrecacheProgress } from '../machines/model.js';
-import type { MachineState } from '../machines/state.js';
+import type { Machine, PrecacheProgress } from './model.js';
+import type { MachineState } from './state.js';
 
 /** A precache boot was served to a machine in `from`: a new run from registered, one boot more from precaching. */
 export function precacheBooted(progress: PrecacheProgress | undefined, from: MachineState, now: string): PrecacheProgress {

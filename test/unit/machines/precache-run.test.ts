@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { PrecacheProgress } from '../../../src/machines/model.js';
 import { MACHINE_STATES } from '../../../src/machines/state.js';
-import { bootLoopReason, finished, heartbeat, heartbeatLapsed, precacheBooted, progressReport } from '../../../src/precache/lifecycle.js';
+import { bootLoopReason, finished, heartbeat, heartbeatLapsed, precacheBooted, progressReport } from '../../../src/machines/precache-run.js';
 
 const T0 = '2025-03-01T10:00:00.000Z';
 const T1 = '2025-03-01T10:05:00.000Z';
