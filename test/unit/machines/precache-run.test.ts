@@ -1,4 +1,4 @@
-/** A machine's precache run (src/precache/lifecycle.ts): boots, heartbeats, progress, the end. */
+/** A machine's precache run (src/machines/precache-run.ts): boots, heartbeats, progress, the end. */
 import t from 'tap';
 import type { PrecacheProgress } from '../../../src/machines/model.js';
 import { MACHINE_STATES } from '../../../src/machines/state.js';
