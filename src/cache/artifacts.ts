@@ -6,7 +6,7 @@ import type { CacheEntry } from '../store/store.js';
 import type { BlobStore } from './blobs.js';
 import { Download, type DownloadView } from './download.js';
 import { Downloader } from './downloader.js';
-import { DownloadCancelledError, IntegrityError } from './errors.js';
+import { asError, DownloadCancelledError, IntegrityError } from './errors.js';
 import { CacheIndex, type CacheIndexStore } from './lru-index.js';
 import { emptyStats, requestKey, type ArtifactRequest, type Cached, type CacheStats } from './model.js';
 import { stillCurrent } from './upstream.js';
@@ -148,7 +148,7 @@ export class ArtifactCache {
    */
   private async fetch(req: ArtifactRequest, d: Download): Promise<Cached> {
     const cached = await this.downloader.run(req, d);
-    await this.evict().catch((err: Error) => this.o.log.error({ err: err.message }, 'cache eviction failed'));
+    await this.evict().catch((err: unknown) => this.o.log.error({ err: asError(err).message }, 'cache eviction failed'));
     return cached;
   }
 

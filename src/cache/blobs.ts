@@ -76,8 +76,8 @@ export class BlobStore {
   }
 
   async discard(tmp: string): Promise<void> {
-    await unlink(tmp).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
+    await unlink(tmp).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     });
   }
 }

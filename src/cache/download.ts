@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { asError } from './errors.js';
 import type { Cached } from './model.js';
 
 /**
@@ -50,10 +51,10 @@ export class Download implements DownloadView {
         this.emitChange();
         return c;
       },
-      (err: Error) => {
-        this.error = err;
+      (err: unknown) => {
+        this.error = asError(err);
         this.emitChange();
-        throw err;
+        throw this.error;
       },
     );
     // Readers see the failure through `failure`; an unobserved rejection is not a crash.
@@ -107,10 +108,10 @@ export class Download implements DownloadView {
 
   changed(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
+      if (signal?.aborted) return reject(asError(signal.reason));
       const onAbort = (): void => {
         this.events.off('progress', onChange);
-        reject(signal?.reason);
+        reject(asError(signal?.reason));
       };
       const onChange = (): void => {
         signal?.removeEventListener('abort', onAbort);

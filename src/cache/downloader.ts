@@ -10,7 +10,7 @@ import { redactSecrets } from '../secrets/redact.js';
 import type { CacheEntry } from '../store/store.js';
 import type { BlobStore } from './blobs.js';
 import type { Download, DownloadView } from './download.js';
-import { CacheFullError, IntegrityError, UpstreamError } from './errors.js';
+import { asError, CacheFullError, IntegrityError, UpstreamError } from './errors.js';
 import type { ArtifactRequest, Cached, CacheStats } from './model.js';
 import { contentRangeStart, CutShort, describeNetworkError, isTimeout, numberHeader, textHeader, USER_AGENT } from './upstream.js';
 
@@ -157,7 +157,7 @@ export class Downloader {
       beforeWrite: this.o.beforeWrite,
     });
     // A refusal stops the transfer at once, not at the next chunk; `finally` rethrows it.
-    admitted.catch((err: Error) => file.destroy(err));
+    admitted.catch((err: unknown) => file.destroy(asError(err)));
     try {
       await pour(res.body, file);
     } finally {
@@ -267,11 +267,11 @@ class BodyFile extends Writable {
 async function pour(body: Readable, file: BodyFile): Promise<void> {
   file.once('error', (err) => body.destroy(err));
   body.pipe(file, { end: false });
-  let failure: unknown;
+  let failure: Error | undefined;
   try {
     await finished(body);
   } catch (err) {
-    failure = err;
+    failure = asError(err);
   }
   if (!file.destroyed) file.end();
   await finished(file);

@@ -47,3 +47,8 @@ export class DownloadCancelledError extends Error {
     this.name = 'DownloadCancelledError';
   }
 }
+
+/** What a rejection or an abort carried, as an Error (a signal's reason, a thrown value). */
+export function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { CacheEntry, Store } from '../store/store.js';
 import type { BlobStore } from './blobs.js';
+import { asError } from './errors.js';
 
 /** The store's cache index rows: what this index reads and writes. */
 export type CacheIndexStore = Pick<Store, 'getCacheEntry' | 'putCacheEntry' | 'touchCacheEntries' | 'deleteCacheEntry' | 'listCacheEntries'>;
@@ -47,7 +48,7 @@ export class CacheIndex {
   touch(key: string): void {
     this.touched.set(key, this.o.now().toISOString());
     this.touchTimer ??= setTimeout(() => {
-      void this.flushTouches().catch((err: Error) => this.o.log.error({ err: err.message }, 'could not record cache uses: the LRU order may lag'));
+      void this.flushTouches().catch((err: unknown) => this.o.log.error({ err: asError(err).message }, 'could not record cache uses: the LRU order may lag'));
     }, TOUCH_FLUSH_MS).unref();
   }
 

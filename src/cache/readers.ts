@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { DownloadView } from './download.js';
+import { asError } from './errors.js';
 
 const READ_CHUNK = 1 << 20;
 
@@ -68,7 +69,7 @@ class DownloadReader extends Readable {
   override _read(): void {
     this.pull().then(
       (chunk) => this.push(chunk),
-      (err: Error) => this.destroy(err),
+      (err: unknown) => this.destroy(asError(err)),
     );
   }
 
@@ -94,7 +95,7 @@ class DownloadReader extends Readable {
       )
       .then(
         () => done(err),
-        (closeErr: Error) => done(err ?? closeErr),
+        (closeErr: unknown) => done(err ?? asError(closeErr)),
       );
   }
 }

@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { CacheFullError, IntegrityError, UpstreamError, type ArtifactCache, type ArtifactRequest, type DownloadView } from '../cache/artifacts.js';
 import { availableAt, openDownload, readDownload } from '../cache/readers.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../errors.js';
 import { answerFileRequest, fileEtag, type FileInProgress, type FileValidators } from './conditional.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { beginBody, sendfileBody, sendfileSpan, socketFd, type SendfileOptions } from './sendfile.js';
@@ -107,32 +107,41 @@ export class ArtifactResponder {
     digest?: string,
     extraHeaders: Record<string, string> = {},
   ): Promise<FastifyReply> => {
-    let handedOff = false;
-    try {
-      const st = await file.stat();
-      const etag = digest ? `"sha256:${digest}"` : fileEtag(st.mtime, st.size);
-      const body = this.head(req, reply, { size: st.size, etag, lastModified: st.mtime }, extraHeaders);
-      if ('sent' in body) return body.sent;
-      if (!this.admit(req, reply, st.size)) return this.busy(reply);
-      // A pipelined request's response has no socket until the ones before it are done: it streams, in order.
-      if (socketFd(reply.raw.socket) === undefined) {
-        handedOff = true;
-        return reply
-          .code(body.status)
-          .headers(body.headers)
-          .send(file.createReadStream({ start: body.start, end: body.end, highWaterMark: READ_CHUNK }));
-      }
-      const res = takeOver(reply, body.status, body.headers);
-      try {
-        await sendfileBody(res, file.fd, body.start, body.end - body.start + 1, this.sendOptions(req));
-      } catch (err) {
-        endedEarly(req, err, 'artifact transfer ended early');
-      }
-      return reply;
-    } finally {
-      if (!handedOff) await file.close();
-    }
+    const sent = await this.sendFromFile(req, reply, file, digest, extraHeaders).catch(async (err: unknown) => {
+      await file.close();
+      throw err;
+    });
+    // A streamed body closes the file when it ends.
+    if (!sent.streamed) await file.close();
+    return sent.reply;
   };
+
+  /** The answer from an open file; `streamed` when a stream of it now owns the descriptor. (A reply is a thenable: wrapped.) */
+  private async sendFromFile(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    file: FileHandle,
+    digest: string | undefined,
+    extraHeaders: Record<string, string>,
+  ): Promise<{ reply: FastifyReply; streamed: boolean }> {
+    const st = await file.stat();
+    const etag = digest ? `"sha256:${digest}"` : fileEtag(st.mtime, st.size);
+    const body = this.head(req, reply, { size: st.size, etag, lastModified: st.mtime }, extraHeaders);
+    if ('sent' in body) return { reply: body.sent, streamed: false };
+    if (!this.admit(req, reply, st.size)) return { reply: this.busy(reply), streamed: false };
+    // A pipelined request's response has no socket until the ones before it are done: it streams, in order.
+    if (socketFd(reply.raw.socket) === undefined) {
+      const stream = file.createReadStream({ start: body.start, end: body.end, highWaterMark: READ_CHUNK });
+      return { reply: reply.code(body.status).headers(body.headers).send(stream), streamed: true };
+    }
+    const res = takeOver(reply, body.status, body.headers);
+    try {
+      await sendfileBody(res, file.fd, body.start, body.end - body.start + 1, this.sendOptions(req));
+    } catch (err) {
+      endedEarly(req, err, 'artifact transfer ended early');
+    }
+    return { reply, streamed: false };
+  }
 
   /**
    * The one conditional-GET path of every file route (conditional.ts): validators, 304, 412,
