@@ -39,7 +39,8 @@ export function sqliteCacheIndex(db: Database.Database): CacheIndexRepository {
     touch: db.prepare<[string, string]>('UPDATE cache_entries SET last_used_at = ? WHERE key = ?'),
     delete: db.prepare<[string]>('DELETE FROM cache_entries WHERE key = ?'),
     putHubArtifact: db.prepare<[string, string, string]>(
-      'INSERT INTO hub_artifacts (id, request, registered_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET request = excluded.request, registered_at = excluded.registered_at',
+      `INSERT INTO hub_artifacts (id, request, registered_at) VALUES (?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET request = excluded.request, registered_at = excluded.registered_at`,
     ),
     pruneHubArtifacts: db.prepare<[string]>('DELETE FROM hub_artifacts WHERE registered_at < ?'),
     getHubArtifact: db.prepare<[string], { request: string }>('SELECT request FROM hub_artifacts WHERE id = ?'),
@@ -81,11 +82,13 @@ export function sqliteRegistryIndex(db: Database.Database): RegistryIndexReposit
       'SELECT * FROM registry_manifests WHERE digest = ?',
     ),
     putTag: db.prepare<[string, string, string, string, string]>(
-      'INSERT INTO registry_tags (upstream, repository, tag, digest, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at',
+      `INSERT INTO registry_tags (upstream, repository, tag, digest, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
     ),
     getTag: db.prepare<[string, string, string], { digest: string }>('SELECT digest FROM registry_tags WHERE upstream = ? AND repository = ? AND tag = ?'),
     putTagList: db.prepare<[string, string, string, string]>(
-      'INSERT INTO registry_tag_lists (upstream, repository, tags, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (upstream, repository) DO UPDATE SET tags = excluded.tags, updated_at = excluded.updated_at',
+      `INSERT INTO registry_tag_lists (upstream, repository, tags, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (upstream, repository) DO UPDATE SET tags = excluded.tags, updated_at = excluded.updated_at`,
     ),
     getTagList: db.prepare<[string, string], { tags: string; updated_at: string }>(
       'SELECT tags, updated_at FROM registry_tag_lists WHERE upstream = ? AND repository = ?',
