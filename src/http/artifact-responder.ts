@@ -91,22 +91,11 @@ export class ArtifactResponder {
    * kernel from the file (sendfile.ts) when the request came on a TCP socket, else streamed.
    * The file is opened first, so a blob evicted meanwhile is still read whole.
    */
-  readonly sendLocal = async (
-    req: FastifyRequest,
-    reply: FastifyReply,
-    path: string,
-    digest?: string,
-    extraHeaders: Record<string, string> = {},
-  ): Promise<FastifyReply> => this.sendOpenFile(req, reply, await open(path, 'r'), digest, extraHeaders);
+  readonly sendLocal: SendFile<string> = async (req, reply, path, digest, extraHeaders = {}) =>
+    this.sendOpenFile(req, reply, await open(path, 'r'), digest, extraHeaders);
 
   /** As `sendLocal`, from a file already open (and checked) by the caller; closes `file`. */
-  readonly sendOpenFile = async (
-    req: FastifyRequest,
-    reply: FastifyReply,
-    file: FileHandle,
-    digest?: string,
-    extraHeaders: Record<string, string> = {},
-  ): Promise<FastifyReply> => {
+  readonly sendOpenFile: SendFile<FileHandle> = async (req, reply, file, digest, extraHeaders = {}) => {
     const sent = await this.sendFromFile(req, reply, file, digest, extraHeaders).catch(async (err: unknown) => {
       await file.close();
       throw err;
@@ -259,6 +248,9 @@ export class ArtifactResponder {
     return reply;
   }
 }
+
+/** Answers a GET or HEAD from a file (a path, or an open descriptor), its sha256 naming its ETag when known. */
+type SendFile<F> = (req: FastifyRequest, reply: FastifyReply, file: F, digest?: string, extraHeaders?: Record<string, string>) => Promise<FastifyReply>;
 
 /** What follows the headers: the status, and bytes [start, end] of the file. */
 interface BodyToSend {
