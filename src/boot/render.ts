@@ -63,7 +63,7 @@ goto edgeboot-ask
 /** The script for one machine now. Pure; throws RenderError for a value the machine lacks. */
 export function renderScript(d: BootDecision, ctx: ScriptContext): string {
   const base = safeUrl('server URL', ctx.baseUrl);
-  const who = ctx.mac ? `${ctx.mac}` : 'this machine';
+  const who = ctx.mac ?? 'this machine';
   const state = ctx.state ? ` (state ${ctx.state})` : '';
   const untrusted = ctx.untrusted === undefined ? '' : `# edgeboot: no secrets and no state move for this request: ${echoText(ctx.untrusted)}\n`;
   const head = `#!ipxe\n${untrusted}echo edgeboot: ${echoText(who)}: ${echoText(d.reason)}${echoText(state)}\n`;

@@ -48,6 +48,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     // Fastify's own client errors (a body too large, a media type it cannot parse) carry a 4xx.
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      // FastifyError types `code` as always set; an error a plugin or route throws with a statusCode may have none.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
       return reply.code(err.statusCode).send({ error: (err.code ?? 'bad_request').toLowerCase(), message: err.message });
     }
     // Anything else is a bug. Its message can hold a path, a URL or a secret: the log gets it

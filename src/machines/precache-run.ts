@@ -53,7 +53,7 @@ export function progressReport(data: Record<string, unknown> | undefined, messag
     if (n !== undefined) out[k] = n;
   }
   // Cut by code point: half a surrogate pair is not text.
-  if (message !== undefined) out.message = [...message].slice(0, 512).join('');
+  if (message !== undefined) out.message = Array.from(message).slice(0, 512).join('');
   return out;
 }
 

@@ -99,7 +99,7 @@ export class MachineService {
     for (const owner of owners.values()) {
       if (owner.mac === r.mac) continue;
       const res = await this.store.mutateMachine(owner.mac, (cur) =>
-        cur && cur.mac === owner.mac && cur.state === 'discovered' && cur.profile === undefined ? { kind: 'delete' } : { kind: 'keep' },
+        cur?.mac === owner.mac && cur.state === 'discovered' && cur.profile === undefined ? { kind: 'delete' } : { kind: 'keep' },
       );
       if (res.machine === undefined) absorbed.push(owner);
     }
