@@ -188,7 +188,7 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
   const onMessage = (listener: 'dhcp' | 'proxy', socketRef: () => DatagramSocket | undefined) => (m: PktinfoMessage) => {
     const socket = socketRef();
     if (!socket || stopped) return;
-    inFlight.track(
+    void inFlight.track(
       handle(listener, m, socket).catch((err: unknown) => {
         drop('handler_error');
         deps.log.error({ err, from: m.from.address }, 'dhcp request failed');

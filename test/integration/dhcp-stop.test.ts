@@ -138,7 +138,8 @@ t.test('stop() with 60 REQUESTs in flight: every ACKed lease is on disk, nothing
     t.ok(lease?.state === 'bound' && lease.mac.replaceAll(':', '') === ack.mac, `lease ${ack.yiaddr} of ${ack.mac} is in the reopened store`);
   }
   t.equal(leases.filter((l) => l.state === 'bound').length, CLIENTS, 'and nothing else is bound');
-  t.equal(await h.dhcp.stop(), undefined, 'a second stop() resolves too');
+  await h.dhcp.stop();
+  t.pass('a second stop() resolves too');
 });
 
 t.test('a request still waiting after the grace is dropped: stop() resolves, the request later writes and sends nothing', async (t) => {
