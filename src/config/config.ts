@@ -27,7 +27,10 @@ export type Config = Omit<ConfigFile, 'http' | 'tftp' | 'cache' | 'boot'> & {
 };
 
 export class ConfigError extends Error {
-  constructor(readonly problems: string[], source?: string) {
+  constructor(
+    readonly problems: string[],
+    source?: string,
+  ) {
     super(`invalid configuration${source ? ` (${source})` : ''}:\n  ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
   }

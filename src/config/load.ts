@@ -241,7 +241,14 @@ function normalise(c: ConfigFile): Config {
     store: { ...c.store, url: storeUrl },
     http: { listen: parseListen(c.http.listen) },
     tftp: { ...c.tftp, listen: parseListen(c.tftp.listen) },
-    cache: { dir: resolveDataPath(c.cache.dir, dataDir), maxBytes: parseByteSize(c.cache.maxBytes), maxTransfers: c.cache.maxTransfers, largeBytes: parseByteSize(c.cache.largeBytes), retryAfterSeconds: c.cache.retryAfterSeconds, clientRate: parseByteSize(c.cache.clientRate) },
+    cache: {
+      dir: resolveDataPath(c.cache.dir, dataDir),
+      maxBytes: parseByteSize(c.cache.maxBytes),
+      maxTransfers: c.cache.maxTransfers,
+      largeBytes: parseByteSize(c.cache.largeBytes),
+      retryAfterSeconds: c.cache.retryAfterSeconds,
+      clientRate: parseByteSize(c.cache.clientRate),
+    },
     boot: { ...c.boot, unknownMachines: parsePolicy(c.boot.unknownMachines) },
   };
 }

@@ -28,7 +28,8 @@ export const bootSection = section('What machines boot, and how much the unknown
     {
       title: "Whose requests may move a machine's state and see its secrets (docs/security.md)",
       description:
-        "source (a machine's secrets and state moves only for requests from its own address: its DHCP lease, its reservation's ip or a neighbour entry of one of its MACs) or off (any request that names the MAC; for networks behind NAT)",
+        "source (a machine's secrets and state moves only for requests from its own address: its DHCP lease, its reservation's ip " +
+        'or a neighbour entry of one of its MACs) or off (any request that names the MAC; for networks behind NAT)',
     },
     'source',
   ),
@@ -56,7 +57,10 @@ export const bootSection = section('What machines boot, and how much the unknown
 export const precacheSection = section("The precache flow: the live environment's job that writes a bundle to disk", {
   after: word(
     ['reboot', 'poweroff'],
-    { title: 'What the machine does once its partition is written', description: 'reboot (on into the install) or poweroff (ship the box) once the partition is written' },
+    {
+      title: 'What the machine does once its partition is written',
+      description: 'reboot (on into the install) or poweroff (ship the box) once the partition is written',
+    },
     'reboot',
   ),
   heartbeatSeconds: integer(
@@ -66,13 +70,19 @@ export const precacheSection = section("The precache flow: the live environment'
     900,
   ),
   maxBoots: integer(
-    { title: 'Precache boots without a result before the machine is failed as a boot loop', description: 'precache boots without a result before a boot loop fails the machine, 1 to 100' },
+    {
+      title: 'Precache boots without a result before the machine is failed as a boot loop',
+      description: 'precache boots without a result before a boot loop fails the machine, 1 to 100',
+    },
     1,
     100,
     3,
   ),
   installReserveGiB: integer(
-    { title: 'Room the install disk keeps in front of the data partition for the OS itself', description: 'GiB of the install disk kept in front of the data partition for the OS' },
+    {
+      title: 'Room the install disk keeps in front of the data partition for the OS itself',
+      description: 'GiB of the install disk kept in front of the data partition for the OS',
+    },
     0,
     65536,
     120,

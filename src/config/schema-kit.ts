@@ -41,7 +41,8 @@ export const token = () => Type.String({ minLength: 16, pattern: '^[\\x21-\\x7e]
 
 /** 0 to 255 without leading zeros, as ajv's ipv4 format reads an address. */
 export const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
-export const ipv4 = (title?: string) => Type.String({ format: 'ipv4', ...(title !== undefined && { title }), description: 'an IPv4 address such as 10.77.0.1' });
+export const ipv4 = (title?: string) =>
+  Type.String({ format: 'ipv4', ...(title !== undefined && { title }), description: 'an IPv4 address such as 10.77.0.1' });
 
 /**
  * A byte count or a size with a unit. `oneOf` rather than TypeBox's `anyOf`: load.ts reports a

@@ -37,8 +37,18 @@ const tftp = section('The TFTP server of the iPXE binaries (RFC 1350, with blksi
     1468,
   ),
   maxWindowSize: integer({ title: 'The largest window a client may negotiate (RFC 7440)', description: 'a window size from 1 to 256' }, 1, 256, 64),
-  timeoutSeconds: integer({ title: 'Seconds before an unacknowledged block is sent again', description: 'a retransmission timeout in seconds, 1 to 255' }, 1, 255, 1),
-  retries: integer({ title: 'Retransmissions of one block before the transfer is given up', description: 'timeouts in a row before a transfer is given up, 1 to 20' }, 1, 20, 5),
+  timeoutSeconds: integer(
+    { title: 'Seconds before an unacknowledged block is sent again', description: 'a retransmission timeout in seconds, 1 to 255' },
+    1,
+    255,
+    1,
+  ),
+  retries: integer(
+    { title: 'Retransmissions of one block before the transfer is given up', description: 'timeouts in a row before a transfer is given up, 1 to 20' },
+    1,
+    20,
+    5,
+  ),
   maxTransfers: integer({ title: 'Transfers at once, all clients together', description: 'concurrent transfers, 1 to 10000' }, 1, 10000, 512),
   maxTransfersPerClient: integer(
     { title: 'Transfers at once from one client address', description: 'concurrent transfers from one client address, 1 to 10000' },
@@ -64,7 +74,15 @@ const subnet = Type.Object(
     router: Type.Optional(ipv4('The default gateway given to clients')),
     dns: Type.Optional(Type.Array(ipv4(), { title: 'The name servers given to clients', description: 'a list of IPv4 addresses' })),
     domain: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.-]+$', title: 'The domain name given to clients', description: 'a DNS domain name' })),
-    leaseSeconds: integer({ title: "The lease time of the subnet's addresses (a PXE or iPXE client's is at most dhcp.pxeLeaseSeconds)", description: 'a lease time in seconds, at least 60' }, 60, undefined, 3600),
+    leaseSeconds: integer(
+      {
+        title: "The lease time of the subnet's addresses (a PXE or iPXE client's is at most dhcp.pxeLeaseSeconds)",
+        description: 'a lease time in seconds, at least 60',
+      },
+      60,
+      undefined,
+      3600,
+    ),
   },
   { additionalProperties: false },
 );
@@ -73,7 +91,9 @@ const dhcp = section('The DHCP server: who answers PXE clients, and whether edge
   mode: word(
     ['off', 'proxy', 'full'],
     {
-      title: 'off: another DHCP server does everything; proxy: another server gives the addresses, edgeboot the boot file (port 4011 too); full: edgeboot leases addresses from dhcp.subnets',
+      title:
+        'off: another DHCP server does everything; proxy: another server gives the addresses, edgeboot the boot file (port 4011 too); ' +
+        'full: edgeboot leases addresses from dhcp.subnets',
       description: 'one of off, proxy, full',
     },
     'proxy',
@@ -82,13 +102,19 @@ const dhcp = section('The DHCP server: who answers PXE clients, and whether edge
   proxyPort: integer({ title: 'The proxy DHCP port PXE clients ask for their boot file on', description: 'a UDP port number' }, 1, 65535, 4011),
   listenPort: integer({ title: 'The DHCP server port', description: 'a UDP port number (67 for real clients)' }, 1, 65535, 67),
   pxeLeaseSeconds: integer(
-    { title: "The lease time of a PXE or iPXE client in full mode, at most its subnet's leaseSeconds", description: 'a lease time in seconds for PXE and iPXE clients, at least 60' },
+    {
+      title: "The lease time of a PXE or iPXE client in full mode, at most its subnet's leaseSeconds",
+      description: 'a lease time in seconds for PXE and iPXE clients, at least 60',
+    },
     60,
     undefined,
     600,
   ),
   declineSeconds: integer(
-    { title: 'How long an address a client declined (RFC 2131 §4.3.3) is not leased again', description: 'seconds a declined address stays quarantined, at least 60' },
+    {
+      title: 'How long an address a client declined (RFC 2131 §4.3.3) is not leased again',
+      description: 'seconds a declined address stays quarantined, at least 60',
+    },
     60,
     undefined,
     600,
@@ -101,7 +127,9 @@ const dhcp = section('The DHCP server: who answers PXE clients, and whether edge
   subnets: Type.Array(subnet, {
     title: 'The subnets full-mode DHCP leases from (and reserved machines take their static ip= kernel argument from)',
     description: 'a list of subnets',
-    default: [{ cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 }],
+    default: [
+      { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 },
+    ],
   }),
 });
 
@@ -147,9 +175,16 @@ const cache = section('The artifact cache, and how large transfers are admitted'
 });
 
 const registry = section('The read-only registry mirror at /v2/', {
-  pullSecret: Type.String({ title: 'The credentials the mirror pulls from upstream registries with', description: 'a path to a pull secret (auth.json), or empty', default: '' }),
+  pullSecret: Type.String({
+    title: 'The credentials the mirror pulls from upstream registries with',
+    description: 'a path to a pull secret (auth.json), or empty',
+    default: '',
+  }),
   insecureRegistries: strings({ title: 'Upstream registries reached over plain HTTP', description: 'a list of registry hosts' }, []),
-  pullThrough: flag({ title: 'Whether the mirror fetches what it lacks', description: 'fetch what the mirror lacks from the upstream (false: serve only what is stored)' }, true),
+  pullThrough: flag(
+    { title: 'Whether the mirror fetches what it lacks', description: 'fetch what the mirror lacks from the upstream (false: serve only what is stored)' },
+    true,
+  ),
   readTokens: Type.Array(token(), {
     title: 'The tokens a client of /v2/ must present',
     description: 'tokens a client of /v2/ must present (Basic password or Bearer); empty: anonymous reads',

@@ -215,7 +215,9 @@ export const imageRef = Type.String(IMAGE_REF_TEXT);
 export const imageSetProperties = {
   release: opt(Type.String({ ...IMAGE_REF_TEXT, description: 'a release image, by tag or digest: quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64' })),
   images: opt(Type.Array(imageRef, { maxItems: 10000, description: 'more images (assisted-installer, multicluster-engine, …)' })),
-  filter: opt(Type.String({ maxLength: 65536, description: 'patterns: a YAML `patterns:` list or one regular expression per line; matching images are left out' })),
+  filter: opt(
+    Type.String({ maxLength: 65536, description: 'patterns: a YAML `patterns:` list or one regular expression per line; matching images are left out' }),
+  ),
   parallel: opt(Type.Integer({ minimum: 1, maximum: 64, default: 4 })),
   architecture: opt(Type.String({ pattern: '^[a-z0-9]+$', default: 'amd64', description: "the release's platform" })),
 };
