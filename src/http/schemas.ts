@@ -50,58 +50,66 @@ const precache = Type.Object(
   { additionalProperties: false },
 );
 
-const disk = Type.Object({
-  path: opt(text()),
-  name: opt(text()),
-  sizeBytes: opt(count()),
-  type: opt(text()),
-  removable: opt(Type.Boolean()),
-  readOnly: opt(Type.Boolean()),
-  model: opt(text()),
-  serial: opt(text()),
-  transport: opt(text()),
-});
+const disk = Type.Partial(
+  Type.Object({
+    path: text(),
+    name: text(),
+    sizeBytes: count(),
+    type: text(),
+    removable: Type.Boolean(),
+    readOnly: Type.Boolean(),
+    model: text(),
+    serial: text(),
+    transport: text(),
+  }),
+);
 
 /** What a machine's live environment reports of its hardware (POST /api/v1/precache/{mac}/inventory). */
-export const inventory = Type.Object({
-  disks: opt(Type.Array(disk)),
-  macs: opt(Type.Array(text())),
-  memoryBytes: opt(count()),
-  cpus: opt(count()),
-  serial: opt(text()),
-  reportedAt: opt(text()),
-});
+export const inventory = Type.Partial(
+  Type.Object({
+    disks: Type.Array(disk),
+    macs: Type.Array(text()),
+    memoryBytes: count(),
+    cpus: count(),
+    serial: text(),
+    reportedAt: text(),
+  }),
+);
 
-const precacheProgress = Type.Object({
-  boots: opt(count()),
-  step: opt(text()),
-  message: opt(text()),
-  filesDone: opt(count()),
-  filesTotal: opt(count()),
-  bytesDone: opt(count()),
-  bytesTotal: opt(count()),
-  disk: opt(text()),
-  bundle: opt(text()),
-  startedAt: opt(text()),
-  lastHeartbeatAt: opt(text()),
-  finishedAt: opt(text()),
-  outcome: opt(text()),
-});
+const precacheProgress = Type.Partial(
+  Type.Object({
+    boots: count(),
+    step: text(),
+    message: text(),
+    filesDone: count(),
+    filesTotal: count(),
+    bytesDone: count(),
+    bytesTotal: count(),
+    disk: text(),
+    bundle: text(),
+    startedAt: text(),
+    lastHeartbeatAt: text(),
+    finishedAt: text(),
+    outcome: text(),
+  }),
+);
 
 const assisted = Type.Object(
   { ipxeScriptUrl: Type.String({ maxLength: 4096, pattern: SAFE_URL_PATTERN, description: 'an http(s) URL without spaces, quotes, #, $, braces, | or ;' }) },
   { additionalProperties: false },
 );
 
-const observed = Type.Object({
-  uuid: opt(text()),
-  nics: opt(Type.Array(text())),
-  arch: opt(text()),
-  platform: opt(text()),
-  serial: opt(text()),
-  vendorClass: opt(text()),
-  lastSeenAt: opt(text()),
-});
+const observed = Type.Partial(
+  Type.Object({
+    uuid: text(),
+    nics: Type.Array(text()),
+    arch: text(),
+    platform: text(),
+    serial: text(),
+    vendorClass: text(),
+    lastSeenAt: text(),
+  }),
+);
 
 const macs = Type.Array(mac, { maxItems: 32 });
 const hostname = Type.String({ pattern: HOSTNAME_PATTERN, maxLength: 253, description: 'an RFC 1123 host name' });
