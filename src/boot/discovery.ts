@@ -89,30 +89,24 @@ export class DiscoveryLimiter {
   }
 }
 
+/** What a gated change did about a record for a MAC nobody has: nothing to make, made, or refused. */
+export type Creation = 'none' | 'made' | 'refused';
+
 /**
  * Admits a store change of one machine (store.mutateMachine, store.updateMachine): a save
  * that would create a record, where there was none, happens only if `allow()` says so;
- * otherwise nothing is written (`refused`), and the caller serves from the machine it meant
- * to save. The store may run a change again on a fresh row (optimistic concurrency): `allow`
- * is asked once per gate, and the flags say what the last run admitted.
+ * otherwise nothing is written, and the caller serves from the machine it meant to save. The
+ * store may run a change again on a fresh row (optimistic concurrency): `allow` is asked once
+ * per gate, so a retry spends no second token.
  */
 export class CreationGate {
-  created = false;
-  refused = false;
   private allowed: boolean | undefined;
 
   constructor(private readonly allow: () => boolean) {}
 
-  admit(cur: Machine | undefined, change: MachineChange): MachineChange {
-    this.created = false;
-    this.refused = false;
-    if (cur !== undefined || change.kind !== 'save') return change;
+  admit(cur: Machine | undefined, change: MachineChange): { change: MachineChange; creation: Creation } {
+    if (cur !== undefined || change.kind !== 'save') return { change, creation: 'none' };
     this.allowed ??= this.allow();
-    if (!this.allowed) {
-      this.refused = true;
-      return { kind: 'keep' };
-    }
-    this.created = true;
-    return change;
+    return this.allowed ? { change, creation: 'made' } : { change: { kind: 'keep' }, creation: 'refused' };
   }
 }

@@ -128,15 +128,17 @@ export class BootService {
       const decision = this.plan(this.planInput(seen.machine, hub));
       if (!trust.trusted && (decision.kind === 'boot' || decision.transition !== undefined)) {
         const w = this.withheld(cur, seen, decision, trust, baseUrl);
-        return { change: gate.admit(cur, w.change), result: { ...w.served, withheld: true } };
+        const admitted = gate.admit(cur, w.change);
+        return { change: admitted.change, result: { ...w.served, withheld: true, creation: admitted.creation } };
       }
       const s = this.serve(seen.machine, decision, baseUrl, time);
       const change: MachineChange = { kind: 'save', machine: s.machine, events: [...seen.events, ...s.events] };
-      return { change: gate.admit(cur, change), result: { script: s.script, decision: s.decision, machine: s.machine, withheld: false } };
+      const admitted = gate.admit(cur, change);
+      return { change: admitted.change, result: { script: s.script, decision: s.decision, machine: s.machine, withheld: false, creation: admitted.creation } };
     });
-    const { machine, withheld, ...served } = result;
-    if (gate.refused) log.debug({ mac: machine.mac, client }, 'unknown machine not recorded: boot.discoverPerMinute reached for this address');
-    if (gate.created) await this.discovery.cap(store, log);
+    const { machine, withheld, creation, ...served } = result;
+    if (creation === 'refused') log.debug({ mac: machine.mac, client }, 'unknown machine not recorded: boot.discoverPerMinute reached for this address');
+    if (creation === 'made') await this.discovery.cap(store, log);
     if (withheld && !trust.trusted) {
       log.warn({ mac: machine.mac, client, reason: trust.reason }, 'boot script without secrets: the request is not from the machine');
     } else if (served.decision.kind === 'error') {
@@ -237,16 +239,17 @@ export class BootService {
    */
   async observeDhcp(mac: Mac, seen: Omit<Observed, 'lastSeenAt' | 'nics'>, event: NewEvent): Promise<void> {
     const gate = this.discovery.gate();
-    await this.deps.store.mutateMachine(mac, (cur) => {
+    const { result: creation } = await this.deps.store.updateMachine(mac, (cur) => {
       const time = this.now().toISOString();
       const observed: Observed = { ...cur?.observed, ...seen, lastSeenAt: time };
       const discovered: NewEvent = { type: 'discovered', source: event.source, to: 'discovered', data: { ...seen } };
       const change: MachineChange = cur
         ? { kind: 'save', machine: { ...cur, observed }, events: [event] }
         : { kind: 'save', machine: discoveredMachine(mac, observed, time), events: [discovered, event] };
-      return gate.admit(cur, change);
+      const admitted = gate.admit(cur, change);
+      return { change: admitted.change, result: admitted.creation };
     });
-    if (gate.created) await this.discovery.cap(this.deps.store, this.deps.log);
+    if (creation === 'made') await this.discovery.cap(this.deps.store, this.deps.log);
   }
 
   /**
