@@ -45,6 +45,8 @@ export default defineConfig(
       '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }],
       // `() => {}` is the no-op callback (a listener nobody needs, a rejection already reported elsewhere).
       '@typescript-eslint/no-empty-function': ['error', { allow: ['arrowFunctions'] }],
+      // `header?.trim() || fallback`: an empty string falls through to the default on purpose.
+      '@typescript-eslint/prefer-nullish-coalescing': ['error', { ignorePrimitives: { string: true } }],
       // Codecs, escapers and their tests match control bytes on purpose: that is what they look for.
       'no-control-regex': 'off',
     },

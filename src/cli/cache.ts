@@ -91,7 +91,7 @@ export function cacheCommand(print: (s: string) => void): Command {
         throw new ClientError(`${JSON.stringify(url)} is not a URL`);
       }
       const started = Date.now();
-      const tty = process.stderr.isTTY === true;
+      const tty = process.stderr.isTTY;
       let lastLine = 0;
       // Progress from the listing while the long request waits for the verdict.
       const timer = setInterval(() => {

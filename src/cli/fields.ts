@@ -32,8 +32,11 @@ export function fieldsOf(details: unknown): string[] {
   if (details === null || typeof details !== 'object') return [];
   const out: string[] = [];
   if (Array.isArray(details)) {
-    for (const p of details as SchemaProblem[]) {
-      if (typeof p?.path !== 'string' || !p.path.startsWith('body')) continue;
+    const problems: unknown[] = details;
+    for (const item of problems) {
+      if (typeof item !== 'object' || item === null) continue;
+      const p: SchemaProblem = item;
+      if (typeof p.path !== 'string' || !p.path.startsWith('body')) continue;
       const parts = p.path.slice('body'.length).split('/').filter((s) => s !== '');
       if (typeof p.params?.missingProperty === 'string') parts.push(p.params.missingProperty);
       if (parts.length > 0) out.push(parts.join('.'));

@@ -71,7 +71,7 @@ export function imagesCommand(print: (s: string) => void): Command {
         ...(opts.pullSecret && { pullSecret: readFile('pull secret', opts.pullSecret) }),
       };
       let job = await api<PullJob>(o, 'POST', '/api/v1/images/jobs', body);
-      const tty = process.stderr.isTTY === true;
+      const tty = process.stderr.isTTY;
       let lastLine = 0;
       while (job.state === 'running') {
         await new Promise((r) => setTimeout(r, POLL_MS));

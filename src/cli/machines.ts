@@ -106,7 +106,7 @@ export function machinesCommand(print: (s: string) => void): Command {
         const want = o.limit === undefined ? PAGE_MAX : Math.min(PAGE_MAX, o.limit - machines.length);
         q.set('limit', String(want));
         if (cursor !== undefined) q.set('cursor', cursor);
-        const page = await api<{ machines: Machine[]; nextCursor?: string }>(clientOptions(self), 'GET', `/api/v1/machines?${q}`);
+        const page = await api<{ machines: Machine[]; nextCursor?: string }>(clientOptions(self), 'GET', `/api/v1/machines?${q.toString()}`);
         machines.push(...page.machines);
         cursor = page.nextCursor;
       } while (cursor !== undefined && (o.limit === undefined || machines.length < o.limit));

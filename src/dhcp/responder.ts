@@ -92,7 +92,7 @@ export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool
       const lease: Lease = { ip, mac, state: 'offered', expiresAt: now + OFFER_HOLD_MS, ...(reservation?.hostname && { hostname: reservation.hostname }) };
       const bound = pool.get(ip);
       // An address this client holds bound stays bound while it is offered again.
-      const keep = bound && bound.mac === mac && bound.state === 'bound' && bound.expiresAt > now;
+      const keep = bound?.mac === mac && bound.state === 'bound' && bound.expiresAt > now;
       return reply(req, 'offer', ip, client, at, cfg, s, reservation, keep ? [] : [lease], []);
     }
     case 'request': {
@@ -101,7 +101,7 @@ export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool
       if (sid !== undefined && sid !== at.serverAddress) {
         // SELECTING another server's offer: free ours (RFC 2131 §4.3.2).
         const ours = pool.ofMac(mac);
-        return silent(`client chose server ${sid}`, client, [], ours && ours.state === 'offered' ? [ours.ip] : []);
+        return silent(`client chose server ${sid}`, client, [], ours?.state === 'offered' ? [ours.ip] : []);
       }
       const ip = asked ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
       if (!ip) return nak(req, 'no requested address', client, at);
@@ -128,7 +128,7 @@ export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool
     }
     case 'release': {
       const l = pool.get(req.ciaddr);
-      if (!l || l.mac !== mac) return silent(`release of ${req.ciaddr}, which ${mac} does not hold`, client);
+      if (l?.mac !== mac) return silent(`release of ${req.ciaddr}, which ${mac} does not hold`, client);
       return silent(`released ${req.ciaddr}`, client, [], [req.ciaddr]);
     }
     case 'inform':

@@ -109,17 +109,18 @@ class ClosingResponseHold implements Dispatcher.DispatchHandler {
   ) {}
 
   private view(controller: Dispatcher.DispatchController): Dispatcher.DispatchController {
-    // An error before the request started may come without a controller.
+    // An error before the request started may come without a controller, whatever undici's types say.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- see the line above
     if (typeof controller !== 'object' || controller === null) return controller;
     let v = this.views.get(controller);
     if (v) return v;
-    const hold = this;
+    const paused = (): boolean => (this.closing ? this.wantsPause : controller.paused);
     v = {
       get aborted() {
         return controller.aborted;
       },
       get paused() {
-        return hold.closing ? hold.wantsPause : controller.paused;
+        return paused();
       },
       get reason() {
         return controller.reason;
@@ -132,12 +133,12 @@ class ClosingResponseHold implements Dispatcher.DispatchHandler {
       },
       abort: (reason: Error) => controller.abort(reason),
       pause: () => {
-        if (hold.closing) hold.wantsPause = true;
+        if (this.closing) this.wantsPause = true;
         else controller.pause();
       },
       resume: () => {
-        hold.wantsPause = false;
-        hold.held = 0;
+        this.wantsPause = false;
+        this.held = 0;
         controller.resume();
       },
     };

@@ -66,7 +66,7 @@ export function makePlan(input: PlanInput): PlanOutcome {
     if (!disk && !wanted.startsWith('/dev/disk/')) {
       return { ok: false, problem: 'no_disk', reason: `precache.disk ${wanted} is not among the disks the machine reported (${inventory.disks.map((d) => d.path).join(', ') || 'none'})` };
     }
-    if (disk && disk.readOnly) return { ok: false, problem: 'no_disk', reason: `precache.disk ${wanted} is read-only` };
+    if (disk?.readOnly) return { ok: false, problem: 'no_disk', reason: `precache.disk ${wanted} is read-only` };
   } else {
     const candidates = inventory.disks.filter(eligible);
     if (candidates.length === 0) {

@@ -73,7 +73,7 @@ export class RegistryClient {
     const res = await this.send(host, repository, `/v2/${repository}/manifests/${reference}`, { accept: MANIFEST_ACCEPT });
     const where = `${host}/${repository}:${reference}`;
     if (res.statusCode !== 200) {
-      const text = await res.body.text().catch((err: Error) => err.message);
+      const text = await errorBody(res);
       throw new RegistryError(`${where}: the upstream answered HTTP ${res.statusCode}${upstreamMessage(text)}`, res.statusCode);
     }
     const bytes = await bodyWithin(res.body, MAX_MANIFEST_BYTES, `${where}: a manifest`);
@@ -95,7 +95,7 @@ export class RegistryClient {
     for (let page = 0; page < MAX_TAG_PAGES; page++) {
       const res = await this.send(host, repository, path, { accept: 'application/json' });
       if (res.statusCode !== 200) {
-        const text = await res.body.text().catch((err: Error) => err.message);
+        const text = await errorBody(res);
         throw new RegistryError(`${where}: the upstream answered the tag list with HTTP ${res.statusCode}${upstreamMessage(text)}`, res.statusCode);
       }
       all.push(...tagsOf(await bodyWithin(res.body, MAX_TAG_PAGE_BYTES, `${where}: a tag list page`), where));
@@ -153,7 +153,7 @@ export class RegistryClient {
     url.searchParams.set('scope', scope);
     const res = await this.attempt(() => request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT, ...(creds && { authorization: basic(creds) }) }, dispatcher: this.dispatcher }), host);
     if (res.statusCode !== 200) {
-      const text = await res.body.text().catch((err: Error) => err.message);
+      const text = await errorBody(res);
       throw new RegistryError(`the token service of ${host} (${url.origin}${url.pathname}) answered HTTP ${res.statusCode}${upstreamMessage(text)}${creds ? '' : ' (the pull secret has no credentials for it)'}`, res.statusCode === 401 ? 401 : 502);
     }
     const body = (await res.body.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
@@ -213,11 +213,16 @@ function tagsOf(bytes: Buffer, where: string): string[] {
   const tags = typeof doc === 'object' && doc !== null ? (doc as { tags?: unknown }).tags : undefined;
   if (tags === null) return [];
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new RegistryError(`${where}: the tag list has no "tags" array of strings`, 502);
-  return tags as string[];
+  return tags;
 }
 
 function basic(c: Credentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+}
+
+/** The body of an upstream's error answer, or why it could not be read. */
+function errorBody(res: Dispatcher.ResponseData): Promise<string> {
+  return res.body.text().catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
 }
 
 /** The first error message of a distribution error body, if it is one. */

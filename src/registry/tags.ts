@@ -32,11 +32,14 @@ export function nextPageLink(name: string, n: number, last: string): string {
   return `</v2/${name}/tags/list?${new URLSearchParams({ n: String(n), last }).toString()}>; rel="next"`;
 }
 
+/** A query value as the client sent it: Fastify gives a string, or an array of them for a repeated key. */
+const queryText = (v: unknown): string => (Array.isArray(v) ? v.map(queryText).join(',') : typeof v === 'string' ? v : JSON.stringify(v));
+
 /** `n` and `last` of a tags/list query, or why not (distribution's PAGINATION_NUMBER_INVALID). */
 export function parseTagQuery(query: { n?: unknown; last?: unknown }): { n?: number; last?: string } | { error: string } {
   const out: { n?: number; last?: string } = {};
   if (query.n !== undefined) {
-    if (typeof query.n !== 'string' || !/^[0-9]{1,9}$/.test(query.n)) return { error: `n=${String(query.n)}: expected one whole number of tags` };
+    if (typeof query.n !== 'string' || !/^[0-9]{1,9}$/.test(query.n)) return { error: `n=${queryText(query.n)}: expected one whole number of tags` };
     out.n = Number(query.n);
   }
   if (query.last !== undefined) {

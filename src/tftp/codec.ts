@@ -160,7 +160,7 @@ export function encodeError(code: ErrorCode, message: string): Buffer {
   return b;
 }
 
-export function encodeOack(options: ReadonlyArray<readonly [string, string]>): Buffer {
+export function encodeOack(options: readonly (readonly [string, string])[]): Buffer {
   return Buffer.concat([u16(Opcode.OACK), ...options.flatMap(([k, v]) => [cstring(k), cstring(v)])]);
 }
 
@@ -168,7 +168,7 @@ export function encodeRequest(
   op: typeof Opcode.RRQ | typeof Opcode.WRQ,
   filename: string,
   mode = 'octet',
-  options: ReadonlyArray<readonly [string, string]> = [],
+  options: readonly (readonly [string, string])[] = [],
 ): Buffer {
   return Buffer.concat([u16(op), cstring(filename), cstring(mode), ...options.flatMap(([k, v]) => [cstring(k), cstring(v)])]);
 }

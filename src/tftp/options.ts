@@ -30,7 +30,7 @@ export interface Negotiated {
   /** The client named the timeout (RFC 2349): use it as is, without backing off. */
   clientTimeout: boolean;
   /** The OACK to send, in the client's order; undefined when no option was accepted. */
-  oack: Array<[string, string]> | undefined;
+  oack: [string, string][] | undefined;
   /** The client asked for the size (a request that ends in an abort after the OACK is a probe). */
   tsizeAsked: boolean;
 }
@@ -56,7 +56,7 @@ export function negotiate(requested: ReadonlyMap<string, string>, limits: TftpLi
     oack: undefined,
     tsizeAsked: false,
   };
-  const oack: Array<[string, string]> = [];
+  const oack: [string, string][] = [];
   for (const [name, value] of requested) {
     switch (name) {
       case 'blksize': {

@@ -24,7 +24,6 @@ export type NameCheck = { ok: true; relative: string } | { ok: false; reason: st
 export function normaliseName(name: string, roots: readonly string[]): NameCheck {
   if (name.length === 0) return { ok: false, reason: 'empty name' };
   if (name.length > MAX_NAME_BYTES) return { ok: false, reason: `name longer than ${MAX_NAME_BYTES} bytes` };
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(name)) return { ok: false, reason: 'control character in name' };
   if (name.includes('\\')) return { ok: false, reason: 'backslash in name' };
   if (/^[A-Za-z]:/.test(name)) return { ok: false, reason: 'drive letter in name' };

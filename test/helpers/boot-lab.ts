@@ -258,9 +258,9 @@ export function describeTimeline(events: MachineEvent[]): string {
   return events
     .map((e) => {
       const d = e.data ?? {};
-      const detail = d.file ?? d.artifact ?? d.stage ?? d.kind ?? d.role ?? '';
+      const detail = [d.file, d.artifact, d.stage, d.kind, d.role].find((v) => typeof v === 'string') ?? '';
       const move = e.to ? ` ${e.from ?? '(new)'}→${e.to}` : '';
-      return `${e.type}${detail === '' ? '' : `(${String(detail)})`}${move}`;
+      return `${e.type}${detail === '' ? '' : `(${detail})`}${move}`;
     })
     .join(', ');
 }

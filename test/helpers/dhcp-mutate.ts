@@ -85,7 +85,7 @@ export function mutate(r: Rng, b: Buffer): Buffer {
       const list = anyTlv();
       const src = list.length ? r.pick(list) : undefined;
       if (!src) return Buffer.concat([b, r.bytes(2)]);
-      const at = r.int(2) ? src.at + src.size : (r.pick(list).at ?? src.at);
+      const at = r.int(2) ? src.at + src.size : r.pick(list).at;
       return Buffer.concat([b.subarray(0, at), b.subarray(src.at, src.at + src.size), b.subarray(at)]);
     }
     case 5: {

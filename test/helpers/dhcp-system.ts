@@ -75,7 +75,7 @@ export async function startDhcpServer(t: Teardown, ns: string, opts: DhcpServerO
     await sleep(20);
     line = server.logLines.find((l) => l.msg === 'DHCP serving');
   }
-  if (!line || line.mode !== opts.mode) {
+  if (line?.mode !== opts.mode) {
     throw new Error(`edgeboot in ${ns} did not log "DHCP serving" in mode ${opts.mode}: ${JSON.stringify(line ?? server.logLines.slice(-5))}`);
   }
   return Object.assign(server, { ns, configFile });
@@ -227,11 +227,9 @@ export function dhclient(lab: Lab, dir: string, ns: string, dev: string): Dhclie
       // -d: stay in the foreground (a child of ours, stopped below); -1: try once.
       const bg = lab.start(ns, ['dhclient', '-4', '-1', '-d', '-v', '-sf', script, '-lf', leaseFile, '-pf', pidFile, '-cf', conf, dev]);
       const bound = /^(BOUND|REBOOT|RENEW|REBIND)$/;
-      let records: HookRecord[] = [];
       let boundIp: string | undefined;
       while (Date.now() - since < timeoutMs) {
-        records = readRecords(out);
-        boundIp = records.find((r) => bound.test(r.reason ?? ''))?.new_ip_address;
+        boundIp = readRecords(out).find((r) => bound.test(r.reason ?? ''))?.new_ip_address;
         if (boundIp !== undefined) break;
         if (bg.child.exitCode !== null || bg.child.signalCode !== null) break;
         await sleep(50);
@@ -240,7 +238,7 @@ export function dhclient(lab: Lab, dir: string, ns: string, dev: string): Dhclie
       // file without the lease a later run is to reboot into. Wait for it, bounded.
       for (let i = 0; boundIp && i < 40 && !readFileSync(leaseFile, 'utf8').includes(`fixed-address ${boundIp};`); i++) await sleep(50);
       const exit = await bg.stop();
-      records = readRecords(out);
+      const records = readRecords(out);
       rmSync(pidFile, { force: true });
       return {
         run: { code: exit.code, signal: exit.signal, stdout: bg.output(), stderr: '', ms: Date.now() - since },

@@ -162,7 +162,7 @@ export function deepJson(levels: number, array: boolean): string {
 function plausibleBody(r: Rng, vocab: FuzzVocabulary): unknown {
   switch (r.int(6)) {
     case 0:
-      return { profile: r.pick(vocab.profiles), hostname: 'node-' + r.int(99), labels: { site: 'f' + r.int(9) } };
+      return { profile: r.pick(vocab.profiles), hostname: `node-${r.int(99)}`, labels: { site: `f${r.int(9)}` } };
     case 1:
       return { type: r.pick(['booted', 'install-done', 'precache-progress', 'precache-failed', 'x']), message: randomString(r), data: randomJson(r, 4, vocab) };
     case 2:

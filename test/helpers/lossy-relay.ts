@@ -124,7 +124,7 @@ export async function startLossyRelay(o: LossyRelayOptions): Promise<LossyRelay>
   front.on('message', (msg, from) => {
     counts.requests += 1;
     const key = `${from.address}:${from.port}`;
-    let leg = legs.get(key);
+    const leg = legs.get(key);
     if (leg) {
       send(leg.sock, msg, o.serverPort);
       return;

@@ -80,7 +80,7 @@ function pidAlive(pid: number): boolean {
 /** Kills (SIGKILL) every process inside `ns` and deletes it. Never throws. */
 function destroyNamespace(ns: string): void {
   for (let round = 0; round < 3; round++) {
-    let pids: number[] = [];
+    let pids: number[];
     try {
       pids = ip('netns', 'pids', ns)
         .split('\n')
@@ -232,14 +232,14 @@ export function createLab(t: Teardown, tag: string): Lab {
       children.add(child);
       let stdout = '';
       let stderr = '';
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       // A tool that exits without reading its input (a GET's curl, under load) closes the pipe
       // first: EPIPE then says nothing the exit status does not.
-      child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+      child.stdin.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code !== 'EPIPE') stderr += `\n(stdin: ${err.message})`;
       });
-      child.stdin?.end(opts.input ?? '');
+      child.stdin.end(opts.input ?? '');
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
         let grace: NodeJS.Timeout | undefined;
@@ -269,8 +269,8 @@ export function createLab(t: Teardown, tag: string): Lab {
         out += d;
         for (const l of [...listeners]) l();
       };
-      child.stdout?.setEncoding('utf8').on('data', onData);
-      child.stderr?.setEncoding('utf8').on('data', onData);
+      child.stdout.setEncoding('utf8').on('data', onData);
+      child.stderr.setEncoding('utf8').on('data', onData);
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
         child.once('error', (err) => {
           out += `\n[spawn error: ${err.message}]`;

@@ -203,11 +203,10 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
   const logLines: LogLine[] = [];
   const otherStdout: string[] = [];
   let stderr = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (d: string) => (stderr += d));
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => (stderr += d));
 
   const ready = new Promise<LogLine>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
     const describe = (what: string) => {
       const tail = [...logLines.slice(-5).map((l) => JSON.stringify(l)), ...otherStdout.slice(-5)].join('\n    ');
       return `edgeboot serve (cwd ${cwd}) ${what}\n  stderr: ${stderr.trim() || '(empty)'}\n  stdout tail:\n    ${tail || '(empty)'}`;
@@ -229,7 +228,8 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
       setTimeout(() => reject(new Error(describe(`exited before serving (code ${e.code}, signal ${e.signal})`))), 50);
     });
     const limit = opts.readyTimeoutMs ?? 20_000;
-    timer = setTimeout(() => reject(new Error(describe(`did not log "edgeboot serving" within ${limit} ms`))), limit);
+    // The callbacks above that clear it run on later events, after this line.
+    const timer = setTimeout(() => reject(new Error(describe(`did not log "edgeboot serving" within ${limit} ms`))), limit);
   });
 
   let line: LogLine;
@@ -242,7 +242,7 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
   const http = String(line.http);
   const listenHost = (opts.listen ?? '127.0.0.1:0').replace(/:[0-9]+$/, '');
   const m = /^(.+):([0-9]+)$/.exec(http);
-  if (!m || m[1] !== listenHost) throw new Error(`the "edgeboot serving" line has http ${JSON.stringify(http)}, expected ${listenHost}:<port>`);
+  if (m?.[1] !== listenHost) throw new Error(`the "edgeboot serving" line has http ${JSON.stringify(http)}, expected ${listenHost}:<port>`);
   const port = Number(m[2]);
   if (!(port > 0 && port < 65536)) throw new Error(`the "edgeboot serving" line names port ${port}`);
   const tokenFile = join(dataDir, 'admin-token');
@@ -303,10 +303,10 @@ export async function runCli(t: Teardown, args: string[], opts: { cwd?: string; 
   t.teardown(() => killHard(child, exited));
   let stdout = '';
   let stderr = '';
-  child.stdout?.setEncoding('utf8');
-  child.stderr?.setEncoding('utf8');
-  child.stdout?.on('data', (d: string) => (stdout += d));
-  child.stderr?.on('data', (d: string) => (stderr += d));
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => (stdout += d));
+  child.stderr.on('data', (d: string) => (stderr += d));
   const closed = new Promise<void>((r) => child.once('close', () => r()));
   const limit = opts.timeoutMs ?? 20_000;
   let timer: NodeJS.Timeout | undefined;

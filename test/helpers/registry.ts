@@ -304,7 +304,7 @@ export async function startRegistry<A extends RegistryAuth = 'none'>(t: Teardown
   sweepStaleDirs();
   const dir = mkdtempSync(join(tmpdir(), 'edgeboot-registry-'));
   writeFileSync(join(dir, 'owner.pid'), `${process.pid}\n`);
-  const stops: Array<() => Promise<void>> = [];
+  const stops: (() => Promise<void>)[] = [];
   t.teardown(async () => {
     for (const stop of stops.reverse()) await stop();
     rmSync(dir, { recursive: true, force: true });
@@ -324,16 +324,16 @@ export async function startRegistry<A extends RegistryAuth = 'none'>(t: Teardown
     const attemptDir = join(dir, `run-${attempt}`);
     mkdirSync(attemptDir);
     const tokenServer = auth === 'token' && credentials ? await startTokenServer(host, attemptDir, credentials, opts.anonymousPull ?? false) : undefined;
-    if (tokenServer) stops.push(tokenServer.close);
+    if (tokenServer) stops.push(() => tokenServer.close());
     try {
       const reg = await runRegistry(host, attemptDir, auth, credentials, tokenServer, opts.readyTimeoutMs ?? 15_000);
-      stops.push(reg.stop);
+      stops.push(() => reg.stop());
       return reg as unknown as Registry<A>;
     } catch (err) {
       lastError = err as Error;
       if (tokenServer) await tokenServer.close();
       // Another process took the address between the check and the registry's bind: next one.
-      if (!/address already in use/.test(lastError.message) || opts.address !== undefined) break;
+      if (!lastError.message.includes('address already in use') || opts.address !== undefined) break;
     }
   }
   throw lastError ?? new Error('registry did not start');
@@ -392,14 +392,14 @@ async function runRegistry(
   const other: string[] = [];
   let lastOutputAt = Date.now();
   let onListening: (() => void) | undefined;
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     lastOutputAt = Date.now();
     const r = parseAccessLine(line);
     if (r) accessLog.push(r);
     else other.push(line);
   });
   onJsonLines(
-    child.stderr!,
+    child.stderr,
     (v: unknown): v is RegistryLogLine => {
       lastOutputAt = Date.now();
       return isRegistryLogLine(v);
@@ -445,7 +445,7 @@ async function runRegistry(
     throw new Error(`docker-registry on ${host}:80 ${outcome === 'exited' ? 'exited' : `did not listen within ${readyTimeoutMs} ms`}: ${output()}`);
   }
   // Listening means bound; confirm it answers the API base (200 open, 401 with auth).
-  const probe = await fetch(`${url}/v2/`).catch((err: Error) => err);
+  const probe = await fetch(`${url}/v2/`).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   if (probe instanceof Error || (probe.status !== 200 && probe.status !== 401)) {
     await stop();
     throw new Error(`docker-registry on ${host}:80 does not serve /v2/: ${probe instanceof Error ? probe.message : probe.status}; ${output()}`);
@@ -485,7 +485,7 @@ async function runRegistry(
 }
 
 function publicTokenServer(s: TokenServer): TokenServer {
-  return { realm: s.realm, service: s.service, issuer: s.issuer, certFile: s.certFile, kid: s.kid, requests: s.requests };
+  return { realm: s.realm, service: s.service, issuer: s.issuer, certFile: s.certFile, kid: s.kid, requests: () => s.requests() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,7 +497,7 @@ function publicTokenServer(s: TokenServer): TokenServer {
  */
 export function libtrustKeyId(publicKeyDer: Buffer): string {
   const b32 = base32(createHash('sha256').update(publicKeyDer).digest().subarray(0, 30));
-  return b32.match(/.{4}/g)!.join(':');
+  return (b32.match(/.{4}/g) ?? []).join(':');
 }
 
 function base32(buf: Buffer): string {
@@ -509,11 +509,11 @@ function base32(buf: Buffer): string {
     value = (value << 8) | byte;
     bits += 8;
     while (bits >= 5) {
-      out += alphabet[(value >>> (bits - 5)) & 31];
+      out += alphabet.charAt((value >>> (bits - 5)) & 31);
       bits -= 5;
     }
   }
-  if (bits > 0) out += alphabet[(value << (5 - bits)) & 31];
+  if (bits > 0) out += alphabet.charAt((value << (5 - bits)) & 31);
   return out;
 }
 
@@ -645,8 +645,7 @@ export function makeTar(files: FileMap): Buffer {
     entries.set(path, { data: Buffer.isBuffer(c.data) ? c.data : Buffer.from(c.data), mode: c.mode ?? 0o644, dir: false });
   }
   const blocks: Buffer[] = [];
-  for (const name of [...entries.keys()].sort()) {
-    const e = entries.get(name)!;
+  for (const [name, e] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     blocks.push(tarHeader(name, e.dir ? 0 : e.data.length, e.mode, e.dir ? '5' : '0'));
     if (!e.dir && e.data.length > 0) {
       blocks.push(e.data);
@@ -954,7 +953,7 @@ export interface ImageReferences {
   metadata: { name: string; creationTimestamp: null };
   spec: {
     lookupPolicy: { local: boolean };
-    tags: Array<{ name: string; from: { kind: 'DockerImage'; name: string }; generation: null; importPolicy: Record<string, never>; referencePolicy: { type: 'Source' } }>;
+    tags: { name: string; from: { kind: 'DockerImage'; name: string }; generation: null; importPolicy: Record<string, never>; referencePolicy: { type: 'Source' } }[];
   };
   status: { dockerImageRepository: string };
 }
@@ -962,7 +961,7 @@ export interface ImageReferences {
 export interface BuiltRelease extends BuiltImage {
   imageReferences: ImageReferences;
   /** The components, with the pull spec the release names them by. */
-  references: Array<{ name: string; pullSpec: string; digest: string }>;
+  references: { name: string; pullSpec: string; digest: string }[];
 }
 
 /**

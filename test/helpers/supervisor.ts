@@ -163,6 +163,7 @@ export function supervise<P extends Supervised>(t: Teardown, first: P, start: ()
         return;
       }
       await new Promise((r) => setTimeout(r, policy.restartDelayMs));
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run during the wait
       if (stopped) return;
       starts.push(Date.now());
       try {
@@ -191,7 +192,17 @@ export function supervise<P extends Supervised>(t: Teardown, first: P, start: ()
     restarted(n, timeoutMs) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no restart ${n} within ${timeoutMs} ms (${restarts.length} so far${gaveUp ? `; gave up: ${gaveUp}` : ''}${startErrors.length > 0 ? `; failed starts: ${startErrors.join(' | ')}` : ''})`)), timeoutMs);
-        waiters.push({ n, resolve: (r) => (clearTimeout(timer), resolve(r)), reject: (e) => (clearTimeout(timer), reject(e)) });
+        waiters.push({
+          n,
+          resolve: (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        });
         settle();
       });
     },

@@ -48,7 +48,7 @@ export async function startTftp(
   handlers?: ReadonlyMap<string, TftpHandler>,
 ): Promise<RunningTftp> {
   const records: TransferRecord[] = [];
-  const waiters: Array<{ pred: (r: TransferRecord) => boolean; resolve: (r: TransferRecord) => void }> = [];
+  const waiters: { pred: (r: TransferRecord) => boolean; resolve: (r: TransferRecord) => void }[] = [];
   const server = createTftpServer(tftpConfig(roots, over), {
     log: createLogger('silent'),
     ...(handlers && { handlers }),

@@ -219,6 +219,7 @@ export async function startClosingUpstream(t: Teardown, closing: Closing, opts: 
       for (let off = 0; off < r.body.length && !socket.destroyed; off += 64 * 1024) {
         const piece = r.body.subarray(off, off + 64 * 1024);
         await writeSocket(socket, piece);
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the client may have closed during the write
         if (!socket.destroyed) rec.sent += piece.length;
       }
     }

@@ -158,6 +158,7 @@ export function startVm(lab: Lab, ns: string, o: VmOptions): Vm {
         if (m) return m;
         const broken = CONSOLE_FAILURE.exec(text);
         if (broken) throw new Error(`the VM's console shows "${broken[0]}" before ${re}`);
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set when QEMU exits, between two reads
         if (done) throw new Error(`the VM exited (${bg.output().trim() || 'no QEMU output'}) before its console showed ${re}`);
         if (Date.now() > deadline) throw new Error(`the VM's console did not show ${re} within ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 200));

@@ -47,7 +47,7 @@ const hex = (b: Buffer | undefined): string | undefined => b?.toString('hex');
 const latin1 = (b: Buffer | undefined): string | undefined => b?.toString('latin1');
 const nonEmpty = <T>(a: T[]): T[] | undefined => (a.length > 0 ? a : undefined);
 const wireCodes = (area: DhcpPacket['layout']['main'] | undefined): number[] | undefined =>
-  area && area.options.filter((o) => o.code !== 0 && o.code !== 255).map((o) => o.code);
+  area?.options.filter((o) => o.code !== 0 && o.code !== 255).map((o) => o.code);
 
 /** What a golden file records of one captured DHCP datagram. */
 function summary(u: UdpPacket, p: DhcpPacket) {
@@ -204,7 +204,7 @@ t.test('capture reader', async (t) => {
   const ethernet = (type: number, body: Buffer, vlan = false) =>
     Buffer.concat([ETH_DST, ETH_SRC, ...(vlan ? [u16(0x8100), u16(42)] : []), u16(type), body]);
 
-  type Rec = { sec: number; frac: number; data: Buffer };
+  interface Rec { sec: number; frac: number; data: Buffer }
   /** 32- and 16-bit writers in the capture's byte order. */
   const writers = (be: boolean) => ({
     w32: (n: number) => {
@@ -689,7 +689,7 @@ t.test('buildReply', async (t) => {
       }
       if (d.value.options.has(52)) overloaded++;
       const got = [...d.value.options].filter(([c]) => c !== 52);
-      if (got.length !== options.length || got.some(([c, v], k) => options[k]?.[0] !== c || !options[k]?.[1].equals(v)))
+      if (got.length !== options.length || got.some(([c, v], k) => options[k]?.[0] !== c || !options[k][1].equals(v)))
         problems.push(`#${i}: options differ after decoding`);
       if (file && fieldText(d.value.file) !== file) problems.push(`#${i}: file name lost`);
     }

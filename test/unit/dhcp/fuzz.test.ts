@@ -46,7 +46,7 @@ function accessorProblems(p: DhcpPacket): string[] {
   if (parameterRequestList(o).some((c) => c < 0 || c > 255)) problems.push('parameter list');
   const mms = maxMessageSize(o);
   if (mms !== undefined && (mms < 576 || mms > 65535)) problems.push(`max message ${mms}`);
-  for (const s of [vendorClass(o), hostName(o)]) if (s !== undefined && s.includes('\0')) problems.push('text with NUL');
+  for (const s of [vendorClass(o), hostName(o)]) if (s?.includes('\0')) problems.push('text with NUL');
   if (clientArchs(o).some((a) => !Number.isInteger(a) || a < 0 || a > 65535)) problems.push('archs');
   const ndi = clientNdi(o);
   if (ndi && (ndi.major > 255 || ndi.minor > 255)) problems.push('ndi');
@@ -146,7 +146,7 @@ t.test(`mutation fuzzing: ${MUTANTS} mutants of the captured DHCP payloads`, asy
       continue;
     }
     if (!d.ok) {
-      if (!DROP_REASONS.includes(d.reason)) fail(`unknown drop reason ${String(d.reason)}`, m);
+      if (!DROP_REASONS.includes(d.reason)) fail(`unknown drop reason ${d.reason}`, m);
       count(d.reason);
       continue;
     }

@@ -26,7 +26,7 @@ import { parseCapture, type UdpPacket } from '../../helpers/pcap.js';
  * two real captures (Intel UEFI firmware and iPXE) decoded and re-encoded byte for byte.
  */
 
-const bytes = (...parts: Array<number[] | string>): Buffer =>
+const bytes = (...parts: (number[] | string)[]): Buffer =>
   Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))));
 
 /** The packet of a decode that must succeed (fails the test, and throws, otherwise). */
@@ -193,7 +193,7 @@ t.test('ERROR round trip, NUL stripped, long messages cut', async (t) => {
 });
 
 t.test('OACK round trip', async (t) => {
-  const options: Array<[string, string]> = [
+  const options: [string, string][] = [
     ['tsize', '1052672'],
     ['blksize', '1468'],
     ['windowsize', '4'],
@@ -208,7 +208,7 @@ t.test('OACK round trip', async (t) => {
 });
 
 t.test('every drop reason', async (t) => {
-  const cases: Array<[string, Buffer, DropReason]> = [
+  const cases: [string, Buffer, DropReason][] = [
     ['empty datagram', Buffer.alloc(0), 'short'],
     ['1-byte datagram', Buffer.from([0]), 'short'],
     ['1-byte datagram (opcode byte only)', Buffer.from([1]), 'short'],

@@ -23,7 +23,7 @@ import { parseCapture } from '../../helpers/pcap.js';
 const limits: TftpLimits = { maxBlksize: 1468, maxWindowsize: 64, timeoutMs: 1000 };
 const wide: TftpLimits = { maxBlksize: 65464, maxWindowsize: 65535, timeoutMs: 2500 };
 
-const opts = (...pairs: Array<[string, string]>): Map<string, string> => new Map(pairs);
+const opts = (...pairs: [string, string][]): Map<string, string> => new Map(pairs);
 
 t.test('the RFC limits', async (t) => {
   t.equal(RFC1350_BLKSIZE, 512);
@@ -122,7 +122,7 @@ t.test('unknown options are ignored; a name in another case is not an option', a
 });
 
 t.test('the OACK follows the client order', async (t) => {
-  const orders: Array<Array<[string, string]>> = [
+  const orders: [string, string][][] = [
     [['blksize', '1432'], ['tsize', '0'], ['timeout', '3'], ['windowsize', '8']],
     [['windowsize', '8'], ['timeout', '3'], ['tsize', '0'], ['blksize', '1432']],
     [['timeout', '3'], ['blksize', '1432'], ['windowsize', '8'], ['tsize', '0']],

@@ -29,7 +29,7 @@ t.test('normaliseName: equivalent spellings of one file', async (t) => {
 });
 
 t.test('normaliseName: refused names', async (t) => {
-  const cases: Array<[string, RegExp]> = [
+  const cases: [string, RegExp][] = [
     ['', /empty/],
     ['..', /\.\./],
     ['../etc/passwd', /\.\./],

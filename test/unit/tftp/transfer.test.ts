@@ -24,8 +24,8 @@ const transfer = (over: Partial<TransferParams>): ReadTransfer => new ReadTransf
 const send = (from: number, to: number): Step => ({ kind: 'send', from, to });
 
 /** Runs a transfer to the end, acknowledging the last block of every window with its 16-bit number. */
-function runClean(tr: ReadTransfer): { sends: Array<[number, number]>; final: Step } {
-  const sends: Array<[number, number]> = [];
+function runClean(tr: ReadTransfer): { sends: [number, number][]; final: Step } {
+  const sends: [number, number][] = [];
   let step = tr.start();
   if (step.kind === 'send-oack') step = tr.ack(0);
   while (step.kind === 'send') {
@@ -36,7 +36,7 @@ function runClean(tr: ReadTransfer): { sends: Array<[number, number]>; final: St
 }
 
 t.test('blockCount and wireBlock', async (t) => {
-  const cases: Array<[number, number, number]> = [
+  const cases: [number, number, number][] = [
     [0, 512, 1],
     [1, 512, 1],
     [511, 512, 1],
@@ -132,7 +132,7 @@ t.test('windowed runs', async (t) => {
       const tr = transfer({ size: (blocks - 1) * 512 + 7, windowsize, oack: true });
       t.equal(tr.last, blocks);
       const { sends, final } = runClean(tr);
-      const expected: Array<[number, number]> = [];
+      const expected: [number, number][] = [];
       for (let from = 1; from <= blocks; from += windowsize) expected.push([from, Math.min(from + windowsize - 1, blocks)]);
       t.same(sends, expected, `windowsize ${windowsize}, ${blocks} blocks`);
       t.same(final, { kind: 'done', outcome: 'complete' });
@@ -405,7 +405,7 @@ function prng(seed: number): () => number {
 }
 
 type ToClient = { type: 'oack' } | { type: 'data'; block: number; data: Buffer };
-type ToServer = { type: 'ack'; block: number };
+interface ToServer { type: 'ack'; block: number }
 
 interface SimConfig {
   seed: number;
