@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { CacheFullError, IntegrityError, UpstreamError, type ArtifactCache, type ArtifactRequest, type DownloadView } from '../cache/artifacts.js';
 import { availableAt, openDownload, readDownload } from '../cache/readers.js';
-import { ApiError } from '../errors.js';
+import { ApiError } from './errors.js';
 import { answerFileRequest, fileEtag, type FileInProgress, type FileValidators } from './conditional.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { beginBody, sendfileBody, sendfileSpan, socketFd, type SendfileOptions } from './sendfile.js';
