@@ -70,10 +70,27 @@ sql.transaction(() => {
 })();
 sql.close();
 
-const server = spawn(process.execPath, [...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), 'dist/main.js', 'serve', '--set', `http.listen=127.0.0.1:${PORT}`], {
-  env: { ...process.env, EDGEBOOT_SERVER_DATA_DIR: dir, EDGEBOOT_STORE_URL: `sqlite:${db}`, EDGEBOOT_LOG_LEVEL: 'warn', EDGEBOOT_DHCP_MODE: 'off', EDGEBOOT_TFTP_ENABLED: 'false' },
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
+const server = spawn(
+  process.execPath,
+  [
+    ...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []),
+    'dist/main.js',
+    'serve',
+    '--set',
+    `http.listen=127.0.0.1:${PORT}`,
+  ],
+  {
+    env: {
+      ...process.env,
+      EDGEBOOT_SERVER_DATA_DIR: dir,
+      EDGEBOOT_STORE_URL: `sqlite:${db}`,
+      EDGEBOOT_LOG_LEVEL: 'warn',
+      EDGEBOOT_DHCP_MODE: 'off',
+      EDGEBOOT_TFTP_ENABLED: 'false',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  },
+);
 process.on('exit', () => {
   server.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
@@ -91,7 +108,11 @@ const token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
 
 /** One GET with curl: its body and time_total in ms. */
 async function get(path) {
-  const { stdout } = await run('curl', ['-sS', '--fail', '--max-time', '10', '-H', `authorization: Bearer ${token}`, '-w', '\n%{time_total}', `${base}${path}`], { maxBuffer: 64 << 20 });
+  const { stdout } = await run(
+    'curl',
+    ['-sS', '--fail', '--max-time', '10', '-H', `authorization: Bearer ${token}`, '-w', '\n%{time_total}', `${base}${path}`],
+    { maxBuffer: 64 << 20 },
+  );
   const at = stdout.lastIndexOf('\n');
   return { body: JSON.parse(stdout.slice(0, at)), ms: Number(stdout.slice(at + 1)) * 1000 };
 }

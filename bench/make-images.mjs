@@ -29,7 +29,10 @@ if (!dir || baseArg === undefined || spec === undefined) {
 }
 const MiB = 1048576;
 const baseMiB = Number(baseArg);
-const images = spec.trim().split(/\s+/).map((w) => w.split(',').map(Number));
+const images = spec
+  .trim()
+  .split(/\s+/)
+  .map((w) => w.split(',').map(Number));
 if (!Number.isFinite(baseMiB) || baseMiB < 0 || images.some((l) => l.some((n) => !Number.isFinite(n) || n <= 0))) {
   console.error(`bad sizes: base ${baseArg}, images "${spec}"`);
   process.exit(2);
@@ -91,7 +94,7 @@ async function makeLayer(mib) {
     if (!gz.write(b)) await new Promise((r) => gz.once('drain', r));
   };
   await write(tarHeader(`layer-${seq}.bin`, fileSize));
-  for (let left = fileSize; left > 0; ) {
+  for (let left = fileSize; left > 0;) {
     const n = Math.min(left, MiB);
     await write(randomFillSync(Buffer.allocUnsafe(n)));
     left -= n;

@@ -14,7 +14,10 @@ export function createLogger(level: LogLevel, destination?: NodeJS.WritableStrea
       level,
       base: { service: 'edgeboot' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'token', 'adminToken', 'adminTokens', 'password', 'pullSecret'], censor: '<redacted>' },
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'token', 'adminToken', 'adminTokens', 'password', 'pullSecret'],
+        censor: '<redacted>',
+      },
       hooks: { streamWrite: redactJsonText },
     },
     destination ?? process.stdout,

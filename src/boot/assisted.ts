@@ -29,7 +29,11 @@ const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** Parses the hub's answer; anything but the two shapes above is `unsupported`, with why. */
 export function parseAssistedScript(text: string): AssistedScript {
-  const lines = text.replace(/\r\n/g, '\n').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .replace(/\r\n/g, '\n')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   if (!/^#!ipxe\s*$/i.test(text.trimStart().split('\n')[0] ?? '')) return { kind: 'unsupported', reason: 'the answer is not an iPXE script (no #!ipxe line)' };
   if (lines.length === 1 && lines[0]?.startsWith('chain ')) {
     const url = lines[0].slice('chain '.length).trim();
@@ -54,7 +58,8 @@ export function parseAssistedScript(text: string): AssistedScript {
         i++;
       }
       const url = words[i];
-      if (url === undefined || !HTTP_URL.test(url) || words.length > i + 1) return { kind: 'unsupported', reason: `initrd line ${JSON.stringify(line.slice(0, 80))}` };
+      if (url === undefined || !HTTP_URL.test(url) || words.length > i + 1)
+        return { kind: 'unsupported', reason: `initrd line ${JSON.stringify(line.slice(0, 80))}` };
       initrds.push({ ...(name !== undefined && { name }), url });
     } else if (cmd === 'kernel' || cmd === 'chain' || cmd === 'imgexec') {
       if (kernel) return { kind: 'unsupported', reason: 'two kernel lines' };

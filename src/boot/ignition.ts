@@ -42,7 +42,13 @@ export function renderIgnition(input: IgnitionInput): IgnitionConfig {
   if (input.precache) {
     const p = input.precache;
     // Values in the env file are sourced by bash: single-quoted, so nothing in them expands.
-    const env = [`EDGEBOOT_MACHINE_URL=${shellQuote(p.machineUrl)}`, `EDGEBOOT_TOKEN=${shellQuote(p.token)}`, `EDGEBOOT_MAC=${shellQuote(p.mac)}`, `EDGEBOOT_AFTER=${p.after}`, ''].join('\n');
+    const env = [
+      `EDGEBOOT_MACHINE_URL=${shellQuote(p.machineUrl)}`,
+      `EDGEBOOT_TOKEN=${shellQuote(p.token)}`,
+      `EDGEBOOT_MAC=${shellQuote(p.mac)}`,
+      `EDGEBOOT_AFTER=${p.after}`,
+      '',
+    ].join('\n');
     files.push(file(PRECACHE_ENV_FILE, 0o600, base64(env)), file(PRECACHE_JOB_FILE, 0o755, base64(p.script)));
   }
   if (files.length > 0) config.storage = { files };
@@ -59,7 +65,7 @@ const shellQuote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
 function precacheUnit(): { name: string; enabled: boolean; contents: string } {
   const contents = [
     '[Unit]',
-    'Description=edgeboot precache: write the images onto this machine\'s disk',
+    "Description=edgeboot precache: write the images onto this machine's disk",
     'Wants=network-online.target',
     'After=network-online.target',
     '',

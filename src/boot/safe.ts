@@ -13,7 +13,7 @@ export const HOSTNAME_PATTERN = '^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[
  * An http(s) URL without whitespace, quotes, `#`, `$`, braces, `|`, `;`, `\` or control bytes.
  * `&`, `=`, `%` and `?` stay: query strings need them and iPXE treats them as plain text.
  */
-export const SAFE_URL_PATTERN = "^https?://[A-Za-z0-9._~:/?&=%+,@!*()\\[\\]-]+$";
+export const SAFE_URL_PATTERN = '^https?://[A-Za-z0-9._~:/?&=%+,@!*()\\[\\]-]+$';
 
 /**
  * Tokens of a kernel command line or an iPXE argument: no whitespace, quotes or iPXE syntax.
@@ -34,7 +34,10 @@ export const isHostname = (s: string): boolean => hostname.test(s);
 
 /** Raised by the renderer when a value slipped past the boundary checks. */
 export class UnsafeValueError extends Error {
-  constructor(readonly what: string, value: string) {
+  constructor(
+    readonly what: string,
+    value: string,
+  ) {
     super(`refusing to put ${what} ${JSON.stringify(value.slice(0, 80))} into an iPXE script: it contains characters iPXE would interpret`);
     this.name = 'UnsafeValueError';
   }

@@ -31,21 +31,28 @@ function prefetchAndWait(o: ClientOptions, body: unknown): Promise<{ state: stri
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = send(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...(token && { authorization: `Bearer ${token}` }) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        let doc: { state?: string; entry?: Entry; error?: string; message?: string } = {};
-        try {
-          doc = JSON.parse(text) as typeof doc;
-        } catch {
-          // not JSON: the raw text is the message
-        }
-        if ((res.statusCode ?? 500) >= 300) reject(new ClientError(`${doc.message ?? text}${doc.error ? ` [${doc.error}]` : ''}`, res.statusCode, doc.error));
-        else resolve(doc as { state: string; entry: Entry });
-      });
-    });
+    const req = send(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...(token && { authorization: `Bearer ${token}` }) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          let doc: { state?: string; entry?: Entry; error?: string; message?: string } = {};
+          try {
+            doc = JSON.parse(text) as typeof doc;
+          } catch {
+            // not JSON: the raw text is the message
+          }
+          if ((res.statusCode ?? 500) >= 300) reject(new ClientError(`${doc.message ?? text}${doc.error ? ` [${doc.error}]` : ''}`, res.statusCode, doc.error));
+          else resolve(doc as { state: string; entry: Entry });
+        });
+      },
+    );
     req.on('error', (err) => reject(new ClientError(`cannot reach ${serverUrl(o)}: ${err.message} (set --server or EDGEBOOT_URL)`)));
     req.end(payload);
   });
@@ -69,7 +76,10 @@ export function cacheCommand(print: (s: string) => void): Command {
       const o = clientOptions(self);
       const l = await api<Listing>(o, 'GET', '/api/v1/cache');
       if (o.json) return print(JSON.stringify(l, null, 2));
-      const rows = [['SIZE', 'SHA256', 'LAST USED', 'PINNED', 'SOURCE'], ...l.entries.map((e) => [bytes(e.size), e.digest.slice(0, 12), e.lastUsedAt, e.pinned ? 'yes' : '', e.key])];
+      const rows = [
+        ['SIZE', 'SHA256', 'LAST USED', 'PINNED', 'SOURCE'],
+        ...l.entries.map((e) => [bytes(e.size), e.digest.slice(0, 12), e.lastUsedAt, e.pinned ? 'yes' : '', e.key]),
+      ];
       print(table(rows));
       for (const d of l.downloads) print(`downloading ${progressLine(d.key, d.bytes, d.total, 0)}`);
       print(`${l.entries.length} artifacts, ${bytes(l.bytes)} of ${bytes(l.maxBytes)}`);

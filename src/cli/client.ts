@@ -8,7 +8,12 @@ export interface ClientOptions {
 }
 
 export class ClientError extends Error {
-  constructor(message: string, readonly status?: number, readonly code?: string, readonly details?: unknown) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+    readonly details?: unknown,
+  ) {
     super(message);
     this.name = 'ClientError';
   }

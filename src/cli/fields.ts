@@ -37,7 +37,10 @@ export function fieldsOf(details: unknown): string[] {
       if (typeof item !== 'object' || item === null) continue;
       const p: SchemaProblem = item;
       if (typeof p.path !== 'string' || !p.path.startsWith('body')) continue;
-      const parts = p.path.slice('body'.length).split('/').filter((s) => s !== '');
+      const parts = p.path
+        .slice('body'.length)
+        .split('/')
+        .filter((s) => s !== '');
       if (typeof p.params?.missingProperty === 'string') parts.push(p.params.missingProperty);
       if (parts.length > 0) out.push(parts.join('.'));
     }

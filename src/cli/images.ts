@@ -52,13 +52,15 @@ export function imagesCommand(print: (s: string) => void): Command {
   const cmd = new Command('images').description("the server's registry mirror");
   cmd
     .command('pull')
-    .description('pull a release (its component images) and more images into the mirror, with progress and a summary; run it again to finish an interrupted pull')
+    .description(
+      'pull a release (its component images) and more images into the mirror, with progress and a summary; run it again to finish an interrupted pull',
+    )
     .option('--release <ref>', 'a release image, e.g. quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64')
     .option('--img <ref>', 'another image (repeatable): assisted-installer, multicluster-engine, …', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--filter <file>', 'patterns of images to leave out (YAML `patterns:` list, or one regular expression per line)')
     .option('--parallel <n>', 'images pulled at once', positive, 4)
     .option('--arch <arch>', "the release's architecture", 'amd64')
-    .option('--pull-secret <file>', 'a pull secret for this pull, tried before the server\'s registry.pullSecret')
+    .option('--pull-secret <file>', "a pull secret for this pull, tried before the server's registry.pullSecret")
     .action(async (opts: { release?: string; img: string[]; filter?: string; parallel: number; arch: string; pullSecret?: string }, self: Command) => {
       const o = clientOptions(self);
       if (!opts.release && opts.img.length === 0) throw new ClientError('name a release (--release) or images (--img)');

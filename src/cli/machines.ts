@@ -115,7 +115,15 @@ export function machinesCommand(print: (s: string) => void): Command {
       print(
         table([
           ['MAC', 'STATE', 'PROFILE', 'HOSTNAME', 'IP', 'PRECACHE', 'LAST SEEN'],
-          ...machines.map((m) => [m.mac, m.state, m.profile ?? '-', m.hostname ?? '-', m.ip ?? '-', m.precacheProgress ? shortProgress(m.precacheProgress) : '-', m.observed.lastSeenAt ?? '-']),
+          ...machines.map((m) => [
+            m.mac,
+            m.state,
+            m.profile ?? '-',
+            m.hostname ?? '-',
+            m.ip ?? '-',
+            m.precacheProgress ? shortProgress(m.precacheProgress) : '-',
+            m.observed.lastSeenAt ?? '-',
+          ]),
         ]),
       );
     });
@@ -139,7 +147,12 @@ export function machinesCommand(print: (s: string) => void): Command {
         ['hostname', m.hostname],
         ['ip', m.ip],
         ['uuid', m.uuid],
-        ['labels', Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(', ') || undefined],
+        [
+          'labels',
+          Object.entries(m.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ') || undefined,
+        ],
         ['assisted', m.assisted && redactSecrets(m.assisted.ipxeScriptUrl)],
         ['precache', m.precache ? JSON.stringify(m.precache) : undefined],
         ['progress', m.precacheProgress ? describeProgress(m.precacheProgress) : undefined],
@@ -149,7 +162,12 @@ export function machinesCommand(print: (s: string) => void): Command {
         ['last seen', m.observed.lastSeenAt],
       ];
       // Every value came from the server, some from the machine itself (serial, disks, messages).
-      print(fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(11)}${visible(v ?? '')}`).join('\n'));
+      print(
+        fields
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => `${`${k}:`.padEnd(11)}${visible(v ?? '')}`)
+          .join('\n'),
+      );
       if (recent.length) {
         print('\nevents:');
         print(table(recent.map((e) => [e.time, e.source, e.type, e.from ? `${e.from} -> ${e.to}` : '', e.message ?? ''])));
@@ -170,7 +188,11 @@ export function machinesCommand(print: (s: string) => void): Command {
     .command('reset')
     .description('reset a failed or installed machine; with --force, a machine stuck in any state of its flow')
     .argument('<mac>', 'any MAC of the machine')
-    .addOption(new Option('--to <state>', 'registered: redo everything; precached: reinstall, keep the precache partition').choices(['registered', 'precached']).default('registered'))
+    .addOption(
+      new Option('--to <state>', 'registered: redo everything; precached: reinstall, keep the precache partition')
+        .choices(['registered', 'precached'])
+        .default('registered'),
+    )
     .option(
       '--force',
       "from any state but discovered (an install that never reported back); the timeline records it, and the machine's current boot loses its credentials",

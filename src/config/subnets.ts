@@ -28,7 +28,7 @@ export function subnetProblems(subnets: readonly SubnetConfig[]): string[] {
     for (let i = 0; i < j; i++) {
       const [a, b] = [parsed[i], parsed[j]];
       // Two prefixes overlap exactly when one holds the other's network address.
-      if (a && b && (((b.network & a.mask) >>> 0) === a.network || ((a.network & b.mask) >>> 0) === b.network)) {
+      if (a && b && ((b.network & a.mask) >>> 0 === a.network || (a.network & b.mask) >>> 0 === b.network)) {
         problems.push(`${itemPath(j)}.cidr: ${b.cidr} overlaps ${itemPath(i)}.cidr ${a.cidr}; expected subnets that share no address`);
       }
     }

@@ -234,7 +234,12 @@ function pieces(code: number, data: Buffer): WireOption[] {
  * then `sname` with option 52 when those fields are not in use; if still too long, it fails.
  * Short replies are zero-padded to 300 bytes for BOOTP relays (RFC 1542 §2.1).
  */
-export function buildReply(h: ReplyHeader, options: readonly [number, Buffer][], maxMessage = MIN_MAX_MESSAGE, trailing?: readonly [number, Buffer]): BuildResult {
+export function buildReply(
+  h: ReplyHeader,
+  options: readonly [number, Buffer][],
+  maxMessage = MIN_MAX_MESSAGE,
+  trailing?: readonly [number, Buffer],
+): BuildResult {
   const reserved = [...options, ...(trailing ? [trailing] : [])].find(([code]) => code === OPT_PAD || code === OPT_END || code === OPT_OVERLOAD);
   if (reserved) return { ok: false, reason: `option ${reserved[0]} is written by the encoder itself` };
   const limit = Math.max(maxMessage, MIN_MAX_MESSAGE) - IP_UDP_BYTES;

@@ -134,10 +134,7 @@ export const DEFAULT_BINARIES: Readonly<Record<Firmware, string>> = {
   'efi-arm64': 'ipxe-arm64.efi',
 };
 
-export type BootFile =
-  | { kind: 'tftp'; file: string }
-  | { kind: 'http'; url: string; vendorClass: 'HTTPClient' | undefined }
-  | { kind: 'none'; reason: string };
+export type BootFile = { kind: 'tftp'; file: string } | { kind: 'http'; url: string; vendorClass: 'HTTPClient' | undefined } | { kind: 'none'; reason: string };
 
 /**
  * What a network-booting client gets as its boot file. iPXE gets the HTTP entry script (the

@@ -1,9 +1,21 @@
 import { MIN_MAX_MESSAGE, buildReply, hardwareAddress, ipv4Bytes, type DhcpPacket } from './codec.js';
 import { OFFER_HOLD_MS, inSubnet, maskText, type Lease, type LeasePool, type Subnet } from './leases.js';
-import { MessageType, Opt, maxMessageSize, messageType, parameterRequestList, relayAgent, requestedIp, serverId, u32, u8, encodeSubOptions, type MessageTypeName } from './options.js';
+import {
+  MessageType,
+  Opt,
+  maxMessageSize,
+  messageType,
+  parameterRequestList,
+  relayAgent,
+  requestedIp,
+  serverId,
+  u32,
+  u8,
+  encodeSubOptions,
+  type MessageTypeName,
+} from './options.js';
 import { chooseBootFile, classifyClient, type BootFile, type BootFileConfig, type PxeClient } from './pxe.js';
 import type { PxeAnswer } from '../boot/planner.js';
-
 
 /** The IP datagram that fits one Ethernet frame. */
 const ETHERNET_MAX_MESSAGE = 1500;
@@ -114,7 +126,8 @@ export function respond(req: DhcpPacket, at: Arrival, cfg: ResponderConfig, pool
           // INIT-REBOOT or RENEW for an address we have no record of: stay silent (§4.3.2).
           return silent(`no record of ${ip} for ${mac}`, client);
         }
-        if (!pool.isFreeFor(ip, mac, now) || (!pool.inPool(s, ip) && reservation?.ip !== ip)) return nak(req, `${ip} is not available to this client`, client, at);
+        if (!pool.isFreeFor(ip, mac, now) || (!pool.inPool(s, ip) && reservation?.ip !== ip))
+          return nak(req, `${ip} is not available to this client`, client, at);
       }
       const seconds = leaseSecondsFor(client, s, cfg);
       const lease: Lease = { ip, mac, state: 'bound', expiresAt: now + seconds * 1000, ...(reservation?.hostname && { hostname: reservation.hostname }) };
@@ -181,7 +194,19 @@ function bootFileName(b: BootFile): string | undefined {
   return b.kind === 'tftp' ? b.file : b.kind === 'http' ? b.url : undefined;
 }
 
-function reply(req: DhcpPacket, type: 'offer' | 'ack', yiaddr: string, client: PxeClient, at: Arrival, cfg: ResponderConfig, s: Subnet, r: ClientReservation | undefined, save: Lease[], remove: string[], inform = false): Outcome {
+function reply(
+  req: DhcpPacket,
+  type: 'offer' | 'ack',
+  yiaddr: string,
+  client: PxeClient,
+  at: Arrival,
+  cfg: ResponderConfig,
+  s: Subnet,
+  r: ClientReservation | undefined,
+  save: Lease[],
+  remove: string[],
+  inform = false,
+): Outcome {
   const prl = parameterRequestList(req.options);
   const wanted = (code: number) => prl.length === 0 || prl.includes(code);
   const options: [number, Buffer][] = [
@@ -239,7 +264,19 @@ function destination(req: DhcpPacket, isNak: boolean): Destination {
   return { address: '255.255.255.255', port: 68, broadcast: true };
 }
 
-function finish(req: DhcpPacket, type: MessageTypeName, yiaddr: string, options: [number, Buffer][], at: Arrival, client: PxeClient, bootFile: BootFile | undefined, to: Destination, file: string | undefined, save: Lease[], remove: string[]): Outcome {
+function finish(
+  req: DhcpPacket,
+  type: MessageTypeName,
+  yiaddr: string,
+  options: [number, Buffer][],
+  at: Arrival,
+  client: PxeClient,
+  bootFile: BootFile | undefined,
+  to: Destination,
+  file: string | undefined,
+  save: Lease[],
+  remove: string[],
+): Outcome {
   const agent = relayAgent(req.options);
   const built = buildReply(
     {

@@ -149,7 +149,14 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     const known = mac ? await knownClient(req, mac) : {};
     if (cancelled) return;
     const httpHost = deps.advertiseAddress === 'auto' ? ours : deps.advertiseAddress;
-    const out = respond(req, { listener, serverAddress: ours, subnet, httpBase: `http://${httpHost}:${deps.httpPort()}`, from: m.from }, responder, pool, known, now());
+    const out = respond(
+      req,
+      { listener, serverAddress: ours, subnet, httpBase: `http://${httpHost}:${deps.httpPort()}`, from: m.from },
+      responder,
+      pool,
+      known,
+      now(),
+    );
     for (const ip of out.remove) pool.remove(ip);
     for (const l of out.save) pool.put(l);
     const durable = out.save.filter((l) => l.state !== 'offered');
@@ -160,7 +167,10 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     } else if (send(socket, { data: out.packet, address: out.to.address, port: out.to.port, ifindex: iface.ifindex, source: ours }, mac)) {
       count(stats.sent, out.type);
       const bootFile = out.bootFile?.kind === 'none' ? undefined : out.bootFile;
-      deps.log.info({ mac, type: out.type, yiaddr: out.yiaddr, interface: iface.name, bootFile, ...(out.reason !== undefined && { reason: out.reason }) }, 'dhcp reply');
+      deps.log.info(
+        { mac, type: out.type, yiaddr: out.yiaddr, interface: iface.name, bootFile, ...(out.reason !== undefined && { reason: out.reason }) },
+        'dhcp reply',
+      );
     }
     const c = out.client;
     // PXE clients are recorded on their machines; any other client's NAK only on a machine it has.
@@ -199,13 +209,18 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
   function open(listener: 'dhcp' | 'proxy', port: number): void {
     let socket: DatagramSocket | undefined;
     try {
-      socket = (deps.openSocket ?? openDatagramSocket)('0.0.0.0', port, onMessage(listener, () => socket));
+      socket = (deps.openSocket ?? openDatagramSocket)(
+        '0.0.0.0',
+        port,
+        onMessage(listener, () => socket),
+      );
     } catch (err) {
       throw bindError('DHCP', `UDP port ${port}`, err as Error & { code?: string }, {
-          holder: 'another DHCP server (dnsmasq, dhcpd, kea)',
-          inUseFix: 'stop the other server, or set dhcp.mode: proxy beside it (EDGEBOOT_DHCP_MODE=proxy) — in proxy mode edgeboot still needs port 67 to itself on this host',
-          accessFix: PRIVILEGED_PORT_FIX,
-        });
+        holder: 'another DHCP server (dnsmasq, dhcpd, kea)',
+        inUseFix:
+          'stop the other server, or set dhcp.mode: proxy beside it (EDGEBOOT_DHCP_MODE=proxy) — in proxy mode edgeboot still needs port 67 to itself on this host',
+        accessFix: PRIVILEGED_PORT_FIX,
+      });
     }
     sockets.push(socket);
     addresses.push({ address: '0.0.0.0', family: 'IPv4', port });

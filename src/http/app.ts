@@ -70,7 +70,6 @@ export interface AppDeps {
   precache?: PrecacheService;
 }
 
-
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
@@ -103,8 +102,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { store: deps.store, profiles: deps.profiles });
   const recordAt = deps.recordAt;
-  await app.register(bootRoutes, { boot: deps.boot, baseUrl, ...(recordAt && { onEntryScript: (address: string) => recordAt(address, { type: 'entry-script-served', source: 'http', data: { client: address } }) }) });
-  await app.register(assetRoutes, { profiles: deps.profiles, ...(deps.artifacts && { cache: deps.artifacts }), ...(deps.hubArtifacts && { hubArtifacts: deps.hubArtifacts }), ...(deps.admission && { admission: deps.admission }), ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }) });
+  await app.register(bootRoutes, {
+    boot: deps.boot,
+    baseUrl,
+    ...(recordAt && { onEntryScript: (address: string) => recordAt(address, { type: 'entry-script-served', source: 'http', data: { client: address } }) }),
+  });
+  await app.register(assetRoutes, {
+    profiles: deps.profiles,
+    ...(deps.artifacts && { cache: deps.artifacts }),
+    ...(deps.hubArtifacts && { hubArtifacts: deps.hubArtifacts }),
+    ...(deps.admission && { admission: deps.admission }),
+    ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }),
+  });
   await app.register(machineRoutes, {
     machines: deps.machines,
     boot: deps.boot,
@@ -119,7 +128,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
   if (deps.registry && deps.artifacts) {
-    await app.register(registryRoutes, { mirror: deps.registry.mirrors.mirror, readTokens: deps.registry.readTokens, cache: deps.artifacts, ...(deps.admission && { admission: deps.admission }) });
+    await app.register(registryRoutes, {
+      mirror: deps.registry.mirrors.mirror,
+      readTokens: deps.registry.readTokens,
+      cache: deps.artifacts,
+      ...(deps.admission && { admission: deps.admission }),
+    });
     await app.register(imageRoutes, { puller: deps.registry.puller, mirrors: deps.registry.mirrors, adminTokens: deps.adminTokens });
     if (deps.registry.bundles) {
       await app.register(bundleRoutes, {

@@ -7,7 +7,16 @@ import type { Socket } from 'node:net';
 import { loadAddon } from '../native.js';
 
 interface SendfileAddon {
-  send(socketFd: number, fileFd: number, offset: number, length: number, rate: number, rateKey: string, stallMs: number, cb: (err: NodeJS.ErrnoException | null, sent: number) => void): number;
+  send(
+    socketFd: number,
+    fileFd: number,
+    offset: number,
+    length: number,
+    rate: number,
+    rateKey: string,
+    stallMs: number,
+    cb: (err: NodeJS.ErrnoException | null, sent: number) => void,
+  ): number;
   cancel(id: number): void;
   active(): number;
 }

@@ -32,7 +32,8 @@ export function parseMac(input: string): Mac | undefined {
 export function macRefusal(mac: Mac): string | undefined {
   if (mac === '00:00:00:00:00:00') return `${mac} is the all-zero MAC, which no network card has`;
   if (mac === 'ff:ff:ff:ff:ff:ff') return `${mac} is the broadcast MAC, which names every station, not one machine`;
-  if ((Number.parseInt(mac.slice(0, 2), 16) & 1) === 1) return `${mac} is a multicast MAC (the low bit of its first octet is set), which names a group, not one machine`;
+  if ((Number.parseInt(mac.slice(0, 2), 16) & 1) === 1)
+    return `${mac} is a multicast MAC (the low bit of its first octet is set), which names a group, not one machine`;
   return undefined;
 }
 

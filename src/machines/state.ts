@@ -2,15 +2,7 @@
  * The state machine of one machine (DESIGN.md). Pure: it decides whether a move is allowed and
  * where it leads; the caller records the move as an event in the same transaction.
  */
-export const MACHINE_STATES = [
-  'discovered',
-  'registered',
-  'precaching',
-  'precached',
-  'installing',
-  'installed',
-  'failed',
-] as const;
+export const MACHINE_STATES = ['discovered', 'registered', 'precaching', 'precached', 'installing', 'installed', 'failed'] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
 
 export type Transition =
@@ -24,9 +16,7 @@ export type Transition =
 
 export type TransitionKind = Transition['kind'];
 
-export type Step =
-  | { ok: true; to: MachineState; changed: boolean }
-  | { ok: false; reason: string };
+export type Step = { ok: true; to: MachineState; changed: boolean } | { ok: false; reason: string };
 
 const refuse = (from: MachineState, t: Transition, why: string): Step => ({
   ok: false,
@@ -49,9 +39,7 @@ export function applyTransition(from: MachineState, t: Transition): Step {
     case 'install-served':
       if (from === 'precached' || from === 'installing') return move(from, 'installing');
       if (from === 'registered') {
-        return t.precacheRequired
-          ? refuse(from, t, 'its profile precaches first')
-          : move(from, 'installing');
+        return t.precacheRequired ? refuse(from, t, 'its profile precaches first') : move(from, 'installing');
       }
       return refuse(from, t, 'the installer is served to registered, precached or installing machines');
     case 'install-done':

@@ -28,14 +28,7 @@ type NativeCallback = (
 
 interface NativeAddon {
   open(address: string, port: number, device: string | null, cb: NativeCallback): NativeHandle;
-  send(
-    handle: NativeHandle,
-    data: Uint8Array,
-    address: string,
-    port: number,
-    ifindex: number,
-    source: string,
-  ): number;
+  send(handle: NativeHandle, data: Uint8Array, address: string, port: number, ifindex: number, source: string): number;
   close(handle: NativeHandle): void;
   localAddress(handle: NativeHandle): { address: string; port: number };
   readonly RECV_MAX: number;
@@ -111,24 +104,16 @@ export interface PktinfoSocket {
  * `code` names the errno (EADDRINUSE, EACCES, ENODEV, EPERM, …). `onMessage` runs on the event
  * loop for each datagram; an exception thrown by it is an uncaught exception, as in dgram.
  */
-export function openPktinfoSocket(
-  options: PktinfoSocketOptions,
-  onMessage: (message: PktinfoMessage) => void,
-): PktinfoSocket {
+export function openPktinfoSocket(options: PktinfoSocketOptions, onMessage: (message: PktinfoMessage) => void): PktinfoSocket {
   const addonApi = native();
   const { onError } = options;
-  const handle = addonApi.open(
-    options.address,
-    options.port,
-    options.device ?? null,
-    (err, data, fromAddress, fromPort, ifindex, to, local, truncated) => {
-      if (err !== null) {
-        onError?.(err);
-        return;
-      }
-      onMessage({ data, from: { address: fromAddress, port: fromPort }, ifindex, to, local, truncated });
-    },
-  );
+  const handle = addonApi.open(options.address, options.port, options.device ?? null, (err, data, fromAddress, fromPort, ifindex, to, local, truncated) => {
+    if (err !== null) {
+      onError?.(err);
+      return;
+    }
+    onMessage({ data, from: { address: fromAddress, port: fromPort }, ifindex, to, local, truncated });
+  });
   const bound = addonApi.localAddress(handle);
   let closed = false;
   return {

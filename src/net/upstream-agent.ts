@@ -33,7 +33,9 @@ export const DEFAULT_MAX_HELD_BYTES = 64 * 1024 * 1024;
 export class UpstreamOutpacedError extends Error {
   readonly code = 'UPSTREAM_OUTPACED';
   constructor(readonly heldBytes: number) {
-    super(`the reader is slower than the upstream: ${heldBytes} bytes waited in memory, so the transfer was cut (the upstream closes its connection, so its parser cannot be held back in undici 7)`);
+    super(
+      `the reader is slower than the upstream: ${heldBytes} bytes waited in memory, so the transfer was cut (the upstream closes its connection, so its parser cannot be held back in undici 7)`,
+    );
     this.name = 'UpstreamOutpacedError';
   }
 }
@@ -44,7 +46,10 @@ export function upstreamDispatcher(o: UpstreamDispatcherOptions = {}): Dispatche
   const redirects = o.maxRedirections ?? 5;
   // compose() wraps in order, so the last interceptor sees the caller's handler first: the hold
   // sits between the caller and the redirect handler, and only the final response reaches it.
-  return agent.compose(...(redirects > 0 ? [interceptors.redirect({ maxRedirections: redirects })] : []), neverPauseClosing(o.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES));
+  return agent.compose(
+    ...(redirects > 0 ? [interceptors.redirect({ maxRedirections: redirects })] : []),
+    neverPauseClosing(o.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES),
+  );
 }
 
 /**

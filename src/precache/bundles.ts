@@ -154,7 +154,13 @@ export class BundleBuilder {
     const known = await this.status(id);
     if (known && known.state !== 'failed') return known;
     const job = this.o.puller.start(
-      { ...(spec.release !== undefined && { release: spec.release }), images: [...spec.aiImages, ...spec.images], ...(filter && { filter }), parallel, architecture: spec.architecture },
+      {
+        ...(spec.release !== undefined && { release: spec.release }),
+        images: [...spec.aiImages, ...spec.images],
+        ...(filter && { filter }),
+        parallel,
+        architecture: spec.architecture,
+      },
       this.o.mirror,
     );
     const status: BundleStatus = { id, state: 'building', job };
@@ -172,7 +178,8 @@ export class BundleBuilder {
     const job = await this.o.puller.ended(jobId);
     status.job = job;
     if (!job || job.state !== 'done') throw new Error(`pulling the images failed: ${job?.error ?? 'the job is gone'}`);
-    if (job.failures.length > 0) throw new Error(`${job.failures.length} images could not be pulled: ${job.failures.map((f) => `${f.ref}: ${f.error}`).join('; ')}`);
+    if (job.failures.length > 0)
+      throw new Error(`${job.failures.length} images could not be pulled: ${job.failures.map((f) => `${f.ref}: ${f.error}`).join('; ')}`);
     const images = (this.o.puller.images(jobId) ?? []).filter((i) => i.digest !== undefined);
     const aiRefs = new Set(spec.aiImages.map((s) => normaliseRef(s)));
     const dir = this.dirOf(id);
@@ -203,7 +210,12 @@ export class BundleBuilder {
       status.archives.done++;
     }
     const ignored = job.excluded.map((e) => (e.mapping ? `${e.ref}=${e.mapping}` : e.ref));
-    for (const [file, lines] of [['mapping.txt', mapping], ['ai-images.txt', ai], ['ocp-images.txt', ocp], ['ignored-images.txt', ignored]] as const) {
+    for (const [file, lines] of [
+      ['mapping.txt', mapping],
+      ['ai-images.txt', ai],
+      ['ocp-images.txt', ocp],
+      ['ignored-images.txt', ignored],
+    ] as const) {
       const text = lines.length > 0 ? `${[...new Set(lines)].join('\n')}\n` : '';
       await writeFile(join(tmp, file), text);
       files.push({ name: file, size: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') });
@@ -231,7 +243,13 @@ export class BundleBuilder {
    * gzip and a sha256 into the file. Level 0 (stored blocks): the layers are compressed already,
    * and the extract side only needs the gzip format.
    */
-  private async writeArchive(path: string, name: string, mirror: RegistryMirror, ref: { host: string; repository: string }, digest: string): Promise<BundleFile> {
+  private async writeArchive(
+    path: string,
+    name: string,
+    mirror: RegistryMirror,
+    ref: { host: string; repository: string },
+    digest: string,
+  ): Promise<BundleFile> {
     const cache = this.o.cache;
     const mtime = new Date();
     const hash = createHash('sha256');
@@ -251,7 +269,9 @@ export class BundleBuilder {
       };
       yield* visit(digest, true);
       for (const [d, size] of blobs) {
-        const cached = await cache.get(mirror.blobRequest({ upstream: ref.host, repository: ref.repository, what: 'blobs', reference: { kind: 'digest', digest: d, hex: d.slice(7) } }));
+        const cached = await cache.get(
+          mirror.blobRequest({ upstream: ref.host, repository: ref.repository, what: 'blobs', reference: { kind: 'digest', digest: d, hex: d.slice(7) } }),
+        );
         const actual = (await stat(cached.path)).size;
         if (actual !== size) throw new Error(`blob ${d} is ${actual} bytes in the store, its manifest says ${size}`);
         yield file(d.slice(7), { size, open: () => createReadStream(cached.path, { highWaterMark: 1 << 20 }) });

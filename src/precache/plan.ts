@@ -64,18 +64,30 @@ export function makePlan(input: PlanInput): PlanOutcome {
     disk = inventory.disks.find((d) => d.path === wanted || `/dev/${d.name}` === wanted);
     // A stable path (/dev/disk/by-path/…) is not in the inventory: the job checks its size there.
     if (!disk && !wanted.startsWith('/dev/disk/')) {
-      return { ok: false, problem: 'no_disk', reason: `precache.disk ${wanted} is not among the disks the machine reported (${inventory.disks.map((d) => d.path).join(', ') || 'none'})` };
+      return {
+        ok: false,
+        problem: 'no_disk',
+        reason: `precache.disk ${wanted} is not among the disks the machine reported (${inventory.disks.map((d) => d.path).join(', ') || 'none'})`,
+      };
     }
     if (disk?.readOnly) return { ok: false, problem: 'no_disk', reason: `precache.disk ${wanted} is read-only` };
   } else {
     const candidates = inventory.disks.filter(eligible);
     if (candidates.length === 0) {
-      return { ok: false, problem: 'no_disk', reason: `the machine reported no writable fixed disk (${inventory.disks.map((d) => `${d.path} ${d.type}${d.removable ? ' removable' : ''}${d.readOnly ? ' read-only' : ''}`).join(', ') || 'no disks'})` };
+      return {
+        ok: false,
+        problem: 'no_disk',
+        reason: `the machine reported no writable fixed disk (${inventory.disks.map((d) => `${d.path} ${d.type}${d.removable ? ' removable' : ''}${d.readOnly ? ' read-only' : ''}`).join(', ') || 'no disks'})`,
+      };
     }
     disk = candidates.find((d) => d.sizeBytes >= requiredBytes) ?? candidates[0];
   }
   if (disk && disk.sizeBytes < requiredBytes) {
-    return { ok: false, problem: 'disk_too_small', reason: `disk ${disk.path} is too small: it holds ${gib(disk.sizeBytes, Math.floor)}; the plan needs ${gib(requiredBytes, Math.ceil)}: ${need}` };
+    return {
+      ok: false,
+      problem: 'disk_too_small',
+      reason: `disk ${disk.path} is too small: it holds ${gib(disk.sizeBytes, Math.floor)}; the plan needs ${gib(requiredBytes, Math.ceil)}: ${need}`,
+    };
   }
   return {
     ok: true,

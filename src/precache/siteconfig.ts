@@ -1,7 +1,11 @@
 import { stringify } from 'yaml';
 
 /** The upstream repositories an OpenShift install pulls from (research §4.1), mirrored by default. */
-export const DEFAULT_SOURCES = ['quay.io/openshift-release-dev/ocp-release', 'quay.io/openshift-release-dev/ocp-v4.0-art-dev', 'registry.redhat.io/multicluster-engine'];
+export const DEFAULT_SOURCES = [
+  'quay.io/openshift-release-dev/ocp-release',
+  'quay.io/openshift-release-dev/ocp-v4.0-art-dev',
+  'registry.redhat.io/multicluster-engine',
+];
 
 export interface SiteconfigOptions {
   /** edgeboot's address as the machines reach it: `host:port`. */
@@ -22,7 +26,10 @@ export function renderSiteconfig(o: SiteconfigOptions): string {
   const mirrorOf = (source: string) => `${o.mirror}/${source}`;
   const installerArgs = JSON.stringify(['--save-partlabel', o.partlabel]);
   const registriesConf = o.sources
-    .map((s) => `[[registry]]\n  location = "${s}"\n  [[registry.mirror]]\n    location = "${mirrorOf(s)}"\n    insecure = true\n    pull-from-mirror = "digest-only"\n`)
+    .map(
+      (s) =>
+        `[[registry]]\n  location = "${s}"\n  [[registry.mirror]]\n    location = "${mirrorOf(s)}"\n    insecure = true\n    pull-from-mirror = "digest-only"\n`,
+    )
     .join('\n');
   const idms = {
     apiVersion: 'config.openshift.io/v1',

@@ -31,7 +31,9 @@ export function loadProfiles(sources: readonly ProfileSource[]): ProfileSet {
   for (const src of sources) {
     let files: string[];
     try {
-      files = readdirSync(src.dir).filter((f) => PROFILE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
+      files = readdirSync(src.dir)
+        .filter((f) => PROFILE_EXTENSIONS.has(extname(f).toLowerCase()))
+        .sort();
     } catch (err) {
       problems.push({ file: src.dir, message: `cannot read profile folder: ${(err as Error).message}` });
       continue;
@@ -136,7 +138,10 @@ export function parseProfile(doc: unknown, file: string, builtin: boolean): Pars
 
 function checkFlow(p: Profile, byName: Map<string, Profile>): string | undefined {
   if (!p.flow) return undefined;
-  for (const [stage, name] of [['precache', p.flow.precache], ['install', p.flow.install]] as const) {
+  for (const [stage, name] of [
+    ['precache', p.flow.precache],
+    ['install', p.flow.install],
+  ] as const) {
     if (name === undefined) continue;
     const target = byName.get(name);
     if (!target) return `flow.${stage} names profile ${name}, which is not loaded`;

@@ -7,10 +7,7 @@ export interface Artifact {
 }
 
 /** What one boot stage does: a kernel boot, a chain to another script, or the local disk. */
-export type BootSpec =
-  | { kind: 'kernel'; kernel: string; initrds: string[]; args: Template }
-  | { kind: 'chain'; url: Template }
-  | { kind: 'local' };
+export type BootSpec = { kind: 'kernel'; kernel: string; initrds: string[]; args: Template } | { kind: 'chain'; url: Template } | { kind: 'local' };
 
 /** A profile with several stages: the precache live environment, then the installer. */
 export interface Flow {

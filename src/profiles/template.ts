@@ -15,10 +15,7 @@ export const MACHINE_PLACEHOLDERS = [
 ] as const;
 export type MachinePlaceholder = (typeof MACHINE_PLACEHOLDERS)[number];
 
-export type TemplatePart =
-  | { kind: 'text'; text: string }
-  | { kind: 'value'; name: MachinePlaceholder }
-  | { kind: 'artifact'; name: string };
+export type TemplatePart = { kind: 'text'; text: string } | { kind: 'value'; name: MachinePlaceholder } | { kind: 'artifact'; name: string };
 
 export type Template = readonly TemplatePart[];
 

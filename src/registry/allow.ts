@@ -38,7 +38,8 @@ export function parseAllowRule(text: string): AllowRule | { error: string } {
   if (host === undefined) return { error: `${JSON.stringify(text)}: ${JSON.stringify(hostText)} is not a registry host[:port]` };
   if (slash < 0) return { host, path: [] };
   const namespace = trimmed.slice(slash + 1);
-  if (!isRepositoryName(namespace)) return { error: `${JSON.stringify(text)}: ${JSON.stringify(namespace)} is not a repository namespace (lower-case name segments separated by /)` };
+  if (!isRepositoryName(namespace))
+    return { error: `${JSON.stringify(text)}: ${JSON.stringify(namespace)} is not a repository namespace (lower-case name segments separated by /)` };
   return { host, path: namespace.split('/') };
 }
 

@@ -74,7 +74,10 @@ export function credentialsFor(secret: PullSecret, host: string, repository: str
   const target = `${host}/${repository}`;
   let best: { length: number; creds: Credentials } | undefined;
   for (const [rawKey, entry] of Object.entries(secret.auths)) {
-    const key = rawKey.replace(/^https?:\/\//, '').replace(/\/+$/, '').replace(/\/v[12]$/, '');
+    const key = rawKey
+      .replace(/^https?:\/\//, '')
+      .replace(/\/+$/, '')
+      .replace(/\/v[12]$/, '');
     if (key !== host && !target.startsWith(`${key}/`)) continue;
     const creds = entryCredentials(entry);
     if (creds && (!best || key.length > best.length)) best = { length: key.length, creds };

@@ -78,7 +78,8 @@ export class RegistryClient {
     }
     const bytes = await bodyWithin(res.body, MAX_MANIFEST_BYTES, `${where}: a manifest`);
     const header = res.headers['content-type'];
-    const mediaType = (Array.isArray(header) ? header[0] : header)?.split(';')[0]?.trim() || declaredMediaType(bytes) || 'application/vnd.oci.image.manifest.v1+json';
+    const mediaType =
+      (Array.isArray(header) ? header[0] : header)?.split(';')[0]?.trim() || declaredMediaType(bytes) || 'application/vnd.oci.image.manifest.v1+json';
     return { bytes, mediaType, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
   }
 
@@ -126,7 +127,10 @@ export class RegistryClient {
 
   /** Asks `/v2/`: a 401 names the scheme and, for Bearer, the realm to ask for tokens. */
   private async learnChallenge(host: string): Promise<void> {
-    const res = await this.attempt(() => request(`${this.baseUrl(host)}/v2/`, { method: 'GET', headers: { 'user-agent': USER_AGENT }, dispatcher: this.dispatcher }), host);
+    const res = await this.attempt(
+      () => request(`${this.baseUrl(host)}/v2/`, { method: 'GET', headers: { 'user-agent': USER_AGENT }, dispatcher: this.dispatcher }),
+      host,
+    );
     await res.body.dump();
     if (res.statusCode === 401) this.remember(host, res.headers['www-authenticate']);
   }
@@ -151,10 +155,16 @@ export class RegistryClient {
     const url = new URL(realm);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     url.searchParams.set('scope', scope);
-    const res = await this.attempt(() => request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT, ...(creds && { authorization: basic(creds) }) }, dispatcher: this.dispatcher }), host);
+    const res = await this.attempt(
+      () => request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT, ...(creds && { authorization: basic(creds) }) }, dispatcher: this.dispatcher }),
+      host,
+    );
     if (res.statusCode !== 200) {
       const text = await errorBody(res);
-      throw new RegistryError(`the token service of ${host} (${url.origin}${url.pathname}) answered HTTP ${res.statusCode}${upstreamMessage(text)}${creds ? '' : ' (the pull secret has no credentials for it)'}`, res.statusCode === 401 ? 401 : 502);
+      throw new RegistryError(
+        `the token service of ${host} (${url.origin}${url.pathname}) answered HTTP ${res.statusCode}${upstreamMessage(text)}${creds ? '' : ' (the pull secret has no credentials for it)'}`,
+        res.statusCode === 401 ? 401 : 502,
+      );
     }
     const body = (await res.body.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
     const token = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
@@ -168,7 +178,11 @@ export class RegistryClient {
   private async send(host: string, repository: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
     for (let round = 0; ; round++) {
       const auth = await this.authorization(host, repository);
-      const res = await this.attempt(() => request(`${this.baseUrl(host)}${path}`, { method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers, ...auth }, dispatcher: this.dispatcher }), host);
+      const res = await this.attempt(
+        () =>
+          request(`${this.baseUrl(host)}${path}`, { method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers, ...auth }, dispatcher: this.dispatcher }),
+        host,
+      );
       if (res.statusCode !== 401 || round > 0) return res;
       await res.body.dump();
       this.tokens.delete(`${host}\nrepository:${repository}:pull`);

@@ -122,7 +122,10 @@ export class RegistryMirror {
         if (!(err instanceof RegistryError) || err.status !== undefined) throw err;
         const known = await this.o.store.getRegistryTagList(p.upstream, p.repository);
         if (!known) throw err;
-        this.o.log.warn({ image: name, tags: known.tags.length, since: known.updatedAt, err: err.message }, 'upstream unreachable: serving the tag list as last seen');
+        this.o.log.warn(
+          { image: name, tags: known.tags.length, since: known.updatedAt, err: err.message },
+          'upstream unreachable: serving the tag list as last seen',
+        );
         return known.tags;
       }
     }

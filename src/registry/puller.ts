@@ -129,7 +129,13 @@ export class ImagePuller {
     entry.job.bytes.deduplicated = Math.max(0, entry.job.bytes.total - entry.job.bytes.upstream);
   }
 
-  private async run(entry: { job: PullJob; started: number; images: PullImageResult[] }, spec: PullSpec, release: ImageRef | undefined, extra: ImageRef[], mirror: RegistryMirror): Promise<void> {
+  private async run(
+    entry: { job: PullJob; started: number; images: PullImageResult[] },
+    spec: PullSpec,
+    release: ImageRef | undefined,
+    extra: ImageRef[],
+    mirror: RegistryMirror,
+  ): Promise<void> {
     const { job } = entry;
     const todo: { ref: ImageRef; name: string; kind: PullImageResult['kind']; mapping?: string }[] = [];
     const seenBlobs = new Map<string, Promise<boolean>>();
@@ -164,7 +170,14 @@ export class ImagePuller {
         todo.push({ ref: r, name: s, kind: 'image', ...(tag !== undefined && { mapping: `${r.repository}:${tag}` }) });
       }
     }
-    entry.images = todo.map((t) => ({ ref: imageRefString(t.ref), name: t.name, kind: t.kind, ...(t.mapping !== undefined && { mapping: t.mapping }), state: 'pending', bytes: 0 }));
+    entry.images = todo.map((t) => ({
+      ref: imageRefString(t.ref),
+      name: t.name,
+      kind: t.kind,
+      ...(t.mapping !== undefined && { mapping: t.mapping }),
+      state: 'pending',
+      bytes: 0,
+    }));
     job.images.total = todo.length;
     job.images.pending = todo.length;
     job.images.failed = job.failures.length;

@@ -50,7 +50,9 @@ export function parseMirrorPath(rest: string): MirrorPath | { error: 'NAME_INVAL
   if (slash < 0 || !isRepositoryName(name)) return { error: 'NAME_INVALID', message: `${name} is not <upstream>/<repository> with valid name components` };
   const reference = parseReference(m[3] as string);
   if (!reference || (what === 'blobs' && reference.kind !== 'digest')) {
-    return what === 'blobs' ? { error: 'DIGEST_INVALID', message: `${m[3]} is not a sha256 digest` } : { error: 'MANIFEST_INVALID', message: `${m[3]} is neither a tag nor a sha256 digest` };
+    return what === 'blobs'
+      ? { error: 'DIGEST_INVALID', message: `${m[3]} is not a sha256 digest` }
+      : { error: 'MANIFEST_INVALID', message: `${m[3]} is neither a tag nor a sha256 digest` };
   }
   return { upstream: name.slice(0, slash), repository: name.slice(slash + 1), what, reference };
 }

@@ -62,7 +62,11 @@ export function mirrorPath(ref: ImageRef, reference: MirrorPath['reference'] = r
 }
 
 /** The manifest of `ref` for one platform: the index's entry for `architecture` (linux), or the image itself. */
-export async function platformManifest(mirror: RegistryMirror, ref: ImageRef, architecture: string): Promise<{ mirrored: MirroredManifest; manifest: ParsedManifest }> {
+export async function platformManifest(
+  mirror: RegistryMirror,
+  ref: ImageRef,
+  architecture: string,
+): Promise<{ mirrored: MirroredManifest; manifest: ParsedManifest }> {
   const top = await mirror.manifest(mirrorPath(ref));
   const parsed = parseManifest(await RegistryMirror.read(top), `${ref.host}/${ref.repository}`);
   if (!parsed.manifests) return { mirrored: top, manifest: parsed };
@@ -98,7 +102,12 @@ async function layerStream(path: string): Promise<Readable> {
  * `layerPath` gives the path of a layer in the content store, fetching it if need be (through
  * the artifact cache, by default; an image job passes its own, which counts the bytes).
  */
-export async function resolveRelease(mirror: RegistryMirror, ref: ImageRef, architecture: string, layerPath: (layer: Descriptor) => Promise<string>): Promise<ReleaseInfo> {
+export async function resolveRelease(
+  mirror: RegistryMirror,
+  ref: ImageRef,
+  architecture: string,
+  layerPath: (layer: Descriptor) => Promise<string>,
+): Promise<ReleaseInfo> {
   const name = `${ref.host}/${ref.repository}`;
   const { mirrored, manifest } = await platformManifest(mirror, ref, architecture);
   const layers = manifest.layers ?? [];
@@ -123,7 +132,8 @@ export function parseImageReferences(bytes: Buffer, what: string): { version: st
   if (doc.kind !== 'ImageStream' || !Array.isArray(doc.spec?.tags)) throw new Error(`${what}: ${IMAGE_REFERENCES} is not an ImageStream with spec.tags`);
   const components: ReleaseComponent[] = [];
   for (const tag of doc.spec.tags) {
-    if (typeof tag.name === 'string' && tag.from?.kind === 'DockerImage' && typeof tag.from.name === 'string') components.push({ name: tag.name, image: tag.from.name });
+    if (typeof tag.name === 'string' && tag.from?.kind === 'DockerImage' && typeof tag.from.name === 'string')
+      components.push({ name: tag.name, image: tag.from.name });
   }
   return { version: typeof doc.metadata?.name === 'string' ? doc.metadata.name : 'unknown', components };
 }

@@ -135,7 +135,9 @@ const JSON_MEMBER = new RegExp(`"(${[...SECRET_KEY_SET].map(keyPattern).join('|'
  * only whole string contents are replaced, with REDACTED, which needs no escape.
  */
 export function redactJsonText(json: string): string {
-  return redactSecrets(json).replace(JSON_MEMBER, (whole: string, key: string, colon: string, value: string) => (value !== REDACTED && value !== '' ? `"${key}"${colon}"${REDACTED}"` : whole));
+  return redactSecrets(json).replace(JSON_MEMBER, (whole: string, key: string, colon: string, value: string) =>
+    value !== REDACTED && value !== '' ? `"${key}"${colon}"${REDACTED}"` : whole,
+  );
 }
 
 /**

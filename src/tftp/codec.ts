@@ -39,13 +39,7 @@ export type TftpPacket =
   | { op: typeof Opcode.ERROR; code: number; message: string }
   | { op: typeof Opcode.OACK; options: Map<string, string> };
 
-export type DropReason =
-  | 'short'
-  | 'bad_opcode'
-  | 'too_long'
-  | 'unterminated'
-  | 'empty_filename'
-  | 'odd_options';
+export type DropReason = 'short' | 'bad_opcode' | 'too_long' | 'unterminated' | 'empty_filename' | 'odd_options';
 
 export type Decoded = { ok: true; packet: TftpPacket } | { ok: false; reason: DropReason };
 
@@ -152,7 +146,13 @@ export function encodeAck(block: number): Buffer {
  * otherwise go out as a NUL that ends the message early.
  */
 export function encodeError(code: ErrorCode, message: string): Buffer {
-  const text = Buffer.from(message.replace(/\0/g, ' ').replace(/[^\x00-\xff]/g, '?').slice(0, 500), 'latin1');
+  const text = Buffer.from(
+    message
+      .replace(/\0/g, ' ')
+      .replace(/[^\x00-\xff]/g, '?')
+      .slice(0, 500),
+    'latin1',
+  );
   const b = Buffer.alloc(5 + text.length);
   b.writeUInt16BE(Opcode.ERROR, 0);
   b.writeUInt16BE(code, 2);

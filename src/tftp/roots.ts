@@ -48,9 +48,7 @@ export function normaliseName(name: string, roots: readonly string[]): NameCheck
   return { ok: true, relative: segments.join('/') };
 }
 
-export type Resolved =
-  | { ok: true; path: string; root: string }
-  | { ok: false; kind: 'not-found' | 'refused'; reason: string };
+export type Resolved = { ok: true; path: string; root: string } | { ok: false; kind: 'not-found' | 'refused'; reason: string };
 
 /**
  * Finds `relative` (from normaliseName) in the first root that has it. The real path must stay
@@ -86,8 +84,7 @@ async function inRoot(root: string, relative: string): Promise<{ ok: true; path:
 }
 
 export type Opened =
-  | { ok: true; file: FileHandle; size: number; mtime: Date; path: string; root: string }
-  | { ok: false; kind: 'not-found' | 'refused'; reason: string };
+  { ok: true; file: FileHandle; size: number; mtime: Date; path: string; root: string } | { ok: false; kind: 'not-found' | 'refused'; reason: string };
 
 /**
  * Opens the file `resolveInRoots` approves for `relative`, once. The caller sends from `file`

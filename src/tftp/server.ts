@@ -196,7 +196,13 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     // One address must not take every slot (600 unanswered requests once did, for 5 s). Error
     // code 0 with a message, as RFC 1350 §5 has for errors it does not name.
     if ((perClient.get(m.from.address) ?? 0) >= cfg.maxTransfersPerClient) {
-      refuse(m, 'client_busy', ErrorCode.NotDefined, `Too many transfers from ${m.from.address}: ${cfg.maxTransfersPerClient} running, try again`, req.filename);
+      refuse(
+        m,
+        'client_busy',
+        ErrorCode.NotDefined,
+        `Too many transfers from ${m.from.address}: ${cfg.maxTransfersPerClient} running, try again`,
+        req.filename,
+      );
       return;
     }
     if (req.mode !== 'octet' && req.mode !== 'netascii') {

@@ -212,5 +212,9 @@ export class Session {
 }
 
 function opName(op: number): string {
-  return Object.entries(Opcode).find(([, v]) => v === op)?.[0].toLowerCase() ?? String(op);
+  return (
+    Object.entries(Opcode)
+      .find(([, v]) => v === op)?.[0]
+      .toLowerCase() ?? String(op)
+  );
 }

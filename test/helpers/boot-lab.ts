@@ -15,7 +15,17 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { api, dhcpTools, machineEvents, sleep, startDhcpServer, type ApiResult, type DhcpServer, type DhcpServerOptions, type MachineEvent } from './dhcp-system.js';
+import {
+  api,
+  dhcpTools,
+  machineEvents,
+  sleep,
+  startDhcpServer,
+  type ApiResult,
+  type DhcpServer,
+  type DhcpServerOptions,
+  type MachineEvent,
+} from './dhcp-system.js';
 import { createLab, requireTools, type Background, type Lab, type Teardown } from './netns.js';
 import { tempDir } from './process.js';
 import { buildBootImages, consoleTail, requireVmFiles, sparseDisk, startVm, VM_DIR, VM_TOOLS, type BootImages, type Firmware, type Vm } from './vm.js';
@@ -109,7 +119,10 @@ function writeProfiles(dir: string, images: BootImages): void {
     join(dir, 'e2e-live.yaml'),
     `name: e2e-live\ndescription: the busybox stand-in of the precache live environment (test/vm/init)\n${artifacts}${boot('live', 'reboot')}`,
   );
-  writeFileSync(join(dir, 'e2e-report.yaml'), `name: e2e-report\ndescription: boots the busybox initramfs, which reports and powers off\n${artifacts}${boot('report', 'poweroff')}`);
+  writeFileSync(
+    join(dir, 'e2e-report.yaml'),
+    `name: e2e-report\ndescription: boots the busybox initramfs, which reports and powers off\n${artifacts}${boot('report', 'poweroff')}`,
+  );
 }
 
 /**
@@ -125,8 +138,22 @@ export function provisioningNetwork(lab: Lab, dir: string): { switchNs: string; 
   lab.attach(switchNs, 'v-server', 'br0');
   lab.ipIn(serverNs, 'addr', 'add', `${SUBNET.server}/24`, 'dev', 'eth0');
   const radvdConf = join(dir, 'radvd.conf');
-  writeFileSync(radvdConf, 'interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n  prefix fd77::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n');
-  const radvd = lab.start(serverNs, ['radvd', '--nodaemon', '--config', radvdConf, '--pidfile', join(dir, 'radvd.pid'), '--logmethod', 'stderr', '--debug', '1']);
+  writeFileSync(
+    radvdConf,
+    'interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n  prefix fd77::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n',
+  );
+  const radvd = lab.start(serverNs, [
+    'radvd',
+    '--nodaemon',
+    '--config',
+    radvdConf,
+    '--pidfile',
+    join(dir, 'radvd.pid'),
+    '--logmethod',
+    'stderr',
+    '--debug',
+    '1',
+  ]);
   return { switchNs, serverNs, radvd };
 }
 
@@ -148,9 +175,22 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
     lab.attach(switchNs, 'v-dnsmasq', 'br0');
     lab.ipIn(dnsNs, 'addr', 'add', `${SUBNET.dnsmasq}/24`, 'dev', 'eth0');
     const dnsmasq = lab.start(dnsNs, [
-      'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--no-resolv', '--no-hosts', '--no-ping',
-      '--interface=eth0', '--bind-interfaces', '--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h', `--dhcp-option=3,${SUBNET.router}`,
-      `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--user=root', '--log-facility=-', '--log-dhcp',
+      'dnsmasq',
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--no-resolv',
+      '--no-hosts',
+      '--no-ping',
+      '--interface=eth0',
+      '--bind-interfaces',
+      '--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h',
+      `--dhcp-option=3,${SUBNET.router}`,
+      `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
+      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+      '--user=root',
+      '--log-facility=-',
+      '--log-dhcp',
     ]);
     await dnsmasq.waitFor(/DHCP, IP range 10\.77\.0\.100 -- 10\.77\.0\.150/, 5_000);
   }
@@ -202,7 +242,9 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
         const list = r.status === 200 ? (r.body as { events: MachineEvent[] }).events : [];
         if (list.some(match)) return list;
         if (Date.now() > deadline) {
-          throw new Error(`no ${what} on the timeline of ${mac} within ${timeoutMs} ms; it has: ${list.map((e) => e.type).join(', ') || `nothing (${r.status})`}`);
+          throw new Error(
+            `no ${what} on the timeline of ${mac} within ${timeoutMs} ms; it has: ${list.map((e) => e.type).join(', ') || `nothing (${r.status})`}`,
+          );
         }
         await sleep(500);
       }
@@ -273,7 +315,9 @@ export interface Step {
 
 /** An event of `type` whose data holds every key/value of `data` (and, given, from/to). */
 export function ev(type: string, data: Record<string, unknown> = {}, move?: { from: string; to: string }): Step {
-  const detail = Object.entries(data).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+  const detail = Object.entries(data)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
   return {
     what: `${type}${detail ? ` ${detail}` : ''}${move ? ` ${move.from}→${move.to}` : ''}`,
     match: (e) => e.type === type && Object.entries(data).every(([k, v]) => e.data?.[k] === v) && (!move || (e.from === move.from && e.to === move.to)),
@@ -292,7 +336,10 @@ export function assertOrder(t: { ok(v: unknown, msg: string): void }, events: Ma
     let i = at;
     while (i < events.length && !step.match(events[i] as MachineEvent)) i++;
     const found = events[i];
-    t.ok(found, `then ${step.what}${found ? ` (#${found.id} at ${found.time})` : `: not found after #${events[at - 1]?.id ?? 0} in ${describeTimeline(events.slice(at))}`}`);
+    t.ok(
+      found,
+      `then ${step.what}${found ? ` (#${found.id} at ${found.time})` : `: not found after #${events[at - 1]?.id ?? 0} in ${describeTimeline(events.slice(at))}`}`,
+    );
     if (!found) return at;
     if (found.time < lastTime) t.ok(false, `${step.what} at ${found.time} is earlier than the step before it (${lastTime})`);
     lastTime = found.time;

@@ -144,7 +144,9 @@ export function mutate(r: Rng, b: Buffer): Buffer {
       const m = Buffer.from(b);
       const end = tlvs(m, 240, m.length).find((x) => m[x.at] === 255);
       if (!end) return Buffer.concat([m, Buffer.from([255])]);
-      return r.int(2) ? Buffer.concat([m.subarray(0, end.at), m.subarray(end.at + 1)]) : Buffer.concat([m.subarray(0, end.at), r.bytes(r.int(8)), m.subarray(end.at)]);
+      return r.int(2)
+        ? Buffer.concat([m.subarray(0, end.at), m.subarray(end.at + 1)])
+        : Buffer.concat([m.subarray(0, end.at), r.bytes(r.int(8)), m.subarray(end.at)]);
     }
   }
 }

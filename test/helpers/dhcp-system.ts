@@ -167,7 +167,23 @@ export interface ClientRun {
 let runs = 0;
 
 /** Variables busybox udhcpc hands its script (`opt175`: options it has no name for come as optNNN). */
-const UDHCPC_VARS = ['ip', 'mask', 'subnet', 'router', 'dns', 'domain', 'hostname', 'serverid', 'siaddr', 'sname', 'boot_file', 'lease', 'opt53', 'opt60', 'opt175'] as const;
+const UDHCPC_VARS = [
+  'ip',
+  'mask',
+  'subnet',
+  'router',
+  'dns',
+  'domain',
+  'hostname',
+  'serverid',
+  'siaddr',
+  'sname',
+  'boot_file',
+  'lease',
+  'opt53',
+  'opt60',
+  'opt175',
+] as const;
 
 export interface UdhcpcOptions {
   /** Option 60 (`-V`); default: udhcpc's own `udhcp 1.35.0`. */
@@ -196,7 +212,16 @@ export async function udhcpc(lab: Lab, dir: string, ns: string, dev: string, opt
   return { run, records, lease };
 }
 
-const DHCLIENT_VARS = ['new_ip_address', 'new_subnet_mask', 'new_routers', 'new_domain_name_servers', 'new_domain_name', 'new_host_name', 'new_dhcp_lease_time', 'new_dhcp_server_identifier'] as const;
+const DHCLIENT_VARS = [
+  'new_ip_address',
+  'new_subnet_mask',
+  'new_routers',
+  'new_domain_name_servers',
+  'new_domain_name',
+  'new_host_name',
+  'new_dhcp_lease_time',
+  'new_dhcp_server_identifier',
+] as const;
 
 export interface Dhclient {
   leaseFile: string;
@@ -214,7 +239,10 @@ export function dhclient(lab: Lab, dir: string, ns: string, dev: string): Dhclie
   const leaseFile = join(dir, `${id}.leases`);
   writeFileSync(leaseFile, '');
   const conf = join(dir, `${id}.conf`);
-  writeFileSync(conf, 'request subnet-mask, broadcast-address, routers, domain-name-servers, domain-name, host-name, dhcp-lease-time, dhcp-server-identifier;\n');
+  writeFileSync(
+    conf,
+    'request subnet-mask, broadcast-address, routers, domain-name-servers, domain-name, host-name, dhcp-lease-time, dhcp-server-identifier;\n',
+  );
   let n = 0;
   return {
     leaseFile,
@@ -249,7 +277,16 @@ export function dhclient(lab: Lab, dir: string, ns: string, dev: string): Dhclie
   };
 }
 
-const DHCPCD_VARS = ['interface', 'new_ip_address', 'new_subnet_cidr', 'new_routers', 'new_domain_name_servers', 'new_domain_name', 'new_dhcp_lease_time', 'new_dhcp_server_identifier'] as const;
+const DHCPCD_VARS = [
+  'interface',
+  'new_ip_address',
+  'new_subnet_cidr',
+  'new_routers',
+  'new_domain_name_servers',
+  'new_domain_name',
+  'new_dhcp_lease_time',
+  'new_dhcp_server_identifier',
+] as const;
 
 /**
  * dhcpcd 9, for real (its `-T` test mode crashes in 9.4.1): IPv4 only, one shot, in the
@@ -266,7 +303,9 @@ export async function dhcpcd(t: Teardown, lab: Lab, dir: string, ns: string, dev
   writeFileSync(conf, ['option subnet_mask, routers, domain_name_servers, domain_name, host_name', 'noarp', 'noipv4ll', ''].join('\n'));
   const dbFile = `/var/lib/dhcpcd/${dev}.lease`;
   t.teardown(() => rmSync(dbFile, { force: true }));
-  const run = await lab.run(ns, ['dhcpcd', '-4', '-1', '-B', '-f', conf, '-c', script, '-t', String(timeoutSeconds), dev], { timeoutMs: (timeoutSeconds + 5) * 1_000 });
+  const run = await lab.run(ns, ['dhcpcd', '-4', '-1', '-B', '-f', conf, '-c', script, '-t', String(timeoutSeconds), dev], {
+    timeoutMs: (timeoutSeconds + 5) * 1_000,
+  });
   const records = readRecords(out);
   return { run, records, lease: records.filter((r) => /^(BOUND|REBOOT|RENEW|REBIND)$/.test(r.reason ?? '')).pop() };
 }
@@ -385,7 +424,11 @@ export async function udpPeer(lab: Lab, ns: string, address: string, port: numbe
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`udp peer in ${ns}: no matching datagram within ${timeoutMs} ms; got ${received.length}: ${received.map((d) => `${d.from}:${d.port} ${d.data.length} B`).join(', ')}`));
+          reject(
+            new Error(
+              `udp peer in ${ns}: no matching datagram within ${timeoutMs} ms; got ${received.length}: ${received.map((d) => `${d.from}:${d.port} ${d.data.length} B`).join(', ')}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();
@@ -484,7 +527,8 @@ export function ipNum(ip: string): number {
   return (((p[0] as number) << 24) >>> 0) + ((p[1] as number) << 16) + ((p[2] as number) << 8) + (p[3] as number);
 }
 
-export const inRange = (ip: string | undefined, first: string, last: string): boolean => ip !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(ip) && ipNum(ip) >= ipNum(first) && ipNum(ip) <= ipNum(last);
+export const inRange = (ip: string | undefined, first: string, last: string): boolean =>
+  ip !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(ip) && ipNum(ip) >= ipNum(first) && ipNum(ip) <= ipNum(last);
 
 /** A fresh temp dir for scripts and lease files, removed at teardown. */
 export const scratchDir = (t: Teardown): string => tempDir(t, 'edgeboot-dhcp-sys-');

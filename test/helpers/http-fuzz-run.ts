@@ -110,7 +110,12 @@ export async function runFuzz(seed: number, total: number, seconds: number, conc
   const routes = routesFromTree(app.printRoutes({ commonPrefix: false }));
   const macs = ['52:54:00:00:00:01', '52-54-00-00-00-02', '525400000003', '52:54:00:00:00:04'];
   for (const [i, mac] of macs.entries()) {
-    const res = await app.inject({ method: 'PUT', url: `/api/v1/machines/${mac}`, headers: ta.auth, payload: { profile: i === 0 ? 'fuzz' : 'rhcos-live', hostname: `n${i}`, labels: { site: 'f1' } } });
+    const res = await app.inject({
+      method: 'PUT',
+      url: `/api/v1/machines/${mac}`,
+      headers: ta.auth,
+      payload: { profile: i === 0 ? 'fuzz' : 'rhcos-live', hostname: `n${i}`, labels: { site: 'f1' } },
+    });
     if (res.statusCode >= 300) throw new Error(`setup: PUT ${mac} answered ${res.statusCode} ${res.body}`);
   }
   const vocab: FuzzVocabulary = {
@@ -132,7 +137,12 @@ export async function runFuzz(seed: number, total: number, seconds: number, conc
     while (sent < total && Date.now() < deadline && failures.length < 50) {
       const index = sent++;
       const req = nextRequest(r, routes, vocab);
-      const res = await app.inject({ method: req.method as 'GET', url: req.url, headers: req.headers, ...(req.payload !== undefined && { payload: req.payload }) });
+      const res = await app.inject({
+        method: req.method as 'GET',
+        url: req.url,
+        headers: req.headers,
+        ...(req.payload !== undefined && { payload: req.payload }),
+      });
       byStatus[res.statusCode] = (byStatus[res.statusCode] ?? 0) + 1;
       if (res.statusCode < 500) continue;
       const path = routedPath(req.url);
@@ -146,12 +156,27 @@ export async function runFuzz(seed: number, total: number, seconds: number, conc
   const healthz = (await app.inject({ url: '/healthz' })).statusCode;
   await ta.close();
   rmSync(dir, { recursive: true, force: true });
-  return { seed, requests: sent, seconds: secondsTaken, perSecond: Math.round(sent / secondsTaken), byStatus, intended5xx, failures, healthz, routes: routes.length };
+  return {
+    seed,
+    requests: sent,
+    seconds: secondsTaken,
+    perSecond: Math.round(sent / secondsTaken),
+    byStatus,
+    intended5xx,
+    failures,
+    healthz,
+    routes: routes.length,
+  };
 }
 
 if (process.env.EB_FUZZ_CHILD === '1') {
   const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : randomInt(2 ** 31);
   process.stdout.write(`FUZZ-SEED ${seed}\n`);
-  const result = await runFuzz(seed, Number(process.env.FUZZ_REQUESTS ?? 200_000), Number(process.env.FUZZ_SECONDS ?? 600), Number(process.env.FUZZ_CONCURRENCY ?? 16));
+  const result = await runFuzz(
+    seed,
+    Number(process.env.FUZZ_REQUESTS ?? 200_000),
+    Number(process.env.FUZZ_SECONDS ?? 600),
+    Number(process.env.FUZZ_CONCURRENCY ?? 16),
+  );
   process.stdout.write(`FUZZ-RESULT ${JSON.stringify(result)}\n`);
 }

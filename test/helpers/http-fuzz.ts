@@ -88,7 +88,29 @@ const NASTY_SEGMENTS = [
   '0x10',
 ] as const;
 
-const QUERY_KEYS = ['mac', 'uuid', 'arch', 'serial', 'token', 'after', 'limit', 'state', 'profile', 'label', 'n', 'last', 'wait', 'cursor', 'constructor', '__proto__', 'toString', 'hasOwnProperty', '__proto__[polluted]', 'a[b][c]', ''] as const;
+const QUERY_KEYS = [
+  'mac',
+  'uuid',
+  'arch',
+  'serial',
+  'token',
+  'after',
+  'limit',
+  'state',
+  'profile',
+  'label',
+  'n',
+  'last',
+  'wait',
+  'cursor',
+  'constructor',
+  '__proto__',
+  'toString',
+  'hasOwnProperty',
+  '__proto__[polluted]',
+  'a[b][c]',
+  '',
+] as const;
 
 const CONTENT_TYPES = [
   'application/json',
@@ -145,7 +167,31 @@ export function randomJson(r: Rng, depth: number, vocab: FuzzVocabulary): unknow
     case 6:
       return Array.from({ length: r.int(6) }, () => randomJson(r, depth - 1, vocab));
     default: {
-      const keys = ['mac', 'macs', 'uuid', 'hostname', 'ip', 'profile', 'labels', 'assisted', 'precache', 'type', 'message', 'data', 'url', 'sha256', 'size', 'release', 'images', 'filter', 'to', 'ok', 'step', 'disks', ...NASTY_SEGMENTS];
+      const keys = [
+        'mac',
+        'macs',
+        'uuid',
+        'hostname',
+        'ip',
+        'profile',
+        'labels',
+        'assisted',
+        'precache',
+        'type',
+        'message',
+        'data',
+        'url',
+        'sha256',
+        'size',
+        'release',
+        'images',
+        'filter',
+        'to',
+        'ok',
+        'step',
+        'disks',
+        ...NASTY_SEGMENTS,
+      ];
       const o: Record<string, unknown> = {};
       for (let i = r.int(6); i > 0; i--) o[r.pick(keys)] = randomJson(r, depth - 1, vocab);
       return o;
@@ -209,7 +255,10 @@ function body(r: Rng, vocab: FuzzVocabulary): { payload?: string | Buffer; conte
       return { payload: text.slice(0, r.int(text.length + 1)), contentType: r.pick(CONTENT_TYPES) };
     }
     case 12:
-      return { payload: r.pick(['null', '"x"', '1', '[]', 'true', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', '{"a":1,"a":2}', '\uFEFF{}', '']), contentType: r.pick(CONTENT_TYPES) };
+      return {
+        payload: r.pick(['null', '"x"', '1', '[]', 'true', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', '{"a":1,"a":2}', '\uFEFF{}', '']),
+        contentType: r.pick(CONTENT_TYPES),
+      };
     default:
       return { payload: JSON.stringify(randomJson(r, 3, vocab)), contentType: r.pick(CONTENT_TYPES) };
   }
@@ -263,10 +312,32 @@ function headers(r: Rng, vocab: FuzzVocabulary, contentType: string | undefined,
       h.authorization = `Bearer ${vocab.adminToken}`;
       break;
     default:
-      h.authorization = r.pick(['Bearer', 'Bearer ', 'Basic ' + Buffer.from(`x:${vocab.adminToken}`).toString('base64'), 'Basic !!!', 'Basic ' + Buffer.from('no-colon').toString('base64'), 'Digest x', 'Bearer ' + randomString(r), '\u00ff\u00fe']);
+      h.authorization = r.pick([
+        'Bearer',
+        'Bearer ',
+        'Basic ' + Buffer.from(`x:${vocab.adminToken}`).toString('base64'),
+        'Basic !!!',
+        'Basic ' + Buffer.from('no-colon').toString('base64'),
+        'Digest x',
+        'Bearer ' + randomString(r),
+        '\u00ff\u00fe',
+      ]);
   }
   if (r.int(6) === 0) h['content-length'] = String(r.pick([0, 1, payloadLength + 1, Math.max(0, payloadLength - 1), 2 ** 40]));
-  if (r.int(5) === 0) h.range = r.pick(['bytes=0-10', 'bytes=-5', 'bytes=5-1', 'bytes=0-', 'bytes=99999999999-', 'bytes=0-1,3-4', 'bytes=', 'items=0-1', 'bytes=-0', 'bytes=1-2-3', 'bytes=' + '0-1,'.repeat(500)]);
+  if (r.int(5) === 0)
+    h.range = r.pick([
+      'bytes=0-10',
+      'bytes=-5',
+      'bytes=5-1',
+      'bytes=0-',
+      'bytes=99999999999-',
+      'bytes=0-1,3-4',
+      'bytes=',
+      'items=0-1',
+      'bytes=-0',
+      'bytes=1-2-3',
+      'bytes=' + '0-1,'.repeat(500),
+    ]);
   if (r.int(6) === 0) h['if-none-match'] = r.pick(['*', '"x"', 'W/"x"', '"', '', 'garbage, "a", W/']);
   if (r.int(8) === 0) h['if-modified-since'] = r.pick(['Thu, 01 Jan 1970 00:00:00 GMT', 'garbage', '', 'Sat, 01 Jan 3000 00:00:00 GMT']);
   if (r.int(10) === 0) h['if-range'] = r.pick(['"x"', 'Thu, 01 Jan 1970 00:00:00 GMT', 'garbage']);
@@ -307,7 +378,9 @@ function mutatePath(path: string, r: Rng): string {
 export function nextRequest(r: Rng, routes: readonly RouteEntry[], vocab: FuzzVocabulary): FuzzRequest {
   let route = r.pick(routes);
   if (route.path.startsWith('/docs')) route = r.pick(routes);
-  let path = route.path.replace(/:([A-Za-z]+)|\*/g, (_m, name: string | undefined) => paramValue(name ?? (route.path.startsWith('/v2/') ? 'v2' : 'file'), r, vocab));
+  let path = route.path.replace(/:([A-Za-z]+)|\*/g, (_m, name: string | undefined) =>
+    paramValue(name ?? (route.path.startsWith('/v2/') ? 'v2' : 'file'), r, vocab),
+  );
   if (r.int(3) === 0) path = mutatePath(path, r);
   const method = r.int(4) === 0 ? r.pick(METHODS) : r.pick(route.methods);
   const b = method === 'GET' || method === 'HEAD' ? (r.int(8) === 0 ? body(r, vocab) : {}) : body(r, vocab);
@@ -326,6 +399,8 @@ export function nextRequest(r: Rng, routes: readonly RouteEntry[], vocab: FuzzVo
  * as UTF-8. Broken escapes such as `%zz` or `%C3%28` stay: they are the server's problem.
  */
 export function onTheWire(target: string): string {
-  const encoded = target.replace(/[^\x21-\x22\x24-\x7e]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+  const encoded = target.replace(/[^\x21-\x22\x24-\x7e]/gu, (c) =>
+    [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
   return encoded.startsWith('/') ? encoded : `/${encoded}`;
 }

@@ -45,7 +45,13 @@ export interface Violation extends Import {
 /** The rows of the first Markdown table whose header has a "May import" column. */
 export function parseRules(markdown: string): Rule[] {
   const rows = markdown.split('\n').filter((l) => l.trim().startsWith('|'));
-  const cells = (row: string) => row.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+  const cells = (row: string) =>
+    row
+      .trim()
+      .replace(/^\|/, '')
+      .replace(/\|$/, '')
+      .split('|')
+      .map((c) => c.trim());
   const header = rows.findIndex((r) => cells(r).some((c) => /^may import$/i.test(c)));
   if (header < 0) throw new Error('no table with a "May import" column');
   const headCells = cells(rows[header] ?? '');

@@ -34,9 +34,21 @@ export function serveAsNobody(o: NobodyServe): Background {
   mkdirSync(view, { recursive: true });
   const main = join(view, relative(REPO_ROOT, MAIN_JS));
   const privs = [
-    'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--no-new-privs',
-    `--inh-caps=-all${set ? `,${set}` : ''}`, `--ambient-caps=-all${set ? `,${set}` : ''}`, `--bounding-set=-all${set ? `,${set}` : ''}`,
-    'env', '-u', 'NODE_OPTIONS', process.execPath, main, 'serve', ...o.args,
+    'setpriv',
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    '--clear-groups',
+    '--no-new-privs',
+    `--inh-caps=-all${set ? `,${set}` : ''}`,
+    `--ambient-caps=-all${set ? `,${set}` : ''}`,
+    `--bounding-set=-all${set ? `,${set}` : ''}`,
+    'env',
+    '-u',
+    'NODE_OPTIONS',
+    process.execPath,
+    main,
+    'serve',
+    ...o.args,
   ];
   const argv = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" "$1" && shift && exec "$@"', REPO_ROOT, view, ...privs];
   return o.lab.start(o.ns, argv, { env: o.env });

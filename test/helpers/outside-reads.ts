@@ -254,8 +254,26 @@ const UNKNOWN: PathValue = { known: false };
 const JOIN_FUNCTIONS = new Set(['join', 'resolve']);
 /** Calls whose first argument is a path the call reads. */
 const READ_FUNCTIONS = new Set([
-  'readFileSync', 'readFile', 'existsSync', 'readdirSync', 'readdir', 'statSync', 'stat', 'lstatSync', 'lstat', 'openSync',
-  'open', 'opendirSync', 'createReadStream', 'copyFileSync', 'copyFile', 'cpSync', 'cp', 'accessSync', 'access', 'realpathSync',
+  'readFileSync',
+  'readFile',
+  'existsSync',
+  'readdirSync',
+  'readdir',
+  'statSync',
+  'stat',
+  'lstatSync',
+  'lstat',
+  'openSync',
+  'open',
+  'opendirSync',
+  'createReadStream',
+  'copyFileSync',
+  'copyFile',
+  'cpSync',
+  'cp',
+  'accessSync',
+  'access',
+  'realpathSync',
 ]);
 
 class JsScan {
@@ -335,8 +353,13 @@ class JsScan {
 
   /** `import.meta.<prop>` at i. */
   private importMeta(i: number, prop: string): boolean {
-    return this.is(i, 'word', 'import') && this.is(i + 1, 'punct', '.') && this.is(i + 2, 'word', 'meta') && this.is(i + 3, 'punct', '.') &&
-      this.is(i + 4, 'word', prop);
+    return (
+      this.is(i, 'word', 'import') &&
+      this.is(i + 1, 'punct', '.') &&
+      this.is(i + 2, 'word', 'meta') &&
+      this.is(i + 3, 'punct', '.') &&
+      this.is(i + 4, 'word', prop)
+    );
   }
 
   /**

@@ -91,13 +91,18 @@ export async function prebuildBundle(t: Teardown, opts: PrebuildOptions): Promis
       const { id } = (await started.json()) as BundleStatusBody;
       let status: BundleStatusBody = { id, state: 'building' };
       const limit = opts.timeoutMs ?? 60_000;
-      for (const end = Date.now() + limit; status.state === 'building' && Date.now() < end; ) {
+      for (const end = Date.now() + limit; status.state === 'building' && Date.now() < end;) {
         await sleep(200);
         const r = await fetch(`${srv.url}/api/v1/bundles/${id}`, { headers: admin });
         status = (await r.json()) as BundleStatusBody;
       }
       if (status.state !== 'ready' || !status.manifest) {
-        throw new Error(`bundle ${id} is ${status.state} after ${limit} ms${status.error ? `: ${status.error}` : ''}; edgeboot log tail:\n${srv.logLines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`);
+        throw new Error(
+          `bundle ${id} is ${status.state} after ${limit} ms${status.error ? `: ${status.error}` : ''}; edgeboot log tail:\n${srv.logLines
+            .slice(-10)
+            .map((l) => JSON.stringify(l))
+            .join('\n')}`,
+        );
       }
       const m = status.manifest;
       return { id, manifest: { id: m.id, files: m.files, bytes: m.bytes }, images, dataDir: opts.dataDir, cacheDir: opts.cacheDir };

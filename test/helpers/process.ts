@@ -215,13 +215,18 @@ export async function startServer(t: Teardown, opts: StartOptions = {}): Promise
       clearTimeout(timer);
       reject(new Error(describe(`could not be spawned: ${err.message}`)));
     });
-    onJsonLines(child.stdout as NodeJS.ReadableStream, isLogLine, (parsed) => {
-      logLines.push(parsed);
-      if (parsed.msg === 'edgeboot serving') {
-        clearTimeout(timer);
-        resolve(parsed);
-      }
-    }, (line) => otherStdout.push(line));
+    onJsonLines(
+      child.stdout as NodeJS.ReadableStream,
+      isLogLine,
+      (parsed) => {
+        logLines.push(parsed);
+        if (parsed.msg === 'edgeboot serving') {
+          clearTimeout(timer);
+          resolve(parsed);
+        }
+      },
+      (line) => otherStdout.push(line),
+    );
     void exited.then((e) => {
       clearTimeout(timer);
       // Give stderr a moment to drain so the message carries the reason.

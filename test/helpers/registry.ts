@@ -298,7 +298,8 @@ function isRegistryLogLine(v: unknown): v is RegistryLogLine {
  * registry is killed and its files removed at teardown.
  */
 export async function startRegistry<A extends RegistryAuth = 'none'>(t: Teardown, opts: StartRegistryOptions<A> = {}): Promise<Registry<A>> {
-  for (const bin of ['docker-registry', ...(opts.auth === 'basic' ? ['htpasswd'] : []), ...(opts.auth === 'token' ? ['openssl'] : [])]) await assertCommand(bin);
+  for (const bin of ['docker-registry', ...(opts.auth === 'basic' ? ['htpasswd'] : []), ...(opts.auth === 'token' ? ['openssl'] : [])])
+    await assertCommand(bin);
   installExitHook();
   if (opts.address !== undefined) assertLoopback(opts.address);
   sweepStaleDirs();
@@ -310,7 +311,8 @@ export async function startRegistry<A extends RegistryAuth = 'none'>(t: Teardown
     rmSync(dir, { recursive: true, force: true });
   });
   const auth: RegistryAuth = opts.auth ?? 'none';
-  const credentials: Credentials | undefined = auth === 'none' ? undefined : (opts.credentials ?? { username: 'edgeboot', password: randomBytes(12).toString('hex') });
+  const credentials: Credentials | undefined =
+    auth === 'none' ? undefined : (opts.credentials ?? { username: 'edgeboot', password: randomBytes(12).toString('hex') });
 
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < (opts.address === undefined ? 8 : 1); attempt++) {
@@ -522,7 +524,14 @@ function parseScope(scope: string): TokenAccess | undefined {
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first <= 0 || last <= first) return undefined;
-  return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(',').filter(Boolean) };
+  return {
+    type: scope.slice(0, first),
+    name: scope.slice(first + 1, last),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter(Boolean),
+  };
 }
 
 async function startTokenServer(
@@ -535,8 +544,21 @@ async function startTokenServer(
   const keyFile = join(dir, 'token-key.pem');
   const certFile = join(dir, 'token-cert.pem');
   await run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=edgeboot-test-token-signer',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=edgeboot-test-token-signer',
   ]);
   const key: KeyObject = createPrivateKey(readFileSync(keyFile));
   const cert = new X509Certificate(readFileSync(certFile));
@@ -556,8 +578,19 @@ async function startTokenServer(
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const u = new URL(req.url ?? '/', `http://${host}`);
-    const scopes = u.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
-    const rec: TokenRequest = { method: req.method ?? '', path: u.pathname, service: u.searchParams.get('service') ?? undefined, scopes, user: undefined, status: 200, granted: [] };
+    const scopes = u.searchParams
+      .getAll('scope')
+      .flatMap((s) => s.split(' '))
+      .filter(Boolean);
+    const rec: TokenRequest = {
+      method: req.method ?? '',
+      path: u.pathname,
+      service: u.searchParams.get('service') ?? undefined,
+      scopes,
+      user: undefined,
+      status: 200,
+      granted: [],
+    };
     requests.push(rec);
     const answer = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       rec.status = status;
@@ -635,7 +668,8 @@ export function makeTar(files: FileMap): Buffer {
   const entries = new Map<string, { data: Buffer; mode: number; dir: boolean }>();
   for (const [raw, content] of Object.entries(files)) {
     const path = raw.replace(/^(\.\/|\/)+/, '');
-    if (path === '' || path.endsWith('/') || path.split('/').some((p) => p === '..' || p === '.' || p === '')) throw new Error(`bad tar path ${JSON.stringify(raw)}`);
+    if (path === '' || path.endsWith('/') || path.split('/').some((p) => p === '..' || p === '.' || p === ''))
+      throw new Error(`bad tar path ${JSON.stringify(raw)}`);
     const parts = path.split('/');
     for (let i = 1; i < parts.length; i++) {
       const d = parts.slice(0, i).join('/') + '/';
@@ -663,7 +697,9 @@ function tarHeader(name: string, size: number, mode: number, type: '0' | '5'): B
   let base = name;
   if (Buffer.byteLength(name) > 100) {
     // ustar: split at a slash into prefix (≤155) and name (≤100).
-    const cut = [...name.matchAll(/\//g)].map((m) => m.index).find((i) => Buffer.byteLength(name.slice(0, i)) <= 155 && Buffer.byteLength(name.slice(i + 1)) <= 100);
+    const cut = [...name.matchAll(/\//g)]
+      .map((m) => m.index)
+      .find((i) => Buffer.byteLength(name.slice(0, i)) <= 155 && Buffer.byteLength(name.slice(i + 1)) <= 100);
     if (cut === undefined) throw new Error(`tar path too long for ustar: ${name}`);
     prefix = name.slice(0, cut);
     base = name.slice(cut + 1);
@@ -834,7 +870,9 @@ function addToLayoutIndex(layout: string, desc: Descriptor, tag: string): void {
   mkdirSync(layout, { recursive: true });
   writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const file = join(layout, 'index.json');
-  const index: LayoutIndex = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as LayoutIndex) : { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: [] };
+  const index: LayoutIndex = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')) as LayoutIndex)
+    : { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: [] };
   index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag);
   index.manifests.push({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size, annotations: { [REF_NAME]: tag } });
   writeFileSync(file, JSON.stringify(index));
@@ -876,7 +914,12 @@ export function makeImage(dir: string, spec: ImageSpec): BuiltImage {
     history: layers.map(() => ({ created: epoch, created_by: 'edgeboot test harness' })),
   };
   const configBytes = Buffer.from(JSON.stringify(imageConfig));
-  const config = { mediaType: format === 'oci' ? MEDIA_TYPES.ociConfig : MEDIA_TYPES.dockerConfig, digest: writeBlob(dir, configBytes), size: configBytes.length, bytes: configBytes };
+  const config = {
+    mediaType: format === 'oci' ? MEDIA_TYPES.ociConfig : MEDIA_TYPES.dockerConfig,
+    digest: writeBlob(dir, configBytes),
+    size: configBytes.length,
+    bytes: configBytes,
+  };
   const mediaType = format === 'oci' ? MEDIA_TYPES.ociManifest : MEDIA_TYPES.dockerManifest;
   const manifestDoc = {
     schemaVersion: 2,
@@ -953,7 +996,13 @@ export interface ImageReferences {
   metadata: { name: string; creationTimestamp: null };
   spec: {
     lookupPolicy: { local: boolean };
-    tags: { name: string; from: { kind: 'DockerImage'; name: string }; generation: null; importPolicy: Record<string, never>; referencePolicy: { type: 'Source' } }[];
+    tags: {
+      name: string;
+      from: { kind: 'DockerImage'; name: string };
+      generation: null;
+      importPolicy: Record<string, never>;
+      referencePolicy: { type: 'Source' };
+    }[];
   };
   status: { dockerImageRepository: string };
 }
@@ -978,7 +1027,13 @@ export function makeReleaseImage(dir: string, spec: ReleaseSpec): BuiltRelease {
     metadata: { name: spec.version, creationTimestamp: null },
     spec: {
       lookupPolicy: { local: false },
-      tags: references.map((r) => ({ name: r.name, from: { kind: 'DockerImage', name: r.pullSpec }, generation: null, importPolicy: {}, referencePolicy: { type: 'Source' } })),
+      tags: references.map((r) => ({
+        name: r.name,
+        from: { kind: 'DockerImage', name: r.pullSpec },
+        generation: null,
+        importPolicy: {},
+        referencePolicy: { type: 'Source' },
+      })),
     },
     status: { dockerImageRepository: '' },
   };
@@ -1045,14 +1100,19 @@ function assertCommand(bin: string): Promise<void> {
 
 function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'buffer', maxBuffer: 512 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
-      if (err) {
-        const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
-        reject(new CommandError(cmd, args, code, `${stderr.toString()}${err.killed ? ' (killed: timeout)' : ''}`, stdout));
-        return;
-      }
-      resolve({ stdout, stderr: stderr.toString() });
-    });
+    execFile(
+      cmd,
+      args,
+      { encoding: 'buffer', maxBuffer: 512 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env },
+      (err, stdout, stderr) => {
+        if (err) {
+          const code = typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
+          reject(new CommandError(cmd, args, code, `${stderr.toString()}${err.killed ? ' (killed: timeout)' : ''}`, stdout));
+          return;
+        }
+        resolve({ stdout, stderr: stderr.toString() });
+      },
+    );
   });
 }
 
@@ -1119,7 +1179,12 @@ function authArgs(prefix: '' | 'dest-' | 'src-', a: { creds?: Credentials | null
  * `dir:` copy of it instead, whose manifests skopeo reads byte for byte. Either way the
  * registry ends up with the generated bytes and media type. Rejects with a `CommandError`.
  */
-export async function pushImage(registry: Pick<Registry, 'host' | 'credentials'>, source: string | LayoutRef, ref: string, opts: PushOptions = {}): Promise<void> {
+export async function pushImage(
+  registry: Pick<Registry, 'host' | 'credentials'>,
+  source: string | LayoutRef,
+  ref: string,
+  opts: PushOptions = {},
+): Promise<void> {
   await assertCommand('skopeo');
   const layout = typeof source === 'string' ? source : source.layout;
   const entry = layoutEntry(layout, typeof source === 'string' ? undefined : source.tag);

@@ -171,15 +171,24 @@ export async function createPrecacheLab(t: Teardown, tag: string, opts: Precache
         const v = done(m, events);
         if (v !== undefined) return v;
         if (Date.now() > deadline) {
-          throw new Error(`${mac}: ${what}: not within ${timeoutMs} ms; the machine is ${m.state}, step ${m.precacheProgress?.step ?? '-'}; timeline: ${events.map((e) => e.type).join(', ')}`);
+          throw new Error(
+            `${mac}: ${what}: not within ${timeoutMs} ms; the machine is ${m.state}, step ${m.precacheProgress?.step ?? '-'}; timeline: ${events.map((e) => e.type).join(', ')}`,
+          );
         }
         await sleep(500);
       }
     },
     explain() {
       const parts = vms.map(({ name, vm }) => `--- console of ${name} (${vm.consoleFile}):\n${consoleTail(vm.console(), 80)}`);
-      const log = server.logLines.filter((l) => l.msg !== 'request' || l.status !== 200).slice(-40).map((l) => JSON.stringify(l));
-      return [...parts, `--- edgeboot log (last ${log.length} lines, 200 request lines left out):\n${log.join('\n')}`, `--- edgeboot stderr:\n${server.stderr().slice(-2000)}`].join('\n');
+      const log = server.logLines
+        .filter((l) => l.msg !== 'request' || l.status !== 200)
+        .slice(-40)
+        .map((l) => JSON.stringify(l));
+      return [
+        ...parts,
+        `--- edgeboot log (last ${log.length} lines, 200 request lines left out):\n${log.join('\n')}`,
+        `--- edgeboot stderr:\n${server.stderr().slice(-2000)}`,
+      ].join('\n');
     },
     explainOnFailure(tt) {
       tt.teardown(() => {
@@ -189,7 +198,6 @@ export async function createPrecacheLab(t: Teardown, tag: string, opts: Precache
   };
   return pl;
 }
-
 
 /** One partition as `sgdisk -i N` prints it. */
 export interface PartitionInfo {
@@ -241,7 +249,9 @@ export async function readPartition(disk: string, n: number): Promise<PartitionI
  */
 export async function mountReadOnly(t: Teardown, disk: string, p: PartitionInfo): Promise<{ dir: string; device: string; release: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'edgeboot-datapart-'));
-  const { stdout } = await run('losetup', ['-f', '--show', '-r', '-o', String(p.firstSector * 512), '--sizelimit', String(p.sizeSectors * 512), disk], { timeout: 10_000 });
+  const { stdout } = await run('losetup', ['-f', '--show', '-r', '-o', String(p.firstSector * 512), '--sizelimit', String(p.sizeSectors * 512), disk], {
+    timeout: 10_000,
+  });
   const device = stdout.trim();
   let mounted = false;
   let released: Promise<void> | undefined;

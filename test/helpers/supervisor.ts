@@ -64,7 +64,10 @@ export function policyFromUnit(text = readFileSync(UNIT_FILE, 'utf8')): RestartP
   if (last('Service', 'Restart') !== 'on-failure') throw new Error(`the unit says Restart=${last('Service', 'Restart')}, not on-failure`);
   return {
     restartDelayMs: spanMs(last('Service', 'RestartSec'), 'RestartSec'),
-    preventExitStatus: (last('Service', 'RestartPreventExitStatus') ?? '').split(/\s+/).filter((w) => w !== '').map(Number),
+    preventExitStatus: (last('Service', 'RestartPreventExitStatus') ?? '')
+      .split(/\s+/)
+      .filter((w) => w !== '')
+      .map(Number),
     startLimitBurst: Number(last('Unit', 'StartLimitBurst')),
     startLimitIntervalMs: spanMs(last('Unit', 'StartLimitIntervalSec'), 'StartLimitIntervalSec'),
   };
@@ -191,7 +194,15 @@ export function supervise<P extends Supervised>(t: Teardown, first: P, start: ()
     startErrors: () => [...startErrors],
     restarted(n, timeoutMs) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no restart ${n} within ${timeoutMs} ms (${restarts.length} so far${gaveUp ? `; gave up: ${gaveUp}` : ''}${startErrors.length > 0 ? `; failed starts: ${startErrors.join(' | ')}` : ''})`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no restart ${n} within ${timeoutMs} ms (${restarts.length} so far${gaveUp ? `; gave up: ${gaveUp}` : ''}${startErrors.length > 0 ? `; failed starts: ${startErrors.join(' | ')}` : ''})`,
+              ),
+            ),
+          timeoutMs,
+        );
         waiters.push({
           n,
           resolve: (r) => {

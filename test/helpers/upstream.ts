@@ -59,7 +59,13 @@ export async function startUpstream(t: Teardown): Promise<Upstream> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://upstream').pathname;
-    const rec: UpstreamRequest = { path, status: 200, bytes: 0, ...(req.headers.range && { range: req.headers.range }), ...(req.headers['if-range'] && { ifRange: String(req.headers['if-range']) }) };
+    const rec: UpstreamRequest = {
+      path,
+      status: 200,
+      bytes: 0,
+      ...(req.headers.range && { range: req.headers.range }),
+      ...(req.headers['if-range'] && { ifRange: String(req.headers['if-range']) }),
+    };
     requests.push(rec);
     const file = files.get(path);
     const m = misbehave.get(path) ?? {};
@@ -203,7 +209,11 @@ export async function startClosingUpstream(t: Teardown, closing: Closing, opts: 
         socket,
         rec,
         start !== undefined && start < route.body.length
-          ? { status: 206, headers: { ...route.headers, 'Content-Range': `bytes ${start}-${route.body.length - 1}/${route.body.length}` }, body: route.body.subarray(start) }
+          ? {
+              status: 206,
+              headers: { ...route.headers, 'Content-Range': `bytes ${start}-${route.body.length - 1}/${route.body.length}` },
+              body: route.body.subarray(start),
+            }
           : route,
       );
     };

@@ -189,5 +189,10 @@ export function sparseDisk(path: string, bytes: number): string {
 
 /** The last `lines` lines of a console log, for a failure message. */
 export function consoleTail(text: string, lines = 60): string {
-  return text.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split('\n').slice(-lines).join('\n');
+  return text
+    .replace(/\r/g, '')
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .split('\n')
+    .slice(-lines)
+    .join('\n');
 }

@@ -33,7 +33,11 @@ t.test('large transfers beyond cache.maxTransfers get 503 with Retry-After', asy
   });
   const url = `${srv.url}/assets/site/rootfs`;
   const held = [await fetch(url), await fetch(url)];
-  t.same(held.map((r) => r.status), [200, 200], 'two machines are sending');
+  t.same(
+    held.map((r) => r.status),
+    [200, 200],
+    'two machines are sending',
+  );
 
   const third = await fetch(url);
   t.equal(third.status, 503, 'the third is told the server is busy');

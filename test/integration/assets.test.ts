@@ -94,7 +94,10 @@ t.test('/assets serves file:// artifacts with ranges and validators, and says wh
   t.notMatch(remote.body, /SECRETKEY/, 'without its api_key');
 
   const kinds = recorded.map((r) => `${r.event.type}:${String(r.event.data?.artifact)}:${String(r.event.data?.status)}`);
-  t.ok(kinds.includes('asset-served:kernel:200') && kinds.includes('asset-served:kernel:206') && kinds.includes('asset-failed:remote:501'), 'each response reaches the timeline hook');
+  t.ok(
+    kinds.includes('asset-served:kernel:200') && kinds.includes('asset-served:kernel:206') && kinds.includes('asset-failed:remote:501'),
+    'each response reaches the timeline hook',
+  );
   const ranged = recorded.find((r) => r.event.data?.status === 206);
   t.equal(ranged?.event.data?.bytes, 1000, 'a range counts the bytes it sent');
   t.equal(ranged?.event.data?.range, 'bytes=1000-1999');

@@ -50,7 +50,15 @@ async function startHub(t: Test): Promise<Hub> {
   const initrd = randomBytes(700_000);
   writeFileSync(join(dir, 'kernel'), kernel);
   writeFileSync(join(dir, 'initrd'), initrd);
-  const cfg = { host: '127.0.0.1', port: 0, infraEnv: '6f1e0ab6-0000-4a0e-9d52-8d5d3c7a9e10', apiKey: API_KEY, kernel: join(dir, 'kernel'), initrd: join(dir, 'initrd'), kargs: ['ip=dhcp', 'eb.role=installer'] };
+  const cfg = {
+    host: '127.0.0.1',
+    port: 0,
+    infraEnv: '6f1e0ab6-0000-4a0e-9d52-8d5d3c7a9e10',
+    apiKey: API_KEY,
+    kernel: join(dir, 'kernel'),
+    initrd: join(dir, 'initrd'),
+    kargs: ['ip=dhcp', 'eb.role=installer'],
+  };
   const child = spawn(process.execPath, [join(REPO_ROOT, 'test/vm/assisted-hub.mjs'), JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const requests: HubRequest[] = [];
   const port = await new Promise<number>((resolve, reject) => {
@@ -77,7 +85,11 @@ async function listen(ta: TestApp): Promise<string> {
 }
 
 async function register(base: string, ta: TestApp, profile: string, scriptUrl: string): Promise<void> {
-  const r = await fetch(`${base}/api/v1/machines/${MAC}`, { method: 'PUT', headers: { ...ta.auth, 'content-type': 'application/json' }, body: JSON.stringify({ profile, assisted: { ipxeScriptUrl: scriptUrl }, ip: '127.0.0.1' }) });
+  const r = await fetch(`${base}/api/v1/machines/${MAC}`, {
+    method: 'PUT',
+    headers: { ...ta.auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ profile, assisted: { ipxeScriptUrl: scriptUrl }, ip: '127.0.0.1' }),
+  });
   if (r.status !== 201) throw new Error(`PUT: ${r.status} ${await r.text()}`);
 }
 
@@ -98,7 +110,11 @@ t.test('the hub script is served rewritten; its artifacts come through the cache
   t.ok(initrdLine, 'initrd --name initrd, from edgeboot');
   t.ok(kernelLine, 'kernel, from edgeboot');
   const args = kernelLine?.[2] ?? '';
-  t.match(args, /^initrd=initrd coreos\.live\.rootfs_url=http:\/\/127\.0\.0\.1:\d+\/assets\/hub\/[0-9a-f]{16}\/rootfs random\.trust_cpu=on rd\.luks\.options=discard ignition\.firstboot ignition\.platform\.id=metal console=tty1 console=ttyS1,115200n8 coreos\.inst\.persistent-kargs="console=tty1 console=ttyS1,115200n8" ip=dhcp eb\.role=installer eb\.hub=http:\/\/127\.0\.0\.1:\d+\/api\/assisted-install\/v2\/infra-envs\/[0-9a-f-]+\/hosts\/progress$/, 'every hub argument, in order, verbatim');
+  t.match(
+    args,
+    /^initrd=initrd coreos\.live\.rootfs_url=http:\/\/127\.0\.0\.1:\d+\/assets\/hub\/[0-9a-f]{16}\/rootfs random\.trust_cpu=on rd\.luks\.options=discard ignition\.firstboot ignition\.platform\.id=metal console=tty1 console=ttyS1,115200n8 coreos\.inst\.persistent-kargs="console=tty1 console=ttyS1,115200n8" ip=dhcp eb\.role=installer eb\.hub=http:\/\/127\.0\.0\.1:\d+\/api\/assisted-install\/v2\/infra-envs\/[0-9a-f-]+\/hosts\/progress$/,
+    'every hub argument, in order, verbatim',
+  );
   t.match(script, /^boot \|\| goto edgeboot-failed$/m);
   t.equal(await state(ta), 'installing', 'serving the installer moved the machine to installing');
   t.same(

@@ -110,11 +110,19 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.equal(m.profile, undefined);
   t.same(m.observed, { uuid: UUID, arch: 'x86_64', platform: 'efi', serial: 'ABC', lastSeenAt: times[0] }, 'what the machine reported is recorded');
   t.equal(m.createdAt, times[0]);
-  t.same((await adminGet(ta, '/api/v1/machines?state=discovered')).json<{ machines: Machine[] }>().machines.map((x) => x.mac), [MAC]);
+  t.same(
+    (await adminGet(ta, '/api/v1/machines?state=discovered')).json<{ machines: Machine[] }>().machines.map((x) => x.mac),
+    [MAC],
+  );
 
   // 2. An admin assigns the profile: registered.
   times.push(tick());
-  res = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', ip: MACHINE_IP } });
+  res = await ta.app.inject({
+    method: 'PUT',
+    url: path(MAC),
+    headers: ta.auth,
+    payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', ip: MACHINE_IP },
+  });
   t.equal(res.statusCode, 200, `the discovered machine is replaced, not created (${res.body})`);
   m = res.json<Machine>();
   t.equal(m.state, 'registered');
@@ -123,7 +131,11 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   // What the hub asks: no side effects.
   const eventsBeforePreview = (await timeline(ta, MAC)).length;
   let info = await bootInfo(ta, MAC);
-  t.match(info.eventsUrl, new RegExp(`^${BASE}/api/v1/machines/${MAC_HYP}/events\\?token=[A-Za-z0-9_-]{16,}$`), 'the events URL the hub can post install-done to');
+  t.match(
+    info.eventsUrl,
+    new RegExp(`^${BASE}/api/v1/machines/${MAC_HYP}/events\\?token=[A-Za-z0-9_-]{16,}$`),
+    'the events URL the hub can post install-done to',
+  );
   delete info.eventsUrl;
   t.same(info, {
     mac: MAC,
@@ -170,7 +182,12 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   const unit = ign.systemd.units.find((u) => u.name === 'edgeboot-precache.service');
   t.ok(unit?.enabled, 'the precache unit is enabled');
   t.match(unit?.contents, /\nExecStart=\/bin\/bash \/usr\/local\/bin\/edgeboot-precache\n/, 'and runs the job');
-  const env = Object.fromEntries(fromData(files.get('/etc/edgeboot/precache.env')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 2, -1)]));
+  const env = Object.fromEntries(
+    fromData(files.get('/etc/edgeboot/precache.env'))
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 2, -1)]),
+  );
   t.equal(env.EDGEBOOT_MACHINE_URL, `${BASE}/api/v1/machines/${MAC_HYP}`, "the job's machine URL");
   t.equal(env.EDGEBOOT_MAC, MAC);
   const eventsUrl = `${env.EDGEBOOT_MACHINE_URL}/events?token=${env.EDGEBOOT_TOKEN}`;
@@ -191,16 +208,25 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   const flipped = `${sig.slice(0, -1)}${sig.endsWith('A') ? 'B' : 'A'}`;
   await ign403(`${u.pathname}?exp=${exp}&sig=${flipped}`, 'bad_signature', 'a tampered signature');
   await ign403(`${u.pathname}?exp=${exp + 3600}&sig=${sig}`, 'bad_signature', 'a tampered expiry');
-  await ign403(`${path('52-54-00-00-00-01', '/ignition')}?exp=${exp}&sig=${sig}`, 'bad_signature', 'another machine\'s path');
+  await ign403(`${path('52-54-00-00-00-01', '/ignition')}?exp=${exp}&sig=${sig}`, 'bad_signature', "another machine's path");
   await ign403(`${u.pathname}?exp=${Math.floor(clock / 1000) - 1}&sig=${sig}`, 'url_expired', 'an expiry in the past');
   t.equal((await ta.app.inject({ method: 'GET', url: u.pathname })).statusCode, 400, 'no signature at all: 400');
 
   // 5. The live environment reports in, then its result. A wrong token is refused.
   times.push(tick());
-  res = await ta.app.inject({ method: 'POST', url: local(eventsUrl ?? ''), headers: { host: HOST }, payload: { type: 'booted', message: 'live environment reached multi-user' } });
+  res = await ta.app.inject({
+    method: 'POST',
+    url: local(eventsUrl ?? ''),
+    headers: { host: HOST },
+    payload: { type: 'booted', message: 'live environment reached multi-user' },
+  });
   t.equal(res.statusCode, 201, res.body);
   const eventsBeforeWrong = (await timeline(ta, MAC)).length;
-  for (const wrong of [`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`, 'x', ta.boot.eventsUrl(BASE, { mac: MAC2 as Mac }).split('token=')[1] ?? '']) {
+  for (const wrong of [
+    `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`,
+    'x',
+    ta.boot.eventsUrl(BASE, { mac: MAC2 as Mac }).split('token=')[1] ?? '',
+  ]) {
     res = await ta.app.inject({ method: 'POST', url: `${path(MAC_HYP, '/events')}?token=${wrong}`, payload: { type: 'precache-done' } });
     t.equal(res.statusCode, 401, 'a wrong token: 401');
     t.equal(res.json<ErrorBody>().error, 'unauthorized');
@@ -215,10 +241,13 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   res = await ta.app.inject({ method: 'POST', url: local(eventsUrl ?? ''), headers: { host: HOST }, payload: { type: 'precache-done', data: { files: 3 } } });
   t.equal(res.statusCode, 201, res.body);
   const posted = res.json<{ events: EventBody[] }>().events;
-  t.same(posted.map((e) => [e.type, e.source, e.from, e.to]), [
-    ['precache-done', 'machine', undefined, undefined],
-    ['state-changed', 'machine', 'precaching', 'precached'],
-  ]);
+  t.same(
+    posted.map((e) => [e.type, e.source, e.from, e.to]),
+    [
+      ['precache-done', 'machine', undefined, undefined],
+      ['state-changed', 'machine', 'precaching', 'precached'],
+    ],
+  );
   m = await machine(ta, MAC);
   t.equal(m.state, 'precached');
   t.equal(m.precachedAt, times[4]);
@@ -235,12 +264,22 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
 
   // 7. The install is done, posted with the token of this boot (the hub has it from GET …/boot;
   // a bearer token works too). The precache job's token was rotated away by the install boot.
-  res = await ta.app.inject({ method: 'POST', url: path(MAC_HYP, '/events'), headers: { authorization: `Bearer ${token}` }, payload: { type: 'install-done' } });
+  res = await ta.app.inject({
+    method: 'POST',
+    url: path(MAC_HYP, '/events'),
+    headers: { authorization: `Bearer ${token}` },
+    payload: { type: 'install-done' },
+  });
   t.equal(res.statusCode, 401, "the precache boot's token no longer works");
   times.push(tick());
   const installToken = new URL((await bootInfo(ta, MAC)).eventsUrl ?? '').searchParams.get('token') ?? '';
   t.not(installToken, token, 'the install boot has a token of its own');
-  res = await ta.app.inject({ method: 'POST', url: path(MAC_HYP, '/events'), headers: { authorization: `Bearer ${installToken}` }, payload: { type: 'install-done' } });
+  res = await ta.app.inject({
+    method: 'POST',
+    url: path(MAC_HYP, '/events'),
+    headers: { authorization: `Bearer ${installToken}` },
+    payload: { type: 'install-done' },
+  });
   t.equal(res.statusCode, 201, res.body);
   t.equal((await machine(ta, MAC)).state, 'installed');
   t.same((await bootInfo(ta, MAC)).next, { kind: 'local', reason: 'installed: booting from the local disk' });
@@ -284,9 +323,16 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
     ['script-served', 'http', undefined, undefined, times[7]],
     ['state-changed', 'api', 'installed', 'precached', times[8]],
   ];
-  t.same(events.map((e) => [e.type, e.source, e.from, e.to, e.time]), expected, 'the timeline');
+  t.same(
+    events.map((e) => [e.type, e.source, e.from, e.to, e.time]),
+    expected,
+    'the timeline',
+  );
   for (const e of events) t.match(e.time, ISO, `event ${e.id} has an ISO time`);
-  t.ok(events.every((e, i) => i === 0 || e.id > (events[i - 1]?.id ?? Infinity)), 'ids increase');
+  t.ok(
+    events.every((e, i) => i === 0 || e.id > (events[i - 1]?.id ?? Infinity)),
+    'ids increase',
+  );
   t.same(
     events.filter((e) => e.type === 'script-served').map((e) => e.data),
     [{ kind: 'local' }, { kind: 'boot', stage: 'precache', profile: 'rhcos-live' }, { kind: 'boot', stage: 'install', profile: 'assisted' }, { kind: 'local' }],
@@ -299,7 +345,10 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   // Paging: after= and limit=.
   const firstId = events[0]?.id ?? 0;
   const page = (await adminGet(ta, `${path(MAC, '/events')}?after=${firstId}&limit=2`)).json<{ events: EventBody[] }>().events;
-  t.same(page.map((e) => e.type), ['script-served', 'reservation-updated']);
+  t.same(
+    page.map((e) => e.type),
+    ['script-served', 'reservation-updated'],
+  );
 
   // The next /ipxe serves the installer again: the precache is not redone.
   res = await ipxe(ta, `mac=${MAC_HYP}`);
@@ -323,7 +372,12 @@ t.test('boot.unknownMachines: wait — re-check until a profile is assigned, the
   t.equal(served.length, 3);
   t.ok(served.every((e) => e.data?.kind === 'wait'));
 
-  const put = await ta.app.inject({ method: 'PUT', url: path(MAC_HYP), headers: ta.auth, payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP } });
+  const put = await ta.app.inject({
+    method: 'PUT',
+    url: path(MAC_HYP),
+    headers: ta.auth,
+    payload: { profile: 'assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP },
+  });
   t.equal(put.statusCode, 200);
   t.equal(put.json<Machine>().state, 'registered');
   const res = await ipxe(ta, `mac=${MAC_HYP}`);
@@ -345,13 +399,18 @@ t.test('boot.unknownMachines: local-disk — an unknown machine boots its disk a
 
 t.test('a multi-NIC machine booting from its second NIC is the same machine', async (t) => {
   const ta = await testApp(t);
-  const put = await ta.app.inject({ method: 'PUT', url: path(MAC), headers: ta.auth, payload: { macs: [MAC2.toUpperCase()], profile: 'assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP } });
+  const put = await ta.app.inject({
+    method: 'PUT',
+    url: path(MAC),
+    headers: ta.auth,
+    payload: { macs: [MAC2.toUpperCase()], profile: 'assisted', assisted: { ipxeScriptUrl: HUB }, ip: MACHINE_IP },
+  });
   t.equal(put.statusCode, 201);
   // The entry script sends netX (the NIC that booted) as mac= and every NIC, comma-ended, as macs=.
   const res = await ipxe(ta, `mac=52-54-00-ab-cd-f0&macs=${MAC_HYP},52-54-00-ab-cd-f0,&uuid=${UUID}&arch=x86_64&platform=efi`);
   t.equal(res.statusCode, 200);
   t.match(res.body, /^#!ipxe\necho edgeboot: 52:54:00:ab:cd:ef: /, 'named by its primary MAC');
-  t.ok(res.body.includes(`chain --replace --autofree ${HUB} || exit`), 'boots the machine\'s profile');
+  t.ok(res.body.includes(`chain --replace --autofree ${HUB} || exit`), "boots the machine's profile");
   const m = await machine(ta, MAC2);
   t.equal(m.mac, MAC);
   t.same(m.macs, [MAC2]);
@@ -365,7 +424,12 @@ t.test('a multi-NIC machine booting from its second NIC is the same machine', as
   const again = await ipxe(ta, 'mac=525400ABCDF0');
   t.match(again.body, /52:54:00:ab:cd:ef: install stage: assisted \(state installing\)/);
   // A NIC not in the reservation, with the reservation's UUID: found by UUID.
-  const byUuid = await ta.app.inject({ method: 'PUT', url: path('02:00:00:00:00:0a'), headers: ta.auth, payload: { uuid: '11111111-2222-3333-4444-555555555555', profile: 'local-disk' } });
+  const byUuid = await ta.app.inject({
+    method: 'PUT',
+    url: path('02:00:00:00:00:0a'),
+    headers: ta.auth,
+    payload: { uuid: '11111111-2222-3333-4444-555555555555', profile: 'local-disk' },
+  });
   t.equal(byUuid.statusCode, 201);
   const viaUuid = await ipxe(ta, 'mac=02-00-00-00-00-0b&uuid=11111111-2222-3333-4444-555555555555');
   t.match(viaUuid.body, /02:00:00:00:00:0a: profile local-disk boots the local disk/);
@@ -404,13 +468,16 @@ t.test('profiles: list, one, 404', async (t) => {
   let res = await adminGet(ta, '/api/v1/profiles');
   t.equal(res.statusCode, 200);
   const list = res.json<{ profiles: ProfileBody[]; problems: { file: string; message: string }[] }>();
-  t.same(list.profiles.map((p) => [p.name, p.kind, p.builtin]), [
-    ['assisted', 'chain', true],
-    ['local-disk', 'local', true],
-    ['precache-assisted', 'flow', true],
-    ['rhcos-live', 'kernel', true],
-    ['site-disk', 'local', false],
-  ]);
+  t.same(
+    list.profiles.map((p) => [p.name, p.kind, p.builtin]),
+    [
+      ['assisted', 'chain', true],
+      ['local-disk', 'local', true],
+      ['precache-assisted', 'flow', true],
+      ['rhcos-live', 'kernel', true],
+      ['site-disk', 'local', false],
+    ],
+  );
   t.equal(list.problems.length, 1, 'the broken file is reported');
   t.match(list.problems[0]?.file ?? '', /broken\.yaml$/);
   t.match(list.problems[0]?.message ?? '', /unknown placeholder \{\{ machine\.nope \}\}/);

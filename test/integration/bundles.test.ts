@@ -41,9 +41,9 @@ t.test('a bundle of a release, AI and extra images, in the layout the node-side 
   const base = { 'usr/lib/base.bin': Buffer.alloc(200_000, 4) };
   const pod = makeImage(join(dir, 'pod'), { layers: [base, { 'usr/bin/pod': 'pod' }], tag: 'x' });
   const consoleImg = makeImage(join(dir, 'console'), { layers: [base, { 'usr/bin/console': 'console' }], tag: 'x' });
-  const aws = makeImage(join(dir, 'aws'), { layers: [{ 'aws': 'aws' }], tag: 'x' });
-  const amd = makeImage(join(dir, 'm'), { layers: [{ 'm': 'amd64' }], tag: 'amd' });
-  const arm = makeImage(join(dir, 'm'), { layers: [{ 'm': 'arm64' }], platform: { os: 'linux', architecture: 'arm64' }, tag: 'arm' });
+  const aws = makeImage(join(dir, 'aws'), { layers: [{ aws: 'aws' }], tag: 'x' });
+  const amd = makeImage(join(dir, 'm'), { layers: [{ m: 'amd64' }], tag: 'amd' });
+  const arm = makeImage(join(dir, 'm'), { layers: [{ m: 'arm64' }], platform: { os: 'linux', architecture: 'arm64' }, tag: 'arm' });
   const multi = makeIndex(join(dir, 'm'), [amd, arm], { tag: 'multi' });
   const release = makeReleaseImage(join(dir, 'release'), {
     version: '4.99.0',
@@ -59,12 +59,15 @@ t.test('a bundle of a release, AI and extra images, in the layout the node-side 
   for (const img of [pod, consoleImg, aws]) await pushImage(reg, img, `ocp/art-dev@${img.digest}`);
   await pushImage(reg, multi, `ocp/art-dev@${multi.digest}`);
   await pushImage(reg, release, 'ocp/release:4.99.0-x86_64');
-  const agent = makeImage(join(dir, 'agent'), { layers: [base, { 'agent': 'agent' }], tag: 'v1' });
+  const agent = makeImage(join(dir, 'agent'), { layers: [base, { agent: 'agent' }], tag: 'v1' });
   await pushImage(reg, agent, 'multicluster-engine/assisted-installer-agent:v1');
-  const tool = makeImage(join(dir, 'tool'), { layers: [{ 'tool': 'tool' }], tag: 'v1' });
+  const tool = makeImage(join(dir, 'tool'), { layers: [{ tool: 'tool' }], tag: 'v1' });
   await pushImage(reg, tool, 'ns/tool:v1');
 
-  const srv = await startServer(t, { cwd: tempDir(t), env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_PULL_SECRET: reg.authFile(tempDir(t)) } });
+  const srv = await startServer(t, {
+    cwd: tempDir(t),
+    env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_PULL_SECRET: reg.authFile(tempDir(t)) },
+  });
   const admin = { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' };
   const spec = {
     release: `${reg.host}/ocp/release:4.99.0-x86_64`,
@@ -102,17 +105,32 @@ t.test('a bundle of a release, AI and extra images, in the layout the node-side 
   const text = (name: string) => readFileSync(join(out, name), 'utf8').trim().split('\n').filter(Boolean);
   const ref = (repo: string, digest: string) => `${reg.host}/${repo}@${digest}`;
   const relRef = ref('ocp/release', release.digest);
-  t.same(new Set(text('ai-images.txt')), new Set([relRef, ref('ocp/art-dev', pod.digest), ref('multicluster-engine/assisted-installer-agent', agent.digest)]), 'AI list: the release, the discovery component, the agent');
-  t.same(new Set(text('ocp-images.txt')), new Set([relRef, ref('ocp/art-dev', pod.digest), ref('ocp/art-dev', consoleImg.digest), ref('ocp/art-dev', multi.digest), ref('ns/tool', tool.digest)]), 'OCP list: all but the AI-only image');
+  t.same(
+    new Set(text('ai-images.txt')),
+    new Set([relRef, ref('ocp/art-dev', pod.digest), ref('multicluster-engine/assisted-installer-agent', agent.digest)]),
+    'AI list: the release, the discovery component, the agent',
+  );
+  t.same(
+    new Set(text('ocp-images.txt')),
+    new Set([relRef, ref('ocp/art-dev', pod.digest), ref('ocp/art-dev', consoleImg.digest), ref('ocp/art-dev', multi.digest), ref('ns/tool', tool.digest)]),
+    'OCP list: all but the AI-only image',
+  );
   const mapping = text('mapping.txt');
   t.ok(mapping.includes(`${relRef}=openshift/release-images:4.99.0-amd64`));
   t.ok(mapping.includes(`${ref('ocp/art-dev', pod.digest)}=openshift/release:4.99.0-amd64-pod`));
-  t.ok(mapping.includes(`${ref('multicluster-engine/assisted-installer-agent', agent.digest)}=multicluster-engine/assisted-installer-agent:v1`), 'an image by tag keeps its tag');
+  t.ok(
+    mapping.includes(`${ref('multicluster-engine/assisted-installer-agent', agent.digest)}=multicluster-engine/assisted-installer-agent:v1`),
+    'an image by tag keeps its tag',
+  );
   t.same(text('ignored-images.txt'), [`${reg.host}/ocp/art-dev@${aws.digest}=openshift/release:4.99.0-amd64-aws-ebs-csi-driver`], 'the filtered component');
 
   const uris = [...new Set([...text('ai-images.txt'), ...text('ocp-images.txt')])];
   const derived = await run('bash', ['-c', 'for uri in "$@"; do echo "$(basename "${uri/:/_}")"; done', 'derive', ...uris]);
-  for (const name of derived.stdout.trim().split('\n')) t.ok(files.some((f) => f.name === `${name}.tgz`), `the extract script finds ${name}.tgz`);
+  for (const name of derived.stdout.trim().split('\n'))
+    t.ok(
+      files.some((f) => f.name === `${name}.tgz`),
+      `the extract script finds ${name}.tgz`,
+    );
 
   const sources = new Set([pod.digest, consoleImg.digest, agent.digest, tool.digest, multi.digest, release.digest]);
   for (const f of files.filter((x) => x.name.endsWith('.tgz'))) {

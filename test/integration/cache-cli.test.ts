@@ -38,7 +38,11 @@ t.test('cache pull, ls, eviction with pins, metrics', async (t) => {
 
   const pinned = await cli(['cache', 'pull', up.url('/pinned.img')]);
   t.equal(pinned.code, 0, pinned.stderr);
-  t.match(pinned.stdout, new RegExp(`^cached ${up.url('/pinned.img').replace(/[./]/g, '\\$&')}: 1\\.0 MiB, sha256 ${sha256(files.pinned)}`), 'the key, the size and the sha256');
+  t.match(
+    pinned.stdout,
+    new RegExp(`^cached ${up.url('/pinned.img').replace(/[./]/g, '\\$&')}: 1\\.0 MiB, sha256 ${sha256(files.pinned)}`),
+    'the key, the size and the sha256',
+  );
 
   const a = await cli(['cache', 'pull', up.url('/a.img'), '--sha256', sha256(files.a)]);
   t.equal(a.code, 0, a.stderr);
@@ -61,11 +65,17 @@ t.test('cache pull, ls, eviction with pins, metrics', async (t) => {
   t.match(ls.stdout, /2 artifacts, 3\.0 MiB of 4\.0 MiB/);
   t.match(ls.stdout, /yes\s+http:\/\/127\.0\.0\.1:\d+\/pinned\.img/, 'the profile artifact is pinned');
 
-  const listing = (await (await fetch(`${srv.url}/api/v1/cache`, { headers: { authorization: `Bearer ${srv.token}` } })).json()) as { entries: { key: string; pinned: boolean }[] };
-  t.same(listing.entries.map((e) => [e.key.replace(/^.*\//, ''), e.pinned]), [
-    ['pinned.img', true],
-    ['b.img', false],
-  ], 'least recently used first');
+  const listing = (await (await fetch(`${srv.url}/api/v1/cache`, { headers: { authorization: `Bearer ${srv.token}` } })).json()) as {
+    entries: { key: string; pinned: boolean }[];
+  };
+  t.same(
+    listing.entries.map((e) => [e.key.replace(/^.*\//, ''), e.pinned]),
+    [
+      ['pinned.img', true],
+      ['b.img', false],
+    ],
+    'least recently used first',
+  );
   t.equal((await fetch(`${srv.url}/api/v1/cache`)).status, 401, 'the listing needs the admin token');
 
   const served = await fetch(`${srv.url}/assets/site/kernel`);
@@ -76,7 +86,11 @@ t.test('cache pull, ls, eviction with pins, metrics', async (t) => {
   const value = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(metrics)?.[1]);
   t.ok(value('edgeboot_cache_hits_total') >= 2, 'hits counted');
   t.ok(value('edgeboot_cache_misses_total') >= 4, 'misses counted');
-  t.equal(value('edgeboot_cache_upstream_bytes_total'), files.pinned.length + 2 * files.a.length + files.b.length, 'upstream bytes: each file once, and the wrong one');
+  t.equal(
+    value('edgeboot_cache_upstream_bytes_total'),
+    files.pinned.length + 2 * files.a.length + files.b.length,
+    'upstream bytes: each file once, and the wrong one',
+  );
   t.equal(value('edgeboot_cache_served_bytes_total'), files.pinned.length, 'served bytes');
   t.equal(value('edgeboot_cache_evictions_total'), 1);
 });

@@ -15,7 +15,11 @@ const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]
 
 t.test('machines show escapes what a machine posted; --json keeps it exactly', async (t) => {
   const auth = { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' };
-  const put = await fetch(`${srv.url}/api/v1/machines/${MAC}`, { method: 'PUT', headers: auth, body: JSON.stringify({ profile: 'local-disk', hostname: 'term-1' }) });
+  const put = await fetch(`${srv.url}/api/v1/machines/${MAC}`, {
+    method: 'PUT',
+    headers: auth,
+    body: JSON.stringify({ profile: 'local-disk', hostname: 'term-1' }),
+  });
   t.equal(put.status, 201, 'machine saved');
   const boot = (await (await fetch(`${srv.url}/api/v1/machines/${MAC}/boot`, { headers: auth })).json()) as { eventsUrl: string };
   const token = new URL(boot.eventsUrl).searchParams.get('token') ?? '';

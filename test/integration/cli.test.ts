@@ -31,7 +31,21 @@ function failsWith(t: SubTest, r: CliResult, code: number, stderr: RegExp, what:
 }
 
 t.test('machines add prints a saved line', async (t) => {
-  const r = await cli(['machines', 'add', M1, '--profile', 'rhcos-live', '--hostname', 'n1', '--ip', '10.77.0.51', '--mac', '52-54-00-00-00-02', '--label', 'site=f1']);
+  const r = await cli([
+    'machines',
+    'add',
+    M1,
+    '--profile',
+    'rhcos-live',
+    '--hostname',
+    'n1',
+    '--ip',
+    '10.77.0.51',
+    '--mac',
+    '52-54-00-00-00-02',
+    '--label',
+    'site=f1',
+  ]);
   t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr})`);
   t.equal(r.stdout, `${M1} saved: state registered, profile rhcos-live\n`, 'one saved line with the state and profile');
   t.equal(r.stderr, '', 'nothing on stderr');
@@ -123,24 +137,73 @@ t.test('machines show by the further MAC', async (t) => {
 
 t.test('machines add --bundle, and show prints the precache run and the disks', async (t) => {
   const M3 = '52:54:00:00:00:21';
-  const add = await cli(['machines', 'add', M3, '--profile', 'precache-assisted', '--assisted-url', 'https://hub.example.com/s', '--bundle', '0123456789abcdef', '--size-gib', '2', '--disk', '/dev/vda', '--ip', '127.0.0.1', '--json']);
+  const add = await cli([
+    'machines',
+    'add',
+    M3,
+    '--profile',
+    'precache-assisted',
+    '--assisted-url',
+    'https://hub.example.com/s',
+    '--bundle',
+    '0123456789abcdef',
+    '--size-gib',
+    '2',
+    '--disk',
+    '/dev/vda',
+    '--ip',
+    '127.0.0.1',
+    '--json',
+  ]);
   t.equal(add.code, 0, `exit 0 (stderr: ${add.stderr})`);
-  t.same((JSON.parse(add.stdout) as Machine).precache, { bundle: '0123456789abcdef', sizeGiB: 2, disk: '/dev/vda' }, 'the precache settings are on the reservation');
+  t.same(
+    (JSON.parse(add.stdout) as Machine).precache,
+    { bundle: '0123456789abcdef', sizeGiB: 2, disk: '/dev/vda' },
+    'the precache settings are on the reservation',
+  );
   // The machine boots the live environment and its job reports, as the real one does (from
   // 127.0.0.1, its reservation's ip: boot.verifyClient serves it its secrets).
   t.equal((await fetch(`${srv.url}/ipxe?mac=${M3}`)).status, 200);
-  const boot = (await (await fetch(`${srv.url}/api/v1/machines/${M3}/boot`, { headers: { authorization: `Bearer ${srv.token}` } })).json()) as { eventsUrl: string };
+  const boot = (await (await fetch(`${srv.url}/api/v1/machines/${M3}/boot`, { headers: { authorization: `Bearer ${srv.token}` } })).json()) as {
+    eventsUrl: string;
+  };
   const token = new URL(boot.eventsUrl).searchParams.get('token') ?? '';
-  const post = (path: string, body: unknown) => fetch(`${srv.url}/api/v1/machines/${M3}/${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  t.equal((await post('inventory', { disks: [{ path: '/dev/vda', name: 'vda', sizeBytes: 4 * 2 ** 30, type: 'disk', removable: false, readOnly: false }], macs: [M3] })).status, 200);
-  t.equal((await post('events', { type: 'precache-progress', message: 'downloading a.tgz', data: { step: 'download', filesDone: 1, filesTotal: 3, bytesDone: 3 * 2 ** 20, bytesTotal: 12 * 2 ** 20 } })).status, 201);
+  const post = (path: string, body: unknown) =>
+    fetch(`${srv.url}/api/v1/machines/${M3}/${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  t.equal(
+    (
+      await post('inventory', {
+        disks: [{ path: '/dev/vda', name: 'vda', sizeBytes: 4 * 2 ** 30, type: 'disk', removable: false, readOnly: false }],
+        macs: [M3],
+      })
+    ).status,
+    200,
+  );
+  t.equal(
+    (
+      await post('events', {
+        type: 'precache-progress',
+        message: 'downloading a.tgz',
+        data: { step: 'download', filesDone: 1, filesTotal: 3, bytesDone: 3 * 2 ** 20, bytesTotal: 12 * 2 ** 20 },
+      })
+    ).status,
+    201,
+  );
   const show = await cli(['machines', 'show', M3]);
   t.equal(show.code, 0, `exit 0 (stderr: ${show.stderr})`);
   t.match(show.stdout, /^state:\s+precaching$/m);
   t.match(show.stdout, /^progress:\s+download, 1\/3 files, 3\.0 MiB of 12\.0 MiB, boot 1 \(last heard \S+Z\): downloading a\.tgz$/m, 'where the run is');
   t.match(show.stdout, /^disks:\s+\/dev\/vda 4\.0 GiB$/m, 'what the job found');
   const list = await cli(['machines', 'list', '--state', 'precaching']);
-  t.match(list.stdout, new RegExp(`^${M3}\\s+precaching\\s+precache-assisted\\s+-\\s+127\\.0\\.0\\.1\\s+download 1/3 25%\\s+\\S+Z$`, 'm'), 'list shows how far the run is');
+  t.match(
+    list.stdout,
+    new RegExp(`^${M3}\\s+precaching\\s+precache-assisted\\s+-\\s+127\\.0\\.0\\.1\\s+download 1/3 25%\\s+\\S+Z$`, 'm'),
+    'list shows how far the run is',
+  );
 });
 
 t.test('machines reset on a registered machine fails with the server message', async (t) => {

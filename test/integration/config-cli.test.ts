@@ -116,7 +116,10 @@ t.test('config show prints a file config check accepts and that loads to the sam
     ].join('\n'),
   );
   // Both forms of both configs round-trip in the unit test (show.test.ts); here the real CLI, for two of them.
-  for (const [what, args, json] of [['the defaults', [], true], ['a non-trivial config', [source], false]] as const) {
+  for (const [what, args, json] of [
+    ['the defaults', [], true],
+    ['a non-trivial config', [source], false],
+  ] as const) {
     {
       const label = `${what}, ${json ? 'JSON' : 'YAML'}`;
       const show = (file: string[]) => runCli(t, [...(json ? ['--json'] : []), 'config', 'show', ...file], { cwd: dir, env: roots });

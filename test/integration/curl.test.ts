@@ -48,7 +48,11 @@ t.test('GET /boot.ipxe: the entry script chains to /ipxe?mac=', async (t) => {
   const r = await curl(['-fsS', `${base}/boot.ipxe`]);
   t.equal(r.code, 0, `curl -f succeeds (stderr: ${r.stderr})`);
   t.match(r.stdout, /^#!ipxe\n/, 'starts with #!ipxe');
-  t.match(r.stdout, new RegExp(`^chain --replace --autofree ${base.replaceAll('.', '\\.')}/ipxe\\?mac=\\$\\{netX/mac:hexhyp\\}&`, 'm'), 'chains to /ipxe?mac= on the URL curl used');
+  t.match(
+    r.stdout,
+    new RegExp(`^chain --replace --autofree ${base.replaceAll('.', '\\.')}/ipxe\\?mac=\\$\\{netX/mac:hexhyp\\}&`, 'm'),
+    'chains to /ipxe?mac= on the URL curl used',
+  );
   const head = await curl(['-sS', '-o', '/dev/null', '-w', '%{http_code} %{content_type}', `${base}/boot.ipxe`]);
   t.equal(head.stdout, '200 text/plain; charset=utf-8', 'status 200, text/plain');
 });
@@ -102,11 +106,7 @@ t.test('without a token: 401 with a JSON body', async (t) => {
   t.match(head, /^HTTP\/1\.1 401 /, 'status 401');
   t.match(head, /^www-authenticate: Bearer\r?$/im, 'with WWW-Authenticate: Bearer');
   t.match(head, /^content-type: application\/json/im, 'JSON');
-  t.same(
-    JSON.parse(body),
-    { error: 'unauthorized', message: 'this endpoint needs an admin token: send Authorization: Bearer <token>' },
-    'the error body',
-  );
+  t.same(JSON.parse(body), { error: 'unauthorized', message: 'this endpoint needs an admin token: send Authorization: Bearer <token>' }, 'the error body');
 
   const f = await curl(['-fsS', '-X', 'PUT', '-H', 'Content-Type: application/json', '--data-binary', '{}', `${base}/api/v1/machines/52-54-00-cc-00-09`]);
   t.equal(f.code, 22, 'curl -f fails with 22 on the 401');
@@ -114,7 +114,16 @@ t.test('without a token: 401 with a JSON body', async (t) => {
 
   const wrong = await curl(['-sS', '-H', 'Authorization: Bearer nope-nope-nope-nope', '-w', '\n%{http_code}', `${base}/api/v1/machines`]);
   t.match(wrong.stdout, /"error":"unauthorized".*\n401$/s, 'a wrong token: 401 too');
-  const check = await curl(['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Authorization: Bearer ${srv.token}`, `${base}/api/v1/machines/52-54-00-cc-00-09`]);
+  const check = await curl([
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-H',
+    `Authorization: Bearer ${srv.token}`,
+    `${base}/api/v1/machines/52-54-00-cc-00-09`,
+  ]);
   t.equal(check.stdout, '404', 'the refused PUT wrote nothing');
 });
 
@@ -122,12 +131,27 @@ t.test('with server.advertiseAddress set and port 0, the scripts name the port a
   const adv = await startServer(t, { args: ['--set', 'server.advertiseAddress=127.0.0.1'] });
   const entry = await curl(['-fsS', '-H', 'Host: ignored.example:1234', `${adv.url}/boot.ipxe`]);
   t.equal(entry.code, 0, `curl -f succeeds (stderr: ${entry.stderr})`);
-  t.match(entry.stdout, new RegExp(`^chain --replace --autofree http://127\\.0\\.0\\.1:${adv.port}/ipxe\\?mac=`, 'm'), `the entry script chains to 127.0.0.1:${adv.port}`);
+  t.match(
+    entry.stdout,
+    new RegExp(`^chain --replace --autofree http://127\\.0\\.0\\.1:${adv.port}/ipxe\\?mac=`, 'm'),
+    `the entry script chains to 127.0.0.1:${adv.port}`,
+  );
   t.notMatch(entry.stdout, /127\.0\.0\.1:0\//, 'never to port 0');
   t.notMatch(entry.stdout, /ignored\.example/, 'the advertise address wins over the Host header');
   const boot = await curl(['-fsS', '-H', `Authorization: Bearer ${adv.token}`, `${adv.url}/api/v1/machines/52-54-00-cc-00-01/boot`]);
   t.equal(boot.code, 22, 'no such machine on this fresh server');
-  const put = await curl(['-fsS', '-X', 'PUT', '-H', `Authorization: Bearer ${adv.token}`, '-H', 'Content-Type: application/json', '--data-binary', '{"labels":{}}', `${adv.url}/api/v1/machines/52-54-00-cc-00-01`]);
+  const put = await curl([
+    '-fsS',
+    '-X',
+    'PUT',
+    '-H',
+    `Authorization: Bearer ${adv.token}`,
+    '-H',
+    'Content-Type: application/json',
+    '--data-binary',
+    '{"labels":{}}',
+    `${adv.url}/api/v1/machines/52-54-00-cc-00-01`,
+  ]);
   t.equal(put.code, 0, 'PUT a machine');
   const info = await curl(['-fsS', '-H', `Authorization: Bearer ${adv.token}`, `${adv.url}/api/v1/machines/52-54-00-cc-00-01/boot`]);
   const doc = JSON.parse(info.stdout) as { scriptUrl: string; entryUrl: string };

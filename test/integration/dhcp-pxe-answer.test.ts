@@ -65,7 +65,12 @@ async function harness(t: Test, mode: 'proxy' | 'full', config: Record<string, u
     log: createLogger('debug', sink),
     openSocket: (address, port, onMessage) => {
       listeners.set(port, onMessage);
-      return { send: (out) => void sent.push({ ...out, data: Buffer.from(out.data) }), close: () => listeners.delete(port), localPort: port, localAddress: address };
+      return {
+        send: (out) => void sent.push({ ...out, data: Buffer.from(out.data) }),
+        close: () => listeners.delete(port),
+        localPort: port,
+        localAddress: address,
+      };
     },
     interfaces: () => [{ ifindex: 2, name: 'eth0', address: SERVER }],
     httpPort: () => 8080,
@@ -105,7 +110,12 @@ async function harness(t: Test, mode: 'proxy' | 'full', config: Record<string, u
 }
 
 const put = (h: Harness, mac: string, body: Record<string, unknown>) =>
-  h.ta.app.inject({ method: 'PUT', url: `/api/v1/machines/${mac}`, headers: { ...h.ta.auth, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+  h.ta.app.inject({
+    method: 'PUT',
+    url: `/api/v1/machines/${mac}`,
+    headers: { ...h.ta.auth, 'content-type': 'application/json' },
+    payload: JSON.stringify(body),
+  });
 
 t.test('proxy mode, boot.unknownMachines exit: silence for strangers, answers once registered', async (t) => {
   const h = await harness(t, 'proxy');
@@ -119,12 +129,24 @@ t.test('proxy mode, boot.unknownMachines exit: silence for strangers, answers on
     "the debug line gives the planner's reason",
   );
   const events = await h.eventsWith(stranger, 'dhcp-ignored');
-  t.match(events.map((e) => e.type), ['discovered', 'dhcp-ignored'], 'the stranger is recorded, as discovered, with the silence');
-  t.match(events.find((e) => e.type === 'dhcp-ignored'), { source: 'dhcp', message: reason, data: { listener: 'dhcp', interface: 'eth0' } }, 'dhcp-ignored names the reason');
+  t.match(
+    events.map((e) => e.type),
+    ['discovered', 'dhcp-ignored'],
+    'the stranger is recorded, as discovered, with the silence',
+  );
+  t.match(
+    events.find((e) => e.type === 'dhcp-ignored'),
+    { source: 'dhcp', message: reason, data: { listener: 'dhcp', interface: 'eth0' } },
+    'dhcp-ignored names the reason',
+  );
 
   // Its port-4011 request is silent too.
   const from = { address: '10.77.0.130', port: 4011 };
-  t.same(await h.exchange({ type: DHCP_TYPE.request, mac: stranger, ciaddr: from.address, options: UEFI_PXE }, h.ta.config.dhcp.proxyPort, from), [], 'the boot server is silent for it too');
+  t.same(
+    await h.exchange({ type: DHCP_TYPE.request, mac: stranger, ciaddr: from.address, options: UEFI_PXE }, h.ta.config.dhcp.proxyPort, from),
+    [],
+    'the boot server is silent for it too',
+  );
 
   // Registered, even with a profile that boots the local disk, it is answered on both ports.
   t.equal((await put(h, stranger, { profile: 'local-disk' })).statusCode, 200, 'registered through the API (200: it replaces the discovered record)');
@@ -148,7 +170,14 @@ t.test('proxy mode: a registered machine is answered on any of its NICs, and by 
   t.equal((await put(h, '02:eb:5a:00:01:03', { profile: 'local-disk', uuid })).statusCode, 201);
   const [byUuid] = await h.exchange({ type: DHCP_TYPE.discover, mac: '02:eb:5a:00:01:04', options: BIOS_PXE });
   t.ok(byUuid, 'a DISCOVER from an unknown NIC with the UUID of a registered machine is answered (as /ipxe finds it)');
-  const [none] = await h.exchange({ type: DHCP_TYPE.discover, mac: '02:eb:5a:00:01:05', options: [[60, opt.text('PXEClient:Arch:00000:UNDI:002001')], [93, opt.u16(0)]] });
+  const [none] = await h.exchange({
+    type: DHCP_TYPE.discover,
+    mac: '02:eb:5a:00:01:05',
+    options: [
+      [60, opt.text('PXEClient:Arch:00000:UNDI:002001')],
+      [93, opt.u16(0)],
+    ],
+  });
   t.equal(none, undefined, 'another unknown NIC without that UUID is not');
 });
 
@@ -161,7 +190,10 @@ t.test('proxy mode, boot.unknownMachines wait or a profile: every PXE client is 
   }
   const h = await harness(t, 'proxy', { boot: { unknownMachines: 'local-disk' } });
   t.same(await h.exchange({ type: DHCP_TYPE.discover, mac: '02:eb:5a:00:02:02', options: BIOS_PXE }), [], 'a profile that boots the local disk: silence');
-  t.match(h.logs.find((l) => l.msg === 'dhcp request not answered'), { reason: /local-disk boots the local disk/ });
+  t.match(
+    h.logs.find((l) => l.msg === 'dhcp request not answered'),
+    { reason: /local-disk boots the local disk/ },
+  );
 });
 
 t.test('proxy mode: the records silent strangers leave stay within boot.maxDiscovered', async (t) => {
@@ -190,15 +222,26 @@ t.test('full mode: an unknown PXE client still gets an address and its boot file
   const [nak] = await h.exchange({ type: DHCP_TYPE.request, mac: known, options: [[50, opt.ip('10.77.1.50')]] });
   t.equal(nak && u8Option(decodeOrThrow(nak.data), 53), DHCP_TYPE.nak, 'NAKed');
   const reason = '10.77.1.50 is not on 10.77.0.0/24';
-  t.match(h.logs.find((l) => l.msg === 'dhcp reply' && l.mac === known), { level: 30, type: 'nak', reason }, 'the log line gives the reason');
+  t.match(
+    h.logs.find((l) => l.msg === 'dhcp reply' && l.mac === known),
+    { level: 30, type: 'nak', reason },
+    'the log line gives the reason',
+  );
   const events = await h.eventsWith(known, 'dhcp-nak');
-  t.match(events.find((e) => e.type === 'dhcp-nak'), { source: 'dhcp', message: reason }, 'and the timeline');
+  t.match(
+    events.find((e) => e.type === 'dhcp-nak'),
+    { source: 'dhcp', message: reason },
+    'and the timeline',
+  );
 
   // An unknown plain client's NAK is logged with its reason; no machine is made for it.
   const plain = '02:eb:5a:00:04:03';
   const [plainNak] = await h.exchange({ type: DHCP_TYPE.request, mac: plain, options: [[50, opt.ip('192.168.9.9')]] });
   t.ok(plainNak, 'NAKed');
-  t.match(h.logs.find((l) => l.msg === 'dhcp reply' && l.mac === plain), { type: 'nak', reason: '192.168.9.9 is not on 10.77.0.0/24' });
+  t.match(
+    h.logs.find((l) => l.msg === 'dhcp reply' && l.mac === plain),
+    { type: 'nak', reason: '192.168.9.9 is not on 10.77.0.0/24' },
+  );
   await sleep(50);
   t.equal(await h.ta.store.getMachine(plain as Mac), undefined, 'no machine for an unknown plain client');
 });

@@ -103,7 +103,15 @@ async function harness(t: Test, lookupMs: () => number, stopGraceMs?: number): P
 
 const discover = (i: number) => encodeRequest({ type: DHCP_TYPE.discover, mac: macOf(i), xid: 0x1700 + i });
 const requestFor = (i: number, ip: string) =>
-  encodeRequest({ type: DHCP_TYPE.request, mac: macOf(i), xid: 0x1700 + i, options: [[50, opt.ip(ip)], [54, opt.ip(SERVER)]] });
+  encodeRequest({
+    type: DHCP_TYPE.request,
+    mac: macOf(i),
+    xid: 0x1700 + i,
+    options: [
+      [50, opt.ip(ip)],
+      [54, opt.ip(SERVER)],
+    ],
+  });
 
 async function offers(h: Harness): Promise<Map<number, string>> {
   for (let i = 0; i < CLIENTS; i++) h.deliver(discover(i));

@@ -80,14 +80,22 @@ t.test('beyond boot.maxDiscovered the least recently seen discovered go; registe
     tick();
     t.equal((await ipxe(ta, mac, '10.9.8.7')).statusCode, 200);
   }
-  t.same((await discovered(ta)).filter((m) => u.includes(m)), u.slice(3, 8), 'U0..U2 pruned, oldest first');
+  t.same(
+    (await discovered(ta)).filter((m) => u.includes(m)),
+    u.slice(3, 8),
+    'U0..U2 pruned, oldest first',
+  );
   t.same(await ta.store.listEvents(u[0] as Mac), [], 'their events went with them');
   tick();
   // Seen again (by DHCP: /ipxe from an address that is not the machine's updates nothing): now the most recent.
   await ta.boot.observeDhcp(u[3] as Mac, {}, { type: 'dhcp-offer', source: 'dhcp' });
   tick();
   await ipxe(ta, u[8] as string, '10.9.8.7');
-  t.same((await discovered(ta)).filter((m) => u.includes(m)), [u[3], u[5], u[6], u[7], u[8]], 'by last seen: U4 went, U3 stayed');
+  t.same(
+    (await discovered(ta)).filter((m) => u.includes(m)),
+    [u[3], u[5], u[6], u[7], u[8]],
+    'by last seen: U4 went, U3 stayed',
+  );
 
   // DHCP records unknown clients too (boot.observeDhcp), under the same cap.
   const d = ['02:00:00:00:02:00', '02:00:00:00:02:01', '02:00:00:00:02:02'] as Mac[];
@@ -95,7 +103,11 @@ t.test('beyond boot.maxDiscovered the least recently seen discovered go; registe
     tick();
     await ta.boot.observeDhcp(mac, { arch: 'x86_64' }, { type: 'dhcp-offer', source: 'dhcp' });
   }
-  t.same((await discovered(ta)).filter((m) => u.includes(m) || d.includes(m as Mac)), [u[3], u[8], ...d], 'DHCP-made records count and prune the same way');
+  t.same(
+    (await discovered(ta)).filter((m) => u.includes(m) || d.includes(m as Mac)),
+    [u[3], u[8], ...d],
+    'DHCP-made records count and prune the same way',
+  );
   t.equal(ta.boot.discovery.stats.pruned, 7, 'every prune counted');
   t.equal((await ta.store.getMachine('52:54:00:00:00:01' as Mac))?.state, 'registered', 'the registered machine is never pruned');
   t.equal((await ta.store.getMachine('52:54:00:00:00:02' as Mac))?.hostname, 'kept', 'nor a discovered one with a host name');
@@ -140,5 +152,8 @@ t.test('a real server: env settings, curl from 127.0.0.1, one log line per prune
   t.equal(pruned, created - 4, `${pruned} pruned: all made but the 4 kept`);
   const batches = srv.logLines.filter((l) => l.msg.startsWith('least recently seen discovered machines pruned'));
   t.equal(batches.length, pruned, 'one log line per prune batch (one machine each here)');
-  t.ok(batches.every((l) => Array.isArray(l.macs) && l.pruned === 1), 'naming the MACs it deleted');
+  t.ok(
+    batches.every((l) => Array.isArray(l.macs) && l.pruned === 1),
+    'naming the MACs it deleted',
+  );
 });

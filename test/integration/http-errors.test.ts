@@ -71,7 +71,11 @@ t.test('a handler that throws, sync or async: 500 with the request id only, one 
     const res = await app.inject({ url: path });
     t.equal(res.statusCode, 500, path);
     const body = res.json<{ error: string; message: string; requestId: string }>();
-    t.same(body, { error: 'internal', message: 'internal server error', requestId: body.requestId }, `${path}: the body is the code, a sentence and the id, nothing else`);
+    t.same(
+      body,
+      { error: 'internal', message: 'internal server error', requestId: body.requestId },
+      `${path}: the body is the code, a sentence and the id, nothing else`,
+    );
     t.ok(body.requestId.length > 0, 'a request id');
     t.notMatch(res.body, /pull-secret|hunter2|Cannot read|at /, 'no message text or stack in the body');
     const errors = lines.filter((l) => l.level >= 50);
@@ -89,7 +93,16 @@ t.test('an error after the headers are sent ends the connection (curl sees a sho
   t.teardown(() => app.close());
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
-  const cut = await run('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://127.0.0.1:${port}/mid-body`]).then(
+  const cut = await run('curl', [
+    '-sS',
+    '--max-time',
+    '10',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code} %{size_download}',
+    `http://127.0.0.1:${port}/mid-body`,
+  ]).then(
     () => undefined,
     (err: { code: number; stdout: string }) => err,
   );
@@ -116,7 +129,12 @@ t.test('a body nested past the cap is a 400 on every JSON route; at the cap it i
   t.teardown(() => app.close());
   const atCap = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'application/json' }, payload: deepJson(MAX_JSON_DEPTH, false) });
   t.equal(atCap.statusCode, 200, `${MAX_JSON_DEPTH} levels are fine`);
-  const over = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'application/json' }, payload: deepJson(MAX_JSON_DEPTH + 1, false) });
+  const over = await app.inject({
+    method: 'POST',
+    url: '/echo',
+    headers: { 'content-type': 'application/json' },
+    payload: deepJson(MAX_JSON_DEPTH + 1, false),
+  });
   t.equal(over.statusCode, 400);
   t.same(over.json(), { error: 'invalid_request', message: `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays` });
 });
@@ -129,7 +147,12 @@ t.test('the whole app: deep JSON bodies are 400s, Object.prototype names are unk
   t.equal(put.statusCode, 201);
 
   // The merge patch of the issue: 150,000 levels (900 KB, under the 1 MiB body limit).
-  const patch = await app.inject({ method: 'PATCH', url: `/api/v1/machines/${mac}`, headers: { ...auth, 'content-type': 'application/merge-patch+json' }, payload: deepJson(150_000, false) });
+  const patch = await app.inject({
+    method: 'PATCH',
+    url: `/api/v1/machines/${mac}`,
+    headers: { ...auth, 'content-type': 'application/merge-patch+json' },
+    payload: deepJson(150_000, false),
+  });
   t.equal(patch.statusCode, 400, 'PATCH with a 150,000-level merge patch');
   t.match(patch.json<ErrorBody>(), { error: 'invalid_request', message: /nests deeper than 32/ });
 
@@ -147,7 +170,11 @@ t.test('the whole app: deep JSON bodies are 400s, Object.prototype names are unk
   for (const r of routes) {
     // As deep as the route's body limit allows, inside an otherwise plausible body.
     const levels = Math.floor((r.limit - 200) / 6);
-    for (const payload of [`{"type":"booted","data":${deepJson(levels, false)}}`, `{"labels":${deepJson(levels, true)}}`, deepJson(MAX_JSON_DEPTH + 1, false)]) {
+    for (const payload of [
+      `{"type":"booted","data":${deepJson(levels, false)}}`,
+      `{"labels":${deepJson(levels, true)}}`,
+      deepJson(MAX_JSON_DEPTH + 1, false),
+    ]) {
       const res = await app.inject({ method: r.method, url: r.url, headers: { ...auth, 'content-type': 'application/json' }, payload });
       t.equal(res.statusCode, 400, `${r.method} ${r.url} with ${payload.length} bytes of nesting`);
       t.match(res.json<ErrorBody>(), { error: 'invalid_request', message: /nests deeper/ });

@@ -48,14 +48,19 @@ t.test('seeded requests on every route: no 5xx the server does not mean, and /he
   requireTools({ unshare: [['--version'], 'util-linux'] });
   const requests = process.env.FUZZ_REQUESTS ?? '200000';
   const seconds = process.env.FUZZ_SECONDS ?? '60';
-  const run = await runIsolated({ FUZZ_REQUESTS: requests, FUZZ_SECONDS: seconds, ...(process.env.FUZZ_SEED && { FUZZ_SEED: process.env.FUZZ_SEED }) }, (Number(seconds) + 60) * 1000);
+  const run = await runIsolated(
+    { FUZZ_REQUESTS: requests, FUZZ_SECONDS: seconds, ...(process.env.FUZZ_SEED && { FUZZ_SEED: process.env.FUZZ_SEED }) },
+    (Number(seconds) + 60) * 1000,
+  );
   t.comment(`seed ${run.seed} (replay: FUZZ_SEED=${run.seed} FUZZ_REQUESTS=${requests} npx tap ${fileURLToPath(import.meta.url)})`);
   const result = run.result;
   if (!result) {
     t.fail(`the fuzz process ended (code ${run.code}) without a result: the server went down`, { stderr: run.stderr });
     return;
   }
-  t.comment(`${result.requests} requests over ${result.routes} routes in ${result.seconds.toFixed(1)} s (${result.perSecond}/s); statuses ${JSON.stringify(result.byStatus)}; intended 5xx ${result.intended5xx}`);
+  t.comment(
+    `${result.requests} requests over ${result.routes} routes in ${result.seconds.toFixed(1)} s (${result.perSecond}/s); statuses ${JSON.stringify(result.byStatus)}; intended 5xx ${result.intended5xx}`,
+  );
   t.ok(result.routes >= 30, `the route table was read (${result.routes} routes)`);
   t.ok(result.requests === Number(requests) || result.seconds >= Number(seconds), 'the run ended at its request count or its time bound, not early');
   t.ok(result.requests >= Math.min(Number(requests), 2000), `enough requests to mean something (${result.requests})`);

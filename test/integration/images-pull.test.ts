@@ -44,10 +44,10 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
   const comps: Record<string, BuiltImage> = {
     pod: makeImage(join(dir, 'pod'), { layers: [base, { 'usr/bin/pod': 'pod' }], tag: 'x' }),
     etcd: makeImage(join(dir, 'etcd'), { layers: [base, { 'usr/bin/etcd': 'etcd' }], tag: 'x' }),
-    'aws-cloud-controller-manager': makeImage(join(dir, 'aws'), { layers: [{ 'aws': Buffer.alloc(50_000, 9) }], tag: 'x' }),
+    'aws-cloud-controller-manager': makeImage(join(dir, 'aws'), { layers: [{ aws: Buffer.alloc(50_000, 9) }], tag: 'x' }),
   };
-  const amd = makeImage(join(dir, 'm'), { layers: [{ 'm': 'amd64' }], tag: 'amd' });
-  const arm = makeImage(join(dir, 'm'), { layers: [{ 'm': 'arm64' }], platform: { os: 'linux', architecture: 'arm64' }, tag: 'arm' });
+  const amd = makeImage(join(dir, 'm'), { layers: [{ m: 'amd64' }], tag: 'amd' });
+  const arm = makeImage(join(dir, 'm'), { layers: [{ m: 'arm64' }], platform: { os: 'linux', architecture: 'arm64' }, tag: 'arm' });
   const multi = makeIndex(join(dir, 'm'), [amd, arm], { tag: 'multi' });
   const repository = `${reg.host}/ocp/art-dev`;
   const release = makeReleaseImage(join(dir, 'release'), {
@@ -59,27 +59,55 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
   for (const [, img] of Object.entries(comps)) await pushImage(reg, img, `ocp/art-dev@${img.digest}`);
   await pushImage(reg, multi, `ocp/art-dev@${multi.digest}`);
   await pushImage(reg, release, 'ocp/release:4.99.0-x86_64');
-  const extra = makeImage(join(dir, 'extra'), { layers: [base, { 'agent': 'assisted' }], tag: 'v1' });
+  const extra = makeImage(join(dir, 'extra'), { layers: [base, { agent: 'assisted' }], tag: 'v1' });
   await pushImage(reg, extra, 'mce/assisted-installer-agent:v1');
 
-  const srv = await startServer(t, { cwd: tempDir(t), env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_PULL_SECRET: reg.authFile(tempDir(t)) } });
+  const srv = await startServer(t, {
+    cwd: tempDir(t),
+    env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_PULL_SECRET: reg.authFile(tempDir(t)) },
+  });
   const conn = ['--server', srv.url, '--token', srv.token];
   const filterFile = join(dir, 'filter.yaml');
   writeFileSync(filterFile, 'patterns:\n  - "\\\\baws\\\\b"\n  - azure\n');
   const before = (await reg.requests()).length;
-  const pulled = await runCli(t, ['images', 'pull', ...conn, '--release', `${reg.host}/ocp/release:4.99.0-x86_64`, '--img', `${reg.host}/mce/assisted-installer-agent:v1`, '--filter', filterFile, '--parallel', '3', '--json'], { timeoutMs: 60_000 });
+  const pulled = await runCli(
+    t,
+    [
+      'images',
+      'pull',
+      ...conn,
+      '--release',
+      `${reg.host}/ocp/release:4.99.0-x86_64`,
+      '--img',
+      `${reg.host}/mce/assisted-installer-agent:v1`,
+      '--filter',
+      filterFile,
+      '--parallel',
+      '3',
+      '--json',
+    ],
+    { timeoutMs: 60_000 },
+  );
   t.equal(pulled.code, 0, `the CLI succeeds (${pulled.stderr})`);
   const job = JSON.parse(pulled.stdout) as Job;
   t.equal(job.state, 'done');
   t.equal(job.release?.version, '4.99.0', 'the version from image-references');
   t.equal(job.release?.digest, release.digest);
-  t.same(job.excluded.map((e) => [e.name, e.pattern]), [['aws-cloud-controller-manager', '\\baws\\b']], 'the filter left aws out, and says by which pattern');
+  t.same(
+    job.excluded.map((e) => [e.name, e.pattern]),
+    [['aws-cloud-controller-manager', '\\baws\\b']],
+    'the filter left aws out, and says by which pattern',
+  );
   t.same(job.images, { total: 5, fetched: 5, cached: 0, failed: 0, pending: 0 }, 'release + pod + etcd + multi-thing + the extra image');
 
   const gets = (await reg.requests()).slice(before).filter((r) => r.method === 'GET' && r.status === 200 && r.path.includes('/blobs/'));
   const perDigest = new Map<string, number>();
   for (const r of gets) perDigest.set(r.path.slice(r.path.lastIndexOf('/') + 1), (perDigest.get(r.path.slice(r.path.lastIndexOf('/') + 1)) ?? 0) + 1);
-  t.same([...perDigest.values()].filter((n) => n > 1), [], 'no blob left the upstream twice');
+  t.same(
+    [...perDigest.values()].filter((n) => n > 1),
+    [],
+    'no blob left the upstream twice',
+  );
   const wanted = new Map<string, number>();
   for (const img of [release, comps.pod!, comps.etcd!, amd, arm, extra]) for (const b of [img.config, ...img.layers]) wanted.set(b.digest, b.size);
   t.same(new Set(perDigest.keys()), new Set(wanted.keys()), 'every blob of every kept image, each platform of the index too');
@@ -88,7 +116,21 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
   t.equal(job.bytes.total - job.bytes.upstream, job.bytes.deduplicated);
   t.equal(job.blobs.total, wanted.size);
 
-  const again = await runCli(t, ['images', 'pull', ...conn, '--release', `${reg.host}/ocp/release:4.99.0-x86_64`, '--img', `${reg.host}/mce/assisted-installer-agent:v1`, '--filter', filterFile], { timeoutMs: 60_000 });
+  const again = await runCli(
+    t,
+    [
+      'images',
+      'pull',
+      ...conn,
+      '--release',
+      `${reg.host}/ocp/release:4.99.0-x86_64`,
+      '--img',
+      `${reg.host}/mce/assisted-installer-agent:v1`,
+      '--filter',
+      filterFile,
+    ],
+    { timeoutMs: 60_000 },
+  );
   t.equal(again.code, 0);
   t.match(again.stdout, /images: 5 in all, 0 fetched, 5 already cached, 0 failed, 1 left out by the filter/, 'run again: all cached');
   t.match(again.stdout, /bytes: 0 B from upstream/);
@@ -96,7 +138,16 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
 
   await reg.stop();
   const mirror = `127.0.0.1:${srv.port}/${reg.host}`;
-  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ocp/art-dev@${comps.etcd!.digest}`, `oci:${join(dir, 'offline')}:etcd`]);
+  await run('skopeo', [
+    '--insecure-policy',
+    'copy',
+    '--quiet',
+    '--preserve-digests',
+    '--src-tls-verify=false',
+    '--src-no-creds',
+    `docker://${mirror}/ocp/art-dev@${comps.etcd!.digest}`,
+    `oci:${join(dir, 'offline')}:etcd`,
+  ]);
   const copied = JSON.parse(readFileSync(join(dir, 'offline', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   t.equal(copied.manifests[0]?.digest, comps.etcd!.digest, 'a pulled component copies through /v2/ with the upstream stopped');
 });
@@ -104,7 +155,7 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
 t.test("a job's own pull secret, and bad requests", { skip }, async (t) => {
   const reg = await startRegistry(t, { auth: 'basic' });
   const dir = tempDir(t);
-  const img = makeImage(join(dir, 'i'), { layers: [{ 'x': 'x' }], tag: 'v1' });
+  const img = makeImage(join(dir, 'i'), { layers: [{ x: 'x' }], tag: 'v1' });
   await pushImage(reg, img, 'ns/i:v1');
   // The server has no credentials for this registry.
   const srv = await startServer(t, { cwd: tempDir(t), env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host } });
@@ -118,7 +169,12 @@ t.test("a job's own pull secret, and bad requests", { skip }, async (t) => {
   t.equal(ok.code, 0, `the job's own pull secret works (${ok.stdout}${ok.stderr})`);
   t.match(ok.stdout, /images: 1 in all, 1 fetched/);
 
-  const post = (body: unknown) => fetch(`${srv.url}/api/v1/images/jobs`, { method: 'POST', headers: { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const post = (body: unknown) =>
+    fetch(`${srv.url}/api/v1/images/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   const noHost = await post({ images: ['library/busybox:1'] });
   t.equal(noHost.status, 400);
   t.match(((await noHost.json()) as { message: string }).message, /name the registry host first|not a registry host/);
@@ -126,5 +182,9 @@ t.test("a job's own pull secret, and bad requests", { skip }, async (t) => {
   t.equal((await post({ images: [`${reg.host}/ns/i:v1`], filter: 'patterns: [unclosed(' })).status, 400, 'a broken filter');
   t.equal((await post({ images: [`${reg.host}/ns/i:v1`], pullSecret: '{' })).status, 400, 'a broken pull secret');
   t.equal((await fetch(`${srv.url}/api/v1/images/jobs/0123456789abcdef`, { headers: { authorization: `Bearer ${srv.token}` } })).status, 404);
-  t.equal((await fetch(`${srv.url}/api/v1/images/jobs`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).status, 401, 'admin only');
+  t.equal(
+    (await fetch(`${srv.url}/api/v1/images/jobs`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).status,
+    401,
+    'admin only',
+  );
 });

@@ -56,7 +56,9 @@ t.test('HTTP and TFTP agree on every name; the outside content is never served',
   let n = 0;
   const overHttp = async (name: string): Promise<Answer> => {
     const dest = join(out, `http-${n++}`);
-    const r = await run(t, 'curl', ['-sS', '--max-time', '10', '-o', dest, '-w', '%{http_code}', `http://127.0.0.1:${httpPort}/ipxe-bin/${name}`], { timeoutMs: 15_000 });
+    const r = await run(t, 'curl', ['-sS', '--max-time', '10', '-o', dest, '-w', '%{http_code}', `http://127.0.0.1:${httpPort}/ipxe-bin/${name}`], {
+      timeoutMs: 15_000,
+    });
     t.equal(r.code, 0, `curl ${name}: ${r.stderr}`);
     const served = r.stdout === '200' && existsSync(dest) ? readFileSync(dest) : undefined;
     if (existsSync(dest)) t.notMatch(readFileSync(dest, 'latin1'), SECRET, `HTTP ${name}: no outside content, not even in an error body`);
@@ -95,7 +97,12 @@ t.test('HTTP and TFTP agree on every name; the outside content is never served',
 
   // The clean file keeps Range, ETag and HEAD over a real socket.
   const efi = readFileSync(join(second, 'plain.efi'));
-  const range = await run(t, 'curl', ['-sS', '--max-time', '10', '-r', '100-199', '-D', '-', '-o', join(out, 'range'), `http://127.0.0.1:${httpPort}/ipxe-bin/plain.efi`], { timeoutMs: 15_000 });
+  const range = await run(
+    t,
+    'curl',
+    ['-sS', '--max-time', '10', '-r', '100-199', '-D', '-', '-o', join(out, 'range'), `http://127.0.0.1:${httpPort}/ipxe-bin/plain.efi`],
+    { timeoutMs: 15_000 },
+  );
   t.match(range.stdout, /^HTTP\/1\.1 206/, 'a range: 206');
   t.match(range.stdout, /content-range: bytes 100-199\/5000/i);
   t.match(range.stdout, /etag: (W\/)?"/i, 'an ETag');

@@ -64,14 +64,22 @@ t.test('one conditional-GET path: curl -z, If-None-Match, If-Range and -r answer
   const body = Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 253));
   writeFileSync(join(root, 'snp.efi'), body);
   mkdirSync(join(dir, 'profiles'));
-  writeFileSync(join(dir, 'profiles', 'lab.yaml'), ['name: lab', 'description: one file', 'artifacts:', `  kernel: { url: "file://${join(root, 'snp.efi')}" }`, 'boot:', '  kernel: kernel', ''].join('\n'));
+  writeFileSync(
+    join(dir, 'profiles', 'lab.yaml'),
+    ['name: lab', 'description: one file', 'artifacts:', `  kernel: { url: "file://${join(root, 'snp.efi')}" }`, 'boot:', '  kernel: kernel', ''].join('\n'),
+  );
   const ta = await testApp(t, { profileDirs: [join(dir, 'profiles')], ipxeRoots: [root] });
   const base = await ta.app.listen({ port: 0, host: '127.0.0.1' });
   /** curl's status line and headers (lower-cased names) and body length for `args`. */
   const curl = async (url: string, ...args: string[]) => {
     const r = await run('curl', ['-sS', '--max-time', '10', '-D', '-', '-o', join(dir, 'body'), ...args, url]);
     const lines = r.stdout.split(/\r?\n/);
-    const headers = new Map(lines.slice(1).filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    const headers = new Map(
+      lines
+        .slice(1)
+        .filter((l) => l.includes(':'))
+        .map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+    );
     return { status: Number(lines[0]?.split(' ')[1]), headers, bytes: readFileSync(join(dir, 'body')) };
   };
   for (const url of [`${base}/ipxe-bin/snp.efi`, `${base}/assets/lab/kernel`]) {

@@ -56,7 +56,11 @@ t.test('every MAC-taking route refuses them with 400 invalid_mac', async (t) => 
     }
   }
   const left = await ta.store.listMachines();
-  t.same(left.map((m) => [m.mac, m.macs, m.hostname]), [[GOOD, [], undefined]], 'nothing was stored or changed');
+  t.same(
+    left.map((m) => [m.mac, m.macs, m.hostname]),
+    [[GOOD, [], undefined]],
+    'nothing was stored or changed',
+  );
 });
 
 t.test('/ipxe: a refused mac= is its 400 script; a good MAC in macs= still boots', async (t) => {
@@ -64,7 +68,11 @@ t.test('/ipxe: a refused mac= is its 400 script; a good MAC in macs= still boots
   for (const [mac] of REFUSED) {
     const res = await ta.app.inject({ method: 'GET', url: `/ipxe?mac=${mac}` });
     t.equal(res.statusCode, 400, `/ipxe?mac=${mac}: 400`);
-    t.match(res.body, /^#!ipxe\necho edgeboot: \/ipxe needs mac= with a MAC address .*not all-zero, broadcast or multicast\nexit 1\n$/, 'the iPXE script says why');
+    t.match(
+      res.body,
+      /^#!ipxe\necho edgeboot: \/ipxe needs mac= with a MAC address .*not all-zero, broadcast or multicast\nexit 1\n$/,
+      'the iPXE script says why',
+    );
     const both = await ta.app.inject({ method: 'GET', url: `/ipxe?mac=${mac}&macs=${mac},52-54-00-ab-cd-10` });
     t.equal(both.statusCode, 200, 'with a good MAC among macs=, that one boots');
   }
@@ -74,7 +82,22 @@ t.test('/ipxe: a refused mac= is its 400 script; a good MAC in macs= still boots
 
 t.test('a real server refuses them over curl', async (t) => {
   const srv = await startServer(t);
-  const { stdout } = await run('curl', ['-sS', '--max-time', '5', '-X', 'PUT', '-H', `authorization: Bearer ${srv.token}`, '-H', 'content-type: application/json', '-d', '{}', '-w', '\n%{http_code}', `${srv.url}/api/v1/machines/01-00-5e-00-00-fb`]);
+  const { stdout } = await run('curl', [
+    '-sS',
+    '--max-time',
+    '5',
+    '-X',
+    'PUT',
+    '-H',
+    `authorization: Bearer ${srv.token}`,
+    '-H',
+    'content-type: application/json',
+    '-d',
+    '{}',
+    '-w',
+    '\n%{http_code}',
+    `${srv.url}/api/v1/machines/01-00-5e-00-00-fb`,
+  ]);
   const [body = '', code] = stdout.split('\n');
   t.equal(code, '400');
   t.match(JSON.parse(body) as ErrorBody, { error: 'invalid_mac', message: /multicast/ });

@@ -68,14 +68,18 @@ t.test('a plain reset keeps its rules; a forced one takes a precaching machine b
   t.equal(forced.statusCode, 200, forced.body);
   t.equal(forced.json<Machine>().state, 'registered');
   const e = await lastEvent(ta);
-  t.match(e, {
-    type: 'state-changed',
-    source: 'api',
-    from: 'precaching',
-    to: 'registered',
-    message: 'forced reset to registered from precaching',
-    data: { cause: 'reset', forced: true, actor: 'admin', client: '192.0.2.7' },
-  }, 'the timeline names the forced reset, who, from where, and the state it was forced from');
+  t.match(
+    e,
+    {
+      type: 'state-changed',
+      source: 'api',
+      from: 'precaching',
+      to: 'registered',
+      message: 'forced reset to registered from precaching',
+      data: { cause: 'reset', forced: true, actor: 'admin', client: '192.0.2.7' },
+    },
+    'the timeline names the forced reset, who, from where, and the state it was forced from',
+  );
   const m = await ta.store.getMachine(MAC);
   t.equal(m?.precacheProgress, undefined, 'the precache run it was forced out of is forgotten');
 
@@ -128,7 +132,12 @@ t.test('a forced reset of a machine already in that state moves nothing but is o
   const after = await ta.store.getMachine(MAC);
   t.equal(after?.state, 'registered', 'still registered');
   t.equal(after?.tokenGeneration ?? 0, (before?.tokenGeneration ?? 0) + 1, 'the credentials handed out so far end');
-  t.match(await lastEvent(ta), { type: 'reset', source: 'api', message: 'forced reset: already registered', data: { cause: 'reset', actor: 'admin', client: '192.0.2.7', forced: true } });
+  t.match(await lastEvent(ta), {
+    type: 'reset',
+    source: 'api',
+    message: 'forced reset: already registered',
+    data: { cause: 'reset', actor: 'admin', client: '192.0.2.7', forced: true },
+  });
   const plain = await reset(ta, { to: 'registered' });
   t.equal(plain.statusCode, 409, 'without force a registered machine is still refused');
 });

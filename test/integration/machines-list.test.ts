@@ -52,14 +52,26 @@ t.test('pages of 100 by default, in MAC order, nextCursor until the last page', 
   };
   const pages = await follow((c) => get(c === undefined ? '' : `?cursor=${encodeURIComponent(c)}`));
   t.equal(pages.length, Math.ceil(N / 100), '24 pages');
-  t.same(pages.slice(0, -1).map((p) => p.machines.length), Array(pages.length - 1).fill(100), 'full pages of the default 100');
+  t.same(
+    pages.slice(0, -1).map((p) => p.machines.length),
+    Array(pages.length - 1).fill(100),
+    'full pages of the default 100',
+  );
   t.equal(pages.at(-1)?.machines.length, N % 100, 'the rest on the last');
   t.notOk('nextCursor' in (pages.at(-1) ?? {}), 'no nextCursor on the last page');
-  t.same(pages.flatMap((p) => p.machines.map((m) => m.mac)), ALL.map((m) => m.mac), 'every machine once, by MAC');
+  t.same(
+    pages.flatMap((p) => p.machines.map((m) => m.mac)),
+    ALL.map((m) => m.mac),
+    'every machine once, by MAC',
+  );
   t.same(pages[0]?.machines[3], ALL[3], 'whole documents');
 
   const big = await follow((c) => get(`?limit=1000${c === undefined ? '' : `&cursor=${c}`}`));
-  t.same(big.map((p) => p.machines.length), [1000, 1000, 345], 'limit=1000: three pages');
+  t.same(
+    big.map((p) => p.machines.length),
+    [1000, 1000, 345],
+    'limit=1000: three pages',
+  );
   const exact = await get('?limit=1000');
   t.type(exact.nextCursor, 'string', 'a full page has a cursor');
   t.match(exact.nextCursor ?? '', /^[A-Za-z0-9_-]+$/, 'URL-safe');
@@ -71,7 +83,10 @@ t.test('state, profile and label filters combine with paging', async (t) => {
     ['state=registered', (m) => m.state === 'registered'],
     ['profile=p2', (m) => m.profile === 'p2'],
     ['label=site=s1', (m) => m.labels.site === 's1'],
-    ['state=failed&profile=p0&label=site=s3&label=rack=r2', (m) => m.state === 'failed' && m.profile === 'p0' && m.labels.site === 's3' && m.labels.rack === 'r2'],
+    [
+      'state=failed&profile=p0&label=site=s3&label=rack=r2',
+      (m) => m.state === 'failed' && m.profile === 'p0' && m.labels.site === 's3' && m.labels.rack === 'r2',
+    ],
     ['label=site=nowhere', () => false],
   ];
   for (const [query, match] of cases) {
@@ -81,8 +96,15 @@ t.test('state, profile and label filters combine with paging', async (t) => {
       return res.json<Page>();
     });
     const want = ALL.filter(match).map((m) => m.mac);
-    t.same(pages.flatMap((p) => p.machines.map((m) => m.mac)), want, `${query}: ${want.length} machines`);
-    t.ok(pages.every((p) => p.machines.length <= 7), `${query}: pages of at most 7`);
+    t.same(
+      pages.flatMap((p) => p.machines.map((m) => m.mac)),
+      want,
+      `${query}: ${want.length} machines`,
+    );
+    t.ok(
+      pages.every((p) => p.machines.length <= 7),
+      `${query}: pages of at most 7`,
+    );
   }
 });
 
@@ -118,10 +140,18 @@ t.test('the store counts by state and iterates every machine a page at a time', 
   for (const st of MACHINE_STATES) t.equal(counts[st], ALL.filter((m) => m.state === st).length, `${st}: ${counts[st]}`);
   const seen: string[] = [];
   for await (const m of eachMachine(ta.store, {}, 100)) seen.push(m.mac);
-  t.same(seen, ALL.map((m) => m.mac), 'eachMachine: every machine, in order');
+  t.same(
+    seen,
+    ALL.map((m) => m.mac),
+    'eachMachine: every machine, in order',
+  );
   const precaching: string[] = [];
   for await (const m of eachMachine(ta.store, { state: 'precaching' }, 7)) precaching.push(m.mac);
-  t.same(precaching, ALL.filter((m) => m.state === 'precaching').map((m) => m.mac), 'eachMachine with a filter');
+  t.same(
+    precaching,
+    ALL.filter((m) => m.state === 'precaching').map((m) => m.mac),
+    'eachMachine with a filter',
+  );
 });
 
 t.test('over a real server: curl follows the cursor, the CLI lists all or --limit, /metrics counts in SQL', async (t) => {
@@ -139,7 +169,11 @@ t.test('over a real server: curl follows the cursor, the CLI lists all or --limi
     return JSON.parse(r.body) as Page;
   });
   t.equal(pages.length, 3, 'curl: three pages of up to 1000');
-  t.same(pages.flatMap((p) => p.machines.map((m) => m.mac)), ALL.map((m) => m.mac), 'curl: every machine once');
+  t.same(
+    pages.flatMap((p) => p.machines.map((m) => m.mac)),
+    ALL.map((m) => m.mac),
+    'curl: every machine once',
+  );
   const bad = await curl('/api/v1/machines?cursor=not-a-cursor');
   t.equal(bad.status, 400, 'curl: a forged cursor is a 400');
   t.equal((JSON.parse(bad.body) as ErrorBody).error, 'invalid_cursor');
@@ -147,16 +181,30 @@ t.test('over a real server: curl follows the cursor, the CLI lists all or --limi
   const conn = ['--server', srv.url, '--token', srv.token];
   const all = await runCli(t, ['machines', 'list', '--json', ...conn], { cwd: tempDir(t) });
   t.equal(all.code, 0, all.stderr);
-  t.same((JSON.parse(all.stdout) as Machine[]).map((m) => m.mac), ALL.map((m) => m.mac), `CLI: all ${N}, beyond one page`);
+  t.same(
+    (JSON.parse(all.stdout) as Machine[]).map((m) => m.mac),
+    ALL.map((m) => m.mac),
+    `CLI: all ${N}, beyond one page`,
+  );
   const table = await runCli(t, ['machines', 'list', ...conn], { cwd: tempDir(t) });
   t.equal(table.stdout.trimEnd().split('\n').length, N + 1, 'CLI table: a header and every machine');
   const five = await runCli(t, ['machines', 'list', '--json', '--limit', '5', ...conn], { cwd: tempDir(t) });
-  t.same((JSON.parse(five.stdout) as Machine[]).map((m) => m.mac), ALL.slice(0, 5).map((m) => m.mac), 'CLI --limit 5');
+  t.same(
+    (JSON.parse(five.stdout) as Machine[]).map((m) => m.mac),
+    ALL.slice(0, 5).map((m) => m.mac),
+    'CLI --limit 5',
+  );
   const over = await runCli(t, ['machines', 'list', '--json', '--limit', '1500', ...conn], { cwd: tempDir(t) });
   t.equal((JSON.parse(over.stdout) as Machine[]).length, 1500, 'CLI --limit 1500: across two pages');
-  const filtered = await runCli(t, ['machines', 'list', '--json', '--state', 'registered', '--profile', 'p1', '--label', 'site=s2', ...conn], { cwd: tempDir(t) });
+  const filtered = await runCli(t, ['machines', 'list', '--json', '--state', 'registered', '--profile', 'p1', '--label', 'site=s2', ...conn], {
+    cwd: tempDir(t),
+  });
   const want = ALL.filter((m) => m.state === 'registered' && m.profile === 'p1' && m.labels.site === 's2').map((m) => m.mac);
-  t.same((JSON.parse(filtered.stdout) as Machine[]).map((m) => m.mac), want, `CLI --state --profile --label: ${want.length}`);
+  t.same(
+    (JSON.parse(filtered.stdout) as Machine[]).map((m) => m.mac),
+    want,
+    `CLI --state --profile --label: ${want.length}`,
+  );
   const zero = await runCli(t, ['machines', 'list', '--limit', '0', ...conn], { cwd: tempDir(t) });
   t.not(zero.code, 0, 'CLI --limit 0 is refused');
 

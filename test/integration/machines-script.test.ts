@@ -143,15 +143,17 @@ t.test('rewrite mode: the preview asks the hub, and its 404 moves nothing until 
       return;
     }
     const base = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
-    res.writeHead(200, { 'content-type': 'text/plain' }).end(
-      [
-        '#!ipxe',
-        `initrd --name initrd ${base}/images/77/pxe-initrd?api_key=${API_KEY}&arch=x86_64`,
-        `kernel ${base}/boot-artifacts/kernel?arch=x86_64 initrd=initrd coreos.live.rootfs_url=${base}/boot-artifacts/rootfs?arch=x86_64 ip=dhcp`,
-        'boot',
-        '',
-      ].join('\n'),
-    );
+    res
+      .writeHead(200, { 'content-type': 'text/plain' })
+      .end(
+        [
+          '#!ipxe',
+          `initrd --name initrd ${base}/images/77/pxe-initrd?api_key=${API_KEY}&arch=x86_64`,
+          `kernel ${base}/boot-artifacts/kernel?arch=x86_64 initrd=initrd coreos.live.rootfs_url=${base}/boot-artifacts/rootfs?arch=x86_64 ip=dhcp`,
+          'boot',
+          '',
+        ].join('\n'),
+      );
   });
   await new Promise<void>((resolve) => hub.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => hub.close(() => resolve())));

@@ -96,7 +96,11 @@ t.test('a SIGTERM restart on the same data dir keeps machines, MACs, labels, eve
   t.match(await boot.text(), /^#!ipxe\n/, 'and got one');
 
   const before = await listMachines(first);
-  t.same(before.map((m) => m.mac), [n1.mac, n2.mac], 'two machines before the restart');
+  t.same(
+    before.map((m) => m.mac),
+    [n1.mac, n2.mac],
+    'two machines before the restart',
+  );
   const eventsBefore = new Map<string, EventBody[]>();
   for (const m of before) eventsBefore.set(m.mac, await eventsOf(first, m.mac));
   t.ok((eventsBefore.get(n1.mac)?.length ?? 0) >= 4, 'n1 has its creation and the three posted events');
@@ -137,11 +141,7 @@ t.test('a SIGTERM restart on the same data dir keeps machines, MACs, labels, eve
   t.equal(n1After?.observed.serial, 'SN123', 'what n1 reported at boot');
   t.equal((await call(second, 'GET', `/api/v1/machines/${hyp(gone.mac)}`)).status, 404, 'the deleted machine stays deleted');
   t.equal((await call(second, 'GET', `/api/v1/machines/${hyp(gone.macs[0] ?? '')}`)).status, 404, 'and its second MAC with it');
-  t.equal(
-    (await call(second, 'PUT', `/api/v1/machines/${hyp(gone.macs[0] ?? '')}`, { labels: {} })).status,
-    201,
-    'its MAC is free for a new machine',
-  );
+  t.equal((await call(second, 'PUT', `/api/v1/machines/${hyp(gone.macs[0] ?? '')}`, { labels: {} })).status, 201, 'its MAC is free for a new machine');
 
   const exit2 = await second.stop('SIGTERM', 10_000);
   t.equal(exit2.code, 0, 'the second run also exits 0');
@@ -257,7 +257,13 @@ for (const [run, killAfter] of [
         continue;
       }
       const [primary, ...more] = macsOf(run, i);
-      if (m.mac !== primary || m.macs.length !== 2 || more.some((x) => !(m.macs as string[]).includes(x)) || m.hostname !== `k${run}-${i}` || m.state !== 'registered') {
+      if (
+        m.mac !== primary ||
+        m.macs.length !== 2 ||
+        more.some((x) => !(m.macs as string[]).includes(x)) ||
+        m.hostname !== `k${run}-${i}` ||
+        m.state !== 'registered'
+      ) {
         halfWritten++;
       }
       // A machine whose primary MAC does not resolve is half-written too (its MAC rows are missing).
@@ -284,7 +290,9 @@ for (const [run, killAfter] of [
     db.pragma('foreign_keys = ON');
     t.same(db.pragma('foreign_key_check'), [], 'no dangling references');
     const macRows = db
-      .prepare<[], { machine: string; n: number }>('SELECT m.mac AS machine, COUNT(x.mac) AS n FROM machines m LEFT JOIN machine_macs x ON x.machine = m.mac GROUP BY m.mac')
+      .prepare<[], { machine: string; n: number }>(
+        'SELECT m.mac AS machine, COUNT(x.mac) AS n FROM machines m LEFT JOIN machine_macs x ON x.machine = m.mac GROUP BY m.mac',
+      )
       .all();
     t.equal(macRows.length, listed.length + 1, 'the table holds the listed machines and the new one');
     t.same(
@@ -292,7 +300,9 @@ for (const [run, killAfter] of [
       [],
       'every machine has exactly 3 rows in machine_macs',
     );
-    const orphans = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM machine_macs x LEFT JOIN machines m ON m.mac = x.machine WHERE m.mac IS NULL').get();
+    const orphans = db
+      .prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM machine_macs x LEFT JOIN machines m ON m.mac = x.machine WHERE m.mac IS NULL')
+      .get();
     t.equal(orphans?.n, 0, 'no MAC row without its machine');
     db.close();
   });

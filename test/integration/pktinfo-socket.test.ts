@@ -6,13 +6,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
-import {
-  interfaceAddresses,
-  openPktinfoSocket,
-  PKTINFO_RECV_MAX,
-  type PktinfoMessage,
-  type PktinfoSocket,
-} from '../../src/net/pktinfo-socket.js';
+import { interfaceAddresses, openPktinfoSocket, PKTINFO_RECV_MAX, type PktinfoMessage, type PktinfoSocket } from '../../src/net/pktinfo-socket.js';
 
 const WAIT_MS = 5_000;
 const LO_IFINDEX = Number(readFileSync('/sys/class/net/lo/ifindex', 'utf8').trim());
@@ -67,10 +61,7 @@ function sendFrom(c: Socket, data: Buffer, port: number): Promise<void> {
 }
 
 function nextReply(c: Socket): Promise<{ msg: Buffer; rinfo: RemoteInfo }> {
-  return within(
-    new Promise((resolve) => c.once('message', (msg, rinfo) => resolve({ msg, rinfo }))),
-    'reply on the dgram client',
-  );
+  return within(new Promise((resolve) => c.once('message', (msg, rinfo) => resolve({ msg, rinfo }))), 'reply on the dgram client');
 }
 
 t.test('lo has ifindex 1', async (t) => {
@@ -149,11 +140,7 @@ t.test('close() twice is safe; send after close throws; nothing arrives after cl
   sock.close();
   t.doesNotThrow(() => sock.close(), 'second close');
   t.equal(sock.closed, true);
-  t.throws(
-    () => sock.send({ data: Buffer.from('x'), address: '127.0.0.1', port: 9 }),
-    { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' },
-    'send on a closed socket',
-  );
+  t.throws(() => sock.send({ data: Buffer.from('x'), address: '127.0.0.1', port: 9 }), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' }, 'send on a closed socket');
   // The port is free again as soon as close() returns.
   const again = openPktinfoSocket({ address: '127.0.0.1', port }, () => got++);
   again.close();
@@ -181,10 +168,7 @@ t.test('close() from inside the message callback stops delivery of the rest of t
 
 t.test('binding a port already bound gives an error naming EADDRINUSE', async (t) => {
   const { sock } = openServer(t);
-  t.throws(
-    () => openPktinfoSocket({ address: '127.0.0.1', port: sock.localPort }, () => {}),
-    { code: 'EADDRINUSE', syscall: 'bind', message: /EADDRINUSE/ },
-  );
+  t.throws(() => openPktinfoSocket({ address: '127.0.0.1', port: sock.localPort }, () => {}), { code: 'EADDRINUSE', syscall: 'bind', message: /EADDRINUSE/ });
   // SO_REUSEADDR is off: a dgram socket with reuseAddr cannot share the port either.
   const d = createSocket({ type: 'udp4', reuseAddr: true });
   const err = await new Promise<Error | null>((resolve) => {

@@ -32,7 +32,14 @@ function writeBundle(ta: TestApp, id: string, files: Record<string, Buffer | str
     return { name, size: Buffer.byteLength(content), sha256: sha256(content) };
   });
   const bytes = list.reduce((n, f) => n + f.size, 0);
-  const manifest = { id, spec: { aiImages: [], images: ['example.com/x:1'], architecture: 'amd64' }, files: list, bytes, createdAt: new Date().toISOString(), seconds: 1 };
+  const manifest = {
+    id,
+    spec: { aiImages: [], images: ['example.com/x:1'], architecture: 'amd64' },
+    files: list,
+    bytes,
+    createdAt: new Date().toISOString(),
+    seconds: 1,
+  };
   writeFileSync(join(dir, 'bundle.json'), JSON.stringify(manifest));
   return list;
 }
@@ -48,24 +55,52 @@ function liveProfileDir(): string {
 }
 
 const DISK = { path: '/dev/vda', name: 'vda', sizeBytes: 4 * GiB, type: 'disk', removable: false, readOnly: false, model: 'QEMU HARDDISK' };
-const INVENTORY = { disks: [{ path: '/dev/sr0', name: 'sr0', sizeBytes: GiB, type: 'rom', removable: true, readOnly: true }, DISK], macs: ['52:54:00:aa:00:01'], memoryBytes: 4 * GiB, cpus: 2, serial: 'SN-1' };
+const INVENTORY = {
+  disks: [{ path: '/dev/sr0', name: 'sr0', sizeBytes: GiB, type: 'rom', removable: true, readOnly: true }, DISK],
+  macs: ['52:54:00:aa:00:01'],
+  memoryBytes: 4 * GiB,
+  cpus: 2,
+  serial: 'SN-1',
+};
 
 async function setup(t: Test, config: Record<string, unknown> = {}) {
   let clock = Date.parse('2026-06-01T08:00:00.000Z');
-  const ta = await testApp(t, { cache: {}, profileDirs: [liveProfileDir()], now: () => new Date(clock), config: { precache: { installReserveGiB: 1, maxBoots: 3, heartbeatSeconds: 60 }, ...config } });
+  const ta = await testApp(t, {
+    cache: {},
+    profileDirs: [liveProfileDir()],
+    now: () => new Date(clock),
+    config: { precache: { installReserveGiB: 1, maxBoots: 3, heartbeatSeconds: 60 }, ...config },
+  });
   const register = async (mac: string, precache: Record<string, unknown>) => {
-    const res = await ta.app.inject({ method: 'PUT', url: `/api/v1/machines/${mac}`, headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: 'https://hub.example.com/s' }, precache: { liveProfile: 'test-live', ...precache }, ip: MACHINE_IP } });
+    const res = await ta.app.inject({
+      method: 'PUT',
+      url: `/api/v1/machines/${mac}`,
+      headers: ta.auth,
+      payload: {
+        profile: 'precache-assisted',
+        assisted: { ipxeScriptUrl: 'https://hub.example.com/s' },
+        precache: { liveProfile: 'test-live', ...precache },
+        ip: MACHINE_IP,
+      },
+    });
     if (res.statusCode !== 201) throw new Error(`PUT ${mac}: ${res.statusCode} ${res.body}`);
   };
   // From the machine's own address (its reservation's ip): boot.verifyClient serves it its secrets.
   const boot = (mac: string) => ta.app.inject({ method: 'GET', url: `/ipxe?mac=${mac}`, headers: { host: HOST }, remoteAddress: MACHINE_IP });
   /** The machine's events token of its current boot (tokens rotate with each precache boot). */
-  const token = async (mac: string) => new URL(ta.boot.eventsUrl(BASE, (await ta.store.getMachine(mac as Mac)) ?? { mac: mac as Mac })).searchParams.get('token') ?? '';
+  const token = async (mac: string) =>
+    new URL(ta.boot.eventsUrl(BASE, (await ta.store.getMachine(mac as Mac)) ?? { mac: mac as Mac })).searchParams.get('token') ?? '';
   /** A request of the machine's job: its own token as a bearer token. */
   const job = async (mac: string, method: 'GET' | 'POST', rest: string, payload?: unknown, as = mac) =>
-    ta.app.inject({ method, url: `/api/v1/machines/${mac}/${rest}`, headers: { host: HOST, authorization: `Bearer ${await token(as)}` }, ...(payload !== undefined && { payload: payload as Record<string, unknown> }) });
+    ta.app.inject({
+      method,
+      url: `/api/v1/machines/${mac}/${rest}`,
+      headers: { host: HOST, authorization: `Bearer ${await token(as)}` },
+      ...(payload !== undefined && { payload: payload as Record<string, unknown> }),
+    });
   const machine = async (mac: string) => (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${mac}`, headers: ta.auth })).json<Machine>();
-  const events = async (mac: string) => (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${mac}/events`, headers: ta.auth })).json<{ events: EventBody[] }>().events;
+  const events = async (mac: string) =>
+    (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${mac}/events`, headers: ta.auth })).json<{ events: EventBody[] }>().events;
   const tick = (seconds: number) => {
     clock += seconds * 1000;
   };
@@ -84,10 +119,19 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   t.equal(m.state, 'precaching', 'the precache boot moves it to precaching');
   t.same(m.precacheProgress && [m.precacheProgress.boots, m.precacheProgress.step], [1, 'booting'], 'a run begins: boot 1');
   const ignitionUrl = /ignition\.config\.url=(\S+)/.exec(res.body)?.[1] ?? '';
-  const ign = await ta.app.inject({ method: 'GET', url: new URL(ignitionUrl).pathname + new URL(ignitionUrl).search, headers: { host: HOST }, remoteAddress: MACHINE_IP });
+  const ign = await ta.app.inject({
+    method: 'GET',
+    url: new URL(ignitionUrl).pathname + new URL(ignitionUrl).search,
+    headers: { host: HOST },
+    remoteAddress: MACHINE_IP,
+  });
   t.equal(ign.statusCode, 200);
   const body = ign.json<{ systemd: { units: { name: string }[] }; storage: { files: { path: string; contents: { source: string } }[] } }>();
-  t.same(body.systemd.units.map((u) => u.name), ['edgeboot-precache.service'], 'the Ignition runs the precache job');
+  t.same(
+    body.systemd.units.map((u) => u.name),
+    ['edgeboot-precache.service'],
+    'the Ignition runs the precache job',
+  );
   const env = Buffer.from(body.storage.files.find((f) => f.path === '/etc/edgeboot/precache.env')?.contents.source.split(',')[1] ?? '', 'base64').toString();
   t.match(env, `EDGEBOOT_TOKEN='${await token(mac)}'`, "the job carries this machine's token");
 
@@ -96,7 +140,10 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
 
   // Another machine's token is refused; a malformed inventory is a 400 that records nothing.
   t.equal((await job(mac, 'POST', 'inventory', INVENTORY, '52:54:00:aa:00:99')).statusCode, 401, "another machine's token: 401");
-  res = await job(mac, 'POST', 'inventory', { disks: [{ path: 'vda; reboot', name: 'vda', sizeBytes: 1, type: 'disk', removable: false, readOnly: false }], macs: [] });
+  res = await job(mac, 'POST', 'inventory', {
+    disks: [{ path: 'vda; reboot', name: 'vda', sizeBytes: 1, type: 'disk', removable: false, readOnly: false }],
+    macs: [],
+  });
   t.equal(res.statusCode, 400, 'a disk path that is not /dev/…: 400');
   t.equal((await machine(mac)).inventory, undefined);
 
@@ -104,7 +151,11 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   res = await job(mac, 'POST', 'inventory', INVENTORY);
   t.equal(res.statusCode, 200, res.body);
   m = await machine(mac);
-  t.same(m.inventory?.disks.map((d) => d.path), ['/dev/sr0', '/dev/vda'], 'the inventory is on the machine');
+  t.same(
+    m.inventory?.disks.map((d) => d.path),
+    ['/dev/sr0', '/dev/vda'],
+    'the inventory is on the machine',
+  );
   t.equal(m.inventory?.serial, 'SN-1');
   t.equal(m.precacheProgress?.lastHeartbeatAt, '2026-06-01T08:00:05.000Z', 'and was a heartbeat');
 
@@ -114,7 +165,11 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   t.equal(plan.disk, '/dev/vda', 'the fixed disk, not the removable CD');
   t.same(plan.partition, { number: 1, label: 'data', sizeGiB: 1, filesystem: 'xfs' }, 'a 1 GiB data partition: 1.5× the bundle, at least 1 GiB');
   t.equal(plan.requiredBytes, 2 * GiB, 'partition plus precache.installReserveGiB');
-  t.same(plan.files.map((f) => [f.name, f.size, f.sha256]), files.map((f) => [f.name, f.size, f.sha256]), 'every bundle file with its size and sha256');
+  t.same(
+    plan.files.map((f) => [f.name, f.size, f.sha256]),
+    files.map((f) => [f.name, f.size, f.sha256]),
+    'every bundle file with its size and sha256',
+  );
   t.same(plan.after, 'reboot');
   for (const f of plan.files) {
     t.equal(f.url, `${BASE}/bundles/00112233445566aa/${encodeURIComponent(f.name)}`);
@@ -126,10 +181,28 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   t.equal(resumed.rawPayload.length, 200_000);
 
   tick(5);
-  res = await job(mac, 'POST', 'events', { type: 'precache-progress', message: 'downloading x', data: { step: 'download', file: 'x@sha256_ab.tgz', filesDone: 2, filesTotal: 3, bytesDone: 150_004, bytesTotal: 300_004, resumedFrom: 0 } });
+  res = await job(mac, 'POST', 'events', {
+    type: 'precache-progress',
+    message: 'downloading x',
+    data: { step: 'download', file: 'x@sha256_ab.tgz', filesDone: 2, filesTotal: 3, bytesDone: 150_004, bytesTotal: 300_004, resumedFrom: 0 },
+  });
   t.equal(res.statusCode, 201);
   m = await machine(mac);
-  t.match(m.precacheProgress, { step: 'download', filesDone: 2, filesTotal: 3, bytesDone: 150_004, bytesTotal: 300_004, disk: '/dev/vda', bundle: '00112233445566aa', message: 'downloading x', lastHeartbeatAt: '2026-06-01T08:00:10.000Z' }, 'the admin sees the progress');
+  t.match(
+    m.precacheProgress,
+    {
+      step: 'download',
+      filesDone: 2,
+      filesTotal: 3,
+      bytesDone: 150_004,
+      bytesTotal: 300_004,
+      disk: '/dev/vda',
+      bundle: '00112233445566aa',
+      message: 'downloading x',
+      lastHeartbeatAt: '2026-06-01T08:00:10.000Z',
+    },
+    'the admin sees the progress',
+  );
   res = await job(mac, 'POST', 'events', { type: 'precache-progress', data: { filesDone: -1, bytesDone: 'lots', step: 'Not A Step' } });
   t.equal(res.statusCode, 201, 'a garbled progress report is still an event');
   t.match((await machine(mac)).precacheProgress, { step: 'download', filesDone: 2, bytesDone: 150_004 }, 'but moves no counter');
@@ -147,12 +220,24 @@ t.test('a precache run: boot, Ignition, inventory, plan, progress, result', asyn
   const timeline = await events(mac);
   const types = timeline.map((e) => e.type);
   for (const want of ['inventory', 'precache-plan', 'precache-progress', 'precache-result']) t.ok(types.includes(want), `${want} is on the timeline`);
-  t.same([...new Set(timeline.filter((e) => e.type.startsWith('precache-') || e.type === 'inventory').map((e) => e.source))], ['machine'], 'all of it from the machine');
+  t.same(
+    [...new Set(timeline.filter((e) => e.type.startsWith('precache-') || e.type === 'inventory').map((e) => e.source))],
+    ['machine'],
+    'all of it from the machine',
+  );
   const moved = timeline.filter((e) => e.type === 'state-changed').map((e) => [e.from, e.to, e.data?.cause]);
-  t.same(moved.slice(-2), [['registered', 'precaching', 'precache-served'], ['precaching', 'precached', 'precache-succeeded']]);
+  t.same(moved.slice(-2), [
+    ['registered', 'precaching', 'precache-served'],
+    ['precaching', 'precached', 'precache-succeeded'],
+  ]);
 
   // The next boot chains into the installer; a reset to registered begins a new run.
-  res = await ta.app.inject({ method: 'POST', url: `/api/v1/machines/${mac}/events`, headers: ta.auth, payload: { type: 'failed', message: 'the operator gave up' } });
+  res = await ta.app.inject({
+    method: 'POST',
+    url: `/api/v1/machines/${mac}/events`,
+    headers: ta.auth,
+    payload: { type: 'failed', message: 'the operator gave up' },
+  });
   t.equal(res.statusCode, 201, 'an admin fails the precached machine');
   res = await ta.app.inject({ method: 'POST', url: `/api/v1/machines/${mac}/reset`, headers: ta.auth, payload: { to: 'registered' } });
   t.equal(res.statusCode, 200, res.body);
@@ -175,7 +260,11 @@ t.test('a failure reported by the job, and plans that cannot be made', async (t)
   t.equal(res.statusCode, 200, res.body);
   let m = res.json<Machine>();
   t.equal(m.state, 'failed');
-  t.match(m.precacheProgress, { outcome: 'failed', step: 'verify', message: 'precache failed at verify: big.tgz: sha256 00ff, expected 1234 (downloaded twice)' }, 'the step and the tool\'s message are the reason');
+  t.match(
+    m.precacheProgress,
+    { outcome: 'failed', step: 'verify', message: 'precache failed at verify: big.tgz: sha256 00ff, expected 1234 (downloaded twice)' },
+    "the step and the tool's message are the reason",
+  );
   t.equal((await job(failing, 'POST', 'result', { ok: false, step: 'Bad Step' })).statusCode, 400, 'a step outside the pattern: 400');
 
   const small = '52:54:00:aa:00:03';
@@ -185,7 +274,10 @@ t.test('a failure reported by the job, and plans that cannot be made', async (t)
   res = await job(small, 'GET', 'plan');
   t.equal(res.statusCode, 409);
   t.equal(res.json<ErrorBody>().error, 'disk_too_small');
-  t.equal(res.json<ErrorBody>().message, 'disk /dev/vda is too small: it holds 4.0 GiB; the plan needs 5.0 GiB: 4 GiB for the data partition and 1 GiB for the install (precache.installReserveGiB)');
+  t.equal(
+    res.json<ErrorBody>().message,
+    'disk /dev/vda is too small: it holds 4.0 GiB; the plan needs 5.0 GiB: 4 GiB for the data partition and 1 GiB for the install (precache.installReserveGiB)',
+  );
   m = await machine(small);
   t.equal(m.state, 'failed', 'a disk too small fails the machine');
   t.match(m.precacheProgress, { outcome: 'failed', message: /holds 4\.0 GiB/ });
@@ -247,7 +339,10 @@ t.test('a boot loop: more precache boots than precache.maxBoots without a result
   t.notMatch(res.body, /\nkernel /, 'and boots nothing');
   const m = await machine(mac);
   t.equal(m.state, 'failed');
-  t.equal((await events(mac)).filter((e) => e.type === 'state-changed').at(-1)?.message, 'boot loop: 4 precache boots without a result (precache.maxBoots 3); the last step reported was booting');
+  t.equal(
+    (await events(mac)).filter((e) => e.type === 'state-changed').at(-1)?.message,
+    'boot loop: 4 precache boots without a result (precache.maxBoots 3); the last step reported was booting',
+  );
   t.same(ta.precache?.stats.ended, { 'boot-loop': 1 }, 'counted once');
   await boot(mac);
   t.same(ta.precache?.stats.ended, { 'boot-loop': 1 }, 'a failed machine booting again is no new loop');

@@ -86,7 +86,15 @@ t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection'
   const v2 = `${eb.url}/v2`;
   const digest = `sha256:${'a'.repeat(64)}`;
 
-  for (const path of [`${trap.host}/ns/x/manifests/latest`, `${trap.host}/ns/x/manifests/${digest}`, `${trap.host}/ns/x/blobs/${digest}`, `${trap.host}/ns/x/tags/list`, `${trap.host}/good-evil/x/manifests/v1`, `${trap.host}/goodx/manifests/v1`, `${trap.host}/x/good/y/manifests/v1`]) {
+  for (const path of [
+    `${trap.host}/ns/x/manifests/latest`,
+    `${trap.host}/ns/x/manifests/${digest}`,
+    `${trap.host}/ns/x/blobs/${digest}`,
+    `${trap.host}/ns/x/tags/list`,
+    `${trap.host}/good-evil/x/manifests/v1`,
+    `${trap.host}/goodx/manifests/v1`,
+    `${trap.host}/x/good/y/manifests/v1`,
+  ]) {
     const got = await curl(`${v2}/${path}`);
     t.equal(got.status, 403, `${path}: 403`);
     const [e] = errorsOf(got.body);
@@ -112,7 +120,11 @@ t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection'
   }
 
   // skopeo, as an operator would try it, is told why.
-  const skopeo = await run('skopeo', ['inspect', '--tls-verify=false', '--no-creds', '--retry-times', '0', `docker://127.0.0.1:${eb.port}/${trap.host}/ns/x:latest`], { timeout: 30_000 }).then(
+  const skopeo = await run(
+    'skopeo',
+    ['inspect', '--tls-verify=false', '--no-creds', '--retry-times', '0', `docker://127.0.0.1:${eb.port}/${trap.host}/ns/x:latest`],
+    { timeout: 30_000 },
+  ).then(
     () => 'succeeded',
     (err: Error & { stderr?: string }) => err.stderr ?? err.message,
   );
@@ -120,14 +132,26 @@ t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection'
 
   // Admin routes name images too: a typo or a stray host is refused before a job starts.
   const auth = { authorization: `Bearer ${eb.token}`, 'content-type': 'application/json' };
-  const job = await fetch(`${eb.url}/api/v1/images/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ images: [`${trap.host}/good/x:v1`, `${trap.host}/ns/x:latest`] }) });
+  const job = await fetch(`${eb.url}/api/v1/images/jobs`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ images: [`${trap.host}/good/x:v1`, `${trap.host}/ns/x:latest`] }),
+  });
   t.equal(job.status, 403, 'image job: 403');
   const jobBody = (await job.json()) as { error: string; message: string; details: { images: string[] } };
   t.equal(jobBody.error, 'upstream_denied');
   t.same(jobBody.details.images, [`${trap.host}/ns/x:latest`], 'only the refused image is named');
-  const release = await fetch(`${eb.url}/api/v1/images/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ release: `${trap.host}/ocp/release:4.14.0-x86_64` }) });
+  const release = await fetch(`${eb.url}/api/v1/images/jobs`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ release: `${trap.host}/ocp/release:4.14.0-x86_64` }),
+  });
   t.equal(release.status, 403, 'a release from a refused upstream: 403');
-  const bundle = await fetch(`${eb.url}/api/v1/bundles`, { method: 'POST', headers: auth, body: JSON.stringify({ aiImages: [`${trap.host}/mce/agent:v1`], images: [] }) });
+  const bundle = await fetch(`${eb.url}/api/v1/bundles`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ aiImages: [`${trap.host}/mce/agent:v1`], images: [] }),
+  });
   t.equal(bundle.status, 403, 'bundle: 403');
   t.match(await bundle.json(), { error: 'upstream_denied', details: { images: [`${trap.host}/mce/agent:v1`] } });
 
@@ -145,16 +169,25 @@ t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection'
   t.equal(eb.process.exitCode, null, 'the server is still running');
 });
 
-t.test("a release from an allowed registry whose components point elsewhere: those components fail, unasked", { skip }, async (t) => {
+t.test('a release from an allowed registry whose components point elsewhere: those components fail, unasked', { skip }, async (t) => {
   const trap = await startTrap(t);
   const reg = await startRegistry(t, { auth: 'none' });
   const dir = tempDir(t);
   const component = makeImage(join(dir, 'c'), { layers: [{ 'usr/bin/pod': 'pod' }] });
-  const release = makeReleaseImage(join(dir, 'release'), { version: '4.99.0', repository: `${trap.host}/ocp/art-dev`, components: [{ name: 'pod', image: component }], tag: 'rel' });
+  const release = makeReleaseImage(join(dir, 'release'), {
+    version: '4.99.0',
+    repository: `${trap.host}/ocp/art-dev`,
+    components: [{ name: 'pod', image: component }],
+    tag: 'rel',
+  });
   await pushImage(reg, release, 'ocp/release:4.99.0-x86_64');
   const eb = await startServer(t, { env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host } });
   const auth = { authorization: `Bearer ${eb.token}`, 'content-type': 'application/json' };
-  const started = await fetch(`${eb.url}/api/v1/images/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ release: `${reg.host}/ocp/release:4.99.0-x86_64` }) });
+  const started = await fetch(`${eb.url}/api/v1/images/jobs`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ release: `${reg.host}/ocp/release:4.99.0-x86_64` }),
+  });
   t.equal(started.status, 202, 'the release itself is allowed');
   const { id } = (await started.json()) as { id: string };
   let job: { state: string; release?: { version: string }; failures: { ref: string; error: string }[] } | undefined;
@@ -165,7 +198,11 @@ t.test("a release from an allowed registry whose components point elsewhere: tho
   }
   t.equal(job?.state, 'done');
   t.equal(job?.release?.version, '4.99.0', 'the release resolved');
-  t.same(job?.failures.map((f) => f.ref), [`${trap.host}/ocp/art-dev@${component.digest}`], 'its component failed');
+  t.same(
+    job?.failures.map((f) => f.ref),
+    [`${trap.host}/ocp/art-dev@${component.digest}`],
+    'its component failed',
+  );
   t.match(job?.failures[0]?.error, /not in registry\.allowedUpstreams/);
   t.equal(trap.accepted(), 0, 'and its host was never connected to');
 });

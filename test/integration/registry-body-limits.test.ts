@@ -18,13 +18,21 @@ t.test('a manifest or a tag page past its limit is a 502, read no further', asyn
   // Far past the limit, so that a client that read it all (as one did) shows in what was sent.
   const manifestBody = Buffer.alloc(MAX_MANIFEST_BYTES + 60 * MiB, 0x20);
   up.routes.set('/v2/lab/big/manifests/v1', { headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifestBody });
-  await t.rejects(client.manifest(up.host, 'lab/big', 'v1'), { constructor: RegistryError, status: 502, message: /a manifest over the 4194304-byte limit/ }, 'the oversized manifest is refused');
+  await t.rejects(
+    client.manifest(up.host, 'lab/big', 'v1'),
+    { constructor: RegistryError, status: 502, message: /a manifest over the 4194304-byte limit/ },
+    'the oversized manifest is refused',
+  );
   const sent = up.requests.find((r) => r.path === '/v2/lab/big/manifests/v1')?.sent ?? Infinity;
   t.ok(sent < manifestBody.length / 2, `and the rest left unread: ${sent} of ${manifestBody.length} bytes left the upstream`);
 
   const tagsBody = Buffer.from(`{"name":"lab/big","tags":[${'"t",'.repeat(3 * MiB)}"t"]}`);
   up.routes.set('/v2/lab/big/tags/list', { headers: { 'Content-Type': 'application/json' }, body: tagsBody });
-  await t.rejects(client.tags(up.host, 'lab/big'), { constructor: RegistryError, status: 502, message: /a tag list page over the 8388608-byte limit/ }, 'the oversized tag page is refused');
+  await t.rejects(
+    client.tags(up.host, 'lab/big'),
+    { constructor: RegistryError, status: 502, message: /a tag list page over the 8388608-byte limit/ },
+    'the oversized tag page is refused',
+  );
 
   const small = Buffer.from('{"name":"lab/small","tags":["b","a"]}');
   up.routes.set('/v2/lab/small/tags/list', { headers: { 'Content-Type': 'application/json' }, body: small });

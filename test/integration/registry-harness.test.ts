@@ -133,7 +133,11 @@ for (const mode of MODES) {
     const config = await skopeoInspectRaw(reg.ref('edge/a:1'), { ...inspectOpts, config: true });
     t.equal(sha256(config), a.config.digest, 'the config blob comes back unchanged');
     const diffIds = (JSON.parse(config.toString()) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
-    t.same(diffIds, a.layers.map((l) => sha256(gunzipSync(l.blob))), 'rootfs.diff_ids are the sha256 of the uncompressed tars');
+    t.same(
+      diffIds,
+      a.layers.map((l) => sha256(gunzipSync(l.blob))),
+      'rootfs.diff_ids are the sha256 of the uncompressed tars',
+    );
 
     // The release: its top layer, from the registry, through GNU tar.
     const top = release.layers[release.layers.length - 1]!;
@@ -151,7 +155,10 @@ for (const mode of MODES) {
     t.same([...readTar(blob).keys()].sort(), ['release-manifests/image-references', 'release-manifests/release-metadata']);
     const baseList = await run('tar', ['-tzf', join(dir, 'blobs', 'sha256', a.layers[0]!.digest.slice(7))]);
     t.match(baseList.stdout, /usr\/share\/doc\/a\/very\/deep\/.*\/README/, 'GNU tar reads the ustar prefix of long paths');
-    t.same(refs.spec.tags.map((tag) => tag.name), ['cli', 'tools', 'multi-arch-thing']);
+    t.same(
+      refs.spec.tags.map((tag) => tag.name),
+      ['cli', 'tools', 'multi-arch-thing'],
+    );
     for (const tag of refs.spec.tags) {
       t.match(tag.from.name, new RegExp(`^${reg.host.replace(/\./g, '\\.')}/ocp/art-dev@sha256:[0-9a-f]{64}$`));
       const raw = await skopeoInspectRaw(tag.from.name, inspectOpts);
@@ -163,11 +170,23 @@ for (const mode of MODES) {
     t.ok(has('PUT', '/v2/edge/a/manifests/1', 201), 'requests(): the manifest push');
     t.ok(has('PUT', `/v2/edge/multi/manifests/${multi.images[0]!.digest}`, 201), 'requests(): an index instance pushed by digest');
     for (const c of components) t.ok(has('PUT', `/v2/ocp/art-dev/manifests/${c.image.digest}`, 201), `requests(): ${c.name} pushed by digest`);
-    t.ok(accessLog.some((r) => r.method === 'PUT' && r.path.startsWith('/v2/edge/a/blobs/uploads/') && r.status === 201 && r.query.includes('digest=sha256')), 'requests(): blob uploads');
-    t.ok(accessLog.some((r) => r.method === 'GET' && r.path === '/v2/edge/a/manifests/1' && r.status === 200 && r.bytes === a.size), 'requests(): bytes served');
+    t.ok(
+      accessLog.some((r) => r.method === 'PUT' && r.path.startsWith('/v2/edge/a/blobs/uploads/') && r.status === 201 && r.query.includes('digest=sha256')),
+      'requests(): blob uploads',
+    );
+    t.ok(
+      accessLog.some((r) => r.method === 'GET' && r.path === '/v2/edge/a/manifests/1' && r.status === 200 && r.bytes === a.size),
+      'requests(): bytes served',
+    );
     t.ok(accessLog.some((r) => r.path === `/v2/ocp/release/blobs/${top.digest}` && r.status === 200 && r.bytes === top.size));
-    t.ok(accessLog.every((r) => r.userAgent !== ''), 'user agents are parsed');
-    t.ok(reg.logLines().some((l) => l.msg === 'response completed' && l['http.request.method'] === 'PUT'), 'the JSON application log is parsed');
+    t.ok(
+      accessLog.every((r) => r.userAgent !== ''),
+      'user agents are parsed',
+    );
+    t.ok(
+      reg.logLines().some((l) => l.msg === 'response completed' && l['http.request.method'] === 'PUT'),
+      'the JSON application log is parsed',
+    );
 
     // Anonymous and wrong credentials.
     const anon = await fetch(`${reg.url}/v2/edge/a/manifests/1`, { headers: { accept: ACCEPT } });
@@ -182,7 +201,11 @@ for (const mode of MODES) {
       t.match(await noOci.text(), /OCI manifest found, but accept header does not support OCI manifests/);
       const noList = await fetch(`${reg.url}/v2/edge/list/manifests/1`);
       await noList.body?.cancel();
-      t.equal(noList.headers.get('content-type'), 'application/vnd.docker.distribution.manifest.v1+prettyjws', '2.8: a manifest list asked with no Accept is served as a signed schema 1 of amd64');
+      t.equal(
+        noList.headers.get('content-type'),
+        'application/vnd.docker.distribution.manifest.v1+prettyjws',
+        '2.8: a manifest list asked with no Accept is served as a signed schema 1 of amd64',
+      );
       t.not(noList.headers.get('docker-content-digest'), list.digest);
     } else {
       t.equal(anon.status, 401, `${mode}: anonymous pulls get 401`);
@@ -193,29 +216,60 @@ for (const mode of MODES) {
       await base.body?.cancel();
       t.equal(base.status, 401, `${mode}: /v2/ wants auth too`);
       const anonSkopeo = await skopeoInspectRaw(reg.ref('edge/a:1')).catch((e: unknown) => e);
-      t.ok(anonSkopeo instanceof CommandError && /unauthorized|authentication required|denied/i.test(anonSkopeo.stderr), `${mode}: anonymous skopeo is refused`);
+      t.ok(
+        anonSkopeo instanceof CommandError && /unauthorized|authentication required|denied/i.test(anonSkopeo.stderr),
+        `${mode}: anonymous skopeo is refused`,
+      );
       const wrong = await skopeoInspectRaw(reg.ref('edge/a:1'), { creds: { username: reg.username, password: 'wrong' } }).catch((e: unknown) => e);
       t.ok(wrong instanceof CommandError && /unauthorized|authentication required|denied|401/i.test(wrong.stderr), `${mode}: a wrong password is refused`);
       const authFile = reg.authFile(dir);
-      t.same(JSON.parse(readFileSync(authFile, 'utf8')), { auths: { [reg.host]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } } });
+      t.same(JSON.parse(readFileSync(authFile, 'utf8')), {
+        auths: { [reg.host]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } },
+      });
       t.equal(sha256(await skopeoInspectRaw(reg.ref('edge/a:1'), { authFile })), a.digest, `${mode}: the pull secret from authFile() works`);
       const after = await reg.requests();
-      t.ok(after.some((r) => r.path === '/v2/edge/a/manifests/1' && r.status === 401), 'requests(): the 401s are listed (the JSON log has no line for them)');
+      t.ok(
+        after.some((r) => r.path === '/v2/edge/a/manifests/1' && r.status === 401),
+        'requests(): the 401s are listed (the JSON log has no line for them)',
+      );
       t.ok(after.some((r) => r.path === '/v2/' && r.status === 401));
     }
 
     if (reg.auth === 'token') {
       const seen = reg.tokenServer.requests();
       t.ok(seen.length > 0, 'the token server was asked');
-      t.ok(seen.some((r) => r.user === reg.username && r.status === 200 && r.scopes.includes('repository:edge/a:pull,push') && r.granted.some((g) => g.name === 'edge/a' && g.actions.includes('push'))), 'a push token for edge/a');
-      t.ok(seen.every((r) => r.service === reg.host || r.service === undefined), 'service is the registry host');
-      t.ok(seen.some((r) => r.user === undefined && r.status === 200 && r.granted.length === 0), 'anonymous clients get a token with no access');
-      t.ok(seen.some((r) => r.status === 401), 'a wrong password gets 401 from the token server');
+      t.ok(
+        seen.some(
+          (r) =>
+            r.user === reg.username &&
+            r.status === 200 &&
+            r.scopes.includes('repository:edge/a:pull,push') &&
+            r.granted.some((g) => g.name === 'edge/a' && g.actions.includes('push')),
+        ),
+        'a push token for edge/a',
+      );
+      t.ok(
+        seen.every((r) => r.service === reg.host || r.service === undefined),
+        'service is the registry host',
+      );
+      t.ok(
+        seen.some((r) => r.user === undefined && r.status === 200 && r.granted.length === 0),
+        'anonymous clients get a token with no access',
+      );
+      t.ok(
+        seen.some((r) => r.status === 401),
+        'a wrong password gets 401 from the token server',
+      );
       // The token itself: ES256 with the libtrust kid of the trusted certificate.
       const { authorization } = await authHeaders(reg, 'repository:edge/b:pull');
       const [h, c] = (authorization ?? '').replace(/^Bearer /, '').split('.');
       t.same(JSON.parse(Buffer.from(h ?? '', 'base64url').toString()), { typ: 'JWT', alg: 'ES256', kid: reg.tokenServer.kid });
-      t.match(JSON.parse(Buffer.from(c ?? '', 'base64url').toString()), { iss: reg.tokenServer.issuer, aud: reg.host, sub: reg.username, access: [{ type: 'repository', name: 'edge/b', actions: ['pull'] }] });
+      t.match(JSON.parse(Buffer.from(c ?? '', 'base64url').toString()), {
+        iss: reg.tokenServer.issuer,
+        aud: reg.host,
+        sub: reg.username,
+        access: [{ type: 'repository', name: 'edge/b', actions: ['pull'] }],
+      });
       const byToken = await fetch(`${reg.url}/v2/edge/b/manifests/1`, { headers: { authorization: authorization ?? '', accept: ACCEPT } });
       t.equal(sha256(Buffer.from(await byToken.arrayBuffer())), b.digest, 'a token from the realm reads the manifest');
       const otherRepo = await fetch(`${reg.url}/v2/edge/a/manifests/1`, { headers: { authorization: authorization ?? '', accept: ACCEPT } });

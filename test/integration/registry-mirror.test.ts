@@ -27,7 +27,8 @@ const skip = await lowPortSkip(80, 'the upstream docker-registry');
 
 const run = promisify(execFile);
 /** The manifest digest of the one image in an OCI layout skopeo wrote. */
-const copiedDigest = (layout: string): string | undefined => (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }).manifests[0]?.digest;
+const copiedDigest = (layout: string): string | undefined =>
+  (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }).manifests[0]?.digest;
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function edgebootFor(t: Parameters<typeof startServer>[0], reg: Registry, dir = tempDir(t)) {
@@ -65,13 +66,26 @@ for (const auth of ['basic', 'token'] as const) {
       const got = await skopeoInspectRaw(`${mirror}/${ref}`);
       t.equal(sha(got), sha(want), `${ref}: the upstream's manifest bytes`);
     }
-    const head = await fetch(`${eb.url}/v2/${reg.host}/ns/d/manifests/v1`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    const head = await fetch(`${eb.url}/v2/${reg.host}/ns/d/manifests/v1`, {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+    });
     t.equal(head.headers.get('content-type'), 'application/vnd.docker.distribution.manifest.v2+json', 'Docker schema 2 keeps its media type');
     t.equal(head.headers.get('docker-content-digest'), sha(docker));
     t.equal(Number(head.headers.get('content-length')), docker.length);
 
     const out = join(dir, 'copied');
-    await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/m:multi`, `oci:${out}:multi`]);
+    await run('skopeo', [
+      '--insecure-policy',
+      'copy',
+      '--quiet',
+      '--all',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      '--src-no-creds',
+      `docker://${mirror}/ns/m:multi`,
+      `oci:${out}:multi`,
+    ]);
     const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     t.equal(index.manifests[0]?.digest, idx.digest, 'skopeo copy through edgeboot: the index digest');
     const blobs = new Set(readdirSync(join(out, 'blobs', 'sha256')).map((h) => `sha256:${h}`));
@@ -83,9 +97,9 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   const reg = await startRegistry(t, { auth: 'basic' });
   const dir = tempDir(t);
   const base = { 'usr/lib/base': Buffer.alloc(2_000_000, 1) };
-  const a = makeImage(join(dir, 'a'), { layers: [base, { 'a': 'a' }], tag: 'v1' });
-  const b = makeImage(join(dir, 'b'), { layers: [base, { 'b': 'b' }], tag: 'v1' });
-  const c = makeImage(join(dir, 'c'), { layers: [{ 'c': Buffer.alloc(100_000, 3) }], tag: 'v1' });
+  const a = makeImage(join(dir, 'a'), { layers: [base, { a: 'a' }], tag: 'v1' });
+  const b = makeImage(join(dir, 'b'), { layers: [base, { b: 'b' }], tag: 'v1' });
+  const c = makeImage(join(dir, 'c'), { layers: [{ c: Buffer.alloc(100_000, 3) }], tag: 'v1' });
   await pushImage(reg, a, 'ns/a:v1');
   await pushImage(reg, b, 'ns/b:v1');
   await pushImage(reg, c, 'ns/c:v1');
@@ -95,7 +109,15 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   const before = (await reg.requests()).length;
   await Promise.all(
     ['a', 'b', 'a', 'b'].map((n, i) =>
-      run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/${n}:v1`, `oci:${join(dir, `pull-${i}`)}:v1`]),
+      run('skopeo', [
+        '--insecure-policy',
+        'copy',
+        '--quiet',
+        '--src-tls-verify=false',
+        '--src-no-creds',
+        `docker://${mirror}/ns/${n}:v1`,
+        `oci:${join(dir, `pull-${i}`)}:v1`,
+      ]),
     ),
   );
   const gets = (await reg.requests()).slice(before).filter((r) => r.method === 'GET' && r.status === 200 && r.path.includes('/blobs/'));
@@ -106,7 +128,11 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   }
   const wanted = new Set([...a.layers, ...b.layers].map((l) => l.digest).concat([a.config.digest, b.config.digest]));
   t.same(new Set(perDigest.keys()), wanted, 'every blob of both images was fetched');
-  t.same([...perDigest.values()].filter((n) => n > 1), [], 'and none twice, the shared base layer included');
+  t.same(
+    [...perDigest.values()].filter((n) => n > 1),
+    [],
+    'and none twice, the shared base layer included',
+  );
 
   // Corrupt c's layer in the upstream's storage: the registry serves it without checking.
   const layer = c.layers[0]!;
@@ -116,10 +142,12 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   bytes[100] = (bytes[100] ?? 0) ^ 0xff;
   writeFileSync(data, bytes);
   // The first reader was streamed the bytes as they came, and is cut before the last one.
-  const first = await fetch(`${eb.url}/v2/${reg.host}/ns/c/blobs/${layer.digest}`).then((r) => r.arrayBuffer()).then(
-    () => 'complete',
-    (err: Error) => err.message,
-  );
+  const first = await fetch(`${eb.url}/v2/${reg.host}/ns/c/blobs/${layer.digest}`)
+    .then((r) => r.arrayBuffer())
+    .then(
+      () => 'complete',
+      (err: Error) => err.message,
+    );
   t.not(first, 'complete', `the reader mid-download was cut short (${first})`);
   const bad = await fetch(`${eb.url}/v2/${reg.host}/ns/c/blobs/${layer.digest}`);
   const body = (await bad.json()) as { errors: { code: string; message: string }[] };
@@ -127,19 +155,40 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   t.equal(body.errors[0]?.code, 'DIGEST_INVALID');
   t.match(body.errors[0]?.message, /sha256 is [0-9a-f]{64}, expected/);
   const cache = (await (await fetch(`${eb.url}/api/v1/cache`, { headers: { authorization: `Bearer ${eb.token}` } })).json()) as { entries: { key: string }[] };
-  t.notOk(cache.entries.some((e) => e.key === `oci-blob:${layer.digest}`), 'nothing stored for it');
+  t.notOk(
+    cache.entries.some((e) => e.key === `oci-blob:${layer.digest}`),
+    'nothing stored for it',
+  );
 
   // Upstream gone: what was pulled still pulls, by tag too; the rest is a clean error.
   await reg.stop();
   const again = await skopeoInspectRaw(`${mirror}/ns/a:v1`);
   t.equal(sha(again), a.digest, 'a tag pulled before still answers, from the store');
-  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b:v1`, `oci:${join(dir, 'offline')}:v1`]);
+  await run('skopeo', [
+    '--insecure-policy',
+    'copy',
+    '--quiet',
+    '--preserve-digests',
+    '--src-tls-verify=false',
+    '--src-no-creds',
+    `docker://${mirror}/ns/b:v1`,
+    `oci:${join(dir, 'offline')}:v1`,
+  ]);
   t.equal(copiedDigest(join(dir, 'offline')), b.digest, 'a whole image pulled before copies with the upstream down');
   // And after a restart of edgeboot, which then knows nothing of the upstream's auth.
   await eb.stop();
   eb = await edgebootFor(t, reg, ebDir);
   mirror = `127.0.0.1:${eb.port}/${reg.host}`;
-  await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/b@${b.digest}`, `oci:${join(dir, 'restarted')}:v1`]);
+  await run('skopeo', [
+    '--insecure-policy',
+    'copy',
+    '--quiet',
+    '--preserve-digests',
+    '--src-tls-verify=false',
+    '--src-no-creds',
+    `docker://${mirror}/ns/b@${b.digest}`,
+    `oci:${join(dir, 'restarted')}:v1`,
+  ]);
   t.equal(copiedDigest(join(dir, 'restarted')), b.digest, 'and by digest after a restart of edgeboot, the upstream still down');
   const unknown = await fetch(`${eb.url}/v2/${reg.host}/ns/nope/manifests/sha256:${'0'.repeat(64)}`);
   t.equal(unknown.status, 502, 'an unknown manifest with the upstream down: 502');
@@ -153,7 +202,7 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
 t.test('registry.readTokens: clients must present one', { skip }, async (t) => {
   const reg = await startRegistry(t, { auth: 'none' });
   const dir = tempDir(t);
-  const img = makeImage(join(dir, 'i'), { layers: [{ 'x': 'x' }], tag: 'v1' });
+  const img = makeImage(join(dir, 'i'), { layers: [{ x: 'x' }], tag: 'v1' });
   await pushImage(reg, img, 'ns/i:v1');
   const token = 'site-read-token-0123456789';
   const eb = await startServer(t, { cwd: tempDir(t), env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_READ_TOKENS: token } });
@@ -161,7 +210,9 @@ t.test('registry.readTokens: clients must present one', { skip }, async (t) => {
   await t.rejects(skopeoInspectRaw(ref), /401|unauthorized|authentication required/i, 'anonymous: refused');
   const got = await skopeoInspectRaw(ref, { creds: { username: 'machine', password: token } });
   t.equal(sha(got), img.digest, 'with the token as the password');
-  const bearer = await fetch(`${eb.url}/v2/${reg.host}/ns/i/manifests/v1`, { headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const bearer = await fetch(`${eb.url}/v2/${reg.host}/ns/i/manifests/v1`, {
+    headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
+  });
   t.equal(bearer.status, 200, 'or as a Bearer token');
   const wrong = await fetch(`${eb.url}/v2/`, { headers: { authorization: `Bearer ${token}x` } });
   t.equal(wrong.status, 401);

@@ -39,9 +39,13 @@ t.test('blob redirects are followed without Authorization; an upstreams prefix n
   const registryPort = await serve(t, '127.0.0.1', (req, res) => {
     const authorized = req.headers.authorization === AUTH;
     registrySaw.push({ path: req.url ?? '', authorized });
-    if (!authorized) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="test"', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+    if (!authorized)
+      return void res
+        .writeHead(401, { 'www-authenticate': 'Basic realm="test"', 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
     if (req.url === '/v2/') return void res.writeHead(200).end('{}');
-    if (req.url === `/v2/ns/a/blobs/${digest}`) return void res.writeHead(307, { location: `http://127.0.0.2:${storagePort}/cdn/${digest}?sig=signed-by-the-cdn` }).end();
+    if (req.url === `/v2/ns/a/blobs/${digest}`)
+      return void res.writeHead(307, { location: `http://127.0.0.2:${storagePort}/cdn/${digest}?sig=signed-by-the-cdn` }).end();
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
   });
 
@@ -51,14 +55,21 @@ t.test('blob redirects are followed without Authorization; an upstreams prefix n
   writeFileSync(secret, JSON.stringify({ auths: { [upstream]: { auth: Buffer.from('robot:s3cret').toString('base64') } } }));
   const eb = await startServer(t, {
     cwd: dir,
-    env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: upstream, EDGEBOOT_REGISTRY_PULL_SECRET: secret, EDGEBOOT_REGISTRY_UPSTREAMS: JSON.stringify({ lab: upstream }) },
+    env: {
+      EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: upstream,
+      EDGEBOOT_REGISTRY_PULL_SECRET: secret,
+      EDGEBOOT_REGISTRY_UPSTREAMS: JSON.stringify({ lab: upstream }),
+    },
   });
 
   const res = await fetch(`${eb.url}/v2/lab/ns/a/blobs/${digest}`);
   t.equal(res.status, 200);
   t.equal(sha(Buffer.from(await res.arrayBuffer())), digest, 'the blob, verified');
   t.equal(res.headers.get('docker-content-digest'), digest);
-  t.ok(registrySaw.some((r) => r.path === `/v2/ns/a/blobs/${digest}` && r.authorized), 'the registry got the credentials from the pull secret');
+  t.ok(
+    registrySaw.some((r) => r.path === `/v2/ns/a/blobs/${digest}` && r.authorized),
+    'the registry got the credentials from the pull secret',
+  );
   t.equal(storageSaw.length, 1, 'storage was asked once');
   t.equal(storageSaw[0]?.authorization, undefined, 'and without the registry credentials');
   t.match(storageSaw[0]?.path, /\?sig=signed-by-the-cdn$/, 'with its signed URL as given');

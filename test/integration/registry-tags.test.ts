@@ -124,7 +124,11 @@ t.test("the upstream's own pages are followed; a next link to another host is no
   const small = (host: string) => new RegistryClient({ insecure: new Set([host]), credentials: () => undefined, log, retries: 0, tagPageSize: 2 });
   t.same([...(await small(reg.host).tags(reg.host, 'ns/a'))].sort(), SORTED, 'docker-registry: every tag');
   const asked = (await reg.requests()).slice(before).filter((r) => r.path === '/v2/ns/a/tags/list');
-  t.same(asked.map((r) => r.query), ['n=2'], 'in one request, n=2 asked and ignored');
+  t.same(
+    asked.map((r) => r.query),
+    ['n=2'],
+    'in one request, n=2 asked and ignored',
+  );
 
   // A registry that pages (as distribution 3 and quay.io do): n tags, then Link with last.
   const pagesAsked: string[] = [];
@@ -159,7 +163,8 @@ async function listen(t: Teardown, answer: (url: URL) => { tags: string[]; heade
   const srv = createHttpServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
     if (url.pathname === '/v2/') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    if (url.pathname !== '/v2/ns/a/tags/list') return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}');
+    if (url.pathname !== '/v2/ns/a/tags/list')
+      return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}');
     const a = answer(url);
     res.writeHead(200, { 'content-type': 'application/json', ...a.headers }).end(JSON.stringify({ name: 'ns/a', tags: a.tags }));
   });

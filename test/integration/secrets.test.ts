@@ -64,7 +64,17 @@ artifactNames.push('userinfo');
 artifactLines.push(`  userinfo: { url: "http://${plant('profile-user')}:${plant('profile-pass')}@127.0.0.1:${closed}/kernel" }`);
 writeFileSync(
   join(profiles, 'leaky.yaml'),
-  ['name: leaky', 'description: artifacts whose URLs carry credentials', 'artifacts:', ...artifactLines, 'boot:', '  kernel: a0', `  initrds: [${artifactNames.slice(1).join(', ')}]`, '  args: console=ttyS0', ''].join('\n'),
+  [
+    'name: leaky',
+    'description: artifacts whose URLs carry credentials',
+    'artifacts:',
+    ...artifactLines,
+    'boot:',
+    '  kernel: a0',
+    `  initrds: [${artifactNames.slice(1).join(', ')}]`,
+    '  args: console=ttyS0',
+    '',
+  ].join('\n'),
 );
 
 const srv = await startServer(t, {
@@ -99,7 +109,9 @@ t.test('an artifact upstream that fails answers 502 without its secrets', async 
     t.equal(r.status, 502, `${a}: 502 (${r.text})`);
     t.match(r.text, /upstream/, `${a}: the body says the upstream failed`);
   }
-  const prefetch = await call('POST', '/api/v1/cache/prefetch?wait=true', { url: `http://127.0.0.1:${closed}/rootfs?X-Amz-Credential=${plant('prefetch-cred')}&X-Amz-Signature=${plant('prefetch-sig')}` });
+  const prefetch = await call('POST', '/api/v1/cache/prefetch?wait=true', {
+    url: `http://127.0.0.1:${closed}/rootfs?X-Amz-Credential=${plant('prefetch-cred')}&X-Amz-Signature=${plant('prefetch-sig')}`,
+  });
   t.equal(prefetch.status, 502, 'a prefetch from a closed port: 502');
 });
 
@@ -110,7 +122,12 @@ t.test('the admin API shows profiles, machines, events, the cache and metrics wi
   t.match(one.text, /api_key=\*redacted\*/, 'the profile view shows where a secret was cut');
   t.match(one.text, /127\.0\.0\.1/, 'and the rest of the URL');
 
-  const put = await call('PUT', `/api/v1/machines/${MAC}`, { profile: 'assisted', ip: '127.0.0.1', hostname: 'leaky-1', assisted: { ipxeScriptUrl: hubScript } });
+  const put = await call('PUT', `/api/v1/machines/${MAC}`, {
+    profile: 'assisted',
+    ip: '127.0.0.1',
+    hostname: 'leaky-1',
+    assisted: { ipxeScriptUrl: hubScript },
+  });
   t.equal(put.status, 201, `machine saved (${put.text})`);
   const got = await call('GET', `/api/v1/machines/${MAC}`);
   const shown = (JSON.parse(got.text) as { assisted: { ipxeScriptUrl: string } }).assisted.ipxeScriptUrl;
@@ -134,7 +151,11 @@ t.test('the admin API shows profiles, machines, events, the cache and metrics wi
   const boot = JSON.parse((await call('GET', `/api/v1/machines/${MAC}/boot`)).text) as { eventsUrl: string };
   const token = new URL(boot.eventsUrl).searchParams.get('token') ?? '';
   t.ok(token.length >= 16, 'the hub gets the events URL with the token');
-  const adminEvent = await call('POST', `/api/v1/machines/${MAC}/events`, { type: 'note', message: `fetched https://s3.example/x?X-Goog-Signature=${plant('event-goog')}`, data: { url: `https://${plant('event-user')}:${plant('event-pass')}@hub.example/y?password=${plant('event-password')}` } });
+  const adminEvent = await call('POST', `/api/v1/machines/${MAC}/events`, {
+    type: 'note',
+    message: `fetched https://s3.example/x?X-Goog-Signature=${plant('event-goog')}`,
+    data: { url: `https://${plant('event-user')}:${plant('event-pass')}@hub.example/y?password=${plant('event-password')}` },
+  });
   t.equal(adminEvent.status, 201, 'the admin event is taken');
   const machineEvent = await fetch(`${srv.url}/api/v1/machines/${MAC}/events?%74oken=${encodeURIComponent(token)}`, {
     method: 'POST',
@@ -171,7 +192,10 @@ t.test('no planted secret is in any answer, log line or event', async (t) => {
   // The log lines of the last requests are written as their answers leave: give them a moment.
   await new Promise((r) => setTimeout(r, 300));
   const log = [...srv.logLines.map((l) => JSON.stringify(l)), ...srv.otherStdout, srv.stderr()].join('\n');
-  t.ok(srv.logLines.some((l) => l.msg === 'request' && String(l.url).includes('%74oken=')), 'the debug request line of the machine event is there');
+  t.ok(
+    srv.logLines.some((l) => l.msg === 'request' && String(l.url).includes('%74oken=')),
+    'the debug request line of the machine event is there',
+  );
   t.ok(srv.logLines.length > 20, `the debug log has lines (${srv.logLines.length})`);
   const events = (await call('GET', `/api/v1/machines/${MAC}/events?limit=5000`)).text;
   t.match(events, /X-Goog-Signature=\*redacted\*/, 'the admin event is on the timeline, redacted');

@@ -91,7 +91,9 @@ t.test('a client that goes away mid-body ends its transfer and leaves no descrip
   const { url } = await lab(t, { rootfs: 64 * MiB });
   const before = openFds();
   // 1 MiB/s for 1 s: the client leaves with most of the file unsent.
-  const cut = await run('curl', ['-sS', '--limit-rate', '1M', '--max-time', '1', '-o', '/dev/null', '-w', '%{size_download}', url('rootfs')]).catch((err: { code: number; stdout: string }) => err);
+  const cut = await run('curl', ['-sS', '--limit-rate', '1M', '--max-time', '1', '-o', '/dev/null', '-w', '%{size_download}', url('rootfs')]).catch(
+    (err: { code: number; stdout: string }) => err,
+  );
   t.equal((cut as { code?: number }).code, 28, 'curl gave up (timeout)');
   t.ok(Number((cut as { stdout: string }).stdout) < 64 * MiB, 'with part of the body');
   await until('the transfer to end', () => activeSendfiles() === 0);
@@ -128,7 +130,9 @@ async function rawServer(t: Test, path: string, length: number, stallMs: number)
     res.setHeader('content-length', length);
     sendfileBody(res, fd, 0, length, { rate: 0, rateKey: '', stallMs })
       .then((sent) => results.push({ sent }))
-      .catch((err: NodeJS.ErrnoException & { sent?: number }) => results.push({ ...(err.sent !== undefined && { sent: err.sent }), ...(err.code !== undefined && { code: err.code }) }))
+      .catch((err: NodeJS.ErrnoException & { sent?: number }) =>
+        results.push({ ...(err.sent !== undefined && { sent: err.sent }), ...(err.code !== undefined && { code: err.code }) }),
+      )
       .finally(() => closeSync(fd));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -18,7 +18,10 @@ t.test('one line per server with what it bound, then edgeboot serving; no Fastif
   t.ok(msgs.includes('DHCP off (dhcp.mode: off): the site DHCP server must hand iPXE clients the entry script'), 'DHCP off says so');
   t.equal(msgs.at(-1), 'edgeboot serving', `edgeboot serving comes last, after every server's line (${msgs.join(' | ')})`);
   t.equal(srv.logLines.at(-1)?.http, `127.0.0.1:${srv.port}`, 'and names the bound HTTP address');
-  t.notOk(msgs.some((m) => /listening/i.test(m)), 'no "Server listening at" line');
+  t.notOk(
+    msgs.some((m) => /listening/i.test(m)),
+    'no "Server listening at" line',
+  );
   t.same(srv.otherStdout, [], 'nothing but JSON lines on stdout');
 
   const res = await fetch(`${srv.url}/healthz`);
@@ -56,7 +59,11 @@ t.test('a reservation full-mode DHCP cannot lease is named at start', async (t) 
   const port = await freeUdpPort();
   const full = await startServer(t, { dataDir, env: { EDGEBOOT_DHCP_MODE: 'full', EDGEBOOT_DHCP_LISTEN_PORT: String(port) } });
   const warning = full.logLines.find((l) => l.level === 40 && l.mac === '52:54:00:aa:00:01');
-  t.match(warning, { ip: '10.9.9.9', msg: /^ip: 10\.9\.9\.9 is outside every dhcp\.subnets cidr \(10\.77\.0\.0\/24\): full-mode DHCP will not lease it$/ }, 'one warning naming the machine, its ip and the subnets');
+  t.match(
+    warning,
+    { ip: '10.9.9.9', msg: /^ip: 10\.9\.9\.9 is outside every dhcp\.subnets cidr \(10\.77\.0\.0\/24\): full-mode DHCP will not lease it$/ },
+    'one warning naming the machine, its ip and the subnets',
+  );
   t.equal(full.logLines.filter((l) => /outside every dhcp\.subnets/.test(String(l.msg))).length, 1, 'and only that machine');
   t.equal((await full.stop()).code, 0);
 });

@@ -58,7 +58,7 @@ t.test('600 unanswered requests from one address take 16 slots; another client i
 
   // The flood's transfers give up (1 s, one retry); its slots come back.
   await tftp.record((r) => r.client.address === '127.0.0.2' && r.outcome === 'timeout', 6_000);
-  for (const deadline = Date.now() + 6_000; tftp.server.stats().active > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+  for (const deadline = Date.now() + 6_000; tftp.server.stats().active > 0 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
   t.equal(tftp.server.stats().active, 0, 'every flood transfer ended');
   const again = await RawClient.open(t, '127.0.0.2');
   await again.send(rrq, tftp.port);

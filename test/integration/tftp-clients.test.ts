@@ -46,19 +46,29 @@ async function fetch(
   const before = tftp.records.length;
   const [cmd, args] = client(dest);
   const r = await run(tt, cmd, args, { timeoutMs });
-  tt.equal(r.code, 0, `${label}: exits 0 in ${r.ms} ms${r.timedOut ? ' (killed at the time limit)' : ''} (stdout: ${r.stdout.slice(-300)} stderr: ${r.stderr.slice(-300)})`);
+  tt.equal(
+    r.code,
+    0,
+    `${label}: exits 0 in ${r.ms} ms${r.timedOut ? ' (killed at the time limit)' : ''} (stdout: ${r.stdout.slice(-300)} stderr: ${r.stderr.slice(-300)})`,
+  );
   tt.equal(existsSync(dest) ? await sha256File(dest) : 'missing', sha, `${label}: the sha256 of what it wrote matches the source`);
   rmSync(dest, { force: true });
-  return tftp.record((x) => tftp.records.indexOf(x) >= before && x.file === file, 5_000).catch((err: Error) => {
-    tt.fail(`${label}: ${err.message}`);
-    return undefined;
-  });
+  return tftp
+    .record((x) => tftp.records.indexOf(x) >= before && x.file === file, 5_000)
+    .catch((err: Error) => {
+      tt.fail(`${label}: ${err.message}`);
+      return undefined;
+    });
 }
 
 function checkRecord(tt: Test, label: string, r: TransferRecord | undefined, want: Partial<TransferRecord>): void {
   tt.ok(r, `${label}: a transfer record`);
   if (!r) return;
-  tt.match(r, { outcome: 'complete', client: { address: '127.0.0.1' }, local: '127.0.0.1', ...want }, `${label}: record ${JSON.stringify({ ...r, requested: undefined })}`);
+  tt.match(
+    r,
+    { outcome: 'complete', client: { address: '127.0.0.1' }, local: '127.0.0.1', ...want },
+    `${label}: record ${JSON.stringify({ ...r, requested: undefined })}`,
+  );
   tt.equal(r.bytes, r.size, `${label}: every byte acknowledged`);
   tt.notOk(r.error, `${label}: no error in the record`);
 }
@@ -134,7 +144,10 @@ t.test('a name served by a handler', async (t) => {
 });
 
 t.test('netascii: tftp-hpa -m ascii gets a text file back as it is', async (t) => {
-  const text = Buffer.from(Array.from({ length: 400 }, (_, i) => `line ${i}: kernel initrd=initrd.img ip=dhcp\n`).join('') + 'a\rcarriage return alone\n', 'latin1');
+  const text = Buffer.from(
+    Array.from({ length: 400 }, (_, i) => `line ${i}: kernel initrd=initrd.img ip=dhcp\n`).join('') + 'a\rcarriage return alone\n',
+    'latin1',
+  );
   const lfs = text.filter((b) => b === 0x0a).length;
   const crs = text.filter((b) => b === 0x0d).length;
   writeFileSync(join(root, 'menu.txt'), text);
@@ -146,7 +159,13 @@ t.test('netascii: tftp-hpa -m ascii gets a text file back as it is', async (t) =
 
 t.test('a tsize probe (RRQ with tsize 0, then ERROR 8 after the OACK) is recorded as a probe', async (t) => {
   const c = await RawClient.open(t);
-  await c.send(encodeRequest(Opcode.RRQ, 'undionly.kpxe', 'octet', [['tsize', '0'], ['blksize', '1468']]), port);
+  await c.send(
+    encodeRequest(Opcode.RRQ, 'undionly.kpxe', 'octet', [
+      ['tsize', '0'],
+      ['blksize', '1468'],
+    ]),
+    port,
+  );
   const oack = await c.next(5_000);
   t.ok(oack, 'an answer to the request');
   if (!oack) return;
@@ -161,7 +180,11 @@ t.test('a tsize probe (RRQ with tsize 0, then ERROR 8 after the OACK) is recorde
   const r = await tftp.record((x) => x.client.port === c.port, 5_000);
   t.match(r, { file: 'undionly.kpxe', outcome: 'probe', bytes: 0, size: undionly.size, blksize: 1468 }, 'recorded as a probe, nothing sent');
   const after = await c.drain(1_500);
-  t.same(after.map((x) => x.msg.readUInt16BE(0)), [], 'nothing follows: no DATA, no OACK again');
+  t.same(
+    after.map((x) => x.msg.readUInt16BE(0)),
+    [],
+    'nothing follows: no DATA, no OACK again',
+  );
   t.ok((tftp.server.stats().transfers.probe ?? 0) >= 1, 'stats count the probe');
 });
 

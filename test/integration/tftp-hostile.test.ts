@@ -99,7 +99,11 @@ t.test('names that lead out of the roots are refused with an ERROR and no DATA',
   for (const c of cases) {
     const r = await ask(t, tftp.port, encodeRequest(Opcode.RRQ, c.name, 'octet', [['tsize', '0']]));
     const d = r.first && decodePacket(r.first);
-    t.match(d, { ok: true, packet: { op: Opcode.ERROR, code: c.code } }, `${c.label}: ERROR ${c.code} (${d?.ok && d.packet.op === Opcode.ERROR ? d.packet.message : 'no error'})`);
+    t.match(
+      d,
+      { ok: true, packet: { op: Opcode.ERROR, code: c.code } },
+      `${c.label}: ERROR ${c.code} (${d?.ok && d.packet.op === Opcode.ERROR ? d.packet.message : 'no error'})`,
+    );
     t.equal(r.from, tftp.port, `${c.label}: the ERROR comes from the listener`);
     t.same(r.more.map(opOf), [], `${c.label}: nothing else arrives (no DATA, no OACK)`);
   }
@@ -144,7 +148,11 @@ t.test('maxTransfers 2: a third request is told the server is busy, and served o
   t.equal(tftp.server.stats().active, 2, 'two transfers running');
   const third = await ask(t, tftp.port, encodeRequest(Opcode.RRQ, 'small.bin', 'octet'));
   const d = third.first && decodePacket(third.first);
-  t.match(d, { ok: true, packet: { op: Opcode.ERROR, code: ErrorCode.NotDefined, message: /busy/i } }, `the third gets an ERROR saying busy (${d?.ok && d.packet.op === Opcode.ERROR ? d.packet.message : '-'})`);
+  t.match(
+    d,
+    { ok: true, packet: { op: Opcode.ERROR, code: ErrorCode.NotDefined, message: /busy/i } },
+    `the third gets an ERROR saying busy (${d?.ok && d.packet.op === Opcode.ERROR ? d.packet.message : '-'})`,
+  );
   t.same(third.more.map(opOf), [], 'and no DATA');
   t.equal(tftp.server.stats().refused.busy, 1, 'counted as busy');
   // Retries 1: DATA 1 again after 1 s, then the transfer gives up 2 s later.
@@ -180,7 +188,14 @@ t.test("a stranger's packets to a transfer's port do not disturb it", async (t) 
     t.equal(d.msg.readUInt16BE(2), expect, `block ${expect}`);
     got.push(d.msg.subarray(4));
     // Before acknowledging: a stranger acknowledges ahead, repeats, errors, sends garbage.
-    for (const p of [encodeAck(expect), encodeAck(expect + 1), encodeAck(0xffff), encodeError(ErrorCode.UnknownTid, 'go away'), Buffer.from('garbage'), encodeRequest(Opcode.RRQ, 'one.bin')]) {
+    for (const p of [
+      encodeAck(expect),
+      encodeAck(expect + 1),
+      encodeAck(0xffff),
+      encodeError(ErrorCode.UnknownTid, 'go away'),
+      Buffer.from('garbage'),
+      encodeRequest(Opcode.RRQ, 'one.bin'),
+    ]) {
       await stranger.send(p, tid);
     }
     await new Promise((r) => setTimeout(r, 5));
@@ -190,8 +205,12 @@ t.test("a stranger's packets to a transfer's port do not disturb it", async (t) 
   t.equal(sha256(Buffer.concat(got)), sha256(small), 'the client has the whole file');
   const r = await tftp.record((x) => x.client.port === client.port, 3_000);
   t.match(r, { outcome: 'complete', bytes: small.length, resent: 0 }, 'the transfer completed, nothing resent');
-  t.same(stranger.queue.filter((x) => opOf(x.msg) === Opcode.DATA), [], 'the stranger got no DATA');
-  t.same(tftp.server.stats().ignored, {}, 'the transfer saw none of the stranger\'s packets');
+  t.same(
+    stranger.queue.filter((x) => opOf(x.msg) === Opcode.DATA),
+    [],
+    'the stranger got no DATA',
+  );
+  t.same(tftp.server.stats().ignored, {}, "the transfer saw none of the stranger's packets");
 });
 
 /** TFTP-aware seeded mutation of a valid packet. */
@@ -238,7 +257,11 @@ t.test('fuzz: 100,000 mutants of valid packets, then the server still serves', a
   const bases = [
     encodeRequest(Opcode.RRQ, 'small.bin', 'octet'),
     encodeRequest(Opcode.RRQ, 'small.bin', 'netascii', [['tsize', '0']]),
-    encodeRequest(Opcode.RRQ, 'small.bin', 'octet', [['blksize', '1468'], ['windowsize', '8'], ['tsize', '0']]),
+    encodeRequest(Opcode.RRQ, 'small.bin', 'octet', [
+      ['blksize', '1468'],
+      ['windowsize', '8'],
+      ['tsize', '0'],
+    ]),
     encodeRequest(Opcode.RRQ, 'missing.bin', 'octet', [['blksize', '512']]),
     encodeRequest(Opcode.RRQ, '../etc/passwd', 'octet'),
     encodeRequest(Opcode.WRQ, 'new.bin', 'octet', [['tsize', '100']]),
@@ -246,10 +269,23 @@ t.test('fuzz: 100,000 mutants of valid packets, then the server still serves', a
     encodeAck(0),
     encodeError(ErrorCode.OptionRefused, 'no'),
     Buffer.concat([Buffer.from([0, Opcode.DATA, 0, 1]), Buffer.alloc(512, 0x41)]),
-    encodeOack([['blksize', '1468'], ['tsize', '5220']]),
+    encodeOack([
+      ['blksize', '1468'],
+      ['tsize', '5220'],
+    ]),
   ];
   // Mostly ACKs, which keep a transfer going; an ERROR (or a mutant that becomes one) ends it.
-  const transferBases = [encodeAck(1), encodeAck(2), encodeAck(3), encodeAck(0), encodeAck(0xffff), encodeAck(1), encodeAck(2), encodeError(ErrorCode.NotDefined, 'x'), Buffer.from([0, Opcode.DATA, 0, 1, 9, 9])];
+  const transferBases = [
+    encodeAck(1),
+    encodeAck(2),
+    encodeAck(3),
+    encodeAck(0),
+    encodeAck(0xffff),
+    encodeAck(1),
+    encodeAck(2),
+    encodeError(ErrorCode.NotDefined, 'x'),
+    Buffer.from([0, Opcode.DATA, 0, 1, 9, 9]),
+  ];
   // Mutated requests come from several ports, so several fuzz transfers run (and some are refused busy).
   const senders = await Promise.all(Array.from({ length: 8 }, () => RawClient.open(t)));
   for (const s of senders) s.sock.removeAllListeners('message').on('message', () => undefined);

@@ -64,13 +64,21 @@ const cases: Case[] = [
   { label: 'curl blksize 512', client: 'curl', blksize: 512, windowsize: 1, file: tiny },
 ];
 
-t.test('every ACK sent twice: the repeat is ignored, each block goes out once (no Sorcerer\'s Apprentice)', async (t) => {
+t.test("every ACK sent twice: the repeat is ignored, each block goes out once (no Sorcerer's Apprentice)", async (t) => {
   const tftp = await startTftp(t, [root]);
   let pairs = 0;
   let transfers = 0;
   for (const { label, options, blksize, windowsize } of [
     { label: 'lock-step, no options', options: [] as Array<[string, string]>, blksize: 512, windowsize: 1 },
-    { label: 'blksize 1468, windowsize 4', options: [['blksize', '1468'], ['windowsize', '4']] as Array<[string, string]>, blksize: 1468, windowsize: 4 },
+    {
+      label: 'blksize 1468, windowsize 4',
+      options: [
+        ['blksize', '1468'],
+        ['windowsize', '4'],
+      ] as Array<[string, string]>,
+      blksize: 1468,
+      windowsize: 4,
+    },
   ]) {
     const c = await RawClient.open(t);
     await c.send(encodeRequest(Opcode.RRQ, small.name, 'octet', options), tftp.port);
@@ -141,7 +149,11 @@ t.test('exact files through ~3 % loss and ~3 % duplication, several seeds at onc
   let duplicateAcks = 0;
   for (const { c, seed, result, dest, record, stats, relay } of results) {
     const what = `${c.label}, seed ${seed}`;
-    t.equal(result.code, 0, `${what}: the client succeeds in ${result.ms} ms${result.timedOut ? ' (killed at the time limit)' : ''} (stderr: ${result.stderr.slice(-300)})`);
+    t.equal(
+      result.code,
+      0,
+      `${what}: the client succeeds in ${result.ms} ms${result.timedOut ? ' (killed at the time limit)' : ''} (stderr: ${result.stderr.slice(-300)})`,
+    );
     if (result.code !== 0) continue;
     t.equal(await sha256File(dest), c.file.sha, `${what}: the sha256 matches the source`);
     t.ok(relay.dropped.toClient + relay.dropped.toServer > 0, `${what}: the relay dropped packets (${JSON.stringify(relay.dropped)})`);
@@ -150,7 +162,10 @@ t.test('exact files through ~3 % loss and ~3 % duplication, several seeds at onc
     // sequence): when it is the client's final ACK, the server cannot know the client is done
     // and records a timeout after its retries, having sent every block (checked below).
     if (record?.outcome === 'timeout') {
-      t.ok((record.bytes ?? 0) >= c.file.size - c.windowsize * c.blksize, `${what}: the final ACK was lost: a timeout with all but the last window acknowledged (${record.bytes} of ${c.file.size})`);
+      t.ok(
+        (record.bytes ?? 0) >= c.file.size - c.windowsize * c.blksize,
+        `${what}: the final ACK was lost: a timeout with all but the last window acknowledged (${record.bytes} of ${c.file.size})`,
+      );
     } else {
       t.equal(record?.outcome, 'complete', `${what}: recorded complete`);
       t.equal(record?.bytes, c.file.size, `${what}: every byte acknowledged`);

@@ -67,12 +67,19 @@ t.test('default env: TFTP serves on a loopback port, logged, and boot.ipxe comes
   t.ok(m, `listen is the bound loopback address and port: ${String(line?.listen)}`);
   const port = Number(m?.[1]);
   t.ok(port > 0 && port < 65536, `a real port, not 0 (${port})`);
-  t.notOk(srv.logLines.some((l) => l.msg.startsWith('TFTP off')), 'and not "TFTP off"');
+  t.notOk(
+    srv.logLines.some((l) => l.msg.startsWith('TFTP off')),
+    'and not "TFTP off"',
+  );
 
   const boot = await curl([`tftp://127.0.0.1:${port}/boot.ipxe`]);
   t.equal(boot.code, 0, `curl tftp:// boot.ipxe exit 0 (${boot.stderr})`);
   t.match(boot.stdout, /^#!ipxe\n/, 'an iPXE script');
-  t.match(boot.stdout, new RegExp(`^chain --replace --autofree http://127\\.0\\.0\\.1:${srv.port}/ipxe\\?mac=`, 'm'), `chains to the HTTP port on the address used (127.0.0.1:${srv.port})`);
+  t.match(
+    boot.stdout,
+    new RegExp(`^chain --replace --autofree http://127\\.0\\.0\\.1:${srv.port}/ipxe\\?mac=`, 'm'),
+    `chains to the HTTP port on the address used (127.0.0.1:${srv.port})`,
+  );
 
   const missing = await curl([`tftp://127.0.0.1:${port}/no-such-file.efi`]);
   // curl 68 is CURLE_TFTP_NOTFOUND: the server answered ERROR 1. (Its message is unreliable:
@@ -89,17 +96,23 @@ t.test('default env: TFTP serves on a loopback port, logged, and boot.ipxe comes
   // The listener is gone with the process: the port can be bound again.
   const again = createSocket('udp4');
   t.teardown(() => new Promise<void>((r) => again.close(() => r())));
-  await t.resolves(new Promise<void>((resolve, reject) => {
-    again.once('error', reject);
-    again.bind(port, '127.0.0.1', () => resolve());
-  }), `UDP 127.0.0.1:${port} is free after the exit`);
+  await t.resolves(
+    new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.bind(port, '127.0.0.1', () => resolve());
+    }),
+    `UDP 127.0.0.1:${port} is free after the exit`,
+  );
 });
 
 t.test('EDGEBOOT_TFTP_ENABLED=false: TFTP off', async (t) => {
   const srv = await startServer(t, { env: { EDGEBOOT_TFTP_ENABLED: 'false' } });
   const off = await logLine(srv, 'TFTP off (tftp.enabled: false)');
   t.ok(off, `logs "TFTP off" (lines: ${srv.logLines.map((l) => l.msg).join(' | ')})`);
-  t.notOk(srv.logLines.some((l) => l.msg === 'TFTP serving'), 'and not "TFTP serving"');
+  t.notOk(
+    srv.logLines.some((l) => l.msg === 'TFTP serving'),
+    'and not "TFTP serving"',
+  );
   const metrics = await curl([`${srv.url}/metrics`]);
   t.match(metrics.stdout, /^edgeboot_tftp_active_transfers 0$/m, 'metrics answer');
   t.notMatch(metrics.stdout, /^edgeboot_tftp_requests_total [1-9]/m, 'with no TFTP counts');
@@ -124,7 +137,11 @@ t.test('a TFTP port another socket holds: serve exits non-zero, says so, leaves 
   t.equal(r.signal, null, 'by itself, without being killed');
   t.match(r.stderr, new RegExp(`UDP 127\\.0\\.0\\.1:${port}\\b[^\\n]*already holds it`), `stderr names the port and why: ${r.stderr.trim()}`);
   t.match(r.stderr, /EDGEBOOT_TFTP_ENABLED=false/, 'and how to leave TFTP to the other server');
-  t.match(r.stdout, new RegExp(`"server":"http","listen":\\["127\\.0\\.0\\.1:${httpPort}"\\],"msg":"stopped: another server could not start"`), 'HTTP had started before TFTP failed, and was stopped');
+  t.match(
+    r.stdout,
+    new RegExp(`"server":"http","listen":\\["127\\.0\\.0\\.1:${httpPort}"\\],"msg":"stopped: another server could not start"`),
+    'HTTP had started before TFTP failed, and was stopped',
+  );
   t.notMatch(r.stdout, /"msg":"edgeboot serving"/, 'it never said it was serving');
   t.notOk(await listening(httpPort), `nothing listens on the HTTP port ${httpPort} afterwards`);
 });

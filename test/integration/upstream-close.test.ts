@@ -141,26 +141,49 @@ t.test('the /v2/ mirror over upstream registries in both framings: curl, skopeo 
   });
 
   for (const [closing, image] of images) {
-    for (const [n, layer] of [['100 KiB', image.layers[1]], ['3 MiB', image.layers[2]]] as const) {
+    for (const [n, layer] of [
+      ['100 KiB', image.layers[1]],
+      ['3 MiB', image.layers[2]],
+    ] as const) {
       if (!layer) throw new Error('the image has three layers');
       const blob = await curlSha(t, `${eb.url}/v2/${closing}/ns/app/blobs/${layer.digest}`);
       t.same(blob, { status: '200', sha: layer.digest.slice('sha256:'.length) }, `${closing}: a ${n} blob through the mirror, by curl, verified`);
     }
     await stillServing(t, eb);
     const mirror = `127.0.0.1:${eb.port}/${closing}`;
-    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--no-creds', `docker://${mirror}/ns/app:v1`], { encoding: 'buffer', timeout: 60_000 }).then(
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--no-creds', `docker://${mirror}/ns/app:v1`], {
+      encoding: 'buffer',
+      timeout: 60_000,
+    }).then(
       (r) => r.stdout,
       (err: Error) => Buffer.from(err.message),
     );
     t.equal(sha256(raw), image.digest.slice('sha256:'.length), `${closing}: skopeo inspect --raw gives the upstream manifest, byte for byte`);
     const out = join(dir, `pulled-${closing}`);
-    const copied = await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-no-creds', `docker://${mirror}/ns/app:v1`, `oci:${out}:v1`], { timeout: 60_000 }).then(
+    const copied = await run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--quiet',
+        '--preserve-digests',
+        '--src-tls-verify=false',
+        '--src-no-creds',
+        `docker://${mirror}/ns/app:v1`,
+        `oci:${out}:v1`,
+      ],
+      { timeout: 60_000 },
+    ).then(
       () => 'copied',
       (err: Error) => err.message,
     );
     t.equal(copied, 'copied', `${closing}: skopeo copy through the mirror`);
     const pulled = copied === 'copied' ? readdirSync(join(out, 'blobs', 'sha256')).sort() : [];
-    t.same(pulled, [image.digest, image.config.digest, ...image.layers.map((l) => l.digest)].map((d) => d.slice('sha256:'.length)).sort(), `${closing}: every blob and the manifest, by digest`);
+    t.same(
+      pulled,
+      [image.digest, image.config.digest, ...image.layers.map((l) => l.digest)].map((d) => d.slice('sha256:'.length)).sort(),
+      `${closing}: every blob and the manifest, by digest`,
+    );
     await stillServing(t, eb);
   }
 });
@@ -189,7 +212,10 @@ t.test('hubs in both framings: the assisted script fetched and rewritten, its ke
       '',
     ].join('\n');
     hub.routes.set('/ipxe-script', { headers: { 'content-type': 'text/plain' }, body: Buffer.from(script) });
-    hub.routes.set('/big-script', { headers: { 'content-type': 'text/plain' }, body: Buffer.concat([Buffer.from('#!ipxe\n'), Buffer.alloc(64 * MiB, '# padding\n')]) });
+    hub.routes.set('/big-script', {
+      headers: { 'content-type': 'text/plain' },
+      body: Buffer.concat([Buffer.from('#!ipxe\n'), Buffer.alloc(64 * MiB, '# padding\n')]),
+    });
     hub.routes.set('/images/ie/pxe-initrd', { headers: { 'content-type': 'application/octet-stream' }, body: initrd });
     hub.routes.set('/boot-artifacts/kernel', { headers: { 'content-type': 'application/octet-stream' }, body: kernel });
 

@@ -35,9 +35,21 @@ t.test('a 160 MiB close-delimited artifact onto a slow cache disk: cut, resumed 
   mkdirSync(join(dir, 'profiles'));
   writeFileSync(
     join(dir, 'profiles', 'slow.yaml'),
-    ['name: slow', 'description: a big close-delimited artifact', 'artifacts:', `  rootfs: { url: "${up.url('/rootfs.img')}", sha256: ${sha} }`, 'boot:', '  kernel: rootfs', '  args: console=ttyS0', ''].join('\n'),
+    [
+      'name: slow',
+      'description: a big close-delimited artifact',
+      'artifacts:',
+      `  rootfs: { url: "${up.url('/rootfs.img')}", sha256: ${sha} }`,
+      'boot:',
+      '  kernel: rootfs',
+      '  args: console=ttyS0',
+      '',
+    ].join('\n'),
   );
-  const ta = await testApp(t, { profileDirs: [join(dir, 'profiles')], cache: { beforeWrite: () => sleep(2), dispatcher: upstreamDispatcher({ maxHeldBytes: HELD }) } });
+  const ta = await testApp(t, {
+    profileDirs: [join(dir, 'profiles')],
+    cache: { beforeWrite: () => sleep(2), dispatcher: upstreamDispatcher({ maxHeldBytes: HELD }) },
+  });
   await ta.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = ta.app.server.address();
   if (addr === null || typeof addr === 'string') throw new Error('no port');
@@ -49,8 +61,12 @@ t.test('a 160 MiB close-delimited artifact onto a slow cache disk: cut, resumed 
   const probe = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline)), 20);
   const out = join(dir, 'rootfs');
   const started = Date.now();
-  const curl = await run('curl', ['-sS', '--max-time', '240', '-o', out, '-w', '%{http_code}', `${base}/assets/slow/rootfs`]).finally(() => clearInterval(probe));
-  t.comment(`curl took ${Date.now() - started} ms; peak extra array-buffer memory ${(peak / MiB).toFixed(1)} MiB; ${ta.artifacts?.stats.outpacedResumes} cut(s)`);
+  const curl = await run('curl', ['-sS', '--max-time', '240', '-o', out, '-w', '%{http_code}', `${base}/assets/slow/rootfs`]).finally(() =>
+    clearInterval(probe),
+  );
+  t.comment(
+    `curl took ${Date.now() - started} ms; peak extra array-buffer memory ${(peak / MiB).toFixed(1)} MiB; ${ta.artifacts?.stats.outpacedResumes} cut(s)`,
+  );
   t.equal(curl.stdout, '200', 'curl gets 200');
   t.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), sha, "curl's bytes have the upstream sha256");
   const entry = await ta.store.getCacheEntry(up.url('/rootfs.img'));
@@ -66,7 +82,10 @@ t.test('a 160 MiB close-delimited artifact onto a slow cache disk: cut, resumed 
   );
   // Held bytes, the 8 MiB write buffer and socket buffers of both ends (the upstream is in this
   // process too), with room for the collector's lag: far below the 160 MiB an unbounded hold reaches.
-  t.ok(peak < 100 * MiB, `memory stays bounded: ${(peak / MiB).toFixed(1)} MiB extra at most for a 160 MiB body (${HELD / MiB} MiB held, 8 MiB write buffer, sockets)`);
+  t.ok(
+    peak < 100 * MiB,
+    `memory stays bounded: ${(peak / MiB).toFixed(1)} MiB extra at most for a 160 MiB body (${HELD / MiB} MiB held, 8 MiB write buffer, sockets)`,
+  );
   const health = await fetch(`${base}/healthz`);
   t.equal(health.status, 200, 'the same process answers /healthz');
 });

@@ -37,7 +37,12 @@ interface Lab {
 async function setup(t: Test, boot: Record<string, unknown> = {}): Promise<Lab> {
   // assistedChain: chain: the install stage hands the hub's URL over, nothing is fetched.
   const ta = await testApp(t, { cache: {}, config: { boot: { assistedChain: 'chain', ...boot }, precache: { maxBoots: 3 } } });
-  const put = await ta.app.inject({ method: 'PUT', url: `/api/v1/machines/${VICTIM}`, headers: ta.auth, payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', ip: VICTIM_IP } });
+  const put = await ta.app.inject({
+    method: 'PUT',
+    url: `/api/v1/machines/${VICTIM}`,
+    headers: ta.auth,
+    payload: { profile: 'precache-assisted', assisted: { ipxeScriptUrl: HUB }, hostname: 'sno-1', ip: VICTIM_IP },
+  });
   if (put.statusCode !== 201) throw new Error(`PUT: ${put.statusCode} ${put.body}`);
   const local = (url: string) => {
     const u = new URL(url);
@@ -48,9 +53,16 @@ async function setup(t: Test, boot: Record<string, unknown> = {}): Promise<Lab> 
     ipxe: (from) => ta.app.inject({ method: 'GET', url: `/ipxe?mac=${VICTIM_HYP}`, headers: { host: HOST }, remoteAddress: from }),
     get: (url, from) => ta.app.inject({ method: 'GET', url: local(url), headers: { host: HOST }, remoteAddress: from }),
     post: (path, token, payload, from = VICTIM_IP) =>
-      ta.app.inject({ method: 'POST', url: `/api/v1/machines/${VICTIM_HYP}/${path}`, headers: { host: HOST, authorization: `Bearer ${token}` }, payload, remoteAddress: from }),
+      ta.app.inject({
+        method: 'POST',
+        url: `/api/v1/machines/${VICTIM_HYP}/${path}`,
+        headers: { host: HOST, authorization: `Bearer ${token}` },
+        payload,
+        remoteAddress: from,
+      }),
     machine: async () => (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${VICTIM}`, headers: ta.auth })).json<Machine>(),
-    events: async () => (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${VICTIM}/events`, headers: ta.auth })).json<{ events: EventBody[] }>().events,
+    events: async () =>
+      (await ta.app.inject({ method: 'GET', url: `/api/v1/machines/${VICTIM}/events`, headers: ta.auth })).json<{ events: EventBody[] }>().events,
   };
 }
 
@@ -70,17 +82,29 @@ t.test("a stranger's GET /ipxe?mac=<victim> gets no secret, moves nothing, and i
   t.equal(res.statusCode, 200, 'the script is still served');
   t.notMatch(res.body, SECRET, 'without an events token, a signature or an Ignition URL');
   t.notMatch(res.body, /\nkernel |\nchain [^\n]*hub/, 'and without the live environment or the hub');
-  t.match(res.body, /^#!ipxe\n# edgeboot: no secrets and no state move for this request: the request came from 10\.77\.0\.99, which is not an address of 52:54:00:12:34:56/, 'a comment says why');
+  t.match(
+    res.body,
+    /^#!ipxe\n# edgeboot: no secrets and no state move for this request: the request came from 10\.77\.0\.99, which is not an address of 52:54:00:12:34:56/,
+    'a comment says why',
+  );
   t.match(res.body, /\nsleep \d+\nchain --replace --autofree http:\/\/10\.77\.0\.1:8080\/boot\.ipxe/, 'it waits and asks again');
   const m = await lab.machine();
   t.equal(m.state, 'registered', 'no state move');
   t.equal(m.precacheProgress, undefined, 'no precache run begun');
   const added = (await lab.events()).slice(before);
-  t.same(added.map((e) => e.type), ['boot-untrusted'], 'one boot-untrusted event, nothing else');
+  t.same(
+    added.map((e) => e.type),
+    ['boot-untrusted'],
+    'one boot-untrusted event, nothing else',
+  );
   t.match(added[0], { source: 'http', data: { client: STRANGER, withheld: 'precache stage rhcos-live' } }, 'it names the address and what was withheld');
 
   const own = await lab.ipxe(VICTIM_IP);
-  t.match(own.body, /\nkernel [^\n]*ignition\.config\.url=http:\/\/10\.77\.0\.1:8080\/api\/v1\/machines\/52-54-00-12-34-56\/ignition\?exp=\d+&sig=/, 'from its reservation ip the machine gets its live environment and Ignition URL');
+  t.match(
+    own.body,
+    /\nkernel [^\n]*ignition\.config\.url=http:\/\/10\.77\.0\.1:8080\/api\/v1\/machines\/52-54-00-12-34-56\/ignition\?exp=\d+&sig=/,
+    'from its reservation ip the machine gets its live environment and Ignition URL',
+  );
   t.equal((await lab.machine()).state, 'precaching', 'and moves to precaching');
 });
 
@@ -113,7 +137,12 @@ t.test('install-done with a token a stranger took from /ipxe is refused', async 
   t.equal(done.statusCode, 201);
   t.match((await lab.ipxe(VICTIM_IP)).body, /chain --replace --autofree https:\/\/hub\.example\.com\//, 'the install boot chains to the hub');
   t.equal((await lab.machine()).state, 'installing');
-  const res = await lab.ta.app.inject({ method: 'POST', url: `/api/v1/machines/${VICTIM_HYP}/events?token=${encodeURIComponent(stolen)}`, payload: { type: 'install-done' }, remoteAddress: STRANGER });
+  const res = await lab.ta.app.inject({
+    method: 'POST',
+    url: `/api/v1/machines/${VICTIM_HYP}/events?token=${encodeURIComponent(stolen)}`,
+    payload: { type: 'install-done' },
+    remoteAddress: STRANGER,
+  });
   t.equal(res.statusCode, 401, 'the stranger cannot post install-done');
   t.equal((await lab.machine()).state, 'installing', 'the machine is not moved to installed');
 });
@@ -151,14 +180,21 @@ t.test("tokens rotate: an earlier boot's token and Ignition URL stop working at 
 
   // Hub automation reads the machine's events URL (GET …/boot, admin) as edgeboot asks it for
   // the install script: just before the install boot.
-  const hubToken = async () => new URL((await lab.ta.app.inject({ method: 'GET', url: `/api/v1/machines/${VICTIM}/boot`, headers: lab.ta.auth })).json<{ eventsUrl: string }>().eventsUrl).searchParams.get('token') ?? '';
+  const hubToken = async () =>
+    new URL(
+      (await lab.ta.app.inject({ method: 'GET', url: `/api/v1/machines/${VICTIM}/boot`, headers: lab.ta.auth })).json<{ eventsUrl: string }>().eventsUrl,
+    ).searchParams.get('token') ?? '';
   const hub = await hubToken();
   t.not(hub, t2, "the hub's token is not the machine's");
   // The install boot rotates again: the precache job's token is done with.
   await lab.ipxe(VICTIM_IP);
   t.equal((await lab.machine()).state, 'installing');
   t.equal((await lab.post('events', t2, { type: 'install-done' })).statusCode, 401, "the precache boot's token after the install boot: 401");
-  t.equal((await lab.post('events', hub, { type: 'booted' }, STRANGER)).statusCode, 201, 'the token the hub read before the install boot works after it (from the hub, anywhere)');
+  t.equal(
+    (await lab.post('events', hub, { type: 'booted' }, STRANGER)).statusCode,
+    201,
+    'the token the hub read before the install boot works after it (from the hub, anywhere)',
+  );
   t.equal((await lab.post('events', await hubToken(), { type: 'install-done' })).statusCode, 201, 'and so does one read now');
   t.equal((await lab.machine()).state, 'installed');
   // One boot further, the hub's earlier token is done with too.
@@ -187,7 +223,10 @@ t.test('boot.verifyClient: off serves anyone who names the MAC, as before (netwo
   t.ok(url, 'the Ignition URL goes to any address');
   t.equal((await lab.machine()).state, 'precaching', 'and the boot moves the machine');
   t.equal((await lab.get(url ?? '', STRANGER)).statusCode, 200, 'the Ignition too');
-  t.notOk((await lab.events()).some((e) => e.type === 'boot-untrusted'), 'nothing is untrusted');
+  t.notOk(
+    (await lab.events()).some((e) => e.type === 'boot-untrusted'),
+    'nothing is untrusted',
+  );
 });
 
 t.test('what holds no secret is served to anyone as before: an unknown MAC, an installed machine', async (t) => {
@@ -200,5 +239,8 @@ t.test('what holds no secret is served to anyone as before: an unknown MAC, an i
   await lab.ta.store.mutateMachine(VICTIM as Mac, (cur) => (cur ? { kind: 'save', machine: { ...cur, state: 'installed' } } : { kind: 'keep' }));
   const installed = await lab.ipxe(STRANGER);
   t.match(installed.body, /installed: booting from the local disk/, 'an installed machine: its local-disk script');
-  t.notOk((await lab.events()).some((e) => e.type === 'boot-untrusted'), 'nothing was withheld');
+  t.notOk(
+    (await lab.events()).some((e) => e.type === 'boot-untrusted'),
+    'nothing was withheld',
+  );
 });

@@ -27,7 +27,10 @@ t.test('DISCOVERs from group or all-zero chaddrs are dropped and counted; a unic
   lab.veth({ ns: srv, dev: 's0' }, { ns: cli, dev: 'eth0', mac: '02:eb:0d:00:00:01' });
   lab.ipIn(srv, 'addr', 'add', '10.77.0.1/24', 'dev', 's0');
   lab.ipIn(cli, 'route', 'add', 'default', 'dev', 'eth0');
-  const server = await startDhcpServer(t, srv, { mode: 'full', subnets: [{ cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1' }] });
+  const server = await startDhcpServer(t, srv, {
+    mode: 'full',
+    subnets: [{ cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1' }],
+  });
   const peer = await udpPeer(lab, cli, '0.0.0.0', 68);
   const offerFor = (xid: number) => (d: Datagram) => {
     const p = parseDhcp(d.data);
@@ -40,7 +43,11 @@ t.test('DISCOVERs from group or all-zero chaddrs are dropped and counted; a unic
     await peer.send(encodeRequest({ type: DHCP_TYPE.discover, mac, xid: ++xid, flags: 0x8000, options: PXE }), '255.255.255.255', 67);
   }
   const answers = await peer.collect(1_500);
-  t.same(answers.map((d) => parseDhcp(d.data).xid), [], 'no OFFER to any of them');
+  t.same(
+    answers.map((d) => parseDhcp(d.data).xid),
+    [],
+    'no OFFER to any of them',
+  );
 
   const good = ++xid;
   await peer.send(encodeRequest({ type: DHCP_TYPE.discover, mac: '02:eb:0d:00:00:01', xid: good, flags: 0x8000, options: PXE }), '255.255.255.255', 67);
@@ -50,9 +57,19 @@ t.test('DISCOVERs from group or all-zero chaddrs are dropped and counted; a unic
 
   const metrics = await lab.run(srv, ['curl', '-sS', '--max-time', '5', `${server.url}/metrics`], { timeoutMs: 8_000 });
   t.match(metrics.stdout, /^edgeboot_dhcp_dropped_total\{reason="bad_chaddr"\} 4$/m, 'four drops, by reason bad_chaddr');
-  const list = await lab.run(srv, ['curl', '-sS', '--max-time', '5', '-H', `authorization: Bearer ${server.token}`, `${server.url}/api/v1/machines`], { timeoutMs: 8_000 });
-  t.same((JSON.parse(list.stdout) as { machines: { mac: string }[] }).machines.map((m) => m.mac), ['02:eb:0d:00:00:01'], 'only the unicast client is recorded');
+  const list = await lab.run(srv, ['curl', '-sS', '--max-time', '5', '-H', `authorization: Bearer ${server.token}`, `${server.url}/api/v1/machines`], {
+    timeoutMs: 8_000,
+  });
+  t.same(
+    (JSON.parse(list.stdout) as { machines: { mac: string }[] }).machines.map((m) => m.mac),
+    ['02:eb:0d:00:00:01'],
+    'only the unicast client is recorded',
+  );
   await peer.close();
   lab.cleanup();
-  t.same(netnsList().filter((n) => lab.names().includes(n)), [], 'no namespace of this test is left');
+  t.same(
+    netnsList().filter((n) => lab.names().includes(n)),
+    [],
+    'no namespace of this test is left',
+  );
 });

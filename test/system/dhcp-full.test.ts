@@ -26,7 +26,21 @@ import Database from 'better-sqlite3';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { api, dhclient, dhcpcd, dhcpTools, inRange, machineEvents, scratchDir, sleep, startDhcpServer, udhcpc, type ClientRun, type Dhclient, type DhcpServer } from '../helpers/dhcp-system.js';
+import {
+  api,
+  dhclient,
+  dhcpcd,
+  dhcpTools,
+  inRange,
+  machineEvents,
+  scratchDir,
+  sleep,
+  startDhcpServer,
+  udhcpc,
+  type ClientRun,
+  type Dhclient,
+  type DhcpServer,
+} from '../helpers/dhcp-system.js';
 import { createLab, netnsList, netnsSkip, requireTools, type Lab } from '../helpers/netns.js';
 import { tempDir } from '../helpers/process.js';
 
@@ -79,7 +93,8 @@ async function eventsWith(ctx: Ctx, mac: string, type: string, timeoutMs = 3_000
   return events;
 }
 
-const describe = (c: ClientRun): string => `exit ${c.run.code ?? c.run.signal} in ${c.run.ms} ms\n${c.run.stdout}${c.run.stderr}\nrecords: ${JSON.stringify(c.records)}`;
+const describe = (c: ClientRun): string =>
+  `exit ${c.run.code ?? c.run.signal} in ${c.run.ms} ms\n${c.run.stdout}${c.run.stderr}\nrecords: ${JSON.stringify(c.records)}`;
 
 t.test('full mode with real clients', { skip }, async (t) => {
   const started = Date.now();
@@ -128,7 +143,13 @@ t.test('full mode with real clients', { skip }, async (t) => {
       'the ack event names the address and the boot file',
     );
     t.ok(
-      server.logLines.some((x) => x.msg === 'dhcp reply' && x.mac === MAC.bios && x.type === 'ack' && JSON.stringify(x.bootFile) === JSON.stringify({ kind: 'tftp', file: 'undionly.kpxe' })),
+      server.logLines.some(
+        (x) =>
+          x.msg === 'dhcp reply' &&
+          x.mac === MAC.bios &&
+          x.type === 'ack' &&
+          JSON.stringify(x.bootFile) === JSON.stringify({ kind: 'tftp', file: 'undionly.kpxe' }),
+      ),
       'the server logged the ack with the boot file',
     );
   });
@@ -156,7 +177,11 @@ t.test('full mode with real clients', { skip }, async (t) => {
     t.equal(l.lease, '600', 'PXE lease time');
     ctx.got.ipxe = l.ip;
     const events = await eventsWith(ctx, MAC.ipxe, 'dhcp-ack');
-    t.match(events.find((e) => e.type === 'dhcp-ack'), { data: { ipxe: true, bootFile: { kind: 'http', url: entry } } }, 'recorded as iPXE');
+    t.match(
+      events.find((e) => e.type === 'dhcp-ack'),
+      { data: { ipxe: true, bootFile: { kind: 'http', url: entry } } },
+      'recorded as iPXE',
+    );
 
     // The user class alone (no option 175, no vendor class) marks iPXE too.
     const u = await udhcpc(lab, dir, clients.ipxeUserClassOnly, 'eth0', { options: ['0x4d:69505845'] });
@@ -219,8 +244,18 @@ t.test('full mode with real clients', { skip }, async (t) => {
     const dc = dhclient(lab, dir, clients.moved, 'eth0');
     writeFileSync(
       dc.leaseFile,
-      ['lease {', '  interface "eth0";', '  fixed-address 10.77.1.50;', '  option subnet-mask 255.255.255.0;', '  option dhcp-server-identifier 10.77.1.1;',
-        '  renew 4 2099/01/01 00:00:00;', '  rebind 4 2099/01/01 00:00:00;', '  expire 4 2099/01/01 00:00:00;', '}', ''].join('\n'),
+      [
+        'lease {',
+        '  interface "eth0";',
+        '  fixed-address 10.77.1.50;',
+        '  option subnet-mask 255.255.255.0;',
+        '  option dhcp-server-identifier 10.77.1.1;',
+        '  renew 4 2099/01/01 00:00:00;',
+        '  rebind 4 2099/01/01 00:00:00;',
+        '  expire 4 2099/01/01 00:00:00;',
+        '}',
+        '',
+      ].join('\n'),
     );
     const c = await dc.once();
     t.match(c.run.stdout, /DHCPNAK from 10\.77\.0\.1/, 'dhclient was NAKed by edgeboot');
@@ -228,9 +263,17 @@ t.test('full mode with real clients', { skip }, async (t) => {
     t.ok(inRange(c.lease?.new_ip_address, ...POOL), `from the pool (${c.lease?.new_ip_address})`);
     ctx.got.moved = c.lease?.new_ip_address;
     const reason = '10.77.1.50 is not on 10.77.0.0/24';
-    t.match(ctx.server.logLines.find((l) => l.msg === 'dhcp reply' && l.mac === MAC.moved && l.type === 'nak'), { reason }, 'the log line of the NAK gives its reason');
+    t.match(
+      ctx.server.logLines.find((l) => l.msg === 'dhcp reply' && l.mac === MAC.moved && l.type === 'nak'),
+      { reason },
+      'the log line of the NAK gives its reason',
+    );
     const events = await eventsWith(ctx, MAC.moved, 'dhcp-nak');
-    t.match(events.find((e) => e.type === 'dhcp-nak'), { source: 'dhcp', message: reason }, `the timeline's dhcp-nak gives it too (${events.map((e) => e.type).join(', ')})`);
+    t.match(
+      events.find((e) => e.type === 'dhcp-nak'),
+      { source: 'dhcp', message: reason },
+      `the timeline's dhcp-nak gives it too (${events.map((e) => e.type).join(', ')})`,
+    );
   });
 
   await t.test('every client got an address of its own', async (t) => {
@@ -243,7 +286,13 @@ t.test('full mode with real clients', { skip }, async (t) => {
     const exit = await ctx.server.stop('SIGTERM');
     t.equal(exit.code, 0, `SIGTERM: clean exit in ${exit.ms} ms`);
     const db = new Database(join(dataDir, 'edgeboot.db'), { readonly: true, fileMustExist: true });
-    const rows = db.prepare('SELECT ip, mac, state, expires_at AS expiresAt, hostname FROM leases ORDER BY ip').all() as { ip: string; mac: string; state: string; expiresAt: number; hostname: string | null }[];
+    const rows = db.prepare('SELECT ip, mac, state, expires_at AS expiresAt, hostname FROM leases ORDER BY ip').all() as {
+      ip: string;
+      mac: string;
+      state: string;
+      expiresAt: number;
+      hostname: string | null;
+    }[];
     db.close();
     const now = Date.now();
     const row = (mac: string) => rows.find((r) => r.mac === mac);

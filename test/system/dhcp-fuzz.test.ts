@@ -20,7 +20,6 @@ const skip = netnsSkip();
 const PACKETS = 100_000;
 const SEED = 0x0edb_0075;
 
-
 t.test('100,000 mutated packets, then a real DISCOVER is still answered', { skip, timeout: 180_000 }, async (t) => {
   requireTools(dhcpTools('udhcpc', 'curl'));
   const lab = createLab(t, 'df');
@@ -75,5 +74,9 @@ t.test('100,000 mutated packets, then a real DISCOVER is still answered', { skip
   t.ok(dropped + received >= PACKETS * 0.9, `${dropped + received} of ${PACKETS} accounted for`);
   t.equal(server.process.exitCode, null, 'still running after the client');
   lab.cleanup();
-  t.same(netnsList().filter((n) => lab.names().includes(n)), [], 'no namespace of this test is left');
+  t.same(
+    netnsList().filter((n) => lab.names().includes(n)),
+    [],
+    'no namespace of this test is left',
+  );
 });

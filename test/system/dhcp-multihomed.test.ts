@@ -24,7 +24,13 @@ const SIDES = {
   a: { server: '10.81.1.1', pool: ['10.81.1.100', '10.81.1.199'] as [string, string], iface: 'br1', mac: '02:eb:0c:00:00:01' },
   b: { server: '10.81.2.1', pool: ['10.81.2.100', '10.81.2.199'] as [string, string], iface: 's2', mac: '02:eb:0c:00:00:02' },
 } as const;
-const SUBNETS = Object.values(SIDES).map((s) => ({ cidr: `${s.server.replace(/\.1$/, '.0')}/24`, pool: s.pool, router: s.server, dns: [s.server], leaseSeconds: 3600 }));
+const SUBNETS = Object.values(SIDES).map((s) => ({
+  cidr: `${s.server.replace(/\.1$/, '.0')}/24`,
+  pool: s.pool,
+  router: s.server,
+  dns: [s.server],
+  leaseSeconds: 3600,
+}));
 
 const describe = (c: ClientRun): string => `exit ${c.run.code ?? c.run.signal}: ${c.run.stdout}${c.run.stderr}`;
 
@@ -47,7 +53,10 @@ t.test('two subnets, one server', { skip }, async (t) => {
 
   await t.test('plain clients on both sides at once: each from its own subnet', async (t) => {
     const [a, b] = await Promise.all([udhcpc(lab, dir, nsA, 'eth0'), udhcpc(lab, dir, nsB, 'eth0')]);
-    for (const [side, c] of [['a', a], ['b', b]] as const) {
+    for (const [side, c] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
       const s = SIDES[side];
       t.equal(c.run.code, 0, `client ${side} got a lease: ${describe(c)}`);
       t.ok(inRange(c.lease?.ip, ...s.pool), `client ${side}: ${c.lease?.ip} from ${s.pool.join('-')}`);
@@ -79,7 +88,11 @@ t.test('two subnets, one server', { skip }, async (t) => {
         await sleep(100);
         events = await machineEvents(lab, server, s.mac);
       }
-      t.match(events.find((e) => e.type === 'dhcp-ack'), { data: { interface: s.iface } }, `${side.toUpperCase()}: recorded as arriving on ${s.iface}`);
+      t.match(
+        events.find((e) => e.type === 'dhcp-ack'),
+        { data: { interface: s.iface } },
+        `${side.toUpperCase()}: recorded as arriving on ${s.iface}`,
+      );
     }
   });
 

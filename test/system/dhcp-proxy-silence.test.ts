@@ -22,7 +22,19 @@
  */
 import t from 'tap';
 import { DHCP_TYPE, encodeRequest, opt } from '../helpers/dhcp-packets.js';
-import { api, dhcpTools, ipText, machineEvents, parseDhcp, sleep, startDhcpServer, udpPeer, type Datagram, type DhcpServer, type UdpPeer } from '../helpers/dhcp-system.js';
+import {
+  api,
+  dhcpTools,
+  ipText,
+  machineEvents,
+  parseDhcp,
+  sleep,
+  startDhcpServer,
+  udpPeer,
+  type Datagram,
+  type DhcpServer,
+  type UdpPeer,
+} from '../helpers/dhcp-system.js';
 import { createLab, netnsList, netnsSkip, requireTools, type Lab } from '../helpers/netns.js';
 
 const skip = netnsSkip();
@@ -68,9 +80,11 @@ async function logged(server: DhcpServer, match: (l: Record<string, unknown>) =>
 }
 
 /** Broadcasts a PXE DISCOVER from port 68. */
-const discover = (peer: UdpPeer, xid: number) => peer.send(encodeRequest({ type: DHCP_TYPE.discover, mac: MAC, xid, flags: 0x8000, options: romOptions('bios') }), '255.255.255.255', 67);
+const discover = (peer: UdpPeer, xid: number) =>
+  peer.send(encodeRequest({ type: DHCP_TYPE.discover, mac: MAC, xid, flags: 0x8000, options: romOptions('bios') }), '255.255.255.255', 67);
 /** The ROM's unicast REQUEST to the boot server, from its address, from port 4011. */
-const bootServerRequest = (peer: UdpPeer, xid: number) => peer.send(encodeRequest({ type: DHCP_TYPE.request, mac: MAC, xid, ciaddr: ROM_ADDRESS, options: romOptions('uefi') }), SERVER, 4011);
+const bootServerRequest = (peer: UdpPeer, xid: number) =>
+  peer.send(encodeRequest({ type: DHCP_TYPE.request, mac: MAC, xid, ciaddr: ROM_ADDRESS, options: romOptions('uefi') }), SERVER, 4011);
 
 function buildLab(lab: Lab): { srv: string; rom: string } {
   const sw = lab.netns('switch');
@@ -103,21 +117,36 @@ t.test('proxy DHCP is silent for machines edgeboot will not boot', { skip }, asy
     const xids = [0x51e70001, 0x51e70002, 0x51e70003];
     for (const xid of xids) await discover(peer, xid);
     const heard = await peer.collect(SILENCE_MS);
-    t.same(heard.filter((d) => d.from === SERVER), [], `no answer to ${xids.length} PXE DISCOVERs within ${SILENCE_MS} ms`);
+    t.same(
+      heard.filter((d) => d.from === SERVER),
+      [],
+      `no answer to ${xids.length} PXE DISCOVERs within ${SILENCE_MS} ms`,
+    );
     const notAnswered = () => server.logLines.filter((l) => l.msg === 'dhcp request not answered' && l.mac === MAC && l.listener === 'dhcp');
     await logged(server, () => notAnswered().length >= xids.length);
     t.equal(notAnswered().length, xids.length, 'the server saw each DISCOVER and chose silence');
     t.same([...new Set(notAnswered().map((l) => l.reason))], [reason], "with the planner's reason");
     const events = await machineEvents(lab, server, MAC);
-    t.equal(events.filter((e) => e.type === 'dhcp-ignored' && e.message === reason).length, xids.length, 'each silence is on the timeline as dhcp-ignored with the reason');
+    t.equal(
+      events.filter((e) => e.type === 'dhcp-ignored' && e.message === reason).length,
+      xids.length,
+      'each silence is on the timeline as dhcp-ignored with the reason',
+    );
     t.match(events[0], { type: 'discovered' }, 'the ROM is recorded as a discovered machine, for an admin to register');
 
     // The boot-server exchange on port 4011 is silent too.
     lab.ipIn(rom, 'addr', 'add', `${ROM_ADDRESS}/24`, 'dev', 'eth0');
     const rom4011 = await udpPeer(lab, rom, '0.0.0.0', 4011);
     await bootServerRequest(rom4011, 0x51e74011);
-    t.same((await rom4011.collect(SILENCE_MS)).filter((d) => d.from === SERVER), [], 'no answer on port 4011');
-    t.ok(await logged(server, (l) => l.msg === 'dhcp request not answered' && l.mac === MAC && l.listener === 'proxy' && l.reason === reason), 'seen on 4011 and not answered');
+    t.same(
+      (await rom4011.collect(SILENCE_MS)).filter((d) => d.from === SERVER),
+      [],
+      'no answer on port 4011',
+    );
+    t.ok(
+      await logged(server, (l) => l.msg === 'dhcp request not answered' && l.mac === MAC && l.listener === 'proxy' && l.reason === reason),
+      'seen on 4011 and not answered',
+    );
 
     // Registered through the API: the same probe is answered.
     const put = await api(lab, server, 'PUT', `/api/v1/machines/${MAC}`, { profile: 'local-disk' });
@@ -144,7 +173,12 @@ t.test('proxy DHCP is silent for machines edgeboot will not boot', { skip }, asy
 
   await t.test('boot.unknownMachines: wait answers an unregistered ROM', async (t) => {
     // A fresh data dir: the ROM is unknown to this server.
-    const server = await startDhcpServer(t, srv, { mode: 'proxy', logLevel: 'debug', subnets: [{ cidr: '10.77.0.0/24' }], config: { boot: { unknownMachines: 'wait' } } });
+    const server = await startDhcpServer(t, srv, {
+      mode: 'proxy',
+      logLevel: 'debug',
+      subnets: [{ cidr: '10.77.0.0/24' }],
+      config: { boot: { unknownMachines: 'wait' } },
+    });
     t.equal((await api(lab, server, 'GET', `/api/v1/machines/${MAC}`)).status, 404, 'the ROM is not registered');
     const peer = await udpPeer(lab, rom, '0.0.0.0', 68);
     await discover(peer, 0x51e70020);

@@ -32,7 +32,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { DHCP_TYPE, encodeRequest, opt } from '../helpers/dhcp-packets.js';
-import { api, dhcpTools, inRange, ipText, machineEvents, parseDhcp, scratchDir, sleep, startDhcpServer, udhcpc, udpPeer, type Datagram, type DhcpServer, type ParsedDhcp } from '../helpers/dhcp-system.js';
+import {
+  api,
+  dhcpTools,
+  inRange,
+  ipText,
+  machineEvents,
+  parseDhcp,
+  scratchDir,
+  sleep,
+  startDhcpServer,
+  udhcpc,
+  udpPeer,
+  type Datagram,
+  type DhcpServer,
+  type ParsedDhcp,
+} from '../helpers/dhcp-system.js';
 import { createLab, netnsList, netnsSkip, requireTools, type Lab } from '../helpers/netns.js';
 
 const skip = netnsSkip();
@@ -93,7 +108,10 @@ async function romDhcp(t: Test, ctx: Ctx, who: 'bios' | 'uefi', arch: number, xi
   const peer = await udpPeer(ctx.lab, ctx.ns[who], '0.0.0.0', 68);
   const options = romOptions(arch, arch === 0 ? [2, 1] : [3, 16]);
   await peer.send(encodeRequest({ type: DHCP_TYPE.discover, mac: MAC[who], xid, flags: 0x8000, options }), '255.255.255.255', 67);
-  const [proxyOffer, dhcpOffer] = await Promise.all([peer.next(isType(EDGEBOOT, DHCP_TYPE.offer, xid), 5_000), peer.next(isType(DNSMASQ, DHCP_TYPE.offer, xid), 5_000)]);
+  const [proxyOffer, dhcpOffer] = await Promise.all([
+    peer.next(isType(EDGEBOOT, DHCP_TYPE.offer, xid), 5_000),
+    peer.next(isType(DNSMASQ, DHCP_TYPE.offer, xid), 5_000),
+  ]);
   const proxy = parseDhcp(proxyOffer.data);
   const offer = parseDhcp(dhcpOffer.data);
   t.equal(proxyOffer.port, 67, 'the proxy offer comes from port 67');
@@ -103,7 +121,13 @@ async function romDhcp(t: Test, ctx: Ctx, who: 'bios' | 'uefi', arch: number, xi
   const before = peer.received.length;
   const requestXid = xid + 1;
   await peer.send(
-    encodeRequest({ type: DHCP_TYPE.request, mac: MAC[who], xid: requestXid, flags: 0x8000, options: [[50, opt.ip(offer.yiaddr)], [54, opt.ip(DNSMASQ)], ...options] }),
+    encodeRequest({
+      type: DHCP_TYPE.request,
+      mac: MAC[who],
+      xid: requestXid,
+      flags: 0x8000,
+      options: [[50, opt.ip(offer.yiaddr)], [54, opt.ip(DNSMASQ)], ...options],
+    }),
     '255.255.255.255',
     67,
   );
@@ -111,7 +135,10 @@ async function romDhcp(t: Test, ctx: Ctx, who: 'bios' | 'uefi', arch: number, xi
   const ack = parseDhcp(ackD.data);
   t.equal(ack.yiaddr, offer.yiaddr, `dnsmasq acks ${ack.yiaddr}: the address comes from the site's DHCP server`);
   // edgeboot sees the REQUEST too and must not answer it (never an ACK, never a NAK on 67).
-  const silent = await logged(ctx.server, (l) => l.msg === 'dhcp request not answered' && l.mac === MAC[who] && l.listener === 'dhcp' && /only DISCOVER/.test(String(l.reason)));
+  const silent = await logged(
+    ctx.server,
+    (l) => l.msg === 'dhcp request not answered' && l.mac === MAC[who] && l.listener === 'dhcp' && /only DISCOVER/.test(String(l.reason)),
+  );
   t.ok(silent, 'edgeboot saw the REQUEST for dnsmasq and chose not to answer it');
   await sleep(200);
   t.same(
@@ -148,12 +175,29 @@ t.test('proxy mode beside dnsmasq', { skip }, async (t) => {
 
   const dnsmasqLeases = join(dir, 'dnsmasq.leases');
   const dnsmasq = lab.start(dns, [
-    'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--no-resolv', '--no-hosts', '--no-ping',
-    `--dhcp-range=${RANGE[0]},${RANGE[1]},1h`, '--interface=eth0', '--bind-interfaces',
-    `--dhcp-leasefile=${dnsmasqLeases}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--user=root', '--log-facility=-', '--log-dhcp',
+    'dnsmasq',
+    '--no-daemon',
+    '--conf-file=/dev/null',
+    '--port=0',
+    '--no-resolv',
+    '--no-hosts',
+    '--no-ping',
+    `--dhcp-range=${RANGE[0]},${RANGE[1]},1h`,
+    '--interface=eth0',
+    '--bind-interfaces',
+    `--dhcp-leasefile=${dnsmasqLeases}`,
+    `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+    '--user=root',
+    '--log-facility=-',
+    '--log-dhcp',
   ]);
   await dnsmasq.waitFor(/DHCP, IP range 10\.77\.0\.100 -- 10\.77\.0\.150/, 5_000);
-  const server = await startDhcpServer(t, srv, { mode: 'proxy', logLevel: 'debug', subnets: [{ cidr: '10.77.0.0/24' }], config: { boot: { unknownMachines: 'wait' } } });
+  const server = await startDhcpServer(t, srv, {
+    mode: 'proxy',
+    logLevel: 'debug',
+    subnets: [{ cidr: '10.77.0.0/24' }],
+    config: { boot: { unknownMachines: 'wait' } },
+  });
   t.same(server.logLines.find((l) => l.msg === 'DHCP serving')?.ports, [67, 4011], 'edgeboot serves ports 67 and 4011');
   const ctx: Ctx = { lab, dir, server, ns, dnsmasqLeases };
   t.comment(`dnsmasq and edgeboot up in ${Date.now() - started} ms`);
@@ -183,7 +227,11 @@ t.test('proxy mode beside dnsmasq', { skip }, async (t) => {
       { source: 'dhcp', data: { listener: 'dhcp', interface: 'eth0', yiaddr: '0.0.0.0', bootFile: { kind: 'tftp', file: 'undionly.kpxe' } } },
       `a dhcp-offer event with yiaddr 0.0.0.0 (${events.map((e) => e.type).join(', ')})`,
     );
-    t.match(events.find((e) => e.type === 'dhcp-ignored'), { message: /only DISCOVER/ }, 'the REQUEST for dnsmasq is recorded as ignored');
+    t.match(
+      events.find((e) => e.type === 'dhcp-ignored'),
+      { message: /only DISCOVER/ },
+      'the REQUEST for dnsmasq is recorded as ignored',
+    );
     t.match(readFileSync(dnsmasqLeases, 'utf8'), new RegExp(`${MAC.bios} ${address.replace(/\./g, '\\.')} `), "dnsmasq's lease file holds the ROM's lease");
   });
 
@@ -204,7 +252,10 @@ t.test('proxy mode beside dnsmasq', { skip }, async (t) => {
       t.equal(d.port, 4011, `from source port ${fromPort}: the ACK comes from port 4011`);
       return parseDhcp(d.data);
     };
-    for (const [p, xid, port] of [[rom4011, 0x4011a001, 4011], [peer, 0x4011a002, 68]] as const) {
+    for (const [p, xid, port] of [
+      [rom4011, 0x4011a001, 4011],
+      [peer, 0x4011a002, 68],
+    ] as const) {
       const ack = await ask(p, xid, port);
       t.equal(ack.file, 'ipxe.efi', `port-4011 ACK (client port ${port}): ipxe.efi in the file field`);
       t.equal(ack.opt(67)?.toString(), 'ipxe.efi', 'and as option 67');
@@ -231,7 +282,10 @@ t.test('proxy mode beside dnsmasq', { skip }, async (t) => {
     t.equal(c.lease?.serverid, DNSMASQ, 'from dnsmasq');
     t.ok(inRange(c.lease?.ip, ...RANGE), `address ${c.lease?.ip} from dnsmasq's range`);
     t.equal(c.lease?.boot_file, '', 'no boot file');
-    const seen = await logged(server, (l) => l.msg === 'dhcp request not answered' && l.mac === MAC.plain && l.reason === 'proxy mode answers PXE clients only');
+    const seen = await logged(
+      server,
+      (l) => l.msg === 'dhcp request not answered' && l.mac === MAC.plain && l.reason === 'proxy mode answers PXE clients only',
+    );
     t.ok(seen, 'edgeboot saw the client and decided not to answer');
     const m = await api(lab, server, 'GET', `/api/v1/machines/${MAC.plain}`);
     t.equal(m.status, 404, 'no machine was made');

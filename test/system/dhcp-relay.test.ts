@@ -65,7 +65,11 @@ t.test('full mode behind dhcrelay', { skip }, async (t) => {
 
   await t.test('a plain client behind the relay gets a lease of the relayed subnet', async (t) => {
     const c = await udhcpc(lab, dir, client, 'eth0');
-    t.equal(c.run.code, 0, `udhcpc got a lease through dhcrelay -a -D, so edgeboot echoed option 82: ${c.run.stdout}${c.run.stderr}\nrelay: ${dhcrelay.output()}`);
+    t.equal(
+      c.run.code,
+      0,
+      `udhcpc got a lease through dhcrelay -a -D, so edgeboot echoed option 82: ${c.run.stdout}${c.run.stderr}\nrelay: ${dhcrelay.output()}`,
+    );
     const l = c.lease ?? {};
     t.ok(inRange(l.ip, ...POOL), `address ${l.ip} from the 10.78.0.0/24 pool`);
     t.equal(l.router, GIADDR, 'router 10.78.0.1');
@@ -95,7 +99,11 @@ t.test('full mode behind dhcrelay', { skip }, async (t) => {
       await sleep(100);
       events = await machineEvents(lab, server, MAC.rom);
     }
-    t.match(events.find((e) => e.type === 'dhcp-ack'), { data: { interface: 's0', yiaddr: c.lease?.ip } }, 'recorded with the relayed address');
+    t.match(
+      events.find((e) => e.type === 'dhcp-ack'),
+      { data: { interface: 's0', yiaddr: c.lease?.ip } },
+      'recorded with the relayed address',
+    );
   });
 
   // Our own relay below binds port 67 in the relay namespace, as dhcrelay's fallback socket did.
@@ -106,7 +114,18 @@ t.test('full mode behind dhcrelay', { skip }, async (t) => {
     // with a circuit id and a remote id.
     const agent = opt.subs([1, opt.text('eb-circuit-7')], [2, opt.bytes(0x02, 0xeb, 0x52, 0x45, 0x4d, 0x4f, 0x54, 0x45)]);
     const peer = await udpPeer(lab, relay, '0.0.0.0', 67);
-    const discover = Buffer.from(encodeRequest({ type: DHCP_TYPE.discover, mac: MAC.ours, xid: 0x82820001, giaddr: GIADDR, options: [[55, opt.bytes(1, 3, 6, 15, 51, 54)], [82, agent]] }));
+    const discover = Buffer.from(
+      encodeRequest({
+        type: DHCP_TYPE.discover,
+        mac: MAC.ours,
+        xid: 0x82820001,
+        giaddr: GIADDR,
+        options: [
+          [55, opt.bytes(1, 3, 6, 15, 51, 54)],
+          [82, agent],
+        ],
+      }),
+    );
     discover[3] = 1; // hops
     await peer.send(discover, SERVER, 67);
     const offerD = await peer.next((d) => d.from === SERVER && parseDhcp(d.data).xid === 0x82820001, 5_000);
@@ -123,7 +142,20 @@ t.test('full mode behind dhcrelay', { skip }, async (t) => {
 
     // A REQUEST for an address of another subnet: a NAK, broadcast bit set for the relay.
     const before = peer.received.length;
-    await peer.send(encodeRequest({ type: DHCP_TYPE.request, mac: MAC.ours, xid: 0x82820002, giaddr: GIADDR, options: [[50, opt.ip('10.77.0.150')], [82, agent]] }), SERVER, 67);
+    await peer.send(
+      encodeRequest({
+        type: DHCP_TYPE.request,
+        mac: MAC.ours,
+        xid: 0x82820002,
+        giaddr: GIADDR,
+        options: [
+          [50, opt.ip('10.77.0.150')],
+          [82, agent],
+        ],
+      }),
+      SERVER,
+      67,
+    );
     const nakD = await peer.next((d) => d.from === SERVER && parseDhcp(d.data).xid === 0x82820002, 5_000, before);
     const nak = parseDhcp(nakD.data);
     t.equal(nak.type, DHCP_TYPE.nak, 'a NAK for 10.77.0.150 asked from the 10.78.0.0/24 link');

@@ -23,7 +23,6 @@ import { createLab, netnsList, netnsSkip, requireTools } from '../helpers/netns.
 const skip = netnsSkip();
 const DISCOVERS = 3_000;
 
-
 t.test('a full send queue is a counted drop, not an error, and the server keeps serving', { skip, timeout: 120_000 }, async (t) => {
   requireTools({ ...dhcpTools('udhcpc', 'curl'), tc: [['-V'], 'iproute2'], iptables: [['-V'], 'iptables'] });
   const lab = createLab(t, 'db');
@@ -35,7 +34,9 @@ t.test('a full send queue is a counted drop, not an error, and the server keeps 
   lab.ipIn(cli, 'addr', 'add', '10.77.0.250/16', 'dev', 'eth0');
   // About three 300-byte OFFERs a second leave; the rest queue in the qdisc (limit 10 MB, so it
   // never drops itself) and hold the server socket's send buffer until sendmsg says EAGAIN.
-  const tc = await lab.run(srv, ['tc', 'qdisc', 'add', 'dev', 's0', 'root', 'tbf', 'rate', '8kbit', 'burst', '1600', 'limit', '10000000'], { timeoutMs: 5_000 });
+  const tc = await lab.run(srv, ['tc', 'qdisc', 'add', 'dev', 's0', 'root', 'tbf', 'rate', '8kbit', 'burst', '1600', 'limit', '10000000'], {
+    timeoutMs: 5_000,
+  });
   t.equal(tc.code, 0, `tbf qdisc on s0: ${tc.stderr}`);
   const server = await startDhcpServer(t, srv, {
     mode: 'full',
@@ -72,7 +73,7 @@ t.test('a full send queue is a counted drop, not an error, and the server keeps 
   // The server works through its receive queue after the sender is done: wait until every
   // DISCOVER it received is answered or counted (bounded).
   let m = await scrape();
-  for (const deadline = Date.now() + 20_000; (m.discovers < DISCOVERS || m.offers + m.busy < m.discovers) && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 20_000; (m.discovers < DISCOVERS || m.offers + m.busy < m.discovers) && Date.now() < deadline;) {
     await new Promise((r) => setTimeout(r, 250));
     m = await scrape();
   }
@@ -82,7 +83,11 @@ t.test('a full send queue is a counted drop, not an error, and the server keeps 
   t.equal(m.failed, 0, 'no other send failure');
   t.equal(m.handlerErrors, 0, 'no request failed in the handler');
   const loud = server.logLines.filter((l) => l.level >= 40);
-  t.same(loud.map((l) => l.msg), [], 'no warning or error line');
+  t.same(
+    loud.map((l) => l.msg),
+    [],
+    'no warning or error line',
+  );
   t.notMatch(JSON.stringify(server.logLines), /EAGAIN|"stack"/, 'no EAGAIN and no stack in the log');
   t.equal(server.process.exitCode, null, 'the server is still running');
 
@@ -104,10 +109,21 @@ t.test('a full send queue is a counted drop, not an error, and the server keeps 
   const after = (await scrape()).failed;
   t.ok(after > before, `counted as send_failed (${before} -> ${after})`);
   const warned = server.logLines.filter((l) => l.msg === 'dhcp reply not sent');
-  t.ok(warned.length > 0 && warned.every((l) => l.level === 40 && l.code === 'EPERM' && l.stack === undefined && l.err === undefined), `a warning naming EPERM, without a stack: ${JSON.stringify(warned[0])}`);
-  t.same(server.logLines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no error line');
+  t.ok(
+    warned.length > 0 && warned.every((l) => l.level === 40 && l.code === 'EPERM' && l.stack === undefined && l.err === undefined),
+    `a warning naming EPERM, without a stack: ${JSON.stringify(warned[0])}`,
+  );
+  t.same(
+    server.logLines.filter((l) => l.level >= 50).map((l) => l.msg),
+    [],
+    'no error line',
+  );
   t.equal(server.process.exitCode, null, 'the server is still running');
   await lab.run(srv, ['iptables', '-D', ...rule], { timeoutMs: 5_000 });
   lab.cleanup();
-  t.same(netnsList().filter((n) => lab.names().includes(n)), [], 'no namespace of this test is left');
+  t.same(
+    netnsList().filter((n) => lab.names().includes(n)),
+    [],
+    'no namespace of this test is left',
+  );
 });

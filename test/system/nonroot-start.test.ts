@@ -96,14 +96,24 @@ t.test('as nobody on the embedded defaults: DHCP and TFTP off with the setcap co
       `the ${server} warning names the fix: ${SETCAP}, or root`,
     );
   }
-  t.notOk(lines.some((l) => l.msg === 'TFTP serving' || l.msg === 'DHCP serving'), 'neither says it serves');
+  t.notOk(
+    lines.some((l) => l.msg === 'TFTP serving' || l.msg === 'DHCP serving'),
+    'neither says it serves',
+  );
   t.match(
     lines.find((l) => l.msg === 'HTTP serving'),
     { listen: '0.0.0.0:8080', reach: 'all interfaces' },
     'HTTP says what it bound: 0.0.0.0:8080, all interfaces',
   );
-  t.match(lines.find((l) => l.msg === 'edgeboot serving'), { http: '0.0.0.0:8080' }, 'the serving line names the bound address');
-  t.notOk(lines.some((l) => /Server listening|127\.0\.0\.1:8080/.test(JSON.stringify(l))), 'no line suggests loopback alone is bound');
+  t.match(
+    lines.find((l) => l.msg === 'edgeboot serving'),
+    { http: '0.0.0.0:8080' },
+    'the serving line names the bound address',
+  );
+  t.notOk(
+    lines.some((l) => /Server listening|127\.0\.0\.1:8080/.test(JSON.stringify(l))),
+    'no line suggests loopback alone is bound',
+  );
   const curl = ['curl', '-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:8080/healthz'];
   const health = await s.lab.run(s.ns, curl, { timeoutMs: 10_000 });
   t.equal(health.stdout, '200', 'curl gets /healthz from port 8080');
@@ -137,7 +147,11 @@ t.test('as nobody, a port the configuration names still fails the start', { skip
     'HTTP, started first, is stopped: nothing half-starts',
   );
   s.lab.cleanup();
-  t.same(netnsList().filter((n) => n.startsWith(s.lab.prefix)), [], 'no namespace is left behind');
+  t.same(
+    netnsList().filter((n) => n.startsWith(s.lab.prefix)),
+    [],
+    'no namespace is left behind',
+  );
 });
 
 t.test('as root on the defaults: the DHCP line says what it answers, where, and how to change it', { skip }, async (t) => {
@@ -158,8 +172,15 @@ t.test('as root on the defaults: the DHCP line says what it answers, where, and 
     },
     'proxy DHCP on all interfaces, registered machines only, and how to change it',
   );
-  t.match(lines.find((l) => l.msg === 'TFTP serving'), { listen: '0.0.0.0:69', reach: 'all interfaces' }, 'TFTP says what it bound');
-  t.notOk(lines.some((l) => l.level >= 40 && /off:/.test(l.msg)), 'no server is off');
+  t.match(
+    lines.find((l) => l.msg === 'TFTP serving'),
+    { listen: '0.0.0.0:69', reach: 'all interfaces' },
+    'TFTP says what it bound',
+  );
+  t.notOk(
+    lines.some((l) => l.level >= 40 && /off:/.test(l.msg)),
+    'no server is off',
+  );
   t.equal((await fresh.stop(10_000)).code, 0, 'stops cleanly');
 
   const waiting = start('root-wait', ['--set', 'boot.unknownMachines=wait', '--set', 'dhcp.interfaces=lo', '--set', 'http.listen=127.0.0.1:8080']);
@@ -175,8 +196,16 @@ t.test('as root on the defaults: the DHCP line says what it answers, where, and 
     },
     'with boot.unknownMachines: wait and dhcp.interfaces: [lo], the line says so',
   );
-  t.match(wlines.find((l) => l.msg === 'HTTP serving'), { listen: '127.0.0.1:8080', reach: 'loopback only' }, 'HTTP on loopback says so');
+  t.match(
+    wlines.find((l) => l.msg === 'HTTP serving'),
+    { listen: '127.0.0.1:8080', reach: 'loopback only' },
+    'HTTP on loopback says so',
+  );
   t.equal((await waiting.stop(10_000)).code, 0, 'stops cleanly');
   s.lab.cleanup();
-  t.same(netnsList().filter((n) => n.startsWith(s.lab.prefix)), [], 'no namespace is left behind');
+  t.same(
+    netnsList().filter((n) => n.startsWith(s.lab.prefix)),
+    [],
+    'no namespace is left behind',
+  );
 });

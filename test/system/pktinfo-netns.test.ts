@@ -41,13 +41,7 @@ const skip = netnsSkip();
  * Runs `node <args>` inside `ns`; `done` resolves with stdout once it exits 0, within `ms`.
  * `lines` sees each stdout line as it comes.
  */
-function nodeIn(
-  lab: Lab,
-  ns: string,
-  args: string[],
-  ms: number,
-  lines: (line: string) => void = () => {},
-): { child: ChildProcess; done: Promise<string> } {
+function nodeIn(lab: Lab, ns: string, args: string[], ms: number, lines: (line: string) => void = () => {}): { child: ChildProcess; done: Promise<string> } {
   const bg = lab.start(ns, [process.execPath, ...args]);
   let stdout = '';
   let partial = '';
@@ -169,29 +163,27 @@ t.test('replies leave by the arrival interface with that interface’s address',
   const server = nodeIn(lab, NS.server, [`--import=${TS_LOADER}`, '--input-type=module', '-e', SERVER_JS], 30_000);
   server.done.catch(() => {}); // it is killed in teardown; a failure to start shows below
   const serverLines: Array<Record<string, unknown>> = [];
-  const ready = new Promise<{ port: number; interfaces: Array<{ ifindex: number; name: string; address: string }> }>(
-    (resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server not ready within ${WAIT_MS * 3} ms`)), WAIT_MS * 3);
-      let buf = '';
-      server.child.stdout?.on('data', (d: string) => {
-        buf += d;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-          buf = buf.slice(nl + 1);
-          serverLines.push(line);
-          if (line.ready === true) {
-            clearTimeout(timer);
-            resolve(line as never);
-          }
+  const ready = new Promise<{ port: number; interfaces: Array<{ ifindex: number; name: string; address: string }> }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server not ready within ${WAIT_MS * 3} ms`)), WAIT_MS * 3);
+    let buf = '';
+    server.child.stdout?.on('data', (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+        buf = buf.slice(nl + 1);
+        serverLines.push(line);
+        if (line.ready === true) {
+          clearTimeout(timer);
+          resolve(line as never);
         }
-      });
-      server.done.catch((err: Error) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    },
-  );
+      }
+    });
+    server.done.catch((err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
   const { port, interfaces } = await ready;
   t.equal(port, SERVER_PORT, `server bound 0.0.0.0:${port}`);
   // interfaceAddresses() inside the server namespace: lo, sa and sb with their ifindexes.
@@ -235,11 +227,7 @@ t.test('replies leave by the arrival interface with that interface’s address',
     t.equal(r.address, serverAddr, `client ${who}: the reply's source is the server's address on its subnet`);
     t.equal(r.port, port, `client ${who}: from the server port`);
     const body = JSON.parse(r.text) as Reply;
-    t.same(
-      body,
-      { nonce, ifindex: serverIfindex, name: dev, local: serverAddr, source: serverAddr },
-      `client ${who}: its own request, seen on ${dev}`,
-    );
+    t.same(body, { nonce, ifindex: serverIfindex, name: dev, local: serverAddr, source: serverAddr }, `client ${who}: its own request, seen on ${dev}`);
   };
   check(gotA, 'A', 'nonce-a', '10.201.1.1', sa, 'sa');
   check(gotB, 'B', 'nonce-b', '10.201.2.1', sb, 'sb');
@@ -266,9 +254,21 @@ t.test('replies leave by the arrival interface with that interface’s address',
   t.equal(seen.length, 2, `the server saw each broadcast once (${JSON.stringify(seen)})`);
   const byNonce = new Map(seen.map((s) => [s.nonce, s]));
   const expectSeen = { to: '255.255.255.255', truncated: false };
-  t.match(byNonce.get('nonce-a'), { ...expectSeen, from: { address: '10.201.1.2', port: CLIENT_PORT }, ifindex: sa, local: '10.201.1.1' }, 'server side: A on sa');
-  t.match(byNonce.get('nonce-b'), { ...expectSeen, from: { address: '10.201.2.2', port: CLIENT_PORT }, ifindex: sb, local: '10.201.2.1' }, 'server side: B on sb');
+  t.match(
+    byNonce.get('nonce-a'),
+    { ...expectSeen, from: { address: '10.201.1.2', port: CLIENT_PORT }, ifindex: sa, local: '10.201.1.1' },
+    'server side: A on sa',
+  );
+  t.match(
+    byNonce.get('nonce-b'),
+    { ...expectSeen, from: { address: '10.201.2.2', port: CLIENT_PORT }, ifindex: sb, local: '10.201.2.1' },
+    'server side: B on sb',
+  );
 
   lab.cleanup();
-  t.same(netnsList().filter((n) => Object.values(NS).includes(n)), [], '`ip netns list` shows none of ours');
+  t.same(
+    netnsList().filter((n) => Object.values(NS).includes(n)),
+    [],
+    '`ip netns list` shows none of ours',
+  );
 });

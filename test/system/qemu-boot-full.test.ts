@@ -117,13 +117,12 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
     t.equal(assets[0]?.data?.bytes, statSync(bl.images.kernel).size, 'the kernel was served whole');
     t.equal(events.filter((e) => e.type === 'script-served').length, 3, 'one script per boot');
     const progress = events.filter((e) => e.type === 'precache-progress' && e.data?.file !== undefined);
-    t.same(
-      progress.map((e) => e.data?.file).sort(),
-      files.map((f) => f.name).sort(),
-      'one progress event for each file of the bundle',
-    );
+    t.same(progress.map((e) => e.data?.file).sort(), files.map((f) => f.name).sort(), 'one progress event for each file of the bundle');
     t.equal(progress.at(-1)?.data?.bytesDone, bundle.manifest.bytes, 'the last progress event counts every byte');
-    t.notOk(events.some((e) => e.type === 'precache-done'), 'no precache-done event: the result moved the state');
+    t.notOk(
+      events.some((e) => e.type === 'precache-done'),
+      'no precache-done event: the result moved the state',
+    );
     const downloads = assets.filter((e) => e.data?.profile === `bundles/${bundle.id}`);
     t.same(
       downloads.map((e) => [e.data?.artifact, e.data?.status, e.data?.bytes]).sort(),
@@ -132,20 +131,29 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
     );
 
     const consoleText = vm.console();
-    t.match(consoleText, `eb-init: plan: disk /dev/vda, bundle ${bundle.id}, ${files.length} files, ${bundle.manifest.bytes} bytes, then reboot`, 'the plan the live environment read');
-    const verified = [...consoleText.matchAll(/eb-init: verified (\S+) \((\d+) bytes/g)].map((v) => [v[1], Number(v[2])]);
-    t.same(
-      verified.sort(),
-      files.map((f) => [f.name, f.size]).sort(),
-      'the console shows every file of the bundle verified (size and sha256), once each',
+    t.match(
+      consoleText,
+      `eb-init: plan: disk /dev/vda, bundle ${bundle.id}, ${files.length} files, ${bundle.manifest.bytes} bytes, then reboot`,
+      'the plan the live environment read',
     );
+    const verified = [...consoleText.matchAll(/eb-init: verified (\S+) \((\d+) bytes/g)].map((v) => [v[1], Number(v[2])]);
+    t.same(verified.sort(), files.map((f) => [f.name, f.size]).sort(), 'the console shows every file of the bundle verified (size and sha256), once each');
 
     const m = await bl.api('GET', `/api/v1/machines/${MAC.bios}`);
     const machine = m.body as { state: string; inventory?: Inventory; precacheProgress?: PrecacheProgress };
     t.equal(machine.state, 'installed', 'the machine is installed');
     t.match(
       machine.precacheProgress,
-      { boots: 1, filesDone: files.length, filesTotal: files.length, bytesDone: bundle.manifest.bytes, bytesTotal: bundle.manifest.bytes, disk: '/dev/vda', bundle: bundle.id, outcome: 'precached' },
+      {
+        boots: 1,
+        filesDone: files.length,
+        filesTotal: files.length,
+        bytesDone: bundle.manifest.bytes,
+        bytesTotal: bundle.manifest.bytes,
+        disk: '/dev/vda',
+        bundle: bundle.id,
+        outcome: 'precached',
+      },
       'precacheProgress: every file of the bundle done, in one precache boot',
     );
     t.match(
@@ -165,9 +173,19 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
       ],
       'edgeboot fetched the redirect, then the boot script for this MAC, server-side',
     );
-    t.equal(reqs.filter((r) => r.path === '/boot-artifacts/kernel' && r.method === 'GET').length, 1, "the installer kernel came from the hub, once, into edgeboot's cache");
-    t.ok(reqs.some((r) => r.path.endsWith('/pxe-initrd') && r.status === 200 && r.query?.api_key === hub.apiKey), 'the per-InfraEnv initrd was fetched with its api_key');
-    t.ok(reqs.some((r) => r.path.endsWith('/hosts/progress') && r.status === 204), 'the installer told the hub it is done');
+    t.equal(
+      reqs.filter((r) => r.path === '/boot-artifacts/kernel' && r.method === 'GET').length,
+      1,
+      "the installer kernel came from the hub, once, into edgeboot's cache",
+    );
+    t.ok(
+      reqs.some((r) => r.path.endsWith('/pxe-initrd') && r.status === 200 && r.query?.api_key === hub.apiKey),
+      'the per-InfraEnv initrd was fetched with its api_key',
+    );
+    t.ok(
+      reqs.some((r) => r.path.endsWith('/hosts/progress') && r.status === 204),
+      'the installer told the hub it is done',
+    );
     t.notOk(JSON.stringify(bl.server.logLines).includes(hub.apiKey), "the hub's api_key is in no edgeboot log line");
     t.match(consoleText, /10\.77\.0\.1:8080\/assets\/hub\/[0-9a-f]{16}\/initrd/, "the console shows iPXE fetching the hub's initrd from edgeboot");
     t.notMatch(consoleText, /10\.77\.0\.1:8090/, 'and nothing from the hub itself');
@@ -254,5 +272,9 @@ t.test('full mode: BIOS, UEFI and an unknown machine boot from edgeboot', { skip
 
   // The lab's teardown does the same if anything above throws.
   bl.lab.cleanup();
-  t.same(netnsList().filter((n) => n.startsWith(prefix)), [], 'no namespace, tap or VM is left behind');
+  t.same(
+    netnsList().filter((n) => n.startsWith(prefix)),
+    [],
+    'no namespace, tap or VM is left behind',
+  );
 });

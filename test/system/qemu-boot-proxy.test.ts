@@ -40,7 +40,11 @@ async function bootOnce(t: Test, bl: BootLab, firmware: Firmware): Promise<void>
   const proxyOffer = ev('dhcp-offer', { listener: 'dhcp', yiaddr: '0.0.0.0' });
   const firmwareSteps =
     firmware === 'uefi'
-      ? [{ ...proxyOffer, what: `${proxyOffer.what} (firmware)` }, ev('dhcp-ack', { listener: 'proxy', ipxe: false }), ev('tftp-transfer', { file: 'ipxe.efi', outcome: 'complete' })]
+      ? [
+          { ...proxyOffer, what: `${proxyOffer.what} (firmware)` },
+          ev('dhcp-ack', { listener: 'proxy', ipxe: false }),
+          ev('tftp-transfer', { file: 'ipxe.efi', outcome: 'complete' }),
+        ]
       : [];
   assertOrder(t, events, [
     ...firmwareSteps,
@@ -63,5 +67,9 @@ t.test('proxy mode beside dnsmasq: BIOS and UEFI boot from edgeboot', { skip }, 
   await t.test('BIOS, iPXE ROM', (t) => bootOnce(t, bl, 'bios'));
   await t.test('UEFI, OVMF PXE and ipxe.efi over TFTP', (t) => bootOnce(t, bl, 'uefi'));
   bl.lab.cleanup();
-  t.same(netnsList().filter((n) => n.startsWith(bl.lab.prefix)), [], 'no namespace, tap or VM is left behind');
+  t.same(
+    netnsList().filter((n) => n.startsWith(bl.lab.prefix)),
+    [],
+    'no namespace, tap or VM is left behind',
+  );
 });

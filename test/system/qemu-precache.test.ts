@@ -56,11 +56,16 @@ async function sha256File(path: string): Promise<string> {
 
 /** Every path under `dir`, relative to it. */
 function walk(dir: string, prefix = ''): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? [`${prefix}${e.name}/`, ...walk(join(dir, e.name), `${prefix}${e.name}/`)] : [`${prefix}${e.name}`]));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? [`${prefix}${e.name}/`, ...walk(join(dir, e.name), `${prefix}${e.name}/`)] : [`${prefix}${e.name}`],
+  );
 }
 
 const progress = (e: MachineEvent): boolean => e.type === 'precache-progress';
-const toState = (to: string) => (e: MachineEvent): boolean => e.type === 'state-changed' && e.to === to;
+const toState =
+  (to: string) =>
+  (e: MachineEvent): boolean =>
+    e.type === 'state-changed' && e.to === to;
 
 /** Registers `mac` for a precache of `bundle`; throws unless edgeboot answers 201. */
 async function register(pl: PrecacheLab, mac: string, bundle: string, sizeGiB: number, more: { ip?: string; hostname?: string } = {}): Promise<void> {
@@ -147,7 +152,13 @@ t.test('precache: the live stand-in writes a bundle onto the disk, resumes after
 
     const vm2 = pl.vm('resume-2', MAC.resume, disk, 240_000);
     const done = await pl.waitFor(MAC.resume, 'state precached', 220_000, (m, events) => {
-      if (m.state === 'failed') throw new Error(`the machine failed: ${events.filter(toState('failed')).map((e) => e.message).join('; ')}`);
+      if (m.state === 'failed')
+        throw new Error(
+          `the machine failed: ${events
+            .filter(toState('failed'))
+            .map((e) => e.message)
+            .join('; ')}`,
+        );
       return m.state === 'precached' ? m : undefined;
     });
     const exit = await Promise.race([vm2.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
@@ -162,7 +173,10 @@ t.test('precache: the live stand-in writes a bundle onto the disk, resumes after
       what: `precache-progress of ${bigFile.name} with resumedFrom > 0`,
       match: (e) => progress(e) && e.data?.file === bigFile.name && typeof e.data.resumedFrom === 'number' && e.data.resumedFrom > 0,
     };
-    const at = assertOrder(t, events, [...liveBoot(true), { what: `precache-progress of ${bigFile.name}`, match: (e) => progress(e) && e.data?.file === bigFile.name }]);
+    const at = assertOrder(t, events, [
+      ...liveBoot(true),
+      { what: `precache-progress of ${bigFile.name}`, match: (e) => progress(e) && e.data?.file === bigFile.name },
+    ]);
     assertOrder(t, events, [...liveBoot(false), resumed, ev('state-changed', {}, { from: 'precaching', to: 'precached' })], at);
     const resumedFrom = Number(events.find(resumed.match)?.data?.resumedFrom ?? 0);
     t.ok(resumedFrom > 0 && resumedFrom < bigFile.size, `resumed at ${resumedFrom} of ${bigFile.size} bytes`);
@@ -171,10 +185,18 @@ t.test('precache: the live stand-in writes a bundle onto the disk, resumes after
     t.equal(boots.length, 2, 'two precache boots were served');
     const second = events.slice(boots[1] ?? events.length);
     const gets = fileResponses(second, bigFile.name).filter((r) => r.method === 'GET');
-    t.ok(gets.some((r) => r.status === 206), `edgeboot answered the resumed download with 206 (${JSON.stringify(gets)})`);
-    t.notOk(gets.some((r) => r.status === 200), 'and never sent the whole big file again');
+    t.ok(
+      gets.some((r) => r.status === 206),
+      `edgeboot answered the resumed download with 206 (${JSON.stringify(gets)})`,
+    );
+    t.notOk(
+      gets.some((r) => r.status === 200),
+      'and never sent the whole big file again',
+    );
     const first = events.slice(0, boots[1] ?? 0);
-    const finished = big.manifest.files.filter((f) => f.name !== bigFile.name && fileResponses(first, f.name).some((r) => r.method === 'GET' && r.status === 200));
+    const finished = big.manifest.files.filter(
+      (f) => f.name !== bigFile.name && fileResponses(first, f.name).some((r) => r.method === 'GET' && r.status === 200),
+    );
     t.ok(finished.length > 0, `files were fetched whole before the cut (${finished.map((f) => f.name).join(', ')})`);
     for (const f of finished) t.same(fileResponses(second, f.name), [], `${f.name}, fetched whole before the cut, was kept: not fetched again`);
 
@@ -201,7 +223,11 @@ t.test('precache: the live stand-in writes a bundle onto the disk, resumes after
 
   // The lab's teardown does the same if anything above throws.
   pl.lab.cleanup();
-  t.same(netnsList().filter((n) => n.startsWith(prefix)), [], 'no namespace, tap or VM is left behind');
+  t.same(
+    netnsList().filter((n) => n.startsWith(prefix)),
+    [],
+    'no namespace, tap or VM is left behind',
+  );
 });
 
 async function verifyDisk(t: Test, disk: string, bundle: PrebuiltBundle, dir: string): Promise<void> {
@@ -214,13 +240,19 @@ async function verifyDisk(t: Test, disk: string, bundle: PrebuiltBundle, dir: st
   t.ok(table.totalSectors - part.lastSector <= 34, `${table.totalSectors - part.lastSector - 1} sectors after it`);
   const bytes = part.sizeSectors * 512;
   t.ok(Math.abs(bytes - GiB) <= 4 * MiB, `it is 1 GiB (${(bytes / MiB).toFixed(1)} MiB)`);
-  const blkid = await run('blkid', ['-p', '-O', String(part.firstSector * 512), '-o', 'value', '-s', 'TYPE', disk]).catch((e: Error) => ({ stdout: e.message }));
+  const blkid = await run('blkid', ['-p', '-O', String(part.firstSector * 512), '-o', 'value', '-s', 'TYPE', disk]).catch((e: Error) => ({
+    stdout: e.message,
+  }));
   t.equal(blkid.stdout.trim(), 'xfs', 'it holds XFS');
 
   const mnt = await mountReadOnly(t, disk, part);
   const listing = walk(mnt.dir);
   t.comment(`on the partition: ${listing.join(' ')}`);
-  t.same(listing.filter((f) => f.endsWith('.part')), [], 'no .part file is left');
+  t.same(
+    listing.filter((f) => f.endsWith('.part')),
+    [],
+    'no .part file is left',
+  );
   for (const f of bundle.manifest.files) {
     const path = join(mnt.dir, f.name);
     let size = -1;
@@ -242,7 +274,9 @@ async function verifyDisk(t: Test, disk: string, bundle: PrebuiltBundle, dir: st
     const source = bundle.images.find((i) => f.name.endsWith(`@${i.digest.replace(':', '_')}.tgz`));
     t.ok(source, `${f.name}: named after a source image's digest`);
     const oci = join(unpackRoot, `${f.name.replace(/[@:]/g, '_')}.oci`);
-    await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', `dir:${join(unpack, top ?? '')}`, `oci:${oci}:x`], { timeout: 60_000 });
+    await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', `dir:${join(unpack, top ?? '')}`, `oci:${oci}:x`], {
+      timeout: 60_000,
+    });
     const index = JSON.parse(readFileSync(join(oci, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     t.equal(index.manifests[0]?.digest, source?.digest, `${f.name}: skopeo copies it, with the source image's digest`);
   }
@@ -258,7 +292,9 @@ async function corruptFile(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, dis
   const disk = sparseDisk(join(disks, 'corrupt.img'), 4 * GiB);
   await register(pl, MAC.corrupt, bundle.id, 1);
   const vm = pl.vm('corrupt', MAC.corrupt, disk, 240_000);
-  const failed = await pl.waitFor(MAC.corrupt, 'state failed', 220_000, (m, events) => (m.state === 'failed' ? { m, events } : m.state === 'precached' ? fail('corrupt: the machine was precached with a corrupt file') : undefined));
+  const failed = await pl.waitFor(MAC.corrupt, 'state failed', 220_000, (m, events) =>
+    m.state === 'failed' ? { m, events } : m.state === 'precached' ? fail('corrupt: the machine was precached with a corrupt file') : undefined,
+  );
   await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 30_000))]);
   await vm.stop();
   const events = await pl.events(MAC.corrupt);
@@ -279,7 +315,9 @@ async function diskTooSmall(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, di
   // A fixed address: the live boot carries the static-IP argument, which the stand-in applies.
   await register(pl, MAC.small, bundle.id, 2, { ip: '10.77.0.50', hostname: 'small-1' });
   const vm = pl.vm('small-disk', MAC.small, disk, 200_000);
-  const failed = await pl.waitFor(MAC.small, 'state failed', 180_000, (m: MachineView) => (m.state === 'failed' ? m : m.state === 'precached' ? fail('small disk: precached on a disk too small') : undefined));
+  const failed = await pl.waitFor(MAC.small, 'state failed', 180_000, (m: MachineView) =>
+    m.state === 'failed' ? m : m.state === 'precached' ? fail('small disk: precached on a disk too small') : undefined,
+  );
   await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 30_000))]);
   await vm.stop();
   const events = await pl.events(MAC.small);
@@ -287,14 +325,27 @@ async function diskTooSmall(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, di
   assertOrder(t, events, [...liveBoot(true), ev('state-changed', {}, { from: 'precaching', to: 'failed' })]);
   const reason = events.find(toState('failed'))?.message ?? '';
   t.comment(`small disk: the reason: ${reason}`);
-  const plans = pl.server.logLines.filter((l) => l.msg === 'request' && typeof l.url === 'string' && l.url.startsWith(`/api/v1/machines/${MAC.small.replace(/:/g, '-')}/plan`));
-  t.same(plans.map((l) => l.status), [409], 'small disk: the plan request was refused with 409');
-  t.match(vm.console(), /standin: static address 10\.77\.0\.50\/255\.255\.255\.0 gw 10\.77\.0\.1 host small-1/, 'small disk: the live environment took its fixed address from the ip= argument');
+  const plans = pl.server.logLines.filter(
+    (l) => l.msg === 'request' && typeof l.url === 'string' && l.url.startsWith(`/api/v1/machines/${MAC.small.replace(/:/g, '-')}/plan`),
+  );
+  t.same(
+    plans.map((l) => l.status),
+    [409],
+    'small disk: the plan request was refused with 409',
+  );
+  t.match(
+    vm.console(),
+    /standin: static address 10\.77\.0\.50\/255\.255\.255\.0 gw 10\.77\.0\.1 host small-1/,
+    'small disk: the live environment took its fixed address from the ip= argument',
+  );
   t.match(reason, /^disk \/dev\/vda is too small/, 'small disk: the reason says the disk is too small');
   t.match(reason, /\b1(\.0+)? ?GiB\b|1073741824/, "small disk: and the disk's size");
   t.match(reason, /\b3(\.0+)? ?GiB\b|3221225472/, 'small disk: and what is needed (2 GiB and 1 GiB of install reserve)');
   t.equal(failed.precacheProgress?.outcome, 'failed', 'small disk: precacheProgress: outcome failed');
-  t.notOk(events.some((e) => progress(e) && e.data?.step === 'partition'), 'small disk: the job never got to partition');
+  t.notOk(
+    events.some((e) => progress(e) && e.data?.step === 'partition'),
+    'small disk: the job never got to partition',
+  );
   t.same((await readTable(disk)).numbers, [], 'small disk: no partition was written');
 }
 
@@ -304,10 +355,33 @@ async function diskTooSmall(t: Test, pl: PrecacheLab, bundle: PrebuiltBundle, di
  * `files`. Written on the host through a read-write loop device over the partition alone.
  */
 async function installedLayout(t: Test, disk: string, files: Record<string, Buffer>): Promise<void> {
-  const gpt = ['-n', '1:2048:+1M', '-c', '1:BIOS-BOOT', '-n', '2:0:+127M', '-c', '2:EFI-SYSTEM', '-n', '3:0:+384M', '-c', '3:boot', '-n', '4:0:+2G', '-c', '4:root', '-n', '5:-1GiB:0', '-c', '5:data'];
+  const gpt = [
+    '-n',
+    '1:2048:+1M',
+    '-c',
+    '1:BIOS-BOOT',
+    '-n',
+    '2:0:+127M',
+    '-c',
+    '2:EFI-SYSTEM',
+    '-n',
+    '3:0:+384M',
+    '-c',
+    '3:boot',
+    '-n',
+    '4:0:+2G',
+    '-c',
+    '4:root',
+    '-n',
+    '5:-1GiB:0',
+    '-c',
+    '5:data',
+  ];
   await run('sgdisk', [...gpt, disk], { timeout: 10_000 });
   const p = await readPartition(disk, 5);
-  const { stdout } = await run('losetup', ['-f', '--show', '-o', String(p.firstSector * 512), '--sizelimit', String(p.sizeSectors * 512), disk], { timeout: 10_000 });
+  const { stdout } = await run('losetup', ['-f', '--show', '-o', String(p.firstSector * 512), '--sizelimit', String(p.sizeSectors * 512), disk], {
+    timeout: 10_000,
+  });
   const device = stdout.trim();
   const mnt = tempDir(t, 'edgeboot-qp-installed-');
   let mounted = false;
@@ -327,16 +401,25 @@ async function redoOnInstalledDisk(t: Test, pl: PrecacheLab, bundle: PrebuiltBun
   if (!kept) throw new Error('the redo bundle has no mapping.txt');
   const disk = sparseDisk(join(disks, 'installed.img'), 4 * GiB);
   const stale = 'old-image@sha256_0000000000000000000000000000000000000000000000000000000000000000.tgz';
-  await installedLayout(t, disk, { [kept.name]: readFileSync(join(bundle.cacheDir, 'bundles', bundle.id, kept.name)), [stale]: Buffer.from('an archive of an earlier bundle') });
+  await installedLayout(t, disk, {
+    [kept.name]: readFileSync(join(bundle.cacheDir, 'bundles', bundle.id, kept.name)),
+    [stale]: Buffer.from('an archive of an earlier bundle'),
+  });
   await register(pl, MAC.redo, bundle.id, 1);
   const vm = pl.vm('installed', MAC.redo, disk, 240_000);
-  await pl.waitFor(MAC.redo, 'state precached', 220_000, (m) => (m.state === 'precached' ? m : m.state === 'failed' ? fail(`redo: failed: ${m.precacheProgress?.message ?? ''}`) : undefined));
+  await pl.waitFor(MAC.redo, 'state precached', 220_000, (m) =>
+    m.state === 'precached' ? m : m.state === 'failed' ? fail(`redo: failed: ${m.precacheProgress?.message ?? ''}`) : undefined,
+  );
   await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 30_000))]);
   await vm.stop();
   t.match(vm.console(), /edgeboot-precache: partition: keeping partition 5 \(data, XFS\)/, 'redo: the job kept the data partition the install renumbered');
   t.same((await readTable(disk)).numbers, [1, 2, 3, 4, 5], "redo: the install's partitions are untouched");
   const events = await pl.events(MAC.redo);
-  t.same(fileResponses(events, kept.name).filter((r) => r.method === 'GET'), [], `redo: ${kept.name}, already there and verifying, was not fetched again`);
+  t.same(
+    fileResponses(events, kept.name).filter((r) => r.method === 'GET'),
+    [],
+    `redo: ${kept.name}, already there and verifying, was not fetched again`,
+  );
   const mounted = await mountReadOnly(t, disk, await readPartition(disk, 5));
   const names = readdirSync(mounted.dir).sort();
   t.same(names, bundle.manifest.files.map((f) => f.name).sort(), 'redo: the partition holds this bundle and nothing of the earlier one');

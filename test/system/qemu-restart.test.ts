@@ -58,7 +58,13 @@ t.test('edgeboot SIGKILLed mid-boot and restarted as systemd would: the boot com
   const sup = supervise<DhcpServer>(t, bl.server, () => bl.startServerAgain(), policy);
   t.teardown(() => {
     if (!t.passing()) {
-      for (const r of sup.restarts()) console.error(`--- restarted edgeboot log:\n${r.process.logLines.slice(-40).map((l) => JSON.stringify(l)).join('\n')}\n${r.process.stderr().slice(-2000)}`);
+      for (const r of sup.restarts())
+        console.error(
+          `--- restarted edgeboot log:\n${r.process.logLines
+            .slice(-40)
+            .map((l) => JSON.stringify(l))
+            .join('\n')}\n${r.process.stderr().slice(-2000)}`,
+        );
     }
   });
 
@@ -87,7 +93,10 @@ t.test('edgeboot SIGKILLed mid-boot and restarted as systemd would: the boot com
 
   const restart = await sup.restarted(1, 60_000);
   t.same([restart.exit.code, restart.exit.signal], [null, 'SIGKILL'], 'the supervisor restarted it after the SIGKILL (Restart=on-failure)');
-  t.ok(restart.servingAt - restart.diedAt >= policy.restartDelayMs, `after RestartSec (${policy.restartDelayMs} ms; serving again ${restart.servingAt - killedAt} ms after the kill)`);
+  t.ok(
+    restart.servingAt - restart.diedAt >= policy.restartDelayMs,
+    `after RestartSec (${policy.restartDelayMs} ms; serving again ${restart.servingAt - killedAt} ms after the kill)`,
+  );
 
   await vm.waitConsole(/eb-init: result posted/, 240_000);
   const off = await vm.exited;
@@ -114,8 +123,15 @@ t.test('edgeboot SIGKILLed mid-boot and restarted as systemd would: the boot com
     ev('state-changed', { cause: 'precache-succeeded' }, { from: 'precaching', to: 'precached' }),
   ]);
   const kernels = events.filter((e) => e.type === 'asset-served' && e.data?.artifact === 'kernel');
-  t.ok(kernels.length === 2 && (kernels[0]?.time ?? '') < killedIso && (kernels[1]?.time ?? '') > killedIso, 'one kernel served before the crash, one after the restart');
-  t.equal(events.filter((e) => e.type === 'asset-served' && e.data?.artifact === 'initramfs').length, 1, 'the initrd was served whole once: by the restarted process');
+  t.ok(
+    kernels.length === 2 && (kernels[0]?.time ?? '') < killedIso && (kernels[1]?.time ?? '') > killedIso,
+    'one kernel served before the crash, one after the restart',
+  );
+  t.equal(
+    events.filter((e) => e.type === 'asset-served' && e.data?.artifact === 'initramfs').length,
+    1,
+    'the initrd was served whole once: by the restarted process',
+  );
   t.equal(events.filter((e) => e.type === 'entry-script-served').length, 1, 'the machine asked for the entry script once');
   t.equal(events.filter((e) => e.type === 'script-served').length, 1, 'and for its script once: the crash cost no second boot');
   t.equal(events.filter((e) => e.to === 'precaching').length, 1, 'one move into precaching');
@@ -123,9 +139,17 @@ t.test('edgeboot SIGKILLed mid-boot and restarted as systemd would: the boot com
   const m = await bl.api('GET', `/api/v1/machines/${MAC}`);
   const machine = m.body as { state: string; precacheProgress?: PrecacheProgress };
   t.equal(machine.state, 'precached', 'the machine is precached');
-  t.match(machine.precacheProgress, { boots: 1, filesDone: files.length, filesTotal: files.length, outcome: 'precached' }, 'in one precache boot, as without the crash');
+  t.match(
+    machine.precacheProgress,
+    { boots: 1, filesDone: files.length, filesTotal: files.length, outcome: 'precached' },
+    'in one precache boot, as without the crash',
+  );
 
   await sup.stop();
   bl.lab.cleanup();
-  t.same(netnsList().filter((n) => n.startsWith(prefix)), [], 'no namespace, tap or VM is left behind');
+  t.same(
+    netnsList().filter((n) => n.startsWith(prefix)),
+    [],
+    'no namespace, tap or VM is left behind',
+  );
 });

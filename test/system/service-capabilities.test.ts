@@ -29,7 +29,11 @@ t.setTimeout(120_000);
 const SERVER = '10.79.0.1';
 
 /** CAP_NET_BIND_SERVICE → net_bind_service, as setpriv(1) names capabilities. */
-const unitCaps = (): string[] => (parseUnit(readFileSync(UNIT_FILE, 'utf8')).get('Service')?.get('CapabilityBoundingSet') ?? []).flatMap((v) => v.split(/\s+/)).filter((c) => c !== '').map((c) => c.replace(/^CAP_/, '').toLowerCase());
+const unitCaps = (): string[] =>
+  (parseUnit(readFileSync(UNIT_FILE, 'utf8')).get('Service')?.get('CapabilityBoundingSet') ?? [])
+    .flatMap((v) => v.split(/\s+/))
+    .filter((c) => c !== '')
+    .map((c) => c.replace(/^CAP_/, '').toLowerCase());
 
 /** capability(7) numbers of the names the unit may use, for reading /proc/<pid>/status. */
 const CAP_BITS: Record<string, number> = { net_bind_service: 10, net_broadcast: 11, net_admin: 12, net_raw: 13 };
@@ -67,7 +71,10 @@ function serveWith(s: Setup, name: string, caps: string[]) {
   mkdirSync(dataDir);
   chownSync(dataDir, NOBODY, NOBODY);
   const configFile = join(dataDir, 'config.json');
-  writeFileSync(configFile, JSON.stringify({ dhcp: { subnets: [{ cidr: '10.79.0.0/24', pool: ['10.79.0.100', '10.79.0.120'], router: SERVER, dns: [SERVER], domain: 'caps.test' }] } }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({ dhcp: { subnets: [{ cidr: '10.79.0.0/24', pool: ['10.79.0.100', '10.79.0.120'], router: SERVER, dns: [SERVER], domain: 'caps.test' }] } }),
+  );
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     EDGEBOOT_SERVER_DATA_DIR: dataDir,
@@ -96,7 +103,11 @@ t.test("with the unit's capabilities alone, edgeboot serves DHCP, TFTP and HTTP 
   t.match(status, /^NoNewPrivs:\s+1$/m, 'with NoNewPrivileges');
 
   const leaseRun = await udhcpc(s.lab, s.dir, s.clientNs, 'eth0');
-  t.match(leaseRun.lease, { ip: /^10\.79\.0\.1[0-2][0-9]$/, serverid: SERVER }, `busybox udhcpc got a lease over broadcast DHCP (${leaseRun.lease?.ip ?? 'none'})`);
+  t.match(
+    leaseRun.lease,
+    { ip: /^10\.79\.0\.1[0-2][0-9]$/, serverid: SERVER },
+    `busybox udhcpc got a lease over broadcast DHCP (${leaseRun.lease?.ip ?? 'none'})`,
+  );
 
   // The client needs an address on the link for TFTP and HTTP: the one it was leased.
   s.lab.ipIn(s.clientNs, 'addr', 'add', `${leaseRun.lease?.ip ?? '10.79.0.99'}/24`, 'dev', 'eth0');
@@ -104,13 +115,19 @@ t.test("with the unit's capabilities alone, edgeboot serves DHCP, TFTP and HTTP 
   const tftp = await s.lab.run(s.clientNs, ['tftp', SERVER, '-m', 'binary', '-c', 'get', 'hello.txt', out], { timeoutMs: 15_000 });
   t.equal(tftp.code, 0, `tftp-hpa fetched a file from port 69 (${tftp.stderr.trim() || 'no error'})`);
   t.equal(readFileSync(out, 'utf8'), 'served by an unprivileged edgeboot\n', 'intact');
-  const health = await s.lab.run(s.clientNs, ['curl', '-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${SERVER}:80/healthz`], { timeoutMs: 10_000 });
+  const health = await s.lab.run(s.clientNs, ['curl', '-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${SERVER}:80/healthz`], {
+    timeoutMs: 10_000,
+  });
   t.equal(health.stdout, '200', 'curl got /healthz from port 80');
 
   const stopped = await srv.stop(10_000);
   t.equal(stopped.code, 0, 'SIGTERM stops it cleanly (exit 0: Restart=on-failure leaves it stopped)');
   s.lab.cleanup();
-  t.same(netnsList().filter((n) => n.startsWith(s.lab.prefix)), [], 'no namespace is left behind');
+  t.same(
+    netnsList().filter((n) => n.startsWith(s.lab.prefix)),
+    [],
+    'no namespace is left behind',
+  );
 });
 
 t.test('without CAP_NET_BIND_SERVICE it cannot bind its ports, and says so', { skip }, async (t) => {

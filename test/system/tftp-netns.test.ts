@@ -167,7 +167,11 @@ t.test('TFTP on port 69 of a two-address server', { skip }, async (t) => {
   lab.ipIn(srv, 'addr', 'add', `${SRV2}/24`, 'dev', 'eth0');
   lab.ipIn(cli, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0');
   const addrs = lab.ipIn(srv, '-4', '-o', 'addr', 'show', 'dev', 'eth0');
-  t.match(addrs, new RegExp(`inet ${SRV1}/24 [^\\n]*\\n[^\\n]*inet ${SRV2}/24 [^\\n]*secondary`), `the server has both addresses, the second one secondary: ${addrs.trim()}`);
+  t.match(
+    addrs,
+    new RegExp(`inet ${SRV1}/24 [^\\n]*\\n[^\\n]*inet ${SRV2}/24 [^\\n]*secondary`),
+    `the server has both addresses, the second one secondary: ${addrs.trim()}`,
+  );
   const link = lab.ipIn(cli, 'link', 'show', 'dev', 'eth0');
   const mac = /link\/ether ([0-9a-f:]{17}) /.exec(link)?.[1];
   if (mac === undefined) throw new Error(`no MAC in ${link}`);
@@ -184,7 +188,11 @@ t.test('TFTP on port 69 of a two-address server', { skip }, async (t) => {
   // `TFTP serving` follows `edgeboot serving` in the same tick; allow a moment for the pipe.
   const deadline = Date.now() + 2_000;
   while (!server.logLines.some((l) => l.msg === 'TFTP serving') && Date.now() < deadline) await sleep(20);
-  t.match(server.logLines.find((l) => l.msg === 'TFTP serving'), { listen: '0.0.0.0:69' }, 'TFTP serves on 0.0.0.0:69 in the server namespace');
+  t.match(
+    server.logLines.find((l) => l.msg === 'TFTP serving'),
+    { listen: '0.0.0.0:69' },
+    'TFTP serves on 0.0.0.0:69 in the server namespace',
+  );
   t.comment(`server serving after ${Date.now() - started} ms (HTTP port ${server.port} inside ${srv})`);
 
   const put = await http(lab, srv, server, 'PUT', `/api/v1/machines/${mac}`, { hostname: 'tftp-client' });
@@ -210,7 +218,11 @@ t.test('TFTP on port 69 of a two-address server', { skip }, async (t) => {
       t.notOk(opts.error, `RRQ with options to ${host}: no error (${opts.error ?? ''})`);
       t.match(opts.replies[0], { op: 6, from: host }, `RRQ with options to ${host}: the OACK comes from ${host}`);
       t.same(opts.oack, { blksize: '1024', tsize: String(DATA_SIZE) }, `RRQ with options to ${host}: blksize granted, tsize is the file size`);
-      t.same([...new Set(opts.replies.map((r) => `${r.from}:${r.port}`))], [`${host}:${opts.replies[0]?.port}`], `RRQ with options to ${host}: OACK and DATA from one address and port`);
+      t.same(
+        [...new Set(opts.replies.map((r) => `${r.from}:${r.port}`))],
+        [`${host}:${opts.replies[0]?.port}`],
+        `RRQ with options to ${host}: OACK and DATA from one address and port`,
+      );
       t.not(opts.replies[0]?.port, 69, `RRQ with options to ${host}: not the listener's port`);
       t.equal(opts.sha256, sha256(data), `RRQ with options to ${host}: intact`);
       complete += 1;
@@ -243,7 +255,11 @@ t.test('TFTP on port 69 of a two-address server', { skip }, async (t) => {
       t.same(chains, [`http://${host}:${server.port}`], `from ${host}: chains to http://${host}:${server.port}/ipxe`);
     }
     const raw = await rawGet(lab, cli, SRV2, 'boot.ipxe');
-    t.match(raw.text ?? '', new RegExp(`^#!ipxe\\n[^]*chain --replace --autofree http://${SRV2.replace(/\./g, '\\.')}:${server.port}/ipxe\\?`), 'the raw client gets the same script');
+    t.match(
+      raw.text ?? '',
+      new RegExp(`^#!ipxe\\n[^]*chain --replace --autofree http://${SRV2.replace(/\./g, '\\.')}:${server.port}/ipxe\\?`),
+      'the raw client gets the same script',
+    );
     complete += 1;
   });
 
@@ -267,11 +283,18 @@ t.test('TFTP on port 69 of a two-address server', { skip }, async (t) => {
     const ofData = transfers.filter((e) => e.data?.file === 'data.bin');
     t.equal(ofData.length, complete - 3, 'the data.bin transfers');
     for (const e of ofData) {
-      t.match(e, { source: 'tftp', data: { mac, file: 'data.bin', bytes: DATA_SIZE, size: DATA_SIZE, outcome: 'complete', client: CLIENT_IP } }, `data.bin from ${String(e.data?.server)}: the MAC, the file, its size, complete`);
+      t.match(
+        e,
+        { source: 'tftp', data: { mac, file: 'data.bin', bytes: DATA_SIZE, size: DATA_SIZE, outcome: 'complete', client: CLIENT_IP } },
+        `data.bin from ${String(e.data?.server)}: the MAC, the file, its size, complete`,
+      );
     }
     const lines = server.logLines.filter((l) => l.msg === 'tftp transfer' && l.client === CLIENT_IP);
     t.equal(lines.length, complete, 'one log line per complete transfer');
-    t.ok(lines.every((l) => l.mac === mac), `each names the client's MAC from the neighbour table (${mac})`);
+    t.ok(
+      lines.every((l) => l.mac === mac),
+      `each names the client's MAC from the neighbour table (${mac})`,
+    );
     t.same([...new Set(ofData.map((e) => e.data?.server))].sort(), [SRV1, SRV2], 'recorded with the server address each transfer used');
     const boot = transfers.filter((e) => e.data?.file === 'boot.ipxe');
     t.equal(boot.length, 3, 'the boot.ipxe transfers');

@@ -58,7 +58,8 @@ t.test('secrets by DHCP lease and by neighbour entry; none for another machine',
     const nl = r.stdout.lastIndexOf('\n');
     return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl) };
   };
-  const state = async (mac: string) => ((await api(lab, server, 'GET', `/api/v1/machines/${mac}`)).body as { state: string; precacheProgress?: { boots: number } });
+  const state = async (mac: string) =>
+    (await api(lab, server, 'GET', `/api/v1/machines/${mac}`)).body as { state: string; precacheProgress?: { boots: number } };
 
   // a: an address from edgeboot's DHCP, configured as a DHCP client would.
   const lease = await udhcpc(lab, dir, ns.a, 'eth0');
@@ -68,10 +69,14 @@ t.test('secrets by DHCP lease and by neighbour entry; none for another machine',
   const aScript = await curl(ns.a, `${base}/ipxe?mac=02-eb-1c-00-00-01`);
   t.equal(aScript.status, 200);
   const aIgnition = IGNITION.exec(aScript.body)?.[1];
-  t.match(aIgnition, /^http:\/\/10\.77\.0\.1:\d+\/api\/v1\/machines\/02-eb-1c-00-00-01\/ignition\?exp=\d+&sig=/, 'a, from its lease: the live environment with its Ignition URL');
+  t.match(
+    aIgnition,
+    /^http:\/\/10\.77\.0\.1:\d+\/api\/v1\/machines\/02-eb-1c-00-00-01\/ignition\?exp=\d+&sig=/,
+    'a, from its lease: the live environment with its Ignition URL',
+  );
   t.equal((await state(MAC.a)).state, 'precaching', 'and the boot moved it');
   const aIgn = await curl(ns.a, aIgnition ?? '');
-  t.equal(aIgn.status, 200, "a fetches its Ignition");
+  t.equal(aIgn.status, 200, 'a fetches its Ignition');
   t.match(aIgn.body, /"path":"\/etc\/edgeboot\/precache\.env"/, 'with the precache job and its settings');
 
   // b: a fixed address edgeboot never leased; its own traffic puts it in the neighbour table.
@@ -85,13 +90,24 @@ t.test('secrets by DHCP lease and by neighbour entry; none for another machine',
   const stolen = await curl(ns.b, `${base}/ipxe?mac=02-eb-1c-00-00-01`);
   t.equal(stolen.status, 200, 'b still gets a script for a');
   t.notMatch(stolen.body, /token=|sig=|ignition/, "but none of a's secrets");
-  t.match(stolen.body, /^# edgeboot: no secrets and no state move for this request: the request came from 10\.77\.0\.60, which is not an address of 02:eb:1c:00:00:01 \(it belongs to 02:eb:1c:00:00:02\)$/m, 'the comment says why');
+  t.match(
+    stolen.body,
+    /^# edgeboot: no secrets and no state move for this request: the request came from 10\.77\.0\.60, which is not an address of 02:eb:1c:00:00:01 \(it belongs to 02:eb:1c:00:00:02\)$/m,
+    'the comment says why',
+  );
   t.equal((await state(MAC.a)).precacheProgress?.boots, 1, "a's precache boots are not counted up");
   const added = (await machineEvents(lab, server, MAC.a)).slice(before);
-  t.same(added.map((e) => e.type), ['boot-untrusted'], "one event on a's timeline");
+  t.same(
+    added.map((e) => e.type),
+    ['boot-untrusted'],
+    "one event on a's timeline",
+  );
   t.match(added[0]?.data, { client: B_IP }, 'naming b’s address');
   const copied = await curl(ns.b, aIgnition ?? '');
   t.equal(copied.status, 403, "a's signed Ignition URL from b: 403");
   t.match(copied.body, /"error":"untrusted_client"/);
-  t.ok(server.logLines.some((l) => l.msg === 'boot script without secrets: the request is not from the machine' && l.client === B_IP), 'the server logged it, with the address');
+  t.ok(
+    server.logLines.some((l) => l.msg === 'boot script without secrets: the request is not from the machine' && l.client === B_IP),
+    'the server logged it, with the address',
+  );
 });

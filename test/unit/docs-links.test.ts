@@ -47,7 +47,10 @@ function headingIds(text: string): Set<string> {
   for (const { text: prose } of proseLines(text)) {
     const m = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(prose);
     if (!m) continue;
-    const base = (m[1] ?? '').toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const base = (m[1] ?? '')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     ids.add(n === 0 ? base : `${base}-${n}`);
@@ -116,14 +119,22 @@ t.test('every relative link of README.md and docs/ resolves in the repository', 
   t.ok(docsPages.length >= 17, `docs/ holds its pages (${docsPages.length})`);
   for (const page of ['README.md', ...docsPages]) {
     const broken = brokenLinks(REPO_ROOT, page, readIn(REPO_ROOT));
-    t.same(broken.map((b) => `${page}:${b.line}: ${b.target}: ${b.reason}`), [], `${page}: links resolve`);
+    t.same(
+      broken.map((b) => `${page}:${b.line}: ${b.target}: ${b.reason}`),
+      [],
+      `${page}: links resolve`,
+    );
   }
 });
 
 t.test('the README links every page of docs/', async (t) => {
   const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
   const linked = new Set(markdownLinks(readme).map((l) => l.target.split('#')[0]));
-  t.same(docsPages.filter((p) => !linked.has(p)), [], 'no page of docs/ is unreachable from the README');
+  t.same(
+    docsPages.filter((p) => !linked.has(p)),
+    [],
+    'no page of docs/ is unreachable from the README',
+  );
 });
 
 t.test("the README's first fenced block is exactly the two commands", async (t) => {

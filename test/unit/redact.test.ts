@@ -38,7 +38,10 @@ t.test('names are compared after percent-decoding, case-folding and +', async (t
 t.test('values with + and %2B, repeated parameters and fragments', async (t) => {
   t.equal(redactSecrets('https://h/k?sig=SECRET+with+plus&a=1'), `https://h/k?sig=${REDACTED}&a=1`);
   t.equal(redactSecrets('https://h/k?sig=SECRET%2Bplus%3D%3D'), `https://h/k?sig=${REDACTED}`);
-  t.equal(redactSecrets('https://h/k?token=SECRET-1&a=1&token=SECRET-2&TOKEN=SECRET-3'), `https://h/k?token=${REDACTED}&a=1&token=${REDACTED}&TOKEN=${REDACTED}`);
+  t.equal(
+    redactSecrets('https://h/k?token=SECRET-1&a=1&token=SECRET-2&TOKEN=SECRET-3'),
+    `https://h/k?token=${REDACTED}&a=1&token=${REDACTED}&TOKEN=${REDACTED}`,
+  );
   t.equal(redactSecrets('https://h/k#token=SECRET-f1&x=2'), `https://h/k#token=${REDACTED}&x=2`, 'in the fragment');
   t.equal(redactSecrets('https://h/k?a=1#/route?access_token=SECRET-f2'), `https://h/k?a=1#/route?access_token=${REDACTED}`, 'a query inside the fragment');
   t.equal(redactSecrets('https://h/k?token=a=b=c&z=1'), `https://h/k?token=${REDACTED}&z=1`, '= inside a value');
@@ -68,7 +71,11 @@ t.test('URLs inside text: error messages and JSON log lines', async (t) => {
   t.same(JSON.parse(red), { level: 20, url: `/api/v1/machines/x/events?%74oken=${REDACTED}&y=1`, msg: 'request' }, 'still valid JSON');
   const quoted = JSON.stringify({ msg: 'x "https://h/?token=SECRET-q" y' });
   t.same(JSON.parse(redactJsonText(quoted)), { msg: `x "https://h/?token=${REDACTED}" y` }, 'a value ends at an escaped quote');
-  const keyed = JSON.stringify({ password: 'SECRET-pw', nested: { Authorization: 'Bearer SECRET-b', pullSecret: '/etc/ps.json', api_key: 'SECRET-x' }, note: 'fine' });
+  const keyed = JSON.stringify({
+    password: 'SECRET-pw',
+    nested: { Authorization: 'Bearer SECRET-b', pullSecret: '/etc/ps.json', api_key: 'SECRET-x' },
+    note: 'fine',
+  });
   t.same(JSON.parse(redactJsonText(keyed)), { password: REDACTED, nested: { Authorization: REDACTED, pullSecret: REDACTED, api_key: REDACTED }, note: 'fine' });
 });
 

@@ -28,7 +28,6 @@ interface AssetParams {
 
 const NAME = { type: 'string', maxLength: 63 } as const;
 
-
 /**
  * `GET`/`HEAD /assets/{profile}/{artifact}` and `/assets/hub/{id}/{name}`: the kernels, initrds
  * and rootfs images the boot scripts name (`render.ts` and the assisted rewrite build these
@@ -38,7 +37,12 @@ const NAME = { type: 'string', maxLength: 63 } as const;
  * without one) a remote artifact answers 501 rather than being pulled per machine.
  */
 export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, { profiles, cache, hubArtifacts, admission, onServed }) => {
-  const schema = { summary: 'A boot artifact of a profile (Range, ETag, HEAD)', tags: ['boot'], params: { type: 'object', properties: { profile: NAME, artifact: NAME } }, response: errors(404, 412, 501, 502, 503, 504, 507) };
+  const schema = {
+    summary: 'A boot artifact of a profile (Range, ETag, HEAD)',
+    tags: ['boot'],
+    params: { type: 'object', properties: { profile: NAME, artifact: NAME } },
+    response: errors(404, 412, 501, 502, 503, 504, 507),
+  };
 
   const serve = async (req: FastifyRequest<{ Params: AssetParams }>, reply: FastifyReply) => {
     const { profile: name, artifact: key } = req.params;
@@ -53,7 +57,11 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
           501,
         );
       }
-      return serveRemote(req, reply, cache, { url: artifact.url, ...(artifact.sha256 && { sha256: artifact.sha256 }), ...(artifact.size !== undefined && { size: artifact.size }) }).catch((err: unknown) => {
+      return serveRemote(req, reply, cache, {
+        url: artifact.url,
+        ...(artifact.sha256 && { sha256: artifact.sha256 }),
+        ...(artifact.size !== undefined && { size: artifact.size }),
+      }).catch((err: unknown) => {
         throw cacheError(err);
       });
     }
@@ -79,10 +87,18 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
   // The artifacts of a hub's (assisted) script, by the id the rewritten script names.
   app.get<{ Params: { id: string; name: string } }>(
     '/assets/hub/:id/:name',
-    { schema: { summary: "An artifact of a hub's iPXE script, through the cache", tags: ['boot'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' }, name: NAME } }, response: errors(404, 502, 503, 504, 507) } },
+    {
+      schema: {
+        summary: "An artifact of a hub's iPXE script, through the cache",
+        tags: ['boot'],
+        params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' }, name: NAME } },
+        response: errors(404, 502, 503, 504, 507),
+      },
+    },
     async (req, reply) => {
       const want = await hubArtifacts?.registered(req.params.id);
-      if (!cache || !want) throw new ApiError('not_found', 'no such hub artifact on this server (it restarted since the script was served?): boot the machine again', 404);
+      if (!cache || !want)
+        throw new ApiError('not_found', 'no such hub artifact on this server (it restarted since the script was served?): boot the machine again', 404);
       return serveRemote(req, reply, cache, want).catch((err: unknown) => {
         throw cacheError(err);
       });

@@ -46,7 +46,10 @@ export const bootRoutes: FastifyPluginAsyncTypebox<BootRoutesOptions> = async (a
         return `#!ipxe\necho edgeboot: /ipxe needs mac= with a MAC address (aa-bb-cc-dd-ee-ff) of one machine: not all-zero, broadcast or multicast\nexit 1\n`;
       }
       const r = await boot.script(q, baseUrl(req), clientAddress(req));
-      req.log.info({ mac: r.machine.mac, state: r.machine.state, decision: r.decision.kind, reason: r.decision.reason, trusted: r.trust.trusted }, 'boot script served');
+      req.log.info(
+        { mac: r.machine.mac, state: r.machine.state, decision: r.decision.kind, reason: r.decision.reason, trusted: r.trust.trusted },
+        'boot script served',
+      );
       return r.script;
     },
   );
@@ -89,7 +92,10 @@ export function parseBootQuery(q: IpxeQuery): BootQuery | undefined {
   if (q.arch && ARCH.test(q.arch)) observed.arch = q.arch;
   if (q.platform && ARCH.test(q.platform)) observed.platform = q.platform;
   // Serial numbers are free text from SMBIOS; keep a printable, bounded copy for the inventory.
-  const serial = q.serial?.replace(/[^\x20-\x7e]/g, '').trim().slice(0, 64);
+  const serial = q.serial
+    ?.replace(/[^\x20-\x7e]/g, '')
+    .trim()
+    .slice(0, 64);
   if (serial) observed.serial = serial;
   return { mac: first, macs: [...new Set(macs)], ...(uuid && { uuid }), observed };
 }

@@ -56,7 +56,8 @@ export const bundleRoutes: FastifyPluginAsyncTypebox<BundleRoutesOptions> = asyn
     },
     async (req, reply) => {
       const b = req.body;
-      if (b.release === undefined && (b.images ?? []).length === 0 && (b.aiImages ?? []).length === 0) throw new ApiError('invalid_request', 'name a release, images, or both', 400);
+      if (b.release === undefined && (b.images ?? []).length === 0 && (b.aiImages ?? []).length === 0)
+        throw new ApiError('invalid_request', 'name a release, images, or both', 400);
       let filter: ImageFilter | undefined;
       try {
         if (b.filter !== undefined) filter = parseFilter(b.filter);
@@ -64,21 +65,34 @@ export const bundleRoutes: FastifyPluginAsyncTypebox<BundleRoutesOptions> = asyn
         throw new ApiError('invalid_request', (err as Error).message, 400);
       }
       refuseDenied(denied([...(b.release !== undefined ? [b.release] : []), ...(b.aiImages ?? []), ...(b.images ?? [])]));
-      const spec = { ...(b.release !== undefined && { release: b.release }), aiImages: b.aiImages ?? [], images: b.images ?? [], ...(b.filter !== undefined && { filter: b.filter }), architecture: b.architecture ?? 'amd64' };
+      const spec = {
+        ...(b.release !== undefined && { release: b.release }),
+        aiImages: b.aiImages ?? [],
+        images: b.images ?? [],
+        ...(b.filter !== undefined && { filter: b.filter }),
+        architecture: b.architecture ?? 'amd64',
+      };
       try {
         const status = await bundles.build(spec, filter, b.parallel ?? 4);
-        return reply.code(status.state === 'ready' ? 200 : 202).header('location', `/api/v1/bundles/${status.id}`).send(status);
+        return reply
+          .code(status.state === 'ready' ? 200 : 202)
+          .header('location', `/api/v1/bundles/${status.id}`)
+          .send(status);
       } catch (err) {
         throw new ApiError('invalid_request', (err as Error).message, 400);
       }
     },
   );
 
-  app.get('/api/v1/bundles/:id', { onRequest, schema: { summary: 'A bundle: its build, then its files', tags, security, params: Type.Object({ id: ID }), response: errors(401, 404) } }, async (req) => {
-    const status = await bundles.status(req.params.id);
-    if (!status) throw new ApiError('not_found', `no bundle ${req.params.id}`, 404);
-    return status;
-  });
+  app.get(
+    '/api/v1/bundles/:id',
+    { onRequest, schema: { summary: 'A bundle: its build, then its files', tags, security, params: Type.Object({ id: ID }), response: errors(401, 404) } },
+    async (req) => {
+      const status = await bundles.status(req.params.id);
+      if (!status) throw new ApiError('not_found', `no bundle ${req.params.id}`, 404);
+      return status;
+    },
+  );
 
   if (onServed) {
     app.addHook(
@@ -92,7 +106,14 @@ export const bundleRoutes: FastifyPluginAsyncTypebox<BundleRoutesOptions> = asyn
 
   app.get(
     '/bundles/:id/:file',
-    { schema: { summary: 'A file of a ready bundle (Range, ETag, HEAD)', tags, params: Type.Object({ id: ID, file: Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9._@-]+$' }) }), response: errors(404) } },
+    {
+      schema: {
+        summary: 'A file of a ready bundle (Range, ETag, HEAD)',
+        tags,
+        params: Type.Object({ id: ID, file: Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9._@-]+$' }) }),
+        response: errors(404),
+      },
+    },
     async (req, reply) => {
       const status = await bundles.status(req.params.id);
       const file = status?.manifest?.files.find((f) => f.name === req.params.file);

@@ -26,7 +26,10 @@ const download = { type: 'object', properties: { key: { type: 'string' }, bytes:
  * pre-warming before the machines arrive (`POST /api/v1/cache/prefetch`, which the CLI's
  * `edgeboot cache pull` drives). Keys and messages never carry a URL's secrets.
  */
-export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; adminTokens: readonly string[]; maxBytes: number }> = async (app, { cache, adminTokens, maxBytes }) => {
+export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; adminTokens: readonly string[]; maxBytes: number }> = async (
+  app,
+  { cache, adminTokens, maxBytes },
+) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   const tags = ['cache'];
@@ -38,7 +41,18 @@ export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; admi
         summary: 'Cached artifacts (least recently used first), downloads running now, and totals',
         tags,
         security,
-        response: { 200: { type: 'object', properties: { entries: { type: 'array', items: entry }, downloads: { type: 'array', items: download }, bytes: { type: 'integer' }, maxBytes: { type: 'integer' } } }, ...errors(401) },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              entries: { type: 'array', items: entry },
+              downloads: { type: 'array', items: download },
+              bytes: { type: 'integer' },
+              maxBytes: { type: 'integer' },
+            },
+          },
+          ...errors(401),
+        },
       },
     },
     async () => ({ ...(await cache.list()), maxBytes }),

@@ -6,17 +6,21 @@ const status = { type: 'object', properties: { status: { type: 'string' }, check
 
 export const healthRoutes: FastifyPluginAsync<{ store: Store; profiles: () => ProfileSet }> = async (app, { store, profiles }) => {
   app.get('/healthz', { schema: { summary: 'The process is up', tags: ['health'], response: { 200: status } } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'The store answers and profiles are loaded', tags: ['health'], response: { 200: status, 503: status } } }, async (req, reply) => {
-    const checks: Record<string, string> = {};
-    try {
-      await store.ping();
-      checks.store = 'ok';
-    } catch (err) {
-      req.log.warn({ err }, 'store not ready');
-      checks.store = `failing: ${(err as Error).message}`;
-    }
-    checks.profiles = profiles().list().length > 0 ? 'ok' : 'none loaded';
-    const ready = Object.values(checks).every((v) => v === 'ok');
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
-  });
+  app.get(
+    '/readyz',
+    { schema: { summary: 'The store answers and profiles are loaded', tags: ['health'], response: { 200: status, 503: status } } },
+    async (req, reply) => {
+      const checks: Record<string, string> = {};
+      try {
+        await store.ping();
+        checks.store = 'ok';
+      } catch (err) {
+        req.log.warn({ err }, 'store not ready');
+        checks.store = `failing: ${(err as Error).message}`;
+      }
+      checks.profiles = profiles().list().length > 0 ? 'ok' : 'none loaded';
+      const ready = Object.values(checks).every((v) => v === 'ok');
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+    },
+  );
 };

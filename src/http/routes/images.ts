@@ -15,7 +15,10 @@ const job = {
   properties: {
     id: { type: 'string' },
     state: { type: 'string', enum: ['running', 'done', 'failed'] },
-    release: { type: 'object', properties: { ref: { type: 'string' }, digest: { type: 'string' }, version: { type: 'string' }, architecture: { type: 'string' } } },
+    release: {
+      type: 'object',
+      properties: { ref: { type: 'string' }, digest: { type: 'string' }, version: { type: 'string' }, architecture: { type: 'string' } },
+    },
     images: counts('total', 'fetched', 'cached', 'failed', 'pending'),
     blobs: counts('total', 'fetched', 'cached'),
     bytes: counts('total', 'upstream', 'deduplicated'),
@@ -34,7 +37,10 @@ const job = {
  * optionally with a pull secret of its own that is kept in memory for the job only — and `GET
  * /api/v1/images/jobs/{id}` reports its progress and, once done, its summary.
  */
-export const imageRoutes: FastifyPluginAsyncTypebox<{ puller: ImagePuller; mirrors: Mirrors; adminTokens: readonly string[] }> = async (app, { puller, mirrors, adminTokens }) => {
+export const imageRoutes: FastifyPluginAsyncTypebox<{ puller: ImagePuller; mirrors: Mirrors; adminTokens: readonly string[] }> = async (
+  app,
+  { puller, mirrors, adminTokens },
+) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   const tags = ['images'];
@@ -49,7 +55,9 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ puller: ImagePuller; mirro
         body: Type.Object(
           {
             ...imageSetProperties,
-            pullSecret: Type.Optional(Type.String({ maxLength: 1048576, description: 'a pull secret (auths JSON) for this job, tried before registry.pullSecret' })),
+            pullSecret: Type.Optional(
+              Type.String({ maxLength: 1048576, description: 'a pull secret (auths JSON) for this job, tried before registry.pullSecret' }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -70,7 +78,13 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ puller: ImagePuller; mirro
       refuseDenied(mirrors.denied([...(b.release !== undefined ? [b.release] : []), ...(b.images ?? [])]));
       try {
         const started = puller.start(
-          { ...(b.release !== undefined && { release: b.release }), images: b.images ?? [], ...(filter && { filter }), parallel: b.parallel ?? 4, architecture: b.architecture ?? 'amd64' },
+          {
+            ...(b.release !== undefined && { release: b.release }),
+            images: b.images ?? [],
+            ...(filter && { filter }),
+            parallel: b.parallel ?? 4,
+            architecture: b.architecture ?? 'amd64',
+          },
           () => (secret ? mirrors.withSecret(secret) : mirrors.mirror),
         );
         return reply.code(202).header('location', `/api/v1/images/jobs/${started.id}`).send(started);
@@ -82,7 +96,16 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ puller: ImagePuller; mirro
 
   app.get(
     '/api/v1/images/jobs/:id',
-    { onRequest, schema: { summary: 'An image pull job: progress, then its summary', tags, security, params: Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }), response: { 200: job, ...errors(401, 404) } } },
+    {
+      onRequest,
+      schema: {
+        summary: 'An image pull job: progress, then its summary',
+        tags,
+        security,
+        params: Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }),
+        response: { 200: job, ...errors(401, 404) },
+      },
+    },
     async (req) => {
       const found = puller.get(req.params.id);
       if (!found) throw new ApiError('not_found', `no image job ${req.params.id} (jobs are kept until the server restarts)`, 404);

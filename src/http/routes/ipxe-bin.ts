@@ -18,20 +18,24 @@ export const ipxeBinRoutes: FastifyPluginAsync<{ roots: readonly string[] }> = a
   const responder = new ArtifactResponder(undefined, undefined);
   const notFound = (reply: FastifyReply) => reply.code(404).send({ error: 'not_found', message: 'no such file in the served directories' });
   // Fastify answers HEAD from this route too (exposeHeadRoutes).
-  app.get(`${IPXE_BIN_PREFIX}/*`, { schema: { summary: 'An iPXE binary of the TFTP roots, for UEFI HTTP Boot (Range, ETag, HEAD)', tags: ['boot'], response: errors(404, 412) } }, async (req, reply) => {
-    const path = decodeURIComponentSafe(req.url.split('?')[0]?.slice(IPXE_BIN_PREFIX.length + 1) ?? '');
-    const name = path === undefined ? undefined : normaliseName(path, absolute);
-    if (!name?.ok || name.relative.split('/').some((seg) => seg.startsWith('.'))) return notFound(reply);
-    const opened = await openInRoots(absolute, name.relative).catch((err: unknown) => {
-      req.log.info({ file: name.relative, code: (err as NodeJS.ErrnoException).code }, 'ipxe-bin file could not be opened');
-      return undefined;
-    });
-    if (!opened?.ok) {
-      if (opened) req.log.debug({ file: name.relative, reason: opened.reason }, 'ipxe-bin file refused');
-      return notFound(reply);
-    }
-    return responder.sendOpenFile(req, reply, opened.file);
-  });
+  app.get(
+    `${IPXE_BIN_PREFIX}/*`,
+    { schema: { summary: 'An iPXE binary of the TFTP roots, for UEFI HTTP Boot (Range, ETag, HEAD)', tags: ['boot'], response: errors(404, 412) } },
+    async (req, reply) => {
+      const path = decodeURIComponentSafe(req.url.split('?')[0]?.slice(IPXE_BIN_PREFIX.length + 1) ?? '');
+      const name = path === undefined ? undefined : normaliseName(path, absolute);
+      if (!name?.ok || name.relative.split('/').some((seg) => seg.startsWith('.'))) return notFound(reply);
+      const opened = await openInRoots(absolute, name.relative).catch((err: unknown) => {
+        req.log.info({ file: name.relative, code: (err as NodeJS.ErrnoException).code }, 'ipxe-bin file could not be opened');
+        return undefined;
+      });
+      if (!opened?.ok) {
+        if (opened) req.log.debug({ file: name.relative, reason: opened.reason }, 'ipxe-bin file refused');
+        return notFound(reply);
+      }
+      return responder.sendOpenFile(req, reply, opened.file);
+    },
+  );
 };
 
 function decodeURIComponentSafe(s: string): string | undefined {

@@ -80,7 +80,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
 
   app.get(
     '/api/v1/machines/:mac',
-    { onRequest: admin, schema: { summary: 'One machine, by any of its MACs', tags, security, params: macParams, response: { 200: machineResponse, ...errors(400, 401, 404) } } },
+    {
+      onRequest: admin,
+      schema: { summary: 'One machine, by any of its MACs', tags, security, params: macParams, response: { 200: machineResponse, ...errors(400, 401, 404) } },
+    },
     async (req) => machines.mustGet(macOf(req.params.mac)),
   );
 
@@ -136,7 +139,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
 
   app.delete(
     '/api/v1/machines/:mac',
-    { onRequest: admin, schema: { summary: 'Forget a machine and its events', tags, security, params: macParams, response: { 204: noContent, ...errors(400, 401, 404) } } },
+    {
+      onRequest: admin,
+      schema: { summary: 'Forget a machine and its events', tags, security, params: macParams, response: { 204: noContent, ...errors(400, 401, 404) } },
+    },
     async (req, reply) => {
       const mac = macOf(req.params.mac);
       await machines.remove(mac);
@@ -222,7 +228,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
         tags,
         security,
         params: macParams,
-        querystring: Type.Object({ after: opt(Type.Integer({ minimum: 0 })), limit: opt(Type.Integer({ minimum: 1, maximum: 5000 })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { after: opt(Type.Integer({ minimum: 0 })), limit: opt(Type.Integer({ minimum: 1, maximum: 5000 })) },
+          { additionalProperties: false },
+        ),
         response: { 200: eventList, ...errors(400, 401, 404) },
       },
     },
@@ -273,7 +282,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
             scriptUrl: opt(Type.String()),
             entryUrl: opt(Type.String()),
             eventsUrl: opt(
-              Type.String({ description: "where the hub, on the machine's behalf, posts events such as install-done; its token works now and through the machine's next boot" }),
+              Type.String({
+                description:
+                  "where the hub, on the machine's behalf, posts events such as install-done; its token works now and through the machine's next boot",
+              }),
             ),
           }),
           ...errors(400, 401, 404),
@@ -295,7 +307,6 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
       };
     },
   );
-
 };
 
 /**
@@ -331,7 +342,8 @@ function reservationOf(m: Machine): Reservation {
 /** RFC 7396 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v);

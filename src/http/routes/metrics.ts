@@ -44,11 +44,25 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
   cache.gauge('edgeboot_assets_active_large_transfers', 'large artifact transfers running now', (s) => s?.activeTransfers ?? 0);
 
   const precache = countersOf(registry, src.precache ?? (() => undefined));
-  precache.labelled('edgeboot_precache_runs_ended_total', 'precache runs ended, by how (precached, job-failed, plan-refused, heartbeat-lost, boot-loop)', 'end', (s) => s.ended);
+  precache.labelled(
+    'edgeboot_precache_runs_ended_total',
+    'precache runs ended, by how (precached, job-failed, plan-refused, heartbeat-lost, boot-loop)',
+    'end',
+    (s) => s.ended,
+  );
   precache.plain('edgeboot_precache_plans_total', 'precache plans served to live environments', (s) => s.plans);
   const discovery = countersOf(registry, src.discovery ?? (() => undefined));
-  discovery.plain('edgeboot_discovered_pruned_total', 'discovered machines deleted, least recently seen first, to stay within boot.maxDiscovered', (s) => s.pruned);
-  discovery.labelled('edgeboot_discovered_refused_total', 'boots of unknown MACs that made no record, by reason (rate_limit: boot.discoverPerMinute of the address)', 'reason', (s) => s.refused);
+  discovery.plain(
+    'edgeboot_discovered_pruned_total',
+    'discovered machines deleted, least recently seen first, to stay within boot.maxDiscovered',
+    (s) => s.pruned,
+  );
+  discovery.labelled(
+    'edgeboot_discovered_refused_total',
+    'boots of unknown MACs that made no record, by reason (rate_limit: boot.discoverPerMinute of the address)',
+    'reason',
+    (s) => s.refused,
+  );
   const states = src.machineStates;
   if (states) {
     new Gauge({

@@ -47,13 +47,19 @@ const inventoryBody = Type.Object(
   { additionalProperties: false },
 );
 
-const planFile = { type: 'object', properties: { name: { type: 'string' }, size: { type: 'integer' }, sha256: { type: 'string' }, url: { type: 'string' } } } as const;
+const planFile = {
+  type: 'object',
+  properties: { name: { type: 'string' }, size: { type: 'integer' }, sha256: { type: 'string' }, url: { type: 'string' } },
+} as const;
 const planResponse = {
   type: 'object',
   properties: {
     disk: { type: 'string' },
     requiredBytes: { type: 'integer' },
-    partition: { type: 'object', properties: { number: { type: 'integer' }, label: { type: 'string' }, sizeGiB: { type: 'integer' }, filesystem: { type: 'string' } } },
+    partition: {
+      type: 'object',
+      properties: { number: { type: 'integer' }, label: { type: 'string' }, sizeGiB: { type: 'integer' }, filesystem: { type: 'string' } },
+    },
     bundle: { type: 'object', properties: { id: { type: 'string' }, bytes: { type: 'integer' } } },
     files: { type: 'array', items: planFile },
     after: { type: 'string' },
@@ -78,7 +84,14 @@ export const precacheRoutes: FastifyPluginAsyncTypebox<PrecacheRoutesOptions> = 
     '/api/v1/machines/:mac/inventory',
     {
       bodyLimit: 256 * 1024,
-      schema: { summary: "The machine's inventory, as its live environment found it", tags, params: macParams, querystring: token, body: inventoryBody, response: errors(400, 401, 404) },
+      schema: {
+        summary: "The machine's inventory, as its live environment found it",
+        tags,
+        params: macParams,
+        querystring: token,
+        body: inventoryBody,
+        response: errors(400, 401, 404),
+      },
     },
     async (req) => {
       const { mac, source } = await caller(req, req.params);
@@ -90,7 +103,15 @@ export const precacheRoutes: FastifyPluginAsyncTypebox<PrecacheRoutesOptions> = 
 
   app.get(
     '/api/v1/machines/:mac/plan',
-    { schema: { summary: "The machine's precache plan: disk, partition, bundle files with sizes and sha256", tags, params: macParams, querystring: token, response: { 200: planResponse, ...errors(401, 404, 409, 503) } } },
+    {
+      schema: {
+        summary: "The machine's precache plan: disk, partition, bundle files with sizes and sha256",
+        tags,
+        params: macParams,
+        querystring: token,
+        response: { 200: planResponse, ...errors(401, 404, 409, 503) },
+      },
+    },
     async (req) => {
       const { mac, source } = await caller(req, req.params);
       const base = baseUrl(req);
@@ -105,7 +126,7 @@ export const precacheRoutes: FastifyPluginAsyncTypebox<PrecacheRoutesOptions> = 
     {
       bodyLimit: 64 * 1024,
       schema: {
-        summary: 'The precache job\'s result: ok moves the machine to precached, else to failed with the step and message',
+        summary: "The precache job's result: ok moves the machine to precached, else to failed with the step and message",
         tags,
         params: macParams,
         querystring: token,

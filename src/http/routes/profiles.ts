@@ -13,7 +13,10 @@ const profileResponse = {
     kind: { type: 'string', enum: ['kernel', 'chain', 'local', 'flow'] },
     builtin: { type: 'boolean' },
     file: { type: 'string' },
-    artifacts: { type: 'object', additionalProperties: { type: 'object', properties: { url: { type: 'string' }, sha256: { type: 'string' }, size: { type: 'integer' } } } },
+    artifacts: {
+      type: 'object',
+      additionalProperties: { type: 'object', properties: { url: { type: 'string' }, sha256: { type: 'string' }, size: { type: 'integer' } } },
+    },
     flow: { type: 'object', properties: { precache: { type: 'string' }, install: { type: 'string' } } },
     requires: { type: 'array', items: { type: 'string' } },
   },
@@ -32,7 +35,10 @@ function view(p: Profile): Static<typeof profileResponse> {
   };
 }
 
-export const profileRoutes: FastifyPluginAsyncTypebox<{ profiles: () => ProfileSet; adminTokens: readonly string[] }> = async (app, { profiles, adminTokens }) => {
+export const profileRoutes: FastifyPluginAsyncTypebox<{ profiles: () => ProfileSet; adminTokens: readonly string[] }> = async (
+  app,
+  { profiles, adminTokens },
+) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
   app.get(
@@ -64,7 +70,13 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ profiles: () => ProfileS
     '/api/v1/profiles/:name',
     {
       onRequest,
-      schema: { summary: 'One profile', tags: ['profiles'], security, params: Type.Object({ name: Type.String() }), response: { 200: profileResponse, ...errors(401, 404) } },
+      schema: {
+        summary: 'One profile',
+        tags: ['profiles'],
+        security,
+        params: Type.Object({ name: Type.String() }),
+        response: { 200: profileResponse, ...errors(401, 404) },
+      },
     },
     async (req) => {
       const p = profiles().get(req.params.name);

@@ -42,7 +42,12 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('docker-distribution-api-version', 'registry/2.0');
     if (readTokens.length > 0 && !authorised(req.headers.authorization, readTokens)) {
-      return distributionError(reply.header('www-authenticate', 'Basic realm="edgeboot"'), 401, 'UNAUTHORIZED', 'this mirror needs a read token: Basic credentials with the token as password, or Bearer');
+      return distributionError(
+        reply.header('www-authenticate', 'Basic realm="edgeboot"'),
+        401,
+        'UNAUTHORIZED',
+        'this mirror needs a read token: Basic credentials with the token as password, or Bearer',
+      );
     }
     return undefined;
   });
@@ -54,7 +59,13 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
     const tagsPath = parseTagsPath(rest);
     if (tagsPath !== undefined) return tagList(req, reply, tagsPath);
     const p = parseMirrorPath(rest);
-    if (p === undefined) return distributionError(reply, 404, 'NAME_UNKNOWN', `${rest}: this mirror serves <upstream>/<repository>/manifests/<reference>, …/blobs/<digest> and …/tags/list, read-only`);
+    if (p === undefined)
+      return distributionError(
+        reply,
+        404,
+        'NAME_UNKNOWN',
+        `${rest}: this mirror serves <upstream>/<repository>/manifests/<reference>, …/blobs/<digest> and …/tags/list, read-only`,
+      );
     if ('error' in p) return distributionError(reply, 400, p.error, p.message);
     try {
       if (p.what === 'manifests') {
@@ -103,7 +114,8 @@ function answerError(req: FastifyRequest, reply: FastifyReply, err: unknown, wha
   if (err instanceof RegistryError || err instanceof UpstreamError) {
     const status = err.status;
     if (status === 404) return distributionError(reply, 404, unknown, err.message);
-    if (status === 401 || status === 403) return distributionError(reply, 502, 'UNAUTHORIZED', `the upstream refused edgeboot's credentials: ${err.message} (check registry.pullSecret)`);
+    if (status === 401 || status === 403)
+      return distributionError(reply, 502, 'UNAUTHORIZED', `the upstream refused edgeboot's credentials: ${err.message} (check registry.pullSecret)`);
     req.log.warn({ url: redactSecrets(req.url), err: err.message }, 'registry mirror: upstream failed');
     return distributionError(reply, err instanceof UpstreamError && err.timeout ? 504 : 502, 'UNAVAILABLE', `the upstream failed: ${err.message}`);
   }

@@ -24,7 +24,11 @@ t.test('the boot script: initrd with its name, kernel with every argument, the r
 
 t.test('the rewrite replaces the three URLs and nothing else', async (t) => {
   const s = parseAssistedScript(BOOT) as AssistedBoot;
-  const map: Record<string, string> = { [IMAGES]: 'http://eb:8080/assets/hub/aaaa/initrd', [KERNEL]: 'http://eb:8080/assets/hub/bbbb/kernel', [ROOTFS]: 'http://eb:8080/assets/hub/cccc/rootfs' };
+  const map: Record<string, string> = {
+    [IMAGES]: 'http://eb:8080/assets/hub/aaaa/initrd',
+    [KERNEL]: 'http://eb:8080/assets/hub/bbbb/kernel',
+    [ROOTFS]: 'http://eb:8080/assets/hub/cccc/rootfs',
+  };
   const roles: string[] = [];
   const lines = rewriteAssistedBoot(s, (url, role, name) => {
     roles.push(`${role}:${name ?? ''}`);
@@ -38,9 +42,14 @@ t.test('the rewrite replaces the three URLs and nothing else', async (t) => {
 });
 
 t.test('the boot-order-control redirect, followed with the MAC', async (t) => {
-  const s = parseAssistedScript('#!ipxe\nchain https://hub.example/api/assisted-install/v2/infra-envs/6f1e/downloads/files?api_key=k&file_name=ipxe-script&ipxe_script_type=boot-order-control&mac=${net0/mac}\n');
+  const s = parseAssistedScript(
+    '#!ipxe\nchain https://hub.example/api/assisted-install/v2/infra-envs/6f1e/downloads/files?api_key=k&file_name=ipxe-script&ipxe_script_type=boot-order-control&mac=${net0/mac}\n',
+  );
   if (s.kind !== 'redirect') throw new Error(`parsed as ${s.kind}`);
-  t.equal(redirectUrl(s.url, '52:54:00:ab:cd:ef'), 'https://hub.example/api/assisted-install/v2/infra-envs/6f1e/downloads/files?api_key=k&file_name=ipxe-script&ipxe_script_type=boot-order-control&mac=52:54:00:ab:cd:ef');
+  t.equal(
+    redirectUrl(s.url, '52:54:00:ab:cd:ef'),
+    'https://hub.example/api/assisted-install/v2/infra-envs/6f1e/downloads/files?api_key=k&file_name=ipxe-script&ipxe_script_type=boot-order-control&mac=52:54:00:ab:cd:ef',
+  );
   t.equal(redirectUrl('http://h/x?m=${net0/mac:hexhyp}', '52:54:00:ab:cd:ef'), 'http://h/x?m=52-54-00-ab-cd-ef');
 });
 
@@ -66,12 +75,27 @@ t.test('what edgeboot does not rewrite is said, not guessed', async (t) => {
 
 t.test('the hub’s answer decides the chain stage', async (t) => {
   const profile = { name: 'assisted', description: '', file: '', builtin: true, artifacts: {}, boot: undefined, flow: undefined, requires: [] } as Profile;
-  const chain: Extract<BootDecision, { kind: 'boot' }> = { kind: 'boot', stage: 'install', profile, spec: { kind: 'chain', url: [{ kind: 'value', name: 'machine.assistedScriptUrl' }] }, transition: { kind: 'install-served', precacheRequired: true }, reason: 'install stage: assisted' };
+  const chain: Extract<BootDecision, { kind: 'boot' }> = {
+    kind: 'boot',
+    stage: 'install',
+    profile,
+    spec: { kind: 'chain', url: [{ kind: 'value', name: 'machine.assistedScriptUrl' }] },
+    transition: { kind: 'install-served', precacheRequired: true },
+    reason: 'install stage: assisted',
+  };
   const script = parseAssistedScript(BOOT) as AssistedBoot;
   const served = withHubAnswer(chain, { kind: 'boot', script }, 'precached');
   t.equal(served.kind, 'boot');
   t.same(served.transition, { kind: 'install-served', precacheRequired: true }, 'serving it still moves to installing');
-  t.same(withHubAnswer(chain, { kind: 'installed' }, 'installing'), { kind: 'local', reason: 'the hub answers 404 for this host: it is installed', transition: { kind: 'install-done' } });
-  t.same(withHubAnswer(chain, { kind: 'installed' }, 'precached'), { kind: 'local', reason: 'the hub answers 404 for this host: it is installed' }, 'no move for a machine that was not installing');
+  t.same(withHubAnswer(chain, { kind: 'installed' }, 'installing'), {
+    kind: 'local',
+    reason: 'the hub answers 404 for this host: it is installed',
+    transition: { kind: 'install-done' },
+  });
+  t.same(
+    withHubAnswer(chain, { kind: 'installed' }, 'precached'),
+    { kind: 'local', reason: 'the hub answers 404 for this host: it is installed' },
+    'no move for a machine that was not installing',
+  );
   t.same(withHubAnswer(chain, { kind: 'error', reason: 'the hub answered HTTP 500' }, 'precached'), { kind: 'error', reason: 'the hub answered HTTP 500' });
 });

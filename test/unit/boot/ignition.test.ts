@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { PRECACHE_ENV_FILE, PRECACHE_JOB_FILE, PRECACHE_UNIT, renderIgnition, type IgnitionConfig, type IgnitionInput, type PrecacheJob } from '../../../src/boot/ignition.js';
+import {
+  PRECACHE_ENV_FILE,
+  PRECACHE_JOB_FILE,
+  PRECACHE_UNIT,
+  renderIgnition,
+  type IgnitionConfig,
+  type IgnitionInput,
+  type PrecacheJob,
+} from '../../../src/boot/ignition.js';
 import { loadPrecacheJob } from '../../../src/precache/job.js';
 
 // ajv-draft-04 is CommonJS; under NodeNext its class arrives as the module's `default` member
@@ -63,7 +71,9 @@ function unit(config: IgnitionConfig): { name: string; enabled: boolean; content
 }
 
 function execStart(config: IgnitionConfig): string {
-  const lines = unit(config).contents.split('\n').filter((l) => l.startsWith('ExecStart='));
+  const lines = unit(config)
+    .contents.split('\n')
+    .filter((l) => l.startsWith('ExecStart='));
   if (lines.length !== 1 || lines[0] === undefined) throw new Error(`expected one ExecStart, got ${lines.length}`);
   return lines[0].slice('ExecStart='.length);
 }
@@ -166,7 +176,11 @@ const PRECACHE_TOKEN = 'PRETOK0123456789abcdefABCDEF_-xy';
 const JOB = loadPrecacheJob();
 
 function precacheInput(over: Partial<PrecacheJob> = {}, hostname?: string): IgnitionInput {
-  return { eventsUrl: EVENTS_URL, ...(hostname !== undefined && { hostname }), precache: { machineUrl: MACHINE_URL, token: PRECACHE_TOKEN, mac: '52:54:00:ab:cd:ef', after: 'poweroff', script: JOB, ...over } };
+  return {
+    eventsUrl: EVENTS_URL,
+    ...(hostname !== undefined && { hostname }),
+    precache: { machineUrl: MACHINE_URL, token: PRECACHE_TOKEN, mac: '52:54:00:ab:cd:ef', after: 'poweroff', script: JOB, ...over },
+  };
 }
 
 type IgnitionFile = NonNullable<IgnitionConfig['storage']>['files'][number];
@@ -186,7 +200,10 @@ function base64Bytes(source: string | undefined): Buffer | undefined {
 const precacheInputs: [string, IgnitionInput][] = [
   ['the real job', precacheInput()],
   ['the real job and a hostname', precacheInput({}, 'sno-1.lab.example')],
-  ['settings with quotes and expansions', precacheInput({ token: `it's $(id) \`id\` "x"`, machineUrl: 'http://[fe80::1%25eth0]:8080/api/v1/machines/m', mac: "a'b" })],
+  [
+    'settings with quotes and expansions',
+    precacheInput({ token: `it's $(id) \`id\` "x"`, machineUrl: 'http://[fe80::1%25eth0]:8080/api/v1/machines/m', mac: "a'b" }),
+  ],
 ];
 
 t.test('precache mode: the config validates against the Ignition 3.4 schema', async (t) => {
@@ -219,7 +236,10 @@ t.test('precache mode: one enabled oneshot unit runs the job, and no report unit
     t.notMatch(u.contents, /%/, `${what}: no % anywhere in the unit`);
     t.notMatch(u.contents, PRECACHE_TOKEN, `${what}: the token is not in the unit`);
 
-    t.notOk(config.systemd.units.some((x) => x.name === 'edgeboot-report.service'), `${what}: no report unit`);
+    t.notOk(
+      config.systemd.units.some((x) => x.name === 'edgeboot-report.service'),
+      `${what}: no report unit`,
+    );
     t.notOk(JSON.stringify(config).includes(EVENTS_URL), `${what}: the events URL is not used`);
   }
 });
@@ -271,11 +291,22 @@ t.test('precache mode: bash, sourcing the env file, gets exactly the settings', 
     const envPath = join(dir, 'precache.env');
     writeFileSync(envPath, envBytes);
     // A clean environment, so the values can only come from the file; set -u fails on one it does not set.
-    const r = spawnSync('bash', ['--norc', '--noprofile', '-c', 'set -eu; . "$1"; printf "%s\\0%s\\0%s\\0%s" "$EDGEBOOT_MACHINE_URL" "$EDGEBOOT_TOKEN" "$EDGEBOOT_MAC" "$EDGEBOOT_AFTER"', 'bash', envPath], {
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      timeout: 5000,
-    });
+    const r = spawnSync(
+      'bash',
+      [
+        '--norc',
+        '--noprofile',
+        '-c',
+        'set -eu; . "$1"; printf "%s\\0%s\\0%s\\0%s" "$EDGEBOOT_MACHINE_URL" "$EDGEBOOT_TOKEN" "$EDGEBOOT_MAC" "$EDGEBOOT_AFTER"',
+        'bash',
+        envPath,
+      ],
+      {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        timeout: 5000,
+      },
+    );
     t.equal(r.status, 0, `${what}: sources cleanly`, { stderr: r.stderr });
     t.equal(r.stderr, '', `${what}: without complaint`);
     t.same(r.stdout.split('\0'), [machineUrl, token, mac, 'poweroff'], `${what}: machine URL, token, MAC and what to do afterwards, exactly`);

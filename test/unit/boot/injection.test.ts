@@ -1,15 +1,7 @@
 import t from 'tap';
 import type { BootDecision } from '../../../src/boot/planner.js';
 import { echoText, RenderError, renderEntryScript, renderScript, type ScriptContext } from '../../../src/boot/render.js';
-import {
-  HOSTNAME_PATTERN,
-  IPXE_TOKEN_PATTERN,
-  isHostname,
-  isIpxeToken,
-  isSafeUrl,
-  SAFE_URL_PATTERN,
-  UnsafeValueError,
-} from '../../../src/boot/safe.js';
+import { HOSTNAME_PATTERN, IPXE_TOKEN_PATTERN, isHostname, isIpxeToken, isSafeUrl, SAFE_URL_PATTERN, UnsafeValueError } from '../../../src/boot/safe.js';
 import type { Mac } from '../../../src/machines/mac.js';
 import type { Profile } from '../../../src/profiles/profile.js';
 import type { MachinePlaceholder } from '../../../src/profiles/template.js';
@@ -90,7 +82,10 @@ function assertClean(t: Tap, script: string, hostile: string): void {
   // Plain text such as ' rd.break' may be echoed as it is; anything echoText changes may not appear.
   if (echoText(hostile) !== hostile) t.notOk(script.includes(hostile), 'the hostile text is not in the script as it was');
   const commands = script.split('\n').filter((l) => !l.startsWith('echo '));
-  t.notOk(commands.some((l) => l.includes('evil') || l.includes('rd.break') || l.includes('shell')), 'no injected command outside echo');
+  t.notOk(
+    commands.some((l) => l.includes('evil') || l.includes('rd.break') || l.includes('shell')),
+    'no injected command outside echo',
+  );
   t.notOk(/[^\x20-\x7e\n]/.test(script), 'printable ASCII only');
 }
 
@@ -179,7 +174,13 @@ t.test('a hostile server URL is refused by every script', async (t) => {
   for (const [label, bad] of HOSTILE) {
     for (const base of [`${BASE}${bad}`, `http://10.77.0.1${bad}:8080`]) {
       assertRefused(t, () => renderEntryScript(base), `entry: ${label}`);
-      for (const d of [boot(kernelProfile), boot(chainProfile), { kind: 'local', reason: 'x' } as const, { kind: 'wait', reason: 'x' } as const, { kind: 'error', reason: 'x' } as const]) {
+      for (const d of [
+        boot(kernelProfile),
+        boot(chainProfile),
+        { kind: 'local', reason: 'x' } as const,
+        { kind: 'wait', reason: 'x' } as const,
+        { kind: 'error', reason: 'x' } as const,
+      ]) {
         assertRefused(t, () => renderScript(d, ctx({}, base)), `${d.kind}: ${label}`);
       }
     }
@@ -234,7 +235,10 @@ t.test('echoText neutralises everything iPXE would interpret', async (t) => {
   t.equal(echoText('a\nb'), 'a?b');
   t.equal(echoText('${net0/mac}'), '??net0/mac?');
   t.equal(echoText('a || b && c; d # e'), 'a ?? b ?? c? d ? e');
-  t.equal(echoText('machine 52:54:00:ab:cd:ef (state registered), see /api/v1 = ok + @x'), 'machine 52:54:00:ab:cd:ef (state registered), see /api/v1 = ok + @x');
+  t.equal(
+    echoText('machine 52:54:00:ab:cd:ef (state registered), see /api/v1 = ok + @x'),
+    'machine 52:54:00:ab:cd:ef (state registered), see /api/v1 = ok + @x',
+  );
 });
 
 t.test('the JSON-schema patterns', async (t) => {
@@ -252,7 +256,16 @@ t.test('the JSON-schema patterns', async (t) => {
 
   t.test('hostnames', async (t) => {
     const label63 = 'a'.repeat(63);
-    for (const good of ['sno-1', 'a', 'SNO-1', 'node1.lab.example', `${label63}.example`, '1', 'x-y-z.a1', [label63, label63, label63, 'a'.repeat(61)].join('.')]) {
+    for (const good of [
+      'sno-1',
+      'a',
+      'SNO-1',
+      'node1.lab.example',
+      `${label63}.example`,
+      '1',
+      'x-y-z.a1',
+      [label63, label63, label63, 'a'.repeat(61)].join('.'),
+    ]) {
       t.ok(isHostname(good), `accepts ${good.length > 40 ? `${good.length} chars` : good}`);
     }
     const bad = [
@@ -285,12 +298,28 @@ t.test('the JSON-schema patterns', async (t) => {
       t.ok(isSafeUrl(good), `accepts ${good.slice(0, 60)}`);
       t.ok(isIpxeToken(good), `a URL is also a token: ${good.slice(0, 60)}`);
     }
-    const bad = ['', 'ftp://h/x', 'file:///etc/passwd', 'javascript:alert(1)', '//h/x', 'https://', 'HTTP://h/x', ...HOSTILE.map(([, b]) => `${ASSISTED_URL}${b}`)];
+    const bad = [
+      '',
+      'ftp://h/x',
+      'file:///etc/passwd',
+      'javascript:alert(1)',
+      '//h/x',
+      'https://',
+      'HTTP://h/x',
+      ...HOSTILE.map(([, b]) => `${ASSISTED_URL}${b}`),
+    ];
     for (const b of bad) t.notOk(isSafeUrl(b), `refuses ${JSON.stringify(b.slice(-30))}`);
   });
 
   t.test('tokens', async (t) => {
-    for (const good of ['', 'ignition.firstboot', 'console=ttyS0,115200n8', 'ip=10.77.0.50::10.77.0.1:255.255.255.0:sno-1::none:10.77.0.1', `ignition.config.url=${IGNITION_URL}`, 'rd.break=[x]']) {
+    for (const good of [
+      '',
+      'ignition.firstboot',
+      'console=ttyS0,115200n8',
+      'ip=10.77.0.50::10.77.0.1:255.255.255.0:sno-1::none:10.77.0.1',
+      `ignition.config.url=${IGNITION_URL}`,
+      'rd.break=[x]',
+    ]) {
       t.ok(isIpxeToken(good), `accepts ${JSON.stringify(good)}`);
     }
     for (const [label, b] of HOSTILE) t.notOk(isIpxeToken(`x${b}`), `refuses ${label}`);

@@ -7,7 +7,14 @@ import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.j
 import { machineFixture } from '../../helpers/fixtures.js';
 
 const profiles = loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }]);
-const POLICIES: UnknownMachinePolicy[] = ['exit', 'wait', { profile: 'rhcos-live' }, { profile: 'precache-assisted' }, { profile: 'local-disk' }, { profile: 'no-such-profile' }];
+const POLICIES: UnknownMachinePolicy[] = [
+  'exit',
+  'wait',
+  { profile: 'rhcos-live' },
+  { profile: 'precache-assisted' },
+  { profile: 'local-disk' },
+  { profile: 'no-such-profile' },
+];
 /** precache.maxBoots's default. */
 const LIMITS = { maxBoots: 3 };
 const policyName = (p: UnknownMachinePolicy): string => (typeof p === 'string' ? p : `profile ${p.profile}`);
@@ -26,7 +33,11 @@ const UNKNOWN: [string, Machine | undefined][] = [
 t.test('an unknown machine is answered as boot.unknownMachines says', async (t) => {
   for (const [what, m] of UNKNOWN) {
     const exit = answer(m, 'exit');
-    t.same(exit, { answer: false, reason: 'not booted by edgeboot: no profile assigned (boot.unknownMachines: exit)' }, `${what}, exit: silence, with the planner's reason`);
+    t.same(
+      exit,
+      { answer: false, reason: 'not booted by edgeboot: no profile assigned (boot.unknownMachines: exit)' },
+      `${what}, exit: silence, with the planner's reason`,
+    );
     t.same(answer(m, 'wait'), { answer: true }, `${what}, wait: answered (its script waits for an admin)`);
     t.same(answer(m, { profile: 'rhcos-live' }), { answer: true }, `${what}, a profile: answered`);
     t.same(answer(m, { profile: 'precache-assisted' }), { answer: true }, `${what}, a flow: answered (its install stage boots)`);
@@ -49,15 +60,25 @@ t.test('an assigned machine is answered in every state, whatever it boots and wh
     }
   }
   // These plan the local disk, and still get their script: it is where their timeline moves.
-  t.equal(planBoot({ machine: machine('installed', 'precache-assisted'), profiles, unknownMachines: 'exit', precache: LIMITS }).kind, 'local', 'installed plans the disk');
-  t.equal(planBoot({ machine: machine('registered', 'local-disk'), profiles, unknownMachines: 'exit', precache: LIMITS }).kind, 'local', 'local-disk plans the disk');
+  t.equal(
+    planBoot({ machine: machine('installed', 'precache-assisted'), profiles, unknownMachines: 'exit', precache: LIMITS }).kind,
+    'local',
+    'installed plans the disk',
+  );
+  t.equal(
+    planBoot({ machine: machine('registered', 'local-disk'), profiles, unknownMachines: 'exit', precache: LIMITS }).kind,
+    'local',
+    'local-disk plans the disk',
+  );
 });
 
-t.test("silence is exactly an unassigned machine whose plan is the local disk (derived from planBoot)", async (t) => {
+t.test('silence is exactly an unassigned machine whose plan is the local disk (derived from planBoot)', async (t) => {
   const inputs: PlanInput[] = [];
   for (const policy of POLICIES) {
     for (const [, m] of UNKNOWN) inputs.push({ machine: m, profiles, unknownMachines: policy, precache: LIMITS });
-    for (const state of MACHINE_STATES) for (const profile of ['precache-assisted', 'local-disk', 'rhcos-live']) inputs.push({ machine: machine(state, profile), profiles, unknownMachines: policy, precache: LIMITS });
+    for (const state of MACHINE_STATES)
+      for (const profile of ['precache-assisted', 'local-disk', 'rhcos-live'])
+        inputs.push({ machine: machine(state, profile), profiles, unknownMachines: policy, precache: LIMITS });
   }
   let silent = 0;
   for (const input of inputs) {

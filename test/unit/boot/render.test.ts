@@ -22,7 +22,8 @@ const HOSTNAME = 'sno-1';
 const IP = '10.77.0.50';
 const IGNITION_URL = `${BASE}/api/v1/machines/52-54-00-ab-cd-ef/ignition?exp=1700007200&sig=IGNSIG0123456789abcdefABCDEF_-xy`;
 const EVENTS_URL = `${BASE}/api/v1/machines/52-54-00-ab-cd-ef/events?token=EVTTOK0123456789abcdefABCDEF_-xy`;
-const ASSISTED_URL = 'https://assisted-image-service.example.com/byapikey/eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJpbmZyYV9lbnZfaWQiOiIxMjMifQ.c2lnbmF0dXJl/4.14/x86_64/ipxe-script';
+const ASSISTED_URL =
+  'https://assisted-image-service.example.com/byapikey/eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJpbmZyYV9lbnZfaWQiOiIxMjMifQ.c2lnbmF0dXJl/4.14/x86_64/ipxe-script';
 const SUBNETS: SubnetConfig[] = [
   { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 },
 ];
@@ -61,23 +62,44 @@ const ASSISTED = { ipxeScriptUrl: ASSISTED_URL };
 const full: Partial<Machine> = { profile: 'precache-assisted', hostname: HOSTNAME, assisted: ASSISTED };
 
 const CASES: Case[] = [
-  { file: 'precache-assisted.registered.ipxe', machine: machineFixture('registered', full), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' } },
-  { file: 'precache-assisted.precaching.ipxe', machine: machineFixture('precaching', full), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' } },
+  {
+    file: 'precache-assisted.registered.ipxe',
+    machine: machineFixture('registered', full),
+    expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' },
+  },
+  {
+    file: 'precache-assisted.precaching.ipxe',
+    machine: machineFixture('precaching', full),
+    expect: { kind: 'boot', profile: 'rhcos-live', stage: 'precache' },
+  },
   { file: 'precache-assisted.precached.ipxe', machine: machineFixture('precached', full), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
   { file: 'precache-assisted.installing.ipxe', machine: machineFixture('installing', full), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
   { file: 'precache-assisted.installed.ipxe', machine: machineFixture('installed', full), expect: { kind: 'local' } },
   { file: 'precache-assisted.failed.ipxe', machine: machineFixture('failed', full), expect: { kind: 'wait' } },
-  { file: 'rhcos-live.registered.ipxe', machine: machineFixture('registered', { profile: 'rhcos-live', hostname: HOSTNAME }), expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' } },
+  {
+    file: 'rhcos-live.registered.ipxe',
+    machine: machineFixture('registered', { profile: 'rhcos-live', hostname: HOSTNAME }),
+    expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' },
+  },
   {
     file: 'rhcos-live.registered.static-ip.ipxe',
     machine: machineFixture('registered', { profile: 'rhcos-live', hostname: HOSTNAME, ip: IP }),
     expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' },
   },
-  { file: 'assisted.registered.ipxe', machine: machineFixture('registered', { profile: 'assisted', assisted: ASSISTED }), expect: { kind: 'boot', profile: 'assisted', stage: 'install' } },
+  {
+    file: 'assisted.registered.ipxe',
+    machine: machineFixture('registered', { profile: 'assisted', assisted: ASSISTED }),
+    expect: { kind: 'boot', profile: 'assisted', stage: 'install' },
+  },
   { file: 'local-disk.registered.ipxe', machine: machineFixture('registered', { profile: 'local-disk' }), expect: { kind: 'local' } },
   { file: 'unknown.exit.ipxe', machine: machineFixture('discovered'), unknownMachines: 'exit', expect: { kind: 'local' } },
   { file: 'unknown.wait.ipxe', machine: machineFixture('discovered'), unknownMachines: 'wait', expect: { kind: 'wait' } },
-  { file: 'unknown.profile.ipxe', machine: machineFixture('discovered'), unknownMachines: { profile: 'rhcos-live' }, expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' } },
+  {
+    file: 'unknown.profile.ipxe',
+    machine: machineFixture('discovered'),
+    unknownMachines: { profile: 'rhcos-live' },
+    expect: { kind: 'boot', profile: 'rhcos-live', stage: 'install' },
+  },
   { file: 'error.profile-missing.ipxe', machine: machineFixture('registered', { profile: 'vanished' }), expect: { kind: 'error' } },
 ];
 
@@ -88,7 +110,6 @@ function decide(c: Case): BootDecision {
 function render(c: Case): string {
   return renderScript(decide(c), context(c.machine));
 }
-
 
 /** `kernel URL args… || goto …` split into its URL and arguments. */
 function kernelLine(script: string): { url: string; args: string[] } | undefined {
@@ -176,7 +197,15 @@ t.test('only the local script tests ${platform}; only the entry script and the d
     const expansions = script.split('\n').filter((l) => l.includes('${'));
     const d = decide(c);
     if (d.kind === 'local') t.same(expansions, ['iseq ${platform} pcbios || exit'], c.file);
-    else if (d.kind === 'boot' && d.spec.kind === 'kernel') t.same(expansions, [`iseq \${edgeboot-tries} ${DOWNLOAD_TRIES} || goto edgeboot-refetch`, `echo edgeboot: a download or the boot failed (try \${edgeboot-tries} of ${DOWNLOAD_TRIES}), fetching again in ${DOWNLOAD_RETRY_SECONDS} s`], c.file);
+    else if (d.kind === 'boot' && d.spec.kind === 'kernel')
+      t.same(
+        expansions,
+        [
+          `iseq \${edgeboot-tries} ${DOWNLOAD_TRIES} || goto edgeboot-refetch`,
+          `echo edgeboot: a download or the boot failed (try \${edgeboot-tries} of ${DOWNLOAD_TRIES}), fetching again in ${DOWNLOAD_RETRY_SECONDS} s`,
+        ],
+        c.file,
+      );
     else t.same(expansions, [], c.file);
   }
 });
@@ -198,7 +227,10 @@ t.test('kernel boots', async (t) => {
       for (const name of spec.initrds) {
         // UEFI iPXE passes initrds by name: the kernel needs initrd=<name> for each.
         t.ok(k.args.includes(`initrd=${name}`), `kernel args name initrd=${name}`);
-        t.ok(script.split('\n').includes(`initrd --name ${name} ${BASE}/assets/${d.profile.name}/${name} || goto edgeboot-failed`), `initrd ${name} is loaded under its name`);
+        t.ok(
+          script.split('\n').includes(`initrd --name ${name} ${BASE}/assets/${d.profile.name}/${name} || goto edgeboot-failed`),
+          `initrd ${name} is loaded under its name`,
+        );
       }
       const lines = script.split('\n');
       const kIdx = lines.findIndex((l) => l.startsWith('kernel '));
@@ -211,7 +243,13 @@ t.test('kernel boots', async (t) => {
 
 t.test('rhcos-live kernel arguments', async (t) => {
   const byFile = new Map(CASES.map((c) => [c.file, c]));
-  const rhcos = ['precache-assisted.registered.ipxe', 'precache-assisted.precaching.ipxe', 'rhcos-live.registered.ipxe', 'rhcos-live.registered.static-ip.ipxe', 'unknown.profile.ipxe'];
+  const rhcos = [
+    'precache-assisted.registered.ipxe',
+    'precache-assisted.precaching.ipxe',
+    'rhcos-live.registered.ipxe',
+    'rhcos-live.registered.static-ip.ipxe',
+    'unknown.profile.ipxe',
+  ];
   for (const file of rhcos) {
     const c = byFile.get(file);
     if (!c) throw new Error(`no case ${file}`);
@@ -232,8 +270,15 @@ t.test('the assisted stage chains to the hub script and leaves to the disk on fa
     const c = CASES.find((x) => x.file === file);
     if (!c) throw new Error(`no case ${file}`);
     const lines = render(c).split('\n');
-    t.same(lines.filter((l) => l.startsWith('chain ')), [`chain --replace --autofree ${ASSISTED_URL} || exit`], file);
-    t.notOk(lines.some((l) => l.startsWith('kernel ')), `${file}: no kernel`);
+    t.same(
+      lines.filter((l) => l.startsWith('chain ')),
+      [`chain --replace --autofree ${ASSISTED_URL} || exit`],
+      file,
+    );
+    t.notOk(
+      lines.some((l) => l.startsWith('kernel ')),
+      `${file}: no kernel`,
+    );
   }
 });
 
@@ -244,7 +289,10 @@ t.test('wait and error scripts re-ask the entry script after recheckSeconds', as
     const lines = render(c).split('\n');
     t.ok(lines.includes(`sleep ${RECHECK}`), `${file}: sleeps ${RECHECK}`);
     t.ok(lines.includes(`chain --replace --autofree ${BASE}/boot.ipxe || goto edgeboot-recheck`), `${file}: re-chains the entry script`);
-    t.notOk(lines.some((l) => /^(kernel|boot|exit|sanboot)\b/.test(l)), `${file}: boots nothing`);
+    t.notOk(
+      lines.some((l) => /^(kernel|boot|exit|sanboot)\b/.test(l)),
+      `${file}: boots nothing`,
+    );
   }
 });
 
@@ -348,14 +396,20 @@ t.test('a download cut short is fetched again, a few times, then the server is a
 
   const clean = runScript(script, () => false);
   t.same(clean.end, { kind: 'boot', images: [kernelUrl, initrdUrl] }, 'no failure: kernel and initrd, then boot');
-  t.notOk(clean.ran.some((r) => r.startsWith('sleep')), 'without a pause');
+  t.notOk(
+    clean.ran.some((r) => r.startsWith('sleep')),
+    'without a pause',
+  );
 
   // The server died during the initrd: the kernel had come whole, the initrd had not.
   const cut = runScript(script, (url, n) => url === initrdUrl && n === 1);
   t.same(cut.end, { kind: 'boot', images: [kernelUrl, initrdUrl] }, 'the initrd cut once: both fetched again and booted, one kernel only');
   t.same(cut.ran.filter((r) => r.startsWith('kernel ')).length, 2, 'the kernel was fetched again (imgfree dropped the first)');
   t.ok(cut.ran.includes(`sleep ${DOWNLOAD_RETRY_SECONDS}`), `after a pause of ${DOWNLOAD_RETRY_SECONDS} s`);
-  t.notOk(cut.ran.some((r) => r.startsWith('chain ')), 'without asking the server for a new script (same tokens, no second boot)');
+  t.notOk(
+    cut.ran.some((r) => r.startsWith('chain ')),
+    'without asking the server for a new script (same tokens, no second boot)',
+  );
 
   const fourCuts = runScript(script, (url, n) => url === kernelUrl && n < DOWNLOAD_TRIES);
   t.equal(fourCuts.end.kind, 'boot', `${DOWNLOAD_TRIES - 1} failed tries: the last try boots`);
@@ -367,12 +421,22 @@ t.test('a download cut short is fetched again, a few times, then the server is a
 });
 
 t.test('the hub stage rewritten to the cache retries its downloads the same way', async (t) => {
-  const hubLines = [`initrd --name initrd ${BASE}/assets/hub/0123456789abcdef/initrd`, `kernel ${BASE}/assets/hub/0123456789abcdef/kernel initrd=initrd coreos.live.rootfs_url=x`];
+  const hubLines = [
+    `initrd --name initrd ${BASE}/assets/hub/0123456789abcdef/initrd`,
+    `kernel ${BASE}/assets/hub/0123456789abcdef/kernel initrd=initrd coreos.live.rootfs_url=x`,
+  ];
   const c = CASES.find((x) => x.file === 'precache-assisted.precached.ipxe');
   if (!c) throw new Error('no case precache-assisted.precached.ipxe');
   const script = renderScript(decide(c), { ...context(c.machine), hubLines });
   const kernelUrl = `${BASE}/assets/hub/0123456789abcdef/kernel`;
   const run = runScript(script, (url, n) => url === kernelUrl && n === 1);
-  t.same(run.end, { kind: 'boot', images: [`${BASE}/assets/hub/0123456789abcdef/initrd`, kernelUrl] }, 'the kernel cut once: the hub initrd and kernel again, then boot');
-  t.notOk(run.ran.some((r) => r.startsWith('chain ')), 'without asking the server again');
+  t.same(
+    run.end,
+    { kind: 'boot', images: [`${BASE}/assets/hub/0123456789abcdef/initrd`, kernelUrl] },
+    'the kernel cut once: the hub initrd and kernel again, then boot',
+  );
+  t.notOk(
+    run.ran.some((r) => r.startsWith('chain ')),
+    'without asking the server again',
+  );
 });

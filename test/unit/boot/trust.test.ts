@@ -13,7 +13,11 @@ const machine = { mac: A, macs: [A2], ip: '10.77.0.50' };
 
 t.test('clientTrust', async (t) => {
   t.same(clientTrust(machine, '10.77.0.50', undefined, 'source'), { trusted: true, by: 'reservation-ip' }, "the reservation's ip");
-  t.same(clientTrust(machine, '10.77.0.160', A, 'source'), { trusted: true, by: 'mac-at-address' }, 'an address a lease or neighbour entry gives to its primary MAC');
+  t.same(
+    clientTrust(machine, '10.77.0.160', A, 'source'),
+    { trusted: true, by: 'mac-at-address' },
+    'an address a lease or neighbour entry gives to its primary MAC',
+  );
   t.same(clientTrust(machine, '10.77.0.161', A2, 'source'), { trusted: true, by: 'mac-at-address' }, '… or to a further MAC');
   const other = clientTrust(machine, '10.77.0.99', OTHER, 'source');
   t.match(other, { trusted: false, address: '10.77.0.99' }, "an address of another machine's MAC");
@@ -46,5 +50,9 @@ t.test('machine tokens by generation', async (t) => {
 t.test('boot.verifyClient in the config: default source, EDGEBOOT_BOOT_VERIFY_CLIENT, nothing else', async (t) => {
   t.equal(loadConfig().config.boot.verifyClient, 'source', 'the default binds secrets to the address');
   t.equal(loadConfig({ env: { EDGEBOOT_BOOT_VERIFY_CLIENT: 'off' } }).config.boot.verifyClient, 'off', 'the environment variable');
-  t.throws(() => loadConfig({ env: { EDGEBOOT_BOOT_VERIFY_CLIENT: 'maybe' } }), /boot\.verifyClient: got "maybe", expected source \(.*\) or off/, 'a clear error for anything else');
+  t.throws(
+    () => loadConfig({ env: { EDGEBOOT_BOOT_VERIFY_CLIENT: 'maybe' } }),
+    /boot\.verifyClient: got "maybe", expected source \(.*\) or off/,
+    'a clear error for anything else',
+  );
 });

@@ -60,7 +60,10 @@ t.test('embedded defaults', async (t) => {
   t.equal(config.cache.maxBytes, 200 * 2 ** 30, '200GiB');
   const { allowedUpstreams, ...registry } = config.registry;
   t.same(registry, { pullSecret: '', insecureRegistries: [], pullThrough: true, readTokens: [], upstreams: {} });
-  t.ok(allowedUpstreams.includes('quay.io/openshift-release-dev') && allowedUpstreams.includes('registry.redhat.io/multicluster-engine'), 'the OpenShift release and MCE upstreams by default');
+  t.ok(
+    allowedUpstreams.includes('quay.io/openshift-release-dev') && allowedUpstreams.includes('registry.redhat.io/multicluster-engine'),
+    'the OpenShift release and MCE upstreams by default',
+  );
   t.same(config.auth, { adminTokens: [] });
   t.same(config.profiles, { dirs: [] });
   t.equal(config.boot.unknownMachines, 'exit');
@@ -168,7 +171,11 @@ t.test('a YAML file', async (t) => {
   t.same(warnings, []);
   t.same(config.server, { dataDir: '/srv/edgeboot', advertiseAddress: '10.77.0.2' });
   t.same(config.http.listen, { host: '127.0.0.1', port: 9090 });
-  t.same(config.tftp, { enabled: true, listen: { host: '0.0.0.0', port: 69 }, roots: ['/a', '/b'], ...TFTP_TUNING }, 'unset keys of a section keep their defaults');
+  t.same(
+    config.tftp,
+    { enabled: true, listen: { host: '0.0.0.0', port: 69 }, roots: ['/a', '/b'], ...TFTP_TUNING },
+    'unset keys of a section keep their defaults',
+  );
   t.equal(config.dhcp.mode, 'full');
   t.same(config.dhcp.interfaces, ['eth1']);
   t.equal(config.dhcp.proxyPort, 4011);
@@ -249,8 +256,16 @@ t.test('default paths follow server.dataDir; explicit values win', async (t) => 
   const explicit = loadConfig({ file }).config;
   t.equal(explicit.store.url, 'sqlite:/db/elsewhere.db', 'an explicit store.url wins');
   t.equal(explicit.cache.dir, resolve('scratch/cache'), 'an explicit cache.dir wins (relative: to the working directory)');
-  t.equal(loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/srv/e', EDGEBOOT_CACHE_DIR: '<dataDir>/big-cache' } }).config.cache.dir, '/srv/e/big-cache', '<dataDir> in an explicit value');
-  t.equal(loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/srv/e', EDGEBOOT_STORE_URL: 'postgres://edge@db/edge' } }).config.store.url, 'postgres://edge@db/edge', 'a postgres URL is left as it is');
+  t.equal(
+    loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/srv/e', EDGEBOOT_CACHE_DIR: '<dataDir>/big-cache' } }).config.cache.dir,
+    '/srv/e/big-cache',
+    '<dataDir> in an explicit value',
+  );
+  t.equal(
+    loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/srv/e', EDGEBOOT_STORE_URL: 'postgres://edge@db/edge' } }).config.store.url,
+    'postgres://edge@db/edge',
+    'a postgres URL is left as it is',
+  );
 });
 
 t.test('precedence: defaults < file < environment < --set', async (t) => {
@@ -328,7 +343,10 @@ t.test('a secret config show cut is refused, naming the key', async (t) => {
   for (const key of ['auth.adminTokens[1]', 'registry.pullSecret', 'store.url']) {
     hasProblem(t, err, [`${key}: got the placeholder *redacted*`, 'the real value'], key);
   }
-  t.notOk(err.problems.some((p) => p.includes('at least 16')), 'no second line from the token pattern');
+  t.notOk(
+    err.problems.some((p) => p.includes('at least 16')),
+    'no second line from the token pattern',
+  );
 });
 
 t.test('errors name the key, the value and what was expected', async (t) => {
@@ -347,7 +365,12 @@ t.test('errors name the key, the value and what was expected', async (t) => {
     const err = loadError({ file: writeConfig('http: { lisen: 0.0.0.0:80 }\n') });
     hasProblem(t, err, ['http.lisen', 'unknown key', 'listen'], 'http.lisen');
     const err2 = loadError({ file: writeConfig('dhcp: { mood: full }\n') });
-    hasProblem(t, err2, ['dhcp.mood', 'unknown key', 'mode, interfaces, proxyPort, listenPort, pxeLeaseSeconds, declineSeconds, efiBinary, subnets'], 'dhcp.mood');
+    hasProblem(
+      t,
+      err2,
+      ['dhcp.mood', 'unknown key', 'mode, interfaces, proxyPort, listenPort, pxeLeaseSeconds, declineSeconds, efiBinary, subnets'],
+      'dhcp.mood',
+    );
   });
   t.test('an unknown section lists the sections', async (t) => {
     const err = loadError({ file: writeConfig('htp: { listen: 0.0.0.0:80 }\n') });
@@ -412,9 +435,7 @@ t.test('file errors name the file', async (t) => {
 });
 
 t.test('several problems at once are all reported', async (t) => {
-  const file = writeConfig(
-    ['http: { listen: nope }', 'dhcp: { mode: fast, proxyPort: "x" }', 'cache: { maxBytes: 12 parsecs }', 'htp: {}', ''].join('\n'),
-  );
+  const file = writeConfig(['http: { listen: nope }', 'dhcp: { mode: fast, proxyPort: "x" }', 'cache: { maxBytes: 12 parsecs }', 'htp: {}', ''].join('\n'));
   const err = loadError({ file });
   hasProblem(t, err, ['http.listen', '"nope"'], 'listen');
   hasProblem(t, err, ['dhcp.mode', '"fast"'], 'mode');
@@ -454,7 +475,20 @@ t.test('checkConfig on a parsed document', async (t) => {
   const config = checkConfig(doc);
   t.same(config.http.listen, { host: '127.0.0.1', port: 1234 });
   t.equal(config.dhcp.mode, 'proxy');
-  t.same(doc.dhcp, { mode: 'proxy', interfaces: [], proxyPort: 4011, listenPort: 67, pxeLeaseSeconds: 600, declineSeconds: 600, efiBinary: 'ipxe.efi', subnets: loadConfig().config.dhcp.subnets }, 'defaults are filled in place');
+  t.same(
+    doc.dhcp,
+    {
+      mode: 'proxy',
+      interfaces: [],
+      proxyPort: 4011,
+      listenPort: 67,
+      pxeLeaseSeconds: 600,
+      declineSeconds: 600,
+      efiBinary: 'ipxe.efi',
+      subnets: loadConfig().config.dhcp.subnets,
+    },
+    'defaults are filled in place',
+  );
 
   const err = configErrorOf(() => checkConfig({ dhcp: { mode: 'fast' } }, 'my.yaml'));
   t.match(err.message, /^invalid configuration \(my\.yaml\):\n {2}dhcp\.mode: got "fast", expected one of off, proxy, full$/);

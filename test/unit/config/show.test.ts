@@ -121,7 +121,11 @@ t.test('edgeboot config show: a config file, the environment and --set, as serve
 t.test('serve with only EDGEBOOT_SERVER_DATA_DIR keeps its database and cache there', async (t) => {
   const cwd = tempDir(t);
   const dataDir = join(tempDir(t), 'data');
-  const child = spawn(process.execPath, [MAIN_JS, 'serve', '--set', 'http.listen=127.0.0.1:0'], { cwd, env: cleanEnv({ EDGEBOOT_SERVER_DATA_DIR: dataDir }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN_JS, 'serve', '--set', 'http.listen=127.0.0.1:0'], {
+    cwd,
+    env: cleanEnv({ EDGEBOOT_SERVER_DATA_DIR: dataDir }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   killAtExit(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   t.teardown(async () => {
@@ -130,11 +134,16 @@ t.test('serve with only EDGEBOOT_SERVER_DATA_DIR keeps its database and cache th
   });
   const serving = await new Promise<LogLine>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no "edgeboot serving" line within 20 s')), 20_000);
-    onJsonLines(child.stdout, (v): v is LogLine => typeof v === 'object' && v !== null && 'msg' in v, (l) => {
-      if (l.msg !== 'edgeboot serving') return;
-      clearTimeout(timer);
-      resolve(l);
-    }, () => undefined);
+    onJsonLines(
+      child.stdout,
+      (v): v is LogLine => typeof v === 'object' && v !== null && 'msg' in v,
+      (l) => {
+        if (l.msg !== 'edgeboot serving') return;
+        clearTimeout(timer);
+        resolve(l);
+      },
+      () => undefined,
+    );
     child.once('exit', (code) => reject(new Error(`serve exited (${code})`)));
   });
   t.equal(serving.store, `sqlite:${join(dataDir, 'edgeboot.db')}`, 'the start line names the database in the data dir');

@@ -39,31 +39,53 @@ t.test('a sound subnet, and the embedded default, pass', async (t) => {
 });
 
 t.test('a pool outside its subnet', async (t) => {
-  refused(t, [{ ...LAB, pool: ['10.77.1.100', '10.77.1.199'] }], [
-    'dhcp.subnets[0].pool: got [10.77.1.100, 10.77.1.199], expected addresses inside 10.77.0.0/24 (10.77.1.100 and 10.77.1.199 are not)',
-  ], 'both ends outside (the issue\'s case)');
-  refused(t, [{ ...LAB, pool: ['10.77.0.200', '10.77.1.10'] }], [
-    'dhcp.subnets[0].pool: got [10.77.0.200, 10.77.1.10], expected addresses inside 10.77.0.0/24 (10.77.1.10 is not)',
-  ], 'one end outside');
+  refused(
+    t,
+    [{ ...LAB, pool: ['10.77.1.100', '10.77.1.199'] }],
+    ['dhcp.subnets[0].pool: got [10.77.1.100, 10.77.1.199], expected addresses inside 10.77.0.0/24 (10.77.1.100 and 10.77.1.199 are not)'],
+    "both ends outside (the issue's case)",
+  );
+  refused(
+    t,
+    [{ ...LAB, pool: ['10.77.0.200', '10.77.1.10'] }],
+    ['dhcp.subnets[0].pool: got [10.77.0.200, 10.77.1.10], expected addresses inside 10.77.0.0/24 (10.77.1.10 is not)'],
+    'one end outside',
+  );
 });
 
 t.test('a pool whose start is after its end', async (t) => {
-  refused(t, [{ ...LAB, pool: ['10.77.0.199', '10.77.0.100'] }], [
-    'dhcp.subnets[0].pool: got [10.77.0.199, 10.77.0.100], expected the first address of the pool, then the last (the start is after the end)',
-  ], 'reversed');
+  refused(
+    t,
+    [{ ...LAB, pool: ['10.77.0.199', '10.77.0.100'] }],
+    ['dhcp.subnets[0].pool: got [10.77.0.199, 10.77.0.100], expected the first address of the pool, then the last (the start is after the end)'],
+    'reversed',
+  );
 });
 
 t.test('a pool holding the network or the broadcast address', async (t) => {
-  refused(t, [{ ...LAB, pool: ['10.77.0.0', '10.77.0.199'] }], [
-    'dhcp.subnets[0].pool: got [10.77.0.0, 10.77.0.199], expected a range without the network and broadcast addresses of 10.77.0.0/24 (it holds 10.77.0.0)',
-  ], 'network address');
-  refused(t, [{ ...LAB, pool: ['10.77.0.100', '10.77.0.255'] }], [
-    'dhcp.subnets[0].pool: got [10.77.0.100, 10.77.0.255], expected a range without the network and broadcast addresses of 10.77.0.0/24 (it holds 10.77.0.255)',
-  ], 'broadcast address');
-  refused(t, [{ cidr: '10.77.0.0/30', pool: ['10.77.0.0', '10.77.0.3'] }], [
-    'dhcp.subnets[0].pool: got [10.77.0.0, 10.77.0.3], expected a range without the network and broadcast addresses of 10.77.0.0/30 ' +
-      '(it holds 10.77.0.0 and 10.77.0.3)',
-  ], 'both, in a /30');
+  refused(
+    t,
+    [{ ...LAB, pool: ['10.77.0.0', '10.77.0.199'] }],
+    ['dhcp.subnets[0].pool: got [10.77.0.0, 10.77.0.199], expected a range without the network and broadcast addresses of 10.77.0.0/24 (it holds 10.77.0.0)'],
+    'network address',
+  );
+  refused(
+    t,
+    [{ ...LAB, pool: ['10.77.0.100', '10.77.0.255'] }],
+    [
+      'dhcp.subnets[0].pool: got [10.77.0.100, 10.77.0.255], expected a range without the network and broadcast addresses of 10.77.0.0/24 (it holds 10.77.0.255)',
+    ],
+    'broadcast address',
+  );
+  refused(
+    t,
+    [{ cidr: '10.77.0.0/30', pool: ['10.77.0.0', '10.77.0.3'] }],
+    [
+      'dhcp.subnets[0].pool: got [10.77.0.0, 10.77.0.3], expected a range without the network and broadcast addresses of 10.77.0.0/30 ' +
+        '(it holds 10.77.0.0 and 10.77.0.3)',
+    ],
+    'both, in a /30',
+  );
 });
 
 t.test('a router outside its subnet', async (t) => {
@@ -84,7 +106,7 @@ t.test('a cidr with host bits set is refused, naming the network address', async
   refused(t, [{ cidr: '10.77.0.5/24' }], [expected], 'host bits');
 });
 
-t.test('a malformed cidr is the schema\'s, with no second guess from the subnet checks', async (t) => {
+t.test("a malformed cidr is the schema's, with no second guess from the subnet checks", async (t) => {
   for (const cidr of ['10.77.0/24', '10.77.0.0/33', '300.1.2.3/8', '10.77.0.0']) {
     refused(t, [{ cidr, router: '10.77.0.1' }], [`dhcp.subnets[0].cidr: got "${cidr}", expected an IPv4 CIDR such as 10.77.0.0/24`], cidr);
   }
@@ -96,5 +118,8 @@ t.test('every mistake is reported at once, in a file as from the environment', a
     { cidr: '10.77.0.0/23', pool: ['10.77.0.10', '10.77.0.5'] },
   ]);
   t.equal(problems.length, 4, JSON.stringify(problems));
-  t.ok(problems.every((p) => /^dhcp\.subnets\[[01]\]\.(cidr|pool|router): /.test(p)), 'each names its key');
+  t.ok(
+    problems.every((p) => /^dhcp\.subnets\[[01]\]\.(cidr|pool|router): /.test(p)),
+    'each names its key',
+  );
 });

@@ -146,7 +146,11 @@ t.test('systemd-sysusers creates the service user from the shipped file', async 
   mkdirSync(join(root, 'etc'));
   execFileSync('systemd-sysusers', [`--root=${root}`, SYSUSERS_FILE], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
   const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
-  t.match(passwd, /^edgeboot:x:[0-9]+:[0-9]+:[^:]*:\/var\/lib\/edgeboot:\/usr\/sbin\/nologin$/m, 'a system user edgeboot, home /var/lib/edgeboot, no login shell');
+  t.match(
+    passwd,
+    /^edgeboot:x:[0-9]+:[0-9]+:[^:]*:\/var\/lib\/edgeboot:\/usr\/sbin\/nologin$/m,
+    'a system user edgeboot, home /var/lib/edgeboot, no login shell',
+  );
   t.match(readFileSync(join(root, 'etc/group'), 'utf8'), /^edgeboot:x:[0-9]+:/m, 'and its group');
 });
 
@@ -157,7 +161,11 @@ t.test('the package ships deploy/', async (t) => {
 
 t.test('the test supervisor restarts as the unit says (Restart=on-failure, systemd.service(5))', async (t) => {
   const policy = policyFromUnit();
-  t.same(policy, { restartDelayMs: 2_000, preventExitStatus: [2], startLimitBurst: 10, startLimitIntervalMs: 300_000 }, 'RestartSec, RestartPreventExitStatus and the start limit of the unit');
+  t.same(
+    policy,
+    { restartDelayMs: 2_000, preventExitStatus: [2], startLimitBurst: 10, startLimitIntervalMs: 300_000 },
+    'RestartSec, RestartPreventExitStatus and the start limit of the unit',
+  );
   const now = 1_000_000;
   const once = [now - 60_000];
   t.same(restartDecision({ code: null, signal: 'SIGKILL' }, once, now, policy), { restart: true }, 'killed by SIGKILL: restarted');
@@ -165,9 +173,17 @@ t.test('the test supervisor restarts as the unit says (Restart=on-failure, syste
   t.same(restartDecision({ code: 1, signal: null }, once, now, policy), { restart: true }, 'exit 1 (an uncaught exception): restarted');
   t.match(restartDecision({ code: 0, signal: null }, once, now, policy), { restart: false }, 'exit 0: not restarted');
   t.match(restartDecision({ code: null, signal: 'SIGTERM' }, once, now, policy), { restart: false }, 'SIGTERM (systemctl stop): not restarted');
-  t.match(restartDecision({ code: 2, signal: null }, once, now, policy), { restart: false, reason: /RestartPreventExitStatus/ }, 'exit 2 (a config error): not restarted');
+  t.match(
+    restartDecision({ code: 2, signal: null }, once, now, policy),
+    { restart: false, reason: /RestartPreventExitStatus/ },
+    'exit 2 (a config error): not restarted',
+  );
   const burst = Array.from({ length: 10 }, (_, i) => now - 10_000 * i);
-  t.match(restartDecision({ code: 1, signal: null }, burst, now, policy), { restart: false, reason: /start limit/ }, '10 starts in 5 minutes: the start limit stops it');
+  t.match(
+    restartDecision({ code: 1, signal: null }, burst, now, policy),
+    { restart: false, reason: /start limit/ },
+    '10 starts in 5 minutes: the start limit stops it',
+  );
   const spread = Array.from({ length: 10 }, (_, i) => now - 60_000 * i);
   t.same(restartDecision({ code: 1, signal: null }, spread, now, policy), { restart: true }, '10 starts over 9 minutes: restarted');
 });

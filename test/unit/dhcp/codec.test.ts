@@ -91,7 +91,6 @@ function summary(u: UdpPacket, p: DhcpPacket) {
 const goldenJson = (v: unknown): string =>
   `${JSON.stringify(v, null, 2).replace(/\[\n[\d,\n ]+\]/g, (m) => `[${m.slice(1, -1).trim().split(/,\s*/).join(', ')}]`)}\n`;
 
-
 t.test('captures: every DHCP datagram decodes, re-encodes byte for byte, and matches its golden summary', async (t) => {
   for (const capture of DHCP_CAPTURES) {
     t.test(capture, async (t) => {
@@ -201,10 +200,13 @@ t.test('capture reader', async (t) => {
     return Buffer.concat([h, payload]);
   };
   const udp = (sport: number, dport: number, payload: Buffer) => Buffer.concat([u16(sport), u16(dport), u16(8 + payload.length), u16(0), payload]);
-  const ethernet = (type: number, body: Buffer, vlan = false) =>
-    Buffer.concat([ETH_DST, ETH_SRC, ...(vlan ? [u16(0x8100), u16(42)] : []), u16(type), body]);
+  const ethernet = (type: number, body: Buffer, vlan = false) => Buffer.concat([ETH_DST, ETH_SRC, ...(vlan ? [u16(0x8100), u16(42)] : []), u16(type), body]);
 
-  interface Rec { sec: number; frac: number; data: Buffer }
+  interface Rec {
+    sec: number;
+    frac: number;
+    data: Buffer;
+  }
   /** 32- and 16-bit writers in the capture's byte order. */
   const writers = (be: boolean) => ({
     w32: (n: number) => {
@@ -280,8 +282,16 @@ t.test('capture reader', async (t) => {
   const ip = ipv4(17, udp(68, 67, p1));
   const sll = Buffer.concat([u16(0), u16(1), u16(6), ETH_SRC, Buffer.alloc(2), u16(0x0800), ip]);
   const sll2 = Buffer.concat([u16(0x0800), u16(0), Buffer.alloc(4), u16(1), Buffer.from([0, 6]), ETH_SRC, Buffer.alloc(2), ip]);
-  t.same(parseCapture(classic([{ sec: 1, frac: 0, data: sll }], { be: false, nano: false, link: LINKTYPE_LINUX_SLL })), [{ ...expected[0], timestamp: 1 }], 'Linux cooked (SLL)');
-  t.same(parseCapture(pcapng([{ sec: 1, frac: 0, data: sll2 }], { be: false, link: LINKTYPE_LINUX_SLL2 })), [{ ...expected[0], timestamp: 1 }], 'Linux cooked v2 (SLL2)');
+  t.same(
+    parseCapture(classic([{ sec: 1, frac: 0, data: sll }], { be: false, nano: false, link: LINKTYPE_LINUX_SLL })),
+    [{ ...expected[0], timestamp: 1 }],
+    'Linux cooked (SLL)',
+  );
+  t.same(
+    parseCapture(pcapng([{ sec: 1, frac: 0, data: sll2 }], { be: false, link: LINKTYPE_LINUX_SLL2 })),
+    [{ ...expected[0], timestamp: 1 }],
+    'Linux cooked v2 (SLL2)',
+  );
   t.same(parseCapture(classic([{ sec: 1, frac: 0, data: ip }], { be: false, nano: false, link: 147 })), [], 'an unknown link type yields nothing');
   t.throws(() => parseCapture(Buffer.from('not a capture at all')), 'a file that is no capture throws');
   t.throws(() => parseCapture(classic(eth, { be: false, nano: false, link: 1 }).subarray(0, 50)), 'a truncated record throws');
@@ -439,12 +449,42 @@ t.test('typed option accessors on crafted packets', async (t) => {
   const p = mustDecode(
     craft([
       ...DISCOVER,
-      82, 2 + circuit.length + 2 + remote.length + 3, 1, circuit.length, ...circuit, 2, remote.length, ...remote, 9, 1, 7,
-      50, 4, 10, 77, 0, 130,
-      54, 4, 10, 77, 0, 1,
-      57, 2, 0x05, 0xc0,
-      55, 4, 1, 3, 67, 175,
-      12, 6, ...ascii('host\0\0'),
+      82,
+      2 + circuit.length + 2 + remote.length + 3,
+      1,
+      circuit.length,
+      ...circuit,
+      2,
+      remote.length,
+      ...remote,
+      9,
+      1,
+      7,
+      50,
+      4,
+      10,
+      77,
+      0,
+      130,
+      54,
+      4,
+      10,
+      77,
+      0,
+      1,
+      57,
+      2,
+      0x05,
+      0xc0,
+      55,
+      4,
+      1,
+      3,
+      67,
+      175,
+      12,
+      6,
+      ...ascii('host\0\0'),
       255,
     ]),
   );
@@ -460,7 +500,11 @@ t.test('typed option accessors on crafted packets', async (t) => {
 
   const odd = mustDecode(craft([...DISCOVER, 82, 4, 1, 9, 0x41, 0x42, 57, 2, 0x01, 0xf4, 54, 3, 10, 0, 0, 93, 1, 0, 255]));
   const badRelay = relayAgent(odd.options);
-  t.same(badRelay && { raw: hex(badRelay.raw), circuitId: badRelay.circuitId, remoteId: badRelay.remoteId }, { raw: '01094142', circuitId: undefined, remoteId: undefined }, 'an overrunning sub-option: raw only');
+  t.same(
+    badRelay && { raw: hex(badRelay.raw), circuitId: badRelay.circuitId, remoteId: badRelay.remoteId },
+    { raw: '01094142', circuitId: undefined, remoteId: undefined },
+    'an overrunning sub-option: raw only',
+  );
   t.equal(maxMessageSize(odd.options), undefined, 'a maximum below 576 is ignored');
   t.equal(serverId(odd.options), undefined, 'a 3-byte address is no address');
   t.same(clientArchs(odd.options), [], 'an odd-length 93');
@@ -523,7 +567,11 @@ function checkReply(tt: Test, r: ReturnType<typeof buildReply>, options: readonl
   tt.equal(p.flags, HEADER.flags);
   const got = new Map([...p.options].filter(([code]) => code !== 52));
   tt.same(got, new Map(options), 'decodes back to every option');
-  tt.same([...got.keys()], options.map(([c]) => c), 'in order');
+  tt.same(
+    [...got.keys()],
+    options.map(([c]) => c),
+    'in order',
+  );
   return p;
 }
 
@@ -533,7 +581,10 @@ t.test('buildReply', async (t) => {
     const p = checkReply(t, r, BASIC, 548);
     t.equal(r.ok && r.packet.length, 300);
     t.equal(p?.layout.main.ended, true);
-    t.ok(p?.layout.main.trailer.every((b) => b === 0), 'padding is zeros');
+    t.ok(
+      p?.layout.main.trailer.every((b) => b === 0),
+      'padding is zeros',
+    );
     t.equal(p?.layout.file, undefined, 'no overload');
     t.equal(r.ok && r.packet.readUInt32BE(236), MAGIC_COOKIE);
     t.same(r.ok && [...r.packet.subarray(240, 243)], [53, 1, 2], 'options start after the cookie in list order');

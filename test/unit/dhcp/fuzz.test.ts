@@ -32,7 +32,6 @@ const MUTANTS = 120_000;
 const SEED = 0xd4c9_2026;
 const DROP_REASONS: readonly DropReason[] = ['short', 'bad_magic', 'bad_hlen', 'option_overrun', 'bad_overload'];
 
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BOOT_KINDS = ['tftp', 'http', 'none'];
 

@@ -8,7 +8,14 @@ const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';
 const C = '52:54:00:00:00:0c';
 
-const LAB = { cidr: '10.77.0.0/24', pool: ['10.77.0.100', '10.77.0.199'] as [string, string], router: '10.77.0.1', dns: ['10.77.0.1'], domain: 'lab.example', leaseSeconds: 3600 };
+const LAB = {
+  cidr: '10.77.0.0/24',
+  pool: ['10.77.0.100', '10.77.0.199'] as [string, string],
+  router: '10.77.0.1',
+  dns: ['10.77.0.1'],
+  domain: 'lab.example',
+  leaseSeconds: 3600,
+};
 const lab = (): Subnet => parseSubnet(LAB);
 /** A subnet whose pool is `first`..`last` in 10.77.0.0/24. */
 const small = (first: number, last: number): Subnet => parseSubnet({ ...LAB, pool: [`10.77.0.${first}`, `10.77.0.${last}`] });
@@ -126,7 +133,11 @@ t.test('choose: the scan goes up from a cursor, skipping held addresses', async 
 t.test('choose: the scan wraps from the end of the pool to its start', async (t) => {
   const s = small(100, 102);
   const pool = new LeasePool();
-  for (const [mac, want] of [[A, '10.77.0.100'], [B, '10.77.0.101'], [C, '10.77.0.102']] as const) {
+  for (const [mac, want] of [
+    [A, '10.77.0.100'],
+    [B, '10.77.0.101'],
+    [C, '10.77.0.102'],
+  ] as const) {
     const ip = pool.choose(s, mac, NOW);
     t.equal(ip, want);
     if (ip) pool.put(bound(ip, mac));
@@ -227,7 +238,10 @@ t.test('remove: deletes by address and forgets the client', async (t) => {
   t.equal(pool.remove('10.77.0.100'), undefined, 'twice: nothing');
   t.equal(pool.remove('10.77.0.150'), undefined, 'unknown: nothing');
   t.equal(pool.remove('10.77.0.102')?.state, 'declined');
-  t.same(pool.all().map((l) => l.ip), ['10.77.0.101']);
+  t.same(
+    pool.all().map((l) => l.ip),
+    ['10.77.0.101'],
+  );
 });
 
 t.test('the constructor loads leases by address and by client', async (t) => {

@@ -212,8 +212,16 @@ t.test('UEFI HTTP Boot', async (t) => {
   t.equal(c.pxe, true, 'HTTPClient is network-boot firmware');
   t.equal(c.firmware, 'efi-x86-64');
   t.strictSame(chooseBootFile(c, CFG), { kind: 'http', url: 'http://10.77.0.1:8080/ipxe/ipxe.efi', vendorClass: 'HTTPClient' });
-  t.strictSame(boot({ 60: 'HTTPClient:Arch:00016:UNDI:003000' }), { kind: 'http', url: 'http://10.77.0.1:8080/ipxe/ipxe.efi', vendorClass: 'HTTPClient' }, 'arch from option 60 alone');
-  t.strictSame(boot({ 93: arch(19), 60: 'HTTPClient:Arch:00019' }), { kind: 'http', url: 'http://10.77.0.1:8080/ipxe/ipxe-arm64.efi', vendorClass: 'HTTPClient' }, 'arm64 HTTP (19)');
+  t.strictSame(
+    boot({ 60: 'HTTPClient:Arch:00016:UNDI:003000' }),
+    { kind: 'http', url: 'http://10.77.0.1:8080/ipxe/ipxe.efi', vendorClass: 'HTTPClient' },
+    'arch from option 60 alone',
+  );
+  t.strictSame(
+    boot({ 93: arch(19), 60: 'HTTPClient:Arch:00019' }),
+    { kind: 'http', url: 'http://10.77.0.1:8080/ipxe/ipxe-arm64.efi', vendorClass: 'HTTPClient' },
+    'arm64 HTTP (19)',
+  );
   t.equal(classify({ 93: arch(16), 60: 'PXEClient:Arch:00016' }).httpBoot, true, 'an HTTP architecture alone');
 });
 
@@ -258,7 +266,10 @@ t.test('clients with no boot file', async (t) => {
   t.strictSame(boot({ 93: arch(2), 60: 'PXEClient:Arch:00002:UNDI:002001' }), { kind: 'none', reason: 'no iPXE binary for architecture itanium' });
   t.strictSame(boot({ 93: arch(0x1234), 60: 'PXEClient' }), { kind: 'none', reason: 'no iPXE binary for architecture 4660' });
   t.strictSame(boot({ 60: 'PXEClient' }), { kind: 'none', reason: 'no iPXE binary for architecture unknown' });
-  t.strictSame(boot({ 93: [...arch(2), ...arch(12)], 60: 'PXEClient' }), { kind: 'none', reason: 'no iPXE binary for architecture itanium, ppc-open-firmware' });
+  t.strictSame(boot({ 93: [...arch(2), ...arch(12)], 60: 'PXEClient' }), {
+    kind: 'none',
+    reason: 'no iPXE binary for architecture itanium, ppc-open-firmware',
+  });
 });
 
 t.test('UUID (option 97) and UNDI (option 94)', async (t) => {

@@ -25,11 +25,24 @@ function midRun(over: Partial<PrecacheProgress> = {}): Readonly<PrecacheProgress
   });
 }
 
-const freshRun = (now: string): PrecacheProgress => ({ boots: 1, step: 'booting', filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, startedAt: now, lastHeartbeatAt: now });
+const freshRun = (now: string): PrecacheProgress => ({
+  boots: 1,
+  step: 'booting',
+  filesDone: 0,
+  filesTotal: 0,
+  bytesDone: 0,
+  bytesTotal: 0,
+  startedAt: now,
+  lastHeartbeatAt: now,
+});
 
 t.test('precacheBooted: a boot from registered starts a new run', async (t) => {
   t.strictSame(precacheBooted(undefined, 'registered', T1), freshRun(T1), 'no run before');
-  t.strictSame(precacheBooted(midRun({ outcome: 'failed', finishedAt: T0 }), 'registered', T1), freshRun(T1), "an old run's counters, outcome and message are gone");
+  t.strictSame(
+    precacheBooted(midRun({ outcome: 'failed', finishedAt: T0 }), 'registered', T1),
+    freshRun(T1),
+    "an old run's counters, outcome and message are gone",
+  );
   for (const state of MACHINE_STATES.filter((s) => s !== 'precaching')) {
     t.strictSame(precacheBooted(midRun(), state, T1), freshRun(T1), `from ${state}: a new run`);
   }
@@ -48,7 +61,11 @@ t.test('precacheBooted: a boot from precaching is one boot more of the same run'
 
 t.test('bootLoopReason: at maxBoots boots of a precaching machine, the next would be a loop', async (t) => {
   for (const maxBoots of [1, 3, 10]) {
-    t.equal(bootLoopReason({ state: 'precaching', precacheProgress: midRun({ boots: maxBoots - 1 }) }, maxBoots), undefined, `${maxBoots - 1} of ${maxBoots}: another boot is fine`);
+    t.equal(
+      bootLoopReason({ state: 'precaching', precacheProgress: midRun({ boots: maxBoots - 1 }) }, maxBoots),
+      undefined,
+      `${maxBoots - 1} of ${maxBoots}: another boot is fine`,
+    );
     for (const boots of [maxBoots, maxBoots + 4]) {
       const reason = bootLoopReason({ state: 'precaching', precacheProgress: midRun({ boots, step: 'partition' }) }, maxBoots);
       t.match(reason, /^boot loop: /, `${boots} of ${maxBoots}: a boot loop`);
@@ -71,7 +88,11 @@ t.test('heartbeatLapsed: silence longer than the limit fails a precaching machin
   const at = (ms: number): Date => new Date(Date.parse(T0) + ms);
   for (const seconds of [30, 900]) {
     t.equal(heartbeatLapsed({ state: 'precaching', precacheProgress: progress }, at(0), seconds), undefined, `${seconds}: just heard from`);
-    t.equal(heartbeatLapsed({ state: 'precaching', precacheProgress: progress }, at(seconds * 1000), seconds), undefined, `${seconds}: exactly at the limit is not lapsed`);
+    t.equal(
+      heartbeatLapsed({ state: 'precaching', precacheProgress: progress }, at(seconds * 1000), seconds),
+      undefined,
+      `${seconds}: exactly at the limit is not lapsed`,
+    );
     const reason = heartbeatLapsed({ state: 'precaching', precacheProgress: progress }, at(seconds * 1000 + 1), seconds);
     t.type(reason, 'string', `${seconds}: one millisecond over is lapsed`);
     t.match(reason, `precache.heartbeatSeconds ${seconds}`, 'names the setting');
@@ -104,7 +125,11 @@ t.test('progressReport ignores counters that are not non-negative safe integers'
   const bad: unknown[] = [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, '5', null, true, [], {}];
   for (const value of bad) {
     for (const key of ['filesDone', 'filesTotal', 'bytesDone', 'bytesTotal']) {
-      t.strictSame(progressReport({ step: 'download', [key]: value }, undefined), { step: 'download' }, `${key}: ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
+      t.strictSame(
+        progressReport({ step: 'download', [key]: value }, undefined),
+        { step: 'download' },
+        `${key}: ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`,
+      );
     }
   }
 });
@@ -120,7 +145,17 @@ t.test('progressReport takes a step only in the step pattern', async (t) => {
 
 t.test('progressReport ignores what is not a progress field', async (t) => {
   // These would overwrite edgeboot's own bookkeeping if a heartbeat spread them in.
-  const data = { boots: 0, outcome: 'precached', finishedAt: T1, startedAt: T1, lastHeartbeatAt: T1, disk: '/dev/sdz', bundle: 'x', file: 'a.tgz', resumedFrom: 0 };
+  const data = {
+    boots: 0,
+    outcome: 'precached',
+    finishedAt: T1,
+    startedAt: T1,
+    lastHeartbeatAt: T1,
+    disk: '/dev/sdz',
+    bundle: 'x',
+    file: 'a.tgz',
+    resumedFrom: 0,
+  };
   t.strictSame(progressReport(data, undefined), {});
 });
 
@@ -136,7 +171,11 @@ t.test('heartbeat: the time, and the report when there is one', async (t) => {
   const before = midRun();
   t.strictSame(heartbeat(before, T1), { ...before, lastHeartbeatAt: T1 }, 'without a report only the time moves');
   const report = progressReport({ step: 'verify', filesDone: 4, bytesDone: 23456 }, 'verified b.tgz');
-  t.strictSame(heartbeat(before, T1, report), { ...before, step: 'verify', filesDone: 4, bytesDone: 23456, message: 'verified b.tgz', lastHeartbeatAt: T1 }, 'the report moves its fields, the rest stays');
+  t.strictSame(
+    heartbeat(before, T1, report),
+    { ...before, step: 'verify', filesDone: 4, bytesDone: 23456, message: 'verified b.tgz', lastHeartbeatAt: T1 },
+    'the report moves its fields, the rest stays',
+  );
   t.equal(before.lastHeartbeatAt, T0, 'the old progress is left alone');
 });
 

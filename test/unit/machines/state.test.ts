@@ -1,11 +1,5 @@
 import t from 'tap';
-import {
-  applyTransition,
-  isMachineState,
-  MACHINE_STATES,
-  type MachineState,
-  type Transition,
-} from '../../../src/machines/state.js';
+import { applyTransition, isMachineState, MACHINE_STATES, type MachineState, type Transition } from '../../../src/machines/state.js';
 
 /** Every transition variant the state machine knows, with the flags that change its outcome. */
 const VARIANTS = {
@@ -181,11 +175,7 @@ for (const from of MACHINE_STATES) {
       if (expected === NO) {
         t.equal(step.ok, false, `${variant}: refused`);
         if (!step.ok) {
-          t.match(
-            step.reason,
-            `cannot apply ${transition.kind} to a machine in state ${from}: `,
-            `${variant}: the reason names the state and the transition`,
-          );
+          t.match(step.reason, `cannot apply ${transition.kind} to a machine in state ${from}: `, `${variant}: the reason names the state and the transition`);
           t.ok(step.reason.length > `cannot apply ${transition.kind} to a machine in state ${from}: `.length, `${variant}: the reason says why`);
         }
       } else {
@@ -238,7 +228,11 @@ t.test('the happy paths of DESIGN.md, step by step', async (t) => {
     'a profile without precache goes registered → installing directly',
   );
   t.equal(
-    walk('installing', [{ kind: 'error', reason: 'hub timeout' }, { kind: 'reset', to: 'precached', precacheKept: true }, { kind: 'install-served', precacheRequired: true }]),
+    walk('installing', [
+      { kind: 'error', reason: 'hub timeout' },
+      { kind: 'reset', to: 'precached', precacheKept: true },
+      { kind: 'install-served', precacheRequired: true },
+    ]),
     'installing',
     'reinstall after a failure keeps the precache',
   );

@@ -6,8 +6,14 @@ const errno = (code: string): Error & { code: string } => Object.assign(new Erro
 
 t.test('bindError names the protocol, the address, the reason and the fix', async (t) => {
   t.equal(bindError('TFTP', 'UDP 0.0.0.0:69', errno('EACCES'), hints).message, 'TFTP: cannot bind UDP 0.0.0.0:69: permission denied; run as root');
-  t.equal(bindError('TFTP', 'UDP 0.0.0.0:69', errno('EADDRINUSE'), hints).message, 'TFTP: cannot bind UDP 0.0.0.0:69: another TFTP server already holds it; stop it');
-  t.equal(bindError('HTTP', 'TCP 10.9.9.9:80', errno('EADDRNOTAVAIL'), hints).message, 'HTTP: cannot bind TCP 10.9.9.9:80: no interface has that address; check the address');
+  t.equal(
+    bindError('TFTP', 'UDP 0.0.0.0:69', errno('EADDRINUSE'), hints).message,
+    'TFTP: cannot bind UDP 0.0.0.0:69: another TFTP server already holds it; stop it',
+  );
+  t.equal(
+    bindError('HTTP', 'TCP 10.9.9.9:80', errno('EADDRNOTAVAIL'), hints).message,
+    'HTTP: cannot bind TCP 10.9.9.9:80: no interface has that address; check the address',
+  );
   const other = errno('EINVAL');
   const e = bindError('DHCP', 'UDP port 67', other, hints);
   t.equal(e.message, 'DHCP: cannot bind UDP port 67: bind EINVAL; check the address and port');
@@ -22,5 +28,8 @@ t.test('a bind error keeps the errno code, so the start can tell "not allowed" f
 });
 
 t.test('the fix for a privileged port is the exact setcap command, on the resolved node binary', async (t) => {
-  t.equal(PRIVILEGED_PORT_FIX, 'run edgeboot as root, or give node the capability (as root, once): setcap cap_net_bind_service,cap_net_raw+ep "$(readlink -f "$(which node)")"');
+  t.equal(
+    PRIVILEGED_PORT_FIX,
+    'run edgeboot as root, or give node the capability (as root, once): setcap cap_net_bind_service,cap_net_raw+ep "$(readlink -f "$(which node)")"',
+  );
 });

@@ -10,7 +10,12 @@ import { packTar, readTarFiles, type TarEntry } from '../../../src/registry/tar.
 
 async function archiveOf(entries: TarEntry[]): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const chunk of packTar((async function* () { yield* entries; })())) parts.push(chunk as Buffer);
+  for await (const chunk of packTar(
+    (async function* () {
+      yield* entries;
+    })(),
+  ))
+    parts.push(chunk as Buffer);
   return Buffer.concat(parts);
 }
 
@@ -34,7 +39,9 @@ t.test('an archive of a bundle image is what GNU tar lists and extracts', async 
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'a.tar'), archive);
   t.same(
-    execFileSync('tar', ['-tf', join(dir, 'a.tar')], { encoding: 'utf8' }).trim().split('\n'),
+    execFileSync('tar', ['-tf', join(dir, 'a.tar')], { encoding: 'utf8' })
+      .trim()
+      .split('\n'),
     [`${top}/`, long, blob, tooLongForUstar],
     'GNU tar lists them all: the 153-byte path via the ustar prefix, the one no prefix fits via PAX',
   );
@@ -43,7 +50,12 @@ t.test('an archive of a bundle image is what GNU tar lists and extracts', async 
   execFileSync('tar', ['-xf', join(dir, 'a.tar'), '-C', dir]);
   t.same(readFileSync(join(dir, long)), body, 'and extracts the bytes');
   t.same(readFileSync(join(dir, blob)), streamed, 'a streamed file too');
-  const back = await readTarFiles((async function* () { yield archive; })(), () => true);
+  const back = await readTarFiles(
+    (async function* () {
+      yield archive;
+    })(),
+    () => true,
+  );
   t.same(back.get(long), body, 'our reader agrees');
   t.same(back.get(tooLongForUstar), Buffer.from('x'));
   const fiveBytes = () => Readable.from([Buffer.alloc(5)]);
@@ -57,7 +69,11 @@ t.test('archive names and lists follow factory-precaching-cli', async (t) => {
   t.same(imageGroups({ kind: 'component', name: 'etcd', ref: 'quay.io/o/a@sha256:1' }, false), { ai: true, ocp: true }, 'a discovery component');
   t.same(imageGroups({ kind: 'component', name: 'console', ref: 'quay.io/o/a@sha256:1' }, false), { ai: false, ocp: true });
   t.same(imageGroups({ kind: 'image', name: 'x', ref: 'registry.redhat.io/multicluster-engine/assisted-installer-rhel8:v1' }, false), { ai: true, ocp: false });
-  t.same(imageGroups({ kind: 'image', name: 'x', ref: 'registry.redhat.io/multicluster-engine/assisted-installer-reporter-rhel8:v1' }, false), { ai: true, ocp: true }, 'the reporter is on both');
+  t.same(
+    imageGroups({ kind: 'image', name: 'x', ref: 'registry.redhat.io/multicluster-engine/assisted-installer-reporter-rhel8:v1' }, false),
+    { ai: true, ocp: true },
+    'the reporter is on both',
+  );
   t.same(imageGroups({ kind: 'image', name: 'x', ref: 'quay.io/me/agent:v1' }, true), { ai: true, ocp: false }, 'given as an AI image');
   t.same(imageGroups({ kind: 'image', name: 'x', ref: 'quay.io/me/tool:v1' }, false), { ai: false, ocp: true });
   const spec = { release: 'quay.io/o/r:4', aiImages: [], images: ['quay.io/a/b:1'], architecture: 'amd64' };

@@ -32,14 +32,15 @@ t.test('the job is a bash script that sources the env file first', async (t) => 
 });
 
 t.test('every setting the job reads without a default is in the env file Ignition writes', async (t) => {
-  const config = renderIgnition({ eventsUrl: 'http://x/e', precache: { machineUrl: 'http://x/m', token: 't', mac: '52:54:00:ab:cd:ef', after: 'reboot', script } });
+  const config = renderIgnition({
+    eventsUrl: 'http://x/e',
+    precache: { machineUrl: 'http://x/m', token: 't', mac: '52:54:00:ab:cd:ef', after: 'reboot', script },
+  });
   const envFile = config.storage?.files.find((f) => f.path === PRECACHE_ENV_FILE);
   const env = Buffer.from(envFile?.contents.source.replace(/^data:;base64,/, '') ?? '', 'base64').toString('utf8');
   const defined = new Set([...env.matchAll(/^([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]));
   // `${EDGEBOOT_X:-default}` may be absent; `$EDGEBOOT_X` and `${EDGEBOOT_X}` must be set (the job runs with set -u).
-  const used = [...script.matchAll(/\$(?:\{(EDGEBOOT_[A-Z0-9_]+)(:?-)?|(EDGEBOOT_[A-Z0-9_]+))/g)]
-    .filter((m) => m[2] === undefined)
-    .map((m) => m[1] ?? m[3]);
+  const used = [...script.matchAll(/\$(?:\{(EDGEBOOT_[A-Z0-9_]+)(:?-)?|(EDGEBOOT_[A-Z0-9_]+))/g)].filter((m) => m[2] === undefined).map((m) => m[1] ?? m[3]);
   t.ok(used.length > 0, 'the job reads its settings');
   for (const name of new Set(used)) t.ok(name !== undefined && defined.has(name), `${name} is in ${PRECACHE_ENV_FILE}`);
 });

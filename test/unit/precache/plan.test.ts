@@ -78,8 +78,14 @@ t.test('the plan: partition, bundle, files with URLs, config settings, required 
 t.test('fileUrl is asked once per file, by name', async (t) => {
   const asked: string[] = [];
   const plan = planOf(t, makePlan(input({ fileUrl: (name) => (asked.push(name), `x:${name}`) })));
-  t.same(asked, FILES.map((f) => f.name));
-  t.same(plan?.files.map((f) => f.url), FILES.map((f) => `x:${f.name}`));
+  t.same(
+    asked,
+    FILES.map((f) => f.name),
+  );
+  t.same(
+    plan?.files.map((f) => f.url),
+    FILES.map((f) => `x:${f.name}`),
+  );
 });
 
 t.test("the reservation's sizeGiB wins over the default", async (t) => {
@@ -115,7 +121,15 @@ t.test('without a reservation disk: the first eligible disk that is big enough',
 t.test('without a reservation disk: no eligible disk is no_disk', async (t) => {
   const cases: [string, DiskInfo[]][] = [
     ['no disks at all', []],
-    ['only removable, read-only, loop and rom', [disk('sda', 2000, { removable: true }), disk('sdb', 2000, { readOnly: true }), disk('loop0', 2000, { type: 'loop' }), disk('sr0', 2000, { type: 'rom' })]],
+    [
+      'only removable, read-only, loop and rom',
+      [
+        disk('sda', 2000, { removable: true }),
+        disk('sdb', 2000, { readOnly: true }),
+        disk('loop0', 2000, { type: 'loop' }),
+        disk('sr0', 2000, { type: 'rom' }),
+      ],
+    ],
   ];
   for (const [what, disks] of cases) {
     const p = problemOf(t, makePlan(input({ inventory: inventory(...disks) })));

@@ -12,7 +12,10 @@ t.test('installerArgs keep the partition; the mirror snippets name edgeboot', as
   t.same(JSON.parse(nodes[0]?.installerArgs ?? '[]'), ['--save-partlabel', 'data'], 'installerArgs is the JSON list the BMH annotation takes');
   const idms = docs[1] as { kind: string; spec: { imageDigestMirrors: { source: string; mirrors: string[] }[] } };
   t.equal(idms.kind, 'ImageDigestMirrorSet');
-  t.same(idms.spec.imageDigestMirrors.map((m) => [m.source, m.mirrors[0]]), DEFAULT_SOURCES.map((s) => [s, `10.77.0.1:8080/${s}`]));
+  t.same(
+    idms.spec.imageDigestMirrors.map((m) => [m.source, m.mirrors[0]]),
+    DEFAULT_SOURCES.map((s) => [s, `10.77.0.1:8080/${s}`]),
+  );
   const conf = (docs[2] as { data: { 'registries.conf': string } }).data['registries.conf'];
   // Python's own TOML parser (Debian's python3 has tomllib) reads it as containers-registries.conf(5) means it.
   const parsed = JSON.parse(

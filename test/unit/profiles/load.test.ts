@@ -128,7 +128,10 @@ t.test('a user folder with broken files: each is reported, the good ones still l
   }
   t.equal(mustGet(set, 'good-chain').builtin, false);
   t.equal(mustGet(set, 'good-chain').file, join(dir, 'f-good-chain.yaml'));
-  t.same(set.list().map((p) => p.name), ['assisted', 'good-chain', 'good-flow', 'good-kernel', 'local-disk', 'precache-assisted', 'rhcos-live']);
+  t.same(
+    set.list().map((p) => p.name),
+    ['assisted', 'good-chain', 'good-flow', 'good-kernel', 'local-disk', 'precache-assisted', 'rhcos-live'],
+  );
 });
 
 t.test('other mistakes a profile folder can hold', async (t) => {
@@ -157,7 +160,11 @@ t.test('other mistakes a profile folder can hold', async (t) => {
   t.equal(messageOf('unbalanced.yaml'), 'chain: unbalanced {{ or }}');
   t.match(messageOf('list.yaml'), /^\(top level\): must be object/);
   t.equal(set.problems.length, 10, JSON.stringify(set.problems));
-  t.same(set.list().map((p) => p.name), ['assisted', 'local-disk', 'precache-assisted', 'rhcos-live'], 'only the built-ins load');
+  t.same(
+    set.list().map((p) => p.name),
+    ['assisted', 'local-disk', 'precache-assisted', 'rhcos-live'],
+    'only the built-ins load',
+  );
 });
 
 t.test('a missing folder and a name defined twice in one folder', async (t) => {
@@ -194,7 +201,10 @@ t.test('a user profile of the same name replaces a built-in', async (t) => {
   const noKernel = loadProfiles(withUser(userFolder({ 'live.yaml': 'name: rhcos-live\nlocal: true\n' })));
   t.equal(mustGet(noKernel, 'rhcos-live').builtin, false);
   t.equal(noKernel.get('precache-assisted'), undefined, 'the built-in flow is checked against the replacement');
-  t.same(noKernel.problems.map((p) => p.message), ['flow.precache names profile rhcos-live, which boots no kernel: the live environment must']);
+  t.same(
+    noKernel.problems.map((p) => p.message),
+    ['flow.precache names profile rhcos-live, which boots no kernel: the live environment must'],
+  );
   t.equal(noKernel.problems[0]?.file, join(BUILTIN_PROFILES_DIR, 'precache-assisted.yaml'));
 });
 
@@ -207,8 +217,11 @@ t.test('requires lists the machine values a profile needs', async (t) => {
   t.same(parse({ name: 'a', chain: '{{ machine.assistedScriptUrl }}' }).requires, ['machine.assistedScriptUrl']);
   t.same(parse({ name: 'b', chain: 'https://x/{{ machine.hostname }}/{{ machine.hostname }}' }).requires, ['machine.hostname'], 'listed once');
   t.same(
-    parse({ name: 'c', boot: { kernel: 'k', args: 'h={{ machine.hostname }} s={{ machine.assistedScriptUrl }} ip={{ machine.ip }}' }, artifacts: { k: { url: 'https://x/k' } } })
-      .requires,
+    parse({
+      name: 'c',
+      boot: { kernel: 'k', args: 'h={{ machine.hostname }} s={{ machine.assistedScriptUrl }} ip={{ machine.ip }}' },
+      artifacts: { k: { url: 'https://x/k' } },
+    }).requires,
     ['machine.hostname', 'machine.assistedScriptUrl', 'machine.ip'],
   );
   t.same(
@@ -222,7 +235,11 @@ t.test('requires lists the machine values a profile needs', async (t) => {
 });
 
 t.test('args are read with their whitespace folded', async (t) => {
-  const r = parseProfile({ name: 'ws', artifacts: { k: { url: 'https://x/k' } }, boot: { kernel: 'k', args: '  a=1\n  b={{ machine.mac }}\t\tc=3 \n' } }, 'mem.yaml', false);
+  const r = parseProfile(
+    { name: 'ws', artifacts: { k: { url: 'https://x/k' } }, boot: { kernel: 'k', args: '  a=1\n  b={{ machine.mac }}\t\tc=3 \n' } },
+    'mem.yaml',
+    false,
+  );
   if (!r.ok) throw new Error(r.message);
   t.same(r.profile.boot, {
     kind: 'kernel',
@@ -256,10 +273,14 @@ t.test('parseTemplate', async (t) => {
     { kind: 'value', name: 'server.url' },
     { kind: 'text', text: ' b' },
   ]);
-  t.same(parse('{{machine.mac}}{{   machine.hostname   }}'), [
-    { kind: 'value', name: 'machine.mac' },
-    { kind: 'value', name: 'machine.hostname' },
-  ], 'spacing inside braces does not matter; adjacent placeholders');
+  t.same(
+    parse('{{machine.mac}}{{   machine.hostname   }}'),
+    [
+      { kind: 'value', name: 'machine.mac' },
+      { kind: 'value', name: 'machine.hostname' },
+    ],
+    'spacing inside braces does not matter; adjacent placeholders',
+  );
   t.same(parse('root={{ artifacts.rootfs }} k={{artifacts.kernel}}'), [
     { kind: 'text', text: 'root=' },
     { kind: 'artifact', name: 'rootfs' },
@@ -294,9 +315,29 @@ t.test('fillTemplate', async (t) => {
   t.same(filled, { ok: true, text: 'k=http://10.77.0.2:8080/assets/kernel h=sno-1 u=http://10.77.0.2:8080/x' });
   t.same(asked, ['machine.hostname', 'server.url'], 'asks only for the values it holds');
 
-  const missing = fillTemplate(parsed.template, (name) => (name === 'server.url' ? 'http://s' : undefined), () => 'http://a');
+  const missing = fillTemplate(
+    parsed.template,
+    (name) => (name === 'server.url' ? 'http://s' : undefined),
+    () => 'http://a',
+  );
   t.same(missing, { ok: false, missing: 'machine.hostname' }, 'names the first value the machine lacks');
 
-  t.same(fillTemplate(parsed.template, (name) => (name === 'machine.hostname' ? '' : 'v'), () => 'a'), { ok: true, text: 'k=a h= u=v/x' }, 'an empty value is a value');
-  t.same(fillTemplate([], () => undefined, () => 'a'), { ok: true, text: '' }, 'empty template');
+  t.same(
+    fillTemplate(
+      parsed.template,
+      (name) => (name === 'machine.hostname' ? '' : 'v'),
+      () => 'a',
+    ),
+    { ok: true, text: 'k=a h= u=v/x' },
+    'an empty value is a value',
+  );
+  t.same(
+    fillTemplate(
+      [],
+      () => undefined,
+      () => 'a',
+    ),
+    { ok: true, text: '' },
+    'empty template',
+  );
 });

@@ -54,7 +54,19 @@ t.test('hosts: case-insensitive, ports honoured', async (t) => {
 
 t.test('dot segments, encodings and odd names are never allowed', async (t) => {
   const r = rules('quay.io/openshift', 'registry.lab:5000');
-  for (const repository of ['openshift/../evil', 'openshift/./x', 'openshift/%2e%2e/evil', 'openshift%2fx', 'openshift//x', 'openshift/x/', '/openshift/x', 'openshift/X', 'openshift/x y', 'openshift/x\n', '']) {
+  for (const repository of [
+    'openshift/../evil',
+    'openshift/./x',
+    'openshift/%2e%2e/evil',
+    'openshift%2fx',
+    'openshift//x',
+    'openshift/x/',
+    '/openshift/x',
+    'openshift/X',
+    'openshift/x y',
+    'openshift/x\n',
+    '',
+  ]) {
     t.notOk(upstreamAllowed(r, 'quay.io', repository), JSON.stringify(repository));
   }
   for (const host of ['quay.io/openshift', 'quay.io%2eevil', 'quay.io@evil.example', 'quay.io:5000:1', 'user:pw@quay.io', '', 'quay.io ', 'quay.io\t']) {
@@ -98,7 +110,10 @@ t.test('registry.allowedUpstreams: the default and EDGEBOOT_REGISTRY_ALLOWED_UPS
   const fromEnv = loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: 'registry.lab:5000, quay.io/acme' } }).config;
   t.same(fromEnv.registry.allowedUpstreams, ['registry.lab:5000', 'quay.io/acme'], 'comma-separated');
   t.same(loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: '' } }).config.registry.allowedUpstreams, [], 'empty: only upstreams and insecureRegistries');
-  t.throws(() => loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: 'quay.io/a b' } }), /registry\.allowedUpstreams\[0\]: got "quay\.io\/a b", expected a registry host\[:port\] or host\/namespace prefix/);
+  t.throws(
+    () => loadConfig({ env: { EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS: 'quay.io/a b' } }),
+    /registry\.allowedUpstreams\[0\]: got "quay\.io\/a b", expected a registry host\[:port\] or host\/namespace prefix/,
+  );
 });
 
 t.test('tags/list paths', async (t) => {
@@ -132,7 +147,11 @@ t.test('tag pages: n, last, and the next link', async (t) => {
 t.test("an upstream's next link is followed on the same origin and repository only", async (t) => {
   const origin = 'http://127.0.0.1:5000';
   t.equal(upstreamNextPage('</v2/ns/a/tags/list?n=2&last=b>; rel="next"', origin, 'ns/a'), '/v2/ns/a/tags/list?n=2&last=b');
-  t.equal(upstreamNextPage('<http://127.0.0.1:5000/v2/ns/a/tags/list?last=b>; rel=next', origin, 'ns/a'), '/v2/ns/a/tags/list?last=b', 'absolute on the same origin');
+  t.equal(
+    upstreamNextPage('<http://127.0.0.1:5000/v2/ns/a/tags/list?last=b>; rel=next', origin, 'ns/a'),
+    '/v2/ns/a/tags/list?last=b',
+    'absolute on the same origin',
+  );
   t.equal(upstreamNextPage(['<x>; rel="prev"', '</v2/ns/a/tags/list?last=c>; rel="next"'], origin, 'ns/a'), '/v2/ns/a/tags/list?last=c', 'several links');
   t.equal(upstreamNextPage('<http://127.0.0.2/v2/ns/a/tags/list?last=b>; rel="next"', origin, 'ns/a'), undefined, 'another host');
   t.equal(upstreamNextPage('<//127.0.0.2/v2/ns/a/tags/list>; rel="next"', origin, 'ns/a'), undefined, 'a scheme-relative link to another host');

@@ -12,7 +12,12 @@ t.test('mirror paths: the upstream first, then the repository', async (t) => {
     what: 'manifests',
     reference: { kind: 'digest', digest: `sha256:${HEX}`, hex: HEX },
   });
-  t.same(parseMirrorPath('127.0.0.2/ns/a/manifests/v1.2_3'), { upstream: '127.0.0.2', repository: 'ns/a', what: 'manifests', reference: { kind: 'tag', tag: 'v1.2_3' } });
+  t.same(parseMirrorPath('127.0.0.2/ns/a/manifests/v1.2_3'), {
+    upstream: '127.0.0.2',
+    repository: 'ns/a',
+    what: 'manifests',
+    reference: { kind: 'tag', tag: 'v1.2_3' },
+  });
   t.match(parseMirrorPath('quay.io/manifests/v1'), { error: 'NAME_INVALID' }, 'an upstream needs a repository after it');
   t.match(parseMirrorPath('quay.io/Ns/a/manifests/v1'), { error: 'NAME_INVALID' }, 'upper case is not a name component');
   t.match(parseMirrorPath('quay.io/ns/a/blobs/v1'), { error: 'DIGEST_INVALID' }, 'blobs by digest only');

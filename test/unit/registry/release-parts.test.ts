@@ -56,13 +56,31 @@ t.test('tar: damaged input is an error, a too-large file a clear one', async (t)
   const tar = archives().gnu as Buffer;
   const bad = Buffer.from(tar);
   bad[150] = 0x39; // inside the first header's checksum
-  await t.rejects(readTarFiles(chunks(bad, 1000), () => true), /wrong checksum/);
-  await t.rejects(readTarFiles(chunks(tar.subarray(0, 2000), 1000), () => true), /ended inside an entry/);
-  await t.rejects(readTarFiles(chunks(tar, 4096), (n) => n === 'big.bin', { maxFileBytes: 1000 }), /big\.bin in the layer is 70000 bytes, over the 1000-byte limit/);
+  await t.rejects(
+    readTarFiles(chunks(bad, 1000), () => true),
+    /wrong checksum/,
+  );
+  await t.rejects(
+    readTarFiles(chunks(tar.subarray(0, 2000), 1000), () => true),
+    /ended inside an entry/,
+  );
+  await t.rejects(
+    readTarFiles(chunks(tar, 4096), (n) => n === 'big.bin', { maxFileBytes: 1000 }),
+    /big\.bin in the layer is 70000 bytes, over the 1000-byte limit/,
+  );
 });
 
 t.test('image-references: the version and every DockerImage tag', async (t) => {
-  const doc = { kind: 'ImageStream', metadata: { name: '4.14.0' }, spec: { tags: [{ name: 'pod', from: { kind: 'DockerImage', name: 'quay.io/o/a@sha256:1' } }, { name: 'odd', from: { kind: 'ImageStreamTag', name: 'x' } }] } };
+  const doc = {
+    kind: 'ImageStream',
+    metadata: { name: '4.14.0' },
+    spec: {
+      tags: [
+        { name: 'pod', from: { kind: 'DockerImage', name: 'quay.io/o/a@sha256:1' } },
+        { name: 'odd', from: { kind: 'ImageStreamTag', name: 'x' } },
+      ],
+    },
+  };
   t.same(parseImageReferences(Buffer.from(JSON.stringify(doc)), 'r'), { version: '4.14.0', components: [{ name: 'pod', image: 'quay.io/o/a@sha256:1' }] });
   t.throws(() => parseImageReferences(Buffer.from('{"kind":"List"}'), 'r'), /not an ImageStream/);
   t.throws(() => parseImageReferences(Buffer.from('nope'), 'r'), /not JSON/);
@@ -70,7 +88,11 @@ t.test('image-references: the version and every DockerImage tag', async (t) => {
 
 t.test('image refs name their registry', async (t) => {
   const hex = 'b'.repeat(64);
-  t.match(parseImageRef('quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64'), { host: 'quay.io', repository: 'openshift-release-dev/ocp-release', reference: { kind: 'tag', tag: '4.14.0-x86_64' } });
+  t.match(parseImageRef('quay.io/openshift-release-dev/ocp-release:4.14.0-x86_64'), {
+    host: 'quay.io',
+    repository: 'openshift-release-dev/ocp-release',
+    reference: { kind: 'tag', tag: '4.14.0-x86_64' },
+  });
   t.match(parseImageRef(`registry.example:5000/a/b@sha256:${hex}`), { host: 'registry.example:5000', repository: 'a/b', reference: { kind: 'digest' } });
   t.match(parseImageRef(`docker://quay.io/a/b:v1@sha256:${hex}`), { reference: { kind: 'digest' }, tag: 'v1' }, 'a digest wins over the tag beside it');
   t.match(parseImageRef('localhost/a'), { host: 'localhost', reference: { kind: 'tag', tag: 'latest' } });
@@ -89,7 +111,10 @@ t.test('filters: YAML patterns or one per line; the pattern that matched', async
   t.equal(yaml.excludes('openshift/release:4.14.0-x86_64-awsome'), undefined, 'word boundaries hold');
   t.equal(yaml.excludes('azure-disk'), 'azure');
   const lines = parseFilter('# clouds\nvsphere\n\n  ovirt  \n');
-  t.same(lines.patterns.map((p) => p.source), ['vsphere', 'ovirt']);
+  t.same(
+    lines.patterns.map((p) => p.source),
+    ['vsphere', 'ovirt'],
+  );
   t.throws(() => parseFilter('patterns: [a, 1]'), /list of strings/);
   t.throws(() => parseFilter('('), /not a regular expression/);
 });

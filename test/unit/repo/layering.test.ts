@@ -106,6 +106,10 @@ t.test('src/ breaks no rule of src/README.md', async (t) => {
   const { files, imports, rules, violations } = checkLayering(join(REPO_ROOT, 'src'));
   t.ok(files.length > 100, `${files.length} modules read`);
   t.ok(imports.length > 300, `${imports.length} imports read`);
-  t.same(files.filter((f) => !unitOf(rules, f)), [], 'every module is in a row of src/README.md');
+  t.same(
+    files.filter((f) => !unitOf(rules, f)),
+    [],
+    'every module is in a row of src/README.md',
+  );
   t.same(violations.map(describeViolation), [], 'no forbidden edge');
 });

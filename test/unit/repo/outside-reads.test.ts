@@ -37,8 +37,14 @@ t.test('new URL(…, import.meta.url) is resolved from the file, counting its de
 t.test('the shared/testdata read this check was written for is reported', async (t) => {
   const old = "const SCHEMA_PATH = fileURLToPath(new URL('../../../../shared/testdata/ignition-v3_4.schema.json', import.meta.url));\n";
   const out = findOutsideReads('test/unit/boot/ignition.test.ts', old);
-  t.ok(out.some((f) => /above the repository root/.test(f.reason)), 'as a path above the root');
-  t.ok(out.some((f) => /names '\.\.\/shared'/.test(f.reason)), "and as a name of ../shared");
+  t.ok(
+    out.some((f) => /above the repository root/.test(f.reason)),
+    'as a path above the root',
+  );
+  t.ok(
+    out.some((f) => /names '\.\.\/shared'/.test(f.reason)),
+    'and as a name of ../shared',
+  );
   const helper = [
     "const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));",
     "export const TESTDATA_DIR = join(REPO_ROOT, '..', 'shared', 'testdata');",
@@ -170,6 +176,13 @@ t.test('the repository reads nothing outside itself', async (t) => {
   for (const expected of ['test/helpers/dhcp.ts', 'test/helpers/standin.ts', 'test/unit/boot/ignition.test.ts', 'test/vm/live-standin/build.sh', '.ci/run']) {
     t.ok(files.includes(expected), `${expected} is scanned`);
   }
-  t.ok(files.some((f) => f.startsWith('bench/')), 'bench/ is scanned');
-  t.same(findings.map((f) => `${f.file}:${f.line}: ${f.expression} — ${f.reason}`), [], 'no findings');
+  t.ok(
+    files.some((f) => f.startsWith('bench/')),
+    'bench/ is scanned',
+  );
+  t.same(
+    findings.map((f) => `${f.file}:${f.line}: ${f.expression} — ${f.reason}`),
+    [],
+    'no findings',
+  );
 });

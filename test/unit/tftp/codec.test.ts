@@ -26,8 +26,7 @@ import { parseCapture, type UdpPacket } from '../../helpers/pcap.js';
  * two real captures (Intel UEFI firmware and iPXE) decoded and re-encoded byte for byte.
  */
 
-const bytes = (...parts: (number[] | string)[]): Buffer =>
-  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))));
+const bytes = (...parts: (number[] | string)[]): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))));
 
 /** The packet of a decode that must succeed (fails the test, and throws, otherwise). */
 function ok(d: Decoded): TftpPacket {
@@ -46,21 +45,20 @@ t.test('RRQ and WRQ round trip', async (t) => {
       ['tsize', '0'],
       ['windowsize', '8'],
     ]);
-    t.same(
-      [...wire],
-      [...bytes([0, op], 'pxelinux.cfg/01-aa-bb-cc-dd-ee-ff\0octet\0blksize\x001468\0tsize\x000\0windowsize\x008\0')],
-      `op ${op}: wire layout`,
-    );
+    t.same([...wire], [...bytes([0, op], 'pxelinux.cfg/01-aa-bb-cc-dd-ee-ff\0octet\0blksize\x001468\0tsize\x000\0windowsize\x008\0')], `op ${op}: wire layout`);
     const p = ok(decodePacket(wire));
     t.equal(p.op, op);
     if (p.op !== Opcode.RRQ && p.op !== Opcode.WRQ) throw new Error('not a request');
     t.equal(p.filename, 'pxelinux.cfg/01-aa-bb-cc-dd-ee-ff');
     t.equal(p.mode, 'octet');
-    t.same([...p.options], [
-      ['blksize', '1468'],
-      ['tsize', '0'],
-      ['windowsize', '8'],
-    ]);
+    t.same(
+      [...p.options],
+      [
+        ['blksize', '1468'],
+        ['tsize', '0'],
+        ['windowsize', '8'],
+      ],
+    );
     t.ok(encodeRequest(p.op, p.filename, p.mode, [...p.options]).equals(wire), 're-encodes byte for byte');
   }
 });
@@ -80,11 +78,22 @@ t.test('requests: defaults, mode case, latin1 names, option names', async (t) =>
   t.equal(p.filename, all, 'the file name keeps every byte');
   t.equal(p.filename.length, 255);
 
-  const upper = ok(decodePacket(encodeRequest(Opcode.RRQ, 'f', 'octet', [['BlkSize', '1024'], ['TSIZE', '0']]))) as { options: Map<string, string> };
-  t.same([...upper.options], [
-    ['blksize', '1024'],
-    ['tsize', '0'],
-  ], 'option names lower-cased, values kept');
+  const upper = ok(
+    decodePacket(
+      encodeRequest(Opcode.RRQ, 'f', 'octet', [
+        ['BlkSize', '1024'],
+        ['TSIZE', '0'],
+      ]),
+    ),
+  ) as { options: Map<string, string> };
+  t.same(
+    [...upper.options],
+    [
+      ['blksize', '1024'],
+      ['tsize', '0'],
+    ],
+    'option names lower-cased, values kept',
+  );
 
   const values = ok(decodePacket(encodeRequest(Opcode.RRQ, 'f', 'octet', [['x-Custom', 'MiXeD']]))) as { options: Map<string, string> };
   t.equal(values.options.get('x-custom'), 'MiXeD', 'values are not lower-cased');
@@ -98,10 +107,13 @@ t.test('a repeated option: the first wins, in any case', async (t) => {
     ['blksize', '512'],
   ]);
   const p = ok(decodePacket(wire)) as { options: Map<string, string> };
-  t.same([...p.options], [
-    ['blksize', '1432'],
-    ['tsize', '0'],
-  ]);
+  t.same(
+    [...p.options],
+    [
+      ['blksize', '1432'],
+      ['tsize', '0'],
+    ],
+  );
 });
 
 t.test('one trailing extra NUL after the options is tolerated, not more', async (t) => {

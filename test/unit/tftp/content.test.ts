@@ -181,7 +181,11 @@ t.test('openFileContent and readWhole refuse what is not a regular file', async 
   await t.rejects(openFileContent(join(dir, 'missing')), { code: 'ENOENT' }, 'a missing file: the file system error');
   await t.rejects(readWhole(join(dir, 'missing'), 10), { code: 'ENOENT' });
   await settle();
-  t.same([...openFds()].filter((fd) => !before.has(fd)), [], 'no descriptor left open');
+  t.same(
+    [...openFds()].filter((fd) => !before.has(fd)),
+    [],
+    'no descriptor left open',
+  );
 });
 
 t.test('readWhole', async (t) => {

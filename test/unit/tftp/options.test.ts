@@ -85,7 +85,11 @@ t.test('windowsize', async (t) => {
 t.test('timeout', async (t) => {
   const to = (value: string) => negotiate(opts(['timeout', value]), limits, 10);
   for (const s of [1, 2, 5, 255]) {
-    t.same(to(String(s)), { blksize: 512, windowsize: 1, timeoutMs: s * 1000, clientTimeout: true, oack: [['timeout', String(s)]], tsizeAsked: false }, `timeout ${s} accepted and echoed`);
+    t.same(
+      to(String(s)),
+      { blksize: 512, windowsize: 1, timeoutMs: s * 1000, clientTimeout: true, oack: [['timeout', String(s)]], tsizeAsked: false },
+      `timeout ${s} accepted and echoed`,
+    );
   }
   for (const bad of ['0', '256', '1000', '-1', '1.5', '', 'x']) {
     const n = to(bad);
@@ -123,14 +127,33 @@ t.test('unknown options are ignored; a name in another case is not an option', a
 
 t.test('the OACK follows the client order', async (t) => {
   const orders: [string, string][][] = [
-    [['blksize', '1432'], ['tsize', '0'], ['timeout', '3'], ['windowsize', '8']],
-    [['windowsize', '8'], ['timeout', '3'], ['tsize', '0'], ['blksize', '1432']],
-    [['timeout', '3'], ['blksize', '1432'], ['windowsize', '8'], ['tsize', '0']],
+    [
+      ['blksize', '1432'],
+      ['tsize', '0'],
+      ['timeout', '3'],
+      ['windowsize', '8'],
+    ],
+    [
+      ['windowsize', '8'],
+      ['timeout', '3'],
+      ['tsize', '0'],
+      ['blksize', '1432'],
+    ],
+    [
+      ['timeout', '3'],
+      ['blksize', '1432'],
+      ['windowsize', '8'],
+      ['tsize', '0'],
+    ],
   ];
   const answer: Record<string, string> = { blksize: '1432', tsize: '999', timeout: '3', windowsize: '8' };
   for (const order of orders) {
     const n = negotiate(new Map(order), limits, 999);
-    t.same(n.oack, order.map(([k]) => [k, answer[k]]), order.map(([k]) => k).join(' '));
+    t.same(
+      n.oack,
+      order.map(([k]) => [k, answer[k]]),
+      order.map(([k]) => k).join(' '),
+    );
     t.same([n.blksize, n.windowsize, n.timeoutMs, n.clientTimeout, n.tsizeAsked], [1432, 8, 3000, true, true]);
   }
   // Ignored options leave no hole.
@@ -146,27 +169,71 @@ t.test('the requests in the captures', async (t) => {
   };
 
   const intel = request('intel-efi-tftp.pcapng', 0);
-  t.same([...intel.options], [['tsize', '0'], ['blksize', '1468'], ['windowsize', '4']], 'Intel UEFI: tsize 0 blksize 1468 windowsize 4');
+  t.same(
+    [...intel.options],
+    [
+      ['tsize', '0'],
+      ['blksize', '1468'],
+      ['windowsize', '4'],
+    ],
+    'Intel UEFI: tsize 0 blksize 1468 windowsize 4',
+  );
   t.same(negotiate(intel.options, limits, 1052672), {
     blksize: 1468,
     windowsize: 4,
     timeoutMs: 1000,
     clientTimeout: false,
-    oack: [['tsize', '1052672'], ['blksize', '1468'], ['windowsize', '4']],
+    oack: [
+      ['tsize', '1052672'],
+      ['blksize', '1468'],
+      ['windowsize', '4'],
+    ],
     tsizeAsked: true,
   });
   const small = negotiate(intel.options, { maxBlksize: 1024, maxWindowsize: 2, timeoutMs: 1000 }, 1052672);
-  t.same(small.oack, [['tsize', '1052672'], ['blksize', '1024'], ['windowsize', '2']], 'clamped to smaller limits');
+  t.same(
+    small.oack,
+    [
+      ['tsize', '1052672'],
+      ['blksize', '1024'],
+      ['windowsize', '2'],
+    ],
+    'clamped to smaller limits',
+  );
 
   const second = request('intel-efi-tftp.pcapng', 3);
   const n2 = negotiate(second.options, limits, 1052672);
-  t.same([n2.oack, n2.tsizeAsked], [[['blksize', '1468'], ['windowsize', '4']], false], 'the second Intel request asks no size');
+  t.same(
+    [n2.oack, n2.tsizeAsked],
+    [
+      [
+        ['blksize', '1468'],
+        ['windowsize', '4'],
+      ],
+      false,
+    ],
+    'the second Intel request asks no size',
+  );
 
   const ipxe = request('ipxe-tftp.pcapng', 0);
-  t.same(negotiate(ipxe.options, limits, 1251776).oack, [['blksize', '1432'], ['tsize', '1251776']], 'iPXE: blksize 1432 tsize 0');
+  t.same(
+    negotiate(ipxe.options, limits, 1251776).oack,
+    [
+      ['blksize', '1432'],
+      ['tsize', '1251776'],
+    ],
+    'iPXE: blksize 1432 tsize 0',
+  );
 
   // The same options as encodeRequest would send them, through the codec, negotiate the same.
-  const again = decodePacket(encodeRequest(Opcode.RRQ, 'ipxe.efi', 'octet', [['TSize', '0'], ['BlkSize', '1468'], ['WindowSize', '4']]));
+  const again = decodePacket(
+    encodeRequest(Opcode.RRQ, 'ipxe.efi', 'octet', [
+      ['TSize', '0'],
+      ['BlkSize', '1468'],
+      ['WindowSize', '4'],
+    ]),
+  );
   t.ok(again.ok);
-  if (again.ok && again.packet.op === Opcode.RRQ) t.same(negotiate(again.packet.options, limits, 1052672).oack, negotiate(intel.options, limits, 1052672).oack, 'option names in any case, via the codec');
+  if (again.ok && again.packet.op === Opcode.RRQ)
+    t.same(negotiate(again.packet.options, limits, 1052672).oack, negotiate(intel.options, limits, 1052672).oack, 'option names in any case, via the codec');
 });

@@ -201,14 +201,18 @@ t.test('resolveInRoots: symlinks leading out of the roots', async (t) => {
     const d = dir(join(root, `mode-${mode.toString(8)}`), mode);
     symlinkSync(secret, join(d, 'evil.efi'));
     const r = await resolveInRoots([root], `mode-${mode.toString(8)}/evil.efi`);
-    t.match(r, { ok: false, kind: 'refused', reason: /symlink .*evil\.efi leads out of the served directories/ }, `a link in a ${mode.toString(8)} directory is refused`);
+    t.match(
+      r,
+      { ok: false, kind: 'refused', reason: /symlink .*evil\.efi leads out of the served directories/ },
+      `a link in a ${mode.toString(8)} directory is refused`,
+    );
   }
 
   // A link owned by someone else (nobody), in a trusted directory.
   symlinkSync(secret, join(root, 'nobody.efi'));
   lchownSync(join(root, 'nobody.efi'), 65534, 65534);
   t.equal(lstatSync(join(root, 'nobody.efi')).uid, 65534);
-  t.match(await resolveInRoots([root], 'nobody.efi'), { ok: false, kind: 'refused', reason: /nobody\.efi/ }, "a link owned by another user is refused");
+  t.match(await resolveInRoots([root], 'nobody.efi'), { ok: false, kind: 'refused', reason: /nobody\.efi/ }, 'a link owned by another user is refused');
 
   // A root-owned link in a directory owned by someone else.
   const theirs = dir(join(root, 'theirs'));
@@ -229,7 +233,11 @@ t.test('resolveInRoots: symlinks leading out of the roots', async (t) => {
   const drop = dir(join(outside, 'drop'), 0o777);
   symlinkSync(secret, join(drop, 'hop.efi'));
   symlinkSync(join(drop, 'hop.efi'), join(root, 'chain.efi'));
-  t.match(await resolveInRoots([root], 'chain.efi'), { ok: false, kind: 'refused', reason: /hop\.efi/ }, 'a planted link at the far end of a trusted one is refused');
+  t.match(
+    await resolveInRoots([root], 'chain.efi'),
+    { ok: false, kind: 'refused', reason: /hop\.efi/ },
+    'a planted link at the far end of a trusted one is refused',
+  );
   const safeDir = dir(join(outside, 'safe'));
   symlinkSync(secret, join(safeDir, 'hop.efi'));
   symlinkSync(join(safeDir, 'hop.efi'), join(root, 'good-chain.efi'));

@@ -114,11 +114,15 @@ t.test('lock-step run to completion', async (t) => {
 
   const exact = transfer({ size: 1024, oack: true });
   const r = runClean(exact);
-  t.same(r.sends, [
-    [1, 1],
-    [2, 2],
-    [3, 3],
-  ], 'exact multiple: the empty third block is sent and must be acknowledged');
+  t.same(
+    r.sends,
+    [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ],
+    'exact multiple: the empty third block is sent and must be acknowledged',
+  );
   t.same(r.final, { kind: 'done', outcome: 'complete' });
 
   const empty = transfer({ size: 0 });
@@ -405,7 +409,10 @@ function prng(seed: number): () => number {
 }
 
 type ToClient = { type: 'oack' } | { type: 'data'; block: number; data: Buffer };
-interface ToServer { type: 'ack'; block: number }
+interface ToServer {
+  type: 'ack';
+  block: number;
+}
 
 interface SimConfig {
   seed: number;
@@ -568,7 +575,7 @@ function simulate(c: SimConfig): SimResult {
     }
     if (!gotOack) throw new Error('data before the OACK was acknowledged');
     // The absolute number nearest to the one expected.
-    const abs = expected + ((((p.block - wireBlock(expected) + 32768) & 0xffff) - 32768));
+    const abs = expected + (((p.block - wireBlock(expected) + 32768) & 0xffff) - 32768);
     if (clientDone) {
       // Dallying: our final ACK may have been lost; the final block again says so.
       if (abs === expected - 1) ack(abs);
@@ -593,8 +600,7 @@ function simulate(c: SimConfig): SimResult {
         gapAckedAt = expected;
         ack(expected - 1);
       }
-    }
-    else if (abs === expected - 1 && abs === lastAck) {
+    } else if (abs === expected - 1 && abs === lastAck) {
       // The block we last acknowledged, again: the server did not hear our ACK (or the channel
       // doubled the block). Say it again, as RFC 1350 receivers do; any other old block is dropped.
       ack(abs);
@@ -683,7 +689,11 @@ t.test('simulation: lossy, duplicating, reordering channel', async (t) => {
       const name = `windowsize ${windowsize}, seed ${seed}, ${blocks} blocks`;
       t.equal(r.outcome, 'complete', `${name}: complete`);
       t.ok(r.clientDone && !r.clientGaveUp, `${name}: the client finished`);
-      t.same(r.taken, Array.from({ length: blocks }, (_, i) => i + 1), `${name}: blocks taken 1..${blocks} in order`);
+      t.same(
+        r.taken,
+        Array.from({ length: blocks }, (_, i) => i + 1),
+        `${name}: blocks taken 1..${blocks} in order`,
+      );
       t.ok(r.reassembled.equals(r.content), `${name}: reassembled byte for byte`);
       t.ok(r.dataSent < bound * blocks, `${name}: ${r.dataSent} blocks sent for ${blocks} (< ${bound.toFixed(2)}x)`);
       if (windowsize <= 8) t.ok(r.dataSent < 3 * blocks, `${name}: under 3x`);
@@ -729,7 +739,10 @@ t.test('simulation: rollover on a lossy channel', async (t) => {
   t.equal(r.outcome, 'complete');
   t.equal(r.taken.length, blocks);
   t.equal(r.taken[65535], 65536, 'the 65536th block taken is block 65536 (wire 0)');
-  t.ok(r.taken.every((b, i) => b === i + 1), 'in order');
+  t.ok(
+    r.taken.every((b, i) => b === i + 1),
+    'in order',
+  );
   t.ok(r.reassembled.equals(r.content), 'reassembled byte for byte across the wrap');
   const bound = goBackBound(16, 0.02, 0.02);
   t.ok(r.dataSent < bound * blocks, `${r.dataSent} blocks sent for ${blocks} (< ${bound.toFixed(2)}x)`);
