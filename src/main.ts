@@ -13,9 +13,6 @@ import { showText } from './config/show.js';
 import { redactSecrets } from './secrets/redact.js';
 import type { Logger } from 'pino';
 import { createLogger } from './log.js';
-import { reportProfiles } from './profiles/holder.js';
-import { startServer } from './server.js';
-import { describeStart } from './start-lines.js';
 
 /** Every line of output: a control character from the server (an event a machine posted, say) is shown escaped, never obeyed by the terminal. */
 const print = (s: string) => process.stdout.write(`${terminalSafe(s)}\n`);
@@ -74,6 +71,12 @@ program
     // A first `npm start` as a normal user serves HTTP: DHCP and TFTP on their embedded defaults
     // stay off with a warning when their port is not allowed; a port the operator named still fails.
     const onDefaults = ['dhcp', 'tftp'].filter((section) => ![...explicit].some((key) => key.startsWith(`${section}.`)));
+    // The server's modules (Fastify, the store, the native addons) load for `serve` alone: the client commands start without them.
+    const [{ startServer }, { describeStart }, { reportProfiles }] = await Promise.all([
+      import('./server.js'),
+      import('./start-lines.js'),
+      import('./profiles/holder.js'),
+    ]);
     const running = await startServer(config, log, { offWhenDenied: new Set(onDefaults) });
     describeStart(config, running, log);
     const shutdown = (signal: string) => {
