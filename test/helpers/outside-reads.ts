@@ -156,9 +156,9 @@ function tokenizeJs(text: string): Token[] {
     let value = '';
     while (k < n && text[k] !== quote && text[k] !== '\n') {
       if (text[k] === '\\' && k + 1 < n) {
-        value += text[k + 1];
+        value += text.charAt(k + 1);
         k += 2;
-      } else value += text[k++];
+      } else value += text.charAt(k++);
     }
     return { end: Math.min(k + 1, n), value };
   };
@@ -175,7 +175,7 @@ function tokenizeJs(text: string): Token[] {
         partial = true;
         k = skipBalanced(k + 1);
       } else {
-        if (!partial) value += text[k];
+        if (!partial) value += text.charAt(k);
         k++;
       }
     }
@@ -296,7 +296,7 @@ class JsScan {
 
   private is(i: number, kind: Token['kind'], value?: string): boolean {
     const t = this.tokens[i];
-    return t !== undefined && t.kind === kind && (value === undefined || t.value === value);
+    return t?.kind === kind && (value === undefined || t.value === value);
   }
 
   /** `import.meta.url` at i: the index past it, or -1. */
@@ -408,7 +408,8 @@ class JsScan {
   private urlValue(at: number, open: number): PathValue {
     const args = this.args(open);
     const [first, second] = args;
-    if (args.length !== 2 || !first || !second || this.importMetaUrl(second[0]) !== second[1]) return UNKNOWN;
+    if (args.length !== 2 || !first || !second) return UNKNOWN;
+    if (this.importMetaUrl(second[0]) !== second[1]) return UNKNOWN;
     const lit = this.tokens[first[0]];
     if (first[1] !== first[0] + 1 || lit?.kind !== 'str') return UNKNOWN;
     const rel = lit.partial ? lit.value.slice(0, lit.value.lastIndexOf('/') + 1) : lit.value;
@@ -478,7 +479,7 @@ class JsScan {
             const v = this.evaluate(first[0], first[1]);
             const head = toks[first[0]];
             const abs = v.known ? v.path : head?.kind === 'str' && head.partial && head.value.startsWith('/') ? head.value : undefined;
-            if (abs !== undefined && abs.startsWith('/')) this.checkAbsolute(start, close + 1, abs);
+            if (abs?.startsWith('/')) this.checkAbsolute(start, close + 1, abs);
             else if (v.known && escapes(v.path)) this.report(start, close + 1, `reads ${v.path}, above the repository root`);
           }
         }
@@ -508,7 +509,7 @@ class JsScan {
 
   private checkSpecifier(i: number): void {
     const t = this.tokens[i];
-    if (!t || !t.value.startsWith('.')) return;
+    if (!t?.value.startsWith('.')) return;
     const path = resolveFrom(this.fileDir, t.value);
     if (escapes(path)) this.report(i, i + 1, `the module '${t.value}' from ${this.fileDir}/ resolves to ${path}, above the repository root`);
   }
@@ -567,7 +568,7 @@ function scanShell(file: string, text: string): OutsideRead[] {
     const assign = new RegExp(String.raw`\b(\w+)=(?:\$\(\s*cd\s+"?|"?)${SCRIPT_DIR}${REL_TAIL}`).exec(code);
     if (assign?.[1]) vars.set(assign[1], checkResolved(line, assign[0], fileDir, assign[2] ?? ''));
     for (const m of code.matchAll(new RegExp(SCRIPT_DIR + REL_TAIL, 'g'))) {
-      if (assign && m.index >= (assign.index ?? 0) && m.index < (assign.index ?? 0) + assign[0].length) continue;
+      if (assign && m.index >= assign.index && m.index < assign.index + assign[0].length) continue;
       checkResolved(line, m[0], fileDir, m[1] ?? '');
     }
     for (const m of code.matchAll(new RegExp(String.raw`\$\{?(\w+)\}?` + REL_TAIL, 'g'))) {

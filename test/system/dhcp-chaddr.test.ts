@@ -49,7 +49,7 @@ t.test('DISCOVERs from group or all-zero chaddrs are dropped and counted; a unic
     'no OFFER to any of them',
   );
 
-  const good = ++xid;
+  const good = xid + 1;
   await peer.send(encodeRequest({ type: DHCP_TYPE.discover, mac: '02:eb:0d:00:00:01', xid: good, flags: 0x8000, options: PXE }), '255.255.255.255', 67);
   const offer = parseDhcp((await peer.next(offerFor(good), 5_000)).data);
   t.match(offer.yiaddr, /^10\.77\.0\.1\d\d$/, `the unicast client is offered ${offer.yiaddr}`);

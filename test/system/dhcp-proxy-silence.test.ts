@@ -53,8 +53,8 @@ function romOptions(firmware: 'bios' | 'uefi'): [number, Buffer][] {
     [55, opt.bytes(1, 3, 6, 43, 60, 66, 67, 97)],
     [97, UUID],
     [94, opt.bytes(1, undi[0] as number, undi[1] as number)],
-    [93, opt.u16(arch as number)],
-    [60, opt.text(`PXEClient:Arch:${String(arch).padStart(5, '0')}:UNDI:${(undi as number[]).map((n) => String(n).padStart(3, '0')).join('')}`)],
+    [93, opt.u16(arch)],
+    [60, opt.text(`PXEClient:Arch:${String(arch).padStart(5, '0')}:UNDI:${undi.map((n) => String(n).padStart(3, '0')).join('')}`)],
   ];
 }
 

@@ -162,8 +162,8 @@ t.test('replies leave by the arrival interface with that interface’s address',
   // The server, in its namespace, through the tests' TypeScript loader.
   const server = nodeIn(lab, NS.server, [`--import=${TS_LOADER}`, '--input-type=module', '-e', SERVER_JS], 30_000);
   server.done.catch(() => {}); // it is killed in teardown; a failure to start shows below
-  const serverLines: Array<Record<string, unknown>> = [];
-  const ready = new Promise<{ port: number; interfaces: Array<{ ifindex: number; name: string; address: string }> }>((resolve, reject) => {
+  const serverLines: Record<string, unknown>[] = [];
+  const ready = new Promise<{ port: number; interfaces: { ifindex: number; name: string; address: string }[] }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server not ready within ${WAIT_MS * 3} ms`)), WAIT_MS * 3);
     let buf = '';
     server.child.stdout?.on('data', (d: string) => {
@@ -179,9 +179,9 @@ t.test('replies leave by the arrival interface with that interface’s address',
         }
       }
     });
-    server.done.catch((err: Error) => {
+    server.done.catch((err: unknown) => {
       clearTimeout(timer);
-      reject(err);
+      reject(err instanceof Error ? err : new Error(String(err)));
     });
   });
   const { port, interfaces } = await ready;

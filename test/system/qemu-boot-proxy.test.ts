@@ -35,7 +35,8 @@ async function bootOnce(t: Test, bl: BootLab, firmware: Firmware): Promise<void>
   const events = await bl.events(mac);
   t.comment(describeTimeline(events));
   const booted = events.find((e) => e.type === 'booted');
-  const address = String(booted?.data?.address ?? '').split('/')[0];
+  const reported = booted?.data?.address;
+  const address = (typeof reported === 'string' ? reported : '').split('/')[0];
   t.ok(inRange(address, '10.77.0.100', '10.77.0.150'), `the kernel's own DHCP got ${address} from dnsmasq`);
   const proxyOffer = ev('dhcp-offer', { listener: 'dhcp', yiaddr: '0.0.0.0' });
   const firmwareSteps =

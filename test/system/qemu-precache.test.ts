@@ -240,8 +240,8 @@ async function verifyDisk(t: Test, disk: string, bundle: PrebuiltBundle, dir: st
   t.ok(table.totalSectors - part.lastSector <= 34, `${table.totalSectors - part.lastSector - 1} sectors after it`);
   const bytes = part.sizeSectors * 512;
   t.ok(Math.abs(bytes - GiB) <= 4 * MiB, `it is 1 GiB (${(bytes / MiB).toFixed(1)} MiB)`);
-  const blkid = await run('blkid', ['-p', '-O', String(part.firstSector * 512), '-o', 'value', '-s', 'TYPE', disk]).catch((e: Error) => ({
-    stdout: e.message,
+  const blkid = await run('blkid', ['-p', '-O', String(part.firstSector * 512), '-o', 'value', '-s', 'TYPE', disk]).catch((e: unknown) => ({
+    stdout: e instanceof Error ? e.message : String(e),
   }));
   t.equal(blkid.stdout.trim(), 'xfs', 'it holds XFS');
 

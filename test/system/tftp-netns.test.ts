@@ -265,7 +265,7 @@ t.test('TFTP on port 69 of a two-address server', { skip }, async (t) => {
 
   await t.test('a transfer is on the timeline of the machine that fetched it', async (t) => {
     // Events are written after the transfer ends: poll a little.
-    let events: MachineEvent[] = [];
+    let events: MachineEvent[];
     const until = Date.now() + 3_000;
     for (;;) {
       const r = await http(lab, srv, server, 'GET', `/api/v1/machines/${mac}/events`);

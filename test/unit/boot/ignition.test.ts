@@ -40,8 +40,7 @@ function systemdArgv(line: string): { argv: string[]; specifiers: string[]; expa
   let cur = '';
   let inWord = false;
   let quote: '"' | "'" | undefined;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] ?? '';
+  for (const c of line) {
     if (quote) {
       if (c === quote) quote = undefined;
       else cur += c;

@@ -329,7 +329,11 @@ function runScript(script: string, fails: (url: string, attempt: number) => bool
   let images: string[] = [];
   const ran: string[] = [];
   let pc = 0;
-  type Outcome = { ok: boolean; jump?: number; end?: ScriptRun['end'] };
+  interface Outcome {
+    ok: boolean;
+    jump?: number;
+    end?: ScriptRun['end'];
+  }
   const exec = (cmd: string): Outcome => {
     const words = cmd.replace(/\$\{([a-z-]+)\}/g, (_, n: string) => vars.get(n) ?? '').split(' ');
     ran.push(words.join(' '));

@@ -26,7 +26,7 @@ function configErrorOf(fn: () => unknown): ConfigError {
     fn();
   } catch (err) {
     if (err instanceof ConfigError) return err;
-    throw new Error(`expected a ConfigError, got ${String(err)}`);
+    throw new Error(`expected a ConfigError, got ${String(err)}`, { cause: err });
   }
   throw new Error('expected a ConfigError, nothing was thrown');
 }

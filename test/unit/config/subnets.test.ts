@@ -7,7 +7,12 @@ import { ConfigError } from '../../../src/config/config.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { subnetProblems } from '../../../src/config/subnets.js';
 
-type SubnetDoc = { cidr: string; pool?: [string, string]; router?: string; dns?: string[] };
+interface SubnetDoc {
+  cidr: string;
+  pool?: [string, string];
+  router?: string;
+  dns?: string[];
+}
 
 /** The problems loadConfig reports for these subnets, or [] when it accepts them. */
 function problemsOf(subnets: SubnetDoc[]): string[] {

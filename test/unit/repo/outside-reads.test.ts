@@ -38,11 +38,11 @@ t.test('the shared/testdata read this check was written for is reported', async 
   const old = "const SCHEMA_PATH = fileURLToPath(new URL('../../../../shared/testdata/ignition-v3_4.schema.json', import.meta.url));\n";
   const out = findOutsideReads('test/unit/boot/ignition.test.ts', old);
   t.ok(
-    out.some((f) => /above the repository root/.test(f.reason)),
+    out.some((f) => f.reason.includes('above the repository root')),
     'as a path above the root',
   );
   t.ok(
-    out.some((f) => /names '\.\.\/shared'/.test(f.reason)),
+    out.some((f) => f.reason.includes("names '../shared'")),
     'and as a name of ../shared',
   );
   const helper = [
