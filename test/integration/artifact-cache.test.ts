@@ -178,7 +178,7 @@ t.test('a machine that asks mid-download gets the bytes as they arrive, ranges a
   up.misbehave.set('/slow.img', { slow: { chunk: 64 * 1024, delayMs: 40 } });
   const started = Date.now();
   const whole = await fetch(`${base}/slow`);
-  const reader = whole.body?.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = whole.body?.getReader();
   if (!reader) throw new Error('no body');
   const first = await reader.read();
   t.ok(first.value && first.value.length > 0, 'the first bytes');

@@ -216,7 +216,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   times.push(tick());
   res = await ta.app.inject({
     method: 'POST',
-    url: local(eventsUrl ?? ''),
+    url: local(eventsUrl),
     headers: { host: HOST },
     payload: { type: 'booted', message: 'live environment reached multi-user' },
   });
@@ -238,7 +238,7 @@ t.test('precache-assisted, end to end over HTTP', async (t) => {
   t.equal((await machine(ta, MAC)).state, 'precaching', 'and move nothing');
 
   times.push(tick());
-  res = await ta.app.inject({ method: 'POST', url: local(eventsUrl ?? ''), headers: { host: HOST }, payload: { type: 'precache-done', data: { files: 3 } } });
+  res = await ta.app.inject({ method: 'POST', url: local(eventsUrl), headers: { host: HOST }, payload: { type: 'precache-done', data: { files: 3 } } });
   t.equal(res.statusCode, 201, res.body);
   const posted = res.json<{ events: EventBody[] }>().events;
   t.same(

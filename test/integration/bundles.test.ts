@@ -79,8 +79,10 @@ t.test('a bundle of a release, AI and extra images, in the layout the node-side 
   t.equal(started.status, 202);
   const { id } = (await started.json()) as Status;
   let status: Status = { id, state: 'building' };
-  for (const end = Date.now() + 60_000; status.state === 'building' && Date.now() < end; await sleep(200)) {
+  const end = Date.now() + 60_000;
+  while (status.state === 'building' && Date.now() < end) {
     status = (await (await fetch(`${srv.url}/api/v1/bundles/${id}`, { headers: admin })).json()) as Status;
+    await sleep(200);
   }
   t.equal(status.state, 'ready', `built (${status.error ?? ''})`);
   const files = status.manifest?.files ?? [];

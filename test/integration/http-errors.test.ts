@@ -38,7 +38,9 @@ async function failingApp() {
       done();
     },
   });
-  const app = Fastify({ loggerInstance: createLogger('info', sink) as FastifyBaseLogger });
+  // Typed as Fastify's logger, so the instance is the FastifyInstance the installers take.
+  const logger: FastifyBaseLogger = createLogger('info', sink);
+  const app = Fastify({ loggerInstance: logger });
   installErrorHandling(app);
   installJsonBodyParsers(app);
   app.get('/sync', () => {
@@ -104,7 +106,7 @@ t.test('an error after the headers are sent ends the connection (curl sees a sho
     `http://127.0.0.1:${port}/mid-body`,
   ]).then(
     () => undefined,
-    (err: { code: number; stdout: string }) => err,
+    (err: unknown) => err as { code: number; stdout: string },
   );
   t.ok(cut, 'curl fails: the body ended before its end');
   t.match(cut?.stdout, /^200 \d+$/, 'after a 200 status line and part of the body');

@@ -41,11 +41,11 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
   const reg = await startRegistry(t, { auth: 'basic' });
   const dir = tempDir(t);
   const base = { 'usr/lib/base.bin': Buffer.alloc(400_000, 5) };
-  const comps: Record<string, BuiltImage> = {
+  const comps = {
     pod: makeImage(join(dir, 'pod'), { layers: [base, { 'usr/bin/pod': 'pod' }], tag: 'x' }),
     etcd: makeImage(join(dir, 'etcd'), { layers: [base, { 'usr/bin/etcd': 'etcd' }], tag: 'x' }),
     'aws-cloud-controller-manager': makeImage(join(dir, 'aws'), { layers: [{ aws: Buffer.alloc(50_000, 9) }], tag: 'x' }),
-  };
+  } satisfies Record<string, BuiltImage>;
   const amd = makeImage(join(dir, 'm'), { layers: [{ m: 'amd64' }], tag: 'amd' });
   const arm = makeImage(join(dir, 'm'), { layers: [{ m: 'arm64' }], platform: { os: 'linux', architecture: 'arm64' }, tag: 'arm' });
   const multi = makeIndex(join(dir, 'm'), [amd, arm], { tag: 'multi' });
@@ -109,7 +109,7 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
     'no blob left the upstream twice',
   );
   const wanted = new Map<string, number>();
-  for (const img of [release, comps.pod!, comps.etcd!, amd, arm, extra]) for (const b of [img.config, ...img.layers]) wanted.set(b.digest, b.size);
+  for (const img of [release, comps.pod, comps.etcd, amd, arm, extra]) for (const b of [img.config, ...img.layers]) wanted.set(b.digest, b.size);
   t.same(new Set(perDigest.keys()), new Set(wanted.keys()), 'every blob of every kept image, each platform of the index too');
   const distinct = [...wanted.values()].reduce((a, b) => a + b, 0);
   t.equal(job.bytes.upstream, distinct, 'upstream bytes: the distinct blobs once');
@@ -145,11 +145,11 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
     '--preserve-digests',
     '--src-tls-verify=false',
     '--src-no-creds',
-    `docker://${mirror}/ocp/art-dev@${comps.etcd!.digest}`,
+    `docker://${mirror}/ocp/art-dev@${comps.etcd.digest}`,
     `oci:${join(dir, 'offline')}:etcd`,
   ]);
   const copied = JSON.parse(readFileSync(join(dir, 'offline', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-  t.equal(copied.manifests[0]?.digest, comps.etcd!.digest, 'a pulled component copies through /v2/ with the upstream stopped');
+  t.equal(copied.manifests[0]?.digest, comps.etcd.digest, 'a pulled component copies through /v2/ with the upstream stopped');
 });
 
 t.test("a job's own pull secret, and bad requests", { skip }, async (t) => {

@@ -35,7 +35,7 @@ const boot = (ta: TestApp): Promise<LightMyRequestResponse> =>
 const reset = (ta: TestApp, payload: Record<string, unknown>, remoteAddress = '192.0.2.7'): Promise<LightMyRequestResponse> =>
   ta.app.inject({ method: 'POST', url: url('/reset'), headers: ta.auth, payload, remoteAddress });
 const state = async (ta: TestApp): Promise<string | undefined> => (await ta.store.getMachine(MAC))?.state;
-const lastEvent = async (ta: TestApp): Promise<EventBody | undefined> => (await ta.store.listEvents(MAC)).at(-1) as EventBody | undefined;
+const lastEvent = async (ta: TestApp): Promise<EventBody | undefined> => (await ta.store.listEvents(MAC)).at(-1);
 
 /** The events token of the machine's current boot, as the precache live environment holds it (in its Ignition). */
 async function liveToken(t: Test, ta: TestApp, script: string): Promise<string> {

@@ -12,9 +12,9 @@ const WAIT_MS = 5_000;
 const LO_IFINDEX = Number(readFileSync('/sys/class/net/lo/ifindex', 'utf8').trim());
 
 /** A pktinfo socket on 127.0.0.1:0 whose messages queue up for `next()`. */
-function openServer(tt: Test): { sock: PktinfoSocket; next(): Promise<PktinfoMessage> } {
+function openServer(tt: Test): { sock: PktinfoSocket; next: () => Promise<PktinfoMessage> } {
   const queue: PktinfoMessage[] = [];
-  const waiters: Array<(m: PktinfoMessage) => void> = [];
+  const waiters: ((m: PktinfoMessage) => void)[] = [];
   const sock = openPktinfoSocket({ address: '127.0.0.1', port: 0 }, (m) => {
     const w = waiters.shift();
     if (w) w(m);

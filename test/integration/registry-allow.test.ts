@@ -126,7 +126,10 @@ t.test('a name outside registry.allowedUpstreams: 403 DENIED, and no connection'
     { timeout: 30_000 },
   ).then(
     () => 'succeeded',
-    (err: Error & { stderr?: string }) => err.stderr ?? err.message,
+    (err: unknown) => {
+      const e = err as Error & { stderr?: string };
+      return e.stderr ?? e.message;
+    },
   );
   t.match(skopeo, /denied/i, 'skopeo inspect fails with denied');
 

@@ -67,6 +67,13 @@ async function authHeaders(reg: Registry, scope: string): Promise<Record<string,
   return { authorization: `Bearer ${body.token}` };
 }
 
+/** Element `i` of something the test built (negative counts from the end): a missing one is a bug of the test. */
+function nth<T>(xs: readonly T[], i: number): T {
+  const x = xs.at(i);
+  if (x === undefined) throw new Error(`no element ${i} among ${xs.length}`);
+  return x;
+}
+
 const BASE: FileMap = {
   'etc/os-release': 'ID=edgeboot-test\nVERSION_ID=1\n',
   'usr/bin/tool': { data: Buffer.alloc(3000, 0x5a), mode: 0o755 },
@@ -98,7 +105,7 @@ for (const mode of MODES) {
     t.equal(list.mediaType, MEDIA_TYPES.dockerManifestList);
     // A release naming components by digest in one repository, as OpenShift payloads do.
     const cli = makeImage(dir, { format: 'docker', layers: [BASE, { 'usr/bin/oc': 'oc\n' }] });
-    const components: Array<{ name: string; image: BuiltImage | BuiltIndex }> = [
+    const components: { name: string; image: BuiltImage | BuiltIndex }[] = [
       { name: 'cli', image: cli },
       { name: 'tools', image: a },
       { name: 'multi-arch-thing', image: list },
@@ -115,13 +122,13 @@ for (const mode of MODES) {
     await pushImage(reg, release, 'ocp/release:4.14.0-x86_64');
 
     const inspectOpts = creds ? { creds } : {};
-    const expect: Array<[string, { digest: string; manifest: Buffer; mediaType: string }]> = [
+    const expect: [string, { digest: string; manifest: Buffer; mediaType: string }][] = [
       ['edge/a:1', a],
       ['edge/b:1', b],
       ['edge/multi:1', multi],
       ['edge/list:1', list],
-      [`edge/multi@${multi.images[1]!.digest}`, multi.images[1]!],
-      [`edge/list@${list.images[1]!.digest}`, list.images[1]!],
+      [`edge/multi@${nth(multi.images, 1).digest}`, nth(multi.images, 1)],
+      [`edge/list@${nth(list.images, 1).digest}`, nth(list.images, 1)],
       ['ocp/release:4.14.0-x86_64', release],
     ];
     for (const [ref, built] of expect) {
@@ -140,7 +147,7 @@ for (const mode of MODES) {
     );
 
     // The release: its top layer, from the registry, through GNU tar.
-    const top = release.layers[release.layers.length - 1]!;
+    const top = nth(release.layers, -1);
     const blobRes = await fetch(`${reg.url}/v2/ocp/release/blobs/${top.digest}`, { headers: await authHeaders(reg, 'repository:ocp/release:pull') });
     t.equal(blobRes.status, 200);
     const blob = Buffer.from(await blobRes.arrayBuffer());
@@ -153,7 +160,7 @@ for (const mode of MODES) {
     t.same(refs, release.imageReferences, 'GNU tar unpacks image-references as generated');
     t.match(JSON.parse(readFileSync(join(unpacked, 'release-manifests', 'release-metadata'), 'utf8')), { kind: 'cincinnati-metadata-v0', version: '4.14.0' });
     t.same([...readTar(blob).keys()].sort(), ['release-manifests/image-references', 'release-manifests/release-metadata']);
-    const baseList = await run('tar', ['-tzf', join(dir, 'blobs', 'sha256', a.layers[0]!.digest.slice(7))]);
+    const baseList = await run('tar', ['-tzf', join(dir, 'blobs', 'sha256', nth(a.layers, 0).digest.slice(7))]);
     t.match(baseList.stdout, /usr\/share\/doc\/a\/very\/deep\/.*\/README/, 'GNU tar reads the ustar prefix of long paths');
     t.same(
       refs.spec.tags.map((tag) => tag.name),
@@ -168,7 +175,7 @@ for (const mode of MODES) {
     const accessLog = await reg.requests();
     const has = (method: string, path: string, status: number): boolean => accessLog.some((r) => r.method === method && r.path === path && r.status === status);
     t.ok(has('PUT', '/v2/edge/a/manifests/1', 201), 'requests(): the manifest push');
-    t.ok(has('PUT', `/v2/edge/multi/manifests/${multi.images[0]!.digest}`, 201), 'requests(): an index instance pushed by digest');
+    t.ok(has('PUT', `/v2/edge/multi/manifests/${nth(multi.images, 0).digest}`, 201), 'requests(): an index instance pushed by digest');
     for (const c of components) t.ok(has('PUT', `/v2/ocp/art-dev/manifests/${c.image.digest}`, 201), `requests(): ${c.name} pushed by digest`);
     t.ok(
       accessLog.some((r) => r.method === 'PUT' && r.path.startsWith('/v2/edge/a/blobs/uploads/') && r.status === 201 && r.query.includes('digest=sha256')),
@@ -290,11 +297,11 @@ t.test('parallel registries get their own addresses; stop() stops', { skip }, as
   await r1.stop();
   const gone = await fetch(`${r1.url}/v2/`).then(
     (res) => res.status,
-    (err: Error) => err,
+    (err: unknown) => err,
   );
   t.ok(gone instanceof Error, 'a stopped registry refuses connections');
   await r1.stop();
-  const taken = await startRegistry(t, { address: r2.host }).catch((e: Error) => e);
-  t.ok(taken instanceof Error && /cannot bind/.test(taken.message), 'an address in use is refused with a clear error');
+  const taken = await startRegistry(t, { address: r2.host }).catch((e: unknown) => e);
+  t.ok(taken instanceof Error && taken.message.includes('cannot bind'), 'an address in use is refused with a clear error');
   await t.rejects(startRegistry(t, { address: '10.0.0.1' }), /not an IPv4 loopback address/, 'only loopback');
 });

@@ -135,7 +135,8 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   );
 
   // Corrupt c's layer in the upstream's storage: the registry serves it without checking.
-  const layer = c.layers[0]!;
+  const layer = c.layers[0];
+  if (!layer) throw new Error('c has no layer');
   const hex = layer.digest.slice('sha256:'.length);
   const data = join(reg.storageDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
   const bytes = readFileSync(data);
@@ -146,7 +147,7 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
     .then((r) => r.arrayBuffer())
     .then(
       () => 'complete',
-      (err: Error) => err.message,
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
     );
   t.not(first, 'complete', `the reader mid-download was cut short (${first})`);
   const bad = await fetch(`${eb.url}/v2/${reg.host}/ns/c/blobs/${layer.digest}`);

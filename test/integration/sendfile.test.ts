@@ -35,14 +35,14 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
 }
 
 /** A profile `lab` with file:// artifacts of the given sizes, served by a listening app. */
-async function lab(t: Test, sizes: Record<string, number>, config: Record<string, unknown> = {}) {
+async function lab<K extends string>(t: Test, sizes: Record<K, number>, config: Record<string, unknown> = {}) {
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(join(dir, 'files'));
   mkdirSync(join(dir, 'profiles'));
-  const files: Record<string, Buffer> = {};
+  const files = {} as Record<K, Buffer>;
   const lines = ['name: lab', 'description: sendfile test artifacts', 'artifacts:'];
-  for (const [name, size] of Object.entries(sizes)) {
+  for (const [name, size] of Object.entries<number>(sizes) as [K, number][]) {
     files[name] = randomBytes(size);
     writeFileSync(join(dir, 'files', name), files[name]);
     lines.push(`  ${name}: { url: "file://${join(dir, 'files', name)}" }`);
@@ -57,7 +57,7 @@ async function lab(t: Test, sizes: Record<string, number>, config: Record<string
 
 t.test('whole, ranged, kept-alive and concurrent bodies are exact', async (t) => {
   const { dir, files, url } = await lab(t, { rootfs: 24 * MiB + 7 });
-  const rootfs = files.rootfs!;
+  const rootfs = files.rootfs;
   const out = join(dir, 'out');
   const head = await run('curl', ['-fsS', '-D', '-', '-o', out, url('rootfs')]);
   t.equal(sha256(readFileSync(out)), sha256(rootfs), 'the whole file');
@@ -92,7 +92,7 @@ t.test('a client that goes away mid-body ends its transfer and leaves no descrip
   const before = openFds();
   // 1 MiB/s for 1 s: the client leaves with most of the file unsent.
   const cut = await run('curl', ['-sS', '--limit-rate', '1M', '--max-time', '1', '-o', '/dev/null', '-w', '%{size_download}', url('rootfs')]).catch(
-    (err: { code: number; stdout: string }) => err,
+    (err: unknown) => err,
   );
   t.equal((cut as { code?: number }).code, 28, 'curl gave up (timeout)');
   t.ok(Number((cut as { stdout: string }).stdout) < 64 * MiB, 'with part of the body');
@@ -130,9 +130,10 @@ async function rawServer(t: Test, path: string, length: number, stallMs: number)
     res.setHeader('content-length', length);
     sendfileBody(res, fd, 0, length, { rate: 0, rateKey: '', stallMs })
       .then((sent) => results.push({ sent }))
-      .catch((err: NodeJS.ErrnoException & { sent?: number }) =>
-        results.push({ ...(err.sent !== undefined && { sent: err.sent }), ...(err.code !== undefined && { code: err.code }) }),
-      )
+      .catch((err: unknown) => {
+        const e = err as NodeJS.ErrnoException & { sent?: number };
+        results.push({ ...(e.sent !== undefined && { sent: e.sent }), ...(e.code !== undefined && { code: e.code }) });
+      })
       .finally(() => closeSync(fd));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -212,5 +213,5 @@ t.test('pipelined requests on one connection get their answers whole and in orde
     rest = rest.subarray(split + 4 + length);
   }
   t.equal(bodies.length, 3, 'three answers');
-  t.same(bodies.map(sha256), [files.a!, files.b!, files.a!].map(sha256), 'each the right file, in order');
+  t.same(bodies.map(sha256), [files.a, files.b, files.a].map(sha256), 'each the right file, in order');
 });

@@ -55,8 +55,8 @@ async function fetch(
   rmSync(dest, { force: true });
   return tftp
     .record((x) => tftp.records.indexOf(x) >= before && x.file === file, 5_000)
-    .catch((err: Error) => {
-      tt.fail(`${label}: ${err.message}`);
+    .catch((err: unknown) => {
+      tt.fail(`${label}: ${err instanceof Error ? err.message : String(err)}`);
       return undefined;
     });
 }
@@ -74,7 +74,7 @@ function checkRecord(tt: Test, label: string, r: TransferRecord | undefined, wan
 }
 
 t.test('undionly.kpxe (iPXE) with every client', async (t) => {
-  const cases: Array<{ label: string; client: (dest: string) => [string, string[]]; blksize: number; windowsize: number }> = [
+  const cases: { label: string; client: (dest: string) => [string, string[]]; blksize: number; windowsize: number }[] = [
     { label: 'curl blksize 512', client: (d) => curlGet(port, 'undionly.kpxe', d, ['--tftp-blksize', '512']), blksize: 512, windowsize: 1 },
     { label: 'curl blksize 1468', client: (d) => curlGet(port, 'undionly.kpxe', d, ['--tftp-blksize', '1468']), blksize: 1468, windowsize: 1 },
     {
@@ -108,7 +108,7 @@ t.test('100 MiB at blksize 512: 204801 blocks, the block number rolls over', asy
   t.teardown(() => rmSync(join(root, name), { force: true }));
   const blocks = Math.floor(size / 512) + 1;
   t.ok(blocks > 3 * 65536, `${blocks} blocks: block numbers wrap at 65536 three times`);
-  const cases: Array<{ label: string; client: (dest: string) => [string, string[]] }> = [
+  const cases: { label: string; client: (dest: string) => [string, string[]] }[] = [
     { label: 'curl blksize 512', client: (d) => curlGet(port, name, d, ['--tftp-blksize', '512']) },
     { label: 'atftp blksize 512 tsize 0', client: (d) => atftpGet(port, name, d, { blksize: 512, tsize: 0 }) },
     { label: 'tftp-hpa', client: (d) => tftpHpaGet(port, name, d) },

@@ -81,7 +81,7 @@ async function ask(tt: Test, port: number, packet: Buffer): Promise<{ first: Buf
 
 t.test('names that lead out of the roots are refused with an ERROR and no DATA', async (t) => {
   const tftp = await startTftp(t, [root]);
-  const cases: Array<{ name: string; label: string; code: number }> = [
+  const cases: { name: string; label: string; code: number }[] = [
     { name: '../etc/passwd', label: '../etc/passwd', code: ErrorCode.AccessViolation },
     { name: 'a/../../etc/passwd', label: 'a/../../etc/passwd', code: ErrorCode.AccessViolation },
     { name: 'one.bin/../../../etc/passwd', label: 'one.bin/../../../etc/passwd', code: ErrorCode.AccessViolation },
@@ -333,7 +333,7 @@ t.test('fuzz: 100,000 mutants of valid packets, then the server still serves', a
   // Let the server work through what is queued.
   await new Promise((res) => setTimeout(res, 500));
   const s = tftp.server.stats();
-  const dropped = Object.values(s.dropped).reduce((a, b) => a + (b ?? 0), 0);
+  const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
   t.ok(dropped > 0, `packets dropped by reason: ${JSON.stringify(s.dropped)}`);
   t.ok((s.dropped.bad_opcode ?? 0) > 0 && (s.dropped.unterminated ?? 0) > 0, 'among them bad opcodes and unterminated strings');
   t.notOk(s.dropped.handler_error, 'no packet made the server throw');

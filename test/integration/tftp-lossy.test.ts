@@ -69,13 +69,13 @@ t.test("every ACK sent twice: the repeat is ignored, each block goes out once (n
   let pairs = 0;
   let transfers = 0;
   for (const { label, options, blksize, windowsize } of [
-    { label: 'lock-step, no options', options: [] as Array<[string, string]>, blksize: 512, windowsize: 1 },
+    { label: 'lock-step, no options', options: [] as [string, string][], blksize: 512, windowsize: 1 },
     {
       label: 'blksize 1468, windowsize 4',
       options: [
         ['blksize', '1468'],
         ['windowsize', '4'],
-      ] as Array<[string, string]>,
+      ] as [string, string][],
       blksize: 1468,
       windowsize: 4,
     },
@@ -93,7 +93,7 @@ t.test("every ACK sent twice: the repeat is ignored, each block goes out once (n
     };
     if (options.length > 0) {
       const oack = await c.next(3_000);
-      t.equal(oack && oack.msg.readUInt16BE(0), Opcode.OACK, `${label}: OACK`);
+      t.equal(oack?.msg.readUInt16BE(0), Opcode.OACK, `${label}: OACK`);
       if (!oack) return;
       tid = oack.rinfo.port;
       await ackTwice(0);
@@ -163,7 +163,7 @@ t.test('exact files through ~3 % loss and ~3 % duplication, several seeds at onc
     // and records a timeout after its retries, having sent every block (checked below).
     if (record?.outcome === 'timeout') {
       t.ok(
-        (record.bytes ?? 0) >= c.file.size - c.windowsize * c.blksize,
+        record.bytes >= c.file.size - c.windowsize * c.blksize,
         `${what}: the final ACK was lost: a timeout with all but the last window acknowledged (${record.bytes} of ${c.file.size})`,
       );
     } else {

@@ -44,7 +44,7 @@ async function stillServing(t: Test, eb: ServerProcess): Promise<void> {
   t.equal(eb.process.exitCode, null, `edgeboot is still running${eb.process.exitCode === null ? '' : `; stderr: ${eb.stderr().slice(0, 600)}`}`);
   const health = await fetch(`${eb.url}/healthz`).then(
     (r) => r.status,
-    (err: Error) => err.message,
+    (err: unknown) => (err instanceof Error ? err.message : String(err)),
   );
   t.equal(health, 200, 'and answers /healthz');
 }
@@ -156,7 +156,7 @@ t.test('the /v2/ mirror over upstream registries in both framings: curl, skopeo 
       timeout: 60_000,
     }).then(
       (r) => r.stdout,
-      (err: Error) => Buffer.from(err.message),
+      (err: unknown) => Buffer.from(err instanceof Error ? err.message : String(err)),
     );
     t.equal(sha256(raw), image.digest.slice('sha256:'.length), `${closing}: skopeo inspect --raw gives the upstream manifest, byte for byte`);
     const out = join(dir, `pulled-${closing}`);
@@ -175,7 +175,7 @@ t.test('the /v2/ mirror over upstream registries in both framings: curl, skopeo 
       { timeout: 60_000 },
     ).then(
       () => 'copied',
-      (err: Error) => err.message,
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
     );
     t.equal(copied, 'copied', `${closing}: skopeo copy through the mirror`);
     const pulled = copied === 'copied' ? readdirSync(join(out, 'blobs', 'sha256')).sort() : [];
