@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 const PACKAGE_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const loaded = new Map<string, unknown>();
 
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names its addon's interface (net/, http/sendfile.ts, tftp/pump.ts): an unchecked cast either way, kept here once
 export function loadAddon<T>(name: string): T {
   const cached = loaded.get(name);
   if (cached !== undefined) return cached as T;

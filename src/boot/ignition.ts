@@ -23,7 +23,12 @@ export interface PrecacheJob {
   script: string;
 }
 
-type IgnitionFile = { path: string; mode: number; overwrite: boolean; contents: { source: string } };
+interface IgnitionFile {
+  path: string;
+  mode: number;
+  overwrite: boolean;
+  contents: { source: string };
+}
 
 export interface IgnitionConfig {
   ignition: { version: '3.4.0' };

@@ -29,7 +29,7 @@ function notADirectory(path: string): string | undefined {
  */
 export function directoryFindings(config: Config, explicit: ReadonlySet<string>): DirectoryFindings {
   const findings: DirectoryFindings = { problems: [], warnings: [] };
-  const lists: Array<[string, readonly string[]]> = [['profiles.dirs', config.profiles.dirs]];
+  const lists: [string, readonly string[]][] = [['profiles.dirs', config.profiles.dirs]];
   if (config.tftp.enabled) lists.unshift(['tftp.roots', config.tftp.roots]);
   for (const [key, dirs] of lists) {
     dirs.forEach((dir, i) => {

@@ -40,7 +40,7 @@ export const upperSnake = (s: string): string =>
 const legacyUpperSnake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
 /** The sections of the file in the schema's order, each with its own schema. */
-export const CONFIG_SECTIONS: ReadonlyArray<readonly [string, SchemaNode]> = Object.entries(configSchema.properties as Record<string, SchemaNode>);
+export const CONFIG_SECTIONS: readonly (readonly [string, SchemaNode])[] = Object.entries(configSchema.properties as Record<string, SchemaNode>);
 
 /** Every `section.key` of the schema, with its environment variable name. */
 export const CONFIG_KEYS: readonly KeyInfo[] = CONFIG_SECTIONS.flatMap(([section, s]) =>

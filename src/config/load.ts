@@ -21,7 +21,7 @@ addFormats(ajv);
 const validate = ajv.compile(configSchema);
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type JsonObject = { [k: string]: Json };
+type JsonObject = Record<string, Json>;
 
 /** Variables of the CLI client, not config keys. */
 const CLIENT_ENV = new Set(['EDGEBOOT_URL', 'EDGEBOOT_TOKEN', 'EDGEBOOT_CONFIG']);
@@ -194,7 +194,7 @@ function describeErrors(raw: JsonObject, errors: ErrorObject[]): string[] {
     if (e.keyword !== 'oneOf' && oneOfPaths.has(e.instancePath)) continue;
     const key = keyPath(e.instancePath) || '(top level)';
     if (e.keyword === 'additionalProperties') {
-      const extra = String((e.params as { additionalProperty: string }).additionalProperty);
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
       const where = key === '(top level)' ? extra : `${key}.${extra}`;
       const known = Object.keys((e.parentSchema as SchemaNode | undefined)?.properties ?? {}).join(', ');
       out.add(`${where}: unknown key; expected one of ${known}`);

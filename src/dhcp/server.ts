@@ -129,14 +129,26 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
   }
 
   async function handle(listener: 'dhcp' | 'proxy', m: PktinfoMessage, socket: DatagramSocket): Promise<void> {
-    if (m.truncated) return drop('oversized', { from: m.from.address });
+    if (m.truncated) {
+      drop('oversized', { from: m.from.address });
+      return;
+    }
     const d = decodeDhcp(m.data);
-    if (!d.ok) return drop(d.reason, { from: m.from.address });
+    if (!d.ok) {
+      drop(d.reason, { from: m.from.address });
+      return;
+    }
     const req = d.value;
     let iface = ifaces.get(m.ifindex);
-    if (!iface) iface = refreshInterfaces().get(m.ifindex);
-    if (!iface) return drop('unknown_interface', { ifindex: m.ifindex });
-    if (cfg.interfaces.length > 0 && !cfg.interfaces.includes(iface.name)) return drop('interface_not_served', { interface: iface.name });
+    iface ??= refreshInterfaces().get(m.ifindex);
+    if (!iface) {
+      drop('unknown_interface', { ifindex: m.ifindex });
+      return;
+    }
+    if (cfg.interfaces.length > 0 && !cfg.interfaces.includes(iface.name)) {
+      drop('interface_not_served', { interface: iface.name });
+      return;
+    }
     count(stats.received, messageType(req.options) ?? 'unknown');
     // The interface's address on the client's subnet (an interface may carry several).
     const ours = m.local !== '0.0.0.0' && m.local !== '' ? m.local : iface.address;
@@ -145,7 +157,10 @@ export function createDhcpServer(cfg: Config['dhcp'], deps: DhcpServerDeps): Dhc
     const mac = parseMac(hardwareAddress(req));
     // chaddr is the client's own address (RFC 2131 §2); an all-zero or group (multicast,
     // broadcast) Ethernet address is no client's: answering it would record no machine.
-    if (mac && req.htype === 1 && macRefusal(mac)) return drop('bad_chaddr', { from: m.from.address, chaddr: mac });
+    if (mac && req.htype === 1 && macRefusal(mac)) {
+      drop('bad_chaddr', { from: m.from.address, chaddr: mac });
+      return;
+    }
     const known = mac ? await knownClient(req, mac) : {};
     if (cancelled) return;
     const httpHost = deps.advertiseAddress === 'auto' ? ours : deps.advertiseAddress;

@@ -71,8 +71,10 @@ export interface AppDeps {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // Typed as Fastify's logger, so the app is the FastifyInstance its plugins and callers take (pino's Logger would make it another).
+  const loggerInstance: FastifyBaseLogger = deps.log;
   const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
+    loggerInstance,
     // One line per request of our own (onResponse below), with secrets taken out of the URL.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
@@ -128,19 +130,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
   if (deps.registry && deps.artifacts) {
+    const { mirrors } = deps.registry;
     await app.register(registryRoutes, {
-      mirror: deps.registry.mirrors.mirror,
+      mirror: mirrors.mirror,
       readTokens: deps.registry.readTokens,
       cache: deps.artifacts,
       ...(deps.admission && { admission: deps.admission }),
     });
-    await app.register(imageRoutes, { puller: deps.registry.puller, mirrors: deps.registry.mirrors, adminTokens: deps.adminTokens });
+    await app.register(imageRoutes, { puller: deps.registry.puller, mirrors, adminTokens: deps.adminTokens });
     if (deps.registry.bundles) {
       await app.register(bundleRoutes, {
         bundles: deps.registry.bundles,
         cache: deps.artifacts,
         adminTokens: deps.adminTokens,
-        denied: deps.registry.mirrors.denied,
+        denied: (refs: readonly string[]) => mirrors.denied(refs),
         ...(deps.admission && { admission: deps.admission }),
         ...(recordAt && { onServed: (a: AssetServed) => recordAt(a.client, assetEvent(a)) }),
       });

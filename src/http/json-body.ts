@@ -29,7 +29,7 @@ export function jsonDepthExceeds(value: unknown, limit: number): boolean {
 export function installJsonBodyParsers(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
   const bounded = (req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void => {
-    parse(req, body, (err: Error | null, value?: unknown) => {
+    void parse(req, body, (err: Error | null, value?: unknown) => {
       if (err) return done(err);
       if (jsonDepthExceeds(value, MAX_JSON_DEPTH)) {
         return done(new ApiError('invalid_request', `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays`, 400));

@@ -157,7 +157,7 @@ export interface InterfaceAddress {
   address: string;
   netmask: string;
   /** Every IPv4 address of the interface, first one first. */
-  addresses: Array<{ address: string; netmask: string; cidr: string | null }>;
+  addresses: { address: string; netmask: string; cidr: string | null }[];
 }
 
 /**
@@ -169,7 +169,8 @@ export function interfaceAddresses(): Map<number, InterfaceAddress> {
   const byIndex = new Map<number, InterfaceAddress>();
   for (const [label, infos] of Object.entries(networkInterfaces())) {
     const v4 = (infos ?? []).filter((info) => info.family === 'IPv4');
-    if (v4.length === 0) continue;
+    const first = v4[0];
+    if (first === undefined) continue;
     // getifaddrs reports a labelled secondary address as "eth0:1"; the device is "eth0".
     const name = label.split(':')[0] ?? label;
     const ifindex = readIfindex(name);
@@ -180,7 +181,6 @@ export function interfaceAddresses(): Map<number, InterfaceAddress> {
       known.addresses.push(...addresses);
       continue;
     }
-    const first = addresses[0]!;
     byIndex.set(ifindex, { name, address: first.address, netmask: first.netmask, addresses });
   }
   return byIndex;

@@ -103,7 +103,7 @@ export function imageGroups(image: Pick<PullImageResult, 'kind' | 'name' | 'ref'
   if (image.kind === 'component') return { ai: DISCOVERY_COMPONENTS.has(image.name), ocp: true };
   const repository = image.ref.replace(/^[^/]+\//, '').replace(/[:@].*$/, '');
   const ai = isAi || /(^|\/)multicluster-engine\/assisted-installer/.test(repository);
-  return { ai, ocp: !ai || /assisted-installer-reporter/.test(repository) };
+  return { ai, ocp: !ai || repository.includes('assisted-installer-reporter') };
 }
 
 export class BundleBuilder {
@@ -165,10 +165,11 @@ export class BundleBuilder {
     );
     const status: BundleStatus = { id, state: 'building', job };
     this.building.set(id, status);
-    void this.write(id, spec, job.id, status).catch((err: Error) => {
+    void this.write(id, spec, job.id, status).catch((err: unknown) => {
+      const message = (err as Error).message;
       status.state = 'failed';
-      status.error = err.message;
-      this.o.log.error({ bundle: id, err: err.message }, 'bundle build failed');
+      status.error = message;
+      this.o.log.error({ bundle: id, err: message }, 'bundle build failed');
     });
     return status;
   }
@@ -177,7 +178,7 @@ export class BundleBuilder {
     const started = Date.now();
     const job = await this.o.puller.ended(jobId);
     status.job = job;
-    if (!job || job.state !== 'done') throw new Error(`pulling the images failed: ${job?.error ?? 'the job is gone'}`);
+    if (job?.state !== 'done') throw new Error(`pulling the images failed: ${job?.error ?? 'the job is gone'}`);
     if (job.failures.length > 0)
       throw new Error(`${job.failures.length} images could not be pulled: ${job.failures.map((f) => `${f.ref}: ${f.error}`).join('; ')}`);
     const images = (this.o.puller.images(jobId) ?? []).filter((i) => i.digest !== undefined);

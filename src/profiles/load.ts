@@ -158,7 +158,7 @@ function describe(errors: ErrorObject[]): string {
     .map((e) => {
       const at = e.instancePath.slice(1).replaceAll('/', '.') || '(top level)';
       if (e.keyword === 'additionalProperties') {
-        return `${at}: unknown key ${String((e.params as { additionalProperty: string }).additionalProperty)}`;
+        return `${at}: unknown key ${(e.params as { additionalProperty: string }).additionalProperty}`;
       }
       return `${at}: ${e.message ?? 'invalid'}`;
     })

@@ -114,11 +114,12 @@ export class ImagePuller {
       if (this.jobs.size <= KEPT_JOBS) break;
       if (e.job.state !== 'running') this.jobs.delete(old);
     }
-    entry.ended = this.run(entry, spec, release, extra, mirror()).catch((err: Error) => {
+    entry.ended = this.run(entry, spec, release, extra, mirror()).catch((err: unknown) => {
+      const message = (err as Error).message;
       job.state = 'failed';
-      job.error = err.message;
+      job.error = message;
       this.finish(entry);
-      this.o.log.error({ job: id, err: err.message }, 'image pull job failed');
+      this.o.log.error({ job: id, err: message }, 'image pull job failed');
     });
     return job;
   }

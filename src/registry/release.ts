@@ -54,7 +54,7 @@ export function parseManifest(bytes: Buffer, what: string): ParsedManifest {
     throw new Error(`${what}: the manifest is not JSON: ${(err as Error).message}`, { cause: err });
   }
   if (typeof doc !== 'object' || doc === null) throw new Error(`${what}: the manifest is not a JSON object`);
-  return doc as ParsedManifest;
+  return doc;
 }
 
 export function mirrorPath(ref: ImageRef, reference: MirrorPath['reference'] = ref.reference): MirrorPath {

@@ -126,7 +126,10 @@ export function redactSecrets(text: string): string {
 
 // `"key": "value"` in JSON text, for the secret keys only (any case, `-`/`_` anywhere): an
 // alternation of the names is found far faster than every member tried and then checked.
-const keyPattern = (squashed: string): string => [...squashed].map((c) => c.replace(/[^a-z0-9]/g, '\\$&')).join('[-_]?');
+const keyPattern = (squashed: string): string =>
+  Array.from(squashed)
+    .map((c) => c.replace(/[^a-z0-9]/g, '\\$&'))
+    .join('[-_]?');
 const JSON_MEMBER = new RegExp(`"(${[...SECRET_KEY_SET].map(keyPattern).join('|')})"(\\s*:\\s*)"((?:[^"\\\\]|\\\\.)*)"`, 'gi');
 
 /**

@@ -227,10 +227,14 @@ export function createTftpServer(cfg: Config['tftp'], deps: TftpServerDeps): Tft
     } finally {
       starting -= 1;
     }
-    if (typeof content === 'string') return releaseSlot(m.from.address);
+    if (typeof content === 'string') {
+      releaseSlot(m.from.address);
+      return;
+    }
     if (!listener || sessions.has(key)) {
       content.close();
-      return releaseSlot(m.from.address);
+      releaseSlot(m.from.address);
+      return;
     }
     const info: SessionInfo = { client: m.from, local: m.local, file: name.relative, mode: req.mode, requested: Object.fromEntries(req.options) };
     const negotiated = negotiate(req.options, limits, content.size);

@@ -110,7 +110,7 @@ export class Session {
     if (this.ended) return;
     this.transfer.advance(acked, sent);
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === Opcode.ACK) {
-      this.apply(this.transfer.ack((msg[2]! << 8) | msg[3]!));
+      this.apply(this.transfer.ack(msg.readUInt16BE(2)));
       return;
     }
     const d = decodePacket(msg);

@@ -66,8 +66,9 @@ export const assetRoutes: FastifyPluginAsync<AssetRoutesOptions> = async (app, {
       });
     }
     const path = fileURLToPath(artifact.url);
-    const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    const st = await stat(path).catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
       throw err;
     });
     if (!st?.isFile()) {

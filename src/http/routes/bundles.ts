@@ -74,10 +74,8 @@ export const bundleRoutes: FastifyPluginAsyncTypebox<BundleRoutesOptions> = asyn
       };
       try {
         const status = await bundles.build(spec, filter, b.parallel ?? 4);
-        return reply
-          .code(status.state === 'ready' ? 200 : 202)
-          .header('location', `/api/v1/bundles/${status.id}`)
-          .send(status);
+        reply.code(status.state === 'ready' ? 200 : 202).header('location', `/api/v1/bundles/${status.id}`);
+        return status;
       } catch (err) {
         throw new ApiError('invalid_request', (err as Error).message, 400);
       }

@@ -90,7 +90,8 @@ export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; admi
         const d = opened.download;
         req.log.info({ upstream: redactSecrets(want.url), key: d.key }, 'prefetch');
         if (req.query.wait) return { state: 'cached', entry: (await d.done).entry };
-        return reply.code(202).send({ state: 'downloading', download: { key: d.key, bytes: d.written, ...(d.total !== undefined && { total: d.total }) } });
+        reply.code(202);
+        return { state: 'downloading', download: { key: d.key, bytes: d.written, ...(d.total !== undefined && { total: d.total }) } };
       } catch (err) {
         throw cacheError(err);
       }

@@ -87,7 +87,8 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ puller: ImagePuller; mirro
           },
           () => (secret ? mirrors.withSecret(secret) : mirrors.mirror),
         );
-        return reply.code(202).header('location', `/api/v1/images/jobs/${started.id}`).send(started);
+        reply.code(202).header('location', `/api/v1/images/jobs/${started.id}`);
+        return started;
       } catch (err) {
         throw new ApiError('invalid_request', (err as Error).message, 400);
       }

@@ -3,8 +3,8 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { BootService } from '../../boot/service.js';
 import { ApiError } from '../errors.js';
-import { macHyphenated, parseMac, parseUuid, type Mac, type Uuid } from '../../machines/mac.js';
-import type { Machine, Reservation } from '../../machines/model.js';
+import { macHyphenated, parseMac } from '../../machines/mac.js';
+import type { Machine } from '../../machines/model.js';
 import type { MachineService } from '../../machines/service.js';
 import { MACHINE_STATES } from '../../machines/state.js';
 import { machineCaller, requireAdmin } from '../auth.js';
@@ -23,7 +23,7 @@ import {
 } from '../schemas.js';
 import { clientAddress } from '../artifact-responder.js';
 import { macOf } from '../checks.js';
-import { keepRedacted } from '../../secrets/redact.js';
+import { mergePatch, reservationOf, toReservation } from '../reservation.js';
 
 export interface MachineRoutesOptions {
   machines: MachineService;
@@ -308,45 +308,3 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
     },
   );
 };
-
-/**
- * Body (already schema-checked) → a reservation keyed by the path MAC. Answers show the
- * assisted URL's key redacted (redact-replies.ts); that redacted URL sent back keeps the key
- * `cur` holds, so a GET, an edit and a PUT do not break the machine's install.
- */
-function toReservation(pathMac: Mac, b: ReservationBody, cur: Machine | undefined): Reservation {
-  if (b.mac !== undefined && macOf(b.mac) !== pathMac) {
-    throw new ApiError('invalid_request', `body mac ${b.mac} differs from the MAC in the path (${pathMac})`, 400);
-  }
-  const macs = [...new Set((b.macs ?? []).map(macOf))].filter((m) => m !== pathMac);
-  const r: Reservation = { mac: pathMac, macs, labels: b.labels ?? {} };
-  if (b.uuid !== undefined) r.uuid = parseUuid(b.uuid) as Uuid;
-  if (b.hostname !== undefined) r.hostname = b.hostname.toLowerCase();
-  if (b.ip !== undefined) r.ip = b.ip;
-  if (b.profile !== undefined) r.profile = b.profile;
-  if (b.assisted !== undefined) {
-    const kept = keepRedacted(b.assisted.ipxeScriptUrl, cur?.assisted?.ipxeScriptUrl);
-    if ('refused' in kept) throw new ApiError('invalid_request', `assisted.ipxeScriptUrl: ${kept.refused}`, 400, { field: 'assisted.ipxeScriptUrl' });
-    r.assisted = { ipxeScriptUrl: kept.value };
-  }
-  if (b.precache !== undefined) r.precache = b.precache;
-  return r;
-}
-
-/** A reservation's `ip` that full-mode DHCP could never lease is refused, naming the key. */
-function reservationOf(m: Machine): Reservation {
-  const { state: _s, observed: _o, createdAt: _c, updatedAt: _u, precachedAt: _p, inventory: _i, precacheProgress: _pp, tokenGeneration: _g, ...r } = m;
-  return r;
-}
-
-/** RFC 7396 JSON merge patch. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> =
-    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v);
-  }
-  return out;
-}

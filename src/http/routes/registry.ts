@@ -77,7 +77,7 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
           .header('etag', `"${m.manifest.digest}"`)
           .header('content-length', bytes.length);
         // An (empty) stream keeps the Content-Length: Fastify's HEAD route would set 0 for no payload.
-        return reply.send(req.method === 'HEAD' ? Readable.from([]) : bytes);
+        return req.method === 'HEAD' ? Readable.from([]) : bytes;
       }
       const digest = p.reference.kind === 'digest' ? p.reference.digest : '';
       const want = mirror.blobRequest(p);
