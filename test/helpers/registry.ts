@@ -1253,6 +1253,28 @@ function dirTransportCopy(layout: string, digest: string): string {
 }
 
 /**
+ * `skopeo copy --preserve-digests docker://<ref> oci:<layout>` over plain HTTP, anonymous: a
+ * pull the way a machine's container runtime would make it, through a mirror or straight from
+ * a registry (`ref` is `<host>/ns/name:tag` or `…@sha256:…`). `all` copies every image of an
+ * index. Rejects with a `CommandError`.
+ */
+export async function skopeoPull(ref: string, layout: string, opts: { all?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  await assertCommand('skopeo');
+  const args = [
+    '--insecure-policy',
+    'copy',
+    '--quiet',
+    ...(opts.all ? ['--all'] : []),
+    '--preserve-digests',
+    '--src-tls-verify=false',
+    '--src-no-creds',
+    `docker://${ref}`,
+    `oci:${layout}`,
+  ];
+  await run('skopeo', args, { env: skopeoEnv(), ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }) });
+}
+
+/**
  * The raw manifest (or, with `config`, the raw config blob) of `ref` (`<host>/ns/name:tag`,
  * `<host>/ns/name@sha256:…`, or with `docker://`), exactly as the registry serves it:
  * `skopeo inspect --raw --tls-verify=false`. Anonymous unless `creds` or `authFile` is given.

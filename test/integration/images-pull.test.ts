@@ -12,18 +12,14 @@
  * - a job's own pull secret is used for an upstream the server has no credentials for, and a
  *   wrong one fails the job with the upstream's reason; bad refs and bodies are 400s.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { lowPortSkip } from '../helpers/privileges.js';
 import { runCli, startServer, tempDir } from '../helpers/process.js';
-import { makeImage, makeIndex, makeReleaseImage, pushImage, startRegistry, type BuiltImage } from '../helpers/registry.js';
+import { makeImage, makeIndex, makeReleaseImage, pushImage, skopeoPull, startRegistry, type BuiltImage } from '../helpers/registry.js';
 
 const skip = await lowPortSkip(80, 'the upstream docker-registry');
-
-const run = promisify(execFile);
 
 interface Job {
   id: string;
@@ -66,28 +62,19 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
     cwd: tempDir(t),
     env: { EDGEBOOT_REGISTRY_INSECURE_REGISTRIES: reg.host, EDGEBOOT_REGISTRY_PULL_SECRET: reg.authFile(tempDir(t)) },
   });
-  const conn = ['--server', srv.url, '--token', srv.token];
   const filterFile = join(dir, 'filter.yaml');
   writeFileSync(filterFile, 'patterns:\n  - "\\\\baws\\\\b"\n  - azure\n');
+  // The same pull each time: the release, one more image, the filter file.
+  const pullArgs = [
+    'images',
+    'pull',
+    ...['--server', srv.url, '--token', srv.token],
+    ...['--release', `${reg.host}/ocp/release:4.99.0-x86_64`],
+    ...['--img', `${reg.host}/mce/assisted-installer-agent:v1`],
+    ...['--filter', filterFile],
+  ];
   const before = (await reg.requests()).length;
-  const pulled = await runCli(
-    t,
-    [
-      'images',
-      'pull',
-      ...conn,
-      '--release',
-      `${reg.host}/ocp/release:4.99.0-x86_64`,
-      '--img',
-      `${reg.host}/mce/assisted-installer-agent:v1`,
-      '--filter',
-      filterFile,
-      '--parallel',
-      '3',
-      '--json',
-    ],
-    { timeoutMs: 60_000 },
-  );
+  const pulled = await runCli(t, [...pullArgs, '--parallel', '3', '--json'], { timeoutMs: 60_000 });
   t.equal(pulled.code, 0, `the CLI succeeds (${pulled.stderr})`);
   const job = JSON.parse(pulled.stdout) as Job;
   t.equal(job.state, 'done');
@@ -116,21 +103,7 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
   t.equal(job.bytes.total - job.bytes.upstream, job.bytes.deduplicated);
   t.equal(job.blobs.total, wanted.size);
 
-  const again = await runCli(
-    t,
-    [
-      'images',
-      'pull',
-      ...conn,
-      '--release',
-      `${reg.host}/ocp/release:4.99.0-x86_64`,
-      '--img',
-      `${reg.host}/mce/assisted-installer-agent:v1`,
-      '--filter',
-      filterFile,
-    ],
-    { timeoutMs: 60_000 },
-  );
+  const again = await runCli(t, [...pullArgs], { timeoutMs: 60_000 });
   t.equal(again.code, 0);
   t.match(again.stdout, /images: 5 in all, 0 fetched, 5 already cached, 0 failed, 1 left out by the filter/, 'run again: all cached');
   t.match(again.stdout, /bytes: 0 B from upstream/);
@@ -138,16 +111,7 @@ t.test('a release and an extra image pulled into the mirror, once', { skip }, as
 
   await reg.stop();
   const mirror = `127.0.0.1:${srv.port}/${reg.host}`;
-  await run('skopeo', [
-    '--insecure-policy',
-    'copy',
-    '--quiet',
-    '--preserve-digests',
-    '--src-tls-verify=false',
-    '--src-no-creds',
-    `docker://${mirror}/ocp/art-dev@${comps.etcd.digest}`,
-    `oci:${join(dir, 'offline')}:etcd`,
-  ]);
+  await skopeoPull(`${mirror}/ocp/art-dev@${comps.etcd.digest}`, `${join(dir, 'offline')}:etcd`);
   const copied = JSON.parse(readFileSync(join(dir, 'offline', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   t.equal(copied.manifests[0]?.digest, comps.etcd.digest, 'a pulled component copies through /v2/ with the upstream stopped');
 });

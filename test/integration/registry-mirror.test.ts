@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { lowPortSkip } from '../helpers/privileges.js';
 import { startServer, tempDir } from '../helpers/process.js';
-import { makeImage, makeIndex, pushImage, skopeoInspectRaw, startRegistry, type Registry } from '../helpers/registry.js';
+import { makeImage, makeIndex, pushImage, skopeoInspectRaw, skopeoPull, startRegistry, type Registry } from '../helpers/registry.js';
 
 const skip = await lowPortSkip(80, 'the upstream docker-registry');
 
@@ -75,17 +75,7 @@ for (const auth of ['basic', 'token'] as const) {
     t.equal(Number(head.headers.get('content-length')), docker.length);
 
     const out = join(dir, 'copied');
-    await run('skopeo', [
-      '--insecure-policy',
-      'copy',
-      '--quiet',
-      '--all',
-      '--preserve-digests',
-      '--src-tls-verify=false',
-      '--src-no-creds',
-      `docker://${mirror}/ns/m:multi`,
-      `oci:${out}:multi`,
-    ]);
+    await skopeoPull(`${mirror}/ns/m:multi`, `${out}:multi`, { all: true });
     const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     t.equal(index.manifests[0]?.digest, idx.digest, 'skopeo copy through edgeboot: the index digest');
     const blobs = new Set(readdirSync(join(out, 'blobs', 'sha256')).map((h) => `sha256:${h}`));
@@ -165,31 +155,13 @@ t.test('overlapping pulls at once fetch each blob upstream once; a corrupt blob 
   await reg.stop();
   const again = await skopeoInspectRaw(`${mirror}/ns/a:v1`);
   t.equal(sha(again), a.digest, 'a tag pulled before still answers, from the store');
-  await run('skopeo', [
-    '--insecure-policy',
-    'copy',
-    '--quiet',
-    '--preserve-digests',
-    '--src-tls-verify=false',
-    '--src-no-creds',
-    `docker://${mirror}/ns/b:v1`,
-    `oci:${join(dir, 'offline')}:v1`,
-  ]);
+  await skopeoPull(`${mirror}/ns/b:v1`, `${join(dir, 'offline')}:v1`);
   t.equal(copiedDigest(join(dir, 'offline')), b.digest, 'a whole image pulled before copies with the upstream down');
   // And after a restart of edgeboot, which then knows nothing of the upstream's auth.
   await eb.stop();
   eb = await edgebootFor(t, reg, ebDir);
   mirror = `127.0.0.1:${eb.port}/${reg.host}`;
-  await run('skopeo', [
-    '--insecure-policy',
-    'copy',
-    '--quiet',
-    '--preserve-digests',
-    '--src-tls-verify=false',
-    '--src-no-creds',
-    `docker://${mirror}/ns/b@${b.digest}`,
-    `oci:${join(dir, 'restarted')}:v1`,
-  ]);
+  await skopeoPull(`${mirror}/ns/b@${b.digest}`, `${join(dir, 'restarted')}:v1`);
   t.equal(copiedDigest(join(dir, 'restarted')), b.digest, 'and by digest after a restart of edgeboot, the upstream still down');
   const unknown = await fetch(`${eb.url}/v2/${reg.host}/ns/nope/manifests/sha256:${'0'.repeat(64)}`);
   t.equal(unknown.status, 502, 'an unknown manifest with the upstream down: 502');

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { startServer, tempDir, type ServerProcess } from '../helpers/process.js';
-import { makeImage, type BuiltImage, type FileMap } from '../helpers/registry.js';
+import { makeImage, skopeoPull, type BuiltImage, type FileMap } from '../helpers/registry.js';
 import { startClosingUpstream, startPythonHttpServer, type Closing } from '../helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -160,20 +160,7 @@ t.test('the /v2/ mirror over upstream registries in both framings: curl, skopeo 
     );
     t.equal(sha256(raw), image.digest.slice('sha256:'.length), `${closing}: skopeo inspect --raw gives the upstream manifest, byte for byte`);
     const out = join(dir, `pulled-${closing}`);
-    const copied = await run(
-      'skopeo',
-      [
-        '--insecure-policy',
-        'copy',
-        '--quiet',
-        '--preserve-digests',
-        '--src-tls-verify=false',
-        '--src-no-creds',
-        `docker://${mirror}/ns/app:v1`,
-        `oci:${out}:v1`,
-      ],
-      { timeout: 60_000 },
-    ).then(
+    const copied = await skopeoPull(`${mirror}/ns/app:v1`, `${out}:v1`, { timeoutMs: 60_000 }).then(
       () => 'copied',
       (err: unknown) => (err instanceof Error ? err.message : String(err)),
     );

@@ -10,7 +10,7 @@ import { hubScriptUrl, isBootLoop, planBoot, pxeAnswer, type BootDecision, type 
 import type { Machine, PrecacheProgress } from '../../../src/machines/model.js';
 import type { MachineState } from '../../../src/machines/state.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.js';
-import { FIXTURE_TIME, machineFixture } from '../../helpers/fixtures.js';
+import { assistedMachine, machineFixture } from '../../helpers/fixtures.js';
 
 const profiles = loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }]);
 const HUB_URL = 'https://hub.example/api/assisted-install/v2/infra-envs/6f1e/downloads/files?api_key=k&file_name=ipxe-script';
@@ -20,24 +20,8 @@ const parsed = parseAssistedScript(
 if (parsed.kind !== 'boot') throw new Error('the fixture hub script does not parse');
 const HUB_BOOT: HubAnswer = { kind: 'boot', script: parsed };
 
-/** A machine of profile precache-assisted (precache rhcos-live, install assisted) with its hub URL. */
-function assisted(state: MachineState, progress?: Partial<PrecacheProgress>): Machine {
-  const run: PrecacheProgress = {
-    boots: 0,
-    step: 'booting',
-    filesDone: 0,
-    filesTotal: 0,
-    bytesDone: 0,
-    bytesTotal: 0,
-    startedAt: FIXTURE_TIME,
-    lastHeartbeatAt: FIXTURE_TIME,
-  };
-  return machineFixture(state, {
-    profile: 'precache-assisted',
-    assisted: { ipxeScriptUrl: HUB_URL },
-    ...(progress && { precacheProgress: { ...run, ...progress } }),
-  });
-}
+/** A machine of profile precache-assisted with its hub URL. */
+const assisted = (state: MachineState, progress?: Partial<PrecacheProgress>): Machine => assistedMachine(state, HUB_URL, progress);
 
 function plan(machine: Machine | undefined, more: Partial<PlanInput> = {}): BootDecision {
   return planBoot({ machine, profiles, unknownMachines: 'exit', precache: { maxBoots: 3 }, ...more });

@@ -17,7 +17,7 @@ import type { MachineState } from '../../../src/machines/state.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.js';
 import { openSqliteStore } from '../../../src/store/sqlite.js';
 import { tempDir, testConfig } from '../../helpers/app.js';
-import { FIXTURE_TIME, machineFixture, mustMac } from '../../helpers/fixtures.js';
+import { assistedMachine, mustMac } from '../../helpers/fixtures.js';
 import type { Teardown } from '../../helpers/process.js';
 
 const BASE = 'http://192.0.2.1:8080';
@@ -58,25 +58,8 @@ async function setup(t: Teardown) {
 }
 
 /** A machine of profile precache-assisted with its hub URL and reservation ip, in `state`. */
-function assisted(mac: string, state: MachineState, progress?: Partial<PrecacheProgress>): Machine {
-  const run: PrecacheProgress = {
-    boots: 0,
-    step: 'booting',
-    filesDone: 0,
-    filesTotal: 0,
-    bytesDone: 0,
-    bytesTotal: 0,
-    startedAt: FIXTURE_TIME,
-    lastHeartbeatAt: FIXTURE_TIME,
-  };
-  return machineFixture(state, {
-    mac: mustMac(mac),
-    ip: IP,
-    profile: 'precache-assisted',
-    assisted: { ipxeScriptUrl: HUB_URL },
-    ...(progress && { precacheProgress: { ...run, ...progress } }),
-  });
-}
+const assisted = (mac: string, state: MachineState, progress?: Partial<PrecacheProgress>): Machine =>
+  assistedMachine(state, HUB_URL, progress, { mac: mustMac(mac), ip: IP });
 
 const query = (mac: Mac) => ({ mac, macs: [], observed: {} });
 

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { LeasePool, inSubnet, maskText, parseSubnet, type Lease, type Subnet } from '../../../src/dhcp/leases.js';
 import { intToIp, ipToInt } from '../../../src/net/ipv4.js';
+import { LAB_SUBNET } from '../../helpers/fixtures.js';
 
 const NOW = Date.UTC(2024, 0, 1, 12, 0, 0);
 const HOUR = 3_600_000;
@@ -8,17 +9,9 @@ const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';
 const C = '52:54:00:00:00:0c';
 
-const LAB = {
-  cidr: '10.77.0.0/24',
-  pool: ['10.77.0.100', '10.77.0.199'] as [string, string],
-  router: '10.77.0.1',
-  dns: ['10.77.0.1'],
-  domain: 'lab.example',
-  leaseSeconds: 3600,
-};
-const lab = (): Subnet => parseSubnet(LAB);
+const lab = (): Subnet => parseSubnet(LAB_SUBNET);
 /** A subnet whose pool is `first`..`last` in 10.77.0.0/24. */
-const small = (first: number, last: number): Subnet => parseSubnet({ ...LAB, pool: [`10.77.0.${first}`, `10.77.0.${last}`] });
+const small = (first: number, last: number): Subnet => parseSubnet({ ...LAB_SUBNET, pool: [`10.77.0.${first}`, `10.77.0.${last}`] });
 
 const bound = (ip: string, mac: string, expiresAt = NOW + HOUR): Lease => ({ ip, mac, state: 'bound', expiresAt });
 const declined = (ip: string, expiresAt = NOW + 600_000): Lease => ({ ip, mac: '', state: 'declined', expiresAt });

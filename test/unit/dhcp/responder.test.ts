@@ -1,4 +1,5 @@
 import t from 'tap';
+import { LAB_SUBNET } from '../../helpers/fixtures.js';
 import type { DhcpPacket } from '../../../src/dhcp/codec.js';
 import { LeasePool, parseSubnet, type Lease, type Subnet } from '../../../src/dhcp/leases.js';
 import { DEFAULT_BINARIES } from '../../../src/dhcp/pxe.js';
@@ -32,16 +33,8 @@ const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';
 const C = '52:54:00:00:00:0c';
 
-const SUBNET = {
-  cidr: '10.77.0.0/24',
-  pool: ['10.77.0.100', '10.77.0.199'] as [string, string],
-  router: '10.77.0.1',
-  dns: ['10.77.0.1'],
-  domain: 'lab.example',
-  leaseSeconds: 3600,
-};
-const labSubnet = (): Subnet => parseSubnet(SUBNET);
-const twoAddressLab = (): Subnet => parseSubnet({ ...SUBNET, pool: ['10.77.0.100', '10.77.0.101'] });
+const labSubnet = (): Subnet => parseSubnet(LAB_SUBNET);
+const twoAddressLab = (): Subnet => parseSubnet({ ...LAB_SUBNET, pool: ['10.77.0.100', '10.77.0.101'] });
 const relayed = (): Subnet =>
   parseSubnet({ cidr: '10.88.0.0/24', pool: ['10.88.0.50', '10.88.0.60'], router: '10.88.0.1', dns: ['10.77.0.1'], domain: 'far.example', leaseSeconds: 7200 });
 
@@ -671,7 +664,7 @@ t.test('full mode, BIOS PXE: undionly.kpxe over TFTP from us, a short lease', as
 });
 
 t.test('full mode, the PXE lease never exceeds the subnet’s', async (t) => {
-  const shortLab = new Lab(parseSubnet({ ...SUBNET, leaseSeconds: 300 }));
+  const shortLab = new Lab(parseSubnet({ ...LAB_SUBNET, leaseSeconds: 300 }));
   t.equal(u32Option(asReply(shortLab.send({ type: DHCP_TYPE.discover, mac: A, options: BIOS_PXE })).p, 51), 300);
 });
 
@@ -952,7 +945,7 @@ t.test('relayed REQUEST for an address of another subnet: NAK to the relay, broa
 
 /** A reply whose options need 342 bytes: more than the 307 a 576-byte message holds in its options field. */
 function bigReply(maxSize: number | undefined): { out: Reply; p: DhcpPacket } {
-  const subnet = parseSubnet({ ...SUBNET, dns: Array.from({ length: 40 }, (_, i) => `10.77.0.${i + 2}`), domain: 'a-rather-long-domain-name.lab.example' });
+  const subnet = parseSubnet({ ...LAB_SUBNET, dns: Array.from({ length: 40 }, (_, i) => `10.77.0.${i + 2}`), domain: 'a-rather-long-domain-name.lab.example' });
   const options: [number, Buffer][] = maxSize === undefined ? [] : [[57, opt.u16(maxSize)]];
   return asReply(new Lab(subnet).send({ type: DHCP_TYPE.discover, mac: A, options }, { reservation: { hostname: `node-${'x'.repeat(95)}` } }));
 }

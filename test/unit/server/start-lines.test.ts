@@ -4,24 +4,16 @@ import { pxeAnswer } from '../../../src/boot/planner.js';
 import type { UnknownMachinePolicy } from '../../../src/config/config.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../../src/profiles/load.js';
 import { dhcpAnswers as answersWith, hostPort, reachOf } from '../../../src/start-lines.js';
+import { LAB_SUBNET } from '../../helpers/fixtures.js';
 
 const profiles = loadProfiles([{ dir: BUILTIN_PROFILES_DIR, builtin: true }]);
 /** The line as describeStart words it, with the planner's answer for a machine nobody registered. */
 const dhcpAnswers = (dhcp: Parameters<typeof answersWith>[0], policy: UnknownMachinePolicy) =>
   answersWith(dhcp, policy, pxeAnswer({ machine: undefined, profiles, unknownMachines: policy }));
 
-const subnet = {
-  cidr: '10.77.0.0/24',
-  pool: ['10.77.0.100', '10.77.0.199'] as [string, string],
-  router: '10.77.0.1',
-  dns: ['10.77.0.1'],
-  domain: 'lab.example',
-  leaseSeconds: 3600,
-};
-
 t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unknownMachines', async (t) => {
   t.equal(
-    dhcpAnswers({ mode: 'proxy', interfaces: [], subnets: [subnet] }, 'exit'),
+    dhcpAnswers({ mode: 'proxy', interfaces: [], subnets: [LAB_SUBNET] }, 'exit'),
     'proxy DHCP on all interfaces answers registered machines only (boot.unknownMachines: exit); unknown machines boot their own disk. ' +
       'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
   );
@@ -31,13 +23,13 @@ t.test('what DHCP answers, in words, from the mode, the interfaces and boot.unkn
       'To boot registered machines only, set boot.unknownMachines: exit',
   );
   t.equal(
-    dhcpAnswers({ mode: 'proxy', interfaces: [], subnets: [subnet] }, { profile: 'local-disk' }),
+    dhcpAnswers({ mode: 'proxy', interfaces: [], subnets: [LAB_SUBNET] }, { profile: 'local-disk' }),
     'proxy DHCP on all interfaces answers registered machines only (boot.unknownMachines: local-disk); unknown machines boot their own disk. ' +
       'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
     'a profile that boots the local disk is silence too, as the planner says',
   );
   t.equal(
-    dhcpAnswers({ mode: 'full', interfaces: ['eth1'], subnets: [subnet, { ...subnet, cidr: '10.78.0.0/24' }] }, 'exit'),
+    dhcpAnswers({ mode: 'full', interfaces: ['eth1'], subnets: [LAB_SUBNET, { ...LAB_SUBNET, cidr: '10.78.0.0/24' }] }, 'exit'),
     'full DHCP on interface eth1 leases addresses in 10.77.0.0/24, 10.78.0.0/24 to every client that asks and chains PXE clients to iPXE ' +
       '(boot.unknownMachines: exit); unknown machines boot their own disk. ' +
       'Register a machine (npx edgeboot machines add MAC --profile NAME) or set boot.unknownMachines: wait',
