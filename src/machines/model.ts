@@ -1,4 +1,5 @@
 import type { Mac, Uuid } from './mac.js';
+import type { BmcRun, BmcSettings, BmcStatus } from './bmc.js';
 import type { MachineState } from './state.js';
 
 export interface PrecacheSettings {
@@ -63,6 +64,8 @@ export interface Reservation {
   labels: Record<string, string>;
   assisted?: { ipxeScriptUrl: string };
   precache?: PrecacheSettings;
+  /** The machine's BMC, for zero-touch provisioning (machines/bmc.ts). */
+  bmc?: BmcSettings;
 }
 
 /** What a PXE client told us about itself; recorded on every boot request. */
@@ -92,11 +95,15 @@ export interface Machine extends Reservation {
    * an earlier boot stop working. Absent: 0.
    */
   tokenGeneration?: number;
+  /** What edgeboot last saw of the BMC. */
+  bmcStatus?: BmcStatus;
+  /** The provisioning run the BMC service drives, if any. */
+  bmcRun?: BmcRun;
   createdAt: string;
   updatedAt: string;
 }
 
-export const EVENT_SOURCES = ['dhcp', 'tftp', 'http', 'machine', 'api'] as const;
+export const EVENT_SOURCES = ['dhcp', 'tftp', 'http', 'machine', 'api', 'bmc'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
 
 export interface NewEvent {
