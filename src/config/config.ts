@@ -17,14 +17,19 @@ export type PrecacheConfig = ConfigFile['precache'];
 
 /**
  * The file's form after load.ts: paths absolute, listen addresses parsed, sizes in bytes, the
- * unknown-machine policy as a word or a profile; every other key as the schema types it.
+ * unknown-machine policy as a word or a profile, auth.secretKeyFile always a path; every other key as the schema types it.
  */
-export type Config = Omit<ConfigFile, 'http' | 'tftp' | 'cache' | 'boot'> & {
+export type Config = Omit<ConfigFile, 'http' | 'tftp' | 'cache' | 'boot' | 'bmc'> & {
   http: { listen: Listen };
   tftp: Omit<ConfigFile['tftp'], 'listen'> & { listen: Listen };
   cache: Omit<ConfigFile['cache'], 'maxBytes' | 'largeBytes' | 'clientRate'> & { maxBytes: number; largeBytes: number; clientRate: number };
   boot: Omit<ConfigFile['boot'], 'unknownMachines'> & { unknownMachines: UnknownMachinePolicy };
+  /** caFile absolute, absent when empty. */
+  bmc: BmcConfig;
 };
+
+/** Machines' BMCs: the poller and the provisioning runs (schema-bmc.ts). */
+export type BmcConfig = Omit<ConfigFile['bmc'], 'caFile'> & { caFile?: string };
 
 export class ConfigError extends Error {
   constructor(

@@ -234,6 +234,7 @@ function resolveDataPath(path: string, dataDir: string): string {
 
 function normalise(c: ConfigFile): Config {
   const dataDir = resolve(c.server.dataDir);
+  const { caFile, ...bmcRest } = c.bmc;
   const storeUrl = c.store.url.startsWith('sqlite:') ? `sqlite:${resolveDataPath(c.store.url.slice('sqlite:'.length), dataDir)}` : c.store.url;
   return {
     ...c,
@@ -250,6 +251,8 @@ function normalise(c: ConfigFile): Config {
       clientRate: parseByteSize(c.cache.clientRate),
     },
     boot: { ...c.boot, unknownMachines: parsePolicy(c.boot.unknownMachines) },
+    auth: { ...c.auth, secretKeyFile: resolveDataPath(c.auth.secretKeyFile || '<dataDir>/secret.key', dataDir) },
+    bmc: { ...bmcRest, ...(caFile !== '' && { caFile: resolveDataPath(caFile, dataDir) }) },
   };
 }
 

@@ -6,6 +6,7 @@
 import { Type, type Static } from 'typebox';
 import { byteSize, flag, integer, ipv4, listen, OCTET, section, strings, token, word } from './schema-kit.js';
 import { bootSection, precacheSection } from './schema-boot.js';
+import { bmcSection } from './schema-bmc.js';
 
 const server = section('The server itself', {
   advertiseAddress: Type.String({
@@ -235,6 +236,11 @@ const auth = section('Who may use the API', {
     description: 'a list of tokens of at least 16 printable characters',
     default: [],
   }),
+  secretKeyFile: Type.String({
+    title: 'The key that seals the BMC passwords the store keeps, made at first start (mode 0600); back it up with the database',
+    description: 'a path (<dataDir> stands for server.dataDir), or empty for <dataDir>/secret.key',
+    default: '',
+  }),
 });
 
 const profiles = section('Boot profiles beside the built-in ones', {
@@ -250,7 +256,7 @@ const log = section('Logging', {
 });
 
 export const configSchema = Type.Object(
-  { server, http, tftp, dhcp, store, cache, registry, auth, profiles, boot: bootSection, precache: precacheSection, log },
+  { server, http, tftp, dhcp, store, cache, registry, auth, profiles, boot: bootSection, precache: precacheSection, bmc: bmcSection, log },
   { $id: 'https://edgeboot.dev/schemas/config.json', additionalProperties: false },
 );
 

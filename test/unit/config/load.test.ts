@@ -39,6 +39,8 @@ function hasProblem(t: Test, err: ConfigError, fragments: string[], what: string
   if (line) t.ok(err.message.includes(line), `${what}: the message includes that problem`);
 }
 
+const BMC_DEFAULTS = { pollSeconds: 60, bootTimeoutSeconds: 600, maxRetries: 2, parallel: 16, requestTimeoutSeconds: 15, bootTarget: 'pxe' };
+
 t.test('embedded defaults', async (t) => {
   const { config, warnings } = loadConfig();
   t.same(warnings, []);
@@ -64,13 +66,39 @@ t.test('embedded defaults', async (t) => {
     allowedUpstreams.includes('quay.io/openshift-release-dev') && allowedUpstreams.includes('registry.redhat.io/multicluster-engine'),
     'the OpenShift release and MCE upstreams by default',
   );
-  t.same(config.auth, { adminTokens: [] });
+  t.same(config.auth, { adminTokens: [], secretKeyFile: resolve('var/secret.key') }, 'the secret key beside the database by default');
+  t.same(config.bmc, BMC_DEFAULTS, 'no caFile when none is set');
   t.same(config.profiles, { dirs: [] });
   t.equal(config.boot.unknownMachines, 'exit');
   t.equal(config.boot.recheckSeconds, 30);
   t.equal(config.log.level, 'info');
   t.same(loadConfig({}).config, config, 'no options and empty options agree');
   t.same(loadConfig({ env: {}, sets: [] }).config, config, 'empty env and sets change nothing');
+});
+
+t.test('bmc and auth.secretKeyFile: environment names, paths resolved, bounds and words checked', async (t) => {
+  const { config } = loadConfig({
+    env: {
+      EDGEBOOT_SERVER_DATA_DIR: '/srv/e',
+      EDGEBOOT_BMC_PARALLEL: '64',
+      EDGEBOOT_BMC_BOOT_TIMEOUT_SECONDS: '900',
+      EDGEBOOT_BMC_BOOT_TARGET: 'uefi-http',
+      EDGEBOOT_BMC_CA_FILE: '<dataDir>/bmc-ca.pem',
+      EDGEBOOT_AUTH_SECRET_KEY_FILE: 'keys/edgeboot.key',
+    },
+  });
+  t.same(config.bmc, { ...BMC_DEFAULTS, parallel: 64, bootTimeoutSeconds: 900, bootTarget: 'uefi-http', caFile: '/srv/e/bmc-ca.pem' });
+  t.equal(config.auth.secretKeyFile, resolve('keys/edgeboot.key'), 'a relative path against the working directory');
+  t.equal(loadConfig({ env: { EDGEBOOT_SERVER_DATA_DIR: '/srv/e' } }).config.auth.secretKeyFile, '/srv/e/secret.key', 'the default follows the data dir');
+  const err = loadError({
+    env: { EDGEBOOT_BMC_PARALLEL: '0', EDGEBOOT_BMC_POLL_SECONDS: '1', EDGEBOOT_BMC_MAX_RETRIES: '11', EDGEBOOT_BMC_BOOT_TARGET: 'http' },
+    sets: ['bmc.requestTimeoutSeconds=301'],
+  });
+  hasProblem(t, err, ['bmc.parallel', 'got 0', 'concurrent BMC sessions, 1 to 512'], 'parallel');
+  hasProblem(t, err, ['bmc.pollSeconds', 'got 1', 'at least 5'], 'pollSeconds');
+  hasProblem(t, err, ['bmc.maxRetries', 'got 11', '0 to 10'], 'maxRetries');
+  hasProblem(t, err, ['bmc.bootTarget', '"http"', 'pxe (BootSourceOverrideTarget Pxe)'], 'bootTarget');
+  hasProblem(t, err, ['bmc.requestTimeoutSeconds', 'got 301', '1 to 300'], 'requestTimeoutSeconds');
 });
 
 t.test('defaults are fresh for every load', async (t) => {
@@ -111,6 +139,10 @@ t.test('CONFIG_KEYS: every section.key with its EDGEBOOT_ variable', async (t) =
     'profiles.dirs': 'EDGEBOOT_PROFILES_DIRS',
     'boot.unknownMachines': 'EDGEBOOT_BOOT_UNKNOWN_MACHINES',
     'precache.installReserveGiB': 'EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB',
+    'auth.secretKeyFile': 'EDGEBOOT_AUTH_SECRET_KEY_FILE',
+    'bmc.parallel': 'EDGEBOOT_BMC_PARALLEL',
+    'bmc.bootTimeoutSeconds': 'EDGEBOOT_BMC_BOOT_TIMEOUT_SECONDS',
+    'bmc.caFile': 'EDGEBOOT_BMC_CA_FILE',
   };
   for (const [path, env] of Object.entries(expected)) t.equal(byPath.get(path), env, path);
   for (const k of CONFIG_KEYS) {
@@ -374,7 +406,7 @@ t.test('errors name the key, the value and what was expected', async (t) => {
   });
   t.test('an unknown section lists the sections', async (t) => {
     const err = loadError({ file: writeConfig('htp: { listen: 0.0.0.0:80 }\n') });
-    hasProblem(t, err, ['htp', 'unknown key', 'server, http, tftp, dhcp, store, cache, registry, auth, profiles, boot, precache, log'], 'htp');
+    hasProblem(t, err, ['htp', 'unknown key', 'server, http, tftp, dhcp, store, cache, registry, auth, profiles, boot, precache, bmc, log'], 'htp');
   });
   t.test('a wrong type from a file', async (t) => {
     const err = loadError({ file: writeConfig('dhcp:\n  proxyPort: "x"\n') });

@@ -3,6 +3,7 @@
  * a resolved config with its secrets cut, which loads back to the same config. The real CLI and
  * `serve` are in test/integration/config-show.test.ts.
  */
+import { resolve } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../../../src/config/config.js';
@@ -60,6 +61,9 @@ t.test('config show round-trips: what it prints loads to the same config', async
       ]),
       EDGEBOOT_REGISTRY_UPSTREAMS: '{"lab": "127.0.0.1:5000"}',
       EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB: '64',
+      EDGEBOOT_BMC_CA_FILE: 'rel/bmc-ca.pem',
+      EDGEBOOT_BMC_BOOT_TARGET: 'auto',
+      EDGEBOOT_AUTH_SECRET_KEY_FILE: '/etc/edgeboot/secret.key',
     },
   });
   t.same(reread(config, 'yaml'), config, 'a non-trivial config, as YAML');
@@ -69,6 +73,10 @@ t.test('config show round-trips: what it prints loads to the same config', async
   t.equal(doc.tftp.listen, '0.0.0.0:6969');
   t.equal(doc.boot.unknownMachines, 'rhcos-live', 'a profile policy as its name');
   t.notMatch(showText(config, 'yaml'), /^#/, 'nothing cut, no note');
+  const shownBmc = shownConfig(config) as Record<string, Record<string, unknown>>;
+  t.equal(shownBmc.auth?.secretKeyFile, '/etc/edgeboot/secret.key', 'the secret key file is a path, shown as it is');
+  t.equal(shownBmc.bmc?.caFile, resolve('rel/bmc-ca.pem'), 'the BMC CA file resolved');
+  t.notOk('caFile' in ((shownConfig(defaults) as Record<string, Record<string, unknown>>).bmc ?? {}), 'no caFile line when none is set');
   const reordered = shownConfig(loadConfig({ env: { EDGEBOOT_TFTP_ROOTS: '/srv/ipxe' } }).config) as Record<string, Record<string, unknown>>;
   t.same(Object.keys(reordered.tftp ?? {}), Object.keys(configSchema.properties.tftp.properties), 'keys in the schema order, not the order they were set in');
 });
