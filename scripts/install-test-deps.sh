@@ -25,11 +25,13 @@ fi
 # back with sgdisk, losetup and the kernel's XFS. systemd: systemd-analyze and systemd-sysusers
 # check the shipped unit (no systemd running needed); util-linux's setpriv drops capabilities.
 # iptables: a DHCP system test makes the server's sends fail (EPERM) in its own namespace.
+# redfishtool and python3-sushy (the library Ironic uses): the real Redfish clients that prove the BMC emulator.
 packages=(
   ca-certificates curl python3 make g++ iproute2
   udhcpc isc-dhcp-client dhcpcd-base dnsmasq-base isc-dhcp-relay atftp tftp-hpa ipxe
   qemu-system-x86 ipxe-qemu ovmf linux-image-amd64 busybox-static cpio kmod radvd
   docker-registry skopeo apache2-utils openssl gdisk xfsprogs jq util-linux systemd iptables
+  redfishtool python3-sushy
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,368 @@
+/**
+ * A Redfish BMC emulator (DSP0266 protocol, DSP0268 schemas) for the tests: one ComputerSystem
+ * behind a service root, Systems, Managers, Chassis, SessionService (X-Auth-Token sessions; Basic
+ * accepted too), TaskService task monitors, ETags, Redfish error bodies, and the vendor quirks of
+ * profiles.ts. Proven against real clients (redfishtool, python3-sushy) by
+ * test/integration/redfish-emulator.test.ts.
+ *
+ * `close()` stops answering (connections refused: the unreachable BMC); the PowerDriver passed in
+ * stays the caller's to close.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, unlinkSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { failure, notFound, type RedfishFailure } from './errors.js';
+import { readJson, sendEmpty, type Body, sendFailure, sendJson, sendXml } from './http.js';
+import { TimerPower, type PowerDriver } from './power.js';
+import { profile as profileOf, type VendorProfile } from './profiles.js';
+import * as doc from './resources.js';
+import { SESSIONS_PATH, SessionCounter, SessionStore, sessionPath } from './sessions.js';
+import { EmulatedSystem, type BootRecord } from './system.js';
+import { TaskStore } from './tasks.js';
+
+export { selfSignedCert } from './cert.js';
+export { TimerPower, type PowerDriver } from './power.js';
+export { SessionCounter } from './sessions.js';
+export type { VendorProfile } from './profiles.js';
+
+export interface EmulatorOptions {
+  profile?: VendorProfile;
+  username?: string;
+  password?: string;
+  systemId?: string;
+  macs?: string[];
+  uuid?: string;
+  serial?: string;
+  model?: string;
+  manufacturer?: string;
+  powerState?: 'On' | 'Off';
+  transitionMs?: number;
+  latencyMs?: number;
+  tls?: { key: string; cert: string };
+  power?: PowerDriver;
+  listen?: { port?: number; host?: string } | { path: string };
+  counter?: SessionCounter;
+  sessionService?: boolean;
+  onBoot?: (b: BootRecord) => void;
+  /** ResetType@Redfish.AllowableValues instead of the profile's (e.g. without ForceRestart, to exercise a client's fallback). */
+  resetTypes?: string[];
+  /** BootSourceOverrideTarget@Redfish.AllowableValues instead of the profile's (e.g. without UefiHttp). */
+  bootTargets?: string[];
+  /** false: the Boot object has no BootSourceOverrideMode (older BMCs). Default true. */
+  modeSupported?: boolean;
+}
+
+export type RequestAuth = 'session' | 'basic' | 'none';
+
+export interface RequestRecord {
+  method: string;
+  path: string;
+  status: number;
+  auth: RequestAuth;
+  at: number;
+  /** The JSON body sent, a session login's Password replaced by "***". */
+  body?: unknown;
+}
+
+export interface RedfishEmulator {
+  url: string;
+  address: string;
+  port: number;
+  system(): { powerState: string; boot: { target: string; enabled: string; mode?: string; httpBootUri?: string }; etag: string };
+  boots: BootRecord[];
+  requests: RequestRecord[];
+  counter: SessionCounter;
+  guestReboot(): void;
+  guestPowerOff(): void;
+  close(): Promise<void>;
+}
+
+interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  path: string;
+  auth: RequestAuth;
+  body: unknown;
+}
+
+type Handler = (ctx: Ctx, params: string[]) => void;
+const METHODS = ['GET', 'POST', 'PATCH', 'DELETE'] as const;
+type Method = (typeof METHODS)[number];
+const isMethod = (m: string): m is Method => (METHODS as readonly string[]).includes(m);
+interface Route {
+  pattern: RegExp;
+  methods: Partial<Record<Method, Handler>>;
+  /** Served without credentials (DSP0266: the service root, its version document, OData documents and the login POST). */
+  open?: 'GET' | 'POST';
+}
+
+function randomMac(): string {
+  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+export async function startRedfishEmulator(o: EmulatorOptions = {}): Promise<RedfishEmulator> {
+  const profile = profileOf(o.profile ?? 'generic');
+  const username = o.username ?? 'root';
+  const password = o.password ?? 'calvin';
+  const transitionMs = o.transitionMs ?? 200;
+  const counter = o.counter ?? new SessionCounter();
+  const sessions = new SessionStore(counter);
+  const sessionService = o.sessionService ?? true;
+  const tasks = new TaskStore(profile.name === 'idrac' ? 'JID_' : '');
+  const bootTargets = o.bootTargets ?? profile.bootTargets;
+  const resetTypes = o.resetTypes ?? profile.resetTypes;
+  const modeSupported = o.modeSupported ?? true;
+  const driver = o.power ?? new TimerPower();
+  const sys = new EmulatedSystem({
+    profile,
+    transitionMs,
+    powerState: o.powerState ?? 'Off',
+    driver,
+    bootTargets,
+    resetTypes,
+    modeSupported,
+    ...(o.onBoot === undefined ? {} : { onBoot: o.onBoot }),
+  });
+  const fixed = {
+    profile,
+    serviceUuid: randomUUID(),
+    systemId: o.systemId ?? profile.systemId,
+    managerId: profile.managerId,
+    uuid: o.uuid ?? randomUUID(),
+    serial: o.serial ?? randomBytes(4).toString('hex').toUpperCase(),
+    model: o.model ?? profile.model,
+    manufacturer: o.manufacturer ?? profile.manufacturer,
+    macs: o.macs ?? [randomMac()],
+    bootTargets,
+    resetTypes,
+    modeSupported,
+    sessionService,
+  };
+  const view = (): doc.View => ({ ...fixed, powerState: sys.power.state, boot: sys.boot, etag: sys.etag, inPost: sys.inPost });
+  const requests: RequestRecord[] = [];
+
+  const get =
+    (build: (v: doc.View) => unknown): Handler =>
+    ({ res }) =>
+      sendJson(res, 200, build(view()));
+  const sys$ = `${doc.ROOT}/Systems/${escape(fixed.systemId)}`;
+  const routes: Route[] = [
+    { pattern: /^\/redfish$/, methods: { GET: ({ res }) => sendJson(res, 200, doc.versions()) }, open: 'GET' },
+    { pattern: /^\/redfish\/v1$/, methods: { GET: get(doc.serviceRoot) }, open: 'GET' },
+    { pattern: /^\/redfish\/v1\/odata$/, methods: { GET: get(doc.odataServiceDocument) }, open: 'GET' },
+    { pattern: /^\/redfish\/v1\/\$metadata$/, methods: { GET: ({ res }) => sendXml(res, doc.metadataXml()) }, open: 'GET' },
+    { pattern: /^\/redfish\/v1\/Systems$/, methods: { GET: get(doc.systems) } },
+    {
+      pattern: new RegExp(`^${sys$}$`),
+      methods: {
+        GET: ({ res }) => sendJson(res, 200, doc.system(view()), { ETag: sys.etag }),
+        PATCH: ({ req, res, body }) => {
+          const refused = sys.patch(header(req, 'if-match'), body);
+          if (refused !== undefined) return sendFailure(res, refused);
+          sendJson(res, 200, doc.system(view()), { ETag: sys.etag });
+        },
+      },
+    },
+    { pattern: new RegExp(`^${sys$}/EthernetInterfaces$`), methods: { GET: get(doc.ethernetInterfaces) } },
+    {
+      pattern: new RegExp(`^${sys$}/EthernetInterfaces/([^/]+)$`),
+      methods: {
+        GET: ({ res, path }, [id]) => {
+          const nic = doc.ethernetInterface(view(), id ?? '');
+          return nic === undefined ? sendFailure(res, notFound(path)) : sendJson(res, 200, nic);
+        },
+      },
+    },
+    { pattern: new RegExp(`^${sys$}/Actions/ComputerSystem\\.Reset$`), methods: { POST: (ctx) => reset(ctx) } },
+    { pattern: /^\/redfish\/v1\/Managers$/, methods: { GET: get(doc.managers) } },
+    { pattern: new RegExp(`^${doc.ROOT}/Managers/${escape(fixed.managerId)}$`), methods: { GET: get(doc.manager) } },
+    { pattern: /^\/redfish\/v1\/Chassis$/, methods: { GET: get(doc.chassisCollection) } },
+    { pattern: /^\/redfish\/v1\/Chassis\/1$/, methods: { GET: get(doc.chassis) } },
+    { pattern: /^\/redfish\/v1\/TaskService$/, methods: { GET: get(doc.taskServiceDoc) } },
+    { pattern: /^\/redfish\/v1\/TaskService\/Tasks$/, methods: { GET: ({ res }) => sendJson(res, 200, doc.tasksDoc(tasks.ids())) } },
+    { pattern: /^\/redfish\/v1\/TaskService\/Tasks\/([^/]+)$/, methods: { GET: (ctx, [id]) => task(ctx, id ?? '', false) } },
+    { pattern: /^\/redfish\/v1\/TaskService\/TaskMonitors\/([^/]+)$/, methods: { GET: (ctx, [id]) => task(ctx, id ?? '', true) } },
+    ...(sessionService ? sessionRoutes() : []),
+  ];
+
+  function sessionRoutes(): Route[] {
+    return [
+      { pattern: /^\/redfish\/v1\/SessionService$/, methods: { GET: ({ res }) => sendJson(res, 200, doc.sessionServiceDoc()) } },
+      {
+        pattern: /^\/redfish\/v1\/SessionService\/Sessions$/,
+        methods: { GET: ({ res }) => sendJson(res, 200, doc.sessionsDoc(sessions.list())), POST: (ctx) => login(ctx) },
+        open: 'POST',
+      },
+      {
+        pattern: /^\/redfish\/v1\/SessionService\/Sessions\/([^/]+)$/,
+        methods: {
+          GET: ({ res, path }, [id]) => {
+            const s = sessions.get(id ?? '');
+            return s === undefined ? sendFailure(res, notFound(path)) : sendJson(res, 200, doc.sessionDoc(s));
+          },
+          DELETE: ({ res, path }, [id]) => (sessions.delete(id ?? '') ? sendEmpty(res, 204) : sendFailure(res, notFound(path))),
+        },
+      },
+    ];
+  }
+
+  function login({ res, body }: Ctx): void {
+    const user = isObject(body) ? body.UserName : undefined;
+    const pass = isObject(body) ? body.Password : undefined;
+    if (typeof user !== 'string' || typeof pass !== 'string')
+      return sendFailure(res, failure(400, 'Base.1.8.PropertyMissing', 'The properties UserName and Password are required to create a session.'));
+    if (user !== username || pass !== password) return sendFailure(res, unauthorized());
+    const s = sessions.create(user);
+    sendJson(res, 201, doc.sessionDoc(s), { 'X-Auth-Token': s.token, Location: sessionPath(s.id) });
+  }
+
+  function reset({ res, body }: Ctx): void {
+    const outcome = sys.reset(body);
+    if (!outcome.ok) return sendFailure(res, outcome.failure);
+    if (!profile.resetAnswersTask) return sendEmpty(res, 204);
+    const started = Date.now();
+    const t = tasks.create('Power Control Task', () => !sys.power.busy && Date.now() - started >= transitionMs);
+    sendJson(res, 202, doc.taskDoc(t), { Location: doc.taskMonitorPath(t.id) });
+  }
+
+  function task({ res, path }: Ctx, id: string, monitor: boolean): void {
+    const t = tasks.get(id);
+    if (t === undefined) return sendFailure(res, notFound(path));
+    if (monitor && t.state === 'Running') return sendJson(res, 202, doc.taskDoc(t), { Location: doc.taskMonitorPath(t.id) });
+    sendJson(res, 200, doc.taskDoc(t));
+  }
+
+  function authenticate(req: IncomingMessage): RequestAuth | undefined {
+    const token = header(req, 'x-auth-token');
+    if (token !== undefined) return sessionService && sessions.byToken(token) !== undefined ? 'session' : undefined;
+    const basic = /^Basic\s+(\S+)$/i.exec(header(req, 'authorization') ?? '');
+    if (basic?.[1] === undefined) return 'none';
+    const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+    return decoded === `${username}:${password}` ? 'basic' : undefined;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const at = Date.now();
+    const path = normalize(req.url ?? '/');
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    const verdict = authenticate(req);
+    const auth = verdict ?? 'none';
+    const parsed = await readJson(req);
+    const record: RequestRecord = {
+      method: req.method ?? 'GET',
+      path,
+      status: 0,
+      auth,
+      at,
+      ...(parsed.ok && parsed.value !== undefined ? { body: redact(parsed.value) } : {}),
+    };
+    requests.push(record);
+    res.on('finish', () => (record.status = res.statusCode));
+    if (o.latencyMs) await new Promise((resolve) => setTimeout(resolve, o.latencyMs));
+    const refused = dispatch(req, res, path, method, verdict, parsed);
+    if (refused !== undefined) sendFailure(res, refused);
+  }
+
+  /** Runs the route's handler, or answers why not (401, 404, 405, a malformed body). */
+  function dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    method: string,
+    verdict: RequestAuth | undefined,
+    parsed: Body,
+  ): RedfishFailure | undefined {
+    const route = routes.find((r) => r.pattern.test(path));
+    // Credentials first, as BMCs do: an unknown path without them is a 401, not a 404.
+    if (route?.open !== method && (verdict === undefined || verdict === 'none')) return unauthorized();
+    if (route === undefined) return notFound(path);
+    const handler = isMethod(method) ? route.methods[method] : undefined;
+    if (handler === undefined)
+      return failure(405, 'Base.1.8.OperationNotAllowed', `The HTTP method ${method} is not allowed on ${path}.`, {
+        Allow: Object.keys(route.methods).join(', '),
+      });
+    if (!parsed.ok) return parsed.failure;
+    const params = route.pattern.exec(path)?.slice(1) ?? [];
+    handler(
+      { req, res, path, auth: verdict ?? 'none', body: parsed.value },
+      params.map((p) => decodeURIComponent(p)),
+    );
+    return undefined;
+  }
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    handle(req, res).catch((err: unknown) => {
+      console.error('redfish emulator: request failed:', err);
+      if (!res.headersSent) sendFailure(res, failure(500, 'Base.1.8.InternalError', 'The request failed due to an internal service error.'));
+    });
+  };
+  const server: Server = o.tls === undefined ? createHttpServer(onRequest) : createHttpsServer({ key: o.tls.key, cert: o.tls.cert }, onRequest);
+  const listen = o.listen ?? {};
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if ('path' in listen) {
+      if (existsSync(listen.path)) unlinkSync(listen.path);
+      server.listen(listen.path, resolve);
+    } else server.listen(listen.port ?? 0, listen.host ?? '127.0.0.1', resolve);
+  });
+  const addr = server.address();
+  const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
+  const host = 'path' in listen ? 'unix' : `${listen.host ?? '127.0.0.1'}:${port}`;
+  const tls = o.tls !== undefined;
+
+  return {
+    url: `${tls ? 'https' : 'http'}://${host}`,
+    address: `${tls ? 'redfish' : 'redfish+http'}://${host}`,
+    port,
+    system: () => ({ powerState: sys.power.state, boot: { ...sys.boot }, etag: sys.etag }),
+    boots: sys.boots,
+    requests,
+    counter,
+    guestReboot: () => sys.power.guestReboot(),
+    guestPowerOff: () => {
+      if (sys.power.state === 'Off') return;
+      sys.power.guestPoweredOff();
+      driver.off().catch((err: unknown) => console.error('redfish emulator: power driver off failed:', err));
+    },
+    close: async () => {
+      sys.power.close();
+      sessions.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function unauthorized(): RedfishFailure {
+  return failure(401, 'Base.1.8.NoValidSession', 'There is no valid session established with the implementation.', {
+    'WWW-Authenticate': 'Basic realm="RedfishService"',
+  });
+}
+
+/** The path without query and without a trailing slash (/redfish/v1/ is /redfish/v1). */
+function normalize(url: string): string {
+  const path = url.split('?')[0] ?? '/';
+  return path.length > 1 ? path.replace(/\/+$/, '') : path;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function redact(body: unknown): unknown {
+  return isObject(body) && 'Password' in body ? { ...body, Password: '***' } : body;
+}
+
+export { SESSIONS_PATH };
