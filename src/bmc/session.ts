@@ -1,0 +1,115 @@
+/**
+ * Logging in to a BMC (DSP0266 "Session management"): a session from the SessionService (POST the
+ * Sessions collection with UserName/Password, 201 with X-Auth-Token and a Location to DELETE at the
+ * end), else HTTP Basic on every request, as sushy's SessionOrBasicAuth does for BMCs without
+ * sessions or that refuse them. A 401 in the middle (the BMC dropped the session: a BMC reboot, an
+ * idle timeout, another client deleting it) logs in once more and sends the request again.
+ */
+import { BmcError } from './types.js';
+import { isRecord, type BmcHttp, type HttpMethod, type RedfishAnswer, type RequestOptions } from './http.js';
+
+export const SERVICE_ROOT = '/redfish/v1';
+const DEFAULT_SESSIONS = '/redfish/v1/SessionService/Sessions';
+
+type Auth = { kind: 'session'; token: string; location?: string } | { kind: 'basic' };
+
+/** `{"@odata.id": "/x"}` → "/x". */
+export function linkOf(value: unknown): string | undefined {
+  return isRecord(value) && typeof value['@odata.id'] === 'string' ? value['@odata.id'] : undefined;
+}
+
+export class RedfishClient {
+  private auth: Auth = { kind: 'basic' };
+  /** The service root, read without credentials (DSP0266 lets anyone read it). */
+  root: Record<string, unknown> = {};
+  private sessionsPath: string | undefined;
+
+  constructor(
+    readonly http: BmcHttp,
+    private readonly credentials: { username: string; password: string },
+  ) {
+    http.addSecret(credentials.password);
+  }
+
+  get authKind(): 'session' | 'basic' {
+    return this.auth.kind;
+  }
+
+  /** Reads the service root and logs in: a session when the BMC offers them and grants one, else Basic. */
+  async open(): Promise<void> {
+    const root = await this.http.send('GET', SERVICE_ROOT);
+    if (root.status === 200 && isRecord(root.body)) this.root = root.body;
+    const links = isRecord(this.root.Links) ? this.root.Links : {};
+    // Without a readable root (some BMCs want credentials even for it), try the usual place.
+    const offered = root.status !== 200 || this.root.SessionService !== undefined || links.Sessions !== undefined;
+    this.sessionsPath = offered ? (linkOf(links.Sessions) ?? DEFAULT_SESSIONS) : undefined;
+    if (this.sessionsPath) await this.login();
+  }
+
+  /** An authenticated request; a 401 on a session renews it once and sends the request again. */
+  async call(method: HttpMethod, path: string, o: RequestOptions = {}): Promise<RedfishAnswer> {
+    const answer = await this.http.send(method, path, { ...o, headers: { ...o.headers, ...this.authHeaders() } });
+    if (answer.status !== 401 || this.auth.kind !== 'session') return answer;
+    await this.login();
+    return this.http.send(method, path, { ...o, headers: { ...o.headers, ...this.authHeaders() } });
+  }
+
+  /** An authenticated request that must answer one of `ok`; anything else is a BmcError with the BMC's message. */
+  async expect(method: HttpMethod, path: string, ok: number[], o: RequestOptions = {}): Promise<RedfishAnswer> {
+    const answer = await this.call(method, path, o);
+    if (ok.includes(answer.status)) return answer;
+    throw this.failure(method, path, answer);
+  }
+
+  /** GET of a resource that must be a JSON object. */
+  async getObject(path: string): Promise<{ body: Record<string, unknown>; etag?: string }> {
+    const answer = await this.expect('GET', path, [200]);
+    if (!isRecord(answer.body)) throw new BmcError('protocol', this.http.scrub(`${this.http.baseUrl}: GET ${path} answered no JSON object`), 200);
+    return { body: answer.body, etag: answer.headers.etag };
+  }
+
+  failure(method: HttpMethod, path: string, answer: RedfishAnswer): BmcError {
+    const error = this.http.answerError(method, path, answer);
+    if (error.kind !== 'auth') return error;
+    const how = this.auth.kind === 'session' ? 'a session' : 'HTTP Basic';
+    return new BmcError(
+      'auth',
+      `${error.message} (the BMC refused user "${this.credentials.username}" with ${how}: check the username and password)`,
+      answer.status,
+    );
+  }
+
+  /** Deletes the session, if one was made. Never throws: the work is done, a stale session only times out on the BMC. */
+  async close(): Promise<void> {
+    if (this.auth.kind !== 'session' || !this.auth.location) return;
+    const location = this.auth.location;
+    try {
+      await this.http.send('DELETE', location, { headers: this.authHeaders() });
+    } catch (error) {
+      // Unreachable by now: the BMC expires the session itself (SessionService.SessionTimeout).
+      if (!(error instanceof BmcError)) throw error;
+    }
+    this.auth = { kind: 'basic' };
+  }
+
+  private authHeaders(): Record<string, string> {
+    if (this.auth.kind === 'session') return { 'X-Auth-Token': this.auth.token };
+    const basic = Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64');
+    this.http.addSecret(basic);
+    return { Authorization: `Basic ${basic}` };
+  }
+
+  /** POST the Sessions collection; on refusal (or no token) fall back to Basic, which the next request then proves or refuses. */
+  private async login(): Promise<void> {
+    this.auth = { kind: 'basic' };
+    if (!this.sessionsPath) return;
+    const answer = await this.http.send('POST', this.sessionsPath, {
+      body: { UserName: this.credentials.username, Password: this.credentials.password },
+    });
+    const token = answer.headers['x-auth-token'];
+    if (answer.status < 200 || answer.status > 299 || !token) return;
+    this.http.addSecret(token);
+    const location = answer.headers.location ?? linkOf(answer.body);
+    this.auth = { kind: 'session', token, ...(location ? { location: new URL(location, this.http.baseUrl).pathname } : {}) };
+  }
+}
