@@ -3,7 +3,7 @@
  * code, a sentence for people, and details, with no transport in them. The HTTP layer alone
  * gives each kind its status (src/http/errors.ts).
  */
-export type DomainErrorKind = 'invalid' | 'not-found' | 'conflict' | 'refused' | 'not-ready';
+export type DomainErrorKind = 'invalid' | 'not-found' | 'conflict' | 'refused' | 'not-ready' | 'upstream';
 
 export abstract class DomainError extends Error {
   abstract readonly kind: DomainErrorKind;
@@ -51,4 +51,9 @@ export class NotReadyError extends DomainError {
   ) {
     super(code, message, details);
   }
+}
+
+/** A device edgeboot drives for the request failed it: a machine's BMC unreachable, or refusing (code bmc_unreachable, bmc_error). */
+export class BmcFailedError extends DomainError {
+  readonly kind = 'upstream';
 }

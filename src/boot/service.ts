@@ -50,6 +50,8 @@ export interface BootServiceDeps {
   macAt?: (address: string) => Mac | undefined;
   /** The planner (boot/planner.ts); a test may count its calls. */
   plan?: (input: PlanInput) => BootDecision;
+  /** Told of each `/ipxe` served to the machine's own address (the BMC service); it must only schedule work, never block. */
+  onScript?: (served: ServedScript) => void;
 }
 
 /** What `/ipxe` served: the script, the decision, the machine as saved, and whether the request was the machine's. */
@@ -147,7 +149,9 @@ export class BootService {
       log.warn({ mac: machine.mac, reason: served.decision.reason }, 'precache boot loop: machine failed');
       this.deps.onBootLoop?.();
     }
-    return { ...served, machine, trust };
+    const out: ServedScript = { ...served, machine, trust };
+    if (trust.trusted) this.deps.onScript?.(out);
+    return out;
   }
 
   /**

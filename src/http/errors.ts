@@ -23,6 +23,7 @@ const DOMAIN_STATUS: Readonly<Record<DomainErrorKind, number>> = {
   'not-found': 404,
   conflict: 409,
   'not-ready': 503,
+  upstream: 502,
 };
 
 /** A domain error as the API answers it: its code, message and details, the status of its kind. */
