@@ -33,6 +33,7 @@ import type { ProtocolServer } from './protocol.js';
 import { buildRegistryMirrors, type Mirrors } from './registry/build.js';
 import { ImagePuller } from './registry/puller.js';
 import { adminTokens } from './secrets/admin-token.js';
+import { readSecretKey, SealedBox } from './secrets/sealed-box.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { createTftpServer, type TftpServer } from './tftp/server.js';
@@ -85,6 +86,8 @@ export interface Composed {
   profiles: ProfileHolder;
   machines: MachineService;
   boot: BootService;
+  /** Seals and opens the secrets the store keeps (BMC passwords) under auth.secretKeyFile. */
+  box: SealedBox;
   cache: CacheGraph | undefined;
   precache: PrecacheService | undefined;
   metrics: Registry | undefined;
@@ -123,6 +126,9 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
   const secret = overrides.secret ?? (await store.initSetting('machine-token-secret', newSecret()));
 
   const machines = new MachineService(store, profiles.current, { ...now, dhcp: config.dhcp });
+  const secretKey = readSecretKey(config.auth.secretKeyFile);
+  if (secretKey.warning !== undefined) log.warn(secretKey.warning);
+  const box = new SealedBox(secretKey.key);
   const cache = leaveOut.cache ? undefined : cacheGraph(config, store, profiles, log, overrides);
   const precacheLog = log.child({ component: 'precache' });
   const precache = cache && new PrecacheService({ store, machines, bundles: cache.bundles, config: config.precache, log: precacheLog, ...now });
@@ -174,6 +180,7 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
     boot,
     profiles: profiles.current,
     adminTokens: admin.tokens,
+    sealBmcPassword: (plain) => box.seal(plain),
     advertiseAddress: config.server.advertiseAddress,
     httpPort: config.http.listen.port,
     // A logger of its own: the HTTP shell silences it while Fastify binds (src/http/server.ts).
@@ -211,6 +218,7 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
     profiles,
     machines,
     boot,
+    box,
     cache,
     precache,
     metrics,

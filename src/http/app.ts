@@ -68,6 +68,8 @@ export interface AppDeps {
   registry?: { mirrors: Mirrors; puller: ImagePuller; readTokens: readonly string[]; bundles?: BundleBuilder };
   /** The precache job's endpoints: inventory, plan, result. */
   precache?: PrecacheService;
+  /** Seals a BMC password a reservation body gives, for the record (the server's SealedBox). */
+  sealBmcPassword: (plain: string) => string;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -122,6 +124,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     adminTokens: deps.adminTokens,
     baseUrl,
     checkReservation: (doc) => (checkReservation(doc) ? { body: doc } : { problem: checker.errorsText(checkReservation.errors, { dataVar: 'machine' }) }),
+    sealBmcPassword: deps.sealBmcPassword,
     ...(deps.precache && { onSaved: async (m: Machine) => deps.precache?.prepare(m) }),
   });
   if (deps.precache) await app.register(precacheRoutes, { precache: deps.precache, boot: deps.boot, adminTokens: deps.adminTokens, baseUrl });

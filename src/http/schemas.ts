@@ -10,6 +10,7 @@ import { NAME_PATTERN } from '../profiles/schema.js';
 import { MACHINE_STATES } from '../machines/state.js';
 import { EVENT_SOURCES } from '../machines/model.js';
 import { EVENT_TYPE_PATTERN } from '../machines/events.js';
+import { BMC_BOOT_MODES } from '../machines/bmc.js';
 
 /** `{ type: 'string', enum }`, typed as one of the words. */
 export const oneOf = <const W extends readonly string[]>(words: W, options: { default?: W[number]; description?: string } = {}) =>
@@ -111,6 +112,69 @@ const observed = Type.Partial(
   }),
 );
 
+/** What edgeboot last saw of a machine's BMC (machines/bmc.ts BmcStatus), in answers; a body may carry it back, and it is ignored. */
+const bmcStatusFields = {
+  reachable: opt(Type.Boolean()),
+  powerState: opt(text()),
+  checkedAt: opt(text()),
+  vendor: opt(text()),
+  manufacturer: opt(text()),
+  model: opt(text()),
+  serial: opt(text()),
+  uuid: opt(text()),
+  macs: opt(Type.Array(text())),
+  lastError: opt(text()),
+};
+const bmcRun = Type.Object(
+  { phase: oneOf(['powered', 'booted', 'failed']), attempts: count(), startedAt: text(), deadlineAt: opt(text()) },
+  { additionalProperties: false },
+);
+/** No white space or control characters: an address goes into URLs and log lines as it is. */
+const BMC_ADDRESS_PATTERN = '^[^\\x00-\\x20\\x7f]+$';
+/** Printable: no control characters (a user name goes into a Redfish session body or a Basic header). */
+const PRINTABLE_PATTERN = '^[^\\x00-\\x1f\\x7f]+$';
+/** One path segment under /redfish/v1/Systems/: iDRAC's System.Embedded.1, HPE's 1, AMI's Self. */
+const BMC_SYSTEM_ID_PATTERN = '^(?!\\.\\.?$)[A-Za-z0-9._~-]{1,128}$';
+const bmcSettingsFields = {
+  address: Type.String({
+    maxLength: 2048,
+    pattern: BMC_ADDRESS_PATTERN,
+    description: 'redfish://host[:port] (HTTPS), redfish+http://host:port, or a vendor alias such as idrac-redfish://host',
+  }),
+  username: Type.String({ minLength: 1, maxLength: 256, pattern: PRINTABLE_PATTERN }),
+  systemId: opt(Type.String({ pattern: BMC_SYSTEM_ID_PATTERN, description: "the Redfish system's id; absent: the only one" })),
+};
+
+/** A machine's BMC in a PUT or PATCH body: the password write-only; what answers add is taken back and ignored. */
+const bmcBody = Type.Object(
+  {
+    ...bmcSettingsFields,
+    password: opt(Type.String({ minLength: 1, maxLength: 1024, description: 'write-only: sealed on the record, never answered; absent: keep the stored one' })),
+    verifyTls: opt(Type.Boolean({ default: true })),
+    bootMode: opt(oneOf(BMC_BOOT_MODES, { default: 'auto' })),
+    passwordSet: opt(Type.Boolean()),
+    ...bmcStatusFields,
+    run: opt(anyObject()),
+  },
+  { additionalProperties: false },
+);
+
+/** A machine's BMC in answers: its settings without the password, what was last seen of it, and its provisioning run. */
+export const bmcView = Type.Object(
+  {
+    address: text(),
+    username: text(),
+    passwordSet: Type.Boolean(),
+    systemId: opt(text()),
+    verifyTls: Type.Boolean(),
+    bootMode: oneOf(BMC_BOOT_MODES),
+    ...bmcStatusFields,
+    run: opt(bmcRun),
+  },
+  { additionalProperties: false },
+);
+export type BmcView = Static<typeof bmcView>;
+
 const macs = Type.Array(mac, { maxItems: 32 });
 const hostname = Type.String({ pattern: HOSTNAME_PATTERN, maxLength: 253, description: 'an RFC 1123 host name' });
 const ip = Type.String({ format: 'ipv4' });
@@ -132,6 +196,7 @@ export const reservationBody = Type.Object(
     labels: opt(labels),
     assisted: opt(assisted),
     precache: opt(precache),
+    bmc: opt(bmcBody),
     state: opt(state),
     observed: opt(observed),
     createdAt: opt(text()),
@@ -144,7 +209,7 @@ export const reservationBody = Type.Object(
 );
 export type ReservationBody = Static<typeof reservationBody>;
 
-/** A machine as the API answers it; the order of the properties is the order of the JSON. */
+/** A machine as the API answers it (machine-view.ts makes it); the order of the properties is the order of the JSON. */
 export const machineResponse = Type.Object({
   mac,
   macs,
@@ -155,6 +220,7 @@ export const machineResponse = Type.Object({
   labels,
   assisted: opt(assisted),
   precache: opt(precache),
+  bmc: opt(bmcView),
   state,
   observed: opt(observed),
   precachedAt: opt(text()),

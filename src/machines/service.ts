@@ -199,6 +199,8 @@ export class MachineService {
       ...(cur.precacheProgress !== undefined && { precacheProgress: cur.precacheProgress }),
       // A new reservation must not bring back the tokens of an earlier boot.
       ...(cur.tokenGeneration !== undefined && { tokenGeneration: cur.tokenGeneration }),
+      // What was seen of the BMC, and the run it drives, hold while the machine keeps a BMC at the same address.
+      ...(r.bmc !== undefined && r.bmc.address === cur.bmc?.address && bmcKept(cur)),
     };
     const events: NewEvent[] = [{ type: 'reservation-updated', source: 'api', data: { profile: r.profile ?? null } }];
     if (r.profile === undefined && cur.state !== 'discovered') {
@@ -311,4 +313,8 @@ export function machineValue(r: Reservation, name: MachinePlaceholder): string |
 
 function fieldOf(p: MachinePlaceholder): string {
   return p === 'machine.assistedScriptUrl' ? 'assisted.ipxeScriptUrl' : p.replace('machine.', '');
+}
+
+function bmcKept(cur: Machine): Pick<Machine, 'bmcStatus' | 'bmcRun'> {
+  return { ...(cur.bmcStatus !== undefined && { bmcStatus: cur.bmcStatus }), ...(cur.bmcRun !== undefined && { bmcRun: cur.bmcRun }) };
 }

@@ -23,7 +23,8 @@ import {
 } from '../schemas.js';
 import { clientAddress } from '../artifact-responder.js';
 import { macOf } from '../checks.js';
-import { mergePatch, reservationOf, toReservation } from '../reservation.js';
+import { mergePatch, reservationOf, toReservation, type SealPassword } from '../reservation.js';
+import { machineView } from '../machine-view.js';
 
 export interface MachineRoutesOptions {
   machines: MachineService;
@@ -34,6 +35,8 @@ export interface MachineRoutesOptions {
   checkReservation: (doc: unknown) => { body: ReservationBody } | { problem: string };
   /** Told of every saved reservation: a precache bundle starts building before the machine boots. */
   onSaved?: (m: Machine) => Promise<void>;
+  /** Seals a BMC password given in a body, for the record. */
+  sealBmcPassword: SealPassword;
 }
 
 /** A page of the machine listing when the query names no limit. */
@@ -74,7 +77,8 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
     async (req) => {
       const labels = Object.fromEntries((req.query.label ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
       const filter = { ...(req.query.state && { state: req.query.state }), ...(req.query.profile !== undefined && { profile: req.query.profile }), labels };
-      return machines.list(filter, { limit: req.query.limit ?? LIST_LIMIT, ...(req.query.cursor !== undefined && { cursor: req.query.cursor }) });
+      const page = await machines.list(filter, { limit: req.query.limit ?? LIST_LIMIT, ...(req.query.cursor !== undefined && { cursor: req.query.cursor }) });
+      return { ...page, machines: page.machines.map(machineView) };
     },
   );
 
@@ -84,7 +88,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
       onRequest: admin,
       schema: { summary: 'One machine, by any of its MACs', tags, security, params: macParams, response: { 200: machineResponse, ...errors(400, 401, 404) } },
     },
-    async (req) => machines.mustGet(macOf(req.params.mac)),
+    async (req) => machineView(await machines.mustGet(macOf(req.params.mac))),
   );
 
   app.put(
@@ -102,10 +106,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
     },
     async (req, reply) => {
       const mac = macOf(req.params.mac);
-      const { machine, created } = await machines.put(toReservation(mac, req.body, await machines.get(mac)));
+      const { machine, created } = await machines.put(toReservation(mac, req.body, await machines.get(mac), opts.sealBmcPassword));
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, created, profile: machine.profile, state: machine.state }, created ? 'machine created' : 'machine replaced');
-      return reply.code(created ? 201 : 200).send(machine);
+      return reply.code(created ? 201 : 200).send(machineView(machine));
     },
   );
 
@@ -130,10 +134,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
       if (merged.mac !== undefined && parseMac(merged.mac) !== cur.mac) {
         throw new ApiError('invalid_request', `the primary MAC of ${cur.mac} cannot change; DELETE and PUT the machine instead`, 400);
       }
-      const { machine } = await machines.put(toReservation(cur.mac, merged, cur));
+      const { machine } = await machines.put(toReservation(cur.mac, merged, cur, opts.sealBmcPassword));
       await opts.onSaved?.(machine);
       req.log.info({ mac: machine.mac, fields: Object.keys(req.body) }, 'machine patched');
-      return machine;
+      return machineView(machine);
     },
   );
 
@@ -178,7 +182,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<MachineRoutesOptions> = as
       const by = { actor: 'admin', client: clientAddress(req) };
       const m = await machines.reset(macOf(req.params.mac), req.body?.to ?? 'registered', by, force);
       req.log.info({ mac: m.mac, state: m.state, force, client: by.client }, force ? 'machine reset (forced)' : 'machine reset');
-      return m;
+      return machineView(m);
     },
   );
 

@@ -5,6 +5,7 @@ import type { BootService } from '../../boot/service.js';
 import type { PrecacheService } from '../../precache/service.js';
 import { machineCaller } from '../auth.js';
 import { errors, machineResponse, macParams } from '../schemas.js';
+import { machineView } from '../machine-view.js';
 import { macOf } from '../checks.js';
 
 export interface PrecacheRoutesOptions {
@@ -146,7 +147,7 @@ export const precacheRoutes: FastifyPluginAsyncTypebox<PrecacheRoutesOptions> = 
       const { mac, source } = await caller(req, req.params);
       const m = await precache.result(mac, req.body, source);
       req.log.info({ mac, ok: req.body.ok, step: req.body.step, state: m.state }, 'precache result');
-      return m;
+      return machineView(m);
     },
   );
 };
