@@ -1,0 +1,430 @@
+/**
+ * Zero-touch provisioning of MACHINES machines through their BMCs: MACHINES emulated Redfish BMCs
+ * (test/helpers/redfish/emulator.ts, timers only, no VM) on 127.0.0.1, each answering after
+ * LATENCY_MS as a real BMC's slowness, all counting their sessions in one SessionCounter.
+ *
+ *   node --import tsx bench/bmc-provision.ts                          # 500 machines, parallel 16, 20 ms, 3 runs
+ *   MACHINES=20 RUNS=1 node --import tsx bench/bmc-provision.ts       # the smoke run
+ *   MACHINES=500 PARALLEL=32 LATENCY_MS=50 RUNS=5 node --import tsx bench/bmc-provision.ts
+ *
+ * Side by side, in rotation, RUNS times each, on the same emulators (reset between runs: the
+ * override cleared, the power Off):
+ * - edgeboot: a fresh `node dist/main.js serve` (DHCP and TFTP off, a temp data dir, bmc.parallel
+ *   PARALLEL) with the machines registered by PUT with their BMC; once the registration's
+ *   inventory reads have settled, `POST /api/v1/machines/provision {"allRegistered":true}`.
+ * - redfishtool, the way an operator scripts it today: `Systems -1 setBootOverride Once Pxe`, then
+ *   `Systems -1 reset On`, one machine per shell, MACHINES of them through `xargs -P PARALLEL`.
+ * Each is timed from its start until EVERY emulator has started a boot that consumed its one-time
+ * Pxe override and reads power On. Reported: seconds (medians), the most sessions open at once
+ * across the BMCs (edgeboot's must stay ≤ PARALLEL), edgeboot's peak RSS (VmHWM over its whole
+ * life, registration included; goal < 200 MB), requests per machine, and the bound the rate
+ * allows: ceil(MACHINES / PARALLEL) × requests per machine × LATENCY_MS. Exit 1 when a goal is missed.
+ *
+ * Needs a built dist/ (`npx tsc -p tsconfig.json`) and redfishtool. Only 127.0.0.1; every wait is
+ * bounded, and the whole bench gives up after BENCH_TIMEOUT_S (default 1800) seconds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SessionCounter, startRedfishEmulator, type RedfishEmulator } from '../test/helpers/redfish/emulator.js';
+
+const env = (name: string, fallback: number): number => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0`);
+  return value;
+};
+const MACHINES = env('MACHINES', 500);
+const PARALLEL = env('PARALLEL', 16);
+const LATENCY_MS = env('LATENCY_MS', 20);
+const RUNS = env('RUNS', 3);
+const TRANSITION_MS = env('TRANSITION_MS', 200);
+const RSS_GOAL_MIB = 200;
+/** Which sides run: both by default; one alone to look at it (no ratio then). */
+const SIDES = (process.env.SIDES ?? 'edgeboot redfishtool').split(/[\s,]+/).filter((s): s is Side => s === 'edgeboot' || s === 'redfishtool');
+const USER = 'root';
+const PASSWORD = 'bench-calvin';
+
+setTimeout(
+  () => {
+    console.error(`bmc-provision: gave up after ${env('BENCH_TIMEOUT_S', 1800)} s`);
+    process.exit(1);
+  },
+  env('BENCH_TIMEOUT_S', 1800) * 1000,
+).unref();
+if (!existsSync('dist/main.js')) throw new Error('run from the repository root after `npx tsc -p tsconfig.json`');
+
+type Side = 'edgeboot' | 'redfishtool';
+
+interface Machine {
+  mac: string;
+  bmc: RedfishEmulator;
+}
+/** Where each emulator's request and boot logs stood when a phase started. */
+type Marks = { requests: number; boots: number }[];
+
+interface Phase {
+  seconds: number;
+  /** Seconds until the last override PATCH was answered 2xx, and the last ComputerSystem.Reset. */
+  overridesSeconds: number;
+  resetsSeconds: number;
+  /** What the first machine was sent, in order (`GET /redfish/v1`, …). */
+  sequence: string[];
+  requestsPerMachine: number;
+  maxSessions: number;
+  /** Answers ≥ 400 the BMCs gave during the phase (409 while powering on, 412 on a stale ETag, …). */
+  errors: number;
+  rssMiB?: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
+};
+const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
+
+/** A free TCP port on 127.0.0.1 (the kernel's pick, released for the server to take). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Runs `work` over `items`, at most `limit` at once. */
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+async function startBmcs(counter: SessionCounter): Promise<Machine[]> {
+  const machines: Machine[] = [];
+  for (let i = 0; i < MACHINES; i += 50) {
+    const batch = Array.from({ length: Math.min(50, MACHINES - i) }, async (_, j) => {
+      const n = i + j;
+      const mac = `52:54:00:eb:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
+      const bmc = await startRedfishEmulator({
+        username: USER,
+        password: PASSWORD,
+        macs: [mac],
+        serial: `BENCH${String(n).padStart(5, '0')}`,
+        latencyMs: LATENCY_MS,
+        transitionMs: TRANSITION_MS,
+        counter,
+      });
+      return { mac, bmc };
+    });
+    machines.push(...(await Promise.all(batch)));
+  }
+  return machines;
+}
+
+const mark = (machines: Machine[]): Marks => machines.map(({ bmc }) => ({ requests: bmc.requests.length, boots: bmc.boots.length }));
+
+/** Whether the BMC started a boot since its mark that consumed a one-time Pxe override, and reads On. */
+function provisioned(bmc: RedfishEmulator, since: { boots: number }): boolean {
+  const booted = bmc.boots.slice(since.boots).some((b) => b.networkFirst && (b.target === undefined || b.target === 'Pxe'));
+  return booted && bmc.system().powerState === 'On';
+}
+
+/** Polls every 10 ms until every machine is provisioned; the seconds since `t0` (performance.now()) it took. */
+async function untilProvisioned(machines: Machine[], marks: Marks, t0: number, limitMs: number, failed: () => string | undefined): Promise<number> {
+  for (;;) {
+    if (machines.every((m, i) => provisioned(m.bmc, marks[i] ?? { boots: 0 }))) return (performance.now() - t0) / 1000;
+    const why = failed();
+    if (why !== undefined) throw new Error(why);
+    if (performance.now() - t0 > limitMs) {
+      const left = machines.filter((m, i) => !provisioned(m.bmc, marks[i] ?? { boots: 0 }));
+      throw new Error(`${left.length} of ${MACHINES} machines not provisioned after ${limitMs / 1000} s (first: ${left[0]?.mac ?? '?'})`);
+    }
+    await sleep(10);
+  }
+}
+
+/** The phase's figures from the BMCs' own logs. */
+function measure(machines: Machine[], marks: Marks, counter: SessionCounter, seconds: number, t0Wall: number): Phase {
+  let requests = 0;
+  let errors = 0;
+  let lastPatch = t0Wall;
+  let lastReset = t0Wall;
+  machines.forEach(({ bmc }, i) => {
+    const since = bmc.requests.slice(marks[i]?.requests ?? 0);
+    requests += since.length;
+    for (const r of since) {
+      if (r.status >= 400) errors++;
+      if (r.status >= 300) continue;
+      if (r.method === 'PATCH') lastPatch = Math.max(lastPatch, r.at);
+      if (r.path.endsWith('/Actions/ComputerSystem.Reset')) lastReset = Math.max(lastReset, r.at);
+    }
+  });
+  const first = machines[0]?.bmc.requests.slice(marks[0]?.requests ?? 0) ?? [];
+  // A request's `at` is its arrival; its answer left LATENCY_MS later.
+  const answered = (at: number): number => (at + LATENCY_MS - t0Wall) / 1000;
+  return {
+    seconds,
+    overridesSeconds: answered(lastPatch),
+    resetsSeconds: answered(lastReset),
+    sequence: first.map((r) => `${r.method} ${r.path.replace('/redfish/v1', '') || '/'} ${r.status}`),
+    requestsPerMachine: requests / MACHINES,
+    maxSessions: counter.maxOpen,
+    errors,
+  };
+}
+
+/** Back to the start for the next run: every override cleared (a PATCH with the ETag), every machine Off. */
+async function resetBmcs(machines: Machine[]): Promise<void> {
+  const basic = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+  await pool(machines, 64, async ({ bmc }) => {
+    const system = bmc.system();
+    if (system.boot.enabled !== 'Disabled') {
+      const res = await fetch(`${bmc.url}/redfish/v1/Systems/1`, {
+        method: 'PATCH',
+        headers: { authorization: basic, 'content-type': 'application/json', 'if-match': system.etag },
+        body: JSON.stringify({ Boot: { BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideTarget: 'None' } }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (!res.ok) throw new Error(`clearing the override of ${bmc.url}: ${res.status}`);
+    }
+    if (system.powerState !== 'Off') bmc.guestPowerOff();
+  });
+  const deadline = performance.now() + 10_000 + TRANSITION_MS * 5;
+  while (!machines.every(({ bmc }) => bmc.system().powerState === 'Off')) {
+    if (performance.now() > deadline) throw new Error('the BMCs did not all power off');
+    await sleep(20);
+  }
+}
+
+/** A fresh edgeboot serving on 127.0.0.1: the process, its API and the paths to clean. */
+interface Edgeboot {
+  proc: ChildProcess;
+  api: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: unknown }>;
+  dir: string;
+  exited: () => string | undefined;
+}
+
+async function startEdgeboot(): Promise<Edgeboot> {
+  const dir = mkdtempSync(join(tmpdir(), 'eb-bench-bmc-'));
+  const port = await freePort();
+  const config = join(dir, 'edgeboot.yaml');
+  writeFileSync(
+    config,
+    [
+      `server: { dataDir: ${dir} }`,
+      `http: { listen: "127.0.0.1:${port}" }`,
+      'dhcp: { mode: "off" }',
+      'tftp: { enabled: false }',
+      'log: { level: warn }',
+      // No poll during the measure: the figures are provisioning's requests only.
+      `bmc: { parallel: ${PARALLEL}, pollSeconds: 3600 }`,
+      '',
+    ].join('\n'),
+  );
+  const log = createWriteStream(join(dir, 'edgeboot.log'));
+  const proc = spawn(process.execPath, ['dist/main.js', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.pipe(log);
+  proc.stderr.pipe(log);
+  let exit: string | undefined;
+  proc.on('exit', (code, signal) => (exit = `edgeboot exited (${code ?? signal ?? '?'})`));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (exit !== undefined) throw new Error(exit);
+    if (i === 200) throw new Error('edgeboot not ready after 20 s');
+    const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+      (r) => r.ok,
+      () => false, // not listening yet
+    );
+    if (ready) break;
+    await sleep(100);
+  }
+  const token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+  const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
+  };
+  return { proc, api, dir, exited: () => exit };
+}
+
+async function stopEdgeboot(eb: Edgeboot, failed: boolean): Promise<void> {
+  if (eb.exited() === undefined) {
+    const gone = new Promise((resolve) => eb.proc.once('exit', resolve));
+    eb.proc.kill('SIGTERM');
+    const killer = setTimeout(() => eb.proc.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(killer);
+  }
+  if (failed) console.error(`edgeboot's log, the end:\n${readFileSync(join(eb.dir, 'edgeboot.log'), 'utf8').split('\n').slice(-30).join('\n')}`);
+  rmSync(eb.dir, { recursive: true, force: true });
+}
+
+/** The machines the API lists, each with its BMC view (absent until H4's view shows it). */
+async function listed(eb: Edgeboot): Promise<{ mac: string; bmc?: { checkedAt?: string } }[]> {
+  const out: { mac: string; bmc?: { checkedAt?: string } }[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page <= MACHINES / 1000 + 1; page++) {
+    const { status, body } = await eb.api('GET', `/api/v1/machines?limit=1000${cursor === undefined ? '' : `&cursor=${cursor}`}`);
+    if (status !== 200) throw new Error(`GET /api/v1/machines: ${status}`);
+    const list = body as { machines: { mac: string; bmc?: { checkedAt?: string } }[]; nextCursor?: string };
+    out.push(...list.machines);
+    cursor = list.nextCursor;
+    if (cursor === undefined) break;
+  }
+  return out;
+}
+
+/** Registers every machine with its BMC, then waits (bounded) for the inventory reads: every view checked, the BMCs quiet for 1 s. */
+async function register(eb: Edgeboot, machines: Machine[], counter: SessionCounter): Promise<void> {
+  await pool(machines, 8, async ({ mac, bmc }) => {
+    const { status, body } = await eb.api('PUT', `/api/v1/machines/${mac}`, {
+      profile: 'precache-assisted',
+      assisted: { ipxeScriptUrl: 'http://127.0.0.1:9/assisted.ipxe' },
+      bmc: { address: bmc.address, username: USER, password: PASSWORD },
+    });
+    if (status !== 200 && status !== 201) throw new Error(`PUT ${mac}: ${status} ${JSON.stringify(body)}`);
+  });
+  const count = (): number => machines.reduce((n, { bmc }) => n + bmc.requests.length, 0);
+  const deadline = performance.now() + 180_000;
+  let seen = count();
+  let quietSince = performance.now();
+  for (;;) {
+    await sleep(250);
+    if (performance.now() > deadline) throw new Error('the registration inventory reads did not settle in 180 s');
+    const now = count();
+    if (now !== seen || counter.open > 0) {
+      seen = now;
+      quietSince = performance.now();
+      continue;
+    }
+    if (performance.now() - quietSince < 1000) continue;
+    const views = await listed(eb);
+    if (views.length !== MACHINES) throw new Error(`listed ${views.length} of ${MACHINES} machines`);
+    // No view shows a BMC: the quiet BMCs are the only sign there is.
+    if (views.every((v) => v.bmc?.checkedAt !== undefined) || views.every((v) => v.bmc === undefined)) return;
+  }
+}
+
+/** VmHWM of a process, in MiB. */
+const peakRssMiB = (pid: number): number => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+
+async function edgebootPhase(machines: Machine[], counter: SessionCounter, limitMs: number): Promise<Phase> {
+  const eb = await startEdgeboot();
+  try {
+    await register(eb, machines, counter);
+    const marks = mark(machines);
+    counter.maxOpen = counter.open;
+    const t0Wall = Date.now();
+    const t0 = performance.now();
+    const { status, body } = await eb.api('POST', '/api/v1/machines/provision', { allRegistered: true });
+    const accepted = (body as { accepted?: unknown[] } | undefined)?.accepted?.length;
+    if (status !== 202 || accepted !== MACHINES) throw new Error(`POST /api/v1/machines/provision: ${status} ${JSON.stringify(body).slice(0, 500)}`);
+    const seconds = await untilProvisioned(machines, marks, t0, limitMs, eb.exited);
+    const pid = eb.proc.pid ?? NaN;
+    const phase = { ...measure(machines, marks, counter, seconds, t0Wall), rssMiB: peakRssMiB(pid) };
+    await stopEdgeboot(eb, false);
+    return phase;
+  } catch (err) {
+    await stopEdgeboot(eb, true);
+    throw err;
+  }
+}
+
+async function redfishtoolPhase(machines: Machine[], counter: SessionCounter, limitMs: number): Promise<Phase> {
+  const dir = mkdtempSync(join(tmpdir(), 'eb-bench-rft-'));
+  const ports = join(dir, 'ports');
+  writeFileSync(ports, machines.map(({ bmc }) => `${bmc.port}\n`).join(''));
+  const rft = `redfishtool -r "127.0.0.1:$1" -u ${USER} -p ${PASSWORD} -S Never -T 15 Systems -1`;
+  const script = `${rft} setBootOverride Once Pxe >/dev/null && ${rft} reset On >/dev/null`;
+  const marks = mark(machines);
+  counter.maxOpen = counter.open;
+  const t0Wall = Date.now();
+  const t0 = performance.now();
+  const xargs = spawn('xargs', ['-a', ports, '-P', String(PARALLEL), '-n', '1', 'sh', '-c', script, 'sh'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  xargs.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+  let exit: string | undefined;
+  xargs.on('exit', (code) => {
+    if (code !== 0) exit = `xargs redfishtool exited ${code ?? '?'}: ${stderr}`;
+  });
+  try {
+    const seconds = await untilProvisioned(machines, marks, t0, limitMs, () => exit);
+    return measure(machines, marks, counter, seconds, t0Wall);
+  } finally {
+    if (xargs.exitCode === null) xargs.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const counter = new SessionCounter();
+console.log(`bmc-provision: ${MACHINES} machines, parallel ${PARALLEL}, ${LATENCY_MS} ms per BMC answer, transitions ${TRANSITION_MS} ms, ${RUNS} runs`);
+console.log(`load at start: ${uptime()}`);
+const machines = await startBmcs(counter);
+const results: Record<Side, Phase[]> = { edgeboot: [], redfishtool: [] };
+// Generous: ten times what the plain rate would take at 10 requests a machine, and never under two minutes.
+const limitMs = Math.max(120_000, Math.ceil(MACHINES / PARALLEL) * 10 * LATENCY_MS * 10);
+const row = (name: string, p: Phase): string =>
+  `${name.padEnd(11)} ${p.seconds.toFixed(2).padStart(7)} s  (overrides ${p.overridesSeconds.toFixed(2)} s, resets ${p.resetsSeconds.toFixed(2)} s)  ` +
+  `${p.requestsPerMachine.toFixed(1)} req/machine  sessions ≤ ${p.maxSessions}  ${p.errors} errors` +
+  (p.rssMiB === undefined ? '' : `  peak RSS ${p.rssMiB.toFixed(0)} MiB`);
+try {
+  for (let run = 1; run <= RUNS; run++) {
+    // In rotation: the side that goes first changes every run.
+    const order = run % 2 === 1 ? SIDES : [...SIDES].reverse();
+    for (const side of order) {
+      await resetBmcs(machines);
+      const phase = side === 'edgeboot' ? await edgebootPhase(machines, counter, limitMs) : await redfishtoolPhase(machines, counter, limitMs);
+      results[side].push(phase);
+      console.log(`run ${run}  ${row(side, phase)}  | ${uptime()}`);
+    }
+  }
+} finally {
+  await Promise.all(machines.map(({ bmc }) => bmc.close()));
+}
+
+const summary = (phases: Phase[]): Phase => ({
+  seconds: median(phases.map((p) => p.seconds)),
+  overridesSeconds: median(phases.map((p) => p.overridesSeconds)),
+  resetsSeconds: median(phases.map((p) => p.resetsSeconds)),
+  sequence: phases.at(-1)?.sequence ?? [],
+  requestsPerMachine: median(phases.map((p) => p.requestsPerMachine)),
+  maxSessions: Math.max(...phases.map((p) => p.maxSessions)),
+  errors: median(phases.map((p) => p.errors)),
+  ...(phases[0]?.rssMiB !== undefined && { rssMiB: Math.max(...phases.map((p) => p.rssMiB ?? 0)) }),
+});
+const bound = (p: Phase): number => (Math.ceil(MACHINES / PARALLEL) * p.requestsPerMachine * LATENCY_MS) / 1000;
+console.log(`\nmedians of ${RUNS} (sessions: the most at once in any run; RSS: the highest peak)`);
+const medians = new Map(SIDES.map((side) => [side, summary(results[side])]));
+for (const [side, p] of medians) {
+  console.log(row(side, p));
+  console.log(
+    `${''.padEnd(11)} bound ceil(${MACHINES}/${PARALLEL}) × ${p.requestsPerMachine.toFixed(1)} requests × ${LATENCY_MS} ms = ` +
+      `${bound(p).toFixed(2)} s; measured ÷ bound ${(p.seconds / bound(p)).toFixed(2)}`,
+  );
+  console.log(`${''.padEnd(11)} one machine's requests: ${p.sequence.join(', ')}`);
+}
+const eb = medians.get('edgeboot');
+const ref = medians.get('redfishtool');
+if (eb !== undefined && ref !== undefined) console.log(`edgeboot ÷ redfishtool: ${(eb.seconds / ref.seconds).toFixed(2)}`);
+const missed = [
+  ...(eb !== undefined && eb.maxSessions > PARALLEL ? [`edgeboot held ${eb.maxSessions} sessions at once (> ${PARALLEL})`] : []),
+  ...((eb?.rssMiB ?? 0) >= RSS_GOAL_MIB ? [`edgeboot's peak RSS ${eb?.rssMiB?.toFixed(0) ?? '?'} MiB (≥ ${RSS_GOAL_MIB})`] : []),
+];
+for (const m of missed) console.log(`GOAL MISSED: ${m}`);
+console.log(`load at end: ${uptime()}`);
+process.exit(missed.length === 0 ? 0 : 1);
