@@ -73,11 +73,17 @@ interface Phase {
   resetsSeconds: number;
   /** What the first machine was sent, in order (`GET /redfish/v1`, …). */
   sequence: string[];
+  /** A machine's time with its BMC, first request in to last answer out (median, ms), and the share of the PARALLEL slots those spans fill. */
+  spanMs: number;
+  slotsBusy: number;
   requestsPerMachine: number;
   maxSessions: number;
   /** Answers ≥ 400 the BMCs gave during the phase (409 while powering on, 412 on a stale ETag, …). */
   errors: number;
   rssMiB?: number;
+  /** CPU seconds (user + system) edgeboot used during the phase, and the emulators (this process). */
+  cpuSeconds?: number;
+  emulatorCpuSeconds: number;
 }
 
 const median = (xs: number[]): number => {
@@ -154,14 +160,17 @@ async function untilProvisioned(machines: Machine[], marks: Marks, t0: number, l
 }
 
 /** The phase's figures from the BMCs' own logs. */
-function measure(machines: Machine[], marks: Marks, counter: SessionCounter, seconds: number, t0Wall: number): Phase {
+function measure(machines: Machine[], marks: Marks, counter: SessionCounter, seconds: number, t0Wall: number, cpu0: NodeJS.CpuUsage): Phase {
+  const cpu = process.cpuUsage(cpu0);
   let requests = 0;
   let errors = 0;
   let lastPatch = t0Wall;
   let lastReset = t0Wall;
+  const spans: number[] = [];
   machines.forEach(({ bmc }, i) => {
     const since = bmc.requests.slice(marks[i]?.requests ?? 0);
     requests += since.length;
+    spans.push((since.at(-1)?.at ?? 0) + LATENCY_MS - (since[0]?.at ?? 0));
     for (const r of since) {
       if (r.status >= 400) errors++;
       if (r.status >= 300) continue;
@@ -177,9 +186,12 @@ function measure(machines: Machine[], marks: Marks, counter: SessionCounter, sec
     overridesSeconds: answered(lastPatch),
     resetsSeconds: answered(lastReset),
     sequence: first.map((r) => `${r.method} ${r.path.replace('/redfish/v1', '') || '/'} ${r.status}`),
+    spanMs: median(spans),
+    slotsBusy: spans.reduce((a, b) => a + b, 0) / (PARALLEL * seconds * 1000),
     requestsPerMachine: requests / MACHINES,
     maxSessions: counter.maxOpen,
     errors,
+    emulatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
 }
 
@@ -232,7 +244,8 @@ async function startEdgeboot(): Promise<Edgeboot> {
     ].join('\n'),
   );
   const log = createWriteStream(join(dir, 'edgeboot.log'));
-  const proc = spawn(process.execPath, ['dist/main.js', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const profile = process.env.CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`];
+  const proc = spawn(process.execPath, [...profile, 'dist/main.js', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.pipe(log);
   proc.stderr.pipe(log);
   let exit: string | undefined;
@@ -320,6 +333,12 @@ async function register(eb: Edgeboot, machines: Machine[], counter: SessionCount
   }
 }
 
+/** CPU seconds a process has used (utime + stime of /proc/<pid>/stat, 100 ticks a second). */
+function cpuSecondsOf(pid: number): number {
+  const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** VmHWM of a process, in MiB. */
 const peakRssMiB = (pid: number): number => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
@@ -329,14 +348,16 @@ async function edgebootPhase(machines: Machine[], counter: SessionCounter, limit
     await register(eb, machines, counter);
     const marks = mark(machines);
     counter.maxOpen = counter.open;
+    const pid = eb.proc.pid ?? NaN;
+    const ebCpu0 = cpuSecondsOf(pid);
+    const cpu0 = process.cpuUsage();
     const t0Wall = Date.now();
     const t0 = performance.now();
     const { status, body } = await eb.api('POST', '/api/v1/machines/provision', { allRegistered: true });
     const accepted = (body as { accepted?: unknown[] } | undefined)?.accepted?.length;
     if (status !== 202 || accepted !== MACHINES) throw new Error(`POST /api/v1/machines/provision: ${status} ${JSON.stringify(body).slice(0, 500)}`);
     const seconds = await untilProvisioned(machines, marks, t0, limitMs, eb.exited);
-    const pid = eb.proc.pid ?? NaN;
-    const phase = { ...measure(machines, marks, counter, seconds, t0Wall), rssMiB: peakRssMiB(pid) };
+    const phase = { ...measure(machines, marks, counter, seconds, t0Wall, cpu0), rssMiB: peakRssMiB(pid), cpuSeconds: cpuSecondsOf(pid) - ebCpu0 };
     await stopEdgeboot(eb, false);
     return phase;
   } catch (err) {
@@ -353,6 +374,7 @@ async function redfishtoolPhase(machines: Machine[], counter: SessionCounter, li
   const script = `${rft} setBootOverride Once Pxe >/dev/null && ${rft} reset On >/dev/null`;
   const marks = mark(machines);
   counter.maxOpen = counter.open;
+  const cpu0 = process.cpuUsage();
   const t0Wall = Date.now();
   const t0 = performance.now();
   const xargs = spawn('xargs', ['-a', ports, '-P', String(PARALLEL), '-n', '1', 'sh', '-c', script, 'sh'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -364,7 +386,7 @@ async function redfishtoolPhase(machines: Machine[], counter: SessionCounter, li
   });
   try {
     const seconds = await untilProvisioned(machines, marks, t0, limitMs, () => exit);
-    return measure(machines, marks, counter, seconds, t0Wall);
+    return measure(machines, marks, counter, seconds, t0Wall, cpu0);
   } finally {
     if (xargs.exitCode === null) xargs.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
@@ -381,7 +403,9 @@ const limitMs = Math.max(120_000, Math.ceil(MACHINES / PARALLEL) * 10 * LATENCY_
 const row = (name: string, p: Phase): string =>
   `${name.padEnd(11)} ${p.seconds.toFixed(2).padStart(7)} s  (overrides ${p.overridesSeconds.toFixed(2)} s, resets ${p.resetsSeconds.toFixed(2)} s)  ` +
   `${p.requestsPerMachine.toFixed(1)} req/machine  sessions ≤ ${p.maxSessions}  ${p.errors} errors` +
-  (p.rssMiB === undefined ? '' : `  peak RSS ${p.rssMiB.toFixed(0)} MiB`);
+  (p.rssMiB === undefined ? '' : `  peak RSS ${p.rssMiB.toFixed(0)} MiB`) +
+  (p.cpuSeconds === undefined ? '' : `  CPU ${p.cpuSeconds.toFixed(2)} s`) +
+  `  emulators' CPU ${p.emulatorCpuSeconds.toFixed(2)} s`;
 try {
   for (let run = 1; run <= RUNS; run++) {
     // In rotation: the side that goes first changes every run.
@@ -402,10 +426,14 @@ const summary = (phases: Phase[]): Phase => ({
   overridesSeconds: median(phases.map((p) => p.overridesSeconds)),
   resetsSeconds: median(phases.map((p) => p.resetsSeconds)),
   sequence: phases.at(-1)?.sequence ?? [],
+  spanMs: median(phases.map((p) => p.spanMs)),
+  slotsBusy: median(phases.map((p) => p.slotsBusy)),
   requestsPerMachine: median(phases.map((p) => p.requestsPerMachine)),
   maxSessions: Math.max(...phases.map((p) => p.maxSessions)),
   errors: median(phases.map((p) => p.errors)),
   ...(phases[0]?.rssMiB !== undefined && { rssMiB: Math.max(...phases.map((p) => p.rssMiB ?? 0)) }),
+  ...(phases[0]?.cpuSeconds !== undefined && { cpuSeconds: median(phases.map((p) => p.cpuSeconds ?? 0)) }),
+  emulatorCpuSeconds: median(phases.map((p) => p.emulatorCpuSeconds)),
 });
 const bound = (p: Phase): number => (Math.ceil(MACHINES / PARALLEL) * p.requestsPerMachine * LATENCY_MS) / 1000;
 console.log(`\nmedians of ${RUNS} (sessions: the most at once in any run; RSS: the highest peak)`);
@@ -415,6 +443,10 @@ for (const [side, p] of medians) {
   console.log(
     `${''.padEnd(11)} bound ceil(${MACHINES}/${PARALLEL}) × ${p.requestsPerMachine.toFixed(1)} requests × ${LATENCY_MS} ms = ` +
       `${bound(p).toFixed(2)} s; measured ÷ bound ${(p.seconds / bound(p)).toFixed(2)}`,
+  );
+  console.log(
+    `${''.padEnd(11)} a machine's time with its BMC: ${p.spanMs.toFixed(0)} ms (its requests' latency alone ${(p.requestsPerMachine * LATENCY_MS).toFixed(0)} ms); ` +
+      `the ${PARALLEL} slots ${(p.slotsBusy * 100).toFixed(0)} % busy`,
   );
   console.log(`${''.padEnd(11)} one machine's requests: ${p.sequence.join(', ')}`);
 }
