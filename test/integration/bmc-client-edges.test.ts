@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import t, { type Test } from 'tap';
 import { withBmc } from '../../src/bmc/redfish.js';
-import { BmcError, type BmcTarget } from '../../src/bmc/types.js';
+import type { BmcTarget } from '../../src/bmc/types.js';
+import { bmcError } from '../helpers/bmc-error.js';
 
 const PASSWORD = 'edge-Pa55word-9';
 
@@ -78,16 +79,6 @@ function basicBmc(rest: Script, members = ['/redfish/v1/Systems/1']): Script {
       return { status: 200, body: { Members: members.map((id) => ({ '@odata.id': id })) } };
     return rest(request);
   };
-}
-
-async function bmcError(promise: Promise<unknown>): Promise<BmcError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BmcError) return error;
-    throw error;
-  }
-  throw new Error('expected a BmcError');
 }
 
 t.test('several systems: a clear error naming them and asking for systemId; none: a protocol error', async (t) => {

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { withBmc } from '../../src/bmc/redfish.js';
-import { BmcError, type BmcClientOptions, type BmcTarget } from '../../src/bmc/types.js';
+import type { BmcClientOptions, BmcTarget } from '../../src/bmc/types.js';
+import { bmcError } from '../helpers/bmc-error.js';
 import { selfSignedCert, startRedfishEmulator, type EmulatorOptions, type RedfishEmulator, type VendorProfile } from '../helpers/redfish/emulator.js';
 
 const PASSWORD = 'calvin-Secret-7';
@@ -32,16 +33,6 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-async function bmcError(promise: Promise<unknown>): Promise<BmcError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BmcError) return error;
-    throw error;
-  }
-  throw new Error('expected a BmcError');
 }
 
 const PROFILES: { profile: VendorProfile; vendor: string; patches: number }[] = [
