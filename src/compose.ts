@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { fetchHubScript, type HubAnswer } from './boot/hub.js';
 import { HubArtifacts } from './boot/hub-artifacts.js';
+import { BmcService } from './bmc/service.js';
 import { BootService } from './boot/service.js';
 import { tftpEntryHandlers } from './boot/tftp-entry.js';
 import { newSecret } from './boot/tokens.js';
@@ -88,6 +90,8 @@ export interface Composed {
   boot: BootService;
   /** Seals and opens the secrets the store keeps (BMC passwords) under auth.secretKeyFile. */
   box: SealedBox;
+  /** Provisioning, power, the poller and the runs through machines' BMCs (start()/stop() by server.ts). */
+  bmc: BmcService;
   cache: CacheGraph | undefined;
   precache: PrecacheService | undefined;
   metrics: Registry | undefined;
@@ -129,6 +133,17 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
   const secretKey = readSecretKey(config.auth.secretKeyFile);
   if (secretKey.warning !== undefined) log.warn(secretKey.warning);
   const box = new SealedBox(secretKey.key);
+  const bmc = new BmcService({
+    store,
+    machines,
+    box,
+    config: config.bmc,
+    log: log.child({ component: 'bmc' }),
+    ...now,
+    // Read when a run sets UEFI HTTP Boot, after HTTP has bound its port.
+    bootBaseUrl: () => bootBaseUrl(config.server.advertiseAddress, httpPort()),
+    efiBinary: config.dhcp.efiBinary,
+  });
   const cache = leaveOut.cache ? undefined : cacheGraph(config, store, profiles, log, overrides);
   const precacheLog = log.child({ component: 'precache' });
   const precache = cache && new PrecacheService({ store, machines, bundles: cache.bundles, config: config.precache, log: precacheLog, ...now });
@@ -149,6 +164,7 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
     precacheJob: loadPrecacheJob(),
     onBootLoop: () => precache?.countEnd('boot-loop'),
     macAt,
+    onScript: (served) => bmc.onScript(served),
   });
   const recordOn = (mac: Mac | undefined, event: NewEvent): void => {
     if (!mac) return;
@@ -173,6 +189,7 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
       registry: { mirrors: cache.mirrors, puller: cache.puller, bundles: cache.bundles, readTokens: config.registry.readTokens },
     }),
     ...(precache && { precache }),
+    bmc,
     admission: admission(config.cache),
     ...(!leaveOut.ipxeBin && { ipxeRoots: config.tftp.roots }),
     store,
@@ -219,6 +236,7 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
     machines,
     boot,
     box,
+    bmc,
     cache,
     precache,
     metrics,
@@ -263,6 +281,20 @@ function cacheGraph(config: Config, store: Store, profiles: ProfileHolder, log: 
   const bundles = new BundleBuilder({ dir: join(dir, 'bundles'), puller, cache: artifacts, log: bundlesLog, mirror: () => mirrors.mirror });
   const hubArtifacts = new HubArtifacts({ store, log: cacheLog, now });
   return { blobs, artifacts, hubArtifacts, mirrors, puller, bundles };
+}
+
+/**
+ * edgeboot's URL as machines reach it without a request to take it from (a BMC's HttpBootUri):
+ * the advertised address, else this host's first non-loopback IPv4 address.
+ */
+function bootBaseUrl(advertise: string, port: number): string {
+  const host =
+    advertise !== 'auto'
+      ? advertise
+      : (Object.values(networkInterfaces())
+          .flat()
+          .find((i) => i?.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1');
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** Boot-storm admission for large artifacts and the per-client rate cap. */

@@ -56,6 +56,7 @@ export async function startServer(config: Config, log: Logger, opts: StartOption
     throw err;
   }
   built.precache?.start();
+  await built.bmc.start();
   let stopped: Promise<void> | undefined;
   return {
     servers,
@@ -66,6 +67,7 @@ export async function startServer(config: Config, log: Logger, opts: StartOption
     stop() {
       stopped ??= (async () => {
         built.precache?.stop();
+        await built.bmc.stop();
         for (const s of [...servers].reverse()) await s.stop();
         await built.cache?.artifacts.close();
         await built.store.close();

@@ -7,7 +7,6 @@
  * Nothing here blocks the boot path: the hooks only schedule work.
  */
 import type { Logger } from 'pino';
-import type { ServedScript } from '../boot/service.js';
 import { BmcFailedError, ConflictError } from '../errors.js';
 import type { PowerAction } from '../machines/bmc.js';
 import type { Mac } from '../machines/mac.js';
@@ -37,6 +36,13 @@ export interface BmcServiceDeps {
   efiBinary?: string;
   /** Opens a BMC session; default redfish.ts withBmc (tests may pass another). */
   connect?: ConnectBmc;
+}
+
+/** What the boot hook needs of an `/ipxe` served (boot/service.ts ServedScript; bmc/ does not import boot/). */
+export interface ServedBoot {
+  machine: Machine;
+  decision: { kind: string; stage?: string };
+  trust: { trusted: boolean };
 }
 
 export interface Provisioned {
@@ -166,7 +172,7 @@ export class BmcService {
    * a precache stage served arms the network boot again, so that the live environment's own
    * reboot comes back to edgeboot for the install stage and not to a disk with an old system.
    */
-  onScript(served: ServedScript): void {
+  onScript(served: ServedBoot): void {
     if (!served.trust.trusted || this.stopped) return;
     const m = served.machine;
     if (m.bmcRun?.phase === 'powered')

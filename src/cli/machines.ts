@@ -3,6 +3,7 @@ import type { Machine, MachineEvent, PrecacheProgress } from '../machines/model.
 import { MACHINE_STATES } from '../machines/state.js';
 import { macHyphenated, parseUnicastMac, type Mac } from '../machines/mac.js';
 import { api, ClientError } from './client.js';
+import { addBmcCommands } from './bmc.js';
 import { namingFlags } from './fields.js';
 import { EVENT_TYPE_PATTERN } from '../machines/events.js';
 import { bytes, clientOptions, table, visible } from './format.js';
@@ -233,6 +234,7 @@ export function machinesCommand(print: (s: string) => void): Command {
       print(`${mac}: ${type} recorded${moved ? `, state ${moved.from} -> ${moved.to}` : ', state unchanged'}`);
     });
 
+  addBmcCommands(cmd, print);
   return cmd;
 }
 

@@ -34,6 +34,8 @@ import { machineRoutes } from './routes/machines.js';
 import { profileRoutes } from './routes/profiles.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ipxeBinRoutes } from './routes/ipxe-bin.js';
+import { bmcRoutes } from './routes/bmc.js';
+import type { BmcService } from '../bmc/service.js';
 import type { Registry } from 'prom-client';
 import { reservationBody, type ReservationBody } from './schemas.js';
 
@@ -70,6 +72,8 @@ export interface AppDeps {
   precache?: PrecacheService;
   /** Seals a BMC password a reservation body gives, for the record (the server's SealedBox). */
   sealBmcPassword: (plain: string) => string;
+  /** Provisioning and power through machines' BMCs; told of each saved reservation (its inventory read). */
+  bmc?: BmcService;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -125,8 +129,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     baseUrl,
     checkReservation: (doc) => (checkReservation(doc) ? { body: doc } : { problem: checker.errorsText(checkReservation.errors, { dataVar: 'machine' }) }),
     sealBmcPassword: deps.sealBmcPassword,
-    ...(deps.precache && { onSaved: async (m: Machine) => deps.precache?.prepare(m) }),
+    ...((deps.precache ?? deps.bmc) && {
+      onSaved: async (m: Machine) => {
+        await deps.precache?.prepare(m);
+        deps.bmc?.onSaved(m);
+      },
+    }),
   });
+  if (deps.bmc) await app.register(bmcRoutes, { bmc: deps.bmc, adminTokens: deps.adminTokens });
   if (deps.precache) await app.register(precacheRoutes, { precache: deps.precache, boot: deps.boot, adminTokens: deps.adminTokens, baseUrl });
   await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });
   if (deps.artifacts) await app.register(cacheRoutes, { cache: deps.artifacts, adminTokens: deps.adminTokens, maxBytes: deps.cacheMaxBytes ?? 0 });

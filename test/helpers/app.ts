@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BmcService } from '../../src/bmc/service.js';
 import type { BootService } from '../../src/boot/service.js';
 import type { HubArtifacts } from '../../src/boot/hub-artifacts.js';
 import type { ArtifactCache } from '../../src/cache/artifacts.js';
@@ -52,6 +54,10 @@ export interface TestAppOptions {
   metrics?: boolean;
   /** /ipxe-bin/ over these folders. */
   ipxeRoots?: string[];
+  /** Where the app logs (default: nowhere); a test that greps the log passes a capturing logger. */
+  log?: Logger;
+  /** Start the BMC service's timers (the run sweep, the poller), as `edgeboot serve` does after HTTP. */
+  bmc?: boolean;
 }
 
 export interface TestApp {
@@ -64,6 +70,8 @@ export interface TestApp {
   blobs?: BlobStore;
   machines: MachineService;
   boot: BootService;
+  /** The BMC service; its timers run only with the `bmc` option, close() always stops it. */
+  bmc: BmcService;
   /** With a cache: the precache job's endpoints, over bundles under `<dir>/cache/bundles`. */
   precache?: PrecacheService;
   bundles?: BundleBuilder;
@@ -106,7 +114,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   const store = openSqliteStore({ path: join(dir, 'edgeboot.db'), ...(opts.now && { now: opts.now }) });
   const built = await compose(config, {
     store,
-    log: createLogger('silent'),
+    log: opts.log ?? createLogger('silent'),
     secret: SECRET,
     adminTokens: [ADMIN_TOKEN],
     neighbour: () => undefined,
@@ -117,18 +125,21 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   });
   const { app, cache, precache } = built;
   await app.ready();
+  if (opts.bmc) await built.bmc.start();
   return {
     app,
     store,
     ...(cache && { artifacts: cache.artifacts, hubArtifacts: cache.hubArtifacts, blobs: cache.blobs, bundles: cache.bundles }),
     machines: built.machines,
     boot: built.boot,
+    bmc: built.bmc,
     ...(precache && { precache }),
     profiles: built.profiles,
     config,
     dir,
     auth: { authorization: `Bearer ${ADMIN_TOKEN}` },
     async close() {
+      await built.bmc.stop();
       await app.close();
       await cache?.artifacts.close();
       await store.close();
