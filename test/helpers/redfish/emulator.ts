@@ -12,12 +12,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { failure, notFound, type RedfishFailure } from './errors.js';
-import { readJson, sendEmpty, type Body, sendFailure, sendJson, sendXml } from './http.js';
+import { failure, notFound, unauthorized, type RedfishFailure } from './errors.js';
+import { isRecord, readJson, sendFailure, type Body } from './http.js';
 import { TimerPower, type PowerDriver } from './power.js';
 import { profile as profileOf, type VendorProfile } from './profiles.js';
-import * as doc from './resources.js';
-import { SESSIONS_PATH, SessionCounter, SessionStore, sessionPath } from './sessions.js';
+import type * as doc from './resources.js';
+import { buildRoutes, header, isMethod, type RequestAuth } from './routes.js';
+import { SessionCounter, SessionStore } from './sessions.js';
 import { EmulatedSystem, type BootRecord } from './system.js';
 import { TaskStore } from './tasks.js';
 
@@ -53,7 +54,7 @@ export interface EmulatorOptions {
   modeSupported?: boolean;
 }
 
-export type RequestAuth = 'session' | 'basic' | 'none';
+export type { RequestAuth } from './routes.js';
 
 export interface RequestRecord {
   method: string;
@@ -76,25 +77,6 @@ export interface RedfishEmulator {
   guestReboot(): void;
   guestPowerOff(): void;
   close(): Promise<void>;
-}
-
-interface Ctx {
-  req: IncomingMessage;
-  res: ServerResponse;
-  path: string;
-  auth: RequestAuth;
-  body: unknown;
-}
-
-type Handler = (ctx: Ctx, params: string[]) => void;
-const METHODS = ['GET', 'POST', 'PATCH', 'DELETE'] as const;
-type Method = (typeof METHODS)[number];
-const isMethod = (m: string): m is Method => (METHODS as readonly string[]).includes(m);
-interface Route {
-  pattern: RegExp;
-  methods: Partial<Record<Method, Handler>>;
-  /** Served without credentials (DSP0266: the service root, its version document, OData documents and the login POST). */
-  open?: 'GET' | 'POST';
 }
 
 function randomMac(): string {
@@ -142,96 +124,7 @@ export async function startRedfishEmulator(o: EmulatorOptions = {}): Promise<Red
   const view = (): doc.View => ({ ...fixed, powerState: sys.power.state, boot: sys.boot, etag: sys.etag, inPost: sys.inPost });
   const requests: RequestRecord[] = [];
 
-  const get =
-    (build: (v: doc.View) => unknown): Handler =>
-    ({ res }) =>
-      sendJson(res, 200, build(view()));
-  const sys$ = `${doc.ROOT}/Systems/${escape(fixed.systemId)}`;
-  const routes: Route[] = [
-    { pattern: /^\/redfish$/, methods: { GET: ({ res }) => sendJson(res, 200, doc.versions()) }, open: 'GET' },
-    { pattern: /^\/redfish\/v1$/, methods: { GET: get(doc.serviceRoot) }, open: 'GET' },
-    { pattern: /^\/redfish\/v1\/odata$/, methods: { GET: get(doc.odataServiceDocument) }, open: 'GET' },
-    { pattern: /^\/redfish\/v1\/\$metadata$/, methods: { GET: ({ res }) => sendXml(res, doc.metadataXml()) }, open: 'GET' },
-    { pattern: /^\/redfish\/v1\/Systems$/, methods: { GET: get(doc.systems) } },
-    {
-      pattern: new RegExp(`^${sys$}$`),
-      methods: {
-        GET: ({ res }) => sendJson(res, 200, doc.system(view()), { ETag: sys.etag }),
-        PATCH: ({ req, res, body }) => {
-          const refused = sys.patch(header(req, 'if-match'), body);
-          if (refused !== undefined) return sendFailure(res, refused);
-          sendJson(res, 200, doc.system(view()), { ETag: sys.etag });
-        },
-      },
-    },
-    { pattern: new RegExp(`^${sys$}/EthernetInterfaces$`), methods: { GET: get(doc.ethernetInterfaces) } },
-    {
-      pattern: new RegExp(`^${sys$}/EthernetInterfaces/([^/]+)$`),
-      methods: {
-        GET: ({ res, path }, [id]) => {
-          const nic = doc.ethernetInterface(view(), id ?? '');
-          return nic === undefined ? sendFailure(res, notFound(path)) : sendJson(res, 200, nic);
-        },
-      },
-    },
-    { pattern: new RegExp(`^${sys$}/Actions/ComputerSystem\\.Reset$`), methods: { POST: (ctx) => reset(ctx) } },
-    { pattern: /^\/redfish\/v1\/Managers$/, methods: { GET: get(doc.managers) } },
-    { pattern: new RegExp(`^${doc.ROOT}/Managers/${escape(fixed.managerId)}$`), methods: { GET: get(doc.manager) } },
-    { pattern: /^\/redfish\/v1\/Chassis$/, methods: { GET: get(doc.chassisCollection) } },
-    { pattern: /^\/redfish\/v1\/Chassis\/1$/, methods: { GET: get(doc.chassis) } },
-    { pattern: /^\/redfish\/v1\/TaskService$/, methods: { GET: get(doc.taskServiceDoc) } },
-    { pattern: /^\/redfish\/v1\/TaskService\/Tasks$/, methods: { GET: ({ res }) => sendJson(res, 200, doc.tasksDoc(tasks.ids())) } },
-    { pattern: /^\/redfish\/v1\/TaskService\/Tasks\/([^/]+)$/, methods: { GET: (ctx, [id]) => task(ctx, id ?? '', false) } },
-    { pattern: /^\/redfish\/v1\/TaskService\/TaskMonitors\/([^/]+)$/, methods: { GET: (ctx, [id]) => task(ctx, id ?? '', true) } },
-    ...(sessionService ? sessionRoutes() : []),
-  ];
-
-  function sessionRoutes(): Route[] {
-    return [
-      { pattern: /^\/redfish\/v1\/SessionService$/, methods: { GET: ({ res }) => sendJson(res, 200, doc.sessionServiceDoc()) } },
-      {
-        pattern: /^\/redfish\/v1\/SessionService\/Sessions$/,
-        methods: { GET: ({ res }) => sendJson(res, 200, doc.sessionsDoc(sessions.list())), POST: (ctx) => login(ctx) },
-        open: 'POST',
-      },
-      {
-        pattern: /^\/redfish\/v1\/SessionService\/Sessions\/([^/]+)$/,
-        methods: {
-          GET: ({ res, path }, [id]) => {
-            const s = sessions.get(id ?? '');
-            return s === undefined ? sendFailure(res, notFound(path)) : sendJson(res, 200, doc.sessionDoc(s));
-          },
-          DELETE: ({ res, path }, [id]) => (sessions.delete(id ?? '') ? sendEmpty(res, 204) : sendFailure(res, notFound(path))),
-        },
-      },
-    ];
-  }
-
-  function login({ res, body }: Ctx): void {
-    const user = isObject(body) ? body.UserName : undefined;
-    const pass = isObject(body) ? body.Password : undefined;
-    if (typeof user !== 'string' || typeof pass !== 'string')
-      return sendFailure(res, failure(400, 'Base.1.8.PropertyMissing', 'The properties UserName and Password are required to create a session.'));
-    if (user !== username || pass !== password) return sendFailure(res, unauthorized());
-    const s = sessions.create(user);
-    sendJson(res, 201, doc.sessionDoc(s), { 'X-Auth-Token': s.token, Location: sessionPath(s.id) });
-  }
-
-  function reset({ res, body }: Ctx): void {
-    const outcome = sys.reset(body);
-    if (!outcome.ok) return sendFailure(res, outcome.failure);
-    if (!profile.resetAnswersTask) return sendEmpty(res, 204);
-    const started = Date.now();
-    const t = tasks.create('Power Control Task', () => !sys.power.busy && Date.now() - started >= transitionMs);
-    sendJson(res, 202, doc.taskDoc(t), { Location: doc.taskMonitorPath(t.id) });
-  }
-
-  function task({ res, path }: Ctx, id: string, monitor: boolean): void {
-    const t = tasks.get(id);
-    if (t === undefined) return sendFailure(res, notFound(path));
-    if (monitor && t.state === 'Running') return sendJson(res, 202, doc.taskDoc(t), { Location: doc.taskMonitorPath(t.id) });
-    sendJson(res, 200, doc.taskDoc(t));
-  }
+  const routes = buildRoutes({ view, sys, sessions, tasks, profile, transitionMs, username, password, sessionService });
 
   function authenticate(req: IncomingMessage): RequestAuth | undefined {
     const token = header(req, 'x-auth-token');
@@ -336,33 +229,12 @@ export async function startRedfishEmulator(o: EmulatorOptions = {}): Promise<Red
   };
 }
 
-function unauthorized(): RedfishFailure {
-  return failure(401, 'Base.1.8.NoValidSession', 'There is no valid session established with the implementation.', {
-    'WWW-Authenticate': 'Basic realm="RedfishService"',
-  });
-}
-
 /** The path without query and without a trailing slash (/redfish/v1/ is /redfish/v1). */
 function normalize(url: string): string {
   const path = url.split('?')[0] ?? '/';
   return path.length > 1 ? path.replace(/\/+$/, '') : path;
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function redact(body: unknown): unknown {
-  return isObject(body) && 'Password' in body ? { ...body, Password: '***' } : body;
+  return isRecord(body) && 'Password' in body ? { ...body, Password: '***' } : body;
 }
-
-export { SESSIONS_PATH };

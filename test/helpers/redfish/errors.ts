@@ -31,3 +31,10 @@ export const malformedJson = (): RedfishFailure =>
   failure(400, `${BASE}.MalformedJSON`, 'The request body submitted was malformed JSON and could not be parsed by the receiving service.');
 export const inTransition = (): RedfishFailure =>
   failure(409, `${BASE}.ResourceInUse`, 'The change to the requested resource failed because the resource is in use or in transition.');
+
+/** DSP0266: 401 with a WWW-Authenticate challenge for Basic, the other scheme a client may use. */
+export function unauthorized(): RedfishFailure {
+  return failure(401, 'Base.1.8.NoValidSession', 'There is no valid session established with the implementation.', {
+    'WWW-Authenticate': 'Basic realm="RedfishService"',
+  });
+}

@@ -220,17 +220,21 @@ export function chassis(v: View): Record<string, unknown> {
   };
 }
 
-export function sessionServiceDoc(): Record<string, unknown> {
+/** A service singleton (SessionService, TaskService): enabled, healthy, with its own properties. */
+function serviceDoc(name: string, type: string, props: Record<string, unknown>): Record<string, unknown> {
   return {
-    '@odata.id': `${ROOT}/SessionService`,
-    '@odata.type': '#SessionService.v1_1_8.SessionService',
-    Id: 'SessionService',
-    Name: 'Session Service',
+    '@odata.id': `${ROOT}/${name}`,
+    '@odata.type': `#${name}.${type}.${name}`,
+    Id: name,
+    Name: name.replace(/Service$/, ' Service'),
     ServiceEnabled: true,
-    SessionTimeout: 1800,
     Status: { State: 'Enabled', Health: 'OK' },
-    Sessions: ref(SESSIONS_PATH),
+    ...props,
   };
+}
+
+export function sessionServiceDoc(): Record<string, unknown> {
+  return serviceDoc('SessionService', 'v1_1_8', { SessionTimeout: 1800, Sessions: ref(SESSIONS_PATH) });
 }
 
 export function sessionsDoc(list: Session[]): Record<string, unknown> {
@@ -258,16 +262,7 @@ export const taskPath = (id: string): string => `${ROOT}/TaskService/Tasks/${id}
 export const taskMonitorPath = (id: string): string => `${ROOT}/TaskService/TaskMonitors/${id}`;
 
 export function taskServiceDoc(): Record<string, unknown> {
-  return {
-    '@odata.id': `${ROOT}/TaskService`,
-    '@odata.type': '#TaskService.v1_1_5.TaskService',
-    Id: 'TaskService',
-    Name: 'Task Service',
-    ServiceEnabled: true,
-    CompletedTaskOverWritePolicy: 'Oldest',
-    Status: { State: 'Enabled', Health: 'OK' },
-    Tasks: ref(`${ROOT}/TaskService/Tasks`),
-  };
+  return serviceDoc('TaskService', 'v1_1_5', { CompletedTaskOverWritePolicy: 'Oldest', Tasks: ref(`${ROOT}/TaskService/Tasks`) });
 }
 
 export function tasksDoc(ids: string[]): Record<string, unknown> {

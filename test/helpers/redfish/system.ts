@@ -205,7 +205,7 @@ function refuse(status: number, messageId: string, message: string): ResetOutcom
 }
 
 function isResetType(value: string): value is ResetType {
-  return (ALL_RESET_TYPES as readonly string[]).includes(value);
+  return ALL_RESET_TYPES.some((known) => known === value);
 }
 
 /** If-Match: `*`, or one of a comma list; a weak tag (W/"x") matches its strong form too (sushy retries with it). */
