@@ -76,7 +76,7 @@ export function buildBootImages(dir: string): BootImages {
 export type Firmware = 'bios' | 'uefi';
 
 /** What a console shows when a boot went wrong for good. */
-const CONSOLE_FAILURE = /Kernel panic[^\n]*|eb-init: [^\n]*FAILED[^\n]*/;
+export const CONSOLE_FAILURE = /Kernel panic[^\n]*|eb-init: [^\n]*FAILED[^\n]*/;
 
 export interface VmOptions {
   firmware: Firmware;
@@ -91,6 +91,14 @@ export interface VmOptions {
   memoryMiB?: number;
   /** A raw disk image (sparse is fine) attached as the guest's virtio disk, /dev/vda. */
   disk?: string;
+  /** `disk`: the disk has bootindex 1 and the NIC 2 (SeaBIOS tries the NIC when the disk has no boot sector); `network`: the other way round. */
+  bootOrder?: 'network' | 'disk';
+  /** The tap exists already (made once for many QEMU runs): neither made nor removed here. */
+  tapReady?: boolean;
+  /** Append to the console log of an earlier run on this tap instead of starting it empty. */
+  appendConsole?: boolean;
+  /** More QEMU arguments, e.g. a QMP socket. */
+  extraArgs?: string[];
 }
 
 export interface Vm {
@@ -115,25 +123,40 @@ export interface Vm {
  */
 export function startVm(lab: Lab, ns: string, o: VmOptions): Vm {
   mkdirSync(o.dir, { recursive: true });
-  lab.ipIn(ns, 'tuntap', 'add', 'dev', o.tap, 'mode', 'tap');
-  lab.attach(ns, o.tap, o.bridge);
-  lab.ipIn(ns, 'link', 'set', o.tap, 'up');
+  if (!o.tapReady) {
+    lab.ipIn(ns, 'tuntap', 'add', 'dev', o.tap, 'mode', 'tap');
+    lab.attach(ns, o.tap, o.bridge);
+    lab.ipIn(ns, 'link', 'set', o.tap, 'up');
+  }
   const consoleFile = join(o.dir, `${o.tap}-console.log`);
-  writeFileSync(consoleFile, '');
+  if (!o.appendConsole || !existsSync(consoleFile)) writeFileSync(consoleFile, '');
   const argv = ['qemu-system-x86_64', '-accel', 'tcg', '-machine', 'pc', '-m', String(o.memoryMiB ?? 512), '-smp', '1'];
-  argv.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-serial', `file:${consoleFile}`);
+  argv.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none');
+  // `-serial file:` truncates the file; a file chardev with append=on keeps the runs before.
+  argv.push(
+    ...(o.appendConsole ? ['-chardev', `file,id=console,path=${consoleFile},append=on`, '-serial', 'chardev:console'] : ['-serial', `file:${consoleFile}`]),
+  );
   argv.push('-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`);
   if (o.firmware === 'bios') {
     const sercon = join(o.dir, `${o.tap}-sercon`);
     writeFileSync(sercon, Buffer.from([0xf8, 0x03])); // COM1 at 0x3f8
-    argv.push('-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=1`, '-fw_cfg', `name=etc/sercon-port,file=${sercon}`);
+    const nicIndex = o.bootOrder === 'disk' ? 2 : 1;
+    argv.push('-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=${nicIndex}`, '-fw_cfg', `name=etc/sercon-port,file=${sercon}`);
   } else {
     const vars = join(o.dir, `${o.tap}-OVMF_VARS.fd`);
     copyFileSync(OVMF_VARS, vars);
     argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
     argv.push('-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=1,romfile=`);
   }
-  if (o.disk) argv.push('-drive', `file=${o.disk},format=raw,if=virtio,cache=unsafe`);
+  if (o.disk && o.bootOrder) {
+    argv.push(
+      '-drive',
+      `file=${o.disk},format=raw,if=none,id=disk0,cache=unsafe`,
+      '-device',
+      `virtio-blk-pci,drive=disk0,bootindex=${o.bootOrder === 'disk' ? 1 : 2}`,
+    );
+  } else if (o.disk) argv.push('-drive', `file=${o.disk},format=raw,if=virtio,cache=unsafe`);
+  argv.push(...(o.extraArgs ?? []));
   const startedAt = Date.now();
   const bg: Background = lab.start(ns, argv);
   const killer = setTimeout(() => bg.child.kill('SIGKILL'), o.timeoutMs);
@@ -169,6 +192,7 @@ export function startVm(lab: Lab, ns: string, o: VmOptions): Vm {
         clearTimeout(killer);
         if (bg.child.exitCode === null && bg.child.signalCode === null) bg.child.kill('SIGKILL');
         await exited;
+        if (o.tapReady) return;
         try {
           lab.ipIn(ns, 'link', 'del', o.tap);
         } catch {
