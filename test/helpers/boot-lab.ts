@@ -69,6 +69,13 @@ export interface Hub {
   stop(): Promise<void>;
 }
 
+export interface HubOptions {
+  /** When the installer reports done, the hub posts install-done to edgeboot. */
+  notify: boolean;
+  /** More kernel arguments for the installer, e.g. eb.bootsector=1. */
+  kargs?: string[];
+}
+
 export interface HubRequest {
   method: string;
   path: string;
@@ -103,7 +110,7 @@ export interface BootLab {
    * when the installer reports done, the hub posts install-done to edgeboot, as hub-side
    * automation would; else edgeboot learns nothing and the hub's 404 sends the machine to disk.
    */
-  startHub(opts: { notify: boolean }): Promise<Hub>;
+  startHub(opts: HubOptions): Promise<Hub>;
   /** The VMs' consoles and edgeboot's log tail, for a failure message. */
   explain(): string;
   /** Prints `explain()` when `t` has failed by the time it ends (an assertion or a throw). */
@@ -249,38 +256,7 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
         await sleep(500);
       }
     },
-    async startHub({ notify }) {
-      const apiKey = 'eyJhbGciOiJFUzI1NiJ9.e2e-infra-env.not-a-real-signature';
-      const infraEnv = '6f1e0ab6-6c2b-4a0e-9d52-8d5d3c7a9e10';
-      const cfg = {
-        host: SUBNET.server,
-        port: HUB_PORT,
-        infraEnv,
-        apiKey,
-        kernel: images.kernel,
-        initrd: images.initramfs,
-        kargs: ['console=ttyS0', 'quiet', 'eb.role=installer', 'eb.after=reboot'],
-        // The address machines reach edgeboot at: the events URL it hands out is built from it.
-        edgeboot: { url: SERVER_URL, token: server.token },
-        notifyInstalled: notify,
-      };
-      const bg = lab.start(serverNs, [process.execPath, join(VM_DIR, 'assisted-hub.mjs'), JSON.stringify(cfg)]);
-      await bg.waitFor(/"listening"/, 5_000);
-      return {
-        bg,
-        apiKey,
-        scriptUrl: `http://${SUBNET.server}:${HUB_PORT}/api/assisted-install/v2/infra-envs/${infraEnv}/downloads/files?api_key=${apiKey}&file_name=ipxe-script&ipxe_script_type=boot-order-control`,
-        requests: () =>
-          bg
-            .output()
-            .split('\n')
-            .filter((l) => l.startsWith('{"method"'))
-            .map((l) => JSON.parse(l) as HubRequest),
-        stop: async () => {
-          await bg.stop();
-        },
-      };
-    },
+    startHub: (hubOpts) => startHub(lab, serverNs, server, images, hubOpts),
     explain() {
       const parts = vms.map(({ name, vm }) => `--- console of ${name} (${vm.consoleFile}):\n${consoleTail(vm.console())}`);
       const log = server.logLines.slice(-40).map((l) => JSON.stringify(l));
@@ -346,4 +322,41 @@ export function assertOrder(t: { ok(v: unknown, msg: string): void }, events: Ma
     at = i + 1;
   }
   return at;
+}
+
+/**
+ * The assisted hub's stand-in (test/vm/assisted-hub.mjs) in `serverNs`, at 10.77.0.1:8090,
+ * serving `images` (the busybox initramfs in the installer role) to the machines.
+ */
+export async function startHub(lab: Lab, serverNs: string, server: DhcpServer, images: BootImages, { notify, kargs = [] }: HubOptions): Promise<Hub> {
+  const apiKey = 'eyJhbGciOiJFUzI1NiJ9.e2e-infra-env.not-a-real-signature';
+  const infraEnv = '6f1e0ab6-6c2b-4a0e-9d52-8d5d3c7a9e10';
+  const cfg = {
+    host: SUBNET.server,
+    port: HUB_PORT,
+    infraEnv,
+    apiKey,
+    kernel: images.kernel,
+    initrd: images.initramfs,
+    kargs: ['console=ttyS0', 'quiet', 'eb.role=installer', 'eb.after=reboot', ...kargs],
+    // The address machines reach edgeboot at: the events URL it hands out is built from it.
+    edgeboot: { url: SERVER_URL, token: server.token },
+    notifyInstalled: notify,
+  };
+  const bg = lab.start(serverNs, [process.execPath, join(VM_DIR, 'assisted-hub.mjs'), JSON.stringify(cfg)]);
+  await bg.waitFor(/"listening"/, 5_000);
+  return {
+    bg,
+    apiKey,
+    scriptUrl: `http://${SUBNET.server}:${HUB_PORT}/api/assisted-install/v2/infra-envs/${infraEnv}/downloads/files?api_key=${apiKey}&file_name=ipxe-script&ipxe_script_type=boot-order-control`,
+    requests: () =>
+      bg
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{"method"'))
+        .map((l) => JSON.parse(l) as HubRequest),
+    stop: async () => {
+      await bg.stop();
+    },
+  };
 }

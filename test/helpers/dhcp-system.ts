@@ -89,7 +89,7 @@ export interface ApiResult {
 }
 
 /** One admin API call, made with curl inside the server's namespace (its HTTP is on that loopback). */
-export async function api(lab: Lab, server: DhcpServer, method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<ApiResult> {
+export async function api(lab: Lab, server: DhcpServer, method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<ApiResult> {
   const argv = ['curl', '-sS', '--max-time', '5', '-X', method, '-H', `authorization: Bearer ${server.token}`, '-w', '\n%{http_code}'];
   if (body !== undefined) argv.push('-H', 'content-type: application/json', '--data-binary', '@-');
   argv.push(`${server.url}${path}`);

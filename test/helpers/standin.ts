@@ -94,16 +94,24 @@ export interface PrecacheLabOptions {
   cache?: Record<string, unknown>;
   /** `debug` adds one `request` line per HTTP request to the log. */
   logLevel?: 'info' | 'debug';
+  /** More config sections, e.g. `bmc`. */
+  config?: Record<string, unknown>;
+  /** More profiles beside the stand-in's: name → YAML. */
+  profiles?: Record<string, string>;
 }
 
 export interface PrecacheLab {
   lab: Lab;
+  /** The namespace with the bridge `br0`, where the guests' taps go. */
+  switchNs: string;
+  /** edgeboot's namespace (10.77.0.1), where helpers it must reach on loopback run. */
+  serverNs: string;
   dir: string;
   server: DhcpServer;
   images: StandinImages;
   /** A guest on the bridge with `disk` as /dev/vda; its console is in `explain()`. */
   vm(name: string, mac: string, disk: string, timeoutMs: number): Vm;
-  api(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<ApiResult>;
+  api(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<ApiResult>;
   machine(mac: string): Promise<MachineView>;
   events(mac: string): Promise<MachineEvent[]>;
   /** Polls the machine and its timeline (every 500 ms, bounded) until `done` returns a value. */
@@ -122,6 +130,7 @@ export async function createPrecacheLab(t: Teardown, tag: string, opts: Precache
   const profilesDir = join(dir, 'profiles');
   mkdirSync(profilesDir);
   writeStandinProfile(profilesDir, images);
+  for (const [name, yaml] of Object.entries(opts.profiles ?? {})) writeFileSync(join(profilesDir, `${name}.yaml`), yaml);
 
   const lab = createLab(t, tag);
   const { switchNs, serverNs, radvd } = provisioningNetwork(lab, dir);
@@ -139,6 +148,7 @@ export async function createPrecacheLab(t: Teardown, tag: string, opts: Precache
       boot: { unknownMachines: 'exit', recheckSeconds: 5 },
       cache: { dir: opts.cacheDir, ...opts.cache },
       precache: opts.precache,
+      ...opts.config,
     },
   });
 
@@ -151,6 +161,8 @@ export async function createPrecacheLab(t: Teardown, tag: string, opts: Precache
   };
   const pl: PrecacheLab = {
     lab,
+    switchNs,
+    serverNs,
     dir,
     server,
     images,
