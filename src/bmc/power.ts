@@ -37,10 +37,11 @@ export async function reset(ctx: BmcContext, action: 'on' | 'off' | 'restart'): 
   const info = await resetInfo(ctx.client, ctx.systemPath, body);
   const result: ResetResult = { action, resetTypes: [], ...(powerBefore ? { powerBefore } : {}), busyRetries: 0 };
   const on = powerBefore === 'On' || powerBefore === 'PoweringOn';
+  const off = powerBefore === 'Off' || powerBefore === 'PoweringOff';
   // Already there: nothing to send (iDRAC answers 409 PSU501/PSU502 "already on/off" otherwise).
-  if (action === 'on' && on) return result;
-  if (action === 'off' && powerBefore !== undefined && !on) return result;
-  if (action === 'on' || (action === 'restart' && !on)) {
+  // An unknown or other state (Paused) is neither: `on` sends On, `off` and `restart` act as if on.
+  if ((action === 'on' && on) || (action === 'off' && off)) return result;
+  if (action === 'on' || (action === 'restart' && off)) {
     await send(ctx, info, result, need(ctx, info, ON_TYPES, 'power on'));
     return result;
   }

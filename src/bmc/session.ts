@@ -71,12 +71,13 @@ export class RedfishClient {
   failure(method: HttpMethod, path: string, answer: RedfishAnswer): BmcError {
     const error = this.http.answerError(method, path, answer);
     if (error.kind !== 'auth') return error;
-    const how = this.auth.kind === 'session' ? 'a session' : 'HTTP Basic';
-    return new BmcError(
-      'auth',
-      `${error.message} (the BMC refused user "${this.credentials.username}" with ${how}: check the username and password)`,
-      answer.status,
-    );
+    const user = `user "${this.credentials.username}"`;
+    // 403 is a known account without the privilege (DSP0266 "Authorization"): ConfigureComponents for the override and resets.
+    const hint =
+      answer.status === 403
+        ? `the BMC denies ${user} this request: the account needs the ConfigureComponents privilege (an Operator or Administrator role)`
+        : `the BMC refused ${user} with ${this.auth.kind === 'session' ? 'a session' : 'HTTP Basic'}: check the username and password`;
+    return new BmcError('auth', `${error.message} (${hint})`, answer.status);
   }
 
   /** Deletes the session, if one was made. Never throws: the work is done, a stale session only times out on the BMC. */

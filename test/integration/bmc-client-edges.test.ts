@@ -276,3 +276,37 @@ t.test('a bad address: a BmcError before any connection', async (t) => {
   t.equal(error.kind, 'protocol');
   t.match(error.message, /did you mean redfish:\/\//);
 });
+
+t.test('403 to a PATCH: an auth error that says the account lacks the privilege', async (t) => {
+  const bmc = await scriptedBmc(
+    t,
+    basicBmc((request) => {
+      if (request.path !== '/redfish/v1/Systems/1') return undefined;
+      if (request.method === 'GET') return { status: 200, body: systemDoc() };
+      return { status: 403, body: { error: { code: 'Base.1.8.InsufficientPrivilege', message: 'There are insufficient privileges for the account.' } } };
+    }),
+  );
+  const error = await bmcError(withBmc(bmc.target(), OPTS, (s) => s.setOneTimeBoot({ target: 'Pxe' })));
+  t.equal(error.kind, 'auth');
+  t.equal(error.status, 403);
+  t.match(error.message, /insufficient privileges .*the BMC denies user "admin" this request: the account needs the ConfigureComponents privilege/);
+});
+
+t.test('a power state that is neither on nor off: restart restarts, off forces off, on sends On', async (t) => {
+  const sent: string[] = [];
+  const bmc = await scriptedBmc(
+    t,
+    basicBmc((request) => {
+      if (request.path === '/redfish/v1/Systems/1') return { status: 200, body: { ...systemDoc(), PowerState: 'Paused' } };
+      if (!request.path.endsWith('/ComputerSystem.Reset')) return undefined;
+      sent.push((request.body as { ResetType: string }).ResetType);
+      return { status: 204 };
+    }),
+  );
+  await withBmc(bmc.target(), OPTS, async (s) => {
+    await s.reset('restart');
+    await s.reset('off');
+    await s.reset('on');
+  });
+  t.same(sent, ['ForceRestart', 'ForceOff', 'On']);
+});
