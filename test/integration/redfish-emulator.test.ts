@@ -84,7 +84,11 @@ interface SushyOut {
 }
 
 async function sushy(e: RedfishEmulator, ...steps: string[]): Promise<SushyOut> {
-  const r = await run(PYTHON, [SUSHY_CHECK, `${e.url}/redfish/v1`, 'root', ...steps], { EMU_PASSWORD: PASSWORD });
+  return sushyWith(e, {}, ...steps);
+}
+
+async function sushyWith(e: RedfishEmulator, env: Record<string, string>, ...steps: string[]): Promise<SushyOut> {
+  const r = await run(PYTHON, [SUSHY_CHECK, `${e.url}/redfish/v1`, 'root', ...steps], { EMU_PASSWORD: PASSWORD, ...env });
   if (r.code !== 0) throw new Error(`sushy-check.py ${steps.join(' ')} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as SushyOut;
 }
@@ -450,7 +454,7 @@ t.test('sessions: 201 with X-Auth-Token and Location, listed, DELETE ends it; a 
   t.match(loginRecord?.body, { UserName: 'root', Password: '***' }, 'the request log hides the password');
 });
 
-t.test('HTTPS with a self-signed certificate: curl with the CA, redfishtool -S Always', async (t) => {
+t.test('HTTPS with a self-signed certificate: curl and sushy with the CA, redfishtool -S Always', async (t) => {
   const dir = tempDir(t, 'edgeboot-redfish-');
   const cert = await selfSignedCert(dir, 'bmc.test', '127.0.0.1');
   const e = await emulator(t, { tls: { key: cert.key, cert: cert.cert } });
@@ -461,6 +465,8 @@ t.test('HTTPS with a self-signed certificate: curl with the CA, redfishtool -S A
   t.match(JSON.parse(curl.stdout), { Id: '1' }, 'and reads the system');
   const r = await run('redfishtool', ['-r', `127.0.0.1:${e.port}`, '-S', 'Always', '-A', 'Session', '-u', 'root', '-p', PASSWORD, 'Systems', 'list']);
   t.equal(r.code, 0, `redfishtool over HTTPS (${r.stderr})`);
+  const viaSushy = await sushyWith(e, { EMU_CA: cert.certFile }, 'pxe-once');
+  t.same(viaSushy['pxe-once'], { target: 'Pxe', enabled: 'Once', mode: 'UEFI' }, 'sushy verifies the certificate and sets the override');
 });
 
 t.test('a unix socket; latencyMs delays each answer; close() refuses connections', async (t) => {

@@ -165,7 +165,7 @@ const PROFILES: Record<VendorProfile, Profile> = {
     systemOem: ({ powerState, inPost }) => ({
       Hpe: {
         '@odata.type': '#HpeComputerSystemExt.v2_11_0.HpeComputerSystemExt',
-        PostState: powerState !== 'On' ? 'PowerOff' : inPost ? 'InPost' : 'FinishedPost',
+        PostState: powerState === 'Off' ? 'PowerOff' : inPost ? 'InPost' : 'FinishedPost',
       },
     }),
     managerOem: () => ({ Hpe: { '@odata.type': '#HpeiLO.v2_8_0.HpeiLO', License: { LicenseType: 'Perpetual' } } }),

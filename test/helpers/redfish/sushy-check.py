@@ -3,7 +3,8 @@
 Usage: EMU_PASSWORD=... /usr/bin/python3 sushy-check.py URL USERNAME STEP...
 Steps, run in order: read, pxe-once (set_system_boot_options Pxe/Once/UEFI), on (reset_system On),
 force-restart, read-after. Prints one JSON object: what sushy saw at each step. The password comes
-from the environment so it is never on a command line.
+from the environment so it is never on a command line; EMU_CA, when set, is the CA file sushy
+verifies an HTTPS emulator's certificate with.
 """
 import json
 import os
@@ -23,7 +24,13 @@ def boot_of(system):
 
 def main():
     url, username, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
-    root = sushy.Sushy(url, username=username, password=os.environ['EMU_PASSWORD'])
+    verify = os.environ.get('EMU_CA') or True
+    if verify is not True:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's verify
+        # (psf/requests#3829, #4650): drop them so the emulator's CA is the one used.
+        os.environ.pop('REQUESTS_CA_BUNDLE', None)
+        os.environ.pop('CURL_CA_BUNDLE', None)
+    root = sushy.Sushy(url, username=username, password=os.environ['EMU_PASSWORD'], verify=verify)
     out = {'auth': type(root._conn._auth).__name__}
     members = root.get_system_collection().members_identities
     out['members'] = list(members)
