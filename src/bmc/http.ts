@@ -75,8 +75,9 @@ export class BmcHttp {
         method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
-        // The whole exchange, not only each phase: a BMC trickling bytes still ends in time.
-        signal: AbortSignal.timeout(this.o.timeoutMs * 2),
+        // The whole exchange, not only each phase (undici's own timers are coarse, about a second):
+        // a BMC that trickles bytes or never answers still ends within the limit.
+        signal: AbortSignal.timeout(this.o.timeoutMs),
       });
     } catch (error) {
       throw this.transportError(method, path, error);
