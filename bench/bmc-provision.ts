@@ -84,6 +84,10 @@ interface Phase {
   /** edgeboot's peak RSS while the machines were registered (PUTs and inventory reads), then while they were provisioned (VmHWM reset in between). */
   registrationRssMiB?: number;
   rssMiB?: number;
+  /** Where edgeboot's memory was at the end (prom-client's nodejs_ gauges): V8 heap used and total, external (Buffers, undici). */
+  heapMiB?: { used: number; total: number; external: number };
+  /** VmRSS every 250 ms during the provisioning: at the POST, the highest, at the end (MiB). */
+  rssCurve?: { start: number; max: number; maxAtSeconds: number; end: number };
   /** CPU seconds (user + system) edgeboot used during the phase, and the emulators (this process). */
   cpuSeconds?: number;
   emulatorCpuSeconds: number;
@@ -225,6 +229,8 @@ async function resetBmcs(machines: Machine[]): Promise<void> {
 interface Edgeboot {
   proc: ChildProcess;
   api: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: unknown }>;
+  /** The Prometheus text of /metrics (no token needed). */
+  metrics: () => Promise<string>;
   dir: string;
   exited: () => string | undefined;
 }
@@ -275,7 +281,8 @@ async function startEdgeboot(): Promise<Edgeboot> {
     const text = await res.text();
     return { status: res.status, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
   };
-  return { proc, api, dir, exited: () => exit };
+  const metrics = async (): Promise<string> => (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  return { proc, api, metrics, dir, exited: () => exit };
 }
 
 async function stopEdgeboot(eb: Edgeboot, failed: boolean): Promise<void> {
@@ -342,8 +349,32 @@ function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** VmHWM of a process, in MiB. */
-const peakRssMiB = (pid: number): number => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+/** A gauge of edgeboot's /metrics, in MiB. */
+function gaugeMiB(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`edgeboot_${name} `));
+  return Number(line?.split(' ')[1] ?? NaN) / 2 ** 20;
+}
+
+/** VmHWM (peak) or VmRSS (now) of a process, in MiB. */
+const statusMiB = (pid: number, field: 'VmHWM' | 'VmRSS'): number =>
+  Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const peakRssMiB = (pid: number): number => statusMiB(pid, 'VmHWM');
+
+/** Samples a process's VmRSS every 250 ms until stopped: where it started, peaked and ended. */
+function sampleRss(pid: number): () => NonNullable<Phase['rssCurve']> {
+  const t0 = performance.now();
+  const curve = { start: statusMiB(pid, 'VmRSS'), max: 0, maxAtSeconds: 0, end: 0 };
+  const sample = (): void => {
+    curve.end = statusMiB(pid, 'VmRSS');
+    if (curve.end > curve.max) Object.assign(curve, { max: curve.end, maxAtSeconds: (performance.now() - t0) / 1000 });
+  };
+  const timer = setInterval(sample, 250);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return curve;
+  };
+}
 
 async function edgebootPhase(machines: Machine[], counter: SessionCounter, limitMs: number): Promise<Phase> {
   const eb = await startEdgeboot();
@@ -359,6 +390,7 @@ async function edgebootPhase(machines: Machine[], counter: SessionCounter, limit
     const cpu0 = process.cpuUsage();
     const t0Wall = Date.now();
     const t0 = performance.now();
+    const rssCurve = sampleRss(pid);
     const { status, body } = await eb.api('POST', '/api/v1/machines/provision', { allRegistered: true });
     const accepted = (body as { accepted?: unknown[] } | undefined)?.accepted?.length;
     if (status !== 202 || accepted !== MACHINES) throw new Error(`POST /api/v1/machines/provision: ${status} ${JSON.stringify(body).slice(0, 500)}`);
@@ -367,6 +399,12 @@ async function edgebootPhase(machines: Machine[], counter: SessionCounter, limit
       ...measure(machines, marks, counter, seconds, t0Wall, cpu0),
       registrationRssMiB,
       rssMiB: peakRssMiB(pid),
+      rssCurve: rssCurve(),
+      heapMiB: await eb.metrics().then((text) => ({
+        used: gaugeMiB(text, 'nodejs_heap_size_used_bytes'),
+        total: gaugeMiB(text, 'nodejs_heap_size_total_bytes'),
+        external: gaugeMiB(text, 'nodejs_external_memory_bytes'),
+      })),
       cpuSeconds: cpuSecondsOf(pid) - ebCpu0,
     };
     await stopEdgeboot(eb, false);
@@ -420,6 +458,12 @@ const row = (name: string, p: Phase): string =>
   `${name.padEnd(11)} ${p.seconds.toFixed(2).padStart(7)} s  (overrides ${p.overridesSeconds.toFixed(2)} s, resets ${p.resetsSeconds.toFixed(2)} s)  ` +
   `${p.requestsPerMachine.toFixed(1)} req/machine  sessions ≤ ${p.maxSessions}  ${p.errors} errors` +
   (p.rssMiB === undefined ? '' : `  peak RSS ${p.rssMiB.toFixed(0)} MiB (registering: ${p.registrationRssMiB?.toFixed(0) ?? '?'} MiB)`) +
+  (p.rssCurve === undefined
+    ? ''
+    : `  RSS ${p.rssCurve.start.toFixed(0)} → ${p.rssCurve.max.toFixed(0)} (at ${p.rssCurve.maxAtSeconds.toFixed(1)} s) → ${p.rssCurve.end.toFixed(0)} MiB`) +
+  (p.heapMiB === undefined
+    ? ''
+    : `  heap ${p.heapMiB.used.toFixed(0)}/${p.heapMiB.total.toFixed(0)} MiB, external ${p.heapMiB.external.toFixed(0)} MiB at the end`) +
   (p.cpuSeconds === undefined ? '' : `  CPU ${p.cpuSeconds.toFixed(2)} s`) +
   `  emulators' CPU ${p.emulatorCpuSeconds.toFixed(2)} s`;
 try {
