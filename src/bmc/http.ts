@@ -47,8 +47,10 @@ export class BmcHttp {
   ) {
     this.agent = new Agent({
       connect: { timeout: o.timeoutMs, rejectUnauthorized: o.verifyTls, ...(o.ca ? { ca: o.ca } : {}) },
-      headersTimeout: o.timeoutMs,
-      bodyTimeout: o.timeoutMs,
+      // The request's signal (below) ends a wait for headers or body at the limit; these undici timers
+      // tick coarsely (~0.5 s) and could fire before it, so they are only a backstop.
+      headersTimeout: o.timeoutMs + 1000,
+      bodyTimeout: o.timeoutMs + 1000,
       // A BMC's web server is small: a few connections per session is plenty and spares it.
       connections: 2,
     });
@@ -75,8 +77,8 @@ export class BmcHttp {
         method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
-        // The whole exchange, not only each phase (undici's own timers are coarse, about a second):
-        // a BMC that trickles bytes or never answers still ends within the limit.
+        // The whole exchange once connected: a BMC that trickles bytes or never answers ends at the
+        // limit. (The signal is not looked at while connecting: connect.timeout above bounds that.)
         signal: AbortSignal.timeout(this.o.timeoutMs),
       });
     } catch (error) {
