@@ -16,6 +16,12 @@ export const RESERVATION_FLAGS: Readonly<Record<string, string>> = {
   'precache.disk': '--disk',
   'precache.liveProfile': '--live-profile',
   'precache.bundle': '--bundle',
+  bmc: '--bmc',
+  'bmc.address': '--bmc',
+  'bmc.username': '--bmc-user',
+  'bmc.password': '--bmc-password-file',
+  'bmc.systemId': '--bmc-system-id',
+  'bmc.bootMode': '--bmc-boot-mode',
 };
 
 interface SchemaProblem {

@@ -5,6 +5,8 @@ import { macHyphenated, parseUnicastMac, type Mac } from '../machines/mac.js';
 import { api, ClientError } from './client.js';
 import { addBmcCommands } from './bmc.js';
 import { namingFlags } from './fields.js';
+import { bmcBody, bmcFields, type BmcFlags, type MachineAnswer } from './machine-bmc.js';
+import { BMC_BOOT_MODES } from '../machines/bmc.js';
 import { EVENT_TYPE_PATTERN } from '../machines/events.js';
 import { bytes, clientOptions, table, visible } from './format.js';
 import { redactSecrets } from '../secrets/redact.js';
@@ -72,7 +74,16 @@ export function machinesCommand(print: (s: string) => void): Command {
     .option('--disk <device>', 'precache: install disk, e.g. /dev/sda')
     .option('--live-profile <name>', 'precache: live-environment profile')
     .option('--bundle <id>', 'precache: a bundle built with POST /api/v1/bundles, instead of --release/--image')
-    .action(async (macText: string, o: Record<string, unknown>, self: Command) => {
+    .option('--bmc <address>', "the machine's BMC: redfish://host[:port] (HTTPS), redfish+http://host:port, or a vendor alias such as idrac-redfish://host")
+    .option('--bmc-user <name>', "the BMC's user name")
+    .option(
+      '--bmc-password-file <file>',
+      "a file holding the BMC's password (one trailing newline dropped; - reads standard input); absent: keep the stored one",
+    )
+    .option('--bmc-system-id <id>', "the Redfish system's id, when the BMC has more than one")
+    .option('--bmc-insecure', "do not verify the BMC's TLS certificate")
+    .addOption(new Option('--bmc-boot-mode <mode>', 'the boot mode the one-time network boot asks for (auto: as the BMC has it)').choices(BMC_BOOT_MODES))
+    .action(async (macText: string, o: Record<string, unknown> & BmcFlags, self: Command) => {
       const mac = macArg(macText);
       const body: Record<string, unknown> = { macs: (o.mac as string[]).map(macArg), labels: labelsOf(o.label as string[]) };
       for (const k of ['profile', 'hostname', 'ip', 'uuid'] as const) if (o[k] !== undefined) body[k] = o[k];
@@ -85,6 +96,8 @@ export function machinesCommand(print: (s: string) => void): Command {
       if (o.liveProfile) precache.liveProfile = o.liveProfile;
       if (o.bundle) precache.bundle = o.bundle;
       if (Object.keys(precache).length) body.precache = precache;
+      const bmc = bmcBody(o);
+      if (bmc) body.bmc = bmc;
       const m = await api<Machine>(clientOptions(self), 'PUT', path(mac), body).catch(namingFlags);
       print(clientOptions(self).json ? JSON.stringify(m, null, 2) : `${m.mac} saved: state ${m.state}${m.profile ? `, profile ${m.profile}` : ''}`);
     });
@@ -137,7 +150,7 @@ export function machinesCommand(print: (s: string) => void): Command {
     .action(async (macText: string, o: { events: number }, self: Command) => {
       const mac = macArg(macText);
       const c = clientOptions(self);
-      const m = await api<Machine>(c, 'GET', path(mac));
+      const m = await api<MachineAnswer>(c, 'GET', path(mac));
       const { events } = await api<{ events: MachineEvent[] }>(c, 'GET', path(mac, '/events?limit=5000'));
       const recent = events.slice(-o.events);
       if (c.json) return print(JSON.stringify({ machine: m, events: recent }, null, 2));
@@ -158,6 +171,7 @@ export function machinesCommand(print: (s: string) => void): Command {
         ['precache', m.precache ? JSON.stringify(m.precache) : undefined],
         ['progress', m.precacheProgress ? describeProgress(m.precacheProgress) : undefined],
         ['disks', m.inventory?.disks.map((d) => `${d.path} ${bytes(d.sizeBytes)}${d.removable ? ' removable' : ''}`).join(', ')],
+        ...bmcFields(m.bmc),
         ['arch', m.observed.arch],
         ['serial', m.observed.serial],
         ['last seen', m.observed.lastSeenAt],
