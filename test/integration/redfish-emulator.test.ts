@@ -190,6 +190,30 @@ t.test('redfishtool with Basic auth; a wrong password is refused', async (t) => 
   );
 });
 
+t.test('redfishtool against the vendor profiles: If-Match sent (ami), task answers (idrac, ilo), the Supermicro revert unnoticed', async (t) => {
+  for (const profile of ['ami', 'idrac', 'ilo', 'supermicro'] as const) {
+    const e = await emulator(t, { profile });
+    const id = { ami: 'Self', idrac: 'System.Embedded.1', ilo: '1', supermicro: '1' }[profile];
+    await redfishtool(e, 'Session', 'Systems', '-I', id, 'setBootOverride', 'Once', 'Pxe');
+    const patches = e.requests.filter((r) => r.method === 'PATCH');
+    t.same(
+      patches.map((r) => r.status),
+      [200],
+      `${profile}: one PATCH, 200 (redfishtool GETs first and sends the ETag as If-Match)`,
+    );
+    // redfishtool sends Target and Enabled, no Mode: the Supermicro revert then keeps Enabled, and
+    // redfishtool, which does not read back, reports success.
+    const expected = profile === 'supermicro' ? { target: 'Pxe', enabled: 'Disabled' } : { target: 'Pxe', enabled: 'Once' };
+    t.match(e.system().boot, expected, `${profile}: the Boot object after setBootOverride`);
+    await redfishtool(e, 'Session', 'Systems', '-I', id, 'reset', 'On');
+    const resetStatus = e.requests.find((r) => r.path.endsWith('ComputerSystem.Reset'))?.status;
+    t.equal(resetStatus, profile === 'idrac' || profile === 'ilo' ? 202 : 204, `${profile}: reset On answered ${resetStatus}`);
+    t.match(e.boots, [{ networkFirst: profile !== 'supermicro' }], `${profile}: the boot`);
+    await until(`${profile} On`, () => e.system().powerState === 'On');
+    t.equal(e.counter.open, 0, `${profile}: sessions deleted`);
+  }
+});
+
 t.test('python3-sushy, generic profile: session auth, read, set_system_boot_options, reset_system On', async (t) => {
   const e = await emulator(t, { macs: ['52:54:00:aa:bb:01', '52:54:00:aa:bb:02'], serial: 'SN-1' });
   const out = await sushy(e, 'read', 'pxe-once', 'on');
