@@ -13,9 +13,10 @@ const DEFAULT_SESSIONS = '/redfish/v1/SessionService/Sessions';
 
 type Auth = { kind: 'session'; token: string; location?: string } | { kind: 'basic' };
 
-/** `{"@odata.id": "/x"}` → "/x". */
+/** `{"@odata.id": "/x/"}` → "/x": iLO 4 and some older BMCs end their links with a slash. */
 export function linkOf(value: unknown): string | undefined {
-  return isRecord(value) && typeof value['@odata.id'] === 'string' ? value['@odata.id'] : undefined;
+  const id = isRecord(value) ? value['@odata.id'] : undefined;
+  return typeof id === 'string' && id !== '' ? id.replace(/(.)\/+$/, '$1') : undefined;
 }
 
 export class RedfishClient {

@@ -310,3 +310,13 @@ t.test('a power state that is neither on nor off: restart restarts, off forces o
   });
   t.same(sent, ['ForceRestart', 'ForceOff', 'On']);
 });
+
+t.test('links that end with a slash (iLO 4) are used without it', async (t) => {
+  const bmc = await scriptedBmc(
+    t,
+    basicBmc((request) => (request.path === '/redfish/v1/Systems/1' ? { status: 200, body: systemDoc() } : undefined), ['/redfish/v1/Systems/1/']),
+  );
+  const view = await withBmc(bmc.target(), OPTS, (s) => s.system());
+  t.equal(view.path, '/redfish/v1/Systems/1');
+  t.equal(view.id, '1');
+});
