@@ -66,6 +66,9 @@ for (const { profile, vendor, patches } of PROFILES) {
     t.same(result.restart.resetTypes, ['ForceRestart']);
     t.equal(result.restart.powerBefore, 'On');
     t.equal(emu.boots[0]?.networkFirst, true, 'the first boot consumed the PXE override');
+    const tasks = emu.requests.filter((r) => r.path.includes('/TaskMonitors/'));
+    if (profile === 'idrac' || profile === 'ilo') t.ok(tasks.length > 0 && tasks.at(-1)?.status === 200, "the resets' tasks followed to their end");
+    else t.equal(tasks.length, 0, 'no tasks: the resets answered 204');
     t.equal(emu.counter.created, 1, 'one session');
     t.equal(emu.counter.open, 0, 'deleted at the end');
     const unauthenticated = emu.requests.filter(
@@ -86,44 +89,37 @@ t.test('ami: every PATCH carries If-Match (the BMC answers 428 without it)', asy
 });
 
 t.test('idrac: On right after a power-off is 409 for a while; retried with back-off, the task monitor followed', async (t) => {
-  // 409 lasts 3 transitions after the off; following the off's task (polled each second) takes about one.
-  const emu = await emulator(t, { profile: 'idrac', powerState: 'On', transitionMs: 400 });
-  const { off, on } = await withBmc(targetOf(emu), OPTS, async (s) => {
-    const off = await s.reset('off');
-    await until('power off', () => emu.system().powerState === 'Off');
-    return { off, on: await s.reset('on') };
+  // The guest powers off (Off at once): iDRAC answers 409 to On for 3 transitions (600 ms), the back-off waits 1 s.
+  const emu = await emulator(t, { profile: 'idrac', powerState: 'On', transitionMs: 200 });
+  const on = await withBmc(targetOf(emu), OPTS, async (s) => {
+    emu.guestPowerOff();
+    return s.reset('on');
   });
-  t.same(off.resetTypes, ['ForceOff']);
   t.same(on.resetTypes, ['On']);
+  t.equal(on.powerBefore, 'Off');
   t.ok(on.busyRetries >= 1, `busy retries: ${on.busyRetries}`);
-  const resets = emu.requests.filter((r) => r.path.endsWith('/Actions/ComputerSystem.Reset'));
-  t.ok(
-    resets.some((r) => r.status === 409),
-    '409 seen',
-  );
-  t.equal(resets.at(-1)?.status, 202, 'accepted in the end, as a task');
+  const resets = emu.requests.filter((r) => r.path.endsWith('/Actions/ComputerSystem.Reset')).map((r) => r.status);
+  t.equal(resets[0], 409, 'busy at first');
+  t.equal(resets.at(-1), 202, 'accepted in the end, as a task');
   t.ok(
     emu.requests.some((r) => r.path.includes('/TaskMonitors/') && r.status === 200),
     'the task monitor polled to its end',
   );
-  await until('power on', () => emu.system().powerState === 'On');
+  t.equal(emu.system().powerState, 'On', 'on once the task ended');
 });
 
 t.test('ilo: a PATCH during POST is refused (UnableToModifyDuringSystemPOST), waited out and sent again', async (t) => {
-  // POST lasts 2 transitions after power-on; the On task is done (polled each second) before it ends.
-  const emu = await emulator(t, { profile: 'ilo', transitionMs: 600 });
+  // The guest reboots: POST lasts 2 transitions (600 ms), the back-off waits 1 s.
+  const emu = await emulator(t, { profile: 'ilo', powerState: 'On', transitionMs: 300 });
   const override = await withBmc(targetOf(emu), OPTS, async (s) => {
-    await s.reset('on');
+    emu.guestReboot();
     return s.setOneTimeBoot({ target: 'Pxe' });
   });
   t.same(override.kept, { target: 'Pxe', enabled: 'Once', mode: 'UEFI' });
+  t.equal(override.attempts, 1, 'one PATCH taken: the refused ones are retries of it');
   const patches = emu.requests.filter((r) => r.method === 'PATCH').map((r) => r.status);
   t.equal(patches[0], 400, 'the first PATCH landed in POST');
   t.equal(patches.at(-1), 200, 'the last one was taken');
-  t.ok(
-    emu.requests.some((r) => r.path.includes('/TaskMonitors/')),
-    'the reset task followed',
-  );
 });
 
 t.test('restart falls back: GracefulRestart without ForceRestart, then ForceOff + On without either', async (t) => {
