@@ -75,6 +75,8 @@ export interface RunFollowerDeps {
 export class RunFollower {
   /** Each powered run's deadline (ms), by MAC: the sweep reads this, not the store. */
   private readonly due = new Map<Mac, number>();
+  /** Machines whose power cycle is under way, and whether they asked /ipxe before its run was saved. */
+  private readonly cycling = new Map<Mac, boolean>();
 
   constructor(private readonly deps: RunFollowerDeps) {}
 
@@ -102,8 +104,38 @@ export class RunFollower {
     return { phase: 'powered', attempts, startedAt: startedAt ?? now.toISOString(), deadlineAt };
   }
 
+  /**
+   * A power cycle and the save of its run: a machine fast enough to ask /ipxe before the run is
+   * saved (a VM, or a BMC that holds the reset's task open while the host boots) still has it
+   * booted. `work` answers the machine as saved and a value of its own, handed back with the
+   * machine as it is then.
+   */
+  async cycle<T>(mac: Mac, work: () => Promise<{ saved: Machine | undefined; value: T }>): Promise<{ saved: Machine | undefined; value: T }> {
+    this.cycling.set(mac, false);
+    let done: { saved: Machine | undefined; value: T };
+    try {
+      done = await work();
+    } catch (err) {
+      this.cycling.delete(mac);
+      throw err;
+    }
+    const early = this.cycling.get(mac) === true;
+    this.cycling.delete(mac);
+    const { saved, value } = done;
+    if (saved?.bmcRun) this.follow(mac, saved.bmcRun);
+    if (!early || saved?.bmcRun?.phase !== 'powered') return done;
+    await this.booted(saved);
+    return { saved: { ...saved, bmcRun: { phase: 'booted', attempts: saved.bmcRun.attempts, startedAt: saved.bmcRun.startedAt } }, value };
+  }
+
+  /** A trusted /ipxe was served to the machine: a run waiting for it is booted. */
+  async scripted(m: Machine): Promise<void> {
+    if (this.cycling.has(m.mac)) this.cycling.set(m.mac, true);
+    await this.booted(m);
+  }
+
   /** The machine asked `/ipxe`: its powered run is booted. */
-  async booted(m: Machine): Promise<void> {
+  private async booted(m: Machine): Promise<void> {
     if (m.bmcRun?.phase !== 'powered') return;
     this.due.delete(m.mac);
     await this.deps.store.mutateMachine(m.mac, (cur) => {
@@ -138,22 +170,24 @@ export class RunFollower {
       message: `no network boot within ${config.bootTimeoutSeconds} s: one-time network boot and power cycle again (${attempt} of ${1 + config.maxRetries})`,
       data: { attempt, timeoutSeconds: config.bootTimeoutSeconds },
     };
-    const retried = await driver
-      .run(m, `power cycle ${attempt}`, (s) => bootFromNetwork(s, (view) => this.deps.target(view, m)))
-      .catch((err: unknown) => {
-        // The failure is on the timeline already (driver.run); it counts as a cycle, so that an unreachable BMC still ends the run.
-        this.deps.log.debug({ mac, err }, 'a power cycle of a BMC run failed');
-        return undefined;
+    await this.cycle(mac, async () => {
+      const retried = await driver
+        .run(m, `power cycle ${attempt}`, (s) => bootFromNetwork(s, (view) => this.deps.target(view, m)))
+        .catch((err: unknown) => {
+          // The failure is on the timeline already (driver.run); it counts as a cycle, so that an unreachable BMC still ends the run.
+          this.deps.log.debug({ mac, err }, 'a power cycle of a BMC run failed');
+          return undefined;
+        });
+      const next = this.powered(attempt, run.startedAt);
+      const saved = await driver.write(mac, (cur) => {
+        const events = retried ? [timeout, overrideEvent(retried.override), powerEvent(retried.power)] : [timeout];
+        const status = retried ? { bmcStatus: driver.statusOf(retried.view, cur.bmcStatus) } : {};
+        // The machine may have asked /ipxe meanwhile: its run is booted then, and stays so.
+        const bmcRun = cur.bmcRun?.phase === 'powered' ? next : cur.bmcRun;
+        return { machine: { ...cur, ...status, ...(bmcRun && { bmcRun }) }, events };
       });
-    const next = this.powered(attempt, run.startedAt);
-    const saved = await driver.write(mac, (cur) => {
-      const events = retried ? [timeout, overrideEvent(retried.override), powerEvent(retried.power)] : [timeout];
-      const status = retried ? { bmcStatus: driver.statusOf(retried.view, cur.bmcStatus) } : {};
-      // The machine may have asked /ipxe meanwhile: its run is booted then, and stays so.
-      const bmcRun = cur.bmcRun?.phase === 'powered' ? next : cur.bmcRun;
-      return { machine: { ...cur, ...status, ...(bmcRun && { bmcRun }) }, events };
+      return { saved, value: undefined };
     });
-    if (saved?.bmcRun) this.follow(mac, saved.bmcRun);
   }
 
   /** Out of retries: the run and the machine fail, with the reason. */

@@ -102,13 +102,15 @@ export class BmcService {
    */
   async provision(mac: Mac, by: Actor): Promise<Provisioned> {
     const m = this.provisionable(await this.deps.machines.mustGet(mac));
-    const done = await this.driver.run(m, 'provision', (s) => bootFromNetwork(s, (view) => this.target(view, m)));
-    const run = this.runs.powered(1);
-    const saved = await this.driver.write(m.mac, (cur) => ({
-      machine: { ...cur, bmcStatus: this.driver.statusOf(done.view, cur.bmcStatus), bmcRun: run, updatedAt: this.now().toISOString() },
-      events: [overrideEvent(done.override), powerEvent(done.power)].map((e) => withActor(e, by)),
-    }));
-    this.runs.follow(m.mac, run);
+    const { saved, value: done } = await this.runs.cycle(m.mac, async () => {
+      const booted = await this.driver.run(m, 'provision', (s) => bootFromNetwork(s, (view) => this.target(view, m)));
+      const run = this.runs.powered(1);
+      const written = await this.driver.write(m.mac, (cur) => ({
+        machine: { ...cur, bmcStatus: this.driver.statusOf(booted.view, cur.bmcStatus), bmcRun: run, updatedAt: this.now().toISOString() },
+        events: [overrideEvent(booted.override), powerEvent(booted.power)].map((e) => withActor(e, by)),
+      }));
+      return { saved: written, value: booted };
+    });
     this.deps.log.info({ mac: m.mac, target: done.override.target, power: done.power.resetTypes, by: by.actor }, 'machine provisioned through its BMC');
     return { machine: saved ?? m, override: done.override, power: done.power };
   }
@@ -175,8 +177,7 @@ export class BmcService {
   onScript(served: ServedBoot): void {
     if (!served.trust.trusted || this.stopped) return;
     const m = served.machine;
-    if (m.bmcRun?.phase === 'powered')
-      void this.track(this.runs.booted(m).catch((err: unknown) => this.deps.log.error({ mac: m.mac, err }, 'a BMC run could not be marked booted')));
+    void this.track(this.runs.scripted(m).catch((err: unknown) => this.deps.log.error({ mac: m.mac, err }, 'a BMC run could not be marked booted')));
     const d = served.decision;
     if (d.kind === 'boot' && d.stage === 'precache' && hasBmcPassword(m)) void this.track(this.rearm(m));
   }

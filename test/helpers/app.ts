@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BmcService } from '../../src/bmc/service.js';
 import type { BootService } from '../../src/boot/service.js';
+import type { SealedBox } from '../../src/secrets/sealed-box.js';
 import type { HubArtifacts } from '../../src/boot/hub-artifacts.js';
 import type { ArtifactCache } from '../../src/cache/artifacts.js';
 import type { BlobStore } from '../../src/cache/blobs.js';
@@ -72,6 +73,8 @@ export interface TestApp {
   boot: BootService;
   /** The BMC service; its timers run only with the `bmc` option, close() always stops it. */
   bmc: BmcService;
+  /** The sealed box of the app's secret key (BMC passwords). */
+  box: SealedBox;
   /** With a cache: the precache job's endpoints, over bundles under `<dir>/cache/bundles`. */
   precache?: PrecacheService;
   bundles?: BundleBuilder;
@@ -133,6 +136,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     machines: built.machines,
     boot: built.boot,
     bmc: built.bmc,
+    box: built.box,
     ...(precache && { precache }),
     profiles: built.profiles,
     config,

@@ -5,6 +5,9 @@
  * unreachable BMC and a wrong password (502, the machine untouched), and no password anywhere.
  */
 import t from 'tap';
+import { BmcService } from '../../src/bmc/service.js';
+import { createLogger } from '../../src/log.js';
+import type { Mac } from '../../src/machines/mac.js';
 import type { EventBody } from '../helpers/app.js';
 import { BMC_PASSWORD, bmcLab, bmcTypes, waitFor } from '../helpers/bmc-lab.js';
 
@@ -205,4 +208,44 @@ t.test('power: on, pxe-once, restart, off answer the power state after', async (
     events.every((e) => e.data?.actor === 'admin'),
     'the timeline names who acted',
   );
+});
+
+t.test('a machine that asks /ipxe before its run is saved still has it booted', async (t) => {
+  const lab = await bmcLab(t);
+  // iDRAC answers the reset with a task the client polls: the machine boots, and asks /ipxe, while the session is still open.
+  const emu = await lab.emulator({ profile: 'idrac', macs: [MAC], transitionMs: 300, onBoot: () => void lab.ipxe(MAC, IP) });
+  t.equal((await lab.register(MAC, IP, emu)).statusCode, 201);
+  const res = await lab.inject('POST', `/api/v1/machines/${MAC}/provision`);
+  t.equal(res.statusCode, 200, res.body);
+  t.equal(res.json<ProvisionBody>().machine.bmc?.run?.phase, 'booted', 'the answer shows the run booted');
+  const m = (await lab.inject('GET', `/api/v1/machines/${MAC}`)).json<MachineBody>();
+  t.equal(m.bmc?.run?.phase, 'booted');
+  t.equal(m.state, 'precaching');
+});
+
+t.test('runs survive a restart: a BMC service started on the store follows the powered runs on record', async (t) => {
+  const lab = await bmcLab(t, { maxRetries: 0 });
+  const { ta } = lab;
+  const emu = await lab.emulator({ macs: [MAC] });
+  t.equal((await lab.register(MAC, IP, emu)).statusCode, 201);
+  await ta.bmc.stop();
+  const startedAt = new Date(Date.now() - 60_000).toISOString();
+  await ta.store.mutateMachine(MAC as Mac, (cur) =>
+    cur ? { kind: 'save', machine: { ...cur, bmcRun: { phase: 'powered', attempts: 1, startedAt, deadlineAt: startedAt } } } : { kind: 'keep' },
+  );
+  const restarted = new BmcService({
+    store: ta.store,
+    machines: ta.machines,
+    box: ta.box,
+    config: ta.config.bmc,
+    log: createLogger('silent'),
+    bootBaseUrl: () => 'http://127.0.0.1:1',
+  });
+  t.teardown(() => restarted.stop());
+  await restarted.start();
+  await restarted.sweep();
+  const m = (await lab.inject('GET', `/api/v1/machines/${MAC}`)).json<MachineBody>();
+  t.equal(m.state, 'failed');
+  t.equal(m.bmc?.run?.phase, 'failed');
+  t.equal(emu.boots.length, 0, 'out of retries: no power cycle');
 });
