@@ -234,6 +234,17 @@ t.test('python3-sushy, generic profile: session auth, read, set_system_boot_opti
   t.match(e.system().boot, { enabled: 'Disabled', target: 'None' }, 'the override reads Disabled after the boot');
 });
 
+t.test('python3-sushy against a BMC without SessionService falls back to Basic', async (t) => {
+  const e = await emulator(t, { sessionService: false });
+  const out = await sushy(e, 'pxe-once');
+  t.same(out['pxe-once'], { target: 'Pxe', enabled: 'Once', mode: 'UEFI' }, 'the override is set');
+  t.equal(e.counter.created, 0, 'no session');
+  t.ok(
+    e.requests.filter((r) => r.path.startsWith('/redfish/v1/Systems')).every((r) => r.auth === 'basic'),
+    'Basic for every system request',
+  );
+});
+
 t.test('python3-sushy, idrac and ilo profiles: the Reset answers 202 with a task monitor', async (t) => {
   for (const profile of ['idrac', 'ilo'] as const) {
     const e = await emulator(t, { profile, macs: ['52:54:00:aa:bb:0c'] });

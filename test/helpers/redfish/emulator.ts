@@ -28,23 +28,36 @@ export { SessionCounter } from './sessions.js';
 export type { VendorProfile } from './profiles.js';
 
 export interface EmulatorOptions {
+  /** Default generic. */
   profile?: VendorProfile;
+  /** Default root / calvin. */
   username?: string;
   password?: string;
+  /** Default the profile's: '1' (idrac: 'System.Embedded.1', ami: 'Self'). */
   systemId?: string;
+  /** The system's NICs (EthernetInterfaces); default one random 52:54:00 MAC. */
   macs?: string[];
   uuid?: string;
   serial?: string;
   model?: string;
   manufacturer?: string;
+  /** Initial, default Off. */
   powerState?: 'On' | 'Off';
+  /** How long PoweringOn/PoweringOff lasts (409 to resets meanwhile); default 200. */
   transitionMs?: number;
+  /** Added to every answer; default 0. */
   latencyMs?: number;
+  /** Serve HTTPS with this key and certificate (PEM); see selfSignedCert. */
   tls?: { key: string; cert: string };
+  /** How power changes are carried out; default TimerPower (no VM). */
   power?: PowerDriver;
+  /** Default 127.0.0.1 port 0; path: a unix socket. */
   listen?: { port?: number; host?: string } | { path: string };
+  /** Shared across emulators (the benchmark: sessions open at once across many BMCs). */
   counter?: SessionCounter;
+  /** Offer SessionService; default true (false: Basic only). */
   sessionService?: boolean;
+  /** Each boot start. */
   onBoot?: (b: BootRecord) => void;
   /** ResetType@Redfish.AllowableValues instead of the profile's (e.g. without ForceRestart, to exercise a client's fallback). */
   resetTypes?: string[];
@@ -67,15 +80,22 @@ export interface RequestRecord {
 }
 
 export interface RedfishEmulator {
+  /** http(s)://127.0.0.1:PORT, or http://unix on a socket. */
   url: string;
+  /** What a reservation's bmc.address is: redfish+http://127.0.0.1:PORT, or redfish://… with TLS. */
   address: string;
   port: number;
   system(): { powerState: string; boot: { target: string; enabled: string; mode?: string; httpBootUri?: string }; etag: string };
+  /** Every boot start, in order. */
   boots: BootRecord[];
+  /** Every request, in order, with the status answered. */
   requests: RequestRecord[];
   counter: SessionCounter;
+  /** The machine reboots by itself (as a live environment's `reboot` would): a new boot consumes a Once override. */
   guestReboot(): void;
+  /** The machine powers itself off: Off at once. */
   guestPowerOff(): void;
+  /** Stop answering (connections refused from now on): the unreachable BMC. */
   close(): Promise<void>;
 }
 
@@ -91,7 +111,7 @@ export async function startRedfishEmulator(o: EmulatorOptions = {}): Promise<Red
   const counter = o.counter ?? new SessionCounter();
   const sessions = new SessionStore(counter);
   const sessionService = o.sessionService ?? true;
-  const tasks = new TaskStore(profile.name === 'idrac' ? 'JID_' : '');
+  const tasks = new TaskStore(profile.taskIdPrefix);
   const bootTargets = o.bootTargets ?? profile.bootTargets;
   const resetTypes = o.resetTypes ?? profile.resetTypes;
   const modeSupported = o.modeSupported ?? true;

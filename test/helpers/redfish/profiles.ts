@@ -42,6 +42,8 @@ export interface Profile {
   postTransitions: number;
   /** iDRAC and iLO answer some actions with 202 and a task monitor (DSP0266 "Asynchronous operations"). */
   resetAnswersTask: boolean;
+  /** Task ids: iDRAC names its jobs JID_<number>. */
+  taskIdPrefix: string;
   /**
    * `On` when on / `ForceOff` when off. iDRAC answers 409 (Dell registry PSU501 "Server is already
    * powered ON." / PSU502 "... OFF."); sushy-tools and DMTF's mockup server accept it as a no-op,
@@ -61,6 +63,7 @@ const NO_QUIRKS = {
   busyAfterOffTransitions: 0,
   postTransitions: 0,
   resetAnswersTask: false,
+  taskIdPrefix: '',
   conflictWhenAlreadyInState: false,
 };
 
@@ -118,6 +121,7 @@ const PROFILES: Record<VendorProfile, Profile> = {
     ...NO_QUIRKS,
     busyAfterOffTransitions: 3,
     resetAnswersTask: true,
+    taskIdPrefix: 'JID_',
     conflictWhenAlreadyInState: true,
     name: 'idrac',
     vendor: 'Dell',
