@@ -5,10 +5,13 @@
  * sessions or that refuse them. A 401 in the middle (the BMC dropped the session: a BMC reboot, an
  * idle timeout, another client deleting it) logs in once more and sends the request again.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BmcError } from './types.js';
 import { isRecord, type BmcHttp, type HttpMethod, type RedfishAnswer, type RequestOptions } from './http.js';
 
 export const SERVICE_ROOT = '/redfish/v1';
+/** 503 Service Unavailable: tries in all, the wait without Retry-After, and the longest wait taken. */
+const UNAVAILABLE = { attempts: 3, waitMs: 1000, maxWaitMs: 5000 };
 const DEFAULT_SESSIONS = '/redfish/v1/SessionService/Sessions';
 
 type Auth = { kind: 'session'; token: string; location?: string } | { kind: 'basic' };
@@ -49,10 +52,25 @@ export class RedfishClient {
 
   /** An authenticated request; a 401 on a session renews it once and sends the request again. */
   async call(method: HttpMethod, path: string, o: RequestOptions = {}): Promise<RedfishAnswer> {
-    const answer = await this.http.send(method, path, { ...o, headers: { ...o.headers, ...this.authHeaders() } });
+    const answer = await this.sendAvailable(method, path, o);
     if (answer.status !== 401 || this.auth.kind !== 'session') return answer;
     await this.login();
-    return this.http.send(method, path, { ...o, headers: { ...o.headers, ...this.authHeaders() } });
+    return this.sendAvailable(method, path, o);
+  }
+
+  /**
+   * 503 means the request was not carried out (RFC 9110 §15.6.4): iDRAC answers it for a while after its
+   * own restart ("data sources are unavailable", ironcore-dev/metal-operator#170). Wait (Retry-After,
+   * at most UNAVAILABLE.maxWaitMs) and send again, a few times.
+   */
+  private async sendAvailable(method: HttpMethod, path: string, o: RequestOptions): Promise<RedfishAnswer> {
+    for (let attempt = 1; ; attempt++) {
+      const answer = await this.http.send(method, path, { ...o, headers: { ...o.headers, ...this.authHeaders() } });
+      if (answer.status !== 503 || attempt >= UNAVAILABLE.attempts) return answer;
+      const retryAfter = Number(answer.headers['retry-after']);
+      const waitMs = Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter * 1000 : UNAVAILABLE.waitMs;
+      await sleep(Math.min(waitMs, UNAVAILABLE.maxWaitMs));
+    }
   }
 
   /** An authenticated request that must answer one of `ok`; anything else is a BmcError with the BMC's message. */

@@ -320,3 +320,29 @@ t.test('links that end with a slash (iLO 4) are used without it', async (t) => {
   t.equal(view.path, '/redfish/v1/Systems/1');
   t.equal(view.id, '1');
 });
+
+t.test('503 (a BMC busy restarting itself): waited out per Retry-After and sent again, a few times at most', async (t) => {
+  let unavailable = 1;
+  const bmc = await scriptedBmc(
+    t,
+    basicBmc((request) => {
+      if (request.path !== '/redfish/v1/Systems/1') return undefined;
+      if (unavailable-- > 0) return { status: 503, headers: { 'Retry-After': '0' }, body: { error: { message: 'data sources are unavailable' } } };
+      return { status: 200, body: systemDoc() };
+    }),
+  );
+  const view = await withBmc(bmc.target(), OPTS, (s) => s.system());
+  t.equal(view.id, '1');
+
+  const down = await scriptedBmc(
+    t,
+    basicBmc((request) =>
+      request.path === '/redfish/v1/Systems/1' ? { status: 503, headers: { 'Retry-After': '0' }, body: { error: { message: 'still starting' } } } : undefined,
+    ),
+  );
+  const error = await bmcError(withBmc(down.target(), OPTS, (s) => s.system()));
+  t.equal(error.kind, 'refused');
+  t.equal(error.status, 503);
+  t.match(error.message, /HTTP 503: still starting/);
+  t.equal(down.seen.filter((r) => r.path === '/redfish/v1/Systems/1').length, 3, 'three tries');
+});
