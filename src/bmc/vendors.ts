@@ -51,9 +51,10 @@ const QUIRKS: Record<VendorName, VendorQuirks> = {
   dell: {
     ...GENERIC,
     name: 'dell',
-    // iDRAC answers 409 to `On` for several seconds after a power-off while the host settles (and
-    // 409 PSU501/PSU502 "already on/off"): bmclib and the Dell iDRAC-Redfish-Scripting power scripts
-    // wait and retry; rh-ecosystem-edge/eco-gotests#1617 hit the same 409. A longer back-off than the default.
+    // iDRAC answers 409 to a power action that conflicts with the state it is in or going to (PSU501/
+    // PSU502 "already on/off", `On` while the host settles after a power-off: rh-ecosystem-edge/
+    // eco-gotests#1617), and a power-on right after an iDRAC reset needs a wait and a retry
+    // (dell/iDRAC-Redfish-Scripting#383). A longer back-off than the default.
     onBusyRetry: { attempts: 6, backoffMs: 1_000 },
     // iDRAC answers Reset with 202 and a job/task to follow (DSP0266 asynchronous operations).
     taskPolling: { intervalMs: 1_000, timeoutMs: 120_000 },
@@ -63,7 +64,7 @@ const QUIRKS: Record<VendorName, VendorQuirks> = {
     name: 'hpe',
     // iLO 5 refuses a PATCH of the Boot object while the host is in POST with 400
     // iLO.2.x.UnableToModifyDuringSystemPOST (HPE's iLO 5 message registry, HPEDevCom/redfishdocs);
-    // Ironic's ilo/redfish drivers wait for FinishedPost. POST ends within a minute or so: retry.
+    // the system's Oem.Hpe.PostState reads InPost until FinishedPost, within a minute or so: retry.
     postBusyMessageIds: ['UnableToModifyDuringSystemPOST'],
     postBusyRetry: { attempts: 8, backoffMs: 1_000 },
     taskPolling: { intervalMs: 1_000, timeoutMs: 120_000 },
