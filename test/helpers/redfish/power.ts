@@ -75,9 +75,9 @@ export class PowerMachine {
     this.driver.reset({ networkFirst }).catch((err: unknown) => this.hooks.driverFailed('reset', err));
   }
 
-  /** The guest rebooted itself (a live environment's `reboot`). */
+  /** The guest rebooted itself (a live environment's `reboot`); also while PoweringOn, when a driver's boot outran transitionMs. */
   guestReboot(): void {
-    if (this.state === 'On') this.reset();
+    if (this.state === 'On' || this.state === 'PoweringOn') this.reset();
   }
 
   /** The guest powered itself off: Off at once, no transition. */
