@@ -208,7 +208,8 @@ const boots = (emu: RedfishEmulator): string[] => emu.boots.map((b) => (b.networ
 /** The provision call, the one thing done by hand; answers 2xx. */
 async function provision(t: Test, lab: Lab, m: Machine): Promise<void> {
   const r = await apiCall(lab, 'POST', `/api/v1/machines/${m.mac}/provision`);
-  t.ok(r.status >= 200 && r.status < 300, `${m.name}: POST provision answers ${r.status} (${JSON.stringify(r.body)})`);
+  const override = (r.body as { override?: { target?: string; kept?: unknown } }).override;
+  t.ok(r.status >= 200 && r.status < 300, `${m.name}: POST provision answers ${r.status} (override ${JSON.stringify(override)})`);
   if (r.status >= 300) throw new Error(`${m.name}: provision ${r.status} ${JSON.stringify(r.body)}`);
 }
 
@@ -227,11 +228,13 @@ async function wholeFlow(t: Test, lab: Lab, m: Machine): Promise<void> {
 
   const list = await events(lab, m.mac);
   t.comment(`${m.name}: ${describeTimeline(list)}`);
+  t.comment(`${m.name}: ${phases(list)}`);
   assertOrder(t, list, [
     ev('bmc-boot-override'),
     ev('bmc-power'),
     ev('state-changed', {}, { from: 'registered', to: 'precaching' }),
     ev('script-served', { kind: 'boot', stage: 'precache', profile: STANDIN_PROFILE }),
+    ev('bmc-boot-override'),
     ev('precache-result', { ok: true }),
     ev('state-changed', { cause: 'precache-succeeded' }, { from: 'precaching', to: 'precached' }),
     ev('script-served', { kind: 'boot', stage: 'install', profile: 'assisted' }),
@@ -258,6 +261,24 @@ async function wholeFlow(t: Test, lab: Lab, m: Machine): Promise<void> {
   const machine = await apiCall(lab, 'GET', `/api/v1/machines/${m.mac}`);
   t.equal((machine.body as { state?: string }).state, 'installed', `${m.name}: installed`);
   t.equal(m.emu.system().boot.enabled, 'Disabled', `${m.name}: no override left on the BMC`);
+}
+
+/** How long each part of the flow took, from the timeline's times. */
+function phases(list: MachineEvent[]): string {
+  const at = (match: (e: MachineEvent) => boolean): number | undefined => {
+    const e = list.find(match);
+    return e ? Date.parse(e.time) : undefined;
+  };
+  const marks: [string, number | undefined][] = [
+    ['provision', at((e) => e.type === 'bmc-boot-override')],
+    ['precache boot served', at((e) => e.type === 'script-served' && e.data?.stage === 'precache')],
+    ['live environment up', at((e) => e.type === 'booted')],
+    ['precached', at((e) => e.type === 'state-changed' && e.to === 'precached')],
+    ['install boot served', at((e) => e.type === 'script-served' && e.data?.stage === 'install')],
+    ['installed', at((e) => e.type === 'state-changed' && e.to === 'installed')],
+  ];
+  const start = marks[0]?.[1] ?? 0;
+  return marks.map(([what, time]) => `${what} ${time === undefined ? '-' : `+${((time - start) / 1000).toFixed(1)} s`}`).join(', ');
 }
 
 /**
@@ -309,20 +330,7 @@ t.test('zero touch: edgeboot provisions QEMU machines through emulated Redfish B
     // The 2 GiB disk holds the 1 GiB data partition with no room kept for the install.
     precache: { installReserveGiB: 0, after: 'reboot' },
     config: { bmc: { pollSeconds: 30, bootTimeoutSeconds: 300, maxRetries: 0 } },
-    profiles: {
-      'zt-reboot': [
-        'name: zt-reboot',
-        'description: the busybox initramfs, which reports booted and reboots',
-        'artifacts:',
-        `  kernel: { url: "file://${images.kernel}" }`,
-        `  initramfs: { url: "file://${images.initramfs}" }`,
-        'boot:',
-        '  kernel: kernel',
-        '  initrds: [initramfs]',
-        '  args: console=ttyS0 quiet eb.role=report eb.events={{ machine.eventsUrl }} eb.after=reboot',
-        '',
-      ].join('\n'),
-    },
+    profiles: { 'zt-reboot': rebootProfile(images) },
   });
   const hub = await startHub(pl.lab, pl.serverNs, pl.server, images, { notify: true, kargs: ['eb.bootsector=1'] });
   t.teardown(() => hub.stop());
@@ -453,6 +461,13 @@ async function unreachable(t: Test, lab: Lab): Promise<void> {
     );
   }
   t.same(closed.boots, [], 'the closed BMC never started a boot');
+}
+
+/** A profile over the busybox initramfs (test/vm/init) that reports booted and reboots. */
+function rebootProfile(images: BootImages): string {
+  const artifacts = `  kernel: { url: "file://${images.kernel}" }\n  initramfs: { url: "file://${images.initramfs}" }`;
+  const args = 'console=ttyS0 quiet eb.role=report eb.events={{ machine.eventsUrl }} eb.after=reboot';
+  return `name: zt-reboot\ndescription: reports booted, then reboots\nartifacts:\n${artifacts}\nboot: { kernel: kernel, initrds: [initramfs], args: "${args}" }\n`;
 }
 
 /** Writes BOOT_CODE and the 0x55AA signature into the first sector of a disk image. */
