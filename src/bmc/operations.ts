@@ -21,6 +21,10 @@ export function createOperations(ctx: BmcContext): BmcSession {
 type OverrideBody = Record<string, string>;
 
 async function setOneTimeBoot(ctx: BmcContext, o: { target: 'Pxe' | 'UefiHttp'; httpBootUri?: string }): Promise<OverrideResult> {
+  if (o.target === 'UefiHttp' && ctx.bootMode === 'legacy') {
+    // HTTP Boot is a UEFI feature (UEFI 2.5 and later): a legacy BIOS boot cannot do it.
+    throw new BmcError('refused', `${ctx.client.http.baseUrl}: UEFI HTTP boot needs the machine's bmc bootMode uefi or auto, not legacy`);
+  }
   let current = await readSystem(ctx.client, ctx.systemPath);
   const boot = bootObject(current.body);
   const offered = stringList(boot['BootSourceOverrideTarget@Redfish.AllowableValues']);

@@ -166,6 +166,10 @@ t.test('UefiHttp with HttpBootUri; Mode left out when the Boot object has none, 
   const legacyBoot = await withBmc(targetOf(legacy, { bootMode: 'legacy' }), OPTS, (s) => s.setOneTimeBoot({ target: 'Pxe' }));
   t.equal(legacyBoot.kept.mode, 'Legacy');
 
+  const legacyHttp = await bmcError(withBmc(targetOf(legacy, { bootMode: 'legacy' }), OPTS, (s) => s.setOneTimeBoot({ target: 'UefiHttp' })));
+  t.equal(legacyHttp.kind, 'refused');
+  t.match(legacyHttp.message, /UEFI HTTP boot needs the machine's bmc bootMode uefi or auto, not legacy/);
+
   const noHttp = await emulator(t, { bootTargets: ['None', 'Pxe', 'Hdd'] });
   const error = await bmcError(withBmc(targetOf(noHttp), OPTS, (s) => s.setOneTimeBoot({ target: 'UefiHttp' })));
   t.equal(error.kind, 'refused');
