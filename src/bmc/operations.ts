@@ -82,7 +82,10 @@ async function patchBoot(ctx: BmcContext, wanted: OverrideBody, read: SystemRead
     if ((answer.status === 412 || answer.status === 428) && !preconditionRetried) {
       preconditionRetried = true;
       forceIfMatch = true;
-      state = await readSystem(ctx.client, path);
+      const fresh = await readSystem(ctx.client, path);
+      // The same header ETag refused again would be a BMC that mangles it (a "-gzip" suffix on iDRAC,
+      // stmcginnis/gofish#512; doubled quotes, ansible-collections/community.general#3268): the body's then.
+      state = fresh.etag === ifMatch && fresh.odataEtag ? { ...fresh, etag: fresh.odataEtag } : fresh;
       continue;
     }
     busyTries++;

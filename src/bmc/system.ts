@@ -11,13 +11,15 @@ export interface SystemRead {
   body: Record<string, unknown>;
   /** The ETag header, else @odata.etag (DSP0266 "ETags": either may carry it). */
   etag?: string;
+  /** @odata.etag alone, for a BMC that mangles its ETag header. */
+  odataEtag?: string;
 }
 
 export async function readSystem(client: RedfishClient, path: string): Promise<SystemRead> {
   const { body, etag } = await client.getObject(path);
-  const odataEtag = typeof body['@odata.etag'] === 'string' ? body['@odata.etag'] : undefined;
+  const odataEtag = text(body['@odata.etag']);
   const chosen = etag ?? odataEtag;
-  return chosen ? { body, etag: chosen } : { body };
+  return { body, ...(chosen ? { etag: chosen } : {}), ...(odataEtag ? { odataEtag } : {}) };
 }
 
 export function text(value: unknown): string | undefined {

@@ -346,3 +346,23 @@ t.test('503 (a BMC busy restarting itself): waited out per Retry-After and sent 
   t.match(error.message, /HTTP 503: still starting/);
   t.equal(down.seen.filter((r) => r.path === '/redfish/v1/Systems/1').length, 3, 'three tries');
 });
+
+t.test('a BMC whose ETag header does not match its own If-Match check: the @odata.etag is sent on the retry', async (t) => {
+  let boot: Record<string, unknown> = { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' };
+  const bmc = await scriptedBmc(
+    t,
+    basicBmc((request) => {
+      if (request.path !== '/redfish/v1/Systems/1') return undefined;
+      if (request.method === 'GET') return { status: 200, headers: { ETag: '"abc-gzip"' }, body: systemDoc({ boot, etag: '"abc"' }) };
+      if (request.headers['if-match'] !== '"abc"') return { status: 412, body: { error: { message: 'The ETag supplied did not match' } } };
+      boot = (request.body as { Boot: Record<string, unknown> }).Boot;
+      return { status: 204 };
+    }),
+  );
+  const result = await withBmc(bmc.target(), OPTS, (s) => s.setOneTimeBoot({ target: 'Pxe' }));
+  t.equal(result.kept.enabled, 'Once');
+  t.same(
+    bmc.seen.filter((r) => r.method === 'PATCH').map((r) => r.headers['if-match']),
+    ['"abc-gzip"', '"abc"'],
+  );
+});
