@@ -2,7 +2,7 @@
  * The directories the configuration names, checked on disk: the one part of validation that is
  * I/O, kept apart so the rest stays pure. `config check` and the start both run it.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Config } from './config.js';
 
 export interface DirectoryFindings {
@@ -23,7 +23,7 @@ function notADirectory(path: string): string | undefined {
 }
 
 /**
- * tftp.roots (when TFTP is enabled) and profiles.dirs. `explicit` is loadConfig's: a path the file,
+ * tftp.roots (when TFTP is enabled) and profiles.dirs, and bmc.caFile when set (a file of PEM certificates). `explicit` is loadConfig's: a path the file,
  * the environment or --set named must exist; the embedded default /usr/lib/ipxe may be absent
  * (no Debian ipxe package) and only warns, so `npm start` on defaults still serves HTTP.
  */
@@ -46,5 +46,19 @@ export function directoryFindings(config: Config, explicit: ReadonlySet<string>)
       }
     });
   }
+  const caProblem = config.bmc.caFile === undefined ? undefined : notAPemFile(config.bmc.caFile);
+  if (caProblem !== undefined) findings.problems.push(`bmc.caFile: ${config.bmc.caFile} ${caProblem}; expected a PEM file of CA certificates`);
   return findings;
+}
+
+/** Why `path` holds no PEM certificate (RFC 7468), or undefined when it holds one at least. */
+function notAPemFile(path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'latin1');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${code ?? (err as Error).message})`;
+  }
+  return text.includes('-----BEGIN CERTIFICATE-----') ? undefined : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)';
 }

@@ -68,3 +68,14 @@ t.test('TFTP off: its roots are not looked at', async (t) => {
 t.test('without checkDirectories loadConfig stays pure', async (t) => {
   t.doesNotThrow(() => loadConfig({ sets: [`tftp.roots=${missing}`, `profiles.dirs=${missing}`] }));
 });
+
+t.test('bmc.caFile, when set, must be a file of PEM certificates', async (t) => {
+  const pem = join(dir, 'ca.pem');
+  writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+  t.same(problemsOf({ env: { EDGEBOOT_BMC_CA_FILE: pem } }), [], 'a PEM file');
+  t.same(problemsOf({}), [], 'none set: nothing checked');
+  const expected = (path: string, why: string) => [`bmc.caFile: ${path} ${why}; expected a PEM file of CA certificates`];
+  t.same(problemsOf({ env: { EDGEBOOT_BMC_CA_FILE: missing } }), expected(missing, 'does not exist'));
+  t.same(problemsOf({ env: { EDGEBOOT_BMC_CA_FILE: aFile } }), expected(aFile, 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)'));
+  t.same(problemsOf({ env: { EDGEBOOT_BMC_CA_FILE: roots } }), expected(roots, 'cannot be read (EISDIR)'), 'a directory');
+});
