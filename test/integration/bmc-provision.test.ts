@@ -249,3 +249,14 @@ t.test('runs survive a restart: a BMC service started on the store follows the p
   t.equal(m.bmc?.run?.phase, 'failed');
   t.equal(emu.boots.length, 0, 'out of retries: no power cycle');
 });
+
+t.test('bmc.bootTarget uefi-http: UefiHttp pointed at the iPXE binary over HTTP', async (t) => {
+  const lab = await bmcLab(t, { bootTarget: 'uefi-http' });
+  const emu = await lab.emulator({ macs: [MAC] });
+  t.equal((await lab.register(MAC, IP, emu, { bootMode: 'uefi' })).statusCode, 201);
+  const p = (await lab.inject('POST', `/api/v1/machines/${MAC}/provision`)).json<ProvisionBody>();
+  t.equal(p.override.target, 'UefiHttp');
+  t.match(p.override.kept.httpBootUri, /^http:\/\/[0-9.]+:\d+\/ipxe-bin\/ipxe\.efi$/, "edgeboot's /ipxe-bin/ URL");
+  const boot = await waitFor('the boot', () => emu.boots[0]);
+  t.match(boot, { networkFirst: true, target: 'UefiHttp' });
+});
