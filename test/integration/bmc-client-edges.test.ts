@@ -215,7 +215,7 @@ t.test('a refused PATCH: the Redfish ExtendedInfo messages and the status, with 
           MessageId: 'Base.1.8.PropertyValueNotInList',
           Message: 'The value UEFI for the property BootSourceOverrideMode is not in the list of acceptable values.',
         },
-        { MessageId: 'Oem.1.0.Debug', Message: `request by admin/${PASSWORD}` },
+        { MessageId: 'Oem.1.0.Debug', Message: `request by admin/${PASSWORD} with ${request.headers.authorization ?? ''}` },
       ];
       return { status: 400, body: { error: { code: 'Base.1.8.GeneralError', message: 'See ExtendedInfo', '@Message.ExtendedInfo': info } } };
     }),
@@ -225,7 +225,7 @@ t.test('a refused PATCH: the Redfish ExtendedInfo messages and the status, with 
   t.equal(error.status, 400);
   t.match(error.message, /PATCH \/redfish\/v1\/Systems\/1 answered HTTP 400: The value UEFI .* acceptable values\. Base\.1\.8\.PropertyValueNotInList/);
   t.notMatch(error.message, PASSWORD);
-  t.match(error.message, 'request by admin/<redacted>');
+  t.match(error.message, 'request by admin/<redacted> with Basic <redacted>', 'the password and its Basic form cut');
 });
 
 t.test('a session without Location is deleted at its @odata.id; a SessionService that fails falls back to Basic', async (t) => {
@@ -364,5 +364,25 @@ t.test('a BMC whose ETag header does not match its own If-Match check: the @odat
   t.same(
     bmc.seen.filter((r) => r.method === 'PATCH').map((r) => r.headers['if-match']),
     ['"abc-gzip"', '"abc"'],
+  );
+});
+
+t.test('a session token the BMC echoes in an error is cut from the message', async (t) => {
+  const token = 'tok-SECRET-4242';
+  const bmc = await scriptedBmc(t, (request) => {
+    if (request.path === '/redfish/v1' && request.method === 'GET') return { status: 200, body: { ...ROOT, SessionService: {} } };
+    if (request.path === '/redfish/v1/SessionService/Sessions')
+      return { status: 201, headers: { 'X-Auth-Token': token, Location: '/redfish/v1/SessionService/Sessions/9' } };
+    if (request.method === 'DELETE') return { status: 204 };
+    const echoed = `session ${String(request.headers['x-auth-token'])} has no rights here`;
+    return { status: 500, body: { error: { code: 'Base.1.8.InternalError', message: echoed } } };
+  });
+  const error = await bmcError(withBmc(bmc.target(), OPTS, (s) => s.system()));
+  t.equal(error.kind, 'refused');
+  t.match(error.message, 'session <redacted> has no rights here');
+  t.notMatch(error.message, token);
+  t.ok(
+    bmc.seen.some((r) => r.method === 'DELETE'),
+    'the session still deleted',
   );
 });
