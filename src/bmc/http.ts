@@ -4,6 +4,7 @@
  * BmcError whose message names the BMC and the cause but never a secret: the password and the
  * session token are cut from any text that leaves this module.
  */
+import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
 import { redactSecrets } from '../secrets/redact.js';
 import { BmcError } from './types.js';
@@ -46,7 +47,8 @@ export class BmcHttp {
     private readonly o: { timeoutMs: number; verifyTls: boolean; ca?: string },
   ) {
     this.agent = new Agent({
-      connect: { timeout: o.timeoutMs, rejectUnauthorized: o.verifyTls, ...(o.ca ? { ca: o.ca } : {}) },
+      // Node's `ca` replaces its root store: bmc.caFile is added beside the usual roots, not instead of them.
+      connect: { timeout: o.timeoutMs, rejectUnauthorized: o.verifyTls, ...(o.ca ? { ca: [...rootCertificates, o.ca] } : {}) },
       // The request's signal (below) ends a wait for headers or body at the limit; these undici timers
       // tick coarsely (~0.5 s) and could fire before it, so they are only a backstop.
       headersTimeout: o.timeoutMs + 1000,
@@ -108,10 +110,13 @@ export class BmcHttp {
     const code = errorCode(error);
     const where = `${this.baseUrl}: ${method} ${path}`;
     if (code && TLS_TRUST_CODES.has(code)) {
-      return new BmcError(
-        'unreachable',
-        this.scrub(`${where}: the BMC's TLS certificate is not trusted (${code}): add its CA to bmc.caFile, or set the machine's verifyTls to false`),
-      );
+      const why =
+        code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+          ? `does not name this host (${code}): address the BMC by a name or IP its certificate lists`
+          : code === 'CERT_HAS_EXPIRED'
+            ? `has expired (${code}): renew it on the BMC`
+            : `is not trusted (${code}): add its CA to bmc.caFile`;
+      return new BmcError('unreachable', this.scrub(`${where}: the BMC's TLS certificate ${why}, or set the machine's verifyTls to false`));
     }
     if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'TimeoutError') {
       return new BmcError('unreachable', this.scrub(`${where}: no answer within ${this.o.timeoutMs} ms (bmc.requestTimeoutSeconds)`));

@@ -289,6 +289,9 @@ t.test('HTTPS: a self-signed certificate fails verification, works with verifyTl
   t.equal(insecure.id, '1');
   const trusted = await withBmc(targetOf(emu), { ...OPTS, ca: cert.cert }, (s) => s.system());
   t.equal(trusted.id, '1');
+  const byName = await bmcError(withBmc(targetOf({ address: `redfish://localhost:${emu.port}` }), { ...OPTS, ca: cert.cert }, (s) => s.system()));
+  t.equal(byName.kind, 'unreachable');
+  t.match(byName.message, /certificate does not name this host \(ERR_TLS_CERT_ALTNAME_INVALID\)/, 'a name the certificate does not list');
   t.equal(emu.counter.open, 0);
 });
 
