@@ -307,6 +307,13 @@ async function toPrecacheBoot(t: Test, lab: Lab, m: Machine): Promise<void> {
   );
   t.same(boots(m.emu), ['network'], `${m.name}: the BMC started one boot, from the network`);
   t.match(m.emu.system().boot, { target: 'Pxe', enabled: 'Once' }, `${m.name}: the next boot's one-time network boot is pending on the BMC`);
+  const calls = m.emu.requests
+    .filter((r) => r.method !== 'GET' || r.path.includes('/TaskMonitors/'))
+    .map((r) => `${r.method} ${r.path.replace(/^\/redfish\/v1\//, '')} ${r.status}`);
+  t.comment(`${m.name}: the BMC's changes and task polls: ${calls.join(', ')}`);
+  const patches = m.emu.requests.filter((r) => r.method === 'PATCH');
+  if (m.name === 'supermicro') t.ok(patches.length >= 4, `supermicro: each override PATCHed again after the BMC reverted it (${patches.length} PATCHes)`);
+  if (m.name === 'ami') t.ok(patches.length > 0 && patches.every((r) => r.status === 200), 'ami: every PATCH carried If-Match (no 428)');
   if (m.name === 'idrac' || m.name === 'ilo') {
     t.ok(
       m.emu.requests.some((r) => r.path.includes('/TaskMonitors/')),
