@@ -54,7 +54,11 @@ export class RedfishClient {
   async call(method: HttpMethod, path: string, o: RequestOptions = {}): Promise<RedfishAnswer> {
     const answer = await this.sendAvailable(method, path, o);
     if (answer.status !== 401 || this.auth.kind !== 'session') return answer;
-    await this.login();
+    const session = await this.login();
+    const renewed = await this.sendAvailable(method, path, o);
+    if (renewed.status !== 401 || !session) return renewed;
+    // A fresh session refused at once: this BMC's sessions do not work for this request; Basic then.
+    await this.dropSession();
     return this.sendAvailable(method, path, o);
   }
 
@@ -101,15 +105,21 @@ export class RedfishClient {
 
   /** Deletes the session, if one was made. Never throws: the work is done, a stale session only times out on the BMC. */
   async close(): Promise<void> {
-    if (this.auth.kind !== 'session' || !this.auth.location) return;
+    await this.dropSession();
+  }
+
+  private async dropSession(): Promise<void> {
+    if (this.auth.kind !== 'session') return;
     const location = this.auth.location;
+    const headers = this.authHeaders();
+    this.auth = { kind: 'basic' };
+    if (!location) return;
     try {
-      await this.http.send('DELETE', location, { headers: this.authHeaders() });
+      await this.http.send('DELETE', location, { headers });
     } catch (error) {
       // Unreachable by now: the BMC expires the session itself (SessionService.SessionTimeout).
       if (!(error instanceof BmcError)) throw error;
     }
-    this.auth = { kind: 'basic' };
   }
 
   private authHeaders(): Record<string, string> {
@@ -119,17 +129,18 @@ export class RedfishClient {
     return { Authorization: `Basic ${basic}` };
   }
 
-  /** POST the Sessions collection; on refusal (or no token) fall back to Basic, which the next request then proves or refuses. */
-  private async login(): Promise<void> {
+  /** POST the Sessions collection; on refusal (or no token) fall back to Basic, which the next request then proves or refuses. Whether a session was made. */
+  private async login(): Promise<boolean> {
     this.auth = { kind: 'basic' };
-    if (!this.sessionsPath) return;
+    if (!this.sessionsPath) return false;
     const answer = await this.http.send('POST', this.sessionsPath, {
       body: { UserName: this.credentials.username, Password: this.credentials.password },
     });
     const token = answer.headers['x-auth-token'];
-    if (answer.status < 200 || answer.status > 299 || !token) return;
+    if (answer.status < 200 || answer.status > 299 || !token) return false;
     this.http.addSecret(token);
     const location = answer.headers.location ?? linkOf(answer.body);
     this.auth = { kind: 'session', token, ...(location ? { location: new URL(location, this.http.baseUrl).pathname } : {}) };
+    return true;
   }
 }

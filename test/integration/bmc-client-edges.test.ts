@@ -386,3 +386,19 @@ t.test('a session token the BMC echoes in an error is cut from the message', asy
     'the session still deleted',
   );
 });
+
+t.test('a session the BMC grants but then refuses (401 even when fresh): deleted, and Basic used instead', async (t) => {
+  const bmc = await scriptedBmc(t, (request) => {
+    if (request.path === '/redfish/v1' && request.method === 'GET') return { status: 200, body: { ...ROOT, SessionService: {} } };
+    if (request.path === '/redfish/v1/SessionService/Sessions')
+      return { status: 201, headers: { 'X-Auth-Token': 'useless', Location: '/redfish/v1/SessionService/Sessions/1' } };
+    if (request.method === 'DELETE') return { status: 204 };
+    if (request.headers['x-auth-token']) return { status: 401, body: { error: { message: 'no valid session' } } };
+    return basicBmc((r) => (r.path === '/redfish/v1/Systems/1' ? { status: 200, body: systemDoc() } : undefined))(request);
+  });
+  const view = await withBmc(bmc.target(), OPTS, (s) => s.system());
+  t.equal(view.id, '1');
+  t.equal(bmc.seen.filter((r) => r.method === 'POST').length, 2, 'logged in, then once more after the 401');
+  t.equal(bmc.seen.filter((r) => r.method === 'DELETE').length, 1, 'the second session deleted before Basic');
+  t.ok(bmc.seen.at(-1)?.headers.authorization?.startsWith('Basic '), 'Basic at the end');
+});
