@@ -103,7 +103,11 @@ export class BmcService {
   async provision(mac: Mac, by: Actor): Promise<Provisioned> {
     const m = this.provisionable(await this.deps.machines.mustGet(mac));
     const { saved, value: done } = await this.runs.cycle(m.mac, async () => {
-      const booted = await this.driver.run(m, 'provision', (s) => bootFromNetwork(s, (view) => this.target(view, m)));
+      const booted = await this.driver.run(m, 'provision', async (s) => {
+        // Checked again once the machine's turn came: queued behind others (provision of many), it may have moved on meanwhile.
+        this.provisionable(await this.deps.machines.mustGet(m.mac));
+        return bootFromNetwork(s, (view) => this.target(view, m));
+      });
       const run = this.runs.powered(1);
       const written = await this.driver.write(m.mac, (cur) => ({
         machine: { ...cur, bmcStatus: this.driver.statusOf(booted.view, cur.bmcStatus), bmcRun: run, updatedAt: this.now().toISOString() },
@@ -269,8 +273,17 @@ export class BmcService {
   /** A failure of background work: a BMC's is on the timeline already; a stop is expected; anything else is a bug to log. */
   private backgroundFailed(mac: Mac, err: unknown): void {
     if (err instanceof BmcFailedError || err instanceof LimiterClosedError) this.deps.log.debug({ mac, err: err.message }, 'background BMC work ended');
-    else if (err instanceof ConflictError) this.deps.log.info({ mac, reason: err.message }, 'machine not provisioned');
+    else if (err instanceof ConflictError) this.refusedLater(mac, err);
     else this.deps.log.error({ mac, err }, 'background BMC work failed');
+  }
+
+  /** A machine accepted for provision of many that its state no longer allows by the time its turn came: on its timeline. */
+  private refusedLater(mac: Mac, err: ConflictError): void {
+    this.deps.log.info({ mac, reason: err.message }, 'machine not provisioned');
+    const event: NewEvent = { type: 'bmc-error', source: 'bmc', message: `not provisioned: ${err.message}`, data: { code: err.code, during: 'provision' } };
+    void this.track(
+      this.deps.store.appendEvents(mac, [event]).catch((e: unknown) => this.deps.log.warn({ mac, err: e }, 'could not record an event on its machine')),
+    );
   }
 
   private track<T>(work: Promise<T>): Promise<T> {

@@ -146,3 +146,22 @@ t.test('the poller: a BMC that goes away is unreachable once, and reachable when
   t.same(bmcTypes(await lab.events(mac)), ['bmc-inventory', 'bmc-unreachable', 'bmc-reachable']);
   t.equal(back.requests.length > 0, true);
 });
+
+t.test('provision of many: a machine that moved on while it waited for its turn is not power-cycled, and its timeline says why', async (t) => {
+  const lab = await bmcLab(t, { parallel: 1 });
+  const slow = await lab.emulator({ macs: [macOf(1)], latencyMs: 150 });
+  const other = await lab.emulator({ macs: [macOf(2)] });
+  t.equal((await lab.register(macOf(1), ipOf(1), slow)).statusCode, 201);
+  t.equal((await lab.register(macOf(2), ipOf(2), other)).statusCode, 201);
+  for (const mac of [macOf(1), macOf(2)]) await waitFor('the inventory read', async () => (await lab.events(mac)).find((e) => e.type === 'bmc-inventory'));
+  const res = await lab.inject('POST', '/api/v1/machines/provision', { macs: [macOf(1), macOf(2)] });
+  t.same(res.json<{ accepted: string[] }>().accepted, [macOf(1), macOf(2)]);
+  // The second machine boots by itself while the first holds the only session.
+  t.equal((await lab.ipxe(macOf(2), ipOf(2))).statusCode, 200);
+  const refused = await waitFor('the refusal on the timeline', async () =>
+    (await lab.events(macOf(2))).find((e) => e.type === 'bmc-error' && e.data?.during === 'provision'),
+  );
+  t.match(refused.message, /^not provisioned: machine 52:54:00:20:00:02 is precaching/);
+  t.equal(other.boots.length, 0, 'no power action on it');
+  await waitFor('the first one booted', () => slow.boots[0], 8000);
+});
