@@ -57,6 +57,7 @@ export class BmcPoller {
         const back: NewEvent[] = cur.bmcStatus?.reachable === false ? [{ type: 'bmc-reachable', source: 'bmc', message: 'the BMC answers again' }] : [];
         return { machine: { ...cur, bmcStatus: driver.statusOf(view, cur.bmcStatus) }, events: back };
       });
+      if (m.bmcStatus?.reachable === false) log.info({ mac: m.mac }, 'BMC reachable again');
     } catch (err) {
       if (!(err instanceof BmcFailedError)) {
         log.error({ mac: m.mac, err }, 'the BMC poll failed');
@@ -66,6 +67,8 @@ export class BmcPoller {
         machine: { ...cur, bmcStatus: driver.failedStatus(cur.bmcStatus, err) },
         events: changedFailure(cur.bmcStatus, err),
       }));
+      // Once per change, as the event: the poller must not repeat a dead BMC every interval.
+      if (changedFailure(m.bmcStatus, err).length > 0) log.warn({ mac: m.mac, code: err.code, reason: err.message }, 'BMC poll failed');
     }
   }
 
