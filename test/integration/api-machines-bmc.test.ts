@@ -6,7 +6,7 @@
  * curl: the key file, the SQLite bytes, a restart, auth.secretKeyFile and the log.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { LightMyRequestResponse } from 'fastify';
@@ -260,7 +260,15 @@ t.test('the real server with curl: key file, database bytes, a restart, the log'
   t.notOk(bytes.includes(PASSWORD), 'the database files do not hold the password');
   t.ok(sealed !== '' && bytes.includes(sealed), 'they hold the sealed form');
 
+  t.notOk(
+    srv.logLines.some((l) => l.msg.includes('chmod 600')),
+    'a 0600 key: no warning',
+  );
+  chmodSync(keyFile, 0o640);
   srv = await startServer(t, { dataDir, logLevel: 'trace' });
+  const warning = srv.logLines.find((l) => l.msg.includes(keyFile));
+  t.match(warning?.msg, /readable by others than its owner \(mode 0640\); chmod 600 it/, 'a key others can read: a warning at start');
+  t.equal(warning?.level, 40, 'at warn');
   const again = await curlJson(srv, 'GET', url(MAC));
   t.equal((JSON.parse(again.body) as MachineAnswer).bmc?.passwordSet, true, 'after a restart the BMC is still there');
   t.equal(new SealedBox(loadSecretKey(keyFile)).open(sealed), PASSWORD, 'and its password opens with the same key');
