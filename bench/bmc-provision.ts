@@ -88,7 +88,7 @@ interface Phase {
   heapMiB?: { used: number; total: number; external: number };
   /** VmRSS every 250 ms during the provisioning: at the POST, the highest, at the end (MiB). */
   rssCurve?: { start: number; max: number; maxAtSeconds: number; end: number };
-  /** CPU seconds (user + system) edgeboot used during the phase, and the emulators (this process). */
+  /** CPU seconds (user + system) during the phase: edgeboot's, or every redfishtool's; and this process's (the emulators and the polling). */
   cpuSeconds?: number;
   emulatorCpuSeconds: number;
 }
@@ -343,6 +343,13 @@ async function register(eb: Edgeboot, machines: Machine[], counter: SessionCount
   }
 }
 
+/** The children's user and system time from bash's `times` (its second line, e.g. `5m1.234s 0m20.500s`). */
+function childCpuSeconds(times: string): number {
+  const line = times.trim().split('\n').at(-1) ?? '';
+  const seconds = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return seconds.length === 2 ? (seconds[0] ?? NaN) + (seconds[1] ?? NaN) : NaN;
+}
+
 /** CPU seconds a process has used (utime + stime of /proc/<pid>/stat, 100 ticks a second). */
 function cpuSecondsOf(pid: number): number {
   const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
@@ -426,11 +433,15 @@ async function redfishtoolPhase(machines: Machine[], counter: SessionCounter, li
   const cpu0 = process.cpuUsage();
   const t0Wall = Date.now();
   const t0 = performance.now();
-  // A process group of its own, so that a failed phase stops every redfishtool it started.
-  const xargs = spawn('xargs', ['-a', ports, '-P', String(PARALLEL), '-n', '1', 'sh', '-c', script, 'sh'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+  // A process group of its own, so that a failed phase stops every redfishtool it started; bash's `times` then prints the
+  // CPU time of its children (xargs and every redfishtool under it).
+  const xargs = spawn('bash', ['-c', 'xargs -a "$0" -P "$1" -n 1 sh -c "$2" sh; rc=$?; times; exit $rc', ports, String(PARALLEL), script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  let stdout = '';
+  xargs.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise((resolve) => xargs.once('exit', resolve));
   let stderr = '';
   xargs.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
   let exit: string | undefined;
@@ -439,7 +450,10 @@ async function redfishtoolPhase(machines: Machine[], counter: SessionCounter, li
   });
   try {
     const seconds = await untilProvisioned(machines, marks, t0, limitMs, () => exit);
-    return measure(machines, marks, counter, seconds, t0Wall, cpu0);
+    const phase = measure(machines, marks, counter, seconds, t0Wall, cpu0);
+    // The last redfishtool returned with its reset answered, before the power read On: xargs is done or nearly.
+    await Promise.race([exited, sleep(30_000)]);
+    return { ...phase, cpuSeconds: childCpuSeconds(stdout) };
   } finally {
     if (xargs.exitCode === null && xargs.pid !== undefined) process.kill(-xargs.pid, 'SIGTERM');
     rmSync(dir, { recursive: true, force: true });
@@ -465,7 +479,7 @@ const row = (name: string, p: Phase): string =>
     ? ''
     : `  heap ${p.heapMiB.used.toFixed(0)}/${p.heapMiB.total.toFixed(0)} MiB, external ${p.heapMiB.external.toFixed(0)} MiB at the end`) +
   (p.cpuSeconds === undefined ? '' : `  CPU ${p.cpuSeconds.toFixed(2)} s`) +
-  `  emulators' CPU ${p.emulatorCpuSeconds.toFixed(2)} s`;
+  `  bench (emulators) CPU ${p.emulatorCpuSeconds.toFixed(2)} s`;
 try {
   for (let run = 1; run <= RUNS; run++) {
     // In rotation: the side that goes first changes every run.
