@@ -7,11 +7,13 @@
  *   MACHINES=20 RUNS=1 node --import tsx bench/bmc-provision.ts       # the smoke run
  *   MACHINES=500 PARALLEL=32 LATENCY_MS=50 RUNS=5 node --import tsx bench/bmc-provision.ts
  *   SIDES=edgeboot EDGEBOOT_NODE_FLAGS=--max-old-space-size=96 node --import tsx bench/bmc-provision.ts   # one side; node flags for edgeboot
+ *   SIDES=edgeboot RUNS=1 EDGEBOOT_NODE_FLAGS=--trace-gc KEEP_LOG=/tmp/eb.log node --import tsx bench/bmc-provision.ts   # keep edgeboot's log
  *
  * Side by side, in rotation, RUNS times each, on the same emulators (reset between runs: the
  * override cleared, the power Off):
- * - edgeboot: a fresh `node dist/main.js serve` (DHCP and TFTP off, a temp data dir, bmc.parallel
- *   PARALLEL) with the machines registered by PUT with their BMC; once the registration's
+ * - edgeboot: a fresh `node --max-semi-space-size=8 dist/main.js serve` as its launchers run it
+ *   (EDGEBOOT_NODE_FLAGS replaces the flag), DHCP and TFTP off, a temp data dir, bmc.parallel
+ *   PARALLEL, with the machines registered by PUT with their BMC; once the registration's
  *   inventory reads have settled, `POST /api/v1/machines/provision {"allRegistered":true}`.
  * - redfishtool, the way an operator scripts it today: `Systems -1 setBootOverride Once Pxe`, then
  *   `Systems -1 reset On`, one machine per shell, MACHINES of them through `xargs -P PARALLEL`.
@@ -51,6 +53,8 @@ const RSS_GOAL_MIB = 200e6 / 2 ** 20;
 /** Which sides run: both by default; one alone to look at it (no ratio then). */
 const SIDES = (process.env.SIDES ?? 'edgeboot redfishtool').split(/[\s,]+/).filter((s): s is Side => s === 'edgeboot' || s === 'redfishtool');
 const USER = 'root';
+/** The node flags edgeboot's launchers pass (package.json's start, the bin's shebang, the systemd unit, the image). */
+const LAUNCHER_FLAGS = '--max-semi-space-size=8';
 const PASSWORD = 'bench-calvin';
 
 setTimeout(
@@ -258,7 +262,7 @@ async function startEdgeboot(): Promise<Edgeboot> {
   );
   const log = createWriteStream(join(dir, 'edgeboot.log'));
   const profile = process.env.CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`];
-  const flags = (process.env.EDGEBOOT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const flags = (process.env.EDGEBOOT_NODE_FLAGS ?? LAUNCHER_FLAGS).split(' ').filter((f) => f !== '');
   const proc = spawn(process.execPath, [...profile, ...flags, 'dist/main.js', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.pipe(log);
   proc.stderr.pipe(log);
@@ -299,6 +303,7 @@ async function stopEdgeboot(eb: Edgeboot, failed: boolean): Promise<void> {
     clearTimeout(killer);
   }
   if (failed) console.error(`edgeboot's log, the end:\n${readFileSync(join(eb.dir, 'edgeboot.log'), 'utf8').split('\n').slice(-30).join('\n')}`);
+  if (process.env.KEEP_LOG !== undefined) writeFileSync(process.env.KEEP_LOG, readFileSync(join(eb.dir, 'edgeboot.log')));
   rmSync(eb.dir, { recursive: true, force: true });
 }
 
