@@ -28,6 +28,6 @@ VOLUME /var/lib/edgeboot
 EXPOSE 8080/tcp 69/udp 67/udp 4011/udp
 # SIGTERM stops it gracefully; run it with --restart=unless-stopped --stop-timeout 30 (README
 # "Docker"): a crash costs no boot once it is back.
-# --max-semi-space-size=8: docs/service.md "Memory".
-ENTRYPOINT ["node", "--max-semi-space-size=8", "/opt/edgeboot/dist/main.js"]
+# --max-semi-space-size=8 --heap-growing-percent=100: docs/service.md "Memory".
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--heap-growing-percent=100", "/opt/edgeboot/dist/main.js"]
 CMD ["serve"]

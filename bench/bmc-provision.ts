@@ -11,8 +11,8 @@
  *
  * Side by side, in rotation, RUNS times each, on the same emulators (reset between runs: the
  * override cleared, the power Off):
- * - edgeboot: a fresh `node --max-semi-space-size=8 dist/main.js serve` as its launchers run it
- *   (EDGEBOOT_NODE_FLAGS replaces the flag), DHCP and TFTP off, a temp data dir, bmc.parallel
+ * - edgeboot: a fresh `node --max-semi-space-size=8 --heap-growing-percent=100 dist/main.js serve` as its launchers run it
+ *   (EDGEBOOT_NODE_FLAGS replaces the flags), DHCP and TFTP off, a temp data dir, bmc.parallel
  *   PARALLEL, with the machines registered by PUT with their BMC; once the registration's
  *   inventory reads have settled, `POST /api/v1/machines/provision {"allRegistered":true}`.
  * - redfishtool, the way an operator scripts it today: `Systems -1 setBootOverride Once Pxe`, then
@@ -54,7 +54,7 @@ const RSS_GOAL_MIB = 200e6 / 2 ** 20;
 const SIDES = (process.env.SIDES ?? 'edgeboot redfishtool').split(/[\s,]+/).filter((s): s is Side => s === 'edgeboot' || s === 'redfishtool');
 const USER = 'root';
 /** The node flags edgeboot's launchers pass (package.json's start, the bin's shebang, the systemd unit, the image). */
-const LAUNCHER_FLAGS = '--max-semi-space-size=8';
+const LAUNCHER_FLAGS = '--max-semi-space-size=8 --heap-growing-percent=100';
 const PASSWORD = 'bench-calvin';
 
 setTimeout(

@@ -23,7 +23,7 @@ import { MAIN_JS, REPO_ROOT } from '../../helpers/process.js';
 import { parseUnit, policyFromUnit, restartDecision, UNIT_FILE } from '../../helpers/supervisor.js';
 const SYSUSERS_FILE = join(REPO_ROOT, 'deploy/systemd/edgeboot.sysusers');
 const ENV_FILE = join(REPO_ROOT, 'deploy/systemd/edgeboot.env');
-const SHIPPED_EXEC = '/usr/bin/node --max-semi-space-size=8 /opt/edgeboot/dist/main.js serve';
+const SHIPPED_EXEC = '/usr/bin/node --max-semi-space-size=8 --heap-growing-percent=100 /opt/edgeboot/dist/main.js serve';
 
 const unitText = readFileSync(UNIT_FILE, 'utf8');
 const unit = parseUnit(unitText);
@@ -41,7 +41,10 @@ function requireTool(bin: string): void {
 /** A copy of the unit whose ExecStart runs this checkout's build with this node. */
 function localCopy(dir: string): string {
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: build first (npx tsc -p tsconfig.json)`);
-  const text = unitText.replace(`ExecStart=${SHIPPED_EXEC}`, `ExecStart=${process.execPath} --max-semi-space-size=8 ${MAIN_JS} serve`);
+  const text = unitText.replace(
+    `ExecStart=${SHIPPED_EXEC}`,
+    `ExecStart=${process.execPath} --max-semi-space-size=8 --heap-growing-percent=100 ${MAIN_JS} serve`,
+  );
   if (text === unitText) throw new Error(`the unit's ExecStart is not "${SHIPPED_EXEC}"`);
   const path = join(dir, 'edgeboot.service');
   writeFileSync(path, text);
