@@ -53,8 +53,11 @@ const RSS_GOAL_MIB = 200e6 / 2 ** 20;
 /** Which sides run: both by default; one alone to look at it (no ratio then). */
 const SIDES = (process.env.SIDES ?? 'edgeboot redfishtool').split(/[\s,]+/).filter((s): s is Side => s === 'edgeboot' || s === 'redfishtool');
 const USER = 'root';
-/** The node flags edgeboot's launchers pass (package.json's start, the bin's shebang, the systemd unit, the image). */
-const LAUNCHER_FLAGS = '--max-semi-space-size=8 --heap-growing-percent=100';
+/** The node flags of `npm start` (the other launchers pass the same: test/unit/deploy/launchers.test.ts). */
+const LAUNCHER_FLAGS = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start.replace(
+  /^node (.*) dist\/main\.js serve$/,
+  '$1',
+);
 const PASSWORD = 'bench-calvin';
 
 setTimeout(

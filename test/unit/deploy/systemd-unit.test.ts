@@ -41,10 +41,8 @@ function requireTool(bin: string): void {
 /** A copy of the unit whose ExecStart runs this checkout's build with this node. */
 function localCopy(dir: string): string {
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: build first (npx tsc -p tsconfig.json)`);
-  const text = unitText.replace(
-    `ExecStart=${SHIPPED_EXEC}`,
-    `ExecStart=${process.execPath} --max-semi-space-size=8 --heap-growing-percent=100 ${MAIN_JS} serve`,
-  );
+  const local = SHIPPED_EXEC.replace('/usr/bin/node', process.execPath).replace('/opt/edgeboot/dist/main.js', MAIN_JS);
+  const text = unitText.replace(`ExecStart=${SHIPPED_EXEC}`, `ExecStart=${local}`);
   if (text === unitText) throw new Error(`the unit's ExecStart is not "${SHIPPED_EXEC}"`);
   const path = join(dir, 'edgeboot.service');
   writeFileSync(path, text);
