@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +26,7 @@ import { machinesOutsideSubnets } from './machines/addresses.js';
 import type { Mac } from './machines/mac.js';
 import type { NewEvent } from './machines/model.js';
 import { MachineService } from './machines/service.js';
+import { feedingStore, TimelineFeed } from './machines/timeline-feed.js';
 import { machineStateCounts } from './machines/state-counts.js';
 import { interfaceAddresses, type OpenDatagramSocket } from './net/pktinfo-socket.js';
 import { BundleBuilder } from './precache/bundles.js';
@@ -40,6 +42,8 @@ import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { createTftpServer, type TftpServer } from './tftp/server.js';
 import { transferEvent } from './tftp/transfer-event.js';
+import { injectedApi } from './ui/api.js';
+import { uiPlugin } from './ui/plugin.js';
 
 /**
  * What a test puts in place of the real thing (production passes none). Everything else is
@@ -84,7 +88,9 @@ export interface CacheGraph {
 
 /** The whole object graph, nothing started. */
 export interface Composed {
+  /** The store, publishing every committed change on `feed`. */
   store: Store;
+  feed: TimelineFeed;
   profiles: ProfileHolder;
   machines: MachineService;
   boot: BootService;
@@ -120,8 +126,11 @@ export async function compose(config: Config, overrides: Overrides = {}): Promis
   }
 }
 
-async function composeOn(store: Store, config: Config, overrides: Overrides): Promise<Composed> {
+async function composeOn(plainStore: Store, config: Config, overrides: Overrides): Promise<Composed> {
   const log = overrides.log ?? createLogger(config.log.level);
+  // Every committed machine change and timeline event, told to the dashboard's live stream.
+  const feed = new TimelineFeed();
+  const store = feedingStore(plainStore, feed, (err) => log.error({ err }, 'a timeline listener failed'));
   const now = overrides.now && { now: overrides.now };
   const leaveOut = overrides.leaveOut ?? {};
   const profiles = new ProfileHolder(config.profiles.dirs);
@@ -204,6 +213,23 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
     log: log.child({}),
   });
 
+  await app.register(uiPlugin, {
+    store,
+    feed,
+    api: injectedApi(app, admin.tokens[0] ?? ''),
+    adminTokens: admin.tokens,
+    viewerTokens: config.auth.viewerTokens,
+    sessionHours: config.auth.sessionHours,
+    cookieSecret: createHmac('sha256', secret).update('edgeboot ui cookies').digest('base64url'),
+    profiles: profiles.current,
+    leases: () => leases.all(),
+    subnets: config.dhcp.mode === 'full' ? config.dhcp.subnets : [],
+    proxyAnswersUnknown: config.dhcp.mode === 'proxy' && config.boot.unknownMachines !== 'exit',
+    cacheDir: cache ? resolve(config.cache.dir) : undefined,
+    now: overrides.now ?? (() => new Date()),
+    ...(cache && { pulls: () => cache.puller.list(), bundles: () => cache.bundles.buildsRunning() }),
+  });
+
   const http = createHttpServer(app, config.http.listen);
   const httpPort = (): number => http.addresses[0]?.port ?? config.http.listen.port;
   const dhcp = createDhcpServer(config.dhcp, {
@@ -232,6 +258,7 @@ async function composeOn(store: Store, config: Config, overrides: Overrides): Pr
 
   return {
     store,
+    feed,
     profiles,
     machines,
     boot,

@@ -236,6 +236,12 @@ const auth = section('Who may use the API', {
     description: 'a list of tokens of at least 16 printable characters',
     default: [],
   }),
+  viewerTokens: Type.Array(token(), {
+    title: 'Tokens that log in to the dashboard (/ui/) read-only: they see everything but secrets and cannot act',
+    description: 'a list of tokens of at least 16 printable characters',
+    default: [],
+  }),
+  sessionHours: integer({ title: 'How long a dashboard login lasts before it must log in again', description: 'hours, from 1 to 720' }, 1, 720, 12),
   secretKeyFile: Type.String({
     title: 'The key that seals the BMC passwords the store keeps, made at first start (mode 0600); back it up with the database',
     description: 'a path (<dataDir> stands for server.dataDir), or empty for <dataDir>/secret.key',

@@ -122,6 +122,11 @@ export class BundleBuilder {
     },
   ) {}
 
+  /** The builds running now. */
+  buildsRunning(): BundleStatus[] {
+    return [...this.building.values()];
+  }
+
   dirOf(id: string): string {
     return join(this.o.dir, id);
   }

@@ -73,6 +73,11 @@ export class ImagePuller {
     return j.job;
   }
 
+  /** Every job kept (the last KEPT_JOBS), newest first. */
+  list(): PullJob[] {
+    return [...this.jobs.keys()].reverse().flatMap((id) => this.get(id) ?? []);
+  }
+
   /** Resolves when the job has ended, done or failed. */
   async ended(id: string): Promise<PullJob | undefined> {
     const e = this.jobs.get(id);

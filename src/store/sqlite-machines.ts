@@ -72,11 +72,14 @@ function statements(db: Database.Database) {
          SELECT id FROM events WHERE machine = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
     ),
     eventsAfter: db.prepare<[string, number, number], EventRow>('SELECT * FROM events WHERE machine = ? AND id > ? ORDER BY id LIMIT ?'),
+    newestEvents: db.prepare<[string, number, number], EventRow>(
+      'SELECT * FROM (SELECT * FROM events WHERE machine = ? AND id > ? ORDER BY id DESC LIMIT ?) ORDER BY id',
+    ),
   };
 }
 
-/** Machines and their events in SQLite: the document in `doc`, the columns that are queried beside it. */
-export function sqliteMachines(db: Database.Database, now: () => Date): MachineRepository {
+/** Machines and their events in SQLite: the document in `doc`, the columns that are queried beside it (the search: sqlite-search.ts). */
+export function sqliteMachines(db: Database.Database, now: () => Date): Omit<MachineRepository, 'searchMachines'> {
   const q = statements(db);
   const listings = new Map<string, Database.Statement<(string | number)[], { doc: string }>>();
 
@@ -228,7 +231,7 @@ export function sqliteMachines(db: Database.Database, now: () => Date): MachineR
     async listEvents(mac, opts = {}) {
       const m = read(mac);
       if (!m) return [];
-      return q.eventsAfter.all(m.machine.mac, opts.afterId ?? 0, opts.limit ?? 1000).map(toEvent);
+      return (opts.newest === true ? q.newestEvents : q.eventsAfter).all(m.machine.mac, opts.afterId ?? 0, opts.limit ?? 1000).map(toEvent);
     },
   };
 }

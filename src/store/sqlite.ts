@@ -5,6 +5,7 @@ import { MIGRATIONS } from './migrations.js';
 import { sqliteCacheIndex, sqliteRegistryIndex, sqliteSettings } from './sqlite-index.js';
 import { sqliteLeases } from './sqlite-leases.js';
 import { sqliteMachines } from './sqlite-machines.js';
+import { sqliteMachineSearch } from './sqlite-search.js';
 import type { Store } from './store.js';
 
 export { EVENTS_KEPT_PER_MACHINE } from './sqlite-machines.js';
@@ -32,6 +33,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   const ping = db.prepare('SELECT 1');
   return {
     ...sqliteMachines(db, opts.now ?? (() => new Date())),
+    ...sqliteMachineSearch(db),
     ...sqliteLeases(db),
     ...sqliteCacheIndex(db),
     ...sqliteRegistryIndex(db),

@@ -19,6 +19,45 @@ export interface MachinePage {
   limit: number;
 }
 
+/** What the machines table can be sorted by. */
+export const MACHINE_SORTS = ['hostname', 'ip', 'mac', 'state', 'profile', 'firmware', 'power', 'lastSeen'] as const;
+export type MachineSort = (typeof MACHINE_SORTS)[number];
+
+/** The largest `limit` of a search; a larger one is a RangeError. */
+export const MACHINE_SEARCH_MAX_LIMIT = 1000;
+
+/**
+ * One page of the machines that match every filter given, for a table. Sorted by the key, then by
+ * primary MAC; a machine without a value for the key (no hostname, never seen) sorts after those
+ * with one. `descending` reverses the whole order, so those come first then. Keys: hostname;
+ * ip (the reservation's, as an IPv4 number); mac (primary); state and profile (as text);
+ * firmware (observed platform, then arch); power (bmcStatus.powerState); lastSeen (observed).
+ */
+export interface MachineSearch {
+  state?: MachineState;
+  profile?: string;
+  /** `key=value`: the label must match exactly. */
+  labels?: Record<string, string>;
+  /**
+   * Case-insensitive (ASCII) substring of hostname, any MAC (primary or `macs`, any of the forms
+   * aa:bb:.., aa-bb-.., aabb..), IP (reservation `ip`), or serial (observed.serial or
+   * inventory.serial). Trimmed; empty matches every machine. `%` and `_` are literal.
+   */
+  text?: string;
+  /** Default 'mac'. */
+  sort?: MachineSort;
+  descending?: boolean;
+  /** Whole numbers: offset ≥ 0, 0 ≤ limit ≤ MACHINE_SEARCH_MAX_LIMIT; anything else is a RangeError. */
+  offset: number;
+  limit: number;
+}
+
+export interface MachineSearchPage {
+  machines: Machine[];
+  /** How many machines match, whatever the offset and limit. */
+  total: number;
+}
+
 /** Every machine that matches, read a page at a time: the callers that need them all. */
 export async function* eachMachine(store: Pick<MachineRepository, 'listMachines'>, filter: MachineFilter = {}, pageSize = 500): AsyncGenerator<Machine> {
   let after: Mac | undefined;
@@ -124,6 +163,8 @@ export interface MachineRepository {
    * `eachMachine`).
    */
   listMachines(filter?: MachineFilter, page?: MachinePage): Promise<Machine[]>;
+  /** A page of the machines a table shows, filtered and sorted (MachineSearch); the SQL store does it in SQL. */
+  searchMachines(search: MachineSearch): Promise<MachineSearchPage>;
   /** How many machines are in each state that has any. */
   countMachinesByState(): Promise<Partial<Record<MachineState, number>>>;
   /**
@@ -153,8 +194,8 @@ export interface MachineRepository {
   updateMachine<R>(mac: Mac, change: (current: Machine | undefined) => { change: MachineChange; result: R }): Promise<MutationResult & { result: R }>;
   /** Appends to the timeline of the machine that owns `mac`; ids increase per machine. None when absent. */
   appendEvents(mac: Mac, events: readonly NewEvent[]): Promise<MachineEvent[]>;
-  /** Oldest first; `afterId` pages forward. */
-  listEvents(mac: Mac, opts?: { afterId?: number; limit?: number }): Promise<MachineEvent[]>;
+  /** Oldest first; `afterId` pages forward. With `newest`, the last `limit` events (after `afterId`), still oldest first. */
+  listEvents(mac: Mac, opts?: { afterId?: number; limit?: number; newest?: boolean }): Promise<MachineEvent[]>;
 }
 
 /** DHCP leases of full mode, unique per address and per client MAC. */

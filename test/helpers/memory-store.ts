@@ -6,8 +6,10 @@
 import type { Mac, Uuid } from '../../src/machines/mac.js';
 import { allMacs, type Machine, type MachineEvent, type NewEvent } from '../../src/machines/model.js';
 import type { MachineState } from '../../src/machines/state.js';
+import { parseIpv4 } from '../../src/net/ipv4.js';
 import type { Lease } from '../../src/store/lease.js';
 import { checkVersion, mutateWithRetry, type MutationSteps } from '../../src/store/mutation.js';
+import { asciiLowerCase, checkSearchWindow, searchText, type SearchText } from '../../src/store/search.js';
 import { EVENTS_KEPT_PER_MACHINE } from '../../src/store/sqlite-machines.js';
 import {
   StaleMachineError,
@@ -16,6 +18,9 @@ import {
   type MachineChange,
   type MachineFilter,
   type MachinePage,
+  type MachineSearch,
+  type MachineSearchPage,
+  type MachineSort,
   type MutationResult,
   type RegistryManifest,
   type RegistryTagList,
@@ -52,6 +57,41 @@ const unreserved = (m: Machine) =>
   m.precache === undefined &&
   m.macs.length === 0 &&
   Object.keys(m.labels).length === 0;
+
+/** What each sort orders by, before the primary MAC; undefined sorts after every value. */
+const sortValues: Record<MachineSort, (m: Machine) => (string | number | undefined)[]> = {
+  hostname: (m) => [m.hostname],
+  ip: (m) => [m.ip === undefined ? undefined : parseIpv4(m.ip)],
+  mac: () => [],
+  state: (m) => [m.state],
+  profile: (m) => [m.profile],
+  firmware: (m) => [m.observed.platform, m.observed.arch],
+  power: (m) => [m.bmcStatus?.powerState],
+  lastSeen: (m) => [m.observed.lastSeenAt],
+};
+
+function compareSortValues(a: (string | number | undefined)[], b: (string | number | undefined)[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue;
+    if (x === undefined) return 1;
+    if (y === undefined) return -1;
+    return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function matchesText(m: Machine, text: SearchText): boolean {
+  const fields = [m.hostname, m.ip, m.observed.serial, m.inventory?.serial];
+  if (fields.some((f) => f !== undefined && asciiLowerCase(f).includes(text.needle))) return true;
+  return allMacs(m).some(
+    (x) =>
+      x.includes(text.needle) ||
+      (text.colonMac !== undefined && x.includes(text.colonMac)) ||
+      (text.hexMac !== undefined && x.replaceAll(':', '').includes(text.hexMac)),
+  );
+}
 
 export class MemoryStore implements Store {
   private closed = false;
@@ -94,6 +134,21 @@ export class MemoryStore implements Store {
     return copy(page ? matches.slice(0, page.limit) : matches);
   }
 
+  async searchMachines(search: MachineSearch): Promise<MachineSearchPage> {
+    checkSearchWindow(search);
+    const text = searchText(search.text);
+    const values = sortValues[search.sort ?? 'mac'];
+    const direction = search.descending ? -1 : 1;
+    const matches = [...this.t.machines.values()]
+      .map((v) => v.machine)
+      .filter((m) => search.state === undefined || m.state === search.state)
+      .filter((m) => search.profile === undefined || m.profile === search.profile)
+      .filter((m) => Object.entries(search.labels ?? {}).every(([k, v]) => m.labels[k] === v))
+      .filter((m) => text === undefined || matchesText(m, text))
+      .sort((a, b) => direction * (compareSortValues(values(a), values(b)) || (a.mac < b.mac ? -1 : 1)));
+    return { machines: copy(matches.slice(search.offset, search.offset + search.limit)), total: matches.length };
+  }
+
   async countMachinesByState(): Promise<Partial<Record<MachineState, number>>> {
     const counts: Partial<Record<MachineState, number>> = {};
     for (const { machine } of this.t.machines.values()) counts[machine.state] = (counts[machine.state] ?? 0) + 1;
@@ -131,11 +186,13 @@ export class MemoryStore implements Store {
     return m ? this.insertEvents(m.machine.mac, events) : [];
   }
 
-  async listEvents(mac: Mac, opts: { afterId?: number; limit?: number } = {}): Promise<MachineEvent[]> {
+  async listEvents(mac: Mac, opts: { afterId?: number; limit?: number; newest?: boolean } = {}): Promise<MachineEvent[]> {
     const m = this.read(mac);
     if (!m) return [];
     const after = opts.afterId ?? 0;
-    return copy((this.t.events.get(m.machine.mac) ?? []).filter((e) => e.id > after).slice(0, opts.limit ?? 1000));
+    const limit = opts.limit ?? 1000;
+    const events = (this.t.events.get(m.machine.mac) ?? []).filter((e) => e.id > after);
+    return copy(opts.newest === true ? events.slice(Math.max(0, events.length - limit)) : events.slice(0, limit));
   }
 
   async listLeases(): Promise<Lease[]> {

@@ -6,7 +6,16 @@
 import type { Test } from 'tap';
 import type { Mac } from '../../../src/machines/mac.js';
 import type { Machine } from '../../../src/machines/model.js';
-import { eachMachine, StaleMachineError, StoreConflictError, type MachineChange, type Store } from '../../../src/store/store.js';
+import {
+  eachMachine,
+  MACHINE_SORTS,
+  StaleMachineError,
+  StoreConflictError,
+  type MachineChange,
+  type MachineSearch,
+  type MachineSort,
+  type Store,
+} from '../../../src/store/store.js';
 import type { Lease } from '../../../src/store/lease.js';
 
 export interface ContractSubject {
@@ -70,6 +79,131 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
     for await (const m of eachMachine(store, {}, 4)) all.push(m.mac);
     t.equal(all.length, 9, 'eachMachine pages through every machine');
     t.same(await store.countMachinesByState(), { discovered: 6, registered: 3 });
+  });
+
+  /** Five machines whose fields cover every filter and sort, and the ones the sorts find missing. */
+  const searchable = async (t: Test): Promise<Store> => {
+    const { store } = await subject(t);
+    const bmc = (powerState: string) => ({ reachable: true, powerState, checkedAt: T0 });
+    const seen = (day: number) => `2026-01-0${day}T00:00:00.000Z`;
+    await create(
+      store,
+      machine(1, {
+        hostname: 'web-01',
+        ip: '10.0.0.10',
+        state: 'registered',
+        profile: 'p',
+        labels: { rack: 'r1' },
+        observed: { platform: 'efi', arch: 'x86_64', serial: 'SN-A1', lastSeenAt: seen(2) },
+        bmcStatus: bmc('On'),
+      }),
+    );
+    await create(
+      store,
+      machine(2, {
+        hostname: 'db-02',
+        ip: '10.0.0.9',
+        macs: ['0a:1b:2c:3d:4e:5f' as Mac],
+        observed: { platform: 'pcbios', arch: 'x86_64', lastSeenAt: seen(3) },
+        inventory: { disks: [], macs: [], serial: 'INV_77', reportedAt: T0 },
+        bmcStatus: bmc('Off'),
+      }),
+    );
+    await create(store, machine(3, { ip: '10.0.1.1', state: 'installed', profile: 'q', observed: { platform: 'efi', arch: 'arm64', serial: '100%_ok' } }));
+    await create(
+      store,
+      machine(4, { hostname: 'node-4', ip: '9.200.0.1', profile: 'p', labels: { rack: 'r1', role: 'db' }, observed: { platform: 'efi', lastSeenAt: seen(1) } }),
+    );
+    await create(store, machine(5, { observed: { serial: 'X\\Y' } }));
+    return store;
+  };
+  const found = async (store: Store, search: Partial<MachineSearch>) => {
+    const page = await store.searchMachines({ offset: 0, limit: 100, ...search });
+    return { macs: page.machines.map((m) => m.mac), total: page.total };
+  };
+  const macsOf = (search: Partial<MachineSearch>) => async (store: Store) => (await found(store, search)).macs;
+
+  t.test('machines: search filters by state, profile and labels', async (t) => {
+    const store = await searchable(t);
+    const search = (s: Partial<MachineSearch>) => macsOf(s)(store);
+    t.same(await search({}), [1, 2, 3, 4, 5].map(mac), 'no filter: every machine, by MAC');
+    t.same(await search({ state: 'discovered' }), [2, 4, 5].map(mac));
+    t.same(await search({ profile: 'p' }), [1, 4].map(mac));
+    t.same(await search({ labels: { rack: 'r1' } }), [1, 4].map(mac));
+    t.same(await search({ labels: { rack: 'r1', role: 'db' } }), [mac(4)], 'every label must match');
+    t.same(await search({ labels: { rack: 'r' } }), [], 'a label matches exactly');
+    t.same(await search({ state: 'discovered', profile: 'p', text: 'node' }), [mac(4)], 'filters combine');
+  });
+
+  t.test('machines: search text matches hostname, IP, serials and every MAC in any form, ignoring case', async (t) => {
+    const store = await searchable(t);
+    const search = (text: string) => macsOf({ text })(store);
+    t.same(await search('WEB'), [mac(1)], 'hostname, case-insensitive');
+    t.same(await search('  web  '), [mac(1)], 'trimmed');
+    t.same(await search(''), [1, 2, 3, 4, 5].map(mac), 'empty: no filter');
+    t.same(await search('10.0.0.1'), [mac(1)], 'IP');
+    t.same(await search('sn-a'), [mac(1)], 'observed serial');
+    t.same(await search('inv'), [mac(2)], 'inventory serial');
+    t.same(await search('52:54:00:00:00:03'), [mac(3)], 'primary MAC');
+    t.same(await search('52-54-00-00-00-03'), [mac(3)], 'primary MAC, hyphens');
+    t.same(await search('525400000003'), [mac(3)], 'primary MAC, bare hex');
+    t.same(await search('00:00:0'), [1, 2, 3, 4, 5].map(mac), 'part of a MAC');
+    t.same(await search('2C:3d'), [mac(2)], 'another MAC of the machine, any case');
+    t.same(await search('1b-2c-3'), [mac(2)], 'part of a MAC, hyphens');
+    t.same(await search('1b2c3d4e'), [mac(2)], 'part of a MAC, bare hex');
+    t.same(await search('b2c3'), [mac(2)], 'bare hex across octets');
+    t.same(await search('b2-c3'), [], 'hyphens fix where the octets are');
+    t.same(await search('nothing-like-it'), []);
+  });
+
+  t.test('machines: search text takes LIKE wildcards and the escape literally', async (t) => {
+    const store = await searchable(t);
+    const search = (text: string) => macsOf({ text })(store);
+    t.same(await search('%'), [mac(3)]);
+    t.same(await search('_'), [2, 3].map(mac));
+    t.same(await search('0%_'), [mac(3)]);
+    t.same(await search('inv_7'), [mac(2)]);
+    t.same(await search('in%7'), []);
+    t.same(await search('i_v'), []);
+    t.same(await search('\\'), [mac(5)]);
+    t.same(await search('x\\y'), [mac(5)]);
+  });
+
+  t.test('machines: search sorts by each key both ways, missing values last, ties by MAC', async (t) => {
+    const store = await searchable(t);
+    const ascending: Record<MachineSort, number[]> = {
+      hostname: [2, 4, 1, 3, 5],
+      ip: [4, 2, 1, 3, 5],
+      mac: [1, 2, 3, 4, 5],
+      state: [2, 4, 5, 3, 1],
+      profile: [1, 4, 3, 2, 5],
+      firmware: [3, 1, 4, 2, 5],
+      power: [2, 1, 3, 4, 5],
+      lastSeen: [4, 1, 2, 3, 5],
+    };
+    for (const sort of MACHINE_SORTS) {
+      const expected = ascending[sort].map(mac);
+      t.same(await macsOf({ sort })(store), expected, `${sort} ascending`);
+      t.same(await macsOf({ sort, descending: true })(store), [...expected].reverse(), `${sort} descending: the reverse`);
+    }
+    t.same(await macsOf({ text: '10.0.' })(store), [1, 2, 3].map(mac), 'sort defaults to MAC');
+  });
+
+  t.test('machines: search pages with offset and limit, and counts every match', async (t) => {
+    const store = await searchable(t);
+    t.same(await found(store, { sort: 'ip', offset: 1, limit: 2 }), { macs: [2, 1].map(mac), total: 5 });
+    t.same(await found(store, { sort: 'ip', descending: true, offset: 1, limit: 2 }), { macs: [3, 1].map(mac), total: 5 });
+    t.same(await found(store, { sort: 'state', offset: 1, limit: 2 }), { macs: [4, 5].map(mac), total: 5 }, 'ties keep MAC order across pages');
+    t.same(await found(store, { offset: 4, limit: 10 }), { macs: [mac(5)], total: 5 });
+    t.same(await found(store, { offset: 10, limit: 10 }), { macs: [], total: 5 }, 'past the end: the total still');
+    t.same(await found(store, { limit: 0 }), { macs: [], total: 5 });
+    t.same(await found(store, { state: 'discovered', limit: 1 }), { macs: [mac(2)], total: 3 }, 'the total of the matches');
+    t.same(await found(store, { text: 'no-such-machine' }), { macs: [], total: 0 });
+    const full = await store.searchMachines({ text: 'web', offset: 0, limit: 1 });
+    t.same(full.machines[0]?.bmcStatus, { reachable: true, powerState: 'On', checkedAt: T0 }, 'whole machines');
+    await t.rejects(store.searchMachines({ offset: 0, limit: 1001 }), RangeError, 'limit at most 1000');
+    await t.rejects(store.searchMachines({ offset: -1, limit: 10 }), RangeError);
+    await t.rejects(store.searchMachines({ offset: 0, limit: 1.5 }), RangeError);
   });
 
   t.test('machines: pruneDiscovered deletes the least recently seen unreserved ones only', async (t) => {
@@ -194,6 +328,16 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
     t.same(
       (await store.listEvents(mac(1), { afterId: a[0]?.id ?? 0, limit: 1 })).map((e) => e.type),
       ['a1'],
+    );
+    t.same(
+      (await store.listEvents(mac(1), { newest: true, limit: 2 })).map((e) => e.type),
+      ['a1', 'a2'],
+      'newest: the last events, oldest first',
+    );
+    t.same(
+      (await store.listEvents(mac(1), { newest: true, limit: 5, afterId: a[1]?.id ?? 0 })).map((e) => e.type),
+      ['a2'],
+      'newest after an id',
     );
   });
 

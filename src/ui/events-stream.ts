@@ -1,0 +1,77 @@
+/**
+ * `/ui/events`: one Server-Sent Events stream per open dashboard, fed by the timeline feed (the
+ * events the store commits). Changes are coalesced per stream and sent at most every
+ * `flushMs`, so a boot storm costs each dashboard one message per interval, not one per event.
+ * A message names machines and event types only: no event data, nothing a viewer may not see.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TimelineChange, TimelineFeed } from '../machines/timeline-feed.js';
+
+export interface EventStreamOptions {
+  feed: TimelineFeed;
+  /** Streams open at once; past it a new one gets 503 (each holds a socket and a timer). */
+  maxStreams: number;
+  flushMs: number;
+  /** A comment line this often keeps proxies from closing an idle stream. */
+  heartbeatMs: number;
+}
+
+/** What one message carries: the machines that changed, their new states, the event types appended. */
+interface Batch {
+  machines: Record<string, { state?: string; deleted?: boolean; lastEventId?: number; types: string[] }>;
+}
+
+export function eventStreamRoute(app: FastifyInstance, o: EventStreamOptions): { open: () => number } {
+  let open = 0;
+  const ends = new Set<() => void>();
+  // A stream never goes idle, so closing the server would wait for it: end them all first.
+  app.addHook('preClose', async () => {
+    for (const end of ends) end();
+  });
+  app.get('/ui/events', async (req, reply) => {
+    if (open >= o.maxStreams) return reply.code(503).header('retry-after', '30').type('text/plain').send('too many dashboards are open');
+    open++;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 3000\n\n');
+    let batch: Batch | undefined;
+    const flush = (): void => {
+      if (!batch) return;
+      res.write(`event: change\ndata: ${JSON.stringify(batch)}\n\n`);
+      batch = undefined;
+    };
+    const onChange = (c: TimelineChange): void => {
+      batch ??= { machines: {} };
+      const m = (batch.machines[c.mac] ??= { types: [] });
+      if (c.state !== undefined) m.state = c.state;
+      if (c.deleted === true) m.deleted = true;
+      for (const e of c.events) {
+        m.lastEventId = e.id;
+        if (m.types.length < 20 && !m.types.includes(e.type)) m.types.push(e.type);
+      }
+    };
+    const unsubscribe = o.feed.subscribe(onChange);
+    const flusher = setInterval(flush, o.flushMs);
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), o.heartbeatMs);
+    const close = (): void => {
+      if (!ends.delete(end)) return;
+      unsubscribe();
+      clearInterval(flusher);
+      clearInterval(heartbeat);
+      open--;
+    };
+    const end = (): void => {
+      close();
+      res.end();
+    };
+    ends.add(end);
+    req.raw.once('close', close);
+  });
+  return { open: () => open };
+}
