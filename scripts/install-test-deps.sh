@@ -26,12 +26,15 @@ fi
 # check the shipped unit (no systemd running needed); util-linux's setpriv drops capabilities.
 # iptables: a DHCP system test makes the server's sends fail (EPERM) in its own namespace.
 # redfishtool and python3-sushy (the library Ironic uses): the real Redfish clients that prove the BMC emulator.
+# chromium: the real browser of the dashboard tests (driven by playwright-core with executablePath; no browser
+# download), with fonts-dejavu-core so its screenshots have a font.
 packages=(
   ca-certificates curl python3 make g++ iproute2
   udhcpc isc-dhcp-client dhcpcd-base dnsmasq-base isc-dhcp-relay atftp tftp-hpa ipxe
   qemu-system-x86 ipxe-qemu ovmf linux-image-amd64 busybox-static cpio kmod radvd
   docker-registry skopeo apache2-utils openssl gdisk xfsprogs jq util-linux systemd iptables
   redfishtool python3-sushy
+  chromium fonts-dejavu-core
 )
 
 export DEBIAN_FRONTEND=noninteractive

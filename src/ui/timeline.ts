@@ -1,6 +1,7 @@
 /** A machine's timeline as the detail page lists it: each step with its time, the time since the one before, and what it moved. */
 import type { Mac } from '../machines/mac.js';
 import type { Machine, MachineEvent } from '../machines/model.js';
+import { redactJsonText } from '../secrets/redact.js';
 import { bytes, duration, safe } from './format.js';
 
 export interface TimelineStep {
@@ -55,7 +56,7 @@ export function timelineSteps(events: readonly MachineEvent[]): TimelineStep[] {
       failed: /fail|error|unreachable|timeout/.test(e.type) || e.to === 'failed',
       ...(e.from !== undefined && e.to !== undefined && { move: `${e.from} → ${e.to}` }),
       ...(e.message !== undefined && { message: safe(e.message) }),
-      ...(e.data !== undefined && Object.keys(e.data).length > 0 && { data: safe(JSON.stringify(e.data, null, 1)) }),
+      ...(e.data !== undefined && Object.keys(e.data).length > 0 && { data: redactJsonText(safe(JSON.stringify(e.data, null, 1))) }),
     };
     const summary = summaryOf(e);
     if (summary !== undefined) step.summary = safe(summary);

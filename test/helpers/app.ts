@@ -14,6 +14,7 @@ import type { Config } from '../../src/config/config.js';
 import { checkConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import type { MachineService } from '../../src/machines/service.js';
+import type { TimelineFeed } from '../../src/machines/timeline-feed.js';
 import type { BundleBuilder } from '../../src/precache/bundles.js';
 import type { PrecacheService } from '../../src/precache/service.js';
 import type { ProfileHolder } from '../../src/profiles/holder.js';
@@ -64,6 +65,8 @@ export interface TestAppOptions {
 export interface TestApp {
   app: FastifyInstance;
   store: SqliteStore;
+  /** Every change the store commits, as the dashboard's /ui/events stream hears it. */
+  feed: TimelineFeed;
   /** Present when `cache` was asked for. */
   artifacts?: ArtifactCache;
   /** With a cache: the ids of `/assets/hub/<id>/<name>`. */
@@ -131,7 +134,9 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   if (opts.bmc) await built.bmc.start();
   return {
     app,
-    store,
+    // The composed store: what the app writes through, publishing on the dashboard's feed.
+    store: built.store,
+    feed: built.feed,
     ...(cache && { artifacts: cache.artifacts, hubArtifacts: cache.hubArtifacts, blobs: cache.blobs, bundles: cache.bundles }),
     machines: built.machines,
     boot: built.boot,
