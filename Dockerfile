@@ -21,6 +21,7 @@ COPY --from=build /src/build/Release/udp_pktinfo.node /src/build/Release/tftp_pu
 COPY src/precache/job.sh ./src/precache/job.sh
 COPY package.json ./
 COPY profiles ./profiles
+COPY web ./web
 ENV EDGEBOOT_SERVER_DATA_DIR=/var/lib/edgeboot \
     EDGEBOOT_STORE_URL=sqlite:/var/lib/edgeboot/edgeboot.db \
     EDGEBOOT_CACHE_DIR=/var/lib/edgeboot/cache

@@ -14,6 +14,7 @@ import { newSecret } from './boot/tokens.js';
 import { ArtifactCache, type ArtifactCacheOptions } from './cache/artifacts.js';
 import { BlobStore } from './cache/blobs.js';
 import { pinnedKeys } from './cache/pinned.js';
+import { CachePins } from './cache/pins.js';
 import { ConfigError, type Config } from './config/config.js';
 import { createLogger } from './log.js';
 import { LeasePool } from './dhcp/leases.js';
@@ -81,6 +82,8 @@ export interface CacheGraph {
   artifacts: ArtifactCache;
   /** The ids rewritten hub scripts name for their artifacts, fetched through `artifacts`. */
   hubArtifacts: HubArtifacts;
+  /** The entries an admin pinned by hand. */
+  pins: CachePins;
   mirrors: Mirrors;
   puller: ImagePuller;
   bundles: BundleBuilder;
@@ -153,7 +156,7 @@ async function composeOn(plainStore: Store, config: Config, overrides: Overrides
     bootBaseUrl: () => bootBaseUrl(config.server.advertiseAddress, httpPort()),
     efiBinary: config.dhcp.efiBinary,
   });
-  const cache = leaveOut.cache ? undefined : cacheGraph(config, store, profiles, log, overrides);
+  const cache = leaveOut.cache ? undefined : cacheGraph(config, store, profiles, await CachePins.load(store), log, overrides);
   const precacheLog = log.child({ component: 'precache' });
   const precache = cache && new PrecacheService({ store, machines, bundles: cache.bundles, config: config.precache, log: precacheLog, ...now });
   // Whose address a request comes from: DHCP's leases (full mode), else the neighbour table. It goes on
@@ -193,6 +196,7 @@ async function composeOn(plainStore: Store, config: Config, overrides: Overrides
     recordAt: overrides.recordAt ?? ((address, event) => recordOn(macAt(address), event)),
     ...(cache && {
       artifacts: cache.artifacts,
+      cachePins: cache.pins,
       hubArtifacts: cache.hubArtifacts,
       cacheMaxBytes: config.cache.maxBytes,
       registry: { mirrors: cache.mirrors, puller: cache.puller, bundles: cache.bundles, readTokens: config.registry.readTokens },
@@ -286,7 +290,7 @@ async function checkBeforeStart(config: Config, store: Store, profiles: ProfileH
   for (const m of await machinesOutsideSubnets(store, config.dhcp)) log.warn({ mac: m.mac, ip: m.ip }, `${m.problem}: full-mode DHCP will not lease it`);
 }
 
-function cacheGraph(config: Config, store: Store, profiles: ProfileHolder, log: Logger, overrides: Overrides): CacheGraph {
+function cacheGraph(config: Config, store: Store, profiles: ProfileHolder, pins: CachePins, log: Logger, overrides: Overrides): CacheGraph {
   const dir = resolve(config.cache.dir);
   const blobs = new BlobStore(dir);
   const cacheLog = log.child({ component: 'cache' });
@@ -298,7 +302,7 @@ function cacheGraph(config: Config, store: Store, profiles: ProfileHolder, log: 
     log: cacheLog,
     now,
     maxBytes: config.cache.maxBytes,
-    pinned: () => pinnedKeys(profiles.current()),
+    pinned: () => new Set([...pinnedKeys(profiles.current()), ...pins.all]),
     ...overrides.cacheOptions,
   });
   const registryLog = log.child({ component: 'registry' });
@@ -307,7 +311,7 @@ function cacheGraph(config: Config, store: Store, profiles: ProfileHolder, log: 
   const bundlesLog = log.child({ component: 'bundles' });
   const bundles = new BundleBuilder({ dir: join(dir, 'bundles'), puller, cache: artifacts, log: bundlesLog, mirror: () => mirrors.mirror });
   const hubArtifacts = new HubArtifacts({ store, log: cacheLog, now });
-  return { blobs, artifacts, hubArtifacts, mirrors, puller, bundles };
+  return { blobs, artifacts, hubArtifacts, pins, mirrors, puller, bundles };
 }
 
 /**

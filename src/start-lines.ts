@@ -100,6 +100,7 @@ export function describeStart(config: Config, r: Started, log: Logger): void {
       entryScript: `http://${host}:${port}/boot.ipxe`,
       api: `http://${host}:${port}/api/v1`,
       docs: `http://${host}:${port}/docs`,
+      ui: `http://${host}:${port}/ui/`,
       dataDir: resolve(config.server.dataDir),
       store: config.store.url,
       ...(r.adminTokenFile ? { adminTokenFile: r.adminTokenFile } : { adminTokens: 'from config' }),

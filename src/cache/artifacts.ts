@@ -7,7 +7,7 @@ import type { BlobStore } from './blobs.js';
 import { Download, type DownloadView } from './download.js';
 import { Downloader } from './downloader.js';
 import { asError, DownloadCancelledError, IntegrityError } from './errors.js';
-import { CacheIndex, type CacheIndexStore } from './lru-index.js';
+import { CacheIndex, type CacheIndexStore, type Removal } from './lru-index.js';
 import { emptyStats, requestKey, type ArtifactRequest, type Cached, type CacheStats } from './model.js';
 import { stillCurrent } from './upstream.js';
 
@@ -163,6 +163,11 @@ export class ArtifactCache {
     const { entries, bytes } = await this.index.list();
     const downloads = [...this.inflight.values()].map((d) => ({ key: d.key, bytes: d.written, ...(d.total !== undefined && { total: d.total }) }));
     return { entries, downloads, bytes };
+  }
+
+  /** Evicts one entry by hand (lru-index.ts `remove`): never a pinned one, nor one downloading. */
+  remove(key: string): Promise<Removal> {
+    return this.index.remove(key, (k) => this.inflight.has(k));
   }
 
   /** Evicts beyond maxBytes (lru-index.ts); a key with a download running is never evicted. */

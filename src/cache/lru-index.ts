@@ -75,6 +75,23 @@ export class CacheIndex {
    * the keys `busy` names (a download running under them). A reader of a blob dropped here has
    * it open and reads it whole: unlinking does not cut it.
    */
+  /**
+   * Removes one entry by hand (an admin's evict), and its blob once no other entry names it;
+   * never a pinned entry nor one with a download running. A reader of the blob reads it whole.
+   */
+  async remove(key: string, busy: (key: string) => boolean): Promise<Removal> {
+    await this.flushTouches();
+    const entries = await this.o.store.listCacheEntries();
+    const entry = entries.find((e) => e.key === key);
+    if (!entry) return 'absent';
+    if (this.o.pinned?.().has(key) === true) return 'pinned';
+    if (busy(key)) return 'busy';
+    await this.o.store.deleteCacheEntry(key);
+    if (!entries.some((e) => e.key !== key && e.digest === entry.digest)) await this.o.blobs.remove(entry.digest);
+    this.o.log.info({ key, digest: entry.digest, size: entry.size }, 'artifact evicted (by an admin)');
+    return 'removed';
+  }
+
   async evict(busy: (key: string) => boolean): Promise<void> {
     const { maxBytes } = this.o;
     if (maxBytes === undefined) return;
@@ -99,6 +116,9 @@ export class CacheIndex {
     }
   }
 }
+
+/** Why an entry cannot be removed by hand, or that it was. */
+export type Removal = 'removed' | 'absent' | 'pinned' | 'busy';
 
 /** Bytes on disk: entries that share a blob count it once. */
 function sumDistinct(entries: readonly CacheEntry[]): number {

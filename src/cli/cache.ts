@@ -12,6 +12,7 @@ interface Entry {
   createdAt: string;
   lastUsedAt: string;
   pinned?: boolean;
+  pinnedByAdmin?: boolean;
 }
 
 interface Listing {
@@ -78,7 +79,7 @@ export function cacheCommand(print: (s: string) => void): Command {
       if (o.json) return print(JSON.stringify(l, null, 2));
       const rows = [
         ['SIZE', 'SHA256', 'LAST USED', 'PINNED', 'SOURCE'],
-        ...l.entries.map((e) => [bytes(e.size), e.digest.slice(0, 12), e.lastUsedAt, e.pinned ? 'yes' : '', e.key]),
+        ...l.entries.map((e) => [bytes(e.size), e.digest.slice(0, 12), e.lastUsedAt, e.pinnedByAdmin ? 'admin' : e.pinned ? 'profile' : '', e.key]),
       ];
       print(table(rows));
       for (const d of l.downloads) print(`downloading ${progressLine(d.key, d.bytes, d.total, 0)}`);
@@ -127,6 +128,28 @@ export function cacheCommand(print: (s: string) => void): Command {
       } finally {
         clearInterval(timer);
       }
+    });
+  for (const [name, pinned] of [
+    ['pin', true],
+    ['unpin', false],
+  ] as const) {
+    cmd
+      .command(name)
+      .description(pinned ? 'keep an entry whatever its last use: eviction never removes it' : 'let eviction remove an entry an admin pinned')
+      .argument('<key>', 'the entry, as `cache ls` lists it (its source URL, secrets cut)')
+      .action(async (key: string, _o: unknown, self: Command) => {
+        await api(clientOptions(self), 'POST', '/api/v1/cache/pin', { key, pinned });
+        print(`${pinned ? 'pinned' : 'unpinned'} ${key}`);
+      });
+  }
+
+  cmd
+    .command('evict')
+    .description('remove an entry now (its bytes too, unless another entry has the same); not a pinned one')
+    .argument('<key>', 'the entry, as `cache ls` lists it')
+    .action(async (key: string, _o: unknown, self: Command) => {
+      await api(clientOptions(self), 'POST', '/api/v1/cache/evict', { key });
+      print(`evicted ${key}`);
     });
   return cmd;
 }

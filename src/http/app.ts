@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
 import type { ArtifactCache } from '../cache/artifacts.js';
+import type { CachePins } from '../cache/pins.js';
 import type { HubArtifacts } from '../boot/hub-artifacts.js';
 import type { Machine, NewEvent } from '../machines/model.js';
 import type { MachineService } from '../machines/service.js';
@@ -62,6 +63,8 @@ export interface AppDeps {
   artifacts?: ArtifactCache;
   /** The ids of the artifacts rewritten hub scripts name (`/assets/hub/<id>/<name>`). */
   hubArtifacts?: Pick<HubArtifacts, 'registered'>;
+  /** The entries an admin pinned (with `artifacts`). */
+  cachePins?: CachePins;
   /** cache.maxBytes, as GET /api/v1/cache reports it. */
   cacheMaxBytes?: number;
   /** Boot-storm admission for large artifacts and the per-client rate cap (cache.maxTransfers, largeBytes, retryAfterSeconds, clientRate). */
@@ -139,7 +142,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.bmc) await app.register(bmcRoutes, { bmc: deps.bmc, adminTokens: deps.adminTokens });
   if (deps.precache) await app.register(precacheRoutes, { precache: deps.precache, boot: deps.boot, adminTokens: deps.adminTokens, baseUrl });
   await app.register(profileRoutes, { profiles: deps.profiles, adminTokens: deps.adminTokens });
-  if (deps.artifacts) await app.register(cacheRoutes, { cache: deps.artifacts, adminTokens: deps.adminTokens, maxBytes: deps.cacheMaxBytes ?? 0 });
+  if (deps.artifacts && deps.cachePins) {
+    await app.register(cacheRoutes, { cache: deps.artifacts, pins: deps.cachePins, adminTokens: deps.adminTokens, maxBytes: deps.cacheMaxBytes ?? 0 });
+  }
   if (deps.metrics) await app.register(metricsRoutes, { registry: deps.metrics });
   if (deps.ipxeRoots) await app.register(ipxeBinRoutes, { roots: deps.ipxeRoots });
   if (deps.registry && deps.artifacts) {

@@ -120,6 +120,7 @@ export function sqliteSettings(db: Database.Database): SettingsRepository {
   const q = {
     get: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
     init: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+    put: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
   return {
     getSetting: async (key) => q.get.get(key)?.value,
@@ -128,6 +129,9 @@ export function sqliteSettings(db: Database.Database): SettingsRepository {
       const stored = q.get.get(key);
       if (!stored) throw new Error(`store: setting ${key} vanished after insert`);
       return stored.value;
+    },
+    async putSetting(key, value) {
+      q.put.run(key, value);
     },
   };
 }

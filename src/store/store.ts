@@ -251,6 +251,8 @@ export interface SettingsRepository {
   getSetting(key: string): Promise<string | undefined>;
   /** Sets the value only if the key is absent; returns the value stored afterwards (the first writer's). */
   initSetting(key: string, value: string): Promise<string>;
+  /** Sets the value, replacing any (last writer wins). */
+  putSetting(key: string, value: string): Promise<void>;
 }
 
 /**

@@ -1,5 +1,5 @@
 /** The overview, the discovered machines, the leases, the cache with its images and bundles, the profiles. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseMac } from '../machines/mac.js';
 import type { BundleStatus } from '../precache/bundles.js';
 import type { PullJob } from '../registry/puller.js';
@@ -20,7 +20,7 @@ export interface PageRoutesDeps extends OverviewSources {
 }
 
 interface CacheList {
-  entries: { key: string; digest: string; size: number; lastUsedAt: string; createdAt: string; pinned: boolean }[];
+  entries: { key: string; digest: string; size: number; lastUsedAt: string; createdAt: string; pinned: boolean; pinnedByAdmin: boolean }[];
   downloads: { key: string; bytes: number; total?: number }[];
   bytes: number;
   maxBytes: number;
@@ -101,6 +101,31 @@ export function pageRoutes(app: FastifyInstance, d: PageRoutesDeps): void {
     if (!isOk(answer)) return page(req, reply.code(400), 'error', { title: 'Refused', status: 400, message: refusalOf(answer).message, back: '/ui/cache' });
     return reply.redirect('/ui/cache', 303);
   });
+
+  const cacheAction =
+    (url: '/api/v1/cache/pin' | '/api/v1/cache/evict', body: (f: Record<string, unknown>) => Record<string, unknown>) =>
+    async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      mustBeAdmin(req);
+      const answer = await d.api('POST', url, body((req.body ?? {}) as Record<string, unknown>));
+      if (!isOk(answer))
+        return page(req, reply.code(answer.status === 404 ? 404 : 409), 'error', {
+          title: 'Refused',
+          status: 409,
+          message: refusalOf(answer).message,
+          back: '/ui/cache',
+        });
+      return reply.redirect('/ui/cache', 303);
+    };
+  app.post(
+    '/ui/cache/pin',
+    { preHandler: csrfCheck(app) },
+    cacheAction('/api/v1/cache/pin', (f) => ({ key: f.key, pinned: f.pinned === 'true' })),
+  );
+  app.post(
+    '/ui/cache/evict',
+    { preHandler: csrfCheck(app) },
+    cacheAction('/api/v1/cache/evict', (f) => ({ key: f.key })),
+  );
 
   app.get('/ui/profiles', async (req, reply) => {
     const set = d.profiles();

@@ -51,6 +51,8 @@ export interface BootLabOptions {
   cacheDir?: string;
   /** The `precache` section of the config. */
   precache?: Partial<PrecacheConfig>;
+  /** More environment for edgeboot, e.g. `EDGEBOOT_AUTH_VIEWER_TOKENS` (it beats the config file). */
+  env?: Record<string, string>;
 }
 
 export interface GuestOptions {
@@ -208,7 +210,7 @@ export async function createBootLab(t: Teardown & { comment(...a: unknown[]): vo
     mode: opts.mode,
     subnets: [{ cidr: SUBNET.cidr, pool: ['10.77.0.160', '10.77.0.199'], router: SUBNET.router, dns: [SUBNET.router], domain: 'e2e.test' }],
     listen: `0.0.0.0:${HTTP_PORT}`,
-    env: { EDGEBOOT_TFTP_LISTEN: '0.0.0.0:69' },
+    env: { EDGEBOOT_TFTP_LISTEN: '0.0.0.0:69', ...opts.env },
     ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
     config: {
       profiles: { dirs: [profilesDir] },

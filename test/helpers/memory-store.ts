@@ -277,6 +277,10 @@ export class MemoryStore implements Store {
     return this.t.settings.get(key) ?? value;
   }
 
+  async putSetting(key: string, value: string): Promise<void> {
+    this.t.settings.set(key, value);
+  }
+
   async ping(): Promise<void> {
     if (this.closed) throw new Error('memory store: closed');
   }

@@ -63,7 +63,7 @@ t.test('cache pull, ls, eviction with pins, metrics', async (t) => {
   t.match(ls.stdout, /b\.img/);
   t.notMatch(ls.stdout, /a\.img/, 'a was evicted');
   t.match(ls.stdout, /2 artifacts, 3\.0 MiB of 4\.0 MiB/);
-  t.match(ls.stdout, /yes\s+http:\/\/127\.0\.0\.1:\d+\/pinned\.img/, 'the profile artifact is pinned');
+  t.match(ls.stdout, /profile\s+http:\/\/127\.0\.0\.1:\d+\/pinned\.img/, 'the profile artifact is pinned');
 
   const listing = (await (await fetch(`${srv.url}/api/v1/cache`, { headers: { authorization: `Bearer ${srv.token}` } })).json()) as {
     entries: { key: string; pinned: boolean }[];
@@ -93,4 +93,17 @@ t.test('cache pull, ls, eviction with pins, metrics', async (t) => {
   );
   t.equal(value('edgeboot_cache_served_bytes_total'), files.pinned.length, 'served bytes');
   t.equal(value('edgeboot_cache_evictions_total'), 1);
+
+  // By hand: pin b, so evict refuses it; unpin and evict it; a profile's pin cannot be evicted.
+  const bKey = up.url('/b.img');
+  t.match((await cli(['cache', 'pin', bKey])).stdout, /^pinned http/);
+  t.match((await cli(['cache', 'ls'])).stdout, new RegExp(`admin\\s+${bKey.replace(/[./]/g, '\\$&')}`), 'ls says who pinned it');
+  const refused = await cli(['cache', 'evict', bKey]);
+  t.not(refused.code, 0);
+  t.match(refused.stderr, /pinned/);
+  t.equal((await cli(['cache', 'unpin', bKey])).code, 0);
+  const evicted = await cli(['cache', 'evict', bKey]);
+  t.equal(evicted.code, 0, evicted.stderr);
+  t.notMatch((await cli(['cache', 'ls'])).stdout, /b\.img/);
+  t.match((await cli(['cache', 'evict', up.url('/pinned.img')])).stderr, /pinned \(by a profile/);
 });

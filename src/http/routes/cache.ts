@@ -4,7 +4,9 @@ import { ArtifactCache } from '../../cache/artifacts.js';
 import { SAFE_URL_PATTERN } from '../../boot/safe.js';
 import { requireAdmin } from '../auth.js';
 import { redactSecrets } from '../../secrets/redact.js';
-import { errors } from '../schemas.js';
+import { errors, noContent } from '../schemas.js';
+import { ApiError } from '../errors.js';
+import type { CachePins } from '../../cache/pins.js';
 import { cacheError } from '../artifact-responder.js';
 
 const entry = {
@@ -16,7 +18,8 @@ const entry = {
     mediaType: { type: 'string' },
     createdAt: { type: 'string' },
     lastUsedAt: { type: 'string' },
-    pinned: { type: 'boolean' },
+    pinned: { type: 'boolean', description: 'never evicted: a profile names it, or an admin pinned it' },
+    pinnedByAdmin: { type: 'boolean' },
   },
 } as const;
 const download = { type: 'object', properties: { key: { type: 'string' }, bytes: { type: 'integer' }, total: { type: 'integer' } } } as const;
@@ -26,9 +29,9 @@ const download = { type: 'object', properties: { key: { type: 'string' }, bytes:
  * pre-warming before the machines arrive (`POST /api/v1/cache/prefetch`, which the CLI's
  * `edgeboot cache pull` drives). Keys and messages never carry a URL's secrets.
  */
-export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; adminTokens: readonly string[]; maxBytes: number }> = async (
+export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; pins: CachePins; adminTokens: readonly string[]; maxBytes: number }> = async (
   app,
-  { cache, adminTokens, maxBytes },
+  { cache, pins, adminTokens, maxBytes },
 ) => {
   const onRequest = requireAdmin(adminTokens);
   const security = [{ bearer: [] }];
@@ -55,7 +58,10 @@ export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; admi
         },
       },
     },
-    async () => ({ ...(await cache.list()), maxBytes }),
+    async () => {
+      const listed = await cache.list();
+      return { ...listed, entries: listed.entries.map((e) => ({ ...e, pinnedByAdmin: pins.has(e.key) })), maxBytes };
+    },
   );
 
   app.post(
@@ -95,6 +101,48 @@ export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; admi
       } catch (err) {
         throw cacheError(err);
       }
+    },
+  );
+
+  const keyBody = { key: Type.String({ minLength: 1, maxLength: 4096, description: 'the key of an entry, as GET /api/v1/cache lists it' }) };
+  app.post(
+    '/api/v1/cache/pin',
+    {
+      onRequest,
+      schema: {
+        summary: 'Pin an entry (never evicted) or unpin it; a profile that names an artifact pins it whatever this says',
+        tags,
+        security,
+        body: Type.Object({ ...keyBody, pinned: Type.Boolean() }, { additionalProperties: false }),
+        response: { 200: Type.Object({ key: Type.String(), pinnedByAdmin: Type.Boolean() }), ...errors(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const { key, pinned } = req.body;
+      if (pinned && !(await cache.list()).entries.some((e) => e.key === key)) throw new ApiError('not_found', 'no cache entry has that key', 404);
+      await pins.set(key, pinned);
+      req.log.info({ key, pinned }, pinned ? 'cache entry pinned' : 'cache entry unpinned');
+      return { key, pinnedByAdmin: pinned };
+    },
+  );
+  app.post(
+    '/api/v1/cache/evict',
+    {
+      onRequest,
+      schema: {
+        summary: 'Evict one entry now (its blob too, once no other entry names it); not a pinned one, nor one downloading',
+        tags,
+        security,
+        body: Type.Object(keyBody, { additionalProperties: false }),
+        response: { 204: noContent, ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const outcome = await cache.remove(req.body.key);
+      if (outcome === 'absent') throw new ApiError('not_found', 'no cache entry has that key', 404);
+      if (outcome === 'pinned') throw new ApiError('pinned', 'the entry is pinned (by a profile that names it, or by an admin): unpin it first', 409);
+      if (outcome === 'busy') throw new ApiError('busy', 'a download is running under that key', 409);
+      return reply.code(204).send();
     },
   );
 };

@@ -412,6 +412,10 @@ export function storeContract(t: Test, open: () => Promise<ContractSubject>): vo
     t.equal(await store.initSetting('k', 'first'), 'first');
     t.equal(await second().initSetting('k', 'second'), 'first');
     t.equal(await store.getSetting('k'), 'first');
+    await second().putSetting('k', 'replaced');
+    t.equal(await store.getSetting('k'), 'replaced', 'putSetting replaces, for every host');
+    await store.putSetting('new', 'v');
+    t.equal(await second().getSetting('new'), 'v');
     await store.ping();
   });
 }
