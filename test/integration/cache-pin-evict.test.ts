@@ -20,7 +20,7 @@ t.test('pin, refuse to evict, unpin, evict; the blob stays while another entry n
   const ta = await testApp(t, { cache: {} });
   const call = async (url: string, payload: Record<string, unknown>) => {
     const r = await ta.app.inject({ method: 'POST', url, headers: ta.auth, payload });
-    return { status: r.statusCode, body: r.body ? (r.json() as { error?: string; entry?: { key: string; digest: string } }) : {} };
+    return { status: r.statusCode, body: r.body ? r.json<{ error?: string; entry?: { key: string; digest: string } }>() : {} };
   };
   const a = (await call('/api/v1/cache/prefetch?wait=true', { url: upstream.url('/a') })).body.entry;
   const b = (await call('/api/v1/cache/prefetch?wait=true', { url: upstream.url('/b') })).body.entry;
@@ -31,9 +31,9 @@ t.test('pin, refuse to evict, unpin, evict; the blob stays while another entry n
   t.ok(blob(a.digest), `blob layout as expected (${join('cache', 'blobs', 'sha256')})`);
 
   t.equal((await call('/api/v1/cache/pin', { key: a.key, pinned: true })).status, 200);
-  const list = (await ta.app.inject({ url: '/api/v1/cache', headers: ta.auth })).json() as {
+  const list = (await ta.app.inject({ url: '/api/v1/cache', headers: ta.auth })).json<{
     entries: { key: string; pinned: boolean; pinnedByAdmin: boolean }[];
-  };
+  }>();
   t.same(
     list.entries.filter((e) => e.key === a.key).map((e) => [e.pinned, e.pinnedByAdmin]),
     [[true, true]],
@@ -59,7 +59,7 @@ t.test('the dashboard: pin and evict buttons for an admin, the API refusal said 
   upstream.files.set('/k', Buffer.from('kernel'));
   const ta = await testApp(t, { cache: {} });
   const r = await ta.app.inject({ method: 'POST', url: '/api/v1/cache/prefetch?wait=true', headers: ta.auth, payload: { url: upstream.url('/k') } });
-  const key = (r.json() as { entry: { key: string } }).entry.key;
+  const key = r.json<{ entry: { key: string } }>().entry.key;
   const c = await loggedIn(ta.app, ADMIN_TOKEN);
   const page = await c.get('/ui/cache');
   t.match(page.html, /<button type="submit" class="small">Pin<\/button>/);
