@@ -25,11 +25,15 @@ export function duration(ms: number): string {
   return h < 48 ? `${h} h ${m % 60} min` : `${Math.floor(h / 24)} d`;
 }
 
-/** `3 min ago`, from an ISO time. */
+/** `3 min ago`, from an ISO time: one unit, as a glance at a table wants it (the exact time is the cell's title). */
 export function ago(iso: string | undefined, now: Date): string {
   if (!iso) return 'never';
-  const ms = now.getTime() - Date.parse(iso);
-  return ms < 0 ? 'just now' : `${duration(ms)} ago`;
+  const s = Math.floor((now.getTime() - Date.parse(iso)) / 1000);
+  if (s < 5) return 'just now';
+  if (s < 90) return `${s} s ago`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
+  if (s < 48 * 3600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
 }
 
 /** `2026-12-07 15:04:05` in UTC, the form every page and log shares. */

@@ -60,6 +60,8 @@ export function timelineSteps(events: readonly MachineEvent[]): TimelineStep[] {
     };
     const summary = summaryOf(e);
     if (summary !== undefined) step.summary = safe(summary);
+    // An artifact's message says what its summary says, in longer words.
+    if (summary !== undefined && e.type === 'asset-served') delete step.message;
     before = at;
     return step;
   });

@@ -66,7 +66,11 @@ t.test('embedded defaults', async (t) => {
     allowedUpstreams.includes('quay.io/openshift-release-dev') && allowedUpstreams.includes('registry.redhat.io/multicluster-engine'),
     'the OpenShift release and MCE upstreams by default',
   );
-  t.same(config.auth, { adminTokens: [], secretKeyFile: resolve('var/secret.key') }, 'the secret key beside the database by default');
+  t.same(
+    config.auth,
+    { adminTokens: [], viewerTokens: [], sessionHours: 12, secretKeyFile: resolve('var/secret.key') },
+    'no viewer token, 12-hour dashboard logins, the secret key beside the database by default',
+  );
   t.same(config.bmc, BMC_DEFAULTS, 'no caFile when none is set');
   t.same(config.profiles, { dirs: [] });
   t.equal(config.boot.unknownMachines, 'exit');
@@ -136,6 +140,8 @@ t.test('CONFIG_KEYS: every section.key with its EDGEBOOT_ variable', async (t) =
     'registry.insecureRegistries': 'EDGEBOOT_REGISTRY_INSECURE_REGISTRIES',
     'registry.allowedUpstreams': 'EDGEBOOT_REGISTRY_ALLOWED_UPSTREAMS',
     'auth.adminTokens': 'EDGEBOOT_AUTH_ADMIN_TOKENS',
+    'auth.viewerTokens': 'EDGEBOOT_AUTH_VIEWER_TOKENS',
+    'auth.sessionHours': 'EDGEBOOT_AUTH_SESSION_HOURS',
     'profiles.dirs': 'EDGEBOOT_PROFILES_DIRS',
     'boot.unknownMachines': 'EDGEBOOT_BOOT_UNKNOWN_MACHINES',
     'precache.installReserveGiB': 'EDGEBOOT_PRECACHE_INSTALL_RESERVE_GIB',
@@ -247,6 +253,8 @@ t.test('environment overrides', async (t) => {
     EDGEBOOT_CACHE_MAX_BYTES: '1048576',
     EDGEBOOT_BOOT_UNKNOWN_MACHINES: 'rhcos-live',
     EDGEBOOT_AUTH_ADMIN_TOKENS: 'aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb',
+    EDGEBOOT_AUTH_VIEWER_TOKENS: 'cccccccccccccccc, dddddddddddddddd',
+    EDGEBOOT_AUTH_SESSION_HOURS: '8',
     PATH: '/usr/bin',
     HOME: '/root',
   };
@@ -257,6 +265,8 @@ t.test('environment overrides', async (t) => {
   t.equal(config.dhcp.mode, 'full');
   t.same(config.tftp.roots, ['a', 'b'], 'lists are comma-separated');
   t.same(config.dhcp.interfaces, ['eth0', 'eth1'], 'list items are trimmed');
+  t.same(config.auth.viewerTokens, ['cccccccccccccccc', 'dddddddddddddddd'], 'viewer tokens, comma-separated');
+  t.equal(config.auth.sessionHours, 8);
   t.equal(config.dhcp.proxyPort, 4012);
   t.equal(typeof config.dhcp.proxyPort, 'number', 'integers arrive as numbers');
   t.same(config.dhcp.subnets, [{ cidr: '192.168.50.0/24', pool: ['192.168.50.10', '192.168.50.20'], dns: ['192.168.50.1'], leaseSeconds: 3600 }]);

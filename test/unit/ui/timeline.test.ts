@@ -57,7 +57,11 @@ t.test('formatters', async (t) => {
   t.equal(duration(61_000), '1 min 1 s');
   t.equal(duration(3 * 86_400_000), '3 d');
   t.equal(ago(undefined, new Date()), 'never');
-  t.equal(ago('2026-12-07T10:00:00Z', new Date('2026-12-07T10:00:05Z')), '5.00 s ago');
+  t.equal(ago('2026-12-07T10:00:00Z', new Date('2026-12-07T10:00:05Z')), '5 s ago');
+  t.equal(ago('2026-12-07T10:00:00Z', new Date('2026-12-07T10:11:31Z')), '12 min ago');
+  t.equal(ago('2026-12-07T10:00:00Z', new Date('2026-12-07T13:10:00Z')), '3 h ago');
+  t.equal(ago('2026-12-07T10:00:00Z', new Date('2026-12-10T10:00:00Z')), '3 d ago');
+  t.equal(ago('2026-12-07T10:00:03Z', new Date('2026-12-07T10:00:00Z')), 'just now', 'a clock a little behind');
   t.equal(firmware({ observed: { platform: 'efi', arch: 'x86_64' } }), 'UEFI x86_64');
   t.equal(firmware({ observed: {} }), '—');
 });
