@@ -3,7 +3,7 @@
  * dashboard's `/ui/events` stream). It is fed by the store itself (`feedingStore`), so it sees
  * exactly the events the timeline records, from every source, after they are committed.
  */
-import type { Store } from '../store/store.js';
+import type { MachineChange, Store } from '../store/store.js';
 import type { Mac } from './mac.js';
 import type { MachineEvent } from './model.js';
 import type { MachineState } from './state.js';
@@ -14,6 +14,7 @@ export interface TimelineChange {
   events: readonly MachineEvent[];
   /** Absent when the change deleted the machine or only appended events. */
   state?: MachineState;
+  /** The change deleted the machine. */
   deleted?: boolean;
 }
 
@@ -58,13 +59,24 @@ export function feedingStore(store: Store, feed: TimelineFeed, onListenerError: 
       return appended;
     },
     async mutateMachine(mac, change) {
-      const result = await store.mutateMachine(mac, change);
-      publish(changeOf(mac, result));
+      // The callback may run again on a fresh row: the kind of its last run is what committed.
+      const committed = { kind: 'keep' as MachineChange['kind'] };
+      const result = await store.mutateMachine(mac, (cur) => {
+        const c = change(cur);
+        committed.kind = c.kind;
+        return c;
+      });
+      if (committed.kind !== 'keep' || result.events.length > 0) publish(changeOf(mac, result));
       return result;
     },
     async updateMachine(mac, change) {
-      const result = await store.updateMachine(mac, change);
-      publish(changeOf(mac, result));
+      const committed = { kind: 'keep' as MachineChange['kind'] };
+      const result = await store.updateMachine(mac, (cur) => {
+        const r = change(cur);
+        committed.kind = r.change.kind;
+        return r;
+      });
+      if (committed.kind !== 'keep' || result.events.length > 0) publish(changeOf(mac, result));
       return result;
     },
     async saveMachine(machine, expected) {

@@ -21,6 +21,8 @@ t.test('the store tells the feed what it committed, after it committed', async (
   }));
   await store.appendEvents(MAC, [{ type: 'booted', source: 'machine' }]);
   await store.appendEvents('52:54:00:00:00:99' as Mac, [{ type: 'lost', source: 'machine' }]);
+  await store.mutateMachine('52:54:00:00:00:98' as Mac, () => ({ kind: 'keep' }));
+  await store.mutateMachine(MAC, () => ({ kind: 'keep' }));
   await store.mutateMachine(MAC, () => ({ kind: 'delete' }));
   t.same(
     heard.map((c) => [c.mac, c.state, c.deleted, c.events.map((e) => e.type)]),
@@ -29,7 +31,7 @@ t.test('the store tells the feed what it committed, after it committed', async (
       [MAC, undefined, undefined, ['booted']],
       [MAC, undefined, true, []],
     ],
-    'no change for an event nobody could take',
+    'nothing told for an event nobody could take, nor for a change that kept the row',
   );
   t.equal((await plain.listEvents(MAC)).length, 0, 'the events went with the machine');
 
