@@ -13,19 +13,17 @@
 // runs after one warm-up run, and the server's own CPU time for the whole list (from /proc:
 // less sensitive than wall time to other load on the machine). Bounded: RUNS runs, every curl has --max-time 10, and the
 // whole script gives up after 10 minutes. Needs a built dist/ and curl.
-import Database from 'better-sqlite3';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { openSqliteStore } from '../dist/store/sqlite.js';
+import { seedStore } from './seed-store.mjs';
 
 const run = promisify(execFile);
 const MACHINES = Number(process.env.MACHINES ?? 10_000);
 const RUNS = Number(process.env.RUNS ?? 7);
 const PORT = Number(process.env.PORT ?? 18291);
-const STATES = ['discovered', 'registered', 'precaching', 'precached', 'installing', 'installed', 'failed'];
 const base = `http://127.0.0.1:${PORT}`;
 
 setTimeout(() => {
@@ -35,40 +33,8 @@ setTimeout(() => {
 
 const dir = mkdtempSync(join(tmpdir(), 'eb-bench-list-'));
 const db = join(dir, 'edgeboot.db');
-
-// The same machine i as test/helpers/seed-machines.ts: state by i % 7, site s0..s3, rack r0..r4.
-function machine(i) {
-  const hex = (0x525400000000 + i).toString(16).padStart(12, '0');
-  const mac = hex.replace(/(..)(?!$)/g, '$1:');
-  const state = STATES[i % STATES.length];
-  const time = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
-  return {
-    mac,
-    macs: [],
-    labels: { site: `s${i % 4}`, rack: `r${i % 5}` },
-    ...(state !== 'discovered' && { profile: 'local-disk' }),
-    state,
-    hostname: `node-${i}`,
-    observed: { arch: 'x86_64', platform: 'efi', lastSeenAt: time },
-    createdAt: time,
-    updatedAt: time,
-  };
-}
-
-// Migrations through the store, then one transaction of raw rows (an fsync per machine
-// through the API would take most of a minute).
-await openSqliteStore({ path: db }).close();
-const sql = new Database(db);
-const insert = sql.prepare('INSERT INTO machines (mac, uuid, state, profile, doc, created_at, updated_at) VALUES (?, NULL, ?, ?, ?, ?, ?)');
-const own = sql.prepare('INSERT INTO machine_macs (mac, machine) VALUES (?, ?)');
-sql.transaction(() => {
-  for (let i = 0; i < MACHINES; i++) {
-    const m = machine(i);
-    insert.run(m.mac, m.state, m.profile ?? null, JSON.stringify(m), m.createdAt, m.updatedAt);
-    own.run(m.mac, m.mac);
-  }
-})();
-sql.close();
+// Machine i as test/helpers/seed-machines.ts makes it: state by i % 7, site s0..s3, rack r0..r4.
+seedStore(db, { machines: MACHINES });
 
 const server = spawn(
   process.execPath,

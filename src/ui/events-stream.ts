@@ -16,6 +16,13 @@ export interface EventStreamOptions {
   heartbeatMs: number;
 }
 
+/**
+ * Bytes a stream may have waiting in its socket's buffer: a dashboard that stopped reading (a
+ * laptop asleep, a stalled proxy) is ended past this, not buffered for without end. The page's
+ * EventSource opens a new stream when it wakes.
+ */
+export const MAX_UNSENT_BYTES = 1024 * 1024;
+
 /** What one message carries: the machines that changed, their new states, the event types appended. */
 interface Batch {
   machines: Record<string, { state?: string; deleted?: boolean; lastEventId?: number; types: string[] }>;
@@ -41,9 +48,17 @@ export function eventStreamRoute(app: FastifyInstance, o: EventStreamOptions): {
     });
     res.write('retry: 3000\n\n');
     let batch: Batch | undefined;
+    const send = (text: string): void => {
+      if (res.writableLength > MAX_UNSENT_BYTES) {
+        req.log.info({ unsent: res.writableLength }, 'dashboard stream ended: its client stopped reading');
+        end();
+        return;
+      }
+      res.write(text);
+    };
     const flush = (): void => {
       if (!batch) return;
-      res.write(`event: change\ndata: ${JSON.stringify(batch)}\n\n`);
+      send(`event: change\ndata: ${JSON.stringify(batch)}\n\n`);
       batch = undefined;
     };
     const onChange = (c: TimelineChange): void => {
@@ -58,7 +73,7 @@ export function eventStreamRoute(app: FastifyInstance, o: EventStreamOptions): {
     };
     const unsubscribe = o.feed.subscribe(onChange);
     const flusher = setInterval(flush, o.flushMs);
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), o.heartbeatMs);
+    const heartbeat = setInterval(() => send(': keep-alive\n\n'), o.heartbeatMs);
     const close = (): void => {
       if (!ends.delete(end)) return;
       unsubscribe();
