@@ -159,7 +159,11 @@ export class ArtifactCache {
   }
 
   /** Every entry (least recently used first) and every download running now. */
-  async list(): Promise<{ entries: (CacheEntry & { pinned: boolean })[]; downloads: { key: string; bytes: number; total?: number }[]; bytes: number }> {
+  async list(): Promise<{
+    entries: (CacheEntry & { pinned: boolean; hits: number })[];
+    downloads: { key: string; bytes: number; total?: number }[];
+    bytes: number;
+  }> {
     const { entries, bytes } = await this.index.list();
     const downloads = [...this.inflight.values()].map((d) => ({ key: d.key, bytes: d.written, ...(d.total !== undefined && { total: d.total }) }));
     return { entries, downloads, bytes };

@@ -28,6 +28,8 @@ const TOUCH_FLUSH_MS = 5_000;
  */
 export class CacheIndex {
   private readonly touched = new Map<string, string>();
+  /** Uses of each entry since this process started (kept in memory only: a count, not an order). */
+  private readonly hits = new Map<string, number>();
   private touchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: CacheIndexOptions) {}
@@ -47,6 +49,7 @@ export class CacheIndex {
    */
   touch(key: string): void {
     this.touched.set(key, this.o.now().toISOString());
+    this.hits.set(key, (this.hits.get(key) ?? 0) + 1);
     this.touchTimer ??= setTimeout(() => {
       void this.flushTouches().catch((err: unknown) => this.o.log.error({ err: asError(err).message }, 'could not record cache uses: the LRU order may lag'));
     }, TOUCH_FLUSH_MS).unref();
@@ -61,11 +64,11 @@ export class CacheIndex {
     await this.o.store.touchCacheEntries(touches);
   }
 
-  /** Every entry, least recently used first, with its pin, and the bytes on disk. */
-  async list(): Promise<{ entries: (CacheEntry & { pinned: boolean })[]; bytes: number }> {
+  /** Every entry, least recently used first, with its pin and its hits since start, and the bytes on disk. */
+  async list(): Promise<{ entries: (CacheEntry & { pinned: boolean; hits: number })[]; bytes: number }> {
     await this.flushTouches();
     const pinned = this.o.pinned?.() ?? new Set<string>();
-    const entries = (await this.o.store.listCacheEntries()).map((e) => ({ ...e, pinned: pinned.has(e.key) }));
+    const entries = (await this.o.store.listCacheEntries()).map((e) => ({ ...e, pinned: pinned.has(e.key), hits: this.hits.get(e.key) ?? 0 }));
     return { entries, bytes: sumDistinct(entries) };
   }
 
@@ -87,6 +90,7 @@ export class CacheIndex {
     if (this.o.pinned?.().has(key) === true) return 'pinned';
     if (busy(key)) return 'busy';
     await this.o.store.deleteCacheEntry(key);
+    this.hits.delete(key);
     if (!entries.some((e) => e.key !== key && e.digest === entry.digest)) await this.o.blobs.remove(entry.digest);
     this.o.log.info({ key, digest: entry.digest, size: entry.size }, 'artifact evicted (by an admin)');
     return 'removed';
@@ -105,6 +109,7 @@ export class CacheIndex {
       if (bytes <= maxBytes) break;
       if (pinned.has(e.key) || busy(e.key)) continue;
       await this.o.store.deleteCacheEntry(e.key);
+      this.hits.delete(e.key);
       const left = (names.get(e.digest) ?? 1) - 1;
       names.set(e.digest, left);
       if (left === 0) {

@@ -20,7 +20,7 @@ export interface PageRoutesDeps extends OverviewSources {
 }
 
 interface CacheList {
-  entries: { key: string; digest: string; size: number; lastUsedAt: string; createdAt: string; pinned: boolean; pinnedByAdmin: boolean }[];
+  entries: { key: string; digest: string; size: number; lastUsedAt: string; createdAt: string; pinned: boolean; pinnedByAdmin: boolean; hits: number }[];
   downloads: { key: string; bytes: number; total?: number }[];
   bytes: number;
   maxBytes: number;

@@ -30,13 +30,15 @@ t.test('pin, refuse to evict, unpin, evict; the blob stays while another entry n
   const blob = (digest: string): boolean => existsSync(join(ta.dir, 'cache', 'blobs', 'sha256', digest));
   t.ok(blob(a.digest), `blob layout as expected (${join('cache', 'blobs', 'sha256')})`);
 
+  t.equal((await call('/api/v1/cache/prefetch?wait=true', { url: upstream.url('/a') })).status, 200, 'a second time: from the cache');
   t.equal((await call('/api/v1/cache/pin', { key: a.key, pinned: true })).status, 200);
   const list = (await ta.app.inject({ url: '/api/v1/cache', headers: ta.auth })).json<{
-    entries: { key: string; pinned: boolean; pinnedByAdmin: boolean }[];
+    entries: { key: string; pinned: boolean; pinnedByAdmin: boolean; hits: number }[];
   }>();
   t.same(
-    list.entries.filter((e) => e.key === a.key).map((e) => [e.pinned, e.pinnedByAdmin]),
-    [[true, true]],
+    list.entries.filter((e) => e.key === a.key).map((e) => [e.pinned, e.pinnedByAdmin, e.hits]),
+    [[true, true, 1]],
+    'pinned by the admin, served once from the cache',
   );
   const refused = await call('/api/v1/cache/evict', { key: a.key });
   t.equal(refused.status, 409);

@@ -20,6 +20,7 @@ const entry = {
     lastUsedAt: { type: 'string' },
     pinned: { type: 'boolean', description: 'never evicted: a profile names it, or an admin pinned it' },
     pinnedByAdmin: { type: 'boolean' },
+    hits: { type: 'integer', description: 'times it was served from the cache since the server started' },
   },
 } as const;
 const download = { type: 'object', properties: { key: { type: 'string' }, bytes: { type: 'integer' }, total: { type: 'integer' } } } as const;
