@@ -167,5 +167,22 @@ t.test('every page: a Content-Security-Policy without inline script, and no inli
     t.notMatch(r.html, /\sstyle="/, `${p}: no style attribute`);
     t.notMatch(r.html, /\son[a-z]+="/, `${p}: no event handler attribute`);
     t.notMatch(r.html, /(?:src|href|action)="(?:https?:)?\/\//i, `${p}: nothing loaded or sent elsewhere (no CDN)`);
+    t.same(unlabelled(r.html), [], `${p}: every control has a label`);
+    t.equal(r.html.match(/<h1[\s>]/g)?.length, 1, `${p}: one h1`);
   }
 });
+
+/** Form controls a screen reader could not name: no label for its id, no aria-label, not inside a label. */
+function unlabelled(html: string): string[] {
+  const missing: string[] = [];
+  for (const m of html.matchAll(/<(input|select|textarea)\b([^>]*)>/g)) {
+    const attrs = m[2] ?? '';
+    if (/type="(hidden|submit)"/.test(attrs) || /aria-label="[^"]+"/.test(attrs)) continue;
+    const id = /\bid="([^"]+)"/.exec(attrs)?.[1];
+    if (id !== undefined && html.includes(`for="${id}"`)) continue;
+    const before = html.slice(0, m.index);
+    if (before.lastIndexOf('<label') > before.lastIndexOf('</label>')) continue;
+    missing.push(m[0]);
+  }
+  return missing;
+}
