@@ -324,6 +324,33 @@ t.test('silence past the heartbeat timeout fails a precaching machine; talking k
   t.same(precache.stats.ended, { 'heartbeat-lost': 1 });
 });
 
+t.test(
+  'after an outage every run has lapsed: one sweep fails them all, yielding to the event loop between them, and a second sweep waits its turn',
+  async (t) => {
+    const { ta, register, boot, machine, tick } = await setup(t);
+    writeBundle(ta, '00112233445566ee', { 'a.tgz': 'a' });
+    const macs = ['52:54:00:aa:00:10', '52:54:00:aa:00:11', '52:54:00:aa:00:12'];
+    for (const mac of macs) {
+      await register(mac, { bundle: '00112233445566ee' });
+      await boot(mac);
+    }
+    const precache = ta.precache;
+    if (!precache) throw new Error('the test app has no precache service');
+    tick(3600);
+    const turns: string[] = [];
+    const other = setInterval(() => turns.push('event loop'), 0);
+    const first = precache.sweep().then((n) => {
+      turns.push('sweep done');
+      return n;
+    });
+    t.equal(await precache.sweep(), 0, 'a sweep while one runs does nothing');
+    t.equal(await first, 3);
+    clearInterval(other);
+    t.ok(turns.indexOf('event loop') !== -1 && turns.indexOf('event loop') < turns.indexOf('sweep done'), 'timers ran while the sweep went on');
+    for (const mac of macs) t.equal((await machine(mac)).state, 'failed', mac);
+  },
+);
+
 t.test('a boot loop: more precache boots than precache.maxBoots without a result', async (t) => {
   const { ta, register, boot, machine, events } = await setup(t);
   writeBundle(ta, '00112233445566dd', { 'a.tgz': 'a' });
