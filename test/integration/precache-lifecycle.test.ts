@@ -346,7 +346,7 @@ t.test(
     t.equal(await precache.sweep(), 0, 'a sweep while one runs does nothing');
     t.equal(await first, 3);
     clearInterval(other);
-    t.ok(turns.indexOf('event loop') !== -1 && turns.indexOf('event loop') < turns.indexOf('sweep done'), 'timers ran while the sweep went on');
+    t.ok(turns.includes('event loop') && turns.indexOf('event loop') < turns.indexOf('sweep done'), 'timers ran while the sweep went on');
     for (const mac of macs) t.equal((await machine(mac)).state, 'failed', mac);
   },
 );
