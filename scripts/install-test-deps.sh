@@ -26,6 +26,7 @@ fi
 # check the shipped unit (no systemd running needed); util-linux's setpriv drops capabilities.
 # iptables: a DHCP system test makes the server's sends fail (EPERM) in its own namespace.
 # redfishtool and python3-sushy (the library Ironic uses): the real Redfish clients that prove the BMC emulator.
+# kea-admin: Kea's perfdhcp, the load of the DHCP stop-under-load test (and bench/dhcp-perfdhcp.sh).
 # chromium: the real browser of the dashboard tests (driven by playwright-core with executablePath; no browser
 # download), with fonts-dejavu-core so its screenshots have a font.
 packages=(
@@ -34,7 +35,7 @@ packages=(
   qemu-system-x86 ipxe-qemu ovmf linux-image-amd64 busybox-static cpio kmod radvd
   docker-registry skopeo apache2-utils openssl gdisk xfsprogs jq util-linux systemd iptables
   redfishtool python3-sushy
-  chromium fonts-dejavu-core
+  kea-admin chromium fonts-dejavu-core
 )
 
 export DEBIAN_FRONTEND=noninteractive
