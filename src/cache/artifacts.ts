@@ -169,6 +169,11 @@ export class ArtifactCache {
     return { entries, downloads, bytes };
   }
 
+  /** The entry of a source key, if the cache holds it. */
+  entry(key: string): Promise<CacheEntry | undefined> {
+    return this.index.get(key);
+  }
+
   /** Evicts one entry by hand (lru-index.ts `remove`): never a pinned one, nor one downloading. */
   remove(key: string): Promise<Removal> {
     return this.index.remove(key, (k) => this.inflight.has(k));

@@ -3,7 +3,7 @@
  * HttpOnly, SameSite=Strict, expiring); every page needs one, every change needs an admin's.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
-import type { UiRole, UiSession, UiSessions } from './sessions.js';
+import type { UiSession, UiSessions } from './sessions.js';
 
 export const SESSION_COOKIE = 'edgeboot_ui';
 
@@ -61,22 +61,22 @@ export function requireSession(sessions: UiSessions) {
   };
 }
 
-export class ForbiddenForRole extends Error {
+/** A viewer's attempt to change something: the dashboard's error handler answers its 403. */
+class ReadOnlyLogin extends Error {
   readonly statusCode = 403;
-  constructor(readonly role: UiRole) {
+  constructor() {
     super('this login is read-only (a viewer token): it can look but not act');
-    this.name = 'ForbiddenForRole';
+    this.name = 'ReadOnlyLogin';
   }
-}
-
-/** Throws unless the request's session is an admin's: the check of every POST that changes something. */
-export function mustBeAdmin(req: FastifyRequest): void {
-  const role = req.uiSession?.role;
-  if (role !== 'admin') throw new ForbiddenForRole(role ?? 'viewer');
 }
 
 export function isAdminSession(req: FastifyRequest): boolean {
   return req.uiSession?.role === 'admin';
+}
+
+/** Throws unless the request's session is an admin's: the check of every POST that changes something. */
+export function mustBeAdmin(req: FastifyRequest): void {
+  if (!isAdminSession(req)) throw new ReadOnlyLogin();
 }
 
 /** The CSRF check of a form POST (@fastify/csrf-protection: the `_csrf` field against the secret cookie); a preHandler, as the field is in the body. */

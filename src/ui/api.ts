@@ -1,3 +1,5 @@
+import type { FastifyInstance } from 'fastify';
+
 /**
  * The dashboard acts and reads through the JSON API itself, in process (Fastify's inject), as
  * an admin: the same routes, validation, hooks, redaction and events as any API client gets,
@@ -54,10 +56,7 @@ export function refusalOf(answer: ApiAnswer): ApiRefusal {
 export const isOk = (a: ApiAnswer): boolean => a.status >= 200 && a.status < 300;
 
 /** The API of `app`, called in process with an admin token: what the dashboard's pages read and do. */
-export function injectedApi(
-  app: { inject: (o: { method: ApiMethod; url: string; payload?: string; headers: Record<string, string> }) => Promise<InjectAnswer> },
-  adminToken: string,
-): ApiCall {
+export function injectedApi(app: FastifyInstance, adminToken: string): ApiCall {
   return async (method, url, body) => {
     const headers: Record<string, string> = { authorization: `Bearer ${adminToken}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -65,11 +64,4 @@ export function injectedApi(
     const type = String(r.headers['content-type'] ?? '');
     return { status: r.statusCode, body: type.startsWith('application/json') ? r.json() : r.body };
   };
-}
-
-interface InjectAnswer {
-  statusCode: number;
-  headers: Record<string, string | string[] | number | undefined>;
-  body: string;
-  json: () => unknown;
 }

@@ -28,7 +28,7 @@ interface Batch {
   machines: Record<string, { state?: string; deleted?: boolean; lastEventId?: number; types: string[] }>;
 }
 
-export function eventStreamRoute(app: FastifyInstance, o: EventStreamOptions): { open: () => number } {
+export function eventStreamRoute(app: FastifyInstance, o: EventStreamOptions): void {
   let open = 0;
   const ends = new Set<() => void>();
   // A stream never goes idle, so closing the server would wait for it: end them all first.
@@ -88,5 +88,4 @@ export function eventStreamRoute(app: FastifyInstance, o: EventStreamOptions): {
     ends.add(end);
     req.raw.once('close', close);
   });
-  return { open: () => open };
 }

@@ -1,5 +1,5 @@
 /** The machines table: its query as the page's URL carries it, read into a store search, and back into links. */
-import { MACHINE_STATES, isMachineState, type MachineState } from '../machines/state.js';
+import { isMachineState, type MachineState } from '../machines/state.js';
 import { MACHINE_SORTS, type MachineSearch, type MachineSort } from '../store/store.js';
 
 export const PAGE_SIZES = [25, 50, 100, 200] as const;
@@ -58,7 +58,7 @@ export function searchOf(t: TableQuery): MachineSearch {
 }
 
 /** The table's URL with some parameters changed; defaults are left out so links stay short. */
-export function tableHref(t: TableQuery, change: Partial<TableQuery> = {}, path = '/ui/machines'): string {
+export function tableHref(t: TableQuery, change: Partial<TableQuery> & { fragment?: string } = {}): string {
   const v = { ...t, ...change };
   const p = new URLSearchParams();
   if (v.q) p.set('q', v.q);
@@ -71,13 +71,12 @@ export function tableHref(t: TableQuery, change: Partial<TableQuery> = {}, path 
   if (v.size !== 50) p.set('size', String(v.size));
   if (v.group) p.set('group', '1');
   if (v.macs) p.set('macs', '1');
+  if (v.fragment !== undefined) p.set('fragment', v.fragment);
   const qs = p.toString();
-  return qs ? `${path}?${qs}` : path;
+  return qs ? `/ui/machines?${qs}` : '/ui/machines';
 }
 
 /** A column header's link: sorts by it, or flips the order when it already sorts. */
 export function sortHref(t: TableQuery, sort: MachineSort): string {
   return tableHref(t, { sort, dir: t.sort === sort && t.dir === 'asc' ? 'desc' : 'asc', page: 1 });
 }
-
-export const STATES = MACHINE_STATES;

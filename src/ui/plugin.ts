@@ -12,7 +12,7 @@ import { Eta } from 'eta';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { TimelineFeed } from '../machines/timeline-feed.js';
 import { redactSecrets } from '../secrets/redact.js';
-import { ForbiddenForRole, loginRoutes, requireSession } from './access.js';
+import { loginRoutes, requireSession } from './access.js';
 import { AlertWatch } from './alerts.js';
 import { assetRoutes, WEB_DIR } from './assets.js';
 import { eventStreamRoute } from './events-stream.js';
@@ -69,7 +69,7 @@ export const uiPlugin: FastifyPluginAsync<UiOptions> = async (app: FastifyInstan
   });
 
   app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
-    const status = err instanceof ForbiddenForRole ? 403 : (err.statusCode ?? 500);
+    const status = err.statusCode ?? 500;
     if (status >= 500) req.log.error({ err, url: redactSecrets(req.url) }, 'dashboard page failed');
     const message =
       status === 429

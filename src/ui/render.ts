@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { refusalOf, type ApiAnswer } from './api.js';
 import { formatters } from './format.js';
 
 /** Renders a dashboard template with what every page needs: who is logged in, a CSRF token for its forms, the formatters. */
@@ -16,4 +17,10 @@ export async function page(
 export function fragmentOf(req: FastifyRequest): string | undefined {
   const f = (req.query as { fragment?: unknown }).fragment;
   return typeof f === 'string' ? f : undefined;
+}
+
+/** The page of an API refusal: its message, its status (a server error of the API is a 502 here), a way back. */
+export async function refusedPage(req: FastifyRequest, reply: FastifyReply, answer: ApiAnswer, back: string): Promise<FastifyReply> {
+  const status = answer.status >= 500 ? 502 : answer.status;
+  return page(req, reply.code(status), 'error', { title: 'Refused', status, message: refusalOf(answer).message, back });
 }

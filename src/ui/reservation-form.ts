@@ -9,8 +9,6 @@ import { redactSecrets } from '../secrets/redact.js';
 /** Field names are the API's paths (`bmc.address`), so the API's errors land on them. */
 export type ReservationForm = Record<string, string>;
 
-export const EMPTY_FORM: ReservationForm = {};
-
 export function formOf(m: Machine): ReservationForm {
   const f: ReservationForm = { mac: m.mac };
   if (m.hostname !== undefined) f.hostname = m.hostname;

@@ -1,13 +1,14 @@
 /** The machines table, a machine's page, the registration form and the actions on machines. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseMac, type Mac } from '../machines/mac.js';
+import { MACHINE_STATES } from '../machines/state.js';
 import type { Store } from '../store/store.js';
 import type { ProfileSet } from '../profiles/profile.js';
-import { isOk, refusalOf, type ApiCall } from './api.js';
+import { isOk, refusalOf, type ApiAnswer, type ApiCall } from './api.js';
 import { csrfCheck, isAdminSession, mustBeAdmin } from './access.js';
 import { macPath } from './format.js';
-import { searchOf, sortHref, STATES, tableHref, tableQuery, PAGE_SIZES } from './machine-list.js';
-import { fragmentOf, page } from './render.js';
+import { searchOf, sortHref, tableHref, tableQuery, PAGE_SIZES } from './machine-list.js';
+import { fragmentOf, page, refusedPage } from './render.js';
 import { bodyOf, formOf, postedForm, type ReservationForm } from './reservation-form.js';
 import { failureReasons, timelineSteps } from './timeline.js';
 
@@ -20,18 +21,25 @@ export interface MachineRoutesDeps {
 /** Steps a machine's page lists at most (the newest). */
 const TIMELINE_SHOWN = 500;
 
-/** What the bulk form and a machine's page may do, and the API call each is. */
-const ACTIONS: Record<string, { label: string; call: (mac: string) => [ApiMethodAndUrl, unknown?] }> = {
-  reset: { label: 'Reset (full redo)', call: (m) => [['POST', `/api/v1/machines/${m}/reset`], { to: 'registered', force: true }] },
-  'reset-keep': { label: 'Reset, keep precache', call: (m) => [['POST', `/api/v1/machines/${m}/reset`], { to: 'precached', force: true }] },
-  provision: { label: 'Provision', call: (m) => [['POST', `/api/v1/machines/${m}/provision`], {}] },
-  'power-on': { label: 'Power on', call: (m) => [['POST', `/api/v1/machines/${m}/power`], { action: 'on' }] },
-  'power-off': { label: 'Power off', call: (m) => [['POST', `/api/v1/machines/${m}/power`], { action: 'off' }] },
-  'power-restart': { label: 'Restart', call: (m) => [['POST', `/api/v1/machines/${m}/power`], { action: 'restart' }] },
-  'pxe-once': { label: 'Network boot once', call: (m) => [['POST', `/api/v1/machines/${m}/power`], { action: 'pxe-once' }] },
-  delete: { label: 'Delete', call: (m) => [['DELETE', `/api/v1/machines/${m}`]] },
+/** What the bulk form and a machine's page may do: each is one call of the API. */
+interface Action {
+  label: string;
+  method: 'POST' | 'DELETE';
+  /** Under /api/v1/machines/{mac}. */
+  path: string;
+  body?: Record<string, unknown>;
+}
+
+const ACTIONS: Record<string, Action> = {
+  reset: { label: 'Reset (full redo)', method: 'POST', path: '/reset', body: { to: 'registered', force: true } },
+  'reset-keep': { label: 'Reset, keep precache', method: 'POST', path: '/reset', body: { to: 'precached', force: true } },
+  provision: { label: 'Provision', method: 'POST', path: '/provision', body: {} },
+  'power-on': { label: 'Power on', method: 'POST', path: '/power', body: { action: 'on' } },
+  'power-off': { label: 'Power off', method: 'POST', path: '/power', body: { action: 'off' } },
+  'power-restart': { label: 'Restart', method: 'POST', path: '/power', body: { action: 'restart' } },
+  'pxe-once': { label: 'Network boot once', method: 'POST', path: '/power', body: { action: 'pxe-once' } },
+  delete: { label: 'Delete', method: 'DELETE', path: '' },
 };
-type ApiMethodAndUrl = ['POST' | 'DELETE', string];
 const BULK_ACTIONS = ['reset', 'provision', 'delete'];
 
 function macParam(req: FastifyRequest): Mac | undefined {
@@ -43,13 +51,13 @@ async function notFound(req: FastifyRequest, reply: FastifyReply, what: string):
 }
 
 export function machineRoutes(app: FastifyInstance, d: MachineRoutesDeps): void {
-  const act = async (action: string, mac: Mac): Promise<string | undefined> => {
-    const a = ACTIONS[action];
-    if (!a) return `unknown action ${action}`;
-    const [[method, url], body] = a.call(macPath(mac));
-    const answer = await d.api(method, url, body);
-    return isOk(answer) ? undefined : refusalOf(answer).message;
-  };
+  /** The API's answer to an action on one machine (the action is one of ACTIONS). */
+  const act = (a: Action, mac: Mac): Promise<ApiAnswer> => d.api(a.method, `/api/v1/machines/${macPath(mac)}${a.path}`, a.body);
+  const profileNames = (): string[] =>
+    d
+      .profiles()
+      .list()
+      .map((p) => p.name);
 
   app.get('/ui/machines', async (req, reply) => {
     const t = tableQuery(req.query as Record<string, unknown>);
@@ -63,15 +71,12 @@ export function machineRoutes(app: FastifyInstance, d: MachineRoutesDeps): void 
       result,
       reasons,
       pages,
-      states: STATES,
+      states: MACHINE_STATES,
       sizes: PAGE_SIZES,
-      profiles: d
-        .profiles()
-        .list()
-        .map((p) => p.name),
+      profiles: profileNames(),
       href: (change: Parameters<typeof tableHref>[1]) => tableHref(t, change),
       sortHref: (s: Parameters<typeof sortHref>[1]) => sortHref(t, s),
-      liveHref: tableHref(t, {}, '/ui/machines') + (tableHref(t).includes('?') ? '&' : '?') + 'fragment=rows',
+      liveHref: tableHref(t, { fragment: 'rows' }),
     };
     return page(req, reply, fragmentOf(req) === 'rows' ? 'partials/machine-table' : 'machines', data);
   });
@@ -85,12 +90,14 @@ export function machineRoutes(app: FastifyInstance, d: MachineRoutesDeps): void 
     if (!BULK_ACTIONS.includes(action) || macs.length === 0) {
       return page(req, reply.code(400), 'error', { title: 'Nothing to do', status: 400, message: 'Select machines and one of reset, provision or delete.' });
     }
-    const label = ACTIONS[action]?.label ?? action;
+    const a = ACTIONS[action];
+    if (!a) throw new Error(`no action ${action}, yet a bulk one`);
+    const label = a.label;
     if (body.confirm !== 'yes') return page(req, reply, 'confirm', { title: `${label}: confirm`, nav: 'machines', action, label, macs, back });
     const failures: { mac: string; problem: string }[] = [];
     for (const mac of macs) {
-      const problem = await act(action, mac);
-      if (problem !== undefined) failures.push({ mac, problem });
+      const answer = await act(a, mac);
+      if (!isOk(answer)) failures.push({ mac, problem: refusalOf(answer).message });
     }
     return page(req, reply, 'done', { title: `${label}: done`, nav: 'machines', label, count: macs.length, failures, back });
   });
@@ -103,10 +110,7 @@ export function machineRoutes(app: FastifyInstance, d: MachineRoutesDeps): void 
     page(req, reply, 'register', {
       title: view.isNew ? 'Register a machine' : `Edit ${view.form.mac ?? ''}`,
       nav: 'machines',
-      profiles: d
-        .profiles()
-        .list()
-        .map((p) => p.name),
+      profiles: profileNames(),
       ...view,
     });
 
@@ -159,7 +163,7 @@ export function machineRoutes(app: FastifyInstance, d: MachineRoutesDeps): void 
     const events = await d.store.listEvents(m.mac, { newest: true, limit: TIMELINE_SHOWN + 1 });
     const steps = timelineSteps(events.slice(-TIMELINE_SHOWN));
     const reason = (await failureReasons(d.store, [m])).get(m.mac);
-    const data = { title: m.hostname ?? m.mac, nav: 'machines', m, steps, reason, earlier: events.length > TIMELINE_SHOWN, actions: ACTIONS };
+    const data = { title: m.hostname ?? m.mac, nav: 'machines', m, steps, reason, earlier: events.length > TIMELINE_SHOWN };
     if (fragmentOf(req) === 'live') return page(req, reply, 'partials/machine-updates', data);
     // The script /ipxe would serve now, as the API previews it: secrets cut, nothing moved.
     const script = await d.api('GET', `/api/v1/machines/${macPath(m.mac)}/script`);
@@ -169,10 +173,7 @@ export function machineRoutes(app: FastifyInstance, d: MachineRoutesDeps): void 
       script: isOk(script) ? String(script.body) : undefined,
       form: edit,
       fields: {},
-      profiles: d
-        .profiles()
-        .list()
-        .map((p) => p.name),
+      profiles: profileNames(),
     });
   });
 
@@ -188,10 +189,10 @@ export function machineRoutes(app: FastifyInstance, d: MachineRoutesDeps): void 
     mustBeAdmin(req);
     const mac = macParam(req);
     const action = (req.body as { action?: unknown } | undefined)?.action;
-    if (!mac || typeof action !== 'string' || !ACTIONS[action]) return notFound(req, reply, 'no such machine or action');
-    const problem = await act(action, mac);
-    if (problem !== undefined)
-      return page(req, reply.code(409), 'error', { title: 'Refused', status: 409, message: problem, back: `/ui/machines/${macPath(mac)}` });
-    return reply.redirect(action === 'delete' ? '/ui/machines' : `/ui/machines/${macPath(mac)}`, 303);
+    const a = typeof action === 'string' && Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
+    if (!mac || !a) return notFound(req, reply, 'no such machine or action');
+    const answer = await act(a, mac);
+    if (!isOk(answer)) return refusedPage(req, reply, answer, `/ui/machines/${macPath(mac)}`);
+    return reply.redirect(a.method === 'DELETE' ? '/ui/machines' : `/ui/machines/${macPath(mac)}`, 303);
   });
 }

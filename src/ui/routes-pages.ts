@@ -5,11 +5,11 @@ import type { BundleStatus } from '../precache/bundles.js';
 import type { PullJob } from '../registry/puller.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Lease, Store } from '../store/store.js';
-import { isOk, refusalOf, type ApiCall } from './api.js';
+import { isOk, type ApiCall } from './api.js';
 import { csrfCheck, mustBeAdmin } from './access.js';
 import { overviewData, type OverviewSources } from './overview.js';
 import { bootLines } from './profile-lines.js';
-import { fragmentOf, page } from './render.js';
+import { fragmentOf, page, refusedPage } from './render.js';
 
 export interface PageRoutesDeps extends OverviewSources {
   store: Store;
@@ -84,47 +84,34 @@ export function pageRoutes(app: FastifyInstance, d: PageRoutesDeps): void {
     return page(req, reply, fragmentOf(req) === 'live' ? 'partials/cache-live' : 'cache', view);
   });
 
-  app.post('/ui/cache/prefetch', { preHandler: csrfCheck(app) }, async (req, reply) => {
-    mustBeAdmin(req);
-    const url = (req.body as { url?: unknown } | undefined)?.url;
-    const answer = await d.api('POST', '/api/v1/cache/prefetch', { url: typeof url === 'string' ? url.trim() : '' });
-    if (!isOk(answer)) return page(req, reply.code(400), 'error', { title: 'Refused', status: 400, message: refusalOf(answer).message, back: '/ui/cache' });
-    return reply.redirect('/ui/cache', 303);
-  });
-
-  app.post('/ui/cache/pull', { preHandler: csrfCheck(app) }, async (req, reply) => {
-    mustBeAdmin(req);
-    const body = (req.body ?? {}) as { release?: unknown; images?: unknown };
-    const images = typeof body.images === 'string' ? body.images.split(/\s+/).filter(Boolean) : [];
-    const release = typeof body.release === 'string' && body.release.trim() ? body.release.trim() : undefined;
-    const answer = await d.api('POST', '/api/v1/images/jobs', { ...(release !== undefined && { release }), ...(images.length > 0 && { images }) });
-    if (!isOk(answer)) return page(req, reply.code(400), 'error', { title: 'Refused', status: 400, message: refusalOf(answer).message, back: '/ui/cache' });
-    return reply.redirect('/ui/cache', 303);
-  });
-
-  const cacheAction =
-    (url: '/api/v1/cache/pin' | '/api/v1/cache/evict', body: (f: Record<string, unknown>) => Record<string, unknown>) =>
-    async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+  /** A cache page form: one API call made of the posted fields, then back to the cache page (or its refusal). */
+  const cacheForm = (url: string, bodyOf: (fields: Record<string, unknown>) => Record<string, unknown>) => ({
+    preHandler: csrfCheck(app),
+    handler: async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       mustBeAdmin(req);
-      const answer = await d.api('POST', url, body((req.body ?? {}) as Record<string, unknown>));
-      if (!isOk(answer))
-        return page(req, reply.code(answer.status === 404 ? 404 : 409), 'error', {
-          title: 'Refused',
-          status: 409,
-          message: refusalOf(answer).message,
-          back: '/ui/cache',
-        });
-      return reply.redirect('/ui/cache', 303);
-    };
+      const answer = await d.api('POST', url, bodyOf((req.body ?? {}) as Record<string, unknown>));
+      return isOk(answer) ? reply.redirect('/ui/cache', 303) : refusedPage(req, reply, answer, '/ui/cache');
+    },
+  });
+  const text = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
+  app.post(
+    '/ui/cache/prefetch',
+    cacheForm('/api/v1/cache/prefetch', (f) => ({ url: text(f.url) })),
+  );
+  app.post(
+    '/ui/cache/pull',
+    cacheForm('/api/v1/images/jobs', (f) => {
+      const images = text(f.images).split(/\s+/).filter(Boolean);
+      return { ...(text(f.release) && { release: text(f.release) }), ...(images.length > 0 && { images }) };
+    }),
+  );
   app.post(
     '/ui/cache/pin',
-    { preHandler: csrfCheck(app) },
-    cacheAction('/api/v1/cache/pin', (f) => ({ key: f.key, pinned: f.pinned === 'true' })),
+    cacheForm('/api/v1/cache/pin', (f) => ({ key: f.key, pinned: f.pinned === 'true' })),
   );
   app.post(
     '/ui/cache/evict',
-    { preHandler: csrfCheck(app) },
-    cacheAction('/api/v1/cache/evict', (f) => ({ key: f.key })),
+    cacheForm('/api/v1/cache/evict', (f) => ({ key: f.key })),
   );
 
   app.get('/ui/profiles', async (req, reply) => {

@@ -56,7 +56,7 @@ export function timelineSteps(events: readonly MachineEvent[]): TimelineStep[] {
       failed: /fail|error|unreachable|timeout/.test(e.type) || e.to === 'failed',
       ...(e.from !== undefined && e.to !== undefined && { move: `${e.from} → ${e.to}` }),
       ...(e.message !== undefined && { message: safe(e.message) }),
-      ...(e.data !== undefined && Object.keys(e.data).length > 0 && { data: redactJsonText(safe(JSON.stringify(e.data, null, 1))) }),
+      ...(e.data !== undefined && Object.keys(e.data).length > 0 && { data: redactJsonText(JSON.stringify(e.data, null, 1)) }),
     };
     const summary = summaryOf(e);
     if (summary !== undefined) step.summary = safe(summary);

@@ -120,7 +120,7 @@ export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: ArtifactCache; pins
     },
     async (req) => {
       const { key, pinned } = req.body;
-      if (pinned && !(await cache.list()).entries.some((e) => e.key === key)) throw new ApiError('not_found', 'no cache entry has that key', 404);
+      if (pinned && !(await cache.entry(key))) throw new ApiError('not_found', 'no cache entry has that key', 404);
       await pins.set(key, pinned);
       req.log.info({ key, pinned }, pinned ? 'cache entry pinned' : 'cache entry unpinned');
       return { key, pinnedByAdmin: pinned };

@@ -26,6 +26,7 @@ t.test('links keep the query and leave defaults out; a sorted column flips', asy
   t.equal(tableHref(q), '/ui/machines?q=a+b%26c&sort=ip');
   t.equal(tableHref(q, { page: 2 }), '/ui/machines?q=a+b%26c&sort=ip&page=2');
   t.equal(tableHref(tableQuery({})), '/ui/machines');
+  t.equal(tableHref(q, { fragment: 'rows' }), '/ui/machines?q=a+b%26c&sort=ip&fragment=rows', 'the htmx fragment of the same view');
   t.equal(sortHref(q, 'ip'), '/ui/machines?q=a+b%26c&sort=ip&dir=desc');
   t.equal(sortHref(q, 'state'), '/ui/machines?q=a+b%26c&sort=state');
 });
